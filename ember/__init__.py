@@ -1,0 +1,11 @@
+"""ember: a deep-learning framework written from the backpropagation equations up, on NumPy,
+with PyTorch's public API."""
+__version__ = "0.1.0"
+
+from . import autograd
+from .autograd import enable_grad, is_grad_enabled, no_grad
+from .random import manual_seed
+from .tensor import (Tensor, arange, bool_, float32, float64, from_numpy, int64, ones, rand, randn,
+                     tensor, zeros)
+from . import nn, optim  # noqa: E402  (nn needs Tensor)
+from .nn.functional import cat, stack

@@ -1,0 +1,221 @@
+"""Reverse-mode automatic differentiation: the ``Function`` recipe and the backward engine.
+
+Every differentiable op is a ``Function`` subclass with two static methods on raw ndarrays:
+
+    forward(ctx, *arrays, **options) -> ndarray          computes y = f(x1, ..., xk)
+    backward(ctx, grad_out) -> tuple of ndarray | None   computes the VJPs  grad_out · ∂y/∂xi
+
+``Function.apply`` wraps the result in a ``Tensor`` and, when a gradient is needed, records a
+graph node (the ``Context``) that links the output to its parents. ``backward`` (the engine,
+deck 000 "reverse-mode autodiff", deck 002 "why backprop goes output -> input") sorts the graph
+topologically with an explicit stack (no recursion: a 10,000-op chain works), runs each node's
+VJP once in reverse order, and *adds* the gradients of a tensor used more than once (the
+multivariate chain rule: a fan-out in the forward pass is a sum in the backward pass).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """Return True unless inside ``no_grad()``."""
+    return getattr(_state, "grad_enabled", True)
+
+
+class _GradMode:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        _state.grad_enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self.prev
+        return False
+
+    def __call__(self, fn):  # also usable as a decorator, as torch.no_grad is
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Context manager (or decorator) that records no graph: ops inside return tensors with
+    ``requires_grad=False`` and save nothing for backward (evaluation, optimizer steps)."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(_GradMode):
+    """Context manager (or decorator) that re-enables graph recording inside ``no_grad``."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting is summation.
+
+    Broadcasting copies x along new leading axes and along axes where x has size 1, so each
+    copy's gradient flows back into the same element: sum the extra leading axes, then every
+    axis where the target has size 1 (keeping it). ``(N, C) -> (C,)``, ``(N, C) -> (N, 1)``,
+    ``(A, B, C) -> ()`` are all covered.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+class Context:
+    """One node of the graph: the op, its parent tensors and what forward saved for backward.
+
+    Attributes:
+        fn: the ``Function`` subclass that produced the output.
+        parents: the input Tensors (``None`` for non-tensor inputs).
+        needs_input_grad: per input, whether backward must produce its gradient.
+        saved_tensors: the arrays given to ``save_for_backward`` (freed after backward).
+    """
+    __slots__ = ("fn", "parents", "needs_input_grad", "saved_tensors", "__dict__")
+
+    def __init__(self, fn, parents, needs_input_grad):
+        self.fn, self.parents, self.needs_input_grad = fn, parents, needs_input_grad
+        self.saved_tensors = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved_tensors = arrays
+
+
+class Function:
+    """Base class of every op: subclass it and write ``forward`` and ``backward`` side by side.
+
+    Inputs that are Tensors arrive in ``forward`` as ndarrays; anything else (ints, tuples,
+    ndarrays of class labels) is passed through unchanged. ``backward`` returns one gradient
+    per positional input (``None`` where no gradient is needed), already unbroadcast to the
+    input's shape.
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad_out):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from .tensor import Tensor
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = any(needs) and is_grad_enabled()
+        ctx = Context(cls, args if record else None, needs)
+        out = Tensor(cls.forward(ctx, *arrays, **kwargs))
+        if record:
+            out.requires_grad = True
+            out._ctx = ctx
+        if _anomaly_hook is not None:
+            _anomaly_hook.check_forward(cls, args, out)
+        return out
+
+
+# Set by ember.autograd.anomaly (detect_anomaly); None keeps the hot path to one comparison.
+_anomaly_hook = None
+
+
+def _topological_order(root):
+    """Return the graph's non-leaf tensors, outputs before inputs (iterative DFS post-order)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        t, processed = stack.pop()
+        if processed:
+            order.append(t)
+            continue
+        if id(t) in visited or t._ctx is None:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        for p in t._ctx.parents:
+            if p is not None and getattr(p, "_ctx", None) is not None and id(p) not in visited:
+                stack.append((p, False))
+    order.reverse()
+    return order
+
+
+def backward(root, gradient=None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires a gradient.
+
+    Args:
+        root: the Tensor to differentiate (usually a scalar loss).
+        gradient: the upstream gradient, same shape as root; defaults to 1 for a scalar.
+        retain_graph: keep saved arrays so backward can run through this graph again.
+    Raises:
+        RuntimeError: root does not require grad, is not a scalar and no gradient was given,
+            or the graph was already freed by an earlier backward.
+    """
+    from .tensor import Tensor
+    if not root.requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs, "
+                               f"got a tensor of shape {root.shape}; pass backward(gradient=...)")
+        grad = np.ones_like(root.data)
+    else:
+        grad = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=root.dtype)
+        if grad.shape != root.shape:
+            raise RuntimeError(f"backward: gradient has shape {grad.shape} but the tensor has shape {root.shape}")
+    if root._ctx is None:  # a leaf: d(root)/d(root) = gradient
+        _accumulate(root, grad)
+        return
+    grads = {id(root): grad}
+    for t in _topological_order(root):
+        ctx = t._ctx
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if ctx.saved_tensors is None:
+            raise RuntimeError("Trying to backward through the graph a second time; "
+                               "pass retain_graph=True to the first backward() call")
+        in_grads = ctx.fn.backward(ctx, g)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        if _anomaly_hook is not None:
+            _anomaly_hook.check_backward(ctx, in_grads)
+        for p, need, pg in zip(ctx.parents, ctx.needs_input_grad, in_grads):
+            if not need or pg is None:
+                continue
+            if p._ctx is None:
+                _accumulate(p, pg)
+            elif id(p) in grads:
+                grads[id(p)] = grads[id(p)] + pg
+            else:
+                grads[id(p)] = pg
+        if not retain_graph:  # free the graph: saved arrays and the links to the inputs
+            ctx.saved_tensors, ctx.parents = None, ()
+            ctx.__dict__.clear()
+
+
+def _accumulate(leaf, g: np.ndarray) -> None:
+    from .tensor import Tensor
+    if g.dtype != leaf.data.dtype:
+        g = g.astype(leaf.data.dtype)
+    if leaf.grad is None:
+        # copy: g may alias an array another node still reads, and .grad is mutated in place
+        leaf.grad = Tensor(np.array(g, copy=True))
+    else:
+        leaf.grad.data += g

@@ -1,0 +1,91 @@
+"""The ``ember`` command: ``ember train``, ``ember evaluate`` (``ember --help`` lists all).
+
+Each subcommand is a pair of functions ``add_<name>(subparsers)`` / ``run_<name>(args)``;
+errors a user can fix are printed as one line on stderr with exit status 1, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+
+def add_train(sub):
+    from .train import TrainConfig
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model (default: LeNet-5 on Fashion-MNIST)",
+                       description="Train a model with minibatch SGD (momentum, Nesterov, weight decay, "
+                                   "cosine learning-rate decay); writes model.safetensors, "
+                                   "config.json and metrics.json to --out after every epoch.")
+    p.add_argument("--model", default=d.model, help="model name (default: %(default)s)")
+    p.add_argument("--dataset", default=d.dataset, help="fashion-mnist or mnist (default: %(default)s)")
+    p.add_argument("--data-dir", default=None, help="folder with the IDX files (default: $EMBER_DATA, "
+                   "/usr/share/datasets/<name>, ~/.cache/ember/<name>)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="default: %(default)s")
+    p.add_argument("--no-nesterov", dest="nesterov", action="store_false", help="plain momentum")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help="L2 penalty on weights, not biases (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
+    p.add_argument("--out", default=d.out, help="run folder (default: %(default)s)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def run_train(args):
+    from .train import TrainConfig, train
+    cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                      nesterov=args.nesterov, weight_decay=args.weight_decay, seed=args.seed,
+                      out=args.out, progress=args.progress)
+    train(cfg)
+
+
+def add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="reload a checkpoint and print its test accuracy")
+    p.add_argument("--checkpoint", required=True, help="run folder written by ember train")
+    p.add_argument("--data-dir", default=None)
+
+
+def run_evaluate(args):
+    from .train import evaluate, load_checkpoint, load_data
+    model, cfg = load_checkpoint(args.checkpoint)
+    x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False)
+    loss, acc = evaluate(model, x, y)
+    print(f"{cfg.model} on {cfg.dataset} test set: loss {loss:.4f}, accuracy {acc:.4f} ({len(y)} images)")
+
+
+COMMANDS = ["train", "evaluate"]
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``ember`` console script; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="ember", description="ember: deep learning from the "
+                                     "backpropagation equations up, on NumPy.")
+    parser.add_argument("--version", action="version", version=f"ember {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    mod = sys.modules[__name__]
+    for name in COMMANDS:
+        getattr(mod, f"add_{name.replace('-', '_')}")(sub)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from .data import DatasetNotFoundError
+    from .io import CheckpointError
+    from .train import TrainingError
+    try:
+        getattr(mod, f"run_{args.command.replace('-', '_')}")(args)
+    except (DatasetNotFoundError, CheckpointError, TrainingError, ValueError, FileNotFoundError) as e:
+        print(f"ember {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ember {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

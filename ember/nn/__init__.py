@@ -1,0 +1,7 @@
+"""``ember.nn``: modules, layers, losses, ``functional`` and ``init``, with PyTorch's names."""
+from . import functional, init
+from .functional import ShapeError
+from .layers import (AvgPool2d, Conv2d, Flatten, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU,
+                     Sigmoid, Softmax, Tanh)
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from .module import Module, ModuleError, Parameter, Sequential

@@ -1,0 +1,233 @@
+"""``ember.nn.functional`` (import as F): PyTorch's functional API over ember's ops.
+
+Each function validates its arguments, normalises ints to (h, w) pairs and calls one op's
+``apply``; the gradients live in ``ember.ops``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import conv as _conv, elementwise as _ew, loss as _loss, matmul as _mm, movement as _mv
+from ..tensor import Tensor
+
+
+class ShapeError(ValueError):
+    """An input whose shape does not fit the layer or function; modules prefix their path."""
+
+
+def _pair(v, name):
+    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return tuple(int(i) for i in pair)
+
+
+def _check_4d(x, what):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ShapeError(f"{what}: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+
+
+def _check_float(x, what):
+    if x.dtype.kind != "f":
+        raise TypeError(f"{what}: expected a floating-point input, got dtype {x.dtype}; "
+                        "convert it with .float()")
+
+
+# ---- activations --------------------------------------------------------------------------
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0) elementwise; any shape."""
+    return _ew.ReLU.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x if x > 0 else negative_slope * x (deck 000's "ReLU leakiness"); any shape."""
+    return _ew.LeakyReLU.apply(x, negative_slope=negative_slope)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """σ(x) = 1 / (1 + e^−x), computed without overflow; any shape."""
+    return _ew.Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """tanh(x) elementwise; any shape."""
+    return _ew.Tanh.apply(x)
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    """exp(x) / Σ_dim exp(x), max-subtracted for stability; same shape as x."""
+    return _loss.Softmax.apply(x, dim=dim)
+
+
+def log_softmax(x: Tensor, dim: int) -> Tensor:
+    """log softmax(x) along dim, as x − max − log Σ exp(x − max); same shape as x."""
+    return _loss.LogSoftmax.apply(x, dim=dim)
+
+
+# ---- layers -------------------------------------------------------------------------------
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x Wᵀ + b.
+
+    Shape: x (*, in_features), weight (out_features, in_features), bias (out_features,)
+        -> (*, out_features).
+    Raises: ShapeError if x's last dimension is not in_features.
+    """
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ShapeError(f"linear: expected input with {weight.shape[1]} features (last dimension), "
+                         f"got input of shape {tuple(x.shape)}")
+    return _mm.Linear.apply(x, weight, bias)
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation of a batch of images with C_out filters (deck 001/002).
+
+    Shape:
+        x: (N, C_in, H, W), weight: (C_out, C_in/groups, KH, KW), bias: (C_out,)
+        -> (N, C_out, OH, OW),  OH = ⌊(H + 2*PH − DH*(KH−1) − 1)/SH⌋ + 1 (same for W).
+    Args: stride, padding, dilation: int or (h, w); groups: int dividing C_in and C_out.
+    Raises: ShapeError for a wrong rank, channel count or an input smaller than the kernel.
+    """
+    _check_4d(x, "conv2d")
+    _check_float(x, "conv2d")
+    (SH, SW), (PH, PW), (DH, DW) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    C_out, Cg, KH, KW = weight.shape
+    if x.shape[1] != Cg * groups:
+        raise ShapeError(f"conv2d: expected input with {Cg * groups} channels, got {x.shape[1]} "
+                         f"channels (input shape {tuple(x.shape)})")
+    OH, OW = _conv.out_size(x.shape[2], KH, SH, PH, DH), _conv.out_size(x.shape[3], KW, SW, PW, DW)
+    if OH < 1 or OW < 1:
+        raise ShapeError(f"conv2d: input of size {x.shape[2]}x{x.shape[3]} (padded "
+                         f"{x.shape[2] + 2 * PH}x{x.shape[3] + 2 * PW}) is smaller than the kernel {KH}x{KW}")
+    return _conv.Conv2d.apply(x, weight, bias, stride=(SH, SW), padding=(PH, PW),
+                              dilation=(DH, DW), groups=groups)
+
+
+def _pool_args(x, kernel_size, stride, padding, what):
+    _check_4d(x, what)
+    K = _pair(kernel_size, "kernel_size")
+    S = K if stride is None or stride == [] else _pair(stride, "stride")
+    P = _pair(padding, "padding")
+    if P[0] > K[0] // 2 or P[1] > K[1] // 2:
+        raise ValueError(f"{what}: padding should be at most half of the kernel size, got padding={P}, kernel_size={K}")
+    OH, OW = _conv.out_size(x.shape[2], K[0], S[0], P[0]), _conv.out_size(x.shape[3], K[1], S[1], P[1])
+    if OH < 1 or OW < 1:
+        raise ShapeError(f"{what}: input of size {x.shape[2]}x{x.shape[3]} is smaller than the kernel {K[0]}x{K[1]}")
+    return K, S, P
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """Max over each KH×KW window (deck 001's 2×2 stride-2 example).
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW), OH = ⌊(H + 2*PH − KH)/SH⌋ + 1; stride defaults to
+    kernel_size. The gradient of each window goes to its first maximum (row-major), as torch.
+    """
+    K, S, P = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
+    return _conv.MaxPool2d.apply(x, kernel_size=K, stride=S, padding=P)
+
+
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """Mean over each KH×KW window (zero padding counted, as torch's default).
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW), OH = ⌊(H + 2*PH − KH)/SH⌋ + 1.
+    """
+    K, S, P = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
+    return _conv.AvgPool2d.apply(x, kernel_size=K, stride=S, padding=P)
+
+
+def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Constant padding; ``pad`` = (left, right, top, bottom, ...) from the last dim, as torch."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    return _mv.Pad.apply(x, pad=tuple(pad), value=value)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W) with start_dim=1."""
+    return x.flatten(start_dim, end_dim)
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Concatenate tensors along an existing dim."""
+    return _mv.Cat.apply(*tensors, dim=dim)
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Stack same-shape tensors along a new dim."""
+    return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
+
+
+# ---- losses -------------------------------------------------------------------------------
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _targets(target, n_classes, n, what):
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{what}: class targets must be integers, got dtype {t.dtype}")
+    if t.shape != (n,):
+        raise ShapeError(f"{what}: expected targets of shape ({n},), got {t.shape}")
+    if t.size and (t.min() < 0 or t.max() >= n_classes):
+        bad = t[(t < 0) | (t >= n_classes)][0]
+        raise IndexError(f"{what}: target {bad} is out of bounds for {n_classes} classes (valid: 0..{n_classes - 1})")
+    return t.astype(np.intp, copy=False)
+
+
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy from logits, fused and max-subtracted (stable for any logits).
+
+    Shape: input (N, C) float logits, target (N,) integer classes in [0, C) as a Tensor or
+    ndarray -> scalar (mean/sum) or (N,) (none).
+    Raises: IndexError naming a target outside [0, C); ShapeError for mismatched shapes.
+    """
+    _check_reduction(reduction)
+    if input.ndim != 2:
+        raise ShapeError(f"cross_entropy: expected logits of shape (N, C), got {tuple(input.shape)}")
+    t = _targets(target, input.shape[1], input.shape[0], "cross_entropy")
+    return _loss.CrossEntropy.apply(input, t, reduction=reduction)
+
+
+def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities: −mean_i input[i, t_i]; (N, C), (N,) -> scalar."""
+    _check_reduction(reduction)
+    if input.ndim != 2:
+        raise ShapeError(f"nll_loss: expected log-probabilities of shape (N, C), got {tuple(input.shape)}")
+    t = _targets(target, input.shape[1], input.shape[0], "nll_loss")
+    return _loss.NLLLoss.apply(input, t, reduction=reduction)
+
+
+def _same_shape(a, b, what):
+    b = b if isinstance(b, Tensor) else Tensor(np.asarray(b, dtype=a.dtype))
+    if a.shape != b.shape:
+        raise ShapeError(f"{what}: input shape {tuple(a.shape)} and target shape {tuple(b.shape)} differ")
+    return b
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error (1/n) Σ (input − target)²; shapes must match."""
+    _check_reduction(reduction)
+    return _loss.MSELoss.apply(input, _same_shape(input, target, "mse_loss"), reduction=reduction)
+
+
+def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """−mean[y log p + (1−y) log(1−p)] for probabilities p in [0, 1]; shapes must match."""
+    _check_reduction(reduction)
+    target = _same_shape(input, target, "binary_cross_entropy")
+    if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
+        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
+                         "(use binary_cross_entropy_with_logits for logits)")
+    return _loss.BCELoss.apply(input, target, reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """BCE(σ(z), y) computed from logits z without overflow; shapes must match."""
+    _check_reduction(reduction)
+    return _loss.BCEWithLogitsLoss.apply(input, _same_shape(input, target, "binary_cross_entropy_with_logits"),
+                                         reduction=reduction)

@@ -1,0 +1,198 @@
+"""Layers (``ember.nn``): each holds its Parameters and calls one function of ``F`` in forward.
+No layer defines a backward; the gradients live in ``ember.ops``."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _positive(name, value):
+    vals = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in vals):
+        raise ValueError(f"{name} must be a positive integer (or pair), got {value!r}")
+
+
+def _nonneg(name, value):
+    vals = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(v, (int, np.integer)) and v >= 0 for v in vals):
+        raise ValueError(f"{name} must be a non-negative integer (or pair), got {value!r}")
+
+
+class Linear(Module):
+    """Fully connected (affine) layer y = x Wᵀ + b (deck 000: a(l+1) = g(Θ(l) a(l))).
+
+    Args: in_features, out_features (positive ints), bias (default True).
+    Shape: (*, in_features) -> (*, out_features).
+    Parameters: weight (out_features, in_features), bias (out_features,), both
+        ~ U(−1/sqrt(in_features), 1/sqrt(in_features)) (PyTorch's default).
+    Example: Linear(400, 120)(x) with x (64, 400) -> (64, 120).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+        super().__init__()
+        _positive("in_features", in_features)
+        _positive("out_features", out_features)
+        self.in_features, self.out_features = in_features, out_features
+        dt = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.empty((out_features, in_features), dt))
+        self.bias = Parameter(np.empty(out_features, dt)) if bias else None
+        init.default_layer_init_(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation) layer with ``out_channels`` filters (deck 000/001/002).
+
+    Args: in_channels, out_channels, kernel_size (int or (KH, KW)), stride=1, padding=0,
+        dilation=1, groups=1, bias=True.
+    Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
+        OH = (H + 2*PH − DH*(KH−1) − 1) // SH + 1,  OW likewise.
+    Parameters: weight (C_out, C_in/groups, KH, KW), bias (C_out,),
+        ~ U(−1/sqrt(k), 1/sqrt(k)), k = C_in/groups·KH·KW (PyTorch's default).
+    Example: Conv2d(1, 6, 5, padding=2)(x) with x (8, 1, 28, 28) -> (8, 6, 28, 28).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, dtype=None):
+        super().__init__()
+        _positive("in_channels", in_channels)
+        _positive("out_channels", out_channels)
+        ks, st = F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride")
+        pd, dl = F._pair(padding, "padding"), F._pair(dilation, "dilation")
+        _positive("kernel_size", ks)
+        _positive("stride", st)
+        _nonneg("padding", pd)
+        _positive("dilation", dl)
+        _positive("groups", groups)
+        if in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding, self.dilation = ks, st, pd, dl
+        dt = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *ks), dt))
+        self.bias = Parameter(np.empty(out_channels, dt)) if bias else None
+        init.default_layer_init_(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        for name, default in (("padding", (0, 0)), ("dilation", (1, 1))):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        _positive("kernel_size", F._pair(kernel_size, "kernel_size"))
+        if stride is not None:
+            _positive("stride", F._pair(stride, "stride"))
+        _nonneg("padding", F._pair(padding, "padding"))
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling over KH×KW windows (deck 001: 2×2, stride 2).
+
+    Args: kernel_size, stride (default kernel_size), padding=0.
+    Shape: (N, C, H, W) -> (N, C, OH, OW), OH = (H + 2*PH − KH) // SH + 1.
+    Example: MaxPool2d(2)(x) with x (8, 6, 28, 28) -> (8, 6, 14, 14).
+    """
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling over KH×KW windows; same arguments and shapes as MaxPool2d."""
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class Flatten(Module):
+    """Flatten dims start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default (start_dim=1)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+
+class ReLU(Module):
+    """max(x, 0) elementwise; any shape."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """x if x > 0 else negative_slope·x (default 0.01); any shape."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    """σ(x) = 1/(1 + e^−x) elementwise; any shape."""
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    """tanh(x) elementwise; any shape."""
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Softmax(Module):
+    """softmax along ``dim``; same shape as the input."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+
+class LogSoftmax(Module):
+    """log softmax along ``dim``; same shape as the input."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)

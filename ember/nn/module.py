@@ -1,0 +1,268 @@
+"""``Module`` and ``Parameter``: the containers that hold a model's weights, as in PyTorch.
+
+Assigning a Parameter or a Module to an attribute registers it, so ``parameters()``,
+``named_parameters()`` and ``state_dict()`` find it under its dotted name (``features.0.weight``),
+the same keys PyTorch uses.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..tensor import Tensor
+from .functional import ShapeError
+
+
+class Parameter(Tensor):
+    """A Tensor that is a module's weight: ``requires_grad=True`` and found by ``parameters()``."""
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad: bool = True):
+        super().__init__(data.data if isinstance(data, Tensor) else np.asarray(data), requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class ModuleError(ShapeError):
+    """A bad input caught inside a module; the message is prefixed with the module's path,
+    e.g. ``features.3 (Conv2d): expected input with 6 channels, got 3``."""
+
+    def __init__(self, message, module):
+        super().__init__(message)
+        self.message, self.module, self.path = message, module, []
+
+    def __str__(self):
+        kind = type(self.module).__name__
+        where = f"{'.'.join(self.path)} ({kind})" if self.path else kind
+        return f"{where}: {self.message}"
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses set attributes in ``__init__`` (Parameters and sub-Modules are registered) and
+    define ``forward``; call the module, not ``forward``. ``training`` is True after ``train()``
+    and False after ``eval()``.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign attributes before Module.__init__() call")
+        for d in (self._parameters, self._modules, self._buffers):
+            d.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for store in ("_parameters", "_modules", "_buffers"):
+            if store in d and name in d[store]:
+                return d[store][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def register_buffer(self, name: str, value) -> None:
+        """Register a non-trainable tensor (e.g. running statistics) saved in ``state_dict``."""
+        self.__dict__.pop(name, None)
+        self._buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(np.asarray(value))
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.forward(*args, **kwargs)
+        except ModuleError as e:
+            # Name the failing child by its attribute name in this module ("features.3").
+            for name, child in self._modules.items():
+                if child is e._outer:
+                    e.path.insert(0, name)
+                    break
+            e._outer = self
+            raise
+        except ShapeError as e:
+            err = ModuleError(str(e).split(": ", 1)[-1], self)
+            err._outer = self
+            raise err from None
+
+    # ---- traversal --------------------------------------------------------------------
+    def named_modules(self, prefix: str = ""):
+        """Yield (dotted name, module) for this module and all descendants, depth first."""
+        stack = [(prefix, self)]
+        seen = set()
+        while stack:
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name, m
+            for child_name, child in reversed(m._modules.items()):
+                if child is not None:
+                    stack.append((f"{name}.{child_name}" if name else child_name, child))
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def children(self):
+        """Yield the direct sub-modules."""
+        return (m for m in self._modules.values() if m is not None)
+
+    def named_children(self):
+        return ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def named_parameters(self, prefix: str = ""):
+        """Yield (dotted name, Parameter), e.g. ('0.weight', ...), each parameter once."""
+        seen = set()
+        for mname, m in self.named_modules(prefix):
+            for pname, p in m._parameters.items():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters(self):
+        """Yield every Parameter (for the optimizer)."""
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self):
+        for mname, m in self.named_modules():
+            for bname, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mname}.{bname}" if mname else bname), b
+
+    # ---- modes and dtype --------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Set training mode (dropout active, batch norm uses batch statistics)."""
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        """Set evaluation mode: ``train(False)``."""
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients of all parameters (to None, as torch's default)."""
+        for p in self.parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.data[...] = 0
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    def to(self, dtype) -> "Module":
+        """Cast every floating-point parameter and buffer to ``dtype`` in place (float32/float64)."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            if p.grad is not None:
+                p.grad = Tensor(p.grad.data.astype(dtype))
+        for _, b in self.named_buffers():
+            if b.dtype.kind == "f":
+                b.data = b.data.astype(dtype)
+        return self
+
+    def float(self) -> "Module":
+        return self.to(np.float32)
+
+    def double(self) -> "Module":
+        return self.to(np.float64)
+
+    # ---- state --------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Return an ordered dict name -> ndarray (a copy) of every parameter and buffer,
+        with PyTorch's keys (``0.weight``, ``features.3.bias``, ``bn.running_mean``)."""
+        out = OrderedDict((n, p.data.copy()) for n, p in self.named_parameters())
+        out.update((n, b.data.copy()) for n, b in self.named_buffers())
+        return out
+
+    def load_state_dict(self, state, strict: bool = True):
+        """Copy arrays (NumPy arrays, Tensors, or anything with ``.numpy()``) into the parameters.
+
+        Raises:
+            KeyError: with ``strict``, listing missing and unexpected keys.
+            ValueError: naming each key whose shape differs, with both shapes.
+        Returns: (missing_keys, unexpected_keys).
+        """
+        own = OrderedDict(self.named_parameters())
+        own.update(self.named_buffers())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append("missing keys: " + ", ".join(missing))
+            if unexpected:
+                parts.append("unexpected keys: " + ", ".join(unexpected))
+            raise KeyError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(parts))
+        arrays, bad = {}, []
+        for k, target in own.items():
+            if k not in state:
+                continue
+            v = state[k]
+            v = v.data if isinstance(v, Tensor) else v
+            v = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+            if v.shape != target.shape:
+                bad.append(f"{k}: checkpoint shape {tuple(v.shape)}, model shape {tuple(target.shape)}")
+            arrays[k] = v
+        if bad:
+            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: size mismatch for "
+                             + "; ".join(bad))
+        for k, v in arrays.items():
+            own[k].data = np.array(v, dtype=own[k].dtype, copy=True)
+        return missing, unexpected
+
+    # ---- printing -----------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        lines = [f"({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + ("\n  " + "\n  ".join(lines) + "\n)" if lines else ")")
+
+
+class Sequential(Module):
+    """Apply modules in order: ``Sequential(Conv2d(1, 6, 5), ReLU())(x)``; children named 0, 1, ..."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], dict):
+            for name, layer in layers[0].items():
+                setattr(self, name, layer)
+        else:
+            for i, layer in enumerate(layers):
+                setattr(self, str(i), layer)
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        return Sequential(*mods[i]) if isinstance(i, slice) else mods[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> "Sequential":
+        setattr(self, str(len(self._modules)), module)
+        return self

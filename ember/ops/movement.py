@@ -1,0 +1,98 @@
+"""Movement ops: they move or select elements without arithmetic, so each backward routes
+gradients back to where the elements came from (reshape back, inverse permutation, scatter-add
+for indexing, crop for padding)."""
+import numpy as np
+
+from ..autograd import Function
+
+
+class Reshape(Function):
+    """y = x.reshape(shape);  grad_x = grad_out.reshape(x.shape)."""
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"shape {tuple(shape)} is invalid for input of size {x.size} "
+                             f"(shape {x.shape})") from None
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return grad_out.reshape(ctx.in_shape)
+
+
+class Permute(Function):
+    """y = x.transpose(dims);  grad_x = grad_out.transpose(argsort(dims)) (the inverse permutation)."""
+    @staticmethod
+    def forward(ctx, x, dims):
+        if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
+            raise ValueError(f"permute: dims {tuple(dims)} is not a permutation of {x.ndim} dims")
+        ctx.dims = dims
+        return x.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return grad_out.transpose(np.argsort([d % grad_out.ndim for d in ctx.dims]))
+
+
+class Clone(Function):
+    """y = copy of x;  grad_x = grad_out."""
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return grad_out
+
+
+class GetItem(Function):
+    """y = x[index] (basic or advanced indexing);  grad_x = zeros with grad_out scattered-added
+    at ``index`` (``np.add.at``, so an element selected twice gets both gradients)."""
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.args = x.shape, index
+        try:
+            return np.asarray(x[index])
+        except IndexError as e:
+            raise IndexError(f"index {index!r} is invalid for a tensor of shape {x.shape}: {e}") from None
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        shape, index = ctx.args
+        grad_x = np.zeros(shape, dtype=grad_out.dtype)
+        np.add.at(grad_x, index, grad_out)
+        return grad_x
+
+
+class Pad(Function):
+    """y = x padded with ``value``; ``pad`` lists (before, after) pairs starting from the LAST
+    axis, as torch.nn.functional.pad;  grad_x = grad_out cropped back to x's region."""
+    @staticmethod
+    def forward(ctx, x, pad, value=0.0):
+        if len(pad) % 2 or len(pad) // 2 > x.ndim:
+            raise ValueError(f"pad: padding length must be even and at most 2*{x.ndim}, got {len(pad)}")
+        widths = [(0, 0)] * x.ndim
+        for i in range(len(pad) // 2):
+            widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+        if any(a < 0 or b < 0 for a, b in widths):
+            raise ValueError(f"pad: negative padding is not supported, got {tuple(pad)}")
+        ctx.crop = tuple(slice(a, a + n) for (a, _), n in zip(widths, x.shape))
+        return np.pad(x, widths, constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return grad_out[ctx.crop]
+
+
+class Cat(Function):
+    """y = concatenation of the inputs along ``dim``;  grad_i = the slice of grad_out from input i."""
+    @staticmethod
+    def forward(ctx, *xs, dim=0):
+        ctx.sizes, ctx.dim = [x.shape[dim] for x in xs], dim
+        return np.concatenate(xs, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return tuple(np.split(grad_out, np.cumsum(ctx.sizes)[:-1], axis=ctx.dim))

@@ -1,0 +1,56 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+from __future__ import annotations
+
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """SGD, exactly as ``torch.optim.SGD``.
+
+    Algorithm (per parameter θ with gradient g, at step t):
+        g ← g + λθ                              (weight_decay λ: the L2 term of deck 000's D)
+        if μ ≠ 0:  b ← g at t = 1, else b ← μb + (1 − τ)g      (momentum μ, dampening τ)
+                   g ← g + μb if nesterov else b
+        θ ← θ − lr·g
+
+    Paper: Sutskever et al. 2013, "On the importance of initialization and momentum".
+    Args: params, lr (required, ≥ 0), momentum=0, dampening=0, weight_decay=0, nesterov=False.
+    Note: as torch (and unlike Sutskever), lr multiplies the whole buffer at each step, and the
+        buffer starts as g itself (not (1 − τ)g). Deck 002 covers momentum and Nesterov.
+    Raises: ValueError for a negative lr/momentum/weight_decay or nesterov without momentum.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        if lr < 0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        for group in self.param_groups:
+            lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
+            wd, nesterov = group["weight_decay"], group["nesterov"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data
+                if wd != 0:
+                    g = g + wd * p.data
+                if mu != 0:
+                    state = self.state.setdefault(p, {})
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = g.copy()
+                    else:
+                        buf *= mu
+                        buf += (1 - tau) * g
+                    g = g + mu * buf if nesterov else buf
+                p.data -= lr * g
