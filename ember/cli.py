@@ -57,7 +57,47 @@ def run_evaluate(args):
     print(f"{cfg.model} on {cfg.dataset} test set: loss {loss:.4f}, accuracy {acc:.4f} ({len(y)} images)")
 
 
-COMMANDS = ["train", "evaluate"]
+def add_filter(sub):
+    from .viz_commands import add_filter_parser
+    add_filter_parser(sub)
+
+
+def run_filter(args):
+    from .viz_commands import run_filter as run
+    run(args)
+
+
+def add_visualize(sub):
+    from .viz_commands import add_visualize_parser
+    add_visualize_parser(sub)
+
+
+def run_visualize(args):
+    from .viz_commands import run_visualize as run
+    run(args)
+
+
+def add_playground(sub):
+    p = sub.add_parser("playground", help="serve the interactive playground (a local TensorFlow Playground)",
+                       description="Serve ember's playground page: train small networks on 2-D data in the "
+                                   "browser with ember itself; loopback only unless --host says otherwise.")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 0 = any free one (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    p.add_argument("--no-browser", dest="browser", action="store_false", help="do not open a browser")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+
+
+def run_playground(args):
+    from .playground import serve
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 0..65535, got {args.port}")
+    try:
+        serve(args.host, args.port, open_browser=args.browser, verbose=args.verbose)
+    except OSError as e:
+        raise ValueError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+
+
+COMMANDS = ["train", "evaluate", "filter", "visualize", "playground"]
 
 
 def main(argv=None) -> int:
@@ -76,9 +116,14 @@ def main(argv=None) -> int:
     from .data import DatasetNotFoundError
     from .io import CheckpointError
     from .train import TrainingError
+    from .viz import MissingDependencyError
+    import numpy as np
     try:
-        getattr(mod, f"run_{args.command.replace('-', '_')}")(args)
-    except (DatasetNotFoundError, CheckpointError, TrainingError, ValueError, FileNotFoundError) as e:
+        # ember reports non-finite losses itself; NumPy's overflow warnings would only be noise
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            getattr(mod, f"run_{args.command.replace('-', '_')}")(args)
+    except (DatasetNotFoundError, CheckpointError, TrainingError, ValueError, FileNotFoundError,
+            MissingDependencyError) as e:
         print(f"ember {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
