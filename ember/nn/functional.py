@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import conv as _conv, elementwise as _ew, loss as _loss, matmul as _mm, movement as _mv
+from ..ops import local as _local, norm as _norm
+from ..random import default_generator
 from ..tensor import Tensor
 
 
@@ -75,8 +77,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Raises: ShapeError if x's last dimension is not in_features.
     """
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        got = x.shape[-1] if x.ndim else "a 0-d tensor"
         raise ShapeError(f"linear: expected input with {weight.shape[1]} features (last dimension), "
-                         f"got input of shape {tuple(x.shape)}")
+                         f"got {got} (input shape {tuple(x.shape)})")
     return _mm.Linear.apply(x, weight, bias)
 
 
@@ -135,6 +138,130 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     """
     K, S, P = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
     return _conv.AvgPool2d.apply(x, kernel_size=K, stride=S, padding=P)
+
+
+def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation (deck 000: (θ * x)_i = Σ_j θ_j x_{i+j}), as conv2d with H = 1.
+
+    Shape: x (N, C_in, L), weight (C_out, C_in/groups, K), bias (C_out,)
+        -> (N, C_out, OL),  OL = ⌊(L + 2P − D(K−1) − 1)/S⌋ + 1.
+    Args: stride, padding, dilation: int (or a 1-tuple); groups: int dividing C_in and C_out.
+    Raises: ShapeError for a wrong rank, channel count or an input shorter than the kernel.
+    Example: x = [1, 1, 1, 0, 0], θ = [1, 0, 1] -> [2, 1, 1] (deck 000's worked example).
+    """
+    if not isinstance(x, Tensor) or x.ndim != 3:
+        raise ShapeError(f"conv1d: expected a 3-D input (N, C, L), got shape {tuple(getattr(x, 'shape', ()))}")
+    one = lambda v, name: int(v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else _pair(v, name)[0])  # noqa: E731
+    s, p, d = one(stride, "stride"), one(padding, "padding"), one(dilation, "dilation")
+    if weight.ndim != 3:
+        raise ShapeError(f"conv1d: expected a 3-D weight (C_out, C_in/groups, K), got {tuple(weight.shape)}")
+    try:
+        y = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, s), (0, p), (1, d), groups)
+    except ShapeError as e:
+        raise ShapeError(str(e).replace("conv2d", "conv1d").replace("input of size 1x", "input of length ")) from None
+    return y.squeeze(2)
+
+
+def locally_connected2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+    """Locally connected layer: a convolution whose filters differ at every output position.
+
+    Shape: x (N, C_in, H, W), weight (OH, OW, C_out, C_in, KH, KW), bias (C_out, OH, OW)
+        -> (N, C_out, OH, OW), OH = ⌊(H + 2PH − KH)/SH⌋ + 1.
+    Raises: ShapeError when the channels or the output size implied by x differ from weight's.
+    """
+    _check_4d(x, "locally_connected2d")
+    _check_float(x, "locally_connected2d")
+    (SH, SW), (PH, PW) = _pair(stride, "stride"), _pair(padding, "padding")
+    OH, OW, C_out, C, KH, KW = weight.shape
+    if x.shape[1] != C:
+        raise ShapeError(f"locally_connected2d: expected input with {C} channels, got {x.shape[1]} "
+                         f"channels (input shape {tuple(x.shape)})")
+    oh, ow = _conv.out_size(x.shape[2], KH, SH, PH), _conv.out_size(x.shape[3], KW, SW, PW)
+    if (oh, ow) != (OH, OW):
+        raise ShapeError(f"locally_connected2d: input of size {x.shape[2]}x{x.shape[3]} gives a {oh}x{ow} "
+                         f"output, but the weights are for a {OH}x{OW} output")
+    return _local.LocallyConnected2d.apply(x, weight, bias, stride=(SH, SW), padding=(PH, PW))
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+    """Average over PyTorch's adaptive bins so the output is exactly ``output_size``.
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW); output_size is an int or (OH, OW), None keeps that size.
+    """
+    _check_4d(x, "adaptive_avg_pool2d")
+    size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    size = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(size))
+    OH, OW = _pair(size, "output_size")
+    if OH < 1 or OW < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size!r}")
+    return _local.AdaptiveAvgPool2d.apply(x, output_size=(OH, OW))
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Inverted dropout (Srivastava et al. 2014): zero each element with probability p and scale
+    the rest by 1/(1 − p) in training; identity in evaluation. The mask comes from
+    ``ember.random.default_generator()``. Any shape.
+    Raises: ValueError unless 0 ≤ p ≤ 1.
+    """
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0.0
+    mask = default_generator().random(x.shape, dtype=np.float32) >= p
+    return _norm.Dropout.apply(x, mask, p=p)
+
+
+def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalisation per channel (Ioffe & Szegedy 2015), as torch.nn.functional.batch_norm.
+
+    Shape: x (N, C) or (N, C, *); running_mean/var, weight, bias (C,) -> like x.
+    Training: normalise with the batch mean and biased variance, and update the running
+    statistics in place: r ← (1 − momentum)·r + momentum·batch (the variance update uses the
+    unbiased batch variance, M/(M − 1)·σ²). Evaluation: normalise with the running statistics.
+    Raises: ShapeError for a channel-count mismatch; ValueError for training with one value per channel.
+    """
+    if x.ndim < 2:
+        raise ShapeError(f"batch_norm: expected an input of shape (N, C) or (N, C, *), got {tuple(x.shape)}")
+    C = x.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.shape != (C,):
+            raise ShapeError(f"batch_norm: expected input with {C if t is None else t.shape[0]} channels, "
+                             f"got {C} channels (input shape {tuple(x.shape)})")
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
+        return _norm.BatchNorm.apply(x, weight, bias, mean=running_mean.data, var=running_var.data, eps=eps)
+    m = x.data.size // C
+    if m <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
+    stats = {}
+    out = _norm.BatchNorm.apply(x, weight, bias, eps=eps, stats=stats)
+    if running_mean is not None and running_var is not None:
+        mu, var = stats["mean"], stats["var"]                  # batch mean, biased variance (C,)
+        mom = running_mean.dtype.type(momentum)
+        running_mean.data *= 1 - mom
+        running_mean.data += mom * mu.astype(running_mean.dtype)
+        running_var.data *= 1 - mom
+        running_var.data += mom * (var * (m / (m - 1))).astype(running_var.dtype)
+    return out
+
+
+def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Layer normalisation (Ba et al. 2016) over the trailing ``normalized_shape`` dims of each sample.
+
+    Shape: x (*, *normalized_shape); weight, bias normalized_shape -> like x.
+    Raises: ShapeError if x's trailing dims are not normalized_shape.
+    """
+    ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(ns):]) != ns or x.ndim < len(ns):
+        raise ShapeError(f"layer_norm: expected input with trailing dimensions {ns}, got shape {tuple(x.shape)}")
+    return _norm.LayerNorm.apply(x, weight, bias, ndim=len(ns), eps=eps)
 
 
 def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
