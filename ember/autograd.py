@@ -219,3 +219,8 @@ def _accumulate(leaf, g: np.ndarray) -> None:
         leaf.grad = Tensor(np.array(g, copy=True))
     else:
         leaf.grad.data += g
+
+
+# Anomaly mode lives in ember/anomaly.py (it installs ``_anomaly_hook``); re-exported here as torch's
+# ``torch.autograd.detect_anomaly``.
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled  # noqa: E402

@@ -122,7 +122,8 @@ class MSELoss(Function):
 
 class BCELoss(Function):
     """L = −(1/n) Σ [y log p + (1 − y) log(1 − p)] for probabilities p (deck 000's logistic loss);
-    log terms clamped at −100 as torch;  grad_p = (p − y) / (p (1 − p)) · grad_out / n."""
+    log terms clamped at −100 as torch;  grad_p = (p − y) / (p (1 − p)) · grad_out / n,
+    grad_y = (log(1 − p) − log p) · grad_out / n (the target may require grad, as in torch)."""
     @staticmethod
     def forward(ctx, p, y, reduction="mean"):
         with np.errstate(divide="ignore"):
@@ -135,13 +136,19 @@ class BCELoss(Function):
     def backward(ctx, grad_out):
         p, y = ctx.saved_tensors
         eps = p.dtype.type(1e-12)  # torch's EPSILON in binary_cross_entropy_backward
+        up = _unreduce(grad_out, p.shape, ctx.reduction)
         g = (p - y) / np.maximum((1 - p) * p, eps)
-        return g * _unreduce(grad_out, p.shape, ctx.reduction), None
+        gy = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                gy = (np.maximum(np.log1p(-p), -100) - np.maximum(np.log(p), -100)) * up
+        return g * up, gy
 
 
 class BCEWithLogitsLoss(Function):
     """L = (1/n) Σ [softplus(z) − y z] = BCE(σ(z), y) without overflow:
-    softplus(z) = max(z, 0) + log(1 + e^−|z|);  grad_z = (σ(z) − y) · grad_out / n."""
+    softplus(z) = max(z, 0) + log(1 + e^−|z|);  grad_z = (σ(z) − y) · grad_out / n,
+    grad_y = −z · grad_out / n (the target may require grad, as in torch)."""
     @staticmethod
     def forward(ctx, z, y, reduction="mean"):
         loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
@@ -154,4 +161,5 @@ class BCEWithLogitsLoss(Function):
         z, y = ctx.saved_tensors
         e = np.exp(-np.abs(z))
         sig = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
-        return (sig - y) * _unreduce(grad_out, z.shape, ctx.reduction), None
+        up = _unreduce(grad_out, z.shape, ctx.reduction)
+        return (sig - y) * up, (-z * up if ctx.needs_input_grad[1] else None)

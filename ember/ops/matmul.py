@@ -23,6 +23,9 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad_out):
         a, b = ctx.saved_tensors
+        if a.ndim == 1 and b.ndim == 1:                # dot product: grad_out is 0-d
+            return (grad_out * b if ctx.needs_input_grad[0] else None,
+                    grad_out * a if ctx.needs_input_grad[1] else None)
         a2 = a[None, :] if a.ndim == 1 else a          # promote vectors as matmul does
         b2 = b[:, None] if b.ndim == 1 else b
         g = grad_out
