@@ -23,6 +23,9 @@ class Optimizer:
         self.defaults = defaults
         self.state: dict = {}
         self.param_groups: list = []
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors "
+                            f"or dicts, but got {type(params).__name__}")
         params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
@@ -50,8 +53,17 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad.data[...] = 0
 
-    def step(self):  # pragma: no cover - abstract
+    def step(self, closure=None):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @staticmethod
+    def _run_closure(closure):
+        """Call ``closure()`` (which re-evaluates the model and returns the loss) with grad enabled."""
+        if closure is None:
+            return None
+        from ..autograd import enable_grad
+        with enable_grad():
+            return closure()
 
     def state_dict(self) -> dict:
         """{'state': {index: {name: ndarray}}, 'param_groups': [{..., 'params': [indices]}]} —

@@ -33,8 +33,9 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, in place; returns closure's loss if given."""
+        loss = self._run_closure(closure)
         for group in self.param_groups:
             lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
             wd, nesterov = group["weight_decay"], group["nesterov"]
@@ -54,3 +55,4 @@ class SGD(Optimizer):
                         buf += (1 - tau) * g
                     g = g + mu * buf if nesterov else buf
                 p.data -= lr * g
+        return loss

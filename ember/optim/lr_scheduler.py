@@ -1,0 +1,449 @@
+"""Learning-rate schedules, each reproducing ``torch.optim.lr_scheduler``'s sequence step for step.
+
+Protocol (as torch): building a scheduler records ``initial_lr`` in every param group and takes a
+first ``step()`` (last_epoch −1 → 0); then call ``optimizer.step()`` and ``scheduler.step()`` once per
+epoch (or batch, for OneCycleLR). ``get_last_lr()`` returns the lrs set by the latest step.
+
+Chainable vs closed form: most torch schedulers are written *recursively* — the next lr is computed
+from the current ``group["lr"]`` (StepLR multiplies it by γ at each boundary, CosineAnnealingLR
+rescales it by a ratio of cosines, LinearLR by a ratio of factors). ember does the same, so a change
+made to ``group["lr"]`` between steps (by hand, or by another scheduler) persists exactly as in torch.
+``step(epoch)`` (deprecated in torch) uses the closed form ``_get_closed_form_lr`` where one exists.
+LambdaLR and OneCycleLR are closed-form only: they always recompute from base/initial lrs.
+"""
+from __future__ import annotations
+
+import math
+import types
+import warnings
+from bisect import bisect_right
+from collections import Counter
+
+from .optimizer import Optimizer
+
+
+def _per_group(name, optimizer, value):
+    """A float or a list with one entry per param group -> a list (torch's _format_param)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(optimizer.param_groups):
+            raise ValueError(f"{name} must have the same length as optimizer.param_groups. {name} has "
+                             f"{len(value)} values, param_groups has {len(optimizer.param_groups)}.")
+        return list(value)
+    return [value] * len(optimizer.param_groups)
+
+
+class LRScheduler:
+    """Base class: owns ``optimizer``, ``base_lrs`` (the groups' ``initial_lr``), ``last_epoch``.
+
+    Args:
+        optimizer: the ember Optimizer whose ``param_groups[i]["lr"]`` this scheduler sets.
+        last_epoch: −1 to start fresh; ≥ 0 only when resuming (every group must then hold ``initial_lr``).
+    Raises: TypeError if ``optimizer`` is not an Optimizer; KeyError when resuming without ``initial_lr``.
+    """
+
+    _is_initial = False
+
+    def __init__(self, optimizer, last_epoch: int = -1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when "
+                                   "resuming scheduler with last_epoch >= 0")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
+
+    def get_lr(self) -> list:  # pragma: no cover - abstract
+        """The lrs for ``self.last_epoch`` (already advanced); subclasses implement it."""
+        raise NotImplementedError
+
+    def get_last_lr(self) -> list:
+        """The learning rate of each param group after the latest ``step()``."""
+        return self._last_lr
+
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one epoch and write the new lr into every param group.
+
+        Args: epoch: deprecated (as in torch): jump to this epoch using the closed form.
+        """
+        self._step_count += 1
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated (as in torch); "
+                          "call step() without it", UserWarning, stacklevel=2)
+            self.last_epoch = epoch
+            values = (self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr")
+                      else self.get_lr())
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        """Every attribute except the optimizer (torch's format): last_epoch, base_lrs, ..."""
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the attributes saved by ``state_dict``."""
+        self.__dict__.update(state_dict)
+
+    def _group_lrs(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+
+class LambdaLR(LRScheduler):
+    """lr = initial_lr · lr_lambda(epoch) (closed form).
+
+    Args:
+        optimizer: wrapped optimizer.
+        lr_lambda: a function epoch -> factor, or a list of them, one per param group.
+        last_epoch: −1 (default) to start fresh.
+    Note: ``state_dict`` stores plain functions as None (they cannot be saved), and the
+        ``__dict__`` of callable objects, as torch does.
+    Raises: ValueError if the list's length differs from the number of param groups.
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch: int = -1):
+        self.optimizer = optimizer
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != len(optimizer.param_groups):
+                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [base_lr * f(self.last_epoch) for f, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+
+    def state_dict(self):
+        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        sd["lr_lambdas"] = [None if isinstance(f, types.FunctionType) else dict(f.__dict__)
+                            for f in self.lr_lambdas]
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        lambdas = state_dict.pop("lr_lambdas")
+        self.__dict__.update(state_dict)
+        for f, saved in zip(self.lr_lambdas, lambdas):
+            if saved is not None:
+                f.__dict__.update(saved)
+
+
+class StepLR(LRScheduler):
+    """Multiply the lr by gamma every ``step_size`` epochs (chainable).
+
+    Schedule: lr_t = lr_{t−1}·γ if t > 0 and t % step_size == 0, else lr_{t−1}
+        (closed form, from an untouched start: initial_lr · γ^⌊t / step_size⌋).
+    Args: optimizer, step_size (int ≥ 1), gamma=0.1, last_epoch=−1.
+    Raises: ValueError for step_size < 1.
+    """
+
+    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+        if int(step_size) != step_size or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+        self.step_size, self.gamma = int(step_size), gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return self._group_lrs()
+        return [lr * self.gamma for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [b * self.gamma ** (self.last_epoch // self.step_size) for b in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the lr by gamma at each milestone epoch (chainable; a repeated milestone counts twice).
+
+    Args: optimizer, milestones (increasing epoch indices), gamma=0.1, last_epoch=−1.
+    """
+
+    def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
+        self.milestones = Counter(milestones)
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch not in self.milestones:
+            return self._group_lrs()
+        return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self):
+        ms = sorted(self.milestones.elements())
+        return [b * self.gamma ** bisect_right(ms, self.last_epoch) for b in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the lr by gamma every epoch (chainable): lr_t = lr_{t−1}·γ.
+
+    Args: optimizer, gamma, last_epoch=−1.
+    """
+
+    def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial:
+            return self._group_lrs()
+        return [lr * self.gamma for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [b * self.gamma ** self.last_epoch for b in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Cosine annealing from initial_lr down to eta_min over T_max epochs (SGDR without restarts).
+
+    Closed form: η_t = η_min + (η_0 − η_min)(1 + cos(π t / T_max)) / 2.
+    Like torch, ``step()`` uses the recursive form
+        η_t = η_min + (η_{t−1} − η_min)(1 + cos(π t/T_max)) / (1 + cos(π (t−1)/T_max)),
+    with an additive rule at t ≡ T_max + 1 (mod 2 T_max) where the ratio is 0/0; past T_max the lr
+    therefore climbs back up (a cosine of period 2 T_max), and external lr changes persist.
+    Paper: Loshchilov & Hutter 2017, "SGDR" (https://arxiv.org/abs/1608.03983).
+    Args: optimizer, T_max (int > 0), eta_min=0.0, last_epoch=−1.
+    Raises: ValueError for T_max ≤ 0.
+    """
+
+    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+        if T_max <= 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max!r}")
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t, T, lo = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._group_lrs()
+        if self._step_count == 1 and t > 0:
+            return [lo + (b - lo) * (1 + math.cos(t * math.pi / T)) / 2 for b in self.base_lrs]
+        if (t - 1 - T) % (2 * T) == 0:
+            return [lr + (b - lo) * (1 - math.cos(math.pi / T)) / 2
+                    for b, lr in zip(self.base_lrs, self._group_lrs())]
+        return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (lr - lo) + lo
+                for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for b in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """Linear warm-up (or decay) of a multiplicative factor from start_factor to end_factor
+    over total_iters epochs, then constant (chainable).
+
+    Closed form: lr_t = initial_lr · (s + (e − s)·min(t, total_iters)/total_iters).
+    Recursive form used by ``step()`` (torch's): lr_t = lr_{t−1}·(1 + (e − s)/(total_iters·s + (t − 1)(e − s))).
+    Args: optimizer, start_factor=1/3 (in (0, 1]), end_factor=1.0 (in [0, 1]), total_iters=5, last_epoch=−1.
+    Raises: ValueError for factors out of range (torch's messages).
+    """
+
+    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1):
+        if start_factor > 1.0 or start_factor <= 0:
+            raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
+        if end_factor > 1.0 or end_factor < 0:
+            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        s, e, n, t = self.start_factor, self.end_factor, self.total_iters, self.last_epoch
+        if t == 0:
+            return [lr * s for lr in self._group_lrs()]
+        if self._is_initial or t > n:
+            return self._group_lrs()
+        return [lr * (1.0 + (e - s) / (n * s + (t - 1) * (e - s))) for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self):
+        s, e, n = self.start_factor, self.end_factor, self.total_iters
+        return [b * (s + (e - s) * min(n, self.last_epoch) / n) for b in self.base_lrs]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy: lr rises from max_lr/div_factor to max_lr over pct_start of the steps,
+    then anneals to initial_lr/final_div_factor; momentum (or Adam's β1) cycles inversely.
+    Step it after every batch. Closed form (not chainable), as torch.
+
+    Phases (end step, lr from → to, momentum from → to):
+        two-phase:   pct_start·T − 1: initial → max, max_m → base_m;  T − 1: max → min, base_m → max_m
+        three_phase: adds a symmetric descent to initial at 2·pct_start·T − 2, then initial → min.
+    Annealing: cos: end + (start − end)(1 + cos(π·pct))/2;  linear: start + (end − start)·pct.
+    Paper: Smith & Topin 2017, "Super-Convergence" (https://arxiv.org/abs/1708.07120).
+    Args: optimizer, max_lr (float or per-group list), total_steps or (epochs and steps_per_epoch),
+        pct_start=0.3, anneal_strategy='cos', cycle_momentum=True, base_momentum=0.85,
+        max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=−1.
+    Raises: ValueError for a bad total/epochs/steps_per_epoch/pct_start/anneal_strategy, for
+        stepping past total_steps, or cycle_momentum with an optimizer without momentum/betas.
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos", cycle_momentum: bool = True,
+                 base_momentum=0.85, max_momentum=0.95, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, three_phase: bool = False, last_epoch: int = -1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        if total_steps is not None:
+            if not isinstance(total_steps, int) or total_steps <= 0:
+                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
+            self.total_steps = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            if not isinstance(epochs, int) or epochs <= 0:
+                raise ValueError(f"Expected positive integer epochs, but got {epochs}")
+            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+                raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
+            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+        self.anneal_strategy = anneal_strategy
+        T = self.total_steps
+        phase = lambda end, lr0, lr1, m0, m1: dict(end_step=end, start_lr=lr0, end_lr=lr1,  # noqa: E731
+                                                   start_momentum=m0, end_momentum=m1)
+        if three_phase:
+            self._schedule_phases = [
+                phase(float(pct_start * T) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                phase(float(2 * pct_start * T) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                phase(T - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+        else:
+            self._schedule_phases = [
+                phase(float(pct_start * T) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                phase(T - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+        max_lrs = _per_group("max_lr", optimizer, max_lr)
+        if last_epoch == -1:
+            for m, group in zip(max_lrs, optimizer.param_groups):
+                group["initial_lr"] = m / div_factor
+                group["max_lr"] = m
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            maxs = _per_group("max_momentum", optimizer, max_momentum)
+            bases = _per_group("base_momentum", optimizer, base_momentum)
+            if last_epoch == -1:
+                for m, b, group in zip(maxs, bases, optimizer.param_groups):
+                    self._set_momentum(group, m)
+                    group["max_momentum"], group["base_momentum"] = m, b
+        super().__init__(optimizer, last_epoch)
+
+    def _set_momentum(self, group, m):
+        if self.use_beta1:
+            group["betas"] = (m, *group["betas"][1:])
+        else:
+            group["momentum"] = m
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self):
+        t = self.last_epoch
+        if t > self.total_steps:
+            raise ValueError(f"Tried to step {t} times. The specified number of total steps is {self.total_steps}")
+        lrs = []
+        for group in self.optimizer.param_groups:
+            start = 0.0
+            for i, ph in enumerate(self._schedule_phases):
+                end = ph["end_step"]
+                if t <= end or i == len(self._schedule_phases) - 1:
+                    pct = (t - start) / (end - start)
+                    lrs.append(self._anneal(group[ph["start_lr"]], group[ph["end_lr"]], pct))
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self._anneal(group[ph["start_momentum"]],
+                                                               group[ph["end_momentum"]], pct))
+                    break
+                start = end
+        return lrs
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by ``factor`` once a metric has not improved for ``patience`` epochs.
+
+    ``step(metric)`` each epoch: the metric improves if it beats ``best`` by the threshold
+    (rel: best·(1 ∓ threshold), abs: best ∓ threshold, for mode min/max); after more than
+    ``patience`` bad epochs, lr ← max(lr·factor, min_lr) (skipped if the change ≤ eps), then
+    ``cooldown`` epochs during which bad epochs are not counted.
+    Args: optimizer, mode='min', factor=0.1 (< 1), patience=10, threshold=1e-4,
+        threshold_mode='rel', cooldown=0, min_lr=0 (float or per-group list), eps=1e-8.
+    Raises: ValueError for factor ≥ 1, an unknown mode/threshold_mode, a min_lr list of the wrong length.
+    """
+
+    def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr=0, eps: float = 1e-8):
+        if factor >= 1.0:
+            raise ValueError("Factor should be < 1.0.")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.factor, self.optimizer = factor, optimizer
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != len(optimizer.param_groups):
+                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
+            self.default_min_lr, self.min_lrs = None, list(min_lr)
+        else:
+            self.default_min_lr, self.min_lrs = min_lr, [min_lr] * len(optimizer.param_groups)
+        self.patience, self.cooldown, self.eps = patience, cooldown, eps
+        self.last_epoch = 0
+        self._last_lr = self._group_lrs()
+        self._init_is_better(mode, threshold, threshold_mode)
+        self.best, self.cooldown_counter, self.num_bad_epochs = self.mode_worse, 0, 0
+
+    def step(self, metrics, epoch=None) -> None:
+        """Record this epoch's metric (a float or a 1-element Tensor) and maybe reduce the lr."""
+        current = float(metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self._is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for i, group in enumerate(self.optimizer.param_groups):
+                old = float(group["lr"])
+                new = max(old * self.factor, self.min_lrs[i])
+                if old - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = self._group_lrs()
+
+    def _is_better(self, a, best):
+        rel, thr = self.threshold_mode == "rel", self.threshold
+        if self.mode == "min":
+            return a < best * (1.0 - thr) if rel else a < best - thr
+        return a > best * (thr + 1.0) if rel else a > best + thr
+
+    def _init_is_better(self, mode, threshold, threshold_mode):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode {mode} is unknown! (expected 'min' or 'max')")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold mode {threshold_mode} is unknown! (expected 'rel' or 'abs')")
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.mode, self.threshold, self.threshold_mode = mode, threshold, threshold_mode
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update(state_dict)
+        self._init_is_better(self.mode, self.threshold, self.threshold_mode)
