@@ -32,6 +32,8 @@ def add_train(sub):
     p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
     p.add_argument("--out", default=d.out, help="run folder (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--detect-anomaly", action="store_true", help="stop at the first op whose output or "
+                   "gradient is NaN/inf, naming it and its call site (slow; for debugging)")
 
 
 def run_train(args):
@@ -40,6 +42,7 @@ def run_train(args):
                       batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                       nesterov=args.nesterov, weight_decay=args.weight_decay, seed=args.seed,
                       out=args.out, progress=args.progress)
+    cfg.detect_anomaly = getattr(args, "detect_anomaly", False)
     train(cfg)
 
 
@@ -116,6 +119,7 @@ def main(argv=None) -> int:
     from .data import DatasetNotFoundError
     from .io import CheckpointError
     from .train import TrainingError
+    from .anomaly import AnomalyError
     from .viz import MissingDependencyError
     import numpy as np
     try:
@@ -123,7 +127,7 @@ def main(argv=None) -> int:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             getattr(mod, f"run_{args.command.replace('-', '_')}")(args)
     except (DatasetNotFoundError, CheckpointError, TrainingError, ValueError, FileNotFoundError,
-            MissingDependencyError) as e:
+            MissingDependencyError, AnomalyError) as e:
         print(f"ember {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

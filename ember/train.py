@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from . import io, nn
+from . import io, nn, viz
 from .autograd import no_grad
 from .data import DataLoader, TensorDataset, datasets
 from .models import get_model
@@ -49,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/lenet5-fashion-mnist"
     progress: bool = True
+    detect_anomaly: bool = False
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid setting."""
@@ -104,7 +105,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
         ValueError: an invalid setting.
         ember.data.DatasetNotFoundError: the data folder is missing.
         TrainingError: the loss became NaN/inf (the last good checkpoint is kept).
+        ember.autograd.AnomalyError: with ``cfg.detect_anomaly``, the first op whose output or
+            gradient is NaN/inf (named with its call site).
     """
+    from .anomaly import detect_anomaly, is_anomaly_enabled
+    if cfg.detect_anomaly and not is_anomaly_enabled():
+        with detect_anomaly():
+            return train(cfg, log)
     from tqdm import tqdm
     cfg.validate()
     manual_seed(cfg.seed)
@@ -159,6 +166,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         metrics["epochs"].append(row)
         metrics["test_accuracy"] = test_acc
         _save(model, cfg, metrics, cfg.out)
+        viz.maybe_plot_curves(metrics, cfg.out)  # curves.png when matplotlib is installed
         log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f"  test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s  {seen / train_seconds:,.0f} img/s")
     log(f"final test accuracy {metrics['test_accuracy']:.4f}; checkpoint in {cfg.out}")
