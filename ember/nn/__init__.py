@@ -5,3 +5,6 @@ from .layers import (AvgPool2d, Conv2d, Flatten, LeakyReLU, Linear, LogSoftmax, 
                      Sigmoid, Softmax, Tanh)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, ModuleError, Parameter, Sequential
+from .container import Identity, ModuleDict, ModuleList
+from .conv import AdaptiveAvgPool2d, Conv1d, LocallyConnected2d
+from .norm import BatchNorm1d, BatchNorm2d, Dropout, LayerNorm

@@ -1,0 +1,44 @@
+"""More registered models: deck 000's sigmoid MLP, the 1998 LeNet-5 (tanh, average pooling) and
+``convnet-bn``, a small modern CNN (conv–BN–ReLU blocks, dropout) for 28×28 images."""
+from ..nn import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU,
+                  Sequential, Sigmoid, Tanh)
+
+
+def mlp(num_classes: int = 10, in_features: int = 784, hidden: int = 100) -> Sequential:
+    """Deck 000's multilayer perceptron: a(l+1) = g(Θ(l) a(l)) with g the sigmoid 1/(1 + e^−z).
+
+    Shape: (N, 1, 28, 28) (or any (N, *) with in_features values) -> (N, num_classes) logits.
+    Parameters: 784·100 + 100 + 100·10 + 10 = 79,510 with the defaults.
+    """
+    return Sequential(Flatten(), Linear(in_features, hidden), Sigmoid(), Linear(hidden, num_classes))
+
+
+def lenet5_classic(num_classes: int = 10, in_channels: int = 1) -> Sequential:
+    """LeNet-5 as in 1998 (LeCun et al.): tanh activations and 2×2 average ("subsampling") pooling.
+
+    Shape: (N, in_channels, 28, 28) -> (N, num_classes); 61,706 parameters, the same layer
+    shapes and state-dict keys as ``lenet5``.
+    """
+    return Sequential(
+        Conv2d(in_channels, 6, 5, padding=2), Tanh(), AvgPool2d(2),   # (N, 6, 14, 14)
+        Conv2d(6, 16, 5), Tanh(), AvgPool2d(2),                       # (N, 16, 5, 5)
+        Flatten(), Linear(400, 120), Tanh(), Linear(120, 84), Tanh(), Linear(84, num_classes))
+
+
+def convnet_bn(num_classes: int = 10, in_channels: int = 1, width: int = 32, dropout: float = 0.3) -> Sequential:
+    """A small modern CNN: two conv–BN–ReLU blocks per stage, max pooling, dropout, and a
+    BN-ed hidden FC layer (Ioffe & Szegedy 2015; Srivastava et al. 2014).
+
+    Shape: (N, in_channels, 28, 28) -> (N, num_classes) logits. Convolutions have no bias
+    (the following BatchNorm's β replaces it).
+    """
+    w, w2 = width, 2 * width
+
+    def block(cin, cout):
+        return [Conv2d(cin, cout, 3, padding=1, bias=False), BatchNorm2d(cout), ReLU()]
+    return Sequential(
+        *block(in_channels, w), *block(w, w), MaxPool2d(2),          # (N, w, 14, 14)
+        *block(w, w2), *block(w2, w2), MaxPool2d(2),                 # (N, 2w, 7, 7)
+        Flatten(), Dropout(dropout),
+        Linear(w2 * 49, 128, bias=False), BatchNorm1d(128), ReLU(), Dropout(dropout),
+        Linear(128, num_classes))

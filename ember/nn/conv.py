@@ -1,0 +1,131 @@
+"""More convolution-family layers: ``Conv1d``, ``LocallyConnected2d``, ``AdaptiveAvgPool2d``.
+
+Each holds its Parameters and calls one function of ``F``; gradients live in ``ember.ops``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import functional as F
+from . import init
+from .layers import _nonneg, _positive
+from .module import Module, Parameter
+
+
+def _single(v, name):
+    if isinstance(v, (tuple, list)) and len(v) == 1:
+        v = v[0]
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {v!r}")
+    return int(v)
+
+
+class Conv1d(Module):
+    """1-D convolution (cross-correlation) layer: deck 000's (θ * x)_i = Σ_j θ_j x_{i+j}, with
+    ``out_channels`` filters over ``in_channels`` input channels.
+
+    Args: in_channels, out_channels, kernel_size (int), stride=1, padding=0, dilation=1,
+        groups=1, bias=True.
+    Shape: (N, C_in, L) -> (N, C_out, OL),  OL = ⌊(L + 2P − D(K − 1) − 1)/S⌋ + 1.
+    Parameters: weight (C_out, C_in/groups, K), bias (C_out,), ~ U(−1/sqrt(k), 1/sqrt(k)),
+        k = C_in/groups·K (PyTorch's default).
+    Raises: ValueError for non-positive sizes or channels not divisible by groups.
+    Example: Conv1d(1, 1, 3, bias=False) with weight [1, 0, 1] maps [1, 1, 1, 0, 0] to [2, 1, 1].
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, dtype=None):
+        super().__init__()
+        ks, st = _single(kernel_size, "kernel_size"), _single(stride, "stride")
+        pd, dl = _single(padding, "padding"), _single(dilation, "dilation")
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("kernel_size", ks),
+                        ("stride", st), ("dilation", dl), ("groups", groups)):
+            _positive(name, v)
+        _nonneg("padding", pd)
+        if in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding, self.dilation = (ks,), (st,), (pd,), (dl,)
+        dt = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups, ks), dt))
+        self.bias = Parameter(np.empty(out_channels, dt)) if bias else None
+        init.default_layer_init_(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,):
+            s += f", padding={self.padding}"
+        if self.dilation != (1,):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class LocallyConnected2d(Module):
+    """A convolution without weight sharing: every output position has its own filters (deck 000:
+    "locally-connected" sits between fully connected and convolutional layers). No PyTorch twin.
+
+    Args: in_channels, out_channels, input_size (H, W) (the weights depend on the positions),
+        kernel_size, stride=1, padding=0, bias=True.
+    Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),  OH = ⌊(H + 2PH − KH)/SH⌋ + 1.
+    Parameters: weight (OH, OW, C_out, C_in, KH, KW), bias (C_out, OH, OW), both
+        ~ U(−1/sqrt(k), 1/sqrt(k)), k = C_in·KH·KW (as a Conv2d's).
+    Raises: ValueError for non-positive sizes or an input smaller than the kernel.
+    Example: LocallyConnected2d(1, 4, (28, 28), 5)(x) with x (8, 1, 28, 28) -> (8, 4, 24, 24),
+        with 24·24·4·25 = 57,600 weights where Conv2d(1, 4, 5) has 100.
+    """
+
+    def __init__(self, in_channels, out_channels, input_size, kernel_size, stride=1, padding=0,
+                 bias: bool = True, dtype=None):
+        super().__init__()
+        _positive("in_channels", in_channels)
+        _positive("out_channels", out_channels)
+        hw, ks = F._pair(input_size, "input_size"), F._pair(kernel_size, "kernel_size")
+        st, pd = F._pair(stride, "stride"), F._pair(padding, "padding")
+        for name, v in (("input_size", hw), ("kernel_size", ks), ("stride", st)):
+            _positive(name, v)
+        _nonneg("padding", pd)
+        OH = (hw[0] + 2 * pd[0] - ks[0]) // st[0] + 1
+        OW = (hw[1] + 2 * pd[1] - ks[1]) // st[1] + 1
+        if OH < 1 or OW < 1:
+            raise ValueError(f"input_size {hw} (padding {pd}) is smaller than kernel_size {ks}")
+        self.in_channels, self.out_channels, self.input_size = in_channels, out_channels, hw
+        self.kernel_size, self.stride, self.padding, self.output_size = ks, st, pd, (OH, OW)
+        dt = np.dtype(dtype or np.float32)
+        bound = 1 / math.sqrt(in_channels * ks[0] * ks[1])
+        self.weight = init.uniform_(Parameter(np.empty((OH, OW, out_channels, in_channels, *ks), dt)), -bound, bound)
+        self.bias = init.uniform_(Parameter(np.empty((out_channels, OH, OW), dt)), -bound, bound) if bias else None
+
+    def forward(self, x):
+        return F.locally_connected2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+                + ("" if self.bias is not None else ", bias=False"))
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size, whatever the input size (PyTorch's bins).
+
+    Args: output_size: int or (OH, OW) (None keeps that input dim).
+    Shape: (N, C, H, W) -> (N, C, OH, OW). ``AdaptiveAvgPool2d(1)`` is global average pooling.
+    """
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"

@@ -1,0 +1,131 @@
+"""Normalisation and regularisation layers: ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``, ``Dropout``.
+
+Sources: Ioffe & Szegedy 2015 (batch norm), Ba, Kiros & Hinton 2016 (layer norm),
+Srivastava et al. 2014 (dropout). Names, arguments, defaults and state-dict keys as PyTorch's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from .module import Module, Parameter
+from ..tensor import Tensor
+
+
+class _BatchNorm(Module):
+    _dims: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=None):
+        super().__init__()
+        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
+            raise ValueError(f"num_features must be a positive integer, got {num_features!r}")
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        dt = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.ones(num_features, dt)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dt)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dt)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dt)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches tracked."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def forward(self, x):
+        if x.ndim not in self._dims:
+            raise F.ShapeError(f"expected {' or '.join(f'{d}-D' for d in self._dims)} input, got shape {tuple(x.shape)}")
+        if x.shape[1] != self.num_features:
+            raise F.ShapeError(f"expected input with {self.num_features} channels, got {x.shape[1]} "
+                               f"channels (input shape {tuple(x.shape)})")
+        use_batch = self.training or not self.track_running_stats
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / int(self.num_batches_tracked.data)
+        update = self.training and self.track_running_stats
+        return F.batch_norm(x, self.running_mean if update or not use_batch else None,
+                            self.running_var if update or not use_batch else None,
+                            self.weight, self.bias, use_batch, momentum, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation over (N, C) or (N, C, L) inputs, per feature/channel C.
+
+    Training: y = γ·(x − μ_B)/sqrt(σ²_B + ε) + β with the batch mean and biased variance; the
+    running statistics become (1 − momentum)·running + momentum·batch (unbiased variance);
+    momentum=None uses the cumulative average. Evaluation: the running statistics replace the
+    batch ones. Args: num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True.
+    Parameters: weight γ (C,) = 1, bias β (C,) = 0. Buffers: running_mean (C,) = 0,
+        running_var (C,) = 1, num_batches_tracked () int64.
+    Raises: ShapeError (via ModuleError) for a wrong rank or channel count.
+    """
+    _dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images per channel, statistics over N, H and W.
+
+    Same arguments, parameters, buffers and train/eval behaviour as ``BatchNorm1d``.
+    Example: BatchNorm2d(32)(x) with x (64, 32, 28, 28) -> (64, 32, 28, 28).
+    """
+    _dims = (4,)
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the trailing ``normalized_shape`` dims of each sample (same in
+    train and eval mode).
+
+    Args: normalized_shape (int or tuple), eps=1e-5, elementwise_affine=True, bias=True.
+    Shape: (*, *normalized_shape) -> same. Parameters: weight = 1, bias = 0, shaped normalized_shape.
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, dtype=None):
+        super().__init__()
+        ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        if not ns or not all(isinstance(n, (int, np.integer)) and n > 0 for n in ns):
+            raise ValueError(f"normalized_shape must be positive ints, got {normalized_shape!r}")
+        self.normalized_shape, self.eps, self.elementwise_affine = tuple(int(n) for n in ns), eps, elementwise_affine
+        dt = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.ones(ns, dt)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(ns, dt)) if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability p and scale the others
+    by 1/(1 − p); in evaluation, the identity. Masks come from ember's generator.
+
+    Args: p=0.5 (0 ≤ p ≤ 1). Shape: any -> same.
+    Raises: ValueError for p outside [0, 1].
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
