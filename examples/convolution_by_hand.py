@@ -4,7 +4,7 @@
   * deck 000, 2-D: the 5×5 binary image and the 3×3 filter give a 3×3 map starting with 4;
   * deck 002, the 10×10 image of a box filtered by the 1/9 mean filter (rows 0 10 20 30 30 ...);
   * deck 002, the impulse response: convolution copies the filter, correlation flips it;
-  * deck 001, 2×2 max pooling with stride 2 of the 8×8 example.
+  * deck 001, 2×2 max pooling with stride 2 of the 8×8 example (and average pooling of it).
 
 Every number comes from ember.vision.filter2d (which runs ember.nn.functional.conv2d) or
 F.max_pool2d. Run: python examples/convolution_by_hand.py
@@ -44,6 +44,8 @@ def main():
                   [-7, 10, -9, -5, 9, -8, -7, 10], [-5, 5, 9, 4, 10, -8, 7, 6],
                   [-3, 8, 0, 2, 2, -3, -2, 5], [4, -6, 7, -3, 1, 4, 10, 0]], dtype=np.float32)
     show("deck 001 max pooling 2x2, stride 2:", F.max_pool2d(ember.tensor(x[None, None]), 2, 2).data[0, 0])
+    show("deck 001 average pooling 2x2, stride 2 (same input):",
+         F.avg_pool2d(ember.tensor(x[None, None]), 2, 2).data[0, 0])
 
 
 if __name__ == "__main__":

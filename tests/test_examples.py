@@ -161,3 +161,30 @@ def test_examples_run_from_any_folder(name, tmp_path):
     r = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)], capture_output=True, text=True,
                        cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_convolution_by_hand_average_pooling():
+    out = run_example("convolution_by_hand.py")
+    x = np.array([[-7, 6, -1, 3, 9, 9, 6, -9], [3, -8, 0, 7, 10, 8, -3, 10], [-4, 2, -6, 4, -7, 5, 5, 7],
+                  [-3, -9, 1, 8, -8, 9, -1, -5], [-7, 10, -9, -5, 9, -8, -7, 10], [-5, 5, 9, 4, 10, -8, 7, 6],
+                  [-3, 8, 0, 2, 2, -3, -2, 5], [4, -6, 7, -3, 1, 4, 10, 0]])
+    expected = x.reshape(4, 2, 4, 2).mean(axis=(1, 3))
+    np.testing.assert_array_equal(block(out, "deck 001 average pooling", 4), expected)
+
+
+def test_optimizers():
+    out = run_example("optimizers.py")
+    loss = {m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"^  (.+?)\s+loss ([\d.e+-]+)", out, re.M)}
+    assert set(loss) == {"SGD (lr 0.02)", "SGD + momentum 0.9", "SGD + Nesterov 0.9", "AdaGrad (lr 1)",
+                         "RMSprop (lr 0.1)", "Adam (lr 0.5)", "Adam + StepLR(50, 0.5)"}
+    assert all(v < 75 for v in loss.values())                        # every optimizer went downhill
+    assert loss["SGD + momentum 0.9"] < loss["SGD (lr 0.02)"] / 100  # momentum crosses the valley floor
+    assert loss["SGD + Nesterov 0.9"] < loss["SGD (lr 0.02)"] / 100
+    assert loss["Adam + StepLR(50, 0.5)"] < loss["Adam (lr 0.5)"]
+
+
+def test_augmentation():
+    out = run_example("augmentation.py")
+    assert "(4 of 4 copies changed)" in out
+    grids = [line for line in out.splitlines() if set(line) <= set(".#+ ") and line]
+    assert len(grids) == 27 and grids[4] == "....#....   ....#....   ....#....   ....#...."
