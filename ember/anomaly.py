@@ -41,7 +41,7 @@ class AnomalyError(RuntimeError):
     """A NaN or infinity produced by an op's forward or backward under ``detect_anomaly``."""
 
 
-def _call_site(depth: int = 3) -> str:
+def _call_site(depth: int = 2) -> str:
     """'file:line in func' of the first frame outside the op machinery, then up to ``depth``
     - 1 callers (innermost first), joined by ' <- '."""
     f = sys._getframe(2)

@@ -80,7 +80,7 @@ class Neg(Function):
 class PowScalar(Function):
     """y = x^p for a constant p;  grad_x = grad_out * p * x^(p-1).
 
-    As torch, 0^p has gradient 0 for p >= 1 (``where`` avoids 0 * inf = nan for p = 1).
+    As torch, at x = 0 the gradient is p·0^(p−1): 0 for p > 1, p for p = 1, inf for 0 < p < 1.
     """
     @staticmethod
     def forward(ctx, x, exponent):
@@ -96,8 +96,6 @@ class PowScalar(Function):
         if p == 2:
             return grad_out * 2 * x
         d = p * np.power(x, p - 1, dtype=x.dtype)
-        if p >= 1:
-            d = np.where(x == 0, 0, d).astype(x.dtype)
         return grad_out * d
 
 
@@ -113,8 +111,10 @@ class Pow(Function):
     def backward(ctx, grad_out):
         a, b, y = ctx.saved_tensors
         ga = gb = None
-        if ctx.needs_input_grad[0]:
-            ga = unbroadcast(grad_out * b * np.power(a, b - 1), a.shape)
+        if ctx.needs_input_grad[0]:  # b = 0: y = 1 is constant, gradient 0 even at a = 0 (as torch)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ga = np.where(b == 0, 0, grad_out * b * np.power(a, b - 1)).astype(y.dtype, copy=False)
+            ga = unbroadcast(ga, a.shape)
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):  # ln(0) * 0 -> 0, as torch
                 ln_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, -np.inf, np.nan))
