@@ -4,10 +4,12 @@ Playwright's Python package; ``.ci/playground-deps.sh`` installs both, never ``p
 Clicks through: choose spiral, add a layer, pick ReLU, play, wait until the test loss falls below a
 threshold, pause, open the backprop inspector, and keeps a screenshot in tests/artifacts/.
 """
+import json
 import os
 import shutil
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -48,8 +50,11 @@ def test_spiral_relu_play_pause_inspect(url):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("request", lambda r: requests.append(r.url))
             # start from a shared link: features and optimizer come from the URL state
+            # (Adam reaches the threshold in ~9 epochs here, plain SGD in ~36)
+            opts = json.load(urllib.request.urlopen(url + "api/options", timeout=10))
+            opt = "optimizer=adam&lr=0.01" if opts["optimizers"]["adam"] else "optimizer=sgd&lr=0.1"
             page.goto(url + "#features=x1,x2,x1sq,x2sq,sinx1,sinx2&layers=8,8&activations=tanh,tanh"
-                            "&loss=cross_entropy&optimizer=sgd&lr=0.1&batch=10&seed=3")
+                            f"&loss=cross_entropy&{opt}&batch=10&seed=3")
             page.wait_for_selector("#neuron-2-0")
             page.click("#dataset-spiral")
             page.wait_for_function("location.hash.includes('dataset=spiral')")
@@ -85,3 +90,37 @@ def test_spiral_relu_play_pause_inspect(url):
     outside = [u for u in requests if not u.startswith(url)]
     assert not outside, f"the page fetched something from outside the server: {outside}"
     assert (ARTIFACTS / "playground_e2e.png").stat().st_size > 10_000
+
+
+def test_bad_link_shows_the_servers_message_and_custom_points_train(url):
+    errors = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "#layers=9&activations=relu")   # 9 neurons: over the limit without lift=1
+            page.wait_for_selector("#error:not([hidden])")
+            assert "layer 1: width must be an integer in [1, 8], got 9" in page.inner_text("#error")
+            page.click("#dataset-xor")                        # still 9 neurons: refused again, page alive
+            page.wait_for_function("location.hash.includes('dataset=xor')")
+            assert "got 9" in page.inner_text("#error")
+            page.goto(url + "#dataset=custom&layers=4&activations=tanh")
+            page.reload()
+            page.wait_for_selector("#custom-row:not([hidden])")
+            box = page.locator("#heatmap").bounding_box()
+            for i, (fx, fy) in enumerate([(0.2, 0.2), (0.8, 0.8), (0.25, 0.3), (0.7, 0.75), (0.3, 0.8), (0.75, 0.2)]):
+                page.select_option("#click-label", str(i % 2))
+                page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+                page.wait_for_function(f"document.querySelector('#point-count').textContent === '{i + 1} points'")
+            page.wait_for_selector("#error", state="hidden")
+            page.click("#step-epoch")
+            page.wait_for_function("document.querySelector('#epoch').textContent === '000,001'")
+            page.click("#dataset-reg-gauss")
+            page.wait_for_function("document.querySelector('#legend').textContent.startsWith('colour: predicted value')")
+            page.click("#step-epoch")
+            page.wait_for_function("document.querySelector('#epoch').textContent === '000,001'")
+            page.screenshot(path=str(ARTIFACTS / "playground_regression.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors

@@ -191,7 +191,7 @@ function syncControls() {
   $("task").value = cfg.task;
   $("click-label").disabled = cfg.task === "regression";
   $("seed-v").textContent = cfg.seed;
-  $("n-layers").textContent = cfg.layers.length;
+  $("n-layers").textContent = `${cfg.layers.length} HIDDEN LAYER${cfg.layers.length === 1 ? "" : "S"}`;
   for (const b of $("datasets").children) b.classList.toggle("selected", b.dataset.name === cfg.dataset);
   $("point-count").textContent = cfg.dataset === "custom" ? `${customPoints.length} points` : "";
 }
@@ -289,9 +289,10 @@ function drawHeatmap() {
   }
   const P = (p, stroke) => {
     const x = (p[0] / DOMAIN + 1) * c.width / 2, y = (1 - p[1] / DOMAIN) * c.height / 2;
-    const col = state && state.task === "regression" || (!state && cfg.task === "regression") ? diverging(p[2]) : PALETTE[p[2]] || GREY;
+    const reg = state ? state.task === "regression" : cfg.task === "regression";
+    const col = reg ? diverging(p[2]) : PALETTE[p[2]] || GREY;
     g.beginPath(); g.arc(x, y, 3.2, 0, 2 * Math.PI); g.fillStyle = rgb(col); g.fill();
-    g.lineWidth = 1; g.strokeStyle = stroke; g.stroke();
+    g.lineWidth = 1; g.strokeStyle = reg && stroke === "#fff" ? "#888" : stroke; g.stroke();
   };
   if (points) {
     for (const p of points.train) P(p, "#fff");
