@@ -397,3 +397,23 @@ def test_cli_reports_a_busy_port_and_a_bad_port(capsys):
     assert "ember playground: error: cannot serve on 127.0.0.1:" in capsys.readouterr().err
     assert cli_main(["playground", "--port", "70000", "--no-browser"]) == 1
     assert "--port must be in 0..65535, got 70000" in capsys.readouterr().err
+
+
+def test_cli_serves_on_loopback_until_interrupted():
+    import re
+    import signal
+    import urllib.request
+    proc = subprocess.Popen([sys.executable, "-m", "ember", "playground", "--port", "0", "--no-browser"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.match(r"ember playground on (http://127\.0\.0\.1:\d+/)", line)
+        assert m, line
+        html = urllib.request.urlopen(m.group(1), timeout=10).read()
+        assert b"ember playground" in html
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+        assert "ember playground: interrupted" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -318,12 +318,14 @@ class Session:
         return total * (rate if kind == "l1" else rate / 2)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> float:
+        """The data loss (no penalty, no dropout) of the current network on (x, y), as a float."""
         with no_grad():
             return float(self.data_loss(self.forward(Tensor(x))[0], y).item())
 
     # ---- training ------------------------------------------------------------------------
     @property
     def batches_per_epoch(self) -> int:
+        """Minibatches per epoch: ⌈n_train / batch⌉ (the last one may be smaller)."""
         return -(-len(self.x_train) // self.cfg["batch"])
 
     def train_batch(self) -> None:
@@ -442,6 +444,7 @@ class Session:
                 for (a, b), c in zip(self.xy[idx], lab)]
 
     def public_config(self) -> dict:
+        """The validated config without the custom points (what the URL and exports carry)."""
         return {k: v for k, v in self.cfg.items() if k != "points"}
 
     def inspect(self) -> dict:

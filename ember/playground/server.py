@@ -54,6 +54,7 @@ class Sessions:
         self.cap, self._lock, self._s = cap, threading.Lock(), {}
 
     def get(self, sid) -> E.Session:
+        """The session with id ``sid`` (marked as just used). Raises ApiError 404 if unknown."""
         if not isinstance(sid, str) or sid not in self._s:
             raise ApiError(404, f"unknown session {str(sid)[:40]!r}: press reset to start a new one")
         s = self._s[sid]
@@ -61,6 +62,8 @@ class Sessions:
         return s
 
     def put(self, session: E.Session, sid: str | None = None) -> str:
+        """Store ``session`` under ``sid`` (replacing it) or under a new random id; returns the id.
+        Raises ApiError 503 when the table is full and every session is busy training."""
         with self._lock:
             if sid not in self._s:
                 sid = secrets.token_hex(8)
@@ -177,6 +180,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- endpoints ---------------------------------------------------------------------------
     def options(self):
+        """GET /api/options: the choices the page offers, which optimizers exist, the limits."""
         self._json({"datasets": list(D.DATASETS), "regression": list(D.REGRESSION),
                     "features": [{"name": k, "label": D.FEATURE_LABELS[k]} for k in D.FEATURES],
                     "activations": list(E.ACTIVATIONS), "losses": list(E.LOSSES),
@@ -186,6 +190,7 @@ class Handler(BaseHTTPRequestHandler):
                     "max_count": MAX_COUNT})
 
     def new_session(self):
+        """POST /api/session: validate the config, build the network, return the full state."""
         body = self._payload()
         session = E.Session(body.get("config", {}))
         sid = body.get("session")
@@ -202,6 +207,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json({"session": sid, **session.state(full=True)})
 
     def step(self):
+        """POST /api/step: train ``count`` epochs or minibatches under the session's lock."""
         body = self._payload()
         s = self._session(body.get("session"))
         unit, count = body.get("unit", "epoch"), body.get("count", 1)
@@ -218,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json({"done": done, **state})
 
     def inspect(self):
+        """POST /api/inspect: a, z, δ and ∂L/∂W of the latest update (409 before the first)."""
         s = self._session(self._payload().get("session"))
         self._acquire(s)
         try:
@@ -230,6 +237,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(view)
 
     def upload(self):
+        """POST /api/upload: parse and validate a CSV (≤ 1 MB, ≤ 10,000 points) into points."""
         raw = self._body(D.MAX_CSV_BYTES)
         try:
             text = raw.decode("utf-8-sig")
@@ -242,6 +250,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json({"points": pts, "task": task, "count": len(pts)})
 
     def export_weights(self):
+        """GET /api/export/weights?session=ID: the state_dict as a safetensors download."""
         s = self._session()
         with s.lock:
             body = weights_bytes(s)
@@ -249,6 +258,7 @@ class Handler(BaseHTTPRequestHandler):
                    {"Content-Disposition": 'attachment; filename="playground.safetensors"'})
 
     def export_script(self):
+        """GET /api/export/script?session=ID: the Python script that retrains the network."""
         s = self._session()
         with s.lock:
             body = script_text(s).encode()
