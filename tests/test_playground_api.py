@@ -417,3 +417,14 @@ def test_cli_serves_on_loopback_until_interrupted():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_request_slots_are_all_released(server):
+    import time
+    from ember.playground.server import MAX_THREADS
+    for _ in range(MAX_THREADS + 5):  # more requests than slots: a leak would hang here
+        alive(server)
+    deadline = time.time() + 5
+    while server._slots._value != MAX_THREADS and time.time() < deadline:
+        time.sleep(0.01)
+    assert server._slots._value == MAX_THREADS

@@ -37,6 +37,7 @@ MAX_COUNT = 100                 # epochs or minibatches asked for in one request
 MAX_STEPS = 5000                # minibatch updates done in one request
 MAX_SECONDS = 2.0               # training time spent in one request
 LOCK_WAIT = 5.0                 # how long a request waits for its session's worker
+MAX_THREADS = 32                # requests handled at once
 
 
 class ApiError(Exception):
@@ -276,6 +277,22 @@ class PlaygroundServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.sessions = Sessions()
         self.verbose = verbose
+        self._slots = threading.BoundedSemaphore(MAX_THREADS)
+
+    def process_request(self, request, client_address):
+        # at most MAX_THREADS requests in flight; further connections wait in the listen backlog
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8000, verbose: bool = False) -> PlaygroundServer:
