@@ -90,11 +90,12 @@ def save_image(pixels: np.ndarray, path) -> str:
 
 # ---- training curves ----------------------------------------------------------------------
 def plot_curves(metrics: dict, path) -> str:
-    """Loss and accuracy per epoch, train vs test, side by side (a 1000×400-pixel PNG).
+    """Loss and accuracy per epoch, train vs test (and validation), side by side (a 1000×400-pixel PNG).
 
     Args:
         metrics: the dict ``ember train`` writes to metrics.json: ``{"epochs": [{"epoch",
-            "train_loss", "train_accuracy", "test_loss", "test_accuracy"}, ...]}``.
+            "train_loss", "train_accuracy", "test_loss", "test_accuracy"}, ...]}``; rows with
+            ``val_loss``/``val_accuracy`` (``--val-split``) add a validation curve.
         path: the PNG file to write. Returns: path.
     Raises: MissingDependencyError without matplotlib; ValueError when there are no epochs.
     """
@@ -105,8 +106,9 @@ def plot_curves(metrics: dict, path) -> str:
     ep = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "loss", "cross-entropy loss"), (axes[1], "accuracy", "accuracy")):
-        for split, style in (("train", "o-"), ("test", "s--")):
-            ax.plot(ep, [r[f"{split}_{key}"] for r in rows], style, label=split)
+        for split, style in (("train", "o-"), ("val", "^:"), ("test", "s--")):
+            if all(f"{split}_{key}" in r for r in rows):      # val only with --val-split
+                ax.plot(ep, [r[f"{split}_{key}"] for r in rows], style, label=split)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_xticks(ep if len(ep) <= 20 else ep[::max(len(ep) // 10, 1)])

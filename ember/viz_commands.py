@@ -18,6 +18,7 @@ from . import vision, viz
 
 # ---- ember filter --------------------------------------------------------------------------
 def add_filter_parser(sub):
+    """Register ``ember filter IMAGE --kernel K [--mode] [--padding] [--out] | --demo`` on ``sub``."""
     p = sub.add_parser(
         "filter", help="apply a classic image kernel (Sobel, blur, sharpen, ...) with ember's conv2d",
         description="Filter an image with a kernel from the lectures, computed by ember's own conv2d. "
@@ -76,11 +77,12 @@ def run_filter(args) -> None:
 
 # ---- ember visualize ------------------------------------------------------------------------
 def add_visualize_parser(sub):
+    """Register ``ember visualize {filters,activations,confusion,graph}`` and their options on ``sub``."""
     p = sub.add_parser("visualize", help="draw filters, feature maps, confusion matrix or graph of a checkpoint",
                        description="Pictures of a trained model (PNG files; paths are printed).")
     what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
 
-    def common(q, checkpoint_required=True):
+    def common(q, checkpoint_required=True):  # options every WHAT shares
         q.add_argument("--checkpoint", required=checkpoint_required, help="run folder written by ember train")
         q.add_argument("--out", help="folder for the pictures (default: CHECKPOINT/viz)")
 

@@ -147,6 +147,14 @@ def test_plot_curves_and_hook(tmp_path, monkeypatch):
     assert not (tmp_path / "none").exists()
 
 
+def test_plot_curves_with_validation_rows(tmp_path):
+    rows = [dict(r, val_loss=r["test_loss"] * 0.9, val_accuracy=r["test_accuracy"]) for r in ROWS]
+    path = viz.plot_curves({"epochs": rows}, tmp_path / "c.png")
+    assert _png_size(path) == (1000, 400)
+    plain = np.asarray(Image.open(viz.plot_curves({"epochs": ROWS}, tmp_path / "p.png")).convert("RGB"))
+    assert not np.array_equal(np.asarray(Image.open(path).convert("RGB")), plain)   # a third curve drawn
+
+
 def test_train_writes_curves_after_each_epoch(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 1, 28, 28)).astype(np.float32)
