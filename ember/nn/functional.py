@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import conv as _conv, elementwise as _ew, loss as _loss, matmul as _mm, movement as _mv
+from ..ops import loss_extra as _lx
 from ..ops import local as _local, norm as _norm
 from ..random import default_generator
 from ..tensor import Tensor
@@ -290,14 +291,17 @@ def stack(tensors, dim: int = 0) -> Tensor:
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _targets(target, n_classes, n, what):
+def _targets(target, n_classes, n, what, ignore_index=None):
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{what}: class targets must be integers, got dtype {t.dtype}")
     if t.shape != (n,):
         raise ShapeError(f"{what}: expected targets of shape ({n},), got {t.shape}")
-    if t.size and (t.min() < 0 or t.max() >= n_classes):
-        bad = t[(t < 0) | (t >= n_classes)][0]
+    out = (t < 0) | (t >= n_classes)
+    if ignore_index is not None:
+        out &= t != ignore_index  # targets equal to ignore_index are skipped, not errors
+    if t.size and out.any():
+        bad = t[out][0]
         raise IndexError(f"{what}: target {bad} is out of bounds for {n_classes} classes (valid: 0..{n_classes - 1})")
     return t.astype(np.intp, copy=False)
 
@@ -307,27 +311,121 @@ def _check_reduction(reduction):
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
+def _legacy_reduction(size_average, reduce, reduction):
+    """torch's deprecated size_average/reduce pair -> reduction (either given overrides reduction)."""
+    if size_average is None and reduce is None:
+        _check_reduction(reduction)
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else "mean" if size_average else "sum"
+
+
+def _class_weight(weight, x, what):
+    """weight (C,) as an ndarray of x's dtype (no gradient flows to it), or None."""
+    if weight is None:
+        return None
+    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    C = x.shape[1] if x.ndim == 2 else x.shape[0]
+    if w.shape != (C,):
+        raise ShapeError(f"{what}: weight tensor should be defined either for all {C} classes or no classes "
+                         f"but got weight tensor of shape: {list(w.shape)}")
+    return w.astype(x.dtype, copy=False)
+
+
+def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
+                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy from logits, fused and max-subtracted (stable for any logits).
 
-    Shape: input (N, C) float logits, target (N,) integer classes in [0, C) as a Tensor or
-    ndarray -> scalar (mean/sum) or (N,) (none).
-    Raises: IndexError naming a target outside [0, C); ShapeError for mismatched shapes.
+    L_i = (1 − ε)·(−w[t_i] log p[i, t_i]) + (ε/C)·Σ_c −w[c] log p[i, c],  p = softmax(input),
+    0 for samples whose target equals ignore_index; 'mean' divides by Σ_i w[t_i] over the
+    non-ignored samples (N when weight is None), exactly as torch.
+    Shape: input (N, C) float logits, target (N,) integer classes in [0, C) (or ignore_index) as a
+        Tensor or ndarray, weight (C,) -> scalar (mean/sum) or (N,) (none).
+    Args: weight: per-class rescaling; ignore_index: target value to skip; label_smoothing ε in [0, 1];
+        size_average/reduce: deprecated torch aliases of reduction.
+    Raises: IndexError naming a target outside [0, C); ShapeError for mismatched shapes;
+        ValueError for an unknown reduction or ε outside [0, 1].
     """
-    _check_reduction(reduction)
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if input.ndim != 2:
         raise ShapeError(f"cross_entropy: expected logits of shape (N, C), got {tuple(input.shape)}")
-    t = _targets(target, input.shape[1], input.shape[0], "cross_entropy")
-    return _loss.CrossEntropy.apply(input, t, reduction=reduction)
+    t = _targets(target, input.shape[1], input.shape[0], "cross_entropy", ignore_index)
+    w = _class_weight(weight, input, "cross_entropy")
+    if w is None and not label_smoothing and not (t == ignore_index).any():
+        return _loss.CrossEntropy.apply(input, t, reduction=reduction)  # the plain fused fast path
+    return _lx.CrossEntropyWeighted.apply(input, t, weight=w, ignore_index=ignore_index,
+                                          label_smoothing=label_smoothing, reduction=reduction)
 
 
-def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities: −mean_i input[i, t_i]; (N, C), (N,) -> scalar."""
-    _check_reduction(reduction)
+def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
+             reduce=None, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities: L_i = −w[t_i]·input[i, t_i] (0 where
+    t_i = ignore_index); 'mean' divides by Σ_i w[t_i] over non-ignored samples, as torch.
+
+    Shape: input (N, C), target (N,) integer classes, weight (C,) -> scalar, or (N,) for 'none'.
+    Raises: IndexError for a target outside [0, C); ShapeError; ValueError for an unknown reduction.
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if input.ndim != 2:
         raise ShapeError(f"nll_loss: expected log-probabilities of shape (N, C), got {tuple(input.shape)}")
-    t = _targets(target, input.shape[1], input.shape[0], "nll_loss")
-    return _loss.NLLLoss.apply(input, t, reduction=reduction)
+    t = _targets(target, input.shape[1], input.shape[0], "nll_loss", ignore_index)
+    w = _class_weight(weight, input, "nll_loss")
+    if w is None and not (t == ignore_index).any():
+        return _loss.NLLLoss.apply(input, t, reduction=reduction)
+    return _lx.NLLLossWeighted.apply(input, t, weight=w, ignore_index=ignore_index, reduction=reduction)
+
+
+def multi_margin_loss(input: Tensor, target, p: int = 1, margin: float = 1.0, weight=None,
+                      size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """Multiclass SVM (hinge) loss of deck 002, as torch's multi_margin_loss:
+    L_i = (1/C) Σ_{j ≠ t_i} w[t_i]·max(0, margin − x[i, t_i] + x[i, j])^p.
+
+    Shape: input (N, C) or (C,), target (N,) or () integer classes, weight (C,) -> scalar, or
+        (N,) ('none'; () for a 1-D input).
+    Raises: ValueError for p not in {1, 2} or an unknown reduction; IndexError, ShapeError.
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 supported, got p={p!r}")
+    if input.ndim not in (1, 2):
+        raise ShapeError(f"multi_margin_loss: expected input of shape (N, C) or (C,), got {tuple(input.shape)}")
+    x = input if input.ndim == 2 else input.reshape(1, -1)
+    tt = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = _targets(tt.reshape(-1) if input.ndim == 1 else tt, x.shape[1], x.shape[0], "multi_margin_loss")
+    out = _lx.MultiMarginLoss.apply(x, t, p=p, margin=margin, weight=_class_weight(weight, x, "multi_margin_loss"),
+                                    reduction=reduction)
+    return out.reshape(()) if input.ndim == 1 and reduction == "none" else out
+
+
+def _pm_one(input, target, what):
+    y = _same_shape(input, target, what)
+    if y.data.size and not np.isin(y.data, (-1, 1)).all():
+        raise ValueError(f"{what}: targets must be -1 or 1, got {float(y.data[~np.isin(y.data, (-1, 1))][0])}")
+    if y.dtype != input.dtype:  # labels: cast, so float32 scores give a float32 loss
+        y = Tensor(y.data.astype(input.dtype))
+    return y
+
+
+def hinge_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Binary hinge loss of deck 002: max(0, 1 − y·f) for scores f and labels y ∈ {−1, 1}
+    (no torch twin). Any shape; input and target shapes must match.
+    Raises: ValueError for labels other than ±1 or an unknown reduction; ShapeError.
+    """
+    _check_reduction(reduction)
+    return _lx.HingeLoss.apply(input, _pm_one(input, target, "hinge_loss"), reduction=reduction)
+
+
+def logistic_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Binary logistic loss of deck 002: log(1 + exp(−y·f)) for scores f and labels y ∈ {−1, 1},
+    computed as softplus(−y f) without overflow for any |f| (no torch twin; it equals
+    binary_cross_entropy_with_logits(f, (y + 1)/2)). Any shape; shapes must match.
+    Raises: ValueError for labels other than ±1 or an unknown reduction; ShapeError.
+    """
+    _check_reduction(reduction)
+    return _lx.LogisticLoss.apply(input, _pm_one(input, target, "logistic_loss"), reduction=reduction)
 
 
 def _same_shape(a, b, what):
@@ -341,6 +439,32 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean squared error (1/n) Σ (input − target)²; shapes must match."""
     _check_reduction(reduction)
     return _loss.MSELoss.apply(input, _same_shape(input, target, "mse_loss"), reduction=reduction)
+
+
+def l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """Mean absolute error |input − target| (gradient sign(d), 0 at d = 0); shapes must match."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return _lx.L1Loss.apply(input, _same_shape(input, target, "l1_loss"), reduction=reduction)
+
+
+def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """Smooth L1: 0.5 d²/β for |d| < β, else |d| − 0.5β (d = input − target; β = 0 gives L1).
+    Raises: ValueError for a negative beta or an unknown reduction; ShapeError for mismatched shapes."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss does not support negative values for beta, got beta={beta}")
+    return _lx.SmoothL1Loss.apply(input, _same_shape(input, target, "smooth_l1_loss"), beta=beta,
+                                  reduction=reduction)
+
+
+def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """Huber: 0.5 d² for |d| < δ, else δ(|d| − 0.5δ) (d = input − target); shapes must match.
+    Raises: ValueError for delta ≤ 0 or an unknown reduction; ShapeError for mismatched shapes."""
+    _check_reduction(reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss does not support non-positive values for delta, got delta={delta}")
+    return _lx.HuberLoss.apply(input, _same_shape(input, target, "huber_loss"), delta=delta, reduction=reduction)
 
 
 def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:

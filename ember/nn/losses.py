@@ -6,24 +6,124 @@ from .module import Module
 
 
 class _Loss(Module):
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
-        F._check_reduction(reduction)
-        self.reduction = reduction
+        self.reduction = F._legacy_reduction(size_average, reduce, reduction)
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
 
 
-class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy from logits: (N, C) logits, (N,) int targets -> scalar. See F.cross_entropy."""
+class _WeightedLoss(_Loss):
+    """A loss with an optional per-class ``weight`` (C,), kept as a buffer (in state_dict, as torch)."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    """Softmax cross-entropy from logits, with torch's weight, ignore_index and label_smoothing.
+
+    Shape: (N, C) logits, (N,) int targets -> scalar ('mean'/'sum') or (N,) ('none').
+    Example: nn.CrossEntropyLoss(label_smoothing=0.1)(logits, y). See F.cross_entropy.
+    """
+
+    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(weight, size_average, reduce, reduction)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input, target):
-        return F.cross_entropy(input, target, reduction=self.reduction)
+        return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
-class NLLLoss(_Loss):
-    """Negative log-likelihood of log-probabilities: (N, C), (N,) -> scalar. See F.nll_loss."""
+class NLLLoss(_WeightedLoss):
+    """Negative log-likelihood of log-probabilities, with weight and ignore_index:
+    (N, C), (N,) -> scalar or (N,). See F.nll_loss."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean"):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index = ignore_index
 
     def forward(self, input, target):
-        return F.nll_loss(input, target, reduction=self.reduction)
+        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                          reduction=self.reduction)
+
+
+class MultiMarginLoss(_WeightedLoss):
+    """Multiclass SVM loss of deck 002 (torch's MultiMarginLoss): (N, C) scores, (N,) int targets.
+    L_i = (1/C) Σ_{j ≠ t_i} w[t_i]·max(0, margin − x[t_i] + x[j])^p. See F.multi_margin_loss."""
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None,
+                 reduction: str = "mean"):
+        super().__init__(weight, size_average, reduce, reduction)
+        if p not in (1, 2):
+            raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 supported, got p={p!r}")
+        self.p, self.margin = p, margin
+
+    def forward(self, input, target):
+        return F.multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight,
+                                   reduction=self.reduction)
+
+
+class HingeLoss(_Loss):
+    """Binary hinge loss of deck 002, max(0, 1 − y·f) with y ∈ {−1, 1}; any matching shapes.
+    No torch twin. See F.hinge_loss."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__(reduction=reduction)
+
+    def forward(self, input, target):
+        return F.hinge_loss(input, target, reduction=self.reduction)
+
+
+class LogisticLoss(_Loss):
+    """Binary logistic loss of deck 002, log(1 + exp(−y·f)) with y ∈ {−1, 1}, overflow-free;
+    any matching shapes. No torch twin. See F.logistic_loss."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__(reduction=reduction)
+
+    def forward(self, input, target):
+        return F.logistic_loss(input, target, reduction=self.reduction)
+
+
+class L1Loss(_Loss):
+    """Mean absolute error; input and target of the same shape. See F.l1_loss."""
+
+    def forward(self, input, target):
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """0.5 d²/β for |d| < β else |d| − 0.5β; same shapes. See F.smooth_l1_loss."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(size_average, reduce, reduction)
+        if beta < 0:
+            raise ValueError(f"smooth_l1_loss does not support negative values for beta, got beta={beta}")
+        self.beta = beta
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """0.5 d² for |d| < δ else δ(|d| − 0.5δ); same shapes. See F.huber_loss."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction=reduction)
+        if delta <= 0:
+            raise ValueError(f"huber_loss does not support non-positive values for delta, got delta={delta}")
+        self.delta = delta
+
+    def forward(self, input, target):
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
 
 
 class MSELoss(_Loss):

@@ -1,0 +1,210 @@
+"""More losses: class-weighted / label-smoothed cross-entropy and NLL with ignore_index, the
+multiclass SVM (multi-margin) loss, the binary hinge and logistic losses, L1, smooth L1 and Huber.
+
+Notation: x or z input (N, C) or any shape, t integer class targets (N,), y targets of x's shape
+(y ∈ {−1, 1} for hinge/logistic), w class weights (C,), g = dL/d(per-sample loss): grad_out/n for
+'mean' (n = element count, or Σ of the target weights where weights apply), grad_out for 'sum',
+grad_out itself (shape of the loss) for 'none'.
+Source: deck 002 "Losses we have seen so far" (squared, hinge, logistic with y ∈ {−1, 1}) and
+"Backprop Recipes: Multiclass SVM Loss"; deck 001 softmax + cross-entropy; torch's definitions.
+"""
+import numpy as np
+
+from ..autograd import Function
+from .loss import _log_softmax, _reduce, _unreduce
+
+
+def _stable_sigmoid(z):
+    """σ(z) without overflow: e^{−|z|} ≤ 1 is the only exponential taken."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _target_weights(target, weight, ignore_index, dtype):
+    """(valid mask (N,), targets with ignored entries set to 0 (N,), w[t]·valid (N,))."""
+    valid = target != ignore_index
+    t = np.where(valid, target, 0)
+    wt = (weight[t] if weight is not None else np.ones(t.shape, dtype)) * valid
+    return valid, t, wt.astype(dtype, copy=False)
+
+
+class CrossEntropyWeighted(Function):
+    """Cross-entropy from logits with class weights, ignore_index and label smoothing ε (torch's).
+
+    logp = log_softmax(z) (N, C); per sample i with target t_i ≠ ignore_index:
+        L_i = (1 − ε)·(−w[t_i] logp[i, t_i]) + (ε/C)·(−Σ_c w[c] logp[i, c])      (0 if ignored)
+    'mean' divides Σ_i L_i by Σ_i w[t_i] over non-ignored i (not by N), as torch.
+    grad_z[i] = g_i · ((1 − ε)·w[t_i]·(p_i − onehot(t_i)) + (ε/C)·((Σ_c w[c])·p_i − w))   (0 if ignored)
+    (from d logp_c / dz = onehot(c) − p; deck 001: dL/dz = σ(z) − y for w = 1, ε = 0).
+    """
+    @staticmethod
+    def forward(ctx, z, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+        N, C = z.shape
+        logp = _log_softmax(z, 1)                                     # (N, C)
+        valid, t, wt = _target_weights(target, weight, ignore_index, z.dtype)
+        w = weight if weight is not None else np.ones(C, z.dtype)     # (C,)
+        eps = z.dtype.type(label_smoothing)
+        loss = -wt * logp[np.arange(N), t]                            # (N,) NLL part
+        if label_smoothing:
+            loss = (1 - eps) * loss - (eps / C) * (logp @ w) * valid  # (N,) + smoothing part
+        ctx.save_for_backward(logp, t, valid, wt, w)
+        ctx.args = eps, reduction, wt.sum()
+        return _reduce(loss, reduction, ctx.args[2])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        logp, t, valid, wt, w = ctx.saved_tensors
+        eps, reduction, denom = ctx.args
+        N, C = logp.shape
+        g = _unreduce(grad_out, t.shape, reduction, denom)            # (N,)
+        p = np.exp(logp)                                              # (N, C)
+        grad_z = p * ((1 - eps) * wt)[:, None]                        # (N, C)
+        grad_z[np.arange(N), t] -= (1 - eps) * wt                     # − onehot(t)·w[t]
+        if eps:
+            grad_z += (eps / C) * (w.sum() * p - w) * valid[:, None]
+        return grad_z * g[:, None], None, None
+
+
+class NLLLossWeighted(Function):
+    """NLL of log-probabilities x (N, C) with class weights and ignore_index (torch's):
+    L_i = −w[t_i]·x[i, t_i] (0 if t_i = ignore_index); 'mean' divides by Σ_i w[t_i] (non-ignored).
+    grad_x[i, t_i] = −w[t_i]·g_i, every other entry 0.
+    """
+    @staticmethod
+    def forward(ctx, x, target, weight=None, ignore_index=-100, reduction="mean"):
+        valid, t, wt = _target_weights(target, weight, ignore_index, x.dtype)
+        ctx.save_for_backward(t, wt)
+        ctx.args = x.shape, reduction, wt.sum()
+        return _reduce(-wt * x[np.arange(x.shape[0]), t], reduction, ctx.args[2])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        t, wt = ctx.saved_tensors
+        shape, reduction, denom = ctx.args
+        grad_x = np.zeros(shape, dtype=grad_out.dtype)                # (N, C)
+        grad_x[np.arange(shape[0]), t] = -wt * _unreduce(grad_out, t.shape, reduction, denom)
+        return grad_x, None
+
+
+class MultiMarginLoss(Function):
+    """Multiclass SVM loss (deck 002), torch's MultiMarginLoss: for x (N, C), target t,
+        z_ij = margin − x[i, t_i] + x[i, j],   L_i = (1/C) Σ_{j ≠ t_i} w[t_i]·max(0, z_ij)^p,  p ∈ {1, 2}.
+    (Deck 002 writes Σ_j max(0, 1 − x_y + x_j) without the 1/C; torch divides by C.)
+    With d_ij = w[t_i]·(1 if p = 1 else 2 z_ij)·[z_ij > 0]/C for j ≠ t_i (deck 002: J = 1 if x_y − x_j < 1):
+        grad_x[i, j] = g_i d_ij (j ≠ t_i),   grad_x[i, t_i] = −g_i Σ_j d_ij.
+    """
+    @staticmethod
+    def forward(ctx, x, target, p=1, margin=1.0, weight=None, reduction="mean"):
+        N, C = x.shape
+        rows = np.arange(N)
+        z = x - x[rows, target][:, None] + x.dtype.type(margin)      # (N, C)
+        active = z > 0
+        active[rows, target] = False                                  # j ≠ t_i
+        h = np.where(active, z if p == 1 else z * z, 0)               # (N, C)
+        scale = (weight[target] if weight is not None else np.ones(N, x.dtype)) / x.dtype.type(C)  # (N,)
+        ctx.save_for_backward(z, active, target, scale)
+        ctx.args = p, reduction
+        return _reduce(h.sum(1) * scale, reduction)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        z, active, target, scale = ctx.saved_tensors
+        p, reduction = ctx.args
+        g = _unreduce(grad_out, target.shape, reduction) * scale     # (N,)
+        d = np.where(active, 1 if p == 1 else 2 * z, 0) * g[:, None]  # (N, C)
+        d[np.arange(len(target)), target] = -d.sum(1)
+        return d.astype(z.dtype, copy=False), None
+
+
+class HingeLoss(Function):
+    """Binary hinge loss (deck 002), y ∈ {−1, 1}, any shape:  L = max(0, 1 − y·f);
+    grad_f = −y·[1 − y f > 0]·g,  grad_y = −f·[1 − y f > 0]·g  (0 at the kink, like ReLU)."""
+    @staticmethod
+    def forward(ctx, f, y, reduction="mean"):
+        m = 1 - y * f
+        ctx.save_for_backward(f, y, m > 0)
+        ctx.reduction = reduction
+        return _reduce(np.maximum(m, 0), reduction)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        f, y, active = ctx.saved_tensors
+        g = _unreduce(grad_out, f.shape, ctx.reduction) * active
+        return -y * g, -f * g
+
+
+class LogisticLoss(Function):
+    """Binary logistic loss (deck 002's "cross-entropy loss on logistic function"), y ∈ {−1, 1}:
+        L = log(1 + exp(−y f)) = softplus(−y f) = max(−y f, 0) + log(1 + e^{−|y f|})   (no overflow);
+    grad_f = −y·σ(−y f)·g,  grad_y = −f·σ(−y f)·g."""
+    @staticmethod
+    def forward(ctx, f, y, reduction="mean"):
+        u = -y * f
+        ctx.save_for_backward(f, y, u)
+        ctx.reduction = reduction
+        return _reduce(np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u))), reduction)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        f, y, u = ctx.saved_tensors
+        s = _stable_sigmoid(u) * _unreduce(grad_out, f.shape, ctx.reduction)
+        return -y * s, -f * s
+
+
+class L1Loss(Function):
+    """L = |x − y|;  grad_x = sign(x − y)·g (0 where x = y, as torch),  grad_y = −grad_x."""
+    @staticmethod
+    def forward(ctx, x, y, reduction="mean"):
+        d = x - y
+        ctx.save_for_backward(d)
+        ctx.reduction = reduction
+        return _reduce(np.abs(d), reduction)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (d,) = ctx.saved_tensors
+        g = np.sign(d) * _unreduce(grad_out, d.shape, ctx.reduction)
+        return g, -g
+
+
+class SmoothL1Loss(Function):
+    """d = x − y:  L = 0.5 d²/β if |d| < β else |d| − 0.5β  (β = 0: L1);
+    grad_x = (d/β if |d| < β else sign(d))·g,  grad_y = −grad_x."""
+    @staticmethod
+    def forward(ctx, x, y, beta=1.0, reduction="mean"):
+        d = x - y
+        a = np.abs(d)
+        quad = a < beta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loss = np.where(quad, 0.5 * d * d / d.dtype.type(beta or 1), a - d.dtype.type(0.5 * beta))
+        ctx.save_for_backward(d, quad)
+        ctx.args = beta, reduction
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        d, quad = ctx.saved_tensors
+        beta, reduction = ctx.args
+        g = np.where(quad, d / d.dtype.type(beta or 1), np.sign(d)) * _unreduce(grad_out, d.shape, reduction)
+        return g, -g
+
+
+class HuberLoss(Function):
+    """d = x − y:  L = 0.5 d² if |d| < δ else δ(|d| − 0.5δ)  (= δ · SmoothL1 with β = δ);
+    grad_x = clip(d, −δ, δ)·g,  grad_y = −grad_x."""
+    @staticmethod
+    def forward(ctx, x, y, delta=1.0, reduction="mean"):
+        d = x - y
+        a = np.abs(d)
+        dl = d.dtype.type(delta)
+        loss = np.where(a < dl, 0.5 * d * d, dl * (a - 0.5 * dl))
+        ctx.save_for_backward(d)
+        ctx.args = dl, reduction
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (d,) = ctx.saved_tensors
+        dl, reduction = ctx.args
+        g = np.clip(d, -dl, dl) * _unreduce(grad_out, d.shape, reduction)
+        return g, -g
