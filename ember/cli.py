@@ -32,6 +32,21 @@ def add_train(sub):
     p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
     p.add_argument("--out", default=d.out, help="run folder (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--optimizer", default=d.optimizer, help="sgd, adam, adamw, rmsprop or adagrad "
+                   "(default: %(default)s; try --lr 1e-3 for the adaptive ones)")
+    p.add_argument("--nesterov", dest="nesterov", action="store_true", default=d.nesterov,
+                   help="Nesterov momentum for sgd (the default)")
+    p.add_argument("--schedule", default=d.schedule, help="learning-rate schedule: none, step, cosine "
+                   "(per step), onecycle or plateau (default: %(default)s)")
+    p.add_argument("--warmup", type=float, default=d.warmup, help="epochs of linear lr warm-up (default: 0)")
+    p.add_argument("--augment", action="store_true", help="random 2-pixel shifts and horizontal flips")
+    p.add_argument("--val-split", type=float, default=d.val_split,
+                   help="fraction of the training set held out for validation (default: 0)")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help="stop after this many epochs without a better validation loss (0: never; needs --val-split)")
+    p.add_argument("--resume", metavar="DIR", default=None, help="continue the run saved in DIR, bit for bit "
+                   "(same flags as the interrupted run)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: NumPy's setting)")
     p.add_argument("--detect-anomaly", action="store_true", help="stop at the first op whose output or "
                    "gradient is NaN/inf, naming it and its call site (slow; for debugging)")
 
@@ -43,6 +58,8 @@ def run_train(args):
                       nesterov=args.nesterov, weight_decay=args.weight_decay, seed=args.seed,
                       out=args.out, progress=args.progress)
     cfg.detect_anomaly = getattr(args, "detect_anomaly", False)
+    for name in ("optimizer", "schedule", "warmup", "augment", "val_split", "patience", "resume", "threads"):
+        setattr(cfg, name, getattr(args, name))
     train(cfg)
 
 
@@ -100,7 +117,35 @@ def run_playground(args):
         raise ValueError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
 
 
-COMMANDS = ["train", "evaluate", "filter", "visualize", "playground"]
+def add_summary(sub):
+    p = sub.add_parser("summary", help="print a model's layers, output shapes and parameter counts",
+                       description="Keras-style table of a model: one row per layer (output shape, "
+                                   "parameters) and the totals, for a given input shape.")
+    p.add_argument("--model", default="lenet5", help="a registered model or deck001-example (default: %(default)s)")
+    p.add_argument("--input-shape", default=None, metavar="N,C,H,W",
+                   help="input shape, batch first (default: 1,1,28,28; 100,3,256,256 for deck001-example)")
+
+
+def run_summary(args):
+    from .models import MODELS, get_model
+    from .summary import EXAMPLES, summary
+    if args.model in EXAMPLES:
+        build, shape = EXAMPLES[args.model]
+        model = build()
+    elif args.model in MODELS:
+        model, shape = get_model(args.model), (1, 1, 28, 28)
+    else:
+        raise ValueError(f"unknown model {args.model!r}; valid models: {', '.join(sorted([*MODELS, *EXAMPLES]))}")
+    if args.input_shape:
+        try:
+            shape = tuple(int(v) for v in args.input_shape.split(","))
+        except ValueError:
+            raise ValueError(f"--input-shape must be comma-separated ints like 1,1,28,28, got {args.input_shape!r}") from None
+    print(args.model)
+    print(summary(model, shape))
+
+
+COMMANDS = ["train", "evaluate", "filter", "visualize", "playground", "summary"]
 
 
 def main(argv=None) -> int:

@@ -75,7 +75,8 @@ def save_state_dict(state: dict, path, metadata: dict | None = None) -> None:
         to ``ember_format``, ``ember_version`` and ``tensors_sha256``).
     """
     from . import __version__
-    arrays = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    # reshape: np.ascontiguousarray turns a 0-d array (BatchNorm's num_batches_tracked) into shape (1,)
+    arrays = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in state.items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     meta.update(ember_format=str(FORMAT_VERSION), ember_version=__version__,
                 tensors_sha256=tensors_sha256(arrays))

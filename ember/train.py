@@ -4,6 +4,11 @@ One epoch = shuffled minibatches of SGD (deck 001/002: minibatch SGD with moment
 learning rate following a cosine decay from ``lr`` to 0 over the whole run (Loshchilov & Hutter
 2017), then an evaluation on the test set. After every epoch the run folder gets, atomically:
 ``model.safetensors`` (weights, PyTorch's state-dict names), ``config.json`` and ``metrics.json``.
+Options (``TrainConfig``; the pieces live in ``ember.train_state``): the optimizer (sgd, adam,
+adamw, rmsprop, adagrad), the schedule (none, step, cosine, onecycle, plateau) with linear
+warm-up, batch augmentation (``ember.data.transforms``), a validation split with early stopping,
+BLAS threads, and ``resume``: ``optimizer.safetensors`` and ``train_state.json`` (optimizer,
+schedule, epoch, metrics and RNG state) let a run continue bit for bit after an interruption.
 """
 from __future__ import annotations
 
@@ -19,9 +24,10 @@ from .autograd import no_grad
 from .data import DataLoader, TensorDataset, datasets
 from .models import get_model
 from .nn import functional as F
-from .optim import SGD
+from .data import transforms
 from .random import default_generator, manual_seed
 from .tensor import Tensor
+from .train_state import OPTIMIZERS, SCHEDULES, Schedule, build_optimizer, load_train_state, save_train_state
 
 # Per-dataset pixel mean and std (of [0, 1]-scaled training images), for input normalisation.
 DATASETS = {
@@ -50,6 +56,14 @@ class TrainConfig:
     out: str = "runs/lenet5-fashion-mnist"
     progress: bool = True
     detect_anomaly: bool = False
+    optimizer: str = "sgd"           # one of train_state.OPTIMIZERS
+    schedule: str = "cosine"         # one of train_state.SCHEDULES (per-step cosine decay by default)
+    warmup: float = 0.0              # epochs of linear learning-rate warm-up
+    augment: bool = False            # random 2-pixel shifts and horizontal flips
+    val_split: float = 0.0           # fraction of the training set held out for validation
+    patience: int = 0                # early stopping: epochs without a better val loss (0: off)
+    resume: str | None = None        # run folder to continue from (see train_state)
+    threads: int | None = None       # BLAS threads (ember.threads.set_num_threads)
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid setting."""
@@ -63,6 +77,22 @@ class TrainConfig:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        if not 0 <= self.warmup <= self.epochs:
+            raise ValueError(f"--warmup must be between 0 and --epochs ({self.epochs}), got {self.warmup}")
+        if not 0 <= self.val_split < 1:
+            raise ValueError(f"--val-split must be in [0, 1), got {self.val_split}")
+        if self.patience < 0:
+            raise ValueError(f"--patience must be at least 0, got {self.patience}")
+        if self.patience and not self.val_split:
+            raise ValueError("--patience needs a validation set: pass --val-split (e.g. 0.1)")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {self.threads}")
+        if self.resume is not None and not os.path.isdir(self.resume):
+            raise ValueError(f"--resume {self.resume}: no such run folder")
 
 
 def load_data(name: str, data_dir: str | None, train: bool):
@@ -117,18 +147,30 @@ def train(cfg: TrainConfig, log=print) -> dict:
     manual_seed(cfg.seed)
     x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True)
     x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False)
+    if cfg.threads is not None:
+        from .threads import set_num_threads
+        set_num_threads(cfg.threads)
     model = get_model(cfg.model)
-    decay, no_decay = [], []  # deck 000: D = Δ/n + λΘ with no penalty on the bias terms
-    for name, p in model.named_parameters():
-        (no_decay if name.endswith("bias") else decay).append(p)
-    opt = SGD([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-              lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    x_val = y_val = None
+    if cfg.val_split > 0:  # a seeded hold-out carved from the training set (after the init draws)
+        order = default_generator().permutation(len(x_train))
+        n_val = int(round(cfg.val_split * len(x_train)))
+        x_val, y_val = x_train[order[:n_val]], y_train[order[:n_val]]
+        x_train, y_train = x_train[order[n_val:]], y_train[order[n_val:]]
+    opt = build_optimizer(model, cfg)  # deck 000: D = Δ/n + λΘ with no penalty on the bias terms
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=cfg.batch_size, shuffle=True,
                         generator=default_generator())
-    total_steps, step = cfg.epochs * len(loader), 0
+    schedule = Schedule(opt, cfg, len(loader))  # sets the lr of step 0
+    _, mean, std = DATASETS[cfg.dataset]
+    augment = transforms.default_augmentation(fill=-mean / std) if cfg.augment else None
     metrics = {"test_accuracy": None, "epochs": []}
+    start, step, best = 1, 0, {"loss": math.inf, "epoch": 0, "bad": 0}
     os.makedirs(cfg.out, exist_ok=True)
-    for epoch in range(1, cfg.epochs + 1):
+    if cfg.resume:
+        saved = load_train_state(cfg.resume, cfg, model, opt, schedule)
+        start, step, metrics, best = saved["epoch"] + 1, saved["step"], saved["metrics"], saved["early_stopping"]
+        log(f"resuming {cfg.resume} after epoch {saved['epoch']}")
+    for epoch in range(start, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
         seen = correct = 0
@@ -136,8 +178,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
                    disable=not cfg.progress, dynamic_ncols=True)
         for i, (xb, yb) in enumerate(bar, 1):
-            for g in opt.param_groups:
-                g["lr"] = cosine_lr(cfg.lr, step, total_steps)
+            if augment is not None:
+                xb = augment(xb)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             value = loss.item()
@@ -150,6 +192,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            schedule.after_step()
             step += 1
             n = len(yb)
             seen += n
@@ -160,15 +203,35 @@ def train(cfg: TrainConfig, log=print) -> dict:
         bar.close()
         train_seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(model, x_test, y_test)
-        seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-               "test_loss": test_loss, "test_accuracy": test_acc, "seconds": round(seconds, 3)}
+               "test_loss": test_loss, "test_accuracy": test_acc}
+        monitor = row["train_loss"]
+        if x_val is not None:
+            monitor, row["val_accuracy"] = evaluate(model, x_val, y_val)
+            row["val_loss"] = monitor
+            if monitor < best["loss"]:
+                best = {"loss": monitor, "epoch": epoch, "bad": 0}
+            else:
+                best["bad"] += 1
+            metrics["best_epoch"] = best["epoch"]
+        seconds = time.perf_counter() - t0
+        row["seconds"] = round(seconds, 3)
         metrics["epochs"].append(row)
         metrics["test_accuracy"] = test_acc
+        schedule.after_epoch(monitor)
+        stop = bool(cfg.patience) and best["bad"] >= cfg.patience
+        if stop:
+            metrics["stopped_early"] = epoch
         _save(model, cfg, metrics, cfg.out)
+        save_train_state(cfg.out, opt, schedule, {"epoch": epoch, "step": step, "metrics": metrics,
+                                                  "early_stopping": best, "config": dataclasses.asdict(cfg)})
         viz.maybe_plot_curves(metrics, cfg.out)  # curves.png when matplotlib is installed
         log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f"  test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s  {seen / train_seconds:,.0f} img/s")
+        if stop:
+            log(f"early stopping: validation loss has not improved for {cfg.patience} epochs "
+                f"(best {best['loss']:.4f} at epoch {best['epoch']})")
+            break
     log(f"final test accuracy {metrics['test_accuracy']:.4f}; checkpoint in {cfg.out}")
     return metrics
 

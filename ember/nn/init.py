@@ -42,15 +42,18 @@ def normal_(t, mean: float = 0.0, std: float = 1.0):
 
 
 def constant_(t, val: float):
+    """Fill t in place with the value ``val`` (dtype kept)."""
     t.data[...] = val
     return t
 
 
 def zeros_(t):
+    """Fill t in place with 0 (e.g. biases)."""
     return constant_(t, 0.0)
 
 
 def ones_(t):
+    """Fill t in place with 1 (e.g. BatchNorm's weight)."""
     return constant_(t, 1.0)
 
 

@@ -1,0 +1,116 @@
+"""`ember train`'s issue-4 features: optimizer/schedule choice, warm-up, augmentation,
+validation split with early stopping, --threads and a bit-for-bit --resume."""
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+import ember
+from ember import train as train_mod
+from ember.io import CheckpointError, load_state_dict
+from ember.train import TrainConfig, cosine_lr, train
+from ember.train_state import Schedule
+
+from test_train import run_cli, small_data  # noqa: F401  (the 1,024-image Fashion-MNIST slice)
+
+
+def _cfg(data, out, **kw):
+    base = dict(data_dir=str(data), out=str(out), progress=False, epochs=3, batch_size=128)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+def _stop_after(epoch):
+    def log(msg):
+        if msg.startswith(f"epoch {epoch}/"):
+            raise Interrupt(msg)
+    return log
+
+
+def _without_seconds(metrics):
+    return dict(metrics, epochs=[{k: v for k, v in row.items() if k != "seconds"} for row in metrics["epochs"]])
+
+
+@pytest.mark.parametrize("kw,stop", [
+    (dict(model="lenet5", augment=True, threads=1, epochs=2), 1),
+    (dict(model="convnet-bn", optimizer="adam", lr=1e-3, schedule="onecycle", val_split=0.25, epochs=2), 1),
+    (dict(model="lenet5", optimizer="rmsprop", lr=1e-3, schedule="plateau", warmup=1, val_split=0.25), 2),
+])
+def test_resume_is_bit_for_bit_the_uninterrupted_run(small_data, tmp_path, kw, stop):  # noqa: F811
+    full = train(_cfg(small_data, tmp_path / "full", **kw), log=lambda m: None)
+    with pytest.raises(Interrupt):
+        train(_cfg(small_data, tmp_path / "cut", **kw), log=_stop_after(stop))
+    resumed = train(_cfg(small_data, tmp_path / "cut", resume=str(tmp_path / "cut"), **kw), log=lambda m: None)
+    assert _without_seconds(resumed) == _without_seconds(full)
+    on_disk = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "cut")]
+    assert _without_seconds(on_disk[0]) == _without_seconds(on_disk[1])
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        a, b = load_state_dict(tmp_path / "full" / name), load_state_dict(tmp_path / "cut" / name)
+        assert sorted(a) == sorted(b) and a
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
+
+
+def test_resume_with_another_model_names_the_differing_keys(small_data, tmp_path):  # noqa: F811
+    train(_cfg(small_data, tmp_path / "run", epochs=1), log=lambda m: None)
+    with pytest.raises(CheckpointError, match=r"the checkpoint \(model 'lenet5'\) does not fit model 'mlp': Error\(s\) "
+                                              r"in loading state_dict for Sequential: missing keys: 1\.weight, 1\.bias; "
+                                              r"unexpected keys: .*0\.weight"):
+        train(_cfg(small_data, tmp_path / "run2", model="mlp", resume=str(tmp_path / "run")), log=lambda m: None)
+    with pytest.raises(CheckpointError, match="trained with optimizer 'sgd', not 'adam'"):
+        train(_cfg(small_data, tmp_path / "run3", optimizer="adam", resume=str(tmp_path / "run")), log=lambda m: None)
+
+
+def test_early_stopping_on_validation_loss(small_data, tmp_path, monkeypatch):  # noqa: F811
+    """val losses 1.0, 0.5, 0.6, 0.7 with patience 2: stop after epoch 4, best epoch 2."""
+    script = iter([(1.0, 0.1), (1.0, 0.2), (1.0, 0.1), (0.5, 0.2), (1.0, 0.1), (0.6, 0.2), (1.0, 0.1), (0.7, 0.2)])
+    monkeypatch.setattr(train_mod, "evaluate", lambda model, x, y: next(script))
+    lines = []
+    m = train(_cfg(small_data, tmp_path / "run", epochs=6, val_split=0.1, patience=2), log=lines.append)
+    assert [r["val_loss"] for r in m["epochs"]] == [1.0, 0.5, 0.6, 0.7]
+    assert m["stopped_early"] == 4 and m["best_epoch"] == 2
+    assert "early stopping: validation loss has not improved for 2 epochs (best 0.5000 at epoch 2)" in lines
+
+
+def test_schedules_lr_sequences():
+    """cosine reproduces the original per-step formula exactly (the default run is unchanged);
+    warm-up is linear; step drops 10x every epochs//3 epochs; plateau cuts on a flat metric."""
+    def lrs(**kw):
+        cfg = TrainConfig(lr=0.1, epochs=6, **kw)
+        p = ember.nn.Parameter(np.zeros(2, np.float32))
+        opt = ember.optim.SGD([p], lr=cfg.lr, momentum=0.9)
+        sch, out = Schedule(opt, cfg, steps_per_epoch=5), []
+        for epoch in range(cfg.epochs):
+            for _ in range(5):
+                out.append(opt.param_groups[0]["lr"])
+                sch.after_step()
+            sch.after_epoch(1.0)
+        return out
+    assert lrs() == [cosine_lr(0.1, t, 30) for t in range(30)]
+    w = lrs(warmup=1, schedule="none")
+    assert w[:6] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1, 0.1]) and w[-1] == 0.1
+    s = lrs(schedule="step")
+    assert s[9] == pytest.approx(0.1) and s[10] == pytest.approx(0.01) and s[29] == pytest.approx(0.001)
+    p = lrs(schedule="plateau")
+    assert p[0] == 0.1 and p[-1] < 0.1
+    o = lrs(schedule="onecycle")
+    assert max(o) == pytest.approx(0.1) and o[0] == pytest.approx(0.1 / 25) and math.isclose(o.index(max(o)), 8, abs_tol=1)
+
+
+def test_bad_settings_list_the_valid_choices(tmp_path):
+    for kw, msg in [(dict(optimizer="lbfgs"), "unknown optimizer 'lbfgs'; valid optimizers: sgd, adam, adamw, rmsprop, adagrad"),
+                    (dict(schedule="poly"), "unknown schedule 'poly'; valid schedules: none, step, cosine, onecycle, plateau"),
+                    (dict(model="resnet"), "unknown model 'resnet'; valid models: convnet-bn, lenet5, lenet5-classic, mlp"),
+                    (dict(patience=3), "--patience needs a validation set: pass --val-split"),
+                    (dict(val_split=1.0), r"--val-split must be in \[0, 1\), got 1.0"),
+                    (dict(resume=str(tmp_path / "nope")), "no such run folder")]:
+        with pytest.raises(ValueError, match=msg):
+            dataclasses.replace(TrainConfig(), **kw).validate()
+    r = run_cli("train", "--optimizer", "lbfgs", "--schedule", "cosine")
+    assert r.returncode == 1 and "valid optimizers: sgd, adam, adamw, rmsprop, adagrad" in r.stderr
