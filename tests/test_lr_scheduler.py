@@ -140,6 +140,29 @@ def test_state_dict_resume_is_exact(name, kwargs):
             np.testing.assert_array_equal(x.data, y)
 
 
+@pytest.mark.parametrize("name,kwargs", [s for s in SCHEDULES if s[0] != "LambdaLR"] + [
+    ("ReduceLROnPlateau", dict(patience=1))], ids=[i for i, s in zip(IDS, SCHEDULES) if s[0] != "LambdaLR"] + ["plateau"])
+def test_state_dict_survives_json(name, kwargs):
+    """Checkpoints store scheduler state as JSON (int keys become str, tuples lists, inf stays)."""
+    import json
+    _, opt = _make("ember", "SGD", dict(lr=0.1, momentum=0.9))
+    sched = getattr(ours_lrs, name)(opt, **kwargs)
+    step = (lambda: sched.step(1.0)) if name == "ReduceLROnPlateau" else sched.step
+    for _ in range(4):
+        step()
+    sd = json.loads(json.dumps(sched.state_dict()))
+    _, opt2 = _make("ember", "SGD", dict(lr=0.1, momentum=0.9))
+    sched2 = getattr(ours_lrs, name)(opt2, **kwargs)
+    opt2.load_state_dict(json.loads(json.dumps({"state": {}, "param_groups": [
+        {k: v for k, v in g.items() if k != "params"} | {"params": [i]} for i, g in enumerate(opt.param_groups)]})))
+    sched2.load_state_dict(sd)
+    step2 = (lambda: sched2.step(1.0)) if name == "ReduceLROnPlateau" else sched2.step
+    for _ in range(6):
+        step()
+        step2()
+        assert sched2.get_last_lr() == sched.get_last_lr()
+
+
 def test_lambda_state_dict_skips_functions_keeps_callable_objects():
     class Factor:
         def __init__(self):

@@ -123,6 +123,9 @@ def test_state_dict_layout_and_independence():
     assert sd["param_groups"][0]["params"] == [0] and sd["param_groups"][0]["betas"] == (0.9, 0.999)
     sd["state"][0]["exp_avg"][:] = 99          # a copy: the optimizer's buffer is untouched
     assert opt.state[p]["exp_avg"][0] != 99
+    with pytest.raises(ValueError, match=r"parameter 0 has 'exp_avg' of shape \(3,\), but the parameter has "
+                                         r"shape \(4,\)"):
+        optim.Adam([nn.Parameter(np.ones(4))]).load_state_dict(opt.state_dict())
     with pytest.raises(ValueError, match="different number of parameter groups"):
         optim.Adam([{"params": [p]}, {"params": [nn.Parameter(np.ones(2))]}]).load_state_dict(sd)
 

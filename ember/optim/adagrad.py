@@ -50,20 +50,15 @@ class Adagrad(Optimizer):
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""
         loss = self._run_closure(closure)
-        for group in self.param_groups:
+        for group, p, g, state in self._params_with_grad():
             lr, lr_decay, wd, eps = group["lr"], group["lr_decay"], group["weight_decay"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.data
-                state = self.state.setdefault(p, {})
-                if not state:  # a group added after construction
-                    state["step"] = 0
-                    state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
-                state["step"] += 1
-                if wd != 0:
-                    g = g + wd * p.data
-                clr = lr / (1 + (state["step"] - 1) * lr_decay)
-                state["sum"] += g * g
-                p.data -= clr * (g / (np.sqrt(state["sum"]) + eps))
+            if not state:  # a group added after construction
+                state["step"] = 0
+                state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+            state["step"] += 1
+            if wd != 0:
+                g = g + wd * p.data
+            clr = lr / (1 + (state["step"] - 1) * lr_decay)
+            state["sum"] += g * g
+            p.data -= clr * (g / (np.sqrt(state["sum"]) + eps))
         return loss

@@ -55,37 +55,32 @@ class Adam(Optimizer):
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""
         loss = self._run_closure(closure)
-        for group in self.param_groups:
+        for group, p, g, state in self._params_with_grad():
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             wd, amsgrad = group["weight_decay"], group["amsgrad"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.data
-                state = self.state.setdefault(p, {})
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
-                state["step"] += 1
-                t = state["step"]
-                if wd != 0:
-                    if group["decoupled_weight_decay"]:
-                        p.data *= 1 - lr * wd
-                    else:
-                        g = g + wd * p.data
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m += (1 - beta1) * (g - m)                       # lerp(m, g, 1 − β1), as torch
-                v *= beta2
-                v += (1 - beta2) * (g * g)
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(p.data)
+                state["exp_avg_sq"] = np.zeros_like(p.data)
                 if amsgrad:
-                    np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    v = state["max_exp_avg_sq"]
-                step_size = lr / (1 - beta1 ** t)                # Python floats: no float64 promotion
-                denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
-                p.data -= step_size * (m / denom)
+                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] += 1
+            t = state["step"]
+            if wd != 0:
+                if group["decoupled_weight_decay"]:
+                    p.data *= 1 - lr * wd
+                else:
+                    g = g + wd * p.data
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m += (1 - beta1) * (g - m)                       # lerp(m, g, 1 − β1), as torch
+            v *= beta2
+            v += (1 - beta2) * (g * g)
+            if amsgrad:
+                np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                v = state["max_exp_avg_sq"]
+            step_size = lr / (1 - beta1 ** t)                # Python floats: no float64 promotion
+            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
+            p.data -= step_size * (m / denom)
         return loss
 
 

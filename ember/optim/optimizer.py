@@ -56,6 +56,13 @@ class Optimizer:
     def step(self, closure=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _params_with_grad(self):
+        """Yield (group, parameter, gradient ndarray, state dict) for each parameter with a grad."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    yield group, p, p.grad.data, self.state.setdefault(p, {})
+
     @staticmethod
     def _run_closure(closure):
         """Call ``closure()`` (which re-evaluates the model and returns the loss) with grad enabled."""
@@ -85,7 +92,8 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore hyper-parameters and buffers saved by ``state_dict``.
 
-        Raises: ValueError if the number of groups or of parameters per group differs.
+        Raises: ValueError if the number of groups or of parameters per group differs, or if a
+            saved buffer's shape differs from its parameter's (naming the parameter and buffer).
         """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
@@ -100,5 +108,9 @@ class Optimizer:
         self.state = {}
         for i, s in state_dict["state"].items():
             p = params[int(i)]
+            for k, v in s.items():
+                if isinstance(v, np.ndarray) and v.ndim and v.shape != p.shape:
+                    raise ValueError(f"loaded optimizer state for parameter {int(i)} has '{k}' of shape "
+                                     f"{v.shape}, but the parameter has shape {p.shape}")
             self.state[p] = {k: (np.array(v, dtype=p.dtype) if isinstance(v, np.ndarray) else v)
                              for k, v in s.items()}

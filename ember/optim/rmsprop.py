@@ -48,38 +48,33 @@ class RMSprop(Optimizer):
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""
         loss = self._run_closure(closure)
-        for group in self.param_groups:
+        for group, p, g, state in self._params_with_grad():
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
             wd, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.data
-                state = self.state.setdefault(p, {})
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = np.zeros_like(p.data)
-                    if mu > 0:
-                        state["momentum_buffer"] = np.zeros_like(p.data)
-                    if centered:
-                        state["grad_avg"] = np.zeros_like(p.data)
-                state["step"] += 1
-                if wd != 0:
-                    g = g + wd * p.data
-                s = state["square_avg"]
-                s *= alpha
-                s += (1 - alpha) * (g * g)
-                if centered:
-                    ga = state["grad_avg"]
-                    ga += (1 - alpha) * (g - ga)                # lerp(ḡ, g, 1 − α), as torch
-                    d = np.sqrt(s - ga * ga) + eps
-                else:
-                    d = np.sqrt(s) + eps
+            if not state:
+                state["step"] = 0
+                state["square_avg"] = np.zeros_like(p.data)
                 if mu > 0:
-                    b = state["momentum_buffer"]
-                    b *= mu
-                    b += g / d
-                    p.data -= lr * b
-                else:
-                    p.data -= lr * (g / d)
+                    state["momentum_buffer"] = np.zeros_like(p.data)
+                if centered:
+                    state["grad_avg"] = np.zeros_like(p.data)
+            state["step"] += 1
+            if wd != 0:
+                g = g + wd * p.data
+            s = state["square_avg"]
+            s *= alpha
+            s += (1 - alpha) * (g * g)
+            if centered:
+                ga = state["grad_avg"]
+                ga += (1 - alpha) * (g - ga)                # lerp(ḡ, g, 1 − α), as torch
+                d = np.sqrt(s - ga * ga) + eps
+            else:
+                d = np.sqrt(s) + eps
+            if mu > 0:
+                b = state["momentum_buffer"]
+                b *= mu
+                b += g / d
+                p.data -= lr * b
+            else:
+                p.data -= lr * (g / d)
         return loss
