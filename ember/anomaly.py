@@ -12,7 +12,7 @@ the hook is None and costs one comparison per op). The hook checks
   forward call site recorded when the op ran, and the input shapes.
 
 As ``torch.autograd.detect_anomaly``, this is a debugging tool: capturing a call site for
-every op slows training (about 2× on LeNet-5) — don't leave it on.
+every op slows training (about 1.15× measured on a LeNet-5 step, batch 64) — turn it off when done.
 
 Caveat (as in PyTorch): ``where(cond, f(x), g(x))``-style code evaluates both branches, so a
 branch that is not selected can still produce inf/NaN in the forward (e.g. ``log(x)`` for
