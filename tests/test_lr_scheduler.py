@@ -163,6 +163,63 @@ def test_state_dict_survives_json(name, kwargs):
         assert sched2.get_last_lr() == sched.get_last_lr()
 
 
+COMPOSITES = {
+    "warmup_cosine": lambda m, o: m.SequentialLR(o, [m.LinearLR(o, start_factor=0.1, total_iters=4),
+                                                     m.CosineAnnealingLR(o, T_max=12, eta_min=1e-3)], milestones=[4]),
+    "three_phases": lambda m, o: m.SequentialLR(o, [m.ExponentialLR(o, gamma=0.9), m.StepLR(o, 2, 0.5),
+                                                    m.LambdaLR(o, lambda e: 1 / (e + 1))], milestones=[3, 9]),
+    "chained": lambda m, o: m.ChainedScheduler([m.LinearLR(o, start_factor=0.2, total_iters=5),
+                                                m.ExponentialLR(o, gamma=0.95)]),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPOSITES))
+def test_composite_schedulers_match_torch(name):
+    """SequentialLR (warm-up then cosine) and ChainedScheduler, with the lr halved by hand at step 8."""
+    runs = []
+    for lib, mod in (("ember", ours_lrs), ("torch", torch_lrs)):
+        params, opt = _make(lib, "SGD", dict(lr=0.1, momentum=0.9))
+        sched = COMPOSITES[name](mod, opt)
+        lrs = [list(sched.get_last_lr())]
+        for t, gs in enumerate(_grads()):
+            if t == CHANGE_AT:
+                for g in opt.param_groups:
+                    g["lr"] *= 0.5
+            for p, g in zip(params, gs):
+                p.grad = ember.tensor(g) if lib == "ember" else torch.tensor(g)
+            opt.step()
+            sched.step()
+            lrs.append(list(sched.get_last_lr()) + [g["lr"] for g in opt.param_groups])
+        runs.append((lrs, [p.data if lib == "ember" else p.detach().numpy() for p in params]))
+    for t, (a, b) in enumerate(zip(runs[0][0], runs[1][0])):
+        np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=f"{name}: step {t}")
+    for x, y in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(x, y, rtol=1e-7, atol=1e-12)
+
+
+def test_composite_state_dict_nests_children_and_checks_arguments():
+    _, opt = _make("ember", "SGD", dict(lr=0.1))
+    seq = COMPOSITES["warmup_cosine"](ours_lrs, opt)
+    for _ in range(6):
+        seq.step()
+    sd = seq.state_dict()
+    assert len(sd["_schedulers"]) == 2 and sd["_schedulers"][1]["T_max"] == 12
+    _, opt2 = _make("ember", "SGD", dict(lr=0.1))
+    seq2 = COMPOSITES["warmup_cosine"](ours_lrs, opt2)
+    opt2.load_state_dict(opt.state_dict())
+    seq2.load_state_dict(sd)
+    for _ in range(5):
+        seq.step()
+        seq2.step()
+        assert seq.get_last_lr() == seq2.get_last_lr()
+    with pytest.raises(ValueError, match="number of schedulers 2 and the number of milestones to be equal to 0"):
+        ours_lrs.SequentialLR(opt, [ours_lrs.StepLR(opt, 2), ours_lrs.StepLR(opt, 3)], milestones=[])
+    with pytest.raises(ValueError, match="does not support `ReduceLROnPlateau`"):
+        ours_lrs.ChainedScheduler([ours_lrs.ReduceLROnPlateau(opt)])
+    with pytest.raises(ValueError, match="same optimizer"):
+        ours_lrs.ChainedScheduler([ours_lrs.StepLR(opt, 2), ours_lrs.StepLR(opt2, 2)])
+
+
 def test_lambda_state_dict_skips_functions_keeps_callable_objects():
     class Factor:
         def __init__(self):

@@ -57,6 +57,10 @@ class LRScheduler:
                                    "resuming scheduler with last_epoch >= 0")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """Reset the step count and take the constructor's step (``_is_initial`` set, as torch)."""
         self._step_count = 0
         self._is_initial = True
         try:
@@ -78,12 +82,16 @@ class LRScheduler:
         Args: epoch: deprecated (as in torch): jump to this epoch using the closed form.
         """
         self._step_count += 1
+        if epoch is not None:
+            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated (as in torch); "
+                          "call step() without it", UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
         else:
-            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated (as in torch); "
-                          "call step() without it", UserWarning, stacklevel=2)
             self.last_epoch = epoch
             values = (self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr")
                       else self.get_lr())
@@ -451,3 +459,95 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict):
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+def _check_children(owner, optimizer, schedulers):
+    name = type(owner).__name__
+    if len(schedulers) < 1:
+        raise ValueError(f"{name} expects at least one scheduler, but got no scheduler.")
+    for i, sched in enumerate(schedulers):
+        if not hasattr(sched, "optimizer"):
+            raise TypeError(f"{name} at index {i} should have `optimizer` as its attribute.")
+        if isinstance(sched, ReduceLROnPlateau):
+            raise ValueError(f"{name} does not support `ReduceLROnPlateau` scheduler as it requires additional "
+                             f"kwargs to be specified when calling `step`, but got one at index {i}")
+        if sched.optimizer is not optimizer:
+            raise ValueError(f"{name} expects all schedulers to belong to the same optimizer, but got scheduler "
+                             f"{type(sched).__name__} at index {i} with a different optimizer")
+
+
+class _Composite(LRScheduler):
+    """state_dict/load_state_dict for schedulers made of schedulers (their states nested, as torch)."""
+
+    def state_dict(self):
+        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        children = state_dict.pop("_schedulers")
+        self.__dict__.update(state_dict)
+        for sched, sd in zip(self._schedulers, children):
+            sched.load_state_dict(sd)
+
+
+class SequentialLR(_Composite):
+    """Run ``schedulers[0]`` until ``milestones[0]``, then ``schedulers[1]`` (restarted at its epoch 0,
+    closed form), ... — e.g. a LinearLR warm-up followed by CosineAnnealingLR, exactly as torch.
+
+    Args: optimizer; schedulers (built on this optimizer, not ReduceLROnPlateau); milestones
+        (len(schedulers) − 1 increasing step indices); last_epoch=−1.
+    Note: as torch, construction rewinds every child by one step and re-initialises the first.
+    Raises: ValueError for no scheduler, a wrong number of milestones, a foreign optimizer or
+        a ReduceLROnPlateau child; TypeError for a child without ``optimizer``.
+    """
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
+        _check_children(self, optimizer, schedulers)
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError("Sequential Schedulers expects number of schedulers provided to be one more than the "
+                             f"number of milestone points, but got number of schedulers {len(schedulers)} and the "
+                             f"number of milestones to be equal to {len(milestones)}")
+        self._schedulers, self._milestones = list(schedulers), list(milestones)
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for sched in self._schedulers:  # undo the step each child took when it was built
+            sched.last_epoch -= 1
+        first = self._schedulers[bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def step(self) -> None:
+        """Advance one step, switching to the next scheduler (restarted at 0) at a milestone."""
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        sched = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            sched._update_lr(0)
+        else:
+            sched.step()
+        self._last_lr = sched.get_last_lr()
+
+
+class ChainedScheduler(_Composite):
+    """Step several chainable schedulers together every step (their factors multiply), as torch;
+    e.g. LinearLR warm-up × ExponentialLR decay.
+
+    Args: schedulers (sharing one optimizer, not ReduceLROnPlateau); optimizer (default: theirs).
+    Raises: ValueError / TypeError as SequentialLR.
+    """
+
+    def __init__(self, schedulers, optimizer=None):
+        optimizer = optimizer or (schedulers[0].optimizer if schedulers else None)
+        _check_children(self, optimizer, schedulers)
+        self._schedulers, self.optimizer = list(schedulers), optimizer
+        self._last_lr = self._group_lrs()
+
+    def step(self) -> None:
+        """Step every child scheduler in order."""
+        for sched in self._schedulers:
+            sched.step()
+        self._last_lr = self._group_lrs()
