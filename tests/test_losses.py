@@ -122,6 +122,24 @@ def test_gradcheck_float64(name, red):
     gradcheck(fn, arrays, name=f"{name}/{red}")
 
 
+SOFT = [dict(), dict(weight=W), dict(label_smoothing=0.25), dict(weight=W, label_smoothing=0.4)]
+
+
+@pytest.mark.parametrize("red", REDS)
+@pytest.mark.parametrize("kw", SOFT, ids=["plain", "weight", "smooth", "weight_smooth"])
+def test_cross_entropy_probability_targets(kw, red):
+    """Soft labels (N, C): torch parity for logits and target gradients, and float64 gradcheck."""
+    r = np.random.default_rng(11)
+    z, y = r.standard_normal((N, C)) * 2, r.dirichlet(np.ones(C), N)
+    w = kw.get("weight")
+    ls = kw.get("label_smoothing", 0.0)
+    fn = lambda a, b: F.cross_entropy(a, b, weight=w, label_smoothing=ls, reduction=red)  # noqa: E731
+    tfn = lambda a, b: TF.cross_entropy(a, b, weight=_tw(w, a), label_smoothing=ls, reduction=red)  # noqa: E731
+    torch_parity(fn, tfn, [z, y], name=f"soft/{red}", rtol=1e-10)
+    torch_parity(fn, tfn, [z.astype(np.float32), y.astype(np.float32)], name=f"soft/{red}/f32", rtol=1e-5)
+    gradcheck(fn, [z, y], name=f"soft/{red}")
+
+
 # ---- hinge and logistic (deck 002), against NumPy ---------------------------------------------
 def _pm(r, shape):
     return np.where(r.random(shape) < 0.5, -1.0, 1.0)

@@ -38,6 +38,24 @@ def _check_float(x, what):
                         "convert it with .float()")
 
 
+def _check_range(pair, name, low, what):
+    """Strides/dilations/kernels must be ≥ 1, paddings ≥ 0 (as torch), naming the argument."""
+    if min(pair) < low:
+        raise ValueError(f"{what}: {name} must be {'positive' if low else 'non-negative'}, got {pair}")
+
+
+def _check_params(x, weight, bias, ndim, what):
+    """weight rank, bias shape, and one float dtype for input and weight (no silent promotion)."""
+    if weight.ndim != ndim:
+        raise ShapeError(f"{what}: expected a {ndim}-D weight, got shape {tuple(weight.shape)}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ShapeError(f"{what}: expected a bias of shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    _check_float(x, what)
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{what}: input dtype {x.dtype} and weight dtype {weight.dtype} differ; convert the "
+                        f"input (.float()/.double()) or the module (.to(dtype))")
+
+
 # ---- activations --------------------------------------------------------------------------
 def relu(x: Tensor) -> Tensor:
     """max(x, 0) elementwise; any shape."""
@@ -75,8 +93,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     Shape: x (*, in_features), weight (out_features, in_features), bias (out_features,)
         -> (*, out_features).
-    Raises: ShapeError if x's last dimension is not in_features.
+    Raises: ShapeError if x's last dimension is not in_features (or a weight/bias of the wrong
+        shape); TypeError for a non-float input or one whose dtype differs from the weight's.
     """
+    _check_params(x, weight, bias, 2, "linear")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         got = x.shape[-1] if x.ndim else "a 0-d tensor"
         raise ShapeError(f"linear: expected input with {weight.shape[1]} features (last dimension), "
@@ -92,11 +112,16 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
         x: (N, C_in, H, W), weight: (C_out, C_in/groups, KH, KW), bias: (C_out,)
         -> (N, C_out, OH, OW),  OH = ⌊(H + 2*PH − DH*(KH−1) − 1)/SH⌋ + 1 (same for W).
     Args: stride, padding, dilation: int or (h, w); groups: int dividing C_in and C_out.
-    Raises: ShapeError for a wrong rank, channel count or an input smaller than the kernel.
+    Raises: ShapeError for a wrong rank, channel count or an input smaller than the kernel;
+        ValueError for stride/dilation/groups < 1 or padding < 0; TypeError for a dtype mismatch.
     """
     _check_4d(x, "conv2d")
-    _check_float(x, "conv2d")
+    _check_params(x, weight, bias, 4, "conv2d")
     (SH, SW), (PH, PW), (DH, DW) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    _check_range((SH, SW), "stride", 1, "conv2d")
+    _check_range((PH, PW), "padding", 0, "conv2d")
+    _check_range((DH, DW), "dilation", 1, "conv2d")
+    _check_range((groups,), "groups", 1, "conv2d")
     C_out, Cg, KH, KW = weight.shape
     if x.shape[1] != Cg * groups:
         raise ShapeError(f"conv2d: expected input with {Cg * groups} channels, got {x.shape[1]} "
@@ -114,6 +139,9 @@ def _pool_args(x, kernel_size, stride, padding, what):
     K = _pair(kernel_size, "kernel_size")
     S = K if stride is None or stride == [] else _pair(stride, "stride")
     P = _pair(padding, "padding")
+    _check_range(K, "kernel_size", 1, what)
+    _check_range(S, "stride", 1, what)
+    _check_range(P, "padding", 0, what)
     if P[0] > K[0] // 2 or P[1] > K[1] // 2:
         raise ValueError(f"{what}: padding should be at most half of the kernel size, got padding={P}, kernel_size={K}")
     OH, OW = _conv.out_size(x.shape[2], K[0], S[0], P[0]), _conv.out_size(x.shape[3], K[1], S[1], P[1])
@@ -341,7 +369,9 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     0 for samples whose target equals ignore_index; 'mean' divides by Σ_i w[t_i] over the
     non-ignored samples (N when weight is None), exactly as torch.
     Shape: input (N, C) float logits, target (N,) integer classes in [0, C) (or ignore_index) as a
-        Tensor or ndarray, weight (C,) -> scalar (mean/sum) or (N,) (none).
+        Tensor or ndarray, weight (C,) -> scalar (mean/sum) or (N,) (none). A float target of shape
+        (N, C) holds class probabilities (soft labels): L_i = −Σ_c w[c]·ỹ[i, c]·log p[i, c] with
+        ỹ = (1 − ε)·y + ε/C, and 'mean' divides by N, as torch.
     Args: weight: per-class rescaling; ignore_index: target value to skip; label_smoothing ε in [0, 1];
         size_average/reduce: deprecated torch aliases of reduction.
     Raises: IndexError naming a target outside [0, C); ShapeError for mismatched shapes;
@@ -352,8 +382,12 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if input.ndim != 2:
         raise ShapeError(f"cross_entropy: expected logits of shape (N, C), got {tuple(input.shape)}")
-    t = _targets(target, input.shape[1], input.shape[0], "cross_entropy", ignore_index)
     w = _class_weight(weight, input, "cross_entropy")
+    tgt = target if isinstance(target, Tensor) else np.asarray(target)
+    if tgt.dtype.kind == "f" and tuple(tgt.shape) == tuple(input.shape):  # soft labels (N, C), as torch
+        y = _same_shape(input, target, "cross_entropy")
+        return _lx.CrossEntropySoft.apply(input, y, weight=w, label_smoothing=label_smoothing, reduction=reduction)
+    t = _targets(target, input.shape[1], input.shape[0], "cross_entropy", ignore_index)
     if w is None and not label_smoothing and not (t == ignore_index).any():
         return _loss.CrossEntropy.apply(input, t, reduction=reduction)  # the plain fused fast path
     return _lx.CrossEntropyWeighted.apply(input, t, weight=w, ignore_index=ignore_index,

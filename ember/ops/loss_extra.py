@@ -208,3 +208,30 @@ class HuberLoss(Function):
         dl, reduction = ctx.args
         g = np.clip(d, -dl, dl) * _unreduce(grad_out, d.shape, reduction)
         return g, -g
+
+
+class CrossEntropySoft(Function):
+    """Cross-entropy against class *probabilities* y (N, C) (torch's float-target form), with class
+    weights w and label smoothing ε: ỹ = (1 − ε)·y + ε/C,  L_i = −Σ_c w[c]·ỹ[i, c]·logp[i, c].
+    'mean' divides by N (not by the weights, unlike class-index targets), as torch.
+    grad_z[i] = g_i·((Σ_c w[c] ỹ[i, c])·p_i − w ⊙ ỹ_i),   grad_y[i] = −g_i·(1 − ε)·w ⊙ logp_i.
+    """
+    @staticmethod
+    def forward(ctx, z, y, weight=None, label_smoothing=0.0, reduction="mean"):
+        N, C = z.shape
+        logp = _log_softmax(z, 1)                                     # (N, C)
+        eps = z.dtype.type(label_smoothing)
+        ys = (1 - eps) * y + eps / C if label_smoothing else y       # (N, C)
+        wy = ys * weight if weight is not None else ys                # (N, C)
+        ctx.save_for_backward(logp, wy, weight)
+        ctx.args = eps, reduction
+        return _reduce(-(wy * logp).sum(1), reduction)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        logp, wy, weight = ctx.saved_tensors
+        eps, reduction = ctx.args
+        g = _unreduce(grad_out, logp.shape[:1], reduction)[:, None]  # (N, 1)
+        grad_z = (wy.sum(1, keepdims=True) * np.exp(logp) - wy) * g  # (N, C)
+        wlogp = logp * weight if weight is not None else logp
+        return grad_z, -(1 - eps) * wlogp * g, None
