@@ -114,3 +114,15 @@ def test_bad_settings_list_the_valid_choices(tmp_path):
             dataclasses.replace(TrainConfig(), **kw).validate()
     r = run_cli("train", "--optimizer", "lbfgs", "--schedule", "cosine")
     assert r.returncode == 1 and "valid optimizers: sgd, adam, adamw, rmsprop, adagrad" in r.stderr
+
+
+def test_batchnorm_checkpoint_round_trip(tmp_path):
+    """num_batches_tracked is 0-d, as torch's; a save/load cycle must keep it 0-d so that
+    `ember evaluate` and --resume can load BatchNorm models."""
+    from ember.io import save_state_dict
+    from ember.models import get_model
+    m = get_model("convnet-bn")
+    save_state_dict(m.state_dict(), tmp_path / "w.safetensors")
+    state = load_state_dict(tmp_path / "w.safetensors")
+    assert state["1.num_batches_tracked"].shape == () and state["1.num_batches_tracked"].dtype == np.int64
+    get_model("convnet-bn").load_state_dict(state)
