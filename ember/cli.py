@@ -117,6 +117,43 @@ def run_playground(args):
         raise ValueError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
 
 
+_BENCH = []
+
+
+def _bench_module():
+    """benchmarks/lenet.py of this source checkout (it is not part of the installed package)."""
+    import importlib.util
+    import os
+    if _BENCH:
+        return _BENCH[0]
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "lenet.py")
+    if not os.path.exists(path):
+        return None
+    spec = importlib.util.spec_from_file_location("ember_benchmarks_lenet", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _BENCH.append(mod)
+    return mod
+
+
+def add_bench(sub):
+    p = sub.add_parser("bench", help="time LeNet-5 training and inference against PyTorch (benchmarks/lenet.py)",
+                       description="Train LeNet-5 in ember and PyTorch in one process on the same batches "
+                                   "and weights, alternating runs; print epoch seconds, inference images/s, "
+                                   "peak memory, GFLOP/s, per-op times and the ember/PyTorch ratios.")
+    mod = _bench_module()
+    if mod is not None:
+        mod.add_arguments(p)
+
+
+def run_bench(args):
+    mod = _bench_module()
+    if mod is None:
+        raise ValueError("ember bench needs a source checkout: benchmarks/lenet.py was not found next to "
+                         "the ember package (git clone the repository and pip install -e .)")
+    mod.run(args)
+
+
 def add_summary(sub):
     p = sub.add_parser("summary", help="print a model's layers, output shapes and parameter counts",
                        description="Keras-style table of a model: one row per layer (output shape, "
@@ -145,7 +182,7 @@ def run_summary(args):
     print(summary(model, shape))
 
 
-COMMANDS = ["train", "evaluate", "filter", "visualize", "playground", "summary"]
+COMMANDS = ["train", "evaluate", "filter", "visualize", "playground", "bench", "summary"]
 
 
 def main(argv=None) -> int:

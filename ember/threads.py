@@ -6,6 +6,7 @@ calls. Waking a sleeping worker costs a scheduler round trip, which on a busy ma
 milliseconds: LeNet's Linear(400, 120) backward at batch 64 (a 6 MFLOP GEMM, ~70 µs on one
 core) took 4–6 ms with 2 threads. So ember runs every GEMM below ``PARALLEL_MIN_FLOPS``
 single-threaded and gives bigger ones the configured thread count; ``matmul`` applies the rule.
+(LeNet's GEMMs, blocked to stay in cache, are all below it: its training is single-threaded.)
 
 Public API (PyTorch's names where they exist):
     set_num_threads(n)     threads for ember's big GEMMs (and NumPy's BLAS in general)
@@ -23,10 +24,11 @@ import os
 
 import numpy as np
 
-# Below this many flops (2·M·N·K) a GEMM runs on one thread: 2·64·400·120 ≈ 6 MFLOP (LeNet's
-# Linear at batch 64) must stay single-threaded; 40 MFLOP is ~0.4 ms of one core, against
-# which a worker's wake-up (50 µs idle, ms when loaded) is cheap enough to gain from.
-PARALLEL_MIN_FLOPS = 40_000_000
+# Below this many flops (2·M·N·K) a GEMM runs on one thread. Measured here (2 cores shared with
+# other jobs): with 2 threads, Linear(400, 120) at batch 64 (6 MFLOP, ~70 µs on one core) took
+# 4–6 ms, and LeNet inference at batch 1000 (GEMMs of 5–100 MFLOP) ran 3.5× slower than with 1.
+# 500 MFLOP is 5–15 ms of one core, long enough to amortise waking the workers even then.
+PARALLEL_MIN_FLOPS = 500_000_000
 
 _libs = None          # threadpoolctl controllers of NumPy's BLAS (list), [] when unavailable
 _num_threads = None   # the thread budget for big GEMMs

@@ -1,0 +1,39 @@
+"""The benchmarks run (tiny configurations, seconds), so they cannot rot; their timings are not tested."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ember import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_lenet_benchmark_tiny_reports_every_figure(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "lenet.py"), "--tiny", "--synthetic",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    row = res["configs"][0]
+    for key in ("ember_epoch_s", "torch_epoch_s", "ratio", "ember_gflops", "torch_gflops"):
+        assert row[key] > 0, key
+    assert res["inference"]["ratio"] > 0 and res["gemm_gflops"]["numpy"] > 0
+    assert [o["op"].split()[0] for o in res["ops"]] == ["conv2d"] * 3 + ["max_pool2d"] * 2 + ["cross_entropy"]
+    assert "ratio ember/PyTorch" in proc.stdout and "Per-op" in proc.stdout
+
+
+def test_scaling_benchmark_tiny_runs():
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "scaling.py"), "--tiny", "--no-torch",
+                           "--repeats", "1", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "vs batch size" in proc.stdout and "vs input size" in proc.stdout
+
+
+def test_ember_bench_command_is_registered_and_checks_repeats(capsys):
+    assert "bench" in cli.COMMANDS
+    assert cli.main(["bench", "--repeats", "2", "--no-torch"]) == 1
+    assert "--repeats must be at least 3 (medians), got 2" in capsys.readouterr().err

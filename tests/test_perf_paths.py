@@ -1,0 +1,105 @@
+"""The fast paths of issue 3 compute exactly what the plain formulas do.
+
+conv2d runs in a CHWN layout in blocks of output rows and returns non-contiguous views; max-pool
+finds its first maximum by comparisons instead of a stored argmax; small GEMMs switch BLAS to one
+thread. Each is checked against PyTorch (float64, random upstream gradients) in the configurations
+that exercise the blocking and the layouts, and float32 must stay float32 through a LeNet step.
+"""
+import numpy as np
+import pytest
+
+import ember
+from ember import threads
+from ember.models import lenet5
+from ember.nn import functional as F
+from ember.ops import conv as conv_ops
+from ember.optim import SGD
+from ember.tensor import Tensor
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def _check(e_out, t_out, e_ins, t_ins, rng, tol=1e-10):
+    u = rng.standard_normal(tuple(t_out.shape))
+    e_out.backward(u)
+    t_out.backward(torch.from_numpy(u))
+    np.testing.assert_allclose(e_out.data, t_out.detach().numpy(), rtol=tol, atol=tol)
+    for e, t in zip(e_ins, t_ins):
+        np.testing.assert_allclose(e.grad.data, t.grad.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4096, 1 << 30])  # one output row per block ... one block
+@pytest.mark.parametrize("N,C,H,W,O,k,s,p,d,g", [
+    (5, 1, 12, 11, 6, 5, 1, 2, 1, 1),      # LeNet C1-like: C_in = 1, padding
+    (4, 6, 9, 7, 8, 3, 2, 1, 1, 2),        # stride 2, groups 2, odd sizes
+    (3, 4, 10, 9, 4, 3, 1, 0, 2, 4),       # dilation, depthwise
+])
+def test_conv2d_blocked_chwn_matches_torch(monkeypatch, block_bytes, N, C, H, W, O, k, s, p, d, g):
+    monkeypatch.setattr(conv_ops, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C // g, k, k)), rng.standard_normal(O)
+    ex, ew, eb = (Tensor(a, requires_grad=True) for a in (x, w, b))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    _check(F.conv2d(ex, ew, eb, stride=s, padding=p, dilation=d, groups=g),
+           TF.conv2d(tx, tw, tb, stride=s, padding=p, dilation=d, groups=g), (ex, ew, eb), (tx, tw, tb), rng)
+
+
+def test_lenet_block_chain_on_chwn_views_matches_torch(monkeypatch):
+    """conv -> relu -> pool -> conv: layers receive the non-contiguous CHWN views of each other."""
+    monkeypatch.setattr(conv_ops, "_BLOCK_BYTES", 2048)
+    rng = np.random.default_rng(1)
+    x = np.round(rng.standard_normal((3, 1, 12, 12)), 1)          # rounding makes pooling ties
+    w1, w2 = np.round(rng.standard_normal((4, 1, 3, 3)), 1), rng.standard_normal((5, 4, 3, 3))
+    e = [Tensor(a, requires_grad=True) for a in (x, w1, w2)]
+    t = [torch.tensor(a, requires_grad=True) for a in (x, w1, w2)]
+    eo = F.conv2d(F.max_pool2d(F.relu(F.conv2d(e[0], e[1], padding=1)), 2), e[2])
+    to = TF.conv2d(TF.max_pool2d(TF.relu(TF.conv2d(t[0], t[1], padding=1)), 2), t[2])
+    _check(eo, to, e, t, rng)
+
+
+def test_max_pool2d_ties_on_a_transposed_input_go_to_the_first_max():
+    x = np.zeros((2, 3, 4, 4))
+    x[..., 1, 1] = x[..., 1, 0] = x[..., 0, 1] = 1.0                 # ties inside the top-left window
+    xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)   # CHWN memory order
+    ex = Tensor(xt, requires_grad=True)
+    tx = torch.tensor(x, requires_grad=True)
+    _check(F.max_pool2d(ex, 2), TF.max_pool2d(tx, 2), [ex], [tx], np.random.default_rng(2))
+
+
+def test_lenet_training_step_stays_float32_everywhere():
+    ember.manual_seed(0)
+    model = lenet5()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = Tensor(np.random.default_rng(0).standard_normal((7, 1, 28, 28)).astype(np.float32))
+    h, seen = x, []
+    for layer in model:
+        h = layer(h)
+        seen.append((type(layer).__name__, h.dtype))
+    loss = F.cross_entropy(h, np.arange(7) % 10)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    bad = [s for s in seen if s[1] != np.float32] + [(n, p.grad.dtype) for n, p in model.named_parameters()
+                                                      if p.grad.dtype != np.float32 or p.data.dtype != np.float32]
+    assert loss.dtype == np.float32 and not bad, f"left float32: {bad}"
+
+
+def test_threads_matmul_same_result_single_or_multi_threaded():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((300, 200)).astype(np.float32), rng.standard_normal((200, 400)).astype(np.float32)
+    with threads.blas_threads(2):
+        old = threads.PARALLEL_MIN_FLOPS
+        try:
+            threads.PARALLEL_MIN_FLOPS = 1                         # force the multi-threaded branch
+            multi = threads.matmul(a, b)
+        finally:
+            threads.PARALLEL_MIN_FLOPS = old
+        single = threads.matmul(a, b)                              # 48 MFLOP: below the threshold
+    np.testing.assert_allclose(multi, single, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(single, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
+def test_set_num_threads_rejects_zero():
+    with pytest.raises(ValueError, match="expected a thread count >= 1, got 0"):
+        threads.set_num_threads(0)
