@@ -73,6 +73,7 @@ def test_spiral_relu_play_pause_inspect(url):
                 time.sleep(0.2)
             page.click("#play")                          # pause
             assert loss < THRESHOLD, f"test loss still {loss} after {DEADLINE} s of play"
+            page.wait_for_function("!document.body.classList.contains('busy')")  # the last request lands
             epoch = page.inner_text("#epoch")
             time.sleep(0.3)
             assert page.inner_text("#epoch") == epoch, "training went on after pause"

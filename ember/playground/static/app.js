@@ -223,14 +223,14 @@ async function reset() {
 
 async function step(unit, count) {
   if (!session || busy) return false;
-  busy = true;
+  busy = true; document.body.classList.add("busy");  // tests wait for the in-flight request
   try {
     const s = await api("/api/step", {session, unit, count: count || 1});
     render(s); showError(""); return true;
   } catch (e) {
     if (e.status === 404) { session = null; await reset(); } else showError(e.message);
     pause(); return false;
-  } finally { busy = false; }
+  } finally { busy = false; document.body.classList.remove("busy"); }
 }
 
 function play() {
