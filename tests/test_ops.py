@@ -328,6 +328,14 @@ if "weight" in inspect.signature(F.cross_entropy).parameters:
                               reduction="none"), N(5, 4))
     row("nll_loss_weight_mean", lambda z: F.nll_loss(z, TGT, weight=W4),
         lambda z: TF.nll_loss(z, torch.from_numpy(TGT), weight=torch.from_numpy(W4).to(z.dtype)), N(5, 4))
+if "CrossEntropySoft" in dir(importlib.import_module("ember.ops.loss_extra")) if hasattr(F, "l1_loss") else False:
+    PROBS = np.random.default_rng(5).dirichlet(np.ones(4), 5)          # soft labels (N, C), rows sum to 1
+    row("cross_entropy_probability_targets", lambda z: F.cross_entropy(z, PROBS.astype(z.dtype)),
+        lambda z: TF.cross_entropy(z, torch.from_numpy(PROBS).to(z.dtype)), N(5, 4))
+    row("cross_entropy_probability_targets_weight_smoothing_none",
+        lambda z: F.cross_entropy(z, PROBS.astype(z.dtype), weight=W4, label_smoothing=0.1, reduction="none"),
+        lambda z: TF.cross_entropy(z, torch.from_numpy(PROBS).to(z.dtype), weight=torch.from_numpy(W4).to(z.dtype),
+                                   label_smoothing=0.1, reduction="none"), T(5, 4))
 if hasattr(F, "multi_margin_loss"):
     for pp in (1, 2):
         row(f"multi_margin_loss_p{pp}", lambda z, pp=pp: F.multi_margin_loss(z, TGT, p=pp, margin=0.7),
