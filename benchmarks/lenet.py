@@ -14,6 +14,8 @@ Method (why the numbers are comparable on a small, noisy machine):
 - Alternating runs: ember, torch, ember, torch, ... (``--repeats`` ≥ 3 each), after an untimed
   warm-up of each; every figure is the median, and the ratio is the median of the per-pair
   ratios, so a slow minute hurts both sides of a pair alike.
+- CPU seconds (process time, every thread, spinning included) are shown next to wall time: on a
+  machine shared with other jobs they say how much work each library did, whatever the waiting.
 - Epoch seconds are extrapolated: each run times ``--steps`` training steps (forward, loss,
   zero_grad, backward, SGD step) and scales to 60,000 images (an epoch of Fashion-MNIST).
 - Inference: images/s of the forward pass at batch 1000 without a graph (no_grad / eval).
@@ -186,6 +188,15 @@ def alternate(fns, repeats):
         for f, ts in zip(fns, times):
             ts.append(f())
     return times
+
+
+def _with_cpu(f):
+    """f, returning (wall seconds, CPU seconds of this process: all threads, spinning included)."""
+    def g():
+        c0 = time.process_time()
+        wall = f()
+        return wall, time.process_time() - c0
+    return g
 
 
 def pair_ratio(a, b):
@@ -401,16 +412,21 @@ def run(args) -> dict:
             tm, to = tpair
             tb = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
             fns.append(lambda: torch_train(torch, tm, to, tb))
-        times = alternate(fns, args.repeats)
+        both = alternate([_with_cpu(f) for f in fns], args.repeats)
+        times = [[w for w, _ in ts] for ts in both]
+        cpu = [[c for _, c in ts] for ts in both]
         scale = EPOCH_IMAGES / (steps * B)
         row = {"batch": B, "steps_timed": steps, "ember_epoch_s": statistics.median(times[0]) * scale,
                "ember_runs_s": [t * scale for t in times[0]]}
+        row["ember_cpu_epoch_s"] = statistics.median(cpu[0]) * scale
         row["ember_gflops"] = flops_img * steps * B / statistics.median(times[0]) / 1e9
         row["ember_peak_bytes"] = step_peak_bytes("ember", B, T)
         if tpair:
             row["torch_epoch_s"] = statistics.median(times[1]) * scale
             row["torch_runs_s"] = [t * scale for t in times[1]]
             row["ratio"] = pair_ratio(times[0], times[1])
+            row["torch_cpu_epoch_s"] = statistics.median(cpu[1]) * scale
+            row["cpu_ratio"] = pair_ratio(cpu[0], cpu[1])
             row["torch_gflops"] = flops_img * steps * B / statistics.median(times[1]) / 1e9
             row["torch_peak_bytes"] = step_peak_bytes("torch", B, T)
         res["configs"].append(row)
@@ -455,11 +471,12 @@ def markdown(res) -> str:
          + f". Training cost: {res['train_flops_per_image'] / 1e6:.2f} MFLOP per image.",
          ""]
     if torch_on:
-        L += ["| batch | ember epoch s | PyTorch epoch s | ratio ember/PyTorch | ember GFLOP/s (% of limit) "
-              "| PyTorch GFLOP/s (% of limit) | peak step memory ember / PyTorch |",
-              "|---:|---:|---:|---:|---:|---:|---:|"]
+        L += ["| batch | ember epoch s | PyTorch epoch s | ratio ember/PyTorch | CPU s ember / PyTorch (ratio) "
+              "| ember GFLOP/s (% of limit) | PyTorch GFLOP/s (% of limit) | peak step memory ember / PyTorch |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in res["configs"]:
             L.append(f"| {r['batch']} | {r['ember_epoch_s']:.2f} | {r['torch_epoch_s']:.2f} | **{r['ratio']:.2f}** "
+                     f"| {r['ember_cpu_epoch_s']:.2f} / {r['torch_cpu_epoch_s']:.2f} ({r['cpu_ratio']:.2f}) "
                      f"| {r['ember_gflops']:.1f} ({100 * r['ember_gflops'] / lim['numpy']:.0f}%) "
                      f"| {r['torch_gflops']:.1f} ({100 * r['torch_gflops'] / lim['torch']:.0f}%) "
                      f"| {_mib(r['ember_peak_bytes'])} / {_mib(r['torch_peak_bytes'])} |")

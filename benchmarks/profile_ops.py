@@ -1,0 +1,82 @@
+"""Where an ember LeNet-5 training step spends its CPU time, op by op.
+
+    python benchmarks/profile_ops.py [--batch 64] [--steps 30] [--threads 1]
+
+Wraps every ``Function.forward``/``backward`` in ember.ops with a CPU-time counter (process
+time, so other jobs on a shared machine barely disturb it), trains ``--steps`` steps on random
+images after one untimed pass, and prints ms per step for each, plus the rest (module calls,
+the engine's bookkeeping, SGD). Per-op wrapping adds a few µs per call.
+"""
+import argparse
+import collections
+import time
+
+import numpy as np
+
+import ember
+from ember import threads
+from ember.autograd import Function
+from ember.models import lenet5
+from ember.nn import functional as F
+from ember.ops import conv, elementwise, loss, matmul, movement, reduce
+from ember.optim import SGD
+from ember.tensor import Tensor
+
+
+def instrument(counter):
+    """Wrap forward/backward of every Function subclass in ember.ops to add CPU seconds to counter."""
+    for mod in (conv, elementwise, loss, matmul, movement, reduce):
+        for name, cls in vars(mod).items():
+            if not (isinstance(cls, type) and issubclass(cls, Function) and cls is not Function):
+                continue
+            for meth in ("forward", "backward"):
+                f = cls.__dict__.get(meth)
+                if f is None:
+                    continue
+                f = f.__func__ if isinstance(f, staticmethod) else f
+
+                def timed(*a, _f=f, _key=f"{name}.{meth}", **k):
+                    t0 = time.process_time()
+                    out = _f(*a, **k)
+                    counter[_key] += time.process_time() - t0
+                    return out
+                setattr(cls, meth, staticmethod(timed))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    threads.set_num_threads(args.threads)
+    counter = collections.Counter()
+    instrument(counter)
+    ember.manual_seed(0)
+    model = lenet5()
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((args.steps, args.batch, 1, 28, 28)).astype(np.float32)
+    ys = rng.integers(0, 10, (args.steps, args.batch))
+
+    def run():
+        for x, y in zip(xs, ys):
+            out = F.cross_entropy(model(Tensor(x)), y)
+            opt.zero_grad()
+            out.backward()
+            opt.step()
+    run()
+    counter.clear()
+    t0 = time.process_time()
+    run()
+    total = (time.process_time() - t0) / args.steps * 1e3
+    print(f"LeNet-5 training step, batch {args.batch}: {total:.2f} ms CPU per step")
+    for key, sec in counter.most_common():
+        ms = sec / args.steps * 1e3
+        print(f"  {key:28s} {ms:7.3f} ms  {100 * ms / total:4.1f}%")
+    rest = total - sum(counter.values()) / args.steps * 1e3
+    print(f"  {'rest (modules, engine, SGD)':28s} {rest:7.3f} ms  {100 * rest / total:4.1f}%")
+
+
+if __name__ == "__main__":
+    main()
