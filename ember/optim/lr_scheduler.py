@@ -10,6 +10,11 @@ rescales it by a ratio of cosines, LinearLR by a ratio of factors). ember does t
 made to ``group["lr"]`` between steps (by hand, or by another scheduler) persists exactly as in torch.
 ``step(epoch)`` (deprecated in torch) uses the closed form ``_get_closed_form_lr`` where one exists.
 LambdaLR and OneCycleLR are closed-form only: they always recompute from base/initial lrs.
+
+Classes: LambdaLR, StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR (warm-up),
+OneCycleLR, ReduceLROnPlateau (``step(metric)``), and the combinators SequentialLR (warm-up then
+another schedule) and ChainedScheduler. ``state_dict()`` is JSON-friendly (LambdaLR stores plain
+functions as None, as torch).
 """
 from __future__ import annotations
 
