@@ -16,6 +16,9 @@ Public API (PyTorch's names where they exist):
 
 Only NumPy's own BLAS is touched (found with threadpoolctl); another library's BLAS or OpenMP
 pool, e.g. PyTorch's, is left alone. Without threadpoolctl every call falls back to np.matmul.
+The switch is sticky (changing it costs ~7 µs, too much to undo after each of a step's ~100
+GEMMs): after a small ember GEMM, NumPy's BLAS stays at 1 thread until a large one runs; code
+outside ember that wants all threads can use ``blas_threads(n)``.
 """
 from __future__ import annotations
 
