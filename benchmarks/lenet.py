@@ -428,7 +428,8 @@ def run(args) -> dict:
             row["torch_cpu_epoch_s"] = statistics.median(cpu[1]) * scale
             row["cpu_ratio"] = pair_ratio(cpu[0], cpu[1])
             row["torch_gflops"] = flops_img * steps * B / statistics.median(times[1]) / 1e9
-            row["torch_peak_bytes"] = step_peak_bytes("torch", B, T)
+            # --tiny skips PyTorch's memory probe: importing torch in a fresh process is most of its time
+            row["torch_peak_bytes"] = None if args.tiny else step_peak_bytes("torch", B, T)
         res["configs"].append(row)
     # inference at --infer-batch
     IB = args.infer_batch
