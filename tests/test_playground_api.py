@@ -409,10 +409,10 @@ def test_cli_serves_on_loopback_until_interrupted():
         line = proc.stdout.readline()
         m = re.match(r"ember playground on (http://127\.0\.0\.1:\d+/)", line)
         assert m, line
-        html = urllib.request.urlopen(m.group(1), timeout=10).read()
+        html = urllib.request.urlopen(m.group(1), timeout=60).read()
         assert b"ember playground" in html
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 130
+        assert proc.wait(timeout=60) == 130
         assert "ember playground: interrupted" in proc.stderr.read()
     finally:
         if proc.poll() is None:
