@@ -7,8 +7,8 @@ learning rate following a cosine decay from ``lr`` to 0 over the whole run (Losh
 Options (``TrainConfig``; the pieces live in ``ember.train_state``): the optimizer (sgd, adam,
 adamw, rmsprop, adagrad), the schedule (none, step, cosine, onecycle, plateau) with linear
 warm-up, batch augmentation (``ember.data.transforms``), a validation split with early stopping,
-BLAS threads, and ``resume``: ``optimizer.safetensors`` and ``train_state.json`` (optimizer,
-schedule, epoch, metrics and RNG state) let a run continue bit for bit after an interruption.
+BLAS threads, and ``resume``: ``resume.safetensors`` (one atomic file: weights, optimizer,
+schedule, epoch, metrics and RNG state) lets a run continue bit for bit after an interruption.
 """
 from __future__ import annotations
 
@@ -223,7 +223,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if stop:
             metrics["stopped_early"] = epoch
         _save(model, cfg, metrics, cfg.out)
-        save_train_state(cfg.out, opt, schedule, {"epoch": epoch, "step": step, "metrics": metrics,
+        save_train_state(cfg.out, model, opt, schedule, {"epoch": epoch, "step": step, "metrics": metrics,
                                                   "early_stopping": best, "config": dataclasses.asdict(cfg)})
         viz.maybe_plot_curves(metrics, cfg.out)  # curves.png when matplotlib is installed
         log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"

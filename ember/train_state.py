@@ -2,14 +2,18 @@
 training state (``--resume``).
 
 A run folder holds, after every epoch: ``model.safetensors``, ``config.json``, ``metrics.json``
-(see ``ember.train``) plus ``optimizer.safetensors`` (the optimizer's per-parameter arrays) and
-``train_state.json`` (written last: epoch, global step, optimizer hyper-parameters and scalars,
-schedule state, early-stopping state, metrics and ember's RNG state). Restoring all of it at an
-epoch boundary makes the continued run bit-for-bit the uninterrupted one: same weights, same
-data order, same dropout and augmentation draws.
+(see ``ember.train``) plus ``resume.safetensors``: ONE file, written atomically, holding everything
+``--resume`` needs — the weights (``model.*``), the optimizer's per-parameter arrays
+(``optimizer.<index>.<name>``) and, as a JSON byte array under ``train_state``, the epoch, global
+step, optimizer hyper-parameters and scalars, schedule state, early-stopping state, metrics and
+ember's RNG state. Being one file, a kill at any moment leaves either the old epoch's state or the
+new one, never a mix, and its SHA-256 (``ember.io``) covers all of it. Restoring it at an epoch
+boundary makes the continued run bit-for-bit the uninterrupted one: same weights, same data
+order, same dropout and augmentation draws.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -22,7 +26,7 @@ from .random import get_rng_state, set_rng_state
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
 SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
-STATE_FILE, OPTIMIZER_FILE = "train_state.json", "optimizer.safetensors"
+RESUME_FILE = "resume.safetensors"
 
 
 def build_optimizer(model, cfg):
@@ -100,22 +104,33 @@ class Schedule:
                 getattr(self, name).load_state_dict(sd[name])
 
 
-def save_train_state(folder, optimizer, schedule, extra: dict) -> None:
-    """Write ``optimizer.safetensors`` (per-parameter arrays) and ``train_state.json`` (everything
-    else, plus ember's RNG state), atomically, the JSON last."""
+def save_train_state(folder, model, optimizer, schedule, extra: dict) -> None:
+    """Write ``resume.safetensors``: weights, optimizer arrays and the JSON state, one atomic file."""
     sd = optimizer.state_dict()
-    arrays, scalars = {}, {}
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    scalars = {}
     for i, s in sd["state"].items():
         for k, v in s.items():
             if isinstance(v, np.ndarray):
-                arrays[f"{i}.{k}"] = v
+                arrays[f"optimizer.{i}.{k}"] = v
             else:
                 scalars.setdefault(str(i), {})[k] = v.item() if isinstance(v, np.generic) else v
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
-    io.save_state_dict(arrays, os.path.join(folder, OPTIMIZER_FILE))
     state = dict(extra, optimizer_groups=groups, optimizer_scalars=scalars, schedule=schedule.state_dict(),
                  rng=get_rng_state())
-    io.atomic_write_json(os.path.join(folder, STATE_FILE), state)
+    arrays["train_state"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    io.save_state_dict(arrays, os.path.join(folder, RESUME_FILE))
+
+
+def read_train_state(folder) -> tuple[dict, dict]:
+    """Read ``resume.safetensors`` (SHA-256 verified): (the JSON state, the arrays by name).
+
+    Raises: ember.io.CheckpointError naming the file if it is missing, truncated or altered.
+    """
+    arrays = io.load_state_dict(os.path.join(folder, RESUME_FILE))
+    if "train_state" not in arrays:
+        raise io.CheckpointError(f"{os.path.join(folder, RESUME_FILE)}: no train_state in this file")
+    return json.loads(arrays.pop("train_state").tobytes()), arrays
 
 
 def load_train_state(folder, cfg, model, optimizer, schedule) -> dict:
@@ -125,9 +140,9 @@ def load_train_state(folder, cfg, model, optimizer, schedule) -> dict:
     Raises: ember.io.CheckpointError naming the missing file, or — for a checkpoint of another
         model or optimizer — the keys and shapes that differ.
     """
-    state = io.read_json(os.path.join(folder, STATE_FILE))
+    state, arrays = read_train_state(folder)
     saved_cfg = state.get("config", {})
-    weights = io.load_state_dict(os.path.join(folder, "model.safetensors"))
+    weights = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights)
     except (KeyError, ValueError) as e:
@@ -137,11 +152,11 @@ def load_train_state(folder, cfg, model, optimizer, schedule) -> dict:
     if saved_cfg.get("optimizer", "sgd") != cfg.optimizer:
         raise io.CheckpointError(f"--resume {folder}: the checkpoint was trained with optimizer "
                                  f"{saved_cfg.get('optimizer')!r}, not {cfg.optimizer!r}")
-    arrays = io.load_state_dict(os.path.join(folder, OPTIMIZER_FILE))
     per_param: dict = {}
     for key, v in arrays.items():
-        i, k = key.split(".", 1)
-        per_param.setdefault(int(i), {})[k] = v
+        if key.startswith("optimizer."):
+            i, k = key[len("optimizer."):].split(".", 1)
+            per_param.setdefault(int(i), {})[k] = v
     for i, s in state["optimizer_scalars"].items():
         per_param.setdefault(int(i), {}).update(s)
     params = [p for g in optimizer.param_groups for p in g["params"]]

@@ -50,11 +50,12 @@ def test_resume_is_bit_for_bit_the_uninterrupted_run(small_data, tmp_path, kw, s
     assert _without_seconds(resumed) == _without_seconds(full)
     on_disk = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("full", "cut")]
     assert _without_seconds(on_disk[0]) == _without_seconds(on_disk[1])
-    for name in ("model.safetensors", "optimizer.safetensors"):
+    for name in ("model.safetensors", "resume.safetensors"):
         a, b = load_state_dict(tmp_path / "full" / name), load_state_dict(tmp_path / "cut" / name)
         assert sorted(a) == sorted(b) and a
         for k in a:
-            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
+            if k != "train_state":  # the JSON state holds timings and paths (compared above via metrics)
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
 
 
 def test_resume_with_another_model_names_the_differing_keys(small_data, tmp_path):  # noqa: F811
