@@ -8,6 +8,7 @@ and a script that retrains the same network with ember, reproducing the page's n
 """
 from __future__ import annotations
 
+import signal
 import threading
 import webbrowser
 
@@ -24,6 +25,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True, 
         OSError: if the address cannot be bound (e.g. the port is in use).
     """
     server = make_server(host, port, verbose)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C must stop the server even when started with SIGINT ignored (a shell's `cmd &`
+        # without job control ignores it, and Python then never raises KeyboardInterrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     h, p = server.server_address[:2]
     url = f"http://{'127.0.0.1' if h in ('0.0.0.0', '') else h}:{p}/"
     print(f"ember playground on {url}  (Ctrl-C stops it)", flush=True)
