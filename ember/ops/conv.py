@@ -6,11 +6,12 @@ Notation (as DeZero's im2col):
     OH = (H + 2*PH - DH*(KH-1) - 1) // SH + 1   (deck 002: ⌊(N + 2P − F)/S⌋ + 1)
     K = (C_in/G)*KH*KW  (the length of one receptive field),  L = OH*OW.
 
-im2col: the (N, C, KH, KW, OH, OW) *window view* of the padded input shares memory with it
-(as_strided: window (kh, kw) at output (oh, ow) reads x[oh*SH + kh*DH, ow*SW + kw*DW]); one
-copy turns it into columns (N, G, K, L) and one GEMM per image multiplies it with the filters.
-col2im, the adjoint of im2col, is a sum over the KH*KW kernel offsets of strided slice-adds
-(overlapping windows *add*: assigning would drop gradient).
+im2col: a *window view* of the padded input shares memory with it (as_strided: window (kh, kw)
+at output (oh, ow) reads x[oh*SH + kh*DH, ow*SW + kw*DW]); one copy turns it into columns
+(K, L·N) and one GEMM multiplies them with the filters (Conv2d does this in a batch-innermost
+layout, block by block; see the note above ``Conv2d``; ``windows``/``col2im`` below are the plain
+NCHW forms, used by LocallyConnected2d). col2im, the adjoint of im2col, is a sum over the KH*KW
+kernel offsets of strided slice-adds (overlapping windows *add*: assigning would drop gradient).
 Deep-learning "convolution" is cross-correlation (deck 001/002): the kernel is not flipped.
 """
 import numpy as np
