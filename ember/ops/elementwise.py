@@ -222,6 +222,13 @@ class LeakyReLU(Function):
         return np.where(x > 0, grad_out, grad_out * grad_out.dtype.type(ctx.slope))
 
 
+def stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) without overflow, x's dtype: e^−|x| ≤ 1 is the only exponential taken
+    (1/(1 + e^−x) for x ≥ 0, e^x/(1 + e^x) for x < 0). Shared by Sigmoid and the logistic losses."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
 class Sigmoid(Function):
     """y = σ(x) = 1 / (1 + e^-x);  grad_x = grad_out * y (1 - y)  (deck 000: g'(z) = g(z)(1 - g(z))).
 
@@ -229,8 +236,7 @@ class Sigmoid(Function):
     """
     @staticmethod
     def forward(ctx, x):
-        e = np.exp(-np.abs(x))
-        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        y = stable_sigmoid(x)
         ctx.save_for_backward(y)
         return y
 

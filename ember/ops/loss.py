@@ -7,6 +7,7 @@ softmax and cross-entropy; deck 000 binary logistic loss.
 import numpy as np
 
 from ..autograd import Function
+from .elementwise import stable_sigmoid
 
 
 def _log_softmax(z, dim):
@@ -159,7 +160,6 @@ class BCEWithLogitsLoss(Function):
     @staticmethod
     def backward(ctx, grad_out):
         z, y = ctx.saved_tensors
-        e = np.exp(-np.abs(z))
-        sig = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        sig = stable_sigmoid(z)
         up = _unreduce(grad_out, z.shape, ctx.reduction)
         return (sig - y) * up, (-z * up if ctx.needs_input_grad[1] else None)

@@ -11,13 +11,8 @@ Source: deck 002 "Losses we have seen so far" (squared, hinge, logistic with y �
 import numpy as np
 
 from ..autograd import Function
+from .elementwise import stable_sigmoid
 from .loss import _log_softmax, _reduce, _unreduce
-
-
-def _stable_sigmoid(z):
-    """σ(z) without overflow: e^{−|z|} ≤ 1 is the only exponential taken."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _target_weights(target, weight, ignore_index, dtype):
@@ -147,7 +142,7 @@ class LogisticLoss(Function):
     @staticmethod
     def backward(ctx, grad_out):
         f, y, u = ctx.saved_tensors
-        s = _stable_sigmoid(u) * _unreduce(grad_out, f.shape, ctx.reduction)
+        s = stable_sigmoid(u) * _unreduce(grad_out, f.shape, ctx.reduction)
         return -y * s, -f * s
 
 
