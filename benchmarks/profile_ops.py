@@ -1,11 +1,13 @@
 """Where an ember LeNet-5 training step spends its CPU time, op by op.
 
-    python benchmarks/profile_ops.py [--batch 64] [--steps 30] [--threads 1]
+    python benchmarks/profile_ops.py [--batch 64] [--steps 30] [--threads 1] [--wall]
 
 Wraps every ``Function.forward``/``backward`` in ember.ops with a CPU-time counter (process
 time, so other jobs on a shared machine barely disturb it), trains ``--steps`` steps on random
 images after one untimed pass, and prints ms per step for each, plus the rest (module calls,
-the engine's bookkeeping, SGD). Per-op wrapping adds a few µs per call.
+the engine's bookkeeping, SGD). Per-op wrapping adds a few µs per call. With ``--threads 2``
+the CPU time counts both threads; ``--wall`` counts elapsed time instead, which is what the
+ops' threads shorten.
 """
 import argparse
 import collections
@@ -23,8 +25,8 @@ from ember.optim import SGD
 from ember.tensor import Tensor
 
 
-def instrument(counter):
-    """Wrap forward/backward of every Function subclass in ember.ops to add CPU seconds to counter."""
+def instrument(counter, clock=time.process_time):
+    """Wrap forward/backward of every Function subclass in ember.ops to add ``clock`` seconds to counter."""
     for mod in (conv, elementwise, loss, matmul, movement, reduce):
         for name, cls in vars(mod).items():
             if not (isinstance(cls, type) and issubclass(cls, Function) and cls is not Function):
@@ -36,9 +38,9 @@ def instrument(counter):
                 f = f.__func__ if isinstance(f, staticmethod) else f
 
                 def timed(*a, _f=f, _key=f"{name}.{meth}", **k):
-                    t0 = time.process_time()
+                    t0 = clock()
                     out = _f(*a, **k)
-                    counter[_key] += time.process_time() - t0
+                    counter[_key] += clock() - t0
                     return out
                 setattr(cls, meth, staticmethod(timed))
 
@@ -48,10 +50,12 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--wall", action="store_true", help="elapsed time instead of CPU time")
     args = p.parse_args(argv)
+    clock = time.perf_counter if args.wall else time.process_time
     threads.set_num_threads(args.threads)
     counter = collections.Counter()
-    instrument(counter)
+    instrument(counter, clock)
     ember.manual_seed(0)
     model = lenet5()
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -67,10 +71,11 @@ def main(argv=None):
             opt.step()
     run()
     counter.clear()
-    t0 = time.process_time()
+    t0 = clock()
     run()
-    total = (time.process_time() - t0) / args.steps * 1e3
-    print(f"LeNet-5 training step, batch {args.batch}: {total:.2f} ms CPU per step")
+    total = (clock() - t0) / args.steps * 1e3
+    kind = "elapsed" if args.wall else "CPU"
+    print(f"LeNet-5 training step, batch {args.batch}, {args.threads} thread(s): {total:.2f} ms {kind} per step")
     for key, sec in counter.most_common():
         ms = sec / args.steps * 1e3
         print(f"  {key:28s} {ms:7.3f} ms  {100 * ms / total:4.1f}%")

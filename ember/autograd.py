@@ -11,13 +11,20 @@ deck 000 "reverse-mode autodiff", deck 002 "why backprop goes output -> input") 
 topologically with an explicit stack (no recursion: a 10,000-op chain works), runs each node's
 VJP once in reverse order, and *adds* the gradients of a tensor used more than once (the
 multivariate chain rule: a fan-out in the forward pass is a sum in the backward pass).
+An op may return a leaf's gradient as a ``Future`` (``threads.defer``: Conv2d's weight gradient
+is computed on a second thread while this one goes on down the input gradients); the engine
+adds those to ``.grad`` when the pass ends.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
+from concurrent.futures import Future
 
 import numpy as np
+
+from . import threads
 
 _state = threading.local()
 
@@ -211,6 +218,15 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         _accumulate(root, grad)
         return
     grads = {id(root): grad}
+    pending = []  # (leaf, Future): weight gradients an op computes on a pool thread (threads.defer)
+    with threads.deferring() if _anomaly_hook is None else contextlib.nullcontext():
+        _backward_nodes(root, grads, pending, retain_graph)
+    for leaf, fut in pending:     # in the order the ops handed them off: deterministic sums
+        _accumulate(leaf, fut.result())
+
+
+def _backward_nodes(root, grads, pending, retain_graph):
+    """The backward pass proper: each node's VJP, outputs before inputs (see ``backward``)."""
     for t in _topological_order(root):
         ctx = t._ctx
         g = grads.pop(id(t), None)
@@ -227,6 +243,11 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         for p, need, pg in zip(ctx.parents, ctx.needs_input_grad, in_grads):
             if not need or pg is None:
                 continue
+            if isinstance(pg, Future):
+                if p._ctx is None:
+                    pending.append((p, pg))
+                    continue
+                pg = pg.result()
             if p._ctx is None:
                 _accumulate(p, pg)
             elif id(p) in grads:

@@ -9,10 +9,22 @@ single-threaded and gives bigger ones the configured thread count; ``matmul`` ap
 (LeNet's GEMMs, blocked to stay in cache, are all below it: its training is single-threaded.)
 
 Public API (PyTorch's names where they exist):
-    set_num_threads(n)     threads for ember's big GEMMs (and NumPy's BLAS in general)
+    set_num_threads(n)     threads for ember's ops: its big GEMMs (and NumPy's BLAS in general)
+                           and the ops that split their work (``parallel_for``)
     get_num_threads()      the current setting
     blas_threads(n)        context manager: BLAS limited to n threads inside the block
     matmul(a, b, out=None) np.matmul with the thread rule above
+    parallel_for(fn, parts) fn(part) for each part, on up to get_num_threads() threads
+
+Intra-op parallelism (``parallel_for``): since LeNet's GEMMs are too small to split *inside*
+BLAS, the heavy ops (Conv2d, see ops/conv.py) split their own work into ``get_num_threads()``
+large independent parts, e.g. halves of the output rows, and run them on a pool of Python
+threads. NumPy releases the GIL inside its copies, ufunc loops and BLAS calls, which is where
+such a part spends its time, so the parts really run at once; only the few Python statements
+between those calls take turns. A part is never smaller than ``MIN_PART_FLOATS`` floats of work,
+and the split is fixed by the shapes (never by timing), so results do not depend on the
+scheduling: they depend only on the thread count (a reduction of per-part sums, added in a
+fixed order).
 
 Only NumPy's own BLAS is touched (found with threadpoolctl); another library's BLAS or OpenMP
 pool, e.g. PyTorch's, is left alone. Without threadpoolctl every call falls back to np.matmul.
@@ -22,8 +34,12 @@ outside ember that wants all threads can use ``blas_threads(n)``.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import os
+import queue
+import threading
 
 import numpy as np
 
@@ -60,8 +76,11 @@ def _numpy_blas():
 
 
 def _set_blas(n: int) -> None:
+    # OpenBLAS ignores openblas_set_num_threads from any thread but the main one (measured:
+    # a worker's call left it at 2 and its GEMMs ran two-threaded, with other rounding), so
+    # only the main thread sets it, and it sets 1 before handing work to ember's workers.
     global _current
-    if n != _current:
+    if n != _current and threading.current_thread() is threading.main_thread():
         for c in _numpy_blas():
             c.set_num_threads(n)
         _current = n
@@ -111,5 +130,145 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         _numpy_blas()
     if _libs and _num_threads > 1:
         flops = 2 * a.size * (b.shape[-1] if b.ndim > 1 else 1)   # 2·M·K·N (× batch if batched)
-        _set_blas(_num_threads if flops >= PARALLEL_MIN_FLOPS else 1)
+        alone = not _jobs_running and not getattr(_local, "busy", False)   # no ember worker busy
+        _set_blas(_num_threads if flops >= PARALLEL_MIN_FLOPS and alone else 1)
+    if out is None and a.ndim == 2 and b.ndim == 2:
+        # np.dot, not np.matmul: for a transposed operand with a long inner dimension (Conv2d's
+        # grad_w = g @ colsᵀ) np.matmul held the GIL here, so two threads' GEMMs ran in turn
+        return np.dot(a, b)
     return np.matmul(a, b, out=out)
+
+
+# ---------------------------------------------------------------------- parallel_for and defer
+
+# The least work (floats read or written) worth a part of its own. Handing a part to a worker
+# costs ~20–60 µs here (waking the other core), and every time the two threads want the GIL at
+# once another ~50 µs: measured on LeNet-5, splitting conv2d at batch 64 (~1M column floats per
+# layer) was slower than one thread, at batch 256 (4–5M) it was 1.3–1.6× faster.
+MIN_PART_FLOATS = 1 << 20
+
+_workers = []          # [(thread, job queue)], started on first use
+_workers_lock = threading.Lock()
+_local = threading.local()  # .busy: runs a part or a deferred job (no nesting); .deferring
+_jobs_running = 0      # jobs handed to the workers and not finished (BLAS stays at 1 thread)
+_jobs_lock = threading.Lock()
+
+
+def _worker(jobs):
+    global _jobs_running
+    _local.busy = True
+    while True:
+        job = jobs.get()
+        job()
+        job = None                  # keep no arrays alive while idle
+        with _jobs_lock:
+            _jobs_running -= 1
+
+
+def _hand_off(i: int, job) -> None:
+    """Queue ``job`` for pool thread i, with NumPy's BLAS at one thread while it runs."""
+    global _jobs_running
+    _set_blas(1)
+    with _jobs_lock:
+        _jobs_running += 1
+    _worker_queue(i).put(job)
+
+
+def _forget_workers():  # a forked child has none of the parent's threads
+    global _jobs_running
+    _workers.clear()
+    _jobs_running = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
+def _worker_queue(i: int) -> queue.SimpleQueue:
+    """The job queue of pool thread i (0-based), starting threads up to it if needed."""
+    if len(_workers) <= i:
+        with _workers_lock:
+            while len(_workers) <= i:
+                jobs = queue.SimpleQueue()
+                t = threading.Thread(target=_worker, args=(jobs,), daemon=True,
+                                     name=f"ember-worker-{len(_workers) + 1}")
+                t.start()
+                _workers.append((t, jobs))
+    return _workers[i][1]
+
+
+def num_parts(work_floats: int) -> int:
+    """How many parts to split an op's work into: ≤ get_num_threads(), each ≥ MIN_PART_FLOATS floats."""
+    if getattr(_local, "busy", False):
+        return 1
+    return max(1, min(get_num_threads(), int(work_floats) // MIN_PART_FLOATS))
+
+
+def parallel_for(fn, parts) -> list:
+    """``[fn(p) for p in parts]``, with the parts run at the same time on a pool of threads.
+
+    The calling thread runs ``parts[0]``, the pool's workers the others; it returns when all are
+    done. ``fn`` must write only to memory that no other part writes (or return its result).
+    Raises: the first part's exception (in part order), after every part has finished.
+    A call from inside a part runs its parts one after the other (no nested parallelism).
+    """
+    parts = list(parts)
+    if len(parts) <= 1 or getattr(_local, "busy", False):
+        return [fn(p) for p in parts]
+    done = queue.SimpleQueue()
+
+    def job(i, p):
+        try:
+            done.put((i, fn(p), None))
+        except BaseException as e:  # handed to the caller, which re-raises it
+            done.put((i, None, e))
+    for i, p in enumerate(parts[1:], 1):
+        _hand_off(i - 1, functools.partial(job, i, p))
+    results, errors = [None] * len(parts), [None] * len(parts)
+    _local.busy = True
+    try:
+        results[0] = fn(parts[0])
+    except BaseException as e:
+        errors[0] = e
+    finally:
+        _local.busy = False
+        for _ in parts[1:]:
+            i, r, e = done.get()
+            results[i], errors[i] = r, e
+    for e in errors:
+        if e is not None:
+            raise e
+    return results
+
+
+@contextlib.contextmanager
+def deferring():
+    """Inside the block, ``defer`` may run work on a pool thread (autograd's backward uses it)."""
+    saved = getattr(_local, "deferring", False)
+    _local.deferring = True
+    try:
+        yield
+    finally:
+        _local.deferring = saved
+
+
+def defer(work_floats: int, fn, *args):
+    """``fn(*args)``, or a ``concurrent.futures.Future`` of it running on a pool thread.
+
+    It hands the work off only inside ``deferring()`` (autograd's backward, on the thread that
+    runs it) and when ``num_parts(work_floats)`` allows two parts; otherwise it just calls fn. Ops
+    use it for gradients that nothing downstream in the backward pass reads, i.e. the weight
+    gradients of Conv2d: the engine accumulates a Future into the leaf's ``.grad`` once the
+    pass ends, while this thread goes on with the input gradients (the critical path).
+    """
+    if num_parts(work_floats) < 2 or not getattr(_local, "deferring", False):
+        return fn(*args)
+    fut = concurrent.futures.Future()
+
+    def job():
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:
+            fut.set_exception(e)
+    _hand_off(0, job)
+    return fut

@@ -14,11 +14,14 @@ NCHW forms, used by LocallyConnected2d). col2im, the adjoint of im2col, is a sum
 kernel offsets of strided slice-adds (overlapping windows *add*: assigning would drop gradient).
 Deep-learning "convolution" is cross-correlation (deck 001/002): the kernel is not flipped.
 """
+import functools
+from concurrent.futures import Future
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..autograd import Function
-from ..threads import matmul
+from ..threads import defer, matmul, num_parts, parallel_for
 
 
 def out_size(n, k, s, p, d=1):
@@ -40,6 +43,20 @@ def offset_slice(kh, kw, OH, OW, SH, SW, DH=1, DW=1):
     h0, w0 = kh * DH, kw * DW
     return (slice(None), slice(None), slice(h0, h0 + SH * (OH - 1) + 1, SH),
             slice(w0, w0 + SW * (OW - 1) + 1, SW))
+
+
+def same_layout(a, like):
+    """``a`` with the memory order of ``like`` (same shape): itself if it has it, else one copy.
+
+    A gradient arriving in another order than the array it is combined with (e.g. an NCHW
+    gradient from Flatten meeting a CHWN pooling input) makes every elementwise pass a strided
+    transpose; converting it once first was ~3× faster for LeNet's second pooling layer.
+    """
+    if a.strides == like.strides or a.ndim < 2:
+        return a
+    out = np.empty_like(like, dtype=a.dtype)                   # order="K": like's memory order
+    out[...] = a
+    return out
 
 
 def _pad(x, PH, PW, value=0.0):
@@ -69,6 +86,8 @@ def col2im(cols, padded_shape, SH, SW, DH=1, DW=1):
 # result, and the next layers (ReLU, pooling, the next conv) keep that memory order for free.
 # The columns are built one block of output rows at a time (~_BLOCK_BYTES) so that im2col, the
 # GEMM and col2im work on a block that stays in the CPU's cache (no cliff as the batch grows).
+# With more than one thread (ember.threads), the output rows are first cut into one contiguous
+# run per thread, and each thread works through its own run's blocks (parallel_for).
 _BLOCK_BYTES = 1 << 20
 
 
@@ -83,56 +102,93 @@ def _to_chwn(x, PH, PW):
     return np.ascontiguousarray(xc)
 
 
-def _row_blocks(OH, bytes_per_row):
-    """Output-row ranges [o0, o1) whose columns take about ``_BLOCK_BYTES``."""
-    step = max(1, min(OH, _BLOCK_BYTES // max(1, bytes_per_row)))
-    return [(o0, min(OH, o0 + step)) for o0 in range(0, OH, step)]
+def _split(n, parts):
+    """[0, n) cut into ``parts`` near-equal contiguous ranges (a, b), none empty."""
+    parts = max(1, min(parts, n))
+    return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
 
 
-def _columns_chwn(xc, o0, o1, KH, KW, OW, SH, SW, DH, DW):
-    """im2col of output rows o0..o1 from xc (C, Hp, Wp, N): (C*KH*KW, (o1-o0)*OW*N).
+def _blocks(OH, OW, bytes_per_pixel, parts=1, concurrent=None):
+    """Per part, the blocks (o0, o1, w0, w1) of output pixels whose columns take ~``_BLOCK_BYTES``.
+
+    The output rows are first cut into ``parts`` runs (one per thread). A block is whole rows
+    o0..o1 (w0, w1 = 0, OW), or, when one row's columns are larger than the budget (a big batch:
+    LeNet's conv2 at batch 1000 has 6 MB per row), the run w0..w1 of one row; either way its
+    columns are one contiguous range of the CHWN output (``_span``). When ``concurrent`` threads
+    (default: ``parts``) build blocks at the same time, each gets 1/concurrent of the budget, so
+    together they take no more memory than one thread did.
+    """
+    budget = _BLOCK_BYTES // (concurrent or parts)
+    per_row = bytes_per_pixel * OW
+    runs = []
+    for a, b in _split(OH, parts):
+        if per_row <= budget:
+            step = budget // per_row
+            runs.append([(o, min(b, o + step), 0, OW) for o in range(a, b, step)])
+        else:
+            step = max(1, budget // bytes_per_pixel)
+            runs.append([(o, o + 1, w, min(OW, w + step)) for o in range(a, b) for w in range(0, OW, step)])
+    return runs
+
+
+def _span(block, OW, N):
+    """The columns of a block in the (C_out, OH*OW*N) output: a slice."""
+    o0, o1, w0, w1 = block
+    return slice((o0 * OW + w0) * N, ((o1 - 1) * OW + w1) * N)
+
+
+def _columns_chwn(xc, block, KH, KW, SH, SW, DH, DW):
+    """im2col of one block of output pixels from xc (C, Hp, Wp, N): (C*KH*KW, pixels*N).
 
     Row (c, kh, kw), column (oh, ow, n) holds xc[c, oh*SH + kh*DH, ow*SW + kw*DW, n].
     """
+    o0, o1, w0, w1 = block
     C, _, _, N = xc.shape
     sC, sH, sW, sN = xc.strides
-    win = as_strided(xc[:, o0 * SH:], (C, KH, KW, o1 - o0, OW, N),
+    win = as_strided(xc[:, o0 * SH:, w0 * SW:], (C, KH, KW, o1 - o0, w1 - w0, N),
                      (sC, sH * DH, sW * DW, sH * SH, sW * SW, sN), writeable=False)
-    return win.reshape(C * KH * KW, -1)                        # the copy: rows of OW*N when SW = 1
+    return win.reshape(C * KH * KW, -1)                        # the copy: runs of (w1-w0)*N when SW = 1
 
 
 class Conv2d(Function):
     """2-D cross-correlation: y[n, o] = b[o] + Σ_{c,kh,kw} w[o, c, kh, kw] x[n, c, oh*SH+kh*DH, ow*SW+kw*DW].
 
     Shapes: x (N, C_in, H, W), w (C_out, C_in/G, KH, KW), b (C_out,) -> y (N, C_out, OH, OW).
-    Forward, per group and block of output rows: cols = im2col(x) (K, rows*OW*N) with
+    Forward, per group and block of output pixels: cols = im2col(x) (K, pixels*N) with
     K = C_in/G*KH*KW, and y = w (C_out/G, K) @ cols (one GEMM).
-    Backward (VJPs; grad_x is a transposed convolution of grad_out with w), per block, with
-    g = grad_out as (C_out/G, rows*OW*N):
+    Backward (VJPs; grad_x is a transposed convolution of grad_out with w), with
+    g = grad_out as (C_out/G, pixels*N) per block:
         grad_b = Σ_{n,oh,ow} grad_out = g @ 1           (a GEMV with a ones vector)
         grad_w = Σ_blocks g colsᵀ                        (one GEMM per block)
         grad_x = col2im(wᵀ g)                            (GEMM, then KH*KW strided adds)
     The columns are rebuilt in backward rather than kept: the input is KH*KW× smaller than its
     columns, and rebuilding a cache-sized block is cheaper than reading a big one back.
+    Threads (ember.threads, when the work is large enough): forward splits the output rows
+    between them; grad_w is split by rows (partial sums added in order), or, when grad_x is
+    needed too, runs on a second thread while this one computes grad_x (``defer``).
     """
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         (SH, SW), (PH, PW), (DH, DW), G = stride, padding, dilation, groups
         N, C = x.shape[:2]
         C_out, Cg, KH, KW = w.shape
-        Og = C_out // G
+        Og, K = C_out // G, Cg * KH * KW
         xc = _to_chwn(x, PH, PW)                               # (C, Hp, Wp, N)
         OH, OW = out_size(xc.shape[1], KH, SH, 0, DH), out_size(xc.shape[2], KW, SW, 0, DW)
         y = np.empty((C_out, OH, OW, N), dtype=np.result_type(x, w))
-        y2 = y.reshape(C_out, OH * OW * N)                     # row block [o0, o1) = a column range
-        wm = w.reshape(C_out, Cg * KH * KW)                    # (C_out, K)
-        for o0, o1 in _row_blocks(OH, Cg * KH * KW * OW * N * x.itemsize):
-            cs = slice(o0 * OW * N, o1 * OW * N)
-            for gi in range(G):
-                cols = _columns_chwn(xc[gi * Cg:(gi + 1) * Cg], o0, o1, KH, KW, OW, SH, SW, DH, DW)
-                matmul(wm[gi * Og:(gi + 1) * Og], cols, out=y2[gi * Og:(gi + 1) * Og, cs])
-        if b is not None:
-            y += b.reshape(C_out, 1, 1, 1)
+        y2 = y.reshape(C_out, OH * OW * N)                     # a block = a range of its columns
+        wm = w.reshape(C_out, K)                               # (C_out, K)
+
+        def run(blocks):                                       # one thread's run of output rows
+            for blk in blocks:
+                cs = _span(blk, OW, N)
+                for gi in range(G):
+                    cols = _columns_chwn(xc[gi * Cg:(gi + 1) * Cg], blk, KH, KW, SH, SW, DH, DW)
+                    matmul(wm[gi * Og:(gi + 1) * Og], cols, out=y2[gi * Og:(gi + 1) * Og, cs])
+                if b is not None:
+                    y2[:, cs] += b[:, None]
+        parts = num_parts(G * K * OH * OW * N)                 # work: the columns' floats
+        parallel_for(run, _blocks(OH, OW, G * K * N * x.itemsize, parts))
         ctx.save_for_backward(xc, w)
         ctx.args = (SH, SW), (PH, PW), (DH, DW), G, b is not None
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
@@ -148,30 +204,47 @@ class Conv2d(Function):
         need = ctx.needs_input_grad
         dt = grad_out.dtype
         g2 = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0)).reshape(C_out, -1)  # (C_out, OH*OW*N)
-        grad_b = matmul(g2, np.ones(g2.shape[1], dt)) if has_bias and need[2] else None       # (C_out,)
-        grad_w = np.zeros((C_out, K), dt) if need[1] else None
-        grad_xc = np.zeros(xc.shape, dt) if need[0] else None  # (C, Hp, Wp, N)
-        wm = w.reshape(C_out, K)
-        for o0, o1 in _row_blocks(OH, K * OW * N * xc.itemsize):
-            cs = slice(o0 * OW * N, o1 * OW * N)
+        grad_b = matmul(g2, np.ones(g2.shape[1], dt)) if has_bias and need[2] else None   # (C_out,)
+
+        def weight_grad(blocks):                               # Σ g colsᵀ over some blocks
+            gw = np.zeros((C_out, K), dt)
+            for blk in blocks:
+                cs = _span(blk, OW, N)
+                for gi in range(G):
+                    oi = slice(gi * Og, (gi + 1) * Og)
+                    cols = _columns_chwn(xc[gi * Cg:(gi + 1) * Cg], blk, KH, KW, SH, SW, DH, DW)
+                    gw[oi] += matmul(g2[oi, cs], cols.T)
+            return gw
+
+        def weight_grad_split(parts, concurrent=None):         # partial sums added in part order
+            sums = parallel_for(weight_grad, _blocks(OH, OW, G * K * N * xc.itemsize, parts, concurrent))
+            return functools.reduce(np.add, sums).reshape(w.shape)
+
+        # grad_w: when grad_x is wanted too, on a second thread (a Future the engine adds to
+        # w.grad at the end: nothing below this layer reads it) while this one does grad_x
+        grad_w, concurrent, work = None, 1, G * K * OH * OW * N   # work: the columns' floats
+        if need[1] and need[0]:
+            grad_w = defer(work, weight_grad_split, 1, 2)
+            concurrent = 2 if isinstance(grad_w, Future) else 1
+        elif need[1]:
+            grad_w = weight_grad_split(num_parts(work))
+        grad_x = None
+        if need[0]:
+            # on this thread alone: col2im is KH*KW small adds per block, and splitting them
+            # between threads made the threads queue for the GIL (slower than one thread)
+            grad_xc = np.zeros(xc.shape, dt)                   # (C, Hp, Wp, N)
             for gi in range(G):
-                ci, oi = slice(gi * Cg, (gi + 1) * Cg), slice(gi * Og, (gi + 1) * Og)
-                g = g2[oi, cs]                                 # (C_out/G, rows*OW*N)
-                if grad_w is not None:
-                    grad_w[oi] += matmul(g, _columns_chwn(xc[ci], o0, o1, KH, KW, OW, SH, SW, DH, DW).T)
-                if grad_xc is not None:
-                    gcols = matmul(wm[oi].T, g).reshape(Cg, KH, KW, o1 - o0, OW, N)   # wᵀ g
-                    dst = grad_xc[ci]
+                wt = w.reshape(C_out, K)[gi * Og:(gi + 1) * Og].T   # (C_in/G*KH*KW, C_out/G)
+                dst = grad_xc[gi * Cg:(gi + 1) * Cg]
+                for o0, o1, w0, w1 in _blocks(OH, OW, K * N * xc.itemsize, 1, concurrent)[0]:
+                    g = g2[gi * Og:(gi + 1) * Og, _span((o0, o1, w0, w1), OW, N)]
+                    gcols = matmul(wt, g).reshape(Cg, KH, KW, o1 - o0, w1 - w0, N)   # wᵀ g
                     for kh in range(KH):                       # col2im: add each offset's rows back
                         for kw in range(KW):
-                            h0, w0 = o0 * SH + kh * DH, kw * DW
+                            h0, v0 = o0 * SH + kh * DH, w0 * SW + kw * DW
                             dst[:, h0:h0 + SH * (o1 - o0 - 1) + 1:SH,
-                                w0:w0 + SW * (OW - 1) + 1:SW] += gcols[:, kh, kw]
-        grad_x = None
-        if grad_xc is not None:
+                                v0:v0 + SW * (w1 - w0 - 1) + 1:SW] += gcols[:, kh, kw]
             grad_x = grad_xc[:, PH:Hp - PH, PW:Wp - PW].transpose(3, 0, 1, 2)   # (N, C, H, W) view
-        if grad_w is not None:
-            grad_w = grad_w.reshape(w.shape)
         return grad_x, grad_w, grad_b
 
 
@@ -204,6 +277,7 @@ class MaxPool2d(Function):
         xp, y = ctx.saved_tensors
         (KH, KW), (SH, SW), (PH, PW) = ctx.args
         OH, OW = y.shape[-2:]
+        grad_out = same_layout(grad_out, y)
         disjoint = SH >= KH and SW >= KW                       # each pixel in at most one window
         tiles = disjoint and (OH * SH, OW * SW) == xp.shape[2:] and (SH, SW) == (KH, KW)
         # when the windows tile the input every pixel is written below, so no zero-fill is needed
