@@ -11,20 +11,13 @@ deck 000 "reverse-mode autodiff", deck 002 "why backprop goes output -> input") 
 topologically with an explicit stack (no recursion: a 10,000-op chain works), runs each node's
 VJP once in reverse order, and *adds* the gradients of a tensor used more than once (the
 multivariate chain rule: a fan-out in the forward pass is a sum in the backward pass).
-An op may return a leaf's gradient as a ``Future`` (``threads.defer``: Conv2d's weight gradient
-is computed on a second thread while this one goes on down the input gradients); the engine
-adds those to ``.grad`` when the pass ends.
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
-from concurrent.futures import Future
 
 import numpy as np
-
-from . import threads
 
 _state = threading.local()
 
@@ -161,10 +154,18 @@ def _graph_parent(t, ctx):
     s = ref() if ref is not None else None
     if s is None:
         s = type(t).__new__(type(t))
-        s.data = np.broadcast_to(np.zeros((), t.data.dtype), t.data.shape)
+        s.data = _zeros_view(t.data)
         s.grad, s.requires_grad, s._ctx = None, True, t._ctx
         t._ctx.__dict__["stand_in"] = weakref.ref(s)
     return s
+
+
+_ZERO = bytes(16)   # one zero of any dtype up to complex128: what every stand-in's view reads
+
+
+def _zeros_view(a):
+    """A read-only all-zero array shaped like ``a`` that takes no memory (all strides 0)."""
+    return np.ndarray(a.shape, a.dtype, buffer=_ZERO, strides=(0,) * a.ndim)
 
 
 # Set by ember.autograd.anomaly (detect_anomaly); None keeps the hot path to one comparison.
@@ -218,15 +219,6 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         _accumulate(root, grad)
         return
     grads = {id(root): grad}
-    pending = []  # (leaf, Future): weight gradients an op computes on a pool thread (threads.defer)
-    with threads.deferring() if _anomaly_hook is None else contextlib.nullcontext():
-        _backward_nodes(root, grads, pending, retain_graph)
-    for leaf, fut in pending:     # in the order the ops handed them off: deterministic sums
-        _accumulate(leaf, fut.result())
-
-
-def _backward_nodes(root, grads, pending, retain_graph):
-    """The backward pass proper: each node's VJP, outputs before inputs (see ``backward``)."""
     for t in _topological_order(root):
         ctx = t._ctx
         g = grads.pop(id(t), None)
@@ -243,11 +235,6 @@ def _backward_nodes(root, grads, pending, retain_graph):
         for p, need, pg in zip(ctx.parents, ctx.needs_input_grad, in_grads):
             if not need or pg is None:
                 continue
-            if isinstance(pg, Future):
-                if p._ctx is None:
-                    pending.append((p, pg))
-                    continue
-                pg = pg.result()
             if p._ctx is None:
                 _accumulate(p, pg)
             elif id(p) in grads:

@@ -34,7 +34,6 @@ outside ember that wants all threads can use ``blas_threads(n)``.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import os
@@ -139,7 +138,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     return np.matmul(a, b, out=out)
 
 
-# ---------------------------------------------------------------------- parallel_for and defer
+# ---------------------------------------------------------------------------------- parallel_for
 
 # The least work (floats read or written) worth a part of its own. Handing a part to a worker
 # costs ~20–60 µs here (waking the other core), and every time the two threads want the GIL at
@@ -149,7 +148,7 @@ MIN_PART_FLOATS = 1 << 20
 
 _workers = []          # [(thread, job queue)], started on first use
 _workers_lock = threading.Lock()
-_local = threading.local()  # .busy: runs a part or a deferred job (no nesting); .deferring
+_local = threading.local()  # .busy: this thread runs a part (nested calls run serially)
 _jobs_running = 0      # jobs handed to the workers and not finished (BLAS stays at 1 thread)
 _jobs_lock = threading.Lock()
 
@@ -239,36 +238,3 @@ def parallel_for(fn, parts) -> list:
         if e is not None:
             raise e
     return results
-
-
-@contextlib.contextmanager
-def deferring():
-    """Inside the block, ``defer`` may run work on a pool thread (autograd's backward uses it)."""
-    saved = getattr(_local, "deferring", False)
-    _local.deferring = True
-    try:
-        yield
-    finally:
-        _local.deferring = saved
-
-
-def defer(work_floats: int, fn, *args):
-    """``fn(*args)``, or a ``concurrent.futures.Future`` of it running on a pool thread.
-
-    It hands the work off only inside ``deferring()`` (autograd's backward, on the thread that
-    runs it) and when ``num_parts(work_floats)`` allows two parts; otherwise it just calls fn. Ops
-    use it for gradients that nothing downstream in the backward pass reads, i.e. the weight
-    gradients of Conv2d: the engine accumulates a Future into the leaf's ``.grad`` once the
-    pass ends, while this thread goes on with the input gradients (the critical path).
-    """
-    if num_parts(work_floats) < 2 or not getattr(_local, "deferring", False):
-        return fn(*args)
-    fut = concurrent.futures.Future()
-
-    def job():
-        try:
-            fut.set_result(fn(*args))
-        except BaseException as e:
-            fut.set_exception(e)
-    _hand_off(0, job)
-    return fut

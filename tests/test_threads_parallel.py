@@ -1,12 +1,11 @@
-"""ember.threads' intra-op parallelism: parallel_for, defer, and the ops and engine that use them.
+"""ember.threads' intra-op parallelism: parallel_for and the Conv2d paths that use it.
 
 Conv2d splits its work between threads only above ``MIN_PART_FLOATS`` (LeNet at batch >= 128),
 so the tests force the split with a tiny threshold and check that the threaded paths compute
-exactly what PyTorch does (float64), that deferred weight gradients reach ``.grad``, and that
-errors raised on a worker come back to the caller.
+exactly what PyTorch does (float64), deterministically, and that errors raised on a worker come
+back to the caller.
 """
 import threading
-from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -72,33 +71,23 @@ def test_num_parts_respects_thread_count_and_threshold(monkeypatch):
         threads.set_num_threads(saved)
 
 
-def test_defer_hands_off_only_inside_a_backward_pass(two_threads):
-    assert threads.defer(10, lambda a: a + 1, 1) == 2               # outside deferring(): a call
-    with threads.deferring():
-        fut = threads.defer(10, lambda a: a + 1, 1)
-        assert isinstance(fut, Future) and fut.result(timeout=10) == 2
-    threads.set_num_threads(1)
-    with threads.deferring():
-        assert threads.defer(10, lambda a: a + 1, 1) == 2            # one thread: a call
-
-
 def _conv_case(rng, N=4, C=3, H=10, O=5, k=3):
     return rng.standard_normal((N, C, H, H)), rng.standard_normal((O, C, k, k)), rng.standard_normal(O)
 
 
-@pytest.mark.parametrize("x_needs_grad", [True, False])          # deferred grad_w / split grad_w
+@pytest.mark.parametrize("x_needs_grad", [True, False])
 @pytest.mark.parametrize("block_bytes", [64, 1 << 20])            # pixel blocks / row blocks
 def test_threaded_conv2d_matches_torch_in_float64(two_threads, monkeypatch, x_needs_grad, block_bytes):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(conv_ops, "_BLOCK_BYTES", block_bytes)
-    handed_off = []
-    real_defer = conv_ops.defer
+    calls = []
+    real = threads.parallel_for
 
-    def spy(*a):
-        out = real_defer(*a)
-        handed_off.append(isinstance(out, Future))
-        return out
-    monkeypatch.setattr(conv_ops, "defer", spy)
+    def spy(fn, parts):
+        parts = list(parts)
+        calls.append(len(parts))
+        return real(fn, parts)
+    monkeypatch.setattr(conv_ops, "parallel_for", spy)
     rng = np.random.default_rng(0)
     x, w, b = _conv_case(rng)
     ex, ew, eb = Tensor(x, requires_grad=x_needs_grad), Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
@@ -112,10 +101,10 @@ def test_threaded_conv2d_matches_torch_in_float64(two_threads, monkeypatch, x_ne
     pairs = [(ew, tw), (eb, tb)] + ([(ex, tx)] if x_needs_grad else [])
     for e, t in pairs:
         np.testing.assert_allclose(e.grad.data, t.grad.numpy(), rtol=1e-10, atol=1e-10)
-    assert handed_off == ([True] if x_needs_grad else [])
+    assert calls == [2, 2]                                          # forward and grad_w were split
 
 
-def test_a_weight_used_twice_sums_its_deferred_gradients(two_threads):
+def test_a_weight_used_twice_by_threaded_convs_sums_its_gradients(two_threads):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
     x, w, _ = _conv_case(rng, C=3, O=3)
@@ -127,15 +116,18 @@ def test_a_weight_used_twice_sums_its_deferred_gradients(two_threads):
     np.testing.assert_allclose(ex.grad.data, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_an_error_in_a_deferred_gradient_reaches_backward(two_threads, monkeypatch):
+def test_an_error_on_a_worker_reaches_backward(two_threads, monkeypatch):
     rng = np.random.default_rng(2)
     x, w, _ = _conv_case(rng)
-    ex, ew = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
-    y = F.conv2d(ex, ew).sum()
+    ew = Tensor(w, requires_grad=True)
+    y = F.conv2d(Tensor(x), ew).sum()
+    real = conv_ops._columns_chwn
 
-    def broken(*a):
-        raise MemoryError("no room for the columns")
-    monkeypatch.setattr(conv_ops, "_columns_chwn", broken)      # grad_w (deferred) rebuilds columns
+    def broken(xc, block, *a):
+        if threading.current_thread().name.startswith("ember-worker"):
+            raise MemoryError("no room for the columns")
+        return real(xc, block, *a)
+    monkeypatch.setattr(conv_ops, "_columns_chwn", broken)      # grad_w rebuilds the columns
     with pytest.raises(MemoryError, match="no room for the columns"):
         y.backward()
     assert ew.grad is None

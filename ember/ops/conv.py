@@ -15,13 +15,12 @@ kernel offsets of strided slice-adds (overlapping windows *add*: assigning would
 Deep-learning "convolution" is cross-correlation (deck 001/002): the kernel is not flipped.
 """
 import functools
-from concurrent.futures import Future
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..autograd import Function
-from ..threads import defer, matmul, num_parts, parallel_for
+from ..threads import matmul, num_parts, parallel_for
 
 
 def out_size(n, k, s, p, d=1):
@@ -89,6 +88,7 @@ def col2im(cols, padded_shape, SH, SW, DH=1, DW=1):
 # With more than one thread (ember.threads), the output rows are first cut into one contiguous
 # run per thread, and each thread works through its own run's blocks (parallel_for).
 _BLOCK_BYTES = 1 << 20
+_ROW_SPLIT = 4
 
 
 def _to_chwn(x, PH, PW):
@@ -108,22 +108,23 @@ def _split(n, parts):
     return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
 
 
-def _blocks(OH, OW, bytes_per_pixel, parts=1, concurrent=None):
+def _blocks(OH, OW, bytes_per_pixel, parts=1):
     """Per part, the blocks (o0, o1, w0, w1) of output pixels whose columns take ~``_BLOCK_BYTES``.
 
-    The output rows are first cut into ``parts`` runs (one per thread). A block is whole rows
-    o0..o1 (w0, w1 = 0, OW), or, when one row's columns are larger than the budget (a big batch:
-    LeNet's conv2 at batch 1000 has 6 MB per row), the run w0..w1 of one row; either way its
-    columns are one contiguous range of the CHWN output (``_span``). When ``concurrent`` threads
-    (default: ``parts``) build blocks at the same time, each gets 1/concurrent of the budget, so
-    together they take no more memory than one thread did.
+    The output rows are first cut into ``parts`` runs, one per thread; the threads' blocks are
+    alive at the same time, so each gets 1/parts of the budget (memory as with one thread). A
+    block is whole rows o0..o1 (w0, w1 = 0, OW), or, when one row's columns exceed the budget
+    ``_ROW_SPLIT``-fold (LeNet's conv2 at batch 1000: 6 MB a row), the run w0..w1 of one row;
+    either way its columns are one contiguous range of the CHWN output (``_span``). Rows up to
+    4× the budget stay whole: cutting them into pixel runs multiplied the calls per op and
+    measured 1.4× slower at batch 256 with two threads.
     """
-    budget = _BLOCK_BYTES // (concurrent or parts)
+    budget = _BLOCK_BYTES // parts
     per_row = bytes_per_pixel * OW
     runs = []
     for a, b in _split(OH, parts):
-        if per_row <= budget:
-            step = budget // per_row
+        if per_row <= _ROW_SPLIT * budget:
+            step = max(1, budget // per_row)
             runs.append([(o, min(b, o + step), 0, OW) for o in range(a, b, step)])
         else:
             step = max(1, budget // bytes_per_pixel)
@@ -163,9 +164,9 @@ class Conv2d(Function):
         grad_x = col2im(wᵀ g)                            (GEMM, then KH*KW strided adds)
     The columns are rebuilt in backward rather than kept: the input is KH*KW× smaller than its
     columns, and rebuilding a cache-sized block is cheaper than reading a big one back.
-    Threads (ember.threads, when the work is large enough): forward splits the output rows
-    between them; grad_w is split by rows (partial sums added in order), or, when grad_x is
-    needed too, runs on a second thread while this one computes grad_x (``defer``).
+    Threads (ember.threads, when the work is large enough): forward and grad_w split the output
+    rows between them (grad_w: one partial sum per thread, added in order); grad_x runs on this
+    thread alone (col2im's KH*KW small adds per block made two threads queue for the GIL).
     """
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
@@ -216,27 +217,20 @@ class Conv2d(Function):
                     gw[oi] += matmul(g2[oi, cs], cols.T)
             return gw
 
-        def weight_grad_split(parts, concurrent=None):         # partial sums added in part order
-            sums = parallel_for(weight_grad, _blocks(OH, OW, G * K * N * xc.itemsize, parts, concurrent))
+        def weight_grad_split(parts):                          # partial sums added in part order
+            sums = parallel_for(weight_grad, _blocks(OH, OW, G * K * N * xc.itemsize, parts))
             return functools.reduce(np.add, sums).reshape(w.shape)
 
-        # grad_w: when grad_x is wanted too, on a second thread (a Future the engine adds to
-        # w.grad at the end: nothing below this layer reads it) while this one does grad_x
-        grad_w, concurrent, work = None, 1, G * K * OH * OW * N   # work: the columns' floats
-        if need[1] and need[0]:
-            grad_w = defer(work, weight_grad_split, 1, 2)
-            concurrent = 2 if isinstance(grad_w, Future) else 1
-        elif need[1]:
-            grad_w = weight_grad_split(num_parts(work))
+        grad_w = None
+        if need[1]:                                            # work: the columns' floats
+            grad_w = weight_grad_split(num_parts(G * K * OH * OW * N))
         grad_x = None
         if need[0]:
-            # on this thread alone: col2im is KH*KW small adds per block, and splitting them
-            # between threads made the threads queue for the GIL (slower than one thread)
             grad_xc = np.zeros(xc.shape, dt)                   # (C, Hp, Wp, N)
             for gi in range(G):
                 wt = w.reshape(C_out, K)[gi * Og:(gi + 1) * Og].T   # (C_in/G*KH*KW, C_out/G)
                 dst = grad_xc[gi * Cg:(gi + 1) * Cg]
-                for o0, o1, w0, w1 in _blocks(OH, OW, K * N * xc.itemsize, 1, concurrent)[0]:
+                for o0, o1, w0, w1 in _blocks(OH, OW, K * N * xc.itemsize)[0]:
                     g = g2[gi * Og:(gi + 1) * Og, _span((o0, o1, w0, w1), OW, N)]
                     gcols = matmul(wt, g).reshape(Cg, KH, KW, o1 - o0, w1 - w0, N)   # wᵀ g
                     for kh in range(KH):                       # col2im: add each offset's rows back
@@ -282,16 +276,19 @@ class MaxPool2d(Function):
         tiles = disjoint and (OH * SH, OW * SW) == xp.shape[2:] and (SH, SW) == (KH, KW)
         # when the windows tile the input every pixel is written below, so no zero-fill is needed
         gxp = np.empty_like(xp) if tiles else np.zeros_like(xp)    # (N, C, H+2PH, W+2PW)
-        free = None                                            # windows whose max is not found yet
+        # two bool buffers shaped (and laid out) like y, reused for every offset
+        hit, free = np.empty_like(y, dtype=bool), None         # free: windows whose max is not found yet
         for k in range(KH * KW):
             sl = offset_slice(k // KW, k % KW, OH, OW, SH, SW)
             if k == KH * KW - 1:
                 hit = free if free is not None else np.ones(y.shape, bool)
             else:
-                hit = xp[sl] == y                              # offset k holds the window's max
-                if free is not None:
+                np.equal(xp[sl], y, out=hit)                   # offset k holds the window's max
+                if free is None:
+                    free = np.logical_not(hit)
+                else:
                     hit &= free                                # ...and no earlier offset did
-                free = ~hit if free is None else free ^ hit
+                    free ^= hit
             if disjoint:
                 np.multiply(grad_out, hit, out=gxp[sl])
             else:

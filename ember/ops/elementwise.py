@@ -194,11 +194,28 @@ class Cast(Function):
         return grad_out.astype(ctx.dtype)
 
 
+def _zero_row(x):
+    """Zeros that broadcast against x along its innermost memory axis (a 0 scalar if it is short).
+
+    ``np.maximum(x, 0)`` runs NumPy's loop for a scalar operand, which has no SIMD version here:
+    against a row of zeros as long as x's innermost run (the batch, in a CHWN conv output) the
+    same maximum took 0.10 ms instead of 0.23 ms for LeNet's (64, 6, 28, 28) activation.
+    """
+    if x.ndim < 2:
+        return 0
+    axis = int(np.argmin(np.abs(x.strides)))                 # the axis whose elements are adjacent
+    if x.shape[axis] < 32 or x.strides[axis] != x.itemsize:
+        return 0
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    return np.zeros(shape, x.dtype)
+
+
 class ReLU(Function):
     """y = max(x, 0);  grad_x = grad_out * [x > 0]  (deck 002's ReLU recipe; 0 at x = 0)."""
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x, 0)
+        y = np.maximum(x, _zero_row(x))
         ctx.save_for_backward(y)
         return y
 

@@ -52,7 +52,7 @@ class SGD(Optimizer):
                         buf = state["momentum_buffer"] = g.copy()
                     else:
                         buf *= mu
-                        buf += (1 - tau) * g
+                        buf += (1 - tau) * g if tau else g
                     g = g + mu * buf if nesterov else buf
                 p.data -= lr * g
         return loss
