@@ -198,7 +198,7 @@ def _worker_queue(i: int) -> queue.SimpleQueue:
 
 def num_parts(work_floats: int) -> int:
     """How many parts to split an op's work into: ≤ get_num_threads(), each ≥ MIN_PART_FLOATS floats."""
-    if getattr(_local, "busy", False):
+    if work_floats < 2 * MIN_PART_FLOATS or getattr(_local, "busy", False):
         return 1
     return max(1, min(get_num_threads(), int(work_floats) // MIN_PART_FLOATS))
 
@@ -238,3 +238,21 @@ def parallel_for(fn, parts) -> list:
         if e is not None:
             raise e
     return results
+
+
+def split_range(n: int, parts: int) -> list:
+    """[0, n) cut into ``parts`` near-equal contiguous ranges (a, b), none empty."""
+    parts = max(1, min(parts, n))
+    return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+
+
+def outer_slices(a: np.ndarray, parts: int, axes=None) -> list:
+    """Index tuples that cut ``a`` into ≤ parts pieces along its outermost memory axis.
+
+    The axis is the one (among ``axes``, default all) with the largest stride, so each piece is
+    one contiguous stretch of memory: C for a CHWN conv activation, N for a C-contiguous batch.
+    Elementwise ops apply the same index to their inputs and output (all of a's shape).
+    """
+    axes = range(a.ndim) if axes is None else axes
+    ax = max(axes, key=lambda i: abs(a.strides[i]) if a.shape[i] > 1 else -1)
+    return [(slice(None),) * ax + (slice(lo, hi),) for lo, hi in split_range(a.shape[ax], parts)]

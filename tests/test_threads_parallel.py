@@ -168,3 +168,20 @@ def test_workers_gemms_run_with_blas_at_one_thread(two_threads):
     blas = threads._numpy_blas()[0]
     assert blas.num_threads == 2                                    # set_num_threads(2) set it
     assert threads.parallel_for(lambda i: blas.num_threads, [0, 1]) == [1, 1]
+
+
+@pytest.mark.parametrize("chwn", [True, False])                  # split along C / along N
+def test_threaded_relu_and_max_pool_match_torch_with_ties(two_threads, chwn):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = np.round(rng.standard_normal((4, 6, 8, 8)), 1)            # rounding: ties inside windows
+    if chwn:
+        x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    ex, tx = Tensor(x, requires_grad=True), torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    u = rng.standard_normal((4, 6, 4, 4))
+    e_out = F.max_pool2d(F.relu(ex), 2)
+    t_out = torch.nn.functional.max_pool2d(torch.relu(tx), 2)
+    e_out.backward(u)
+    t_out.backward(torch.from_numpy(u))
+    np.testing.assert_array_equal(e_out.data, t_out.detach().numpy())
+    np.testing.assert_array_equal(ex.grad.data, tx.grad.numpy())

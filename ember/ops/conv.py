@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..autograd import Function
-from ..threads import matmul, num_parts, parallel_for
+from ..threads import matmul, num_parts, outer_slices, parallel_for, split_range
 
 
 def out_size(n, k, s, p, d=1):
@@ -102,12 +102,6 @@ def _to_chwn(x, PH, PW):
     return np.ascontiguousarray(xc)
 
 
-def _split(n, parts):
-    """[0, n) cut into ``parts`` near-equal contiguous ranges (a, b), none empty."""
-    parts = max(1, min(parts, n))
-    return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
-
-
 def _blocks(OH, OW, bytes_per_pixel, parts=1):
     """Per part, the blocks (o0, o1, w0, w1) of output pixels whose columns take ~``_BLOCK_BYTES``.
 
@@ -122,7 +116,7 @@ def _blocks(OH, OW, bytes_per_pixel, parts=1):
     budget = _BLOCK_BYTES // parts
     per_row = bytes_per_pixel * OW
     runs = []
-    for a, b in _split(OH, parts):
+    for a, b in split_range(OH, parts):
         if per_row <= _ROW_SPLIT * budget:
             step = max(1, budget // per_row)
             runs.append([(o, min(b, o + step), 0, OW) for o in range(a, b, step)])
@@ -258,10 +252,15 @@ class MaxPool2d(Function):
         (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
         xp = _pad(x, PH, PW, value=-np.inf)
         OH, OW = out_size(xp.shape[2], KH, SH, 0), out_size(xp.shape[3], KW, SW, 0)
-        # running max, (N, C, OH, OW); order="K" keeps x's memory order (see Conv2d's CHWN note)
-        y = np.copy(xp[offset_slice(0, 0, OH, OW, SH, SW)], order="K")
-        for k in range(1, KH * KW):
-            np.maximum(y, xp[offset_slice(k // KW, k % KW, OH, OW, SH, SW)], out=y)
+        # running max, (N, C, OH, OW); empty_like keeps x's memory order (see Conv2d's CHWN note)
+        y = np.empty_like(xp[offset_slice(0, 0, OH, OW, SH, SW)])
+
+        def run(part):                                         # threads: disjoint channels (or images)
+            xs, ys = xp[part], y[part]
+            np.copyto(ys, xs[offset_slice(0, 0, OH, OW, SH, SW)])
+            for k in range(1, KH * KW):
+                np.maximum(ys, xs[offset_slice(k // KW, k % KW, OH, OW, SH, SW)], out=ys)
+        parallel_for(run, outer_slices(y, num_parts(2 * xp.size), axes=(0, 1)))
         ctx.save_for_backward(xp, y)                           # xp is usually the ReLU's output: no copy
         ctx.args = (KH, KW), (SH, SW), (PH, PW)
         return y
@@ -276,23 +275,27 @@ class MaxPool2d(Function):
         tiles = disjoint and (OH * SH, OW * SW) == xp.shape[2:] and (SH, SW) == (KH, KW)
         # when the windows tile the input every pixel is written below, so no zero-fill is needed
         gxp = np.empty_like(xp) if tiles else np.zeros_like(xp)    # (N, C, H+2PH, W+2PW)
-        # two bool buffers shaped (and laid out) like y, reused for every offset
-        hit, free = np.empty_like(y, dtype=bool), None         # free: windows whose max is not found yet
-        for k in range(KH * KW):
-            sl = offset_slice(k // KW, k % KW, OH, OW, SH, SW)
-            if k == KH * KW - 1:
-                hit = free if free is not None else np.ones(y.shape, bool)
-            else:
-                np.equal(xp[sl], y, out=hit)                   # offset k holds the window's max
-                if free is None:
-                    free = np.logical_not(hit)
+
+        def run(part):                                         # threads: disjoint channels (or images)
+            xs, ys, gs, gxs = xp[part], y[part], grad_out[part], gxp[part]
+            # two bool buffers shaped (and laid out) like y, reused for every offset
+            hit, free = np.empty_like(ys, dtype=bool), None    # free: windows whose max is not found yet
+            for k in range(KH * KW):
+                sl = offset_slice(k // KW, k % KW, OH, OW, SH, SW)
+                if k == KH * KW - 1:
+                    hit = free if free is not None else np.ones(ys.shape, bool)
                 else:
-                    hit &= free                                # ...and no earlier offset did
-                    free ^= hit
-            if disjoint:
-                np.multiply(grad_out, hit, out=gxp[sl])
-            else:
-                gxp[sl] += grad_out * hit
+                    np.equal(xs[sl], ys, out=hit)              # offset k holds the window's max
+                    if free is None:
+                        free = np.logical_not(hit)
+                    else:
+                        hit &= free                            # ...and no earlier offset did
+                        free ^= hit
+                if disjoint:
+                    np.multiply(gs, hit, out=gxs[sl])
+                else:
+                    gxs[sl] += gs * hit
+        parallel_for(run, outer_slices(y, num_parts(2 * xp.size), axes=(0, 1)))
         return gxp[:, :, PH:xp.shape[2] - PH, PW:xp.shape[3] - PW]
 
 
