@@ -3,15 +3,16 @@
     python benchmarks/scaling.py             # a few minutes; markdown tables on stdout
     python benchmarks/scaling.py --tiny      # seconds (CI)
 
-Tables (ember and PyTorch timed alternately in one process, medians of ``--repeats`` runs, as in
-benchmarks/lenet.py; see its docstring for the method):
+Tables (ember and PyTorch timed alternately in one process, all rows of a table round-robin,
+medians of ``--repeats`` rounds, as in benchmarks/lenet.py; see its docstring for the method):
 1. LeNet-5 training step as the batch doubles, 16 → 512.
 2. The deck-001 network Conv2d(3,16,7) → ReLU → Conv2d(16,32,3,p1,s2) → ReLU → Conv2d(32,64,3,p1)
    → ReLU → Conv2d(64,64,1), loss = mean of squares, at a fixed batch, as the input grows
    28 → 64 → 128 → 256 (3 channels).
 each for 1 and 2 threads. "× prev" is the step time over the previous row's; "work ×" is the
 FLOP ratio; a cliff (an im2col buffer that spills the cache, a copy that scales with the square of
-something) shows as "× prev" well above "work ×".
+something) shows as "× prev" well above "work ×". The CPU columns (process time, all threads) are
+the load-independent view: on a shared machine a wall-clock row can jump 2× with a neighbour's job.
 """
 from __future__ import annotations
 
@@ -63,16 +64,30 @@ def deck001_flops(side):
 
 
 def _steps(step, n):
-    t0 = time.perf_counter()
+    """(wall seconds, CPU seconds of this process) per step, over n steps."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         step()
-    return (time.perf_counter() - t0) / n
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
 
 
 def timed_pair(torch, ember_step, torch_step, n, repeats):
-    fns = [lambda: _steps(ember_step, n)] + ([lambda: _steps(torch_step, n)] if torch else [])
+    """The runs of one table row: a list of zero-argument timers, ember's first."""
+    return [lambda: _steps(ember_step, n)] + ([lambda: _steps(torch_step, n)] if torch else [])
+
+
+def run_rows(rows, repeats):
+    """Time all rows' runs round-robin (``repeats`` rounds), so that every row sees the same
+    minutes of a noisy machine; per row the medians (ember wall, PyTorch wall or None, ember CPU)."""
+    fns = [f for _, row in rows for f in row]
     times = lenet.alternate(fns, repeats)
-    return [statistics.median(t) for t in times] + [None] * (2 - len(times))
+    out, i = [], 0
+    for key, row in rows:
+        e, t = times[i], (times[i + 1] if len(row) > 1 else None)
+        out.append((key, (statistics.median(w for w, _ in e), t and statistics.median(w for w, _ in t),
+                          statistics.median(c for _, c in e))))
+        i += len(row)
+    return out
 
 
 def lenet_row(torch, B, n, repeats):
@@ -114,22 +129,24 @@ def deck_row(torch, B, side, n, repeats):
 
 def table(title, key, rows, work, torch_on):
     L = [f"#### {title}", "",
-         "| " + key + " | threads | ember ms/step | × prev | work × | PyTorch ms/step | ember/PyTorch |",
-         "|---:|---:|---:|---:|---:|---:|---:|"]
+         "| " + key + " | threads | ember ms/step | × prev | ember CPU ms/step | CPU × prev | work × "
+         "| PyTorch ms/step | ember/PyTorch |",
+         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     prev = {}
-    for (k, T), (e, t) in rows:
+    for (k, T), (e, t, c) in rows:
         grow = f"{e / prev[T][0]:.2f}" if T in prev else "–"
+        cgrow = f"{c / prev[T][2]:.2f}" if T in prev else "–"
         wgrow = f"{work(k) / work(prev[T][1]):.2f}" if T in prev else "–"
         tt = f"{t * 1e3:.2f}" if torch_on else "–"
         r = f"{e / t:.2f}" if torch_on else "–"
-        L.append(f"| {k} | {T} | {e * 1e3:.2f} | {grow} | {wgrow} | {tt} | {r} |")
-        prev[T] = (e, k)
+        L.append(f"| {k} | {T} | {e * 1e3:.2f} | {grow} | {c * 1e3:.2f} | {cgrow} | {wgrow} | {tt} | {r} |")
+        prev[T] = (e, k, c)
     return "\n".join(L) + "\n"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--deck-batch", type=int, default=8, help="batch of the input-size table (default: 8)")
     p.add_argument("--tiny", action="store_true")
@@ -149,11 +166,12 @@ def main(argv=None) -> int:
         threads.set_num_threads(T)
         if torch is not None:
             torch.set_num_threads(T)
-        for B in batches:
-            lrows.append(((B, T), lenet_row(torch, B, 2 if args.tiny else max(3, 1024 // B), args.repeats)))
-        for side in sides:
-            drows.append(((side, T), deck_row(torch, 2 if args.tiny else args.deck_batch, side,
-                                              1 if args.tiny or side >= 128 else 3, args.repeats)))
+        rows = [((B, T), lenet_row(torch, B, 2 if args.tiny else max(4, 2048 // B), args.repeats))
+                for B in batches]
+        lrows += run_rows(rows, args.repeats)
+        rows = [((side, T), deck_row(torch, 2 if args.tiny else args.deck_batch, side,
+                                     1 if args.tiny or side >= 128 else 3, args.repeats)) for side in sides]
+        drows += run_rows(rows, args.repeats)
     out = (table("LeNet-5 training step vs batch size", "batch", lrows, lambda b: b, torch is not None) + "\n"
            + table(f"deck-001 network training step vs input size (batch {args.deck_batch}, 3 channels)",
                    "input", drows, deck001_flops, torch is not None))
