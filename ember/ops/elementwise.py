@@ -231,11 +231,13 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
-        parts = num_parts(2 * y.size)
-        if parts == 1:
-            return grad_out * (y > 0)
         g = np.empty_like(y, dtype=np.result_type(grad_out, y))
-        parallel_for(lambda p: np.multiply(grad_out[p], y[p] > 0, out=g[p]), outer_slices(g, parts))
+
+        def mask_times_grad(p):    # [y > 0] written as 0/1 floats, then * grad_out: no bool array
+            np.greater(y[p], 0, out=g[p], casting="unsafe")
+            g[p] *= grad_out[p]
+        parts = num_parts(2 * y.size)
+        parallel_for(mask_times_grad, outer_slices(g, parts) if parts > 1 else [...])
         return g
 
 
