@@ -140,8 +140,11 @@ def _columns_chwn(xc, block, KH, KW, SH, SW, DH, DW):
     o0, o1, w0, w1 = block
     C, _, _, N = xc.shape
     sC, sH, sW, sN = xc.strides
-    win = as_strided(xc[:, o0 * SH:, w0 * SW:], (C, KH, KW, o1 - o0, w1 - w0, N),
-                     (sC, sH * DH, sW * DW, sH * SH, sW * SW, sN), writeable=False)
+    shape, strides = (C, KH, KW, o1 - o0, w1 - w0, N), (sC, sH * DH, sW * DW, sH * SH, sW * SW, sN)
+    if xc.flags.c_contiguous:  # the same window view as as_strided below, built in 2 µs instead of 10
+        win = np.ndarray(shape, xc.dtype, buffer=xc, offset=o0 * SH * sH + w0 * SW * sW, strides=strides)
+    else:
+        win = as_strided(xc[:, o0 * SH:, w0 * SW:], shape, strides, writeable=False)
     return win.reshape(C * KH * KW, -1)                        # the copy: runs of (w1-w0)*N when SW = 1
 
 
