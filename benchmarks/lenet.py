@@ -68,8 +68,8 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, default=2, help="threads for both libraries (default: 2)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="default: 64 256")
     p.add_argument("--steps", type=int, default=None,
-                   help="timed training steps per run (default: ~3200 images' worth, at least 12)")
-    p.add_argument("--repeats", type=int, default=5, help="alternating runs per library, >= 3 (default: 5)")
+                   help="timed training steps per run (default: ~6400 images' worth, at least 24)")
+    p.add_argument("--repeats", type=int, default=7, help="alternating runs per library, >= 3 (default: 7)")
     p.add_argument("--infer-batch", type=int, default=1000, help="default: 1000")
     p.add_argument("--tiny", action="store_true", help="a few seconds: tiny sizes, to check that it runs")
     p.add_argument("--no-torch", action="store_true", help="ember only (no ratios)")
@@ -400,11 +400,11 @@ def run(args) -> dict:
     res["gemm_gflops"] = {"numpy": gemm_gflops(threads.matmul, lambda n: rng.standard_normal((n, n)).astype(np.float32), n_gemm)}
     if torch is not None:
         res["gemm_gflops"]["torch"] = gemm_gflops(torch.mm, lambda n: torch.randn(n, n), n_gemm)
-    max_steps = max(args.steps or max(12, 3200 // B) for B in args.batch_sizes)
+    max_steps = max(args.steps or max(24, 6400 // B) for B in args.batch_sizes)
     x_all, y_all, res["data"] = load_images(max(max_steps * max(args.batch_sizes), args.infer_batch * 3),
                                             synthetic=args.synthetic)
     for B in args.batch_sizes:
-        steps = args.steps or max(12, 3200 // B)
+        steps = args.steps or max(24, 6400 // B)
         batches = [(x_all[i * B:(i + 1) * B], y_all[i * B:(i + 1) * B]) for i in range(steps)]
         (em, eo), tpair = make_pair(torch)
         fns = [lambda: ember_train(em, eo, batches)]
