@@ -1,4 +1,4 @@
-"""BLAS thread control: how many threads NumPy's GEMMs may use, and when they use them.
+"""ember's threads: how many threads NumPy's GEMMs may use, and the ops' own worker pool.
 
 Why this exists (measured on a loaded 2-core machine, benchmarks/RESULTS.md): OpenBLAS splits any
 GEMM above a tiny size threshold across its threads, and its worker threads go to sleep between
@@ -6,7 +6,7 @@ calls. Waking a sleeping worker costs a scheduler round trip, which on a busy ma
 milliseconds: LeNet's Linear(400, 120) backward at batch 64 (a 6 MFLOP GEMM, ~70 µs on one
 core) took 4–6 ms with 2 threads. So ember runs every GEMM below ``PARALLEL_MIN_FLOPS``
 single-threaded and gives bigger ones the configured thread count; ``matmul`` applies the rule.
-(LeNet's GEMMs, blocked to stay in cache, are all below it: its training is single-threaded.)
+(LeNet's GEMMs, blocked to stay in cache, are all below it: BLAS runs them on one thread.)
 
 Public API (PyTorch's names where they exist):
     set_num_threads(n)     threads for ember's ops: its big GEMMs (and NumPy's BLAS in general)
@@ -15,16 +15,20 @@ Public API (PyTorch's names where they exist):
     blas_threads(n)        context manager: BLAS limited to n threads inside the block
     matmul(a, b, out=None) np.matmul with the thread rule above
     parallel_for(fn, parts) fn(part) for each part, on up to get_num_threads() threads
+    num_parts(work)        how many parts a piece of work is worth (1 below 2·MIN_PART_FLOATS)
+    split_range, outer_slices  cut a range / an array's outermost memory axis into parts
 
 Intra-op parallelism (``parallel_for``): since LeNet's GEMMs are too small to split *inside*
-BLAS, the heavy ops (Conv2d, see ops/conv.py) split their own work into ``get_num_threads()``
-large independent parts, e.g. halves of the output rows, and run them on a pool of Python
-threads. NumPy releases the GIL inside its copies, ufunc loops and BLAS calls, which is where
+BLAS, the heavy ops (Conv2d, ReLU, MaxPool2d) split their own work into ``get_num_threads()``
+large independent parts, e.g. halves of the output rows or of the channels, and run them on a
+pool of Python threads. NumPy releases the GIL inside its copies, ufunc loops and BLAS calls, which is where
 such a part spends its time, so the parts really run at once; only the few Python statements
 between those calls take turns. A part is never smaller than ``MIN_PART_FLOATS`` floats of work,
 and the split is fixed by the shapes (never by timing), so results do not depend on the
 scheduling: they depend only on the thread count (a reduction of per-part sums, added in a
-fixed order).
+fixed order). Small parts are not worth it here: a sleeping worker takes 50–80 µs to wake, and
+two threads that both want the GIL wait for each other (LeNet at batch 64 ran 8% slower split;
+at batch 256 the step is 1.25–1.4× faster; benchmarks/RESULTS.md).
 
 Only NumPy's own BLAS is touched (found with threadpoolctl); another library's BLAS or OpenMP
 pool, e.g. PyTorch's, is left alone. Without threadpoolctl every call falls back to np.matmul.
