@@ -133,8 +133,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         _numpy_blas()
     if _libs and _num_threads > 1:
         flops = 2 * a.size * (b.shape[-1] if b.ndim > 1 else 1)   # 2·M·K·N (× batch if batched)
-        alone = not _jobs_running and not getattr(_local, "busy", False)   # no ember worker busy
-        _set_blas(_num_threads if flops >= PARALLEL_MIN_FLOPS and alone else 1)
+        big = flops >= PARALLEL_MIN_FLOPS and not _jobs_running and not getattr(_local, "busy", False)
+        _set_blas(_num_threads if big else 1)                  # big, and no ember worker busy
     if out is None and a.ndim == 2 and b.ndim == 2:
         # np.dot, not np.matmul: for a transposed operand with a long inner dimension (Conv2d's
         # grad_w = g @ colsᵀ) np.matmul held the GIL here, so two threads' GEMMs ran in turn
@@ -256,7 +256,10 @@ def outer_slices(a: np.ndarray, parts: int, axes=None) -> list:
     The axis is the one (among ``axes``, default all) with the largest stride, so each piece is
     one contiguous stretch of memory: C for a CHWN conv activation, N for a C-contiguous batch.
     Elementwise ops apply the same index to their inputs and output (all of a's shape).
+    With one part (or a 0-d array) it is ``[...]``, the whole array.
     """
+    if parts <= 1 or a.ndim == 0:
+        return [...]                                           # one piece: the whole array
     axes = range(a.ndim) if axes is None else axes
     ax = max(axes, key=lambda i: abs(a.strides[i]) if a.shape[i] > 1 else -1)
     return [(slice(None),) * ax + (slice(lo, hi),) for lo, hi in split_range(a.shape[ax], parts)]

@@ -214,13 +214,11 @@ class Conv2d(Function):
                     gw[oi] += matmul(g2[oi, cs], cols.T)
             return gw
 
-        def weight_grad_split(parts):                          # partial sums added in part order
-            sums = parallel_for(weight_grad, _blocks(OH, OW, G * K * N * xc.itemsize, parts))
-            return functools.reduce(np.add, sums).reshape(w.shape)
-
         grad_w = None
-        if need[1]:                                            # work: the columns' floats
-            grad_w = weight_grad_split(num_parts(G * K * OH * OW * N))
+        if need[1]:                                            # partial sums added in part order
+            parts = num_parts(G * K * OH * OW * N)             # work: the columns' floats
+            sums = parallel_for(weight_grad, _blocks(OH, OW, G * K * N * xc.itemsize, parts))
+            grad_w = functools.reduce(np.add, sums).reshape(w.shape)
         grad_x = None
         if need[0]:
             grad_xc = np.zeros(xc.shape, dt)                   # (C, Hp, Wp, N)

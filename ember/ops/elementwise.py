@@ -236,8 +236,7 @@ class ReLU(Function):
         def mask_times_grad(p):    # [y > 0] written as 0/1 floats, then * grad_out: no bool array
             np.greater(y[p], 0, out=g[p], casting="unsafe")
             g[p] *= grad_out[p]
-        parts = num_parts(2 * y.size)
-        parallel_for(mask_times_grad, outer_slices(g, parts) if parts > 1 else [...])
+        parallel_for(mask_times_grad, outer_slices(g, num_parts(2 * y.size)))
         return g
 
 
