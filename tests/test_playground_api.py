@@ -29,13 +29,24 @@ def server():
     srv.server_close()
 
 
+def token(srv):
+    """This test client's tab token (GET /api/token, once per server), as the page fetches it."""
+    if not hasattr(srv, "_test_token"):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
+        conn.request("GET", "/api/token")
+        srv._test_token = json.loads(conn.getresponse().read())["token"]
+        conn.close()
+    return srv._test_token
+
+
 def request(srv, method, path, body=None, ctype="application/json", headers=None):
+    """One request as the page sends it (JSON, with the tab token); ``headers`` add or override."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
-    h = {"Content-Type": ctype, **(headers or {})}
+    h = {"Content-Type": ctype, "X-Ember-Token": token(srv), **(headers or {})}
     conn.request(method, path, body=body, headers=h)
     r = conn.getresponse()
     data = r.read()
@@ -49,7 +60,8 @@ def send_oversized(srv, path, size):
     """POST ``size`` bytes; the server may answer 413 and close before the body is sent."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
     conn.putrequest("POST", path)
-    conn.putheader("Content-Type", "text/csv")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("X-Ember-Token", token(srv))
     conn.putheader("Content-Length", str(size))
     conn.endheaders()
     chunk = b"1,2,0\n" * 10_000
@@ -185,6 +197,8 @@ def test_malformed_bodies(server):
         assert status == 400 and msg in r["error"]
     conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
     conn.putrequest("POST", "/api/step")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("X-Ember-Token", token(server))
     conn.endheaders()  # no Content-Length
     r = conn.getresponse()
     assert r.status == 411 and "Content-Length" in json.loads(r.read())["error"]
@@ -247,11 +261,11 @@ def test_two_tabs_train_at_the_same_time(server):
 def test_csv_upload_then_train_on_it(server):
     csv = "x1,x2,label\n" + "\n".join(f"{x:.2f},{y:.2f},{int(x * y > 0)}"
                                        for x, y in np.random.default_rng(0).uniform(-5, 5, (40, 2)))
-    status, r = request(server, "POST", "/api/upload", csv, ctype="text/csv")
+    status, r = request(server, "POST", "/api/upload", {"csv": csv})
     assert status == 200 and r["count"] == 40 and r["task"] == "classification"
     s = new_session(server, dataset="custom", points=r["points"], layers=[4], activations=["tanh"])
     assert len(s["train_points"]) == 20 and s["classes"] == 2
-    status, r = request(server, "POST", "/api/upload", "1,2,0.5\n-1,0,-0.25\n0,0,0.1\n3,3,0.7\n", ctype="text/csv")
+    status, r = request(server, "POST", "/api/upload", {"csv": "1,2,0.5\n-1,0,-0.25\n0,0,0.1\n3,3,0.7\n"})
     assert status == 200 and r["task"] == "regression"
 
 
@@ -265,20 +279,20 @@ def test_csv_upload_then_train_on_it(server):
     ("0,0,1\n" * 10_001, "too many points: more than 10000"),
 ])
 def test_malformed_csv_is_400(server, csv, message):
-    status, r = request(server, "POST", "/api/upload", csv, ctype="text/csv")
+    status, r = request(server, "POST", "/api/upload", {"csv": csv})
     assert status == 400 and message in r["error"], r
     alive(server)
 
 
 def test_non_utf8_csv_is_400(server):
-    status, r = request(server, "POST", "/api/upload", b"1,2,\xff\n", ctype="text/csv")
-    assert status == 400 and "UTF-8" in r["error"]
+    status, r = request(server, "POST", "/api/upload", b'{"csv": "1,2,\xff\\n"}')
+    assert status == 400 and "not valid JSON" in r["error"]
 
 
 def test_50_megabyte_upload_is_refused_unread_and_the_server_keeps_serving(server):
     status, r = send_oversized(server, "/api/upload", 50 * 1024 * 1024)
     assert status == 413
-    assert "request body too large: 52428800 bytes (limit 1048576 bytes)" in r["error"]
+    assert "request body too large: 52428800 bytes (limit 2097152 bytes)" in r["error"]
     alive(server)
 
 
@@ -421,10 +435,9 @@ def test_cli_serves_on_loopback_until_interrupted():
 
 def test_request_slots_are_all_released(server):
     import time
-    from ember.playground.server import MAX_THREADS
-    for _ in range(MAX_THREADS + 5):  # more requests than slots: a leak would hang here
+    for _ in range(server.max_connections + 5):  # more requests than slots: a leak would 503 here
         alive(server)
     deadline = time.time() + 5
-    while server._slots._value != MAX_THREADS and time.time() < deadline:
+    while server.active != 0 and time.time() < deadline:
         time.sleep(0.01)
-    assert server._slots._value == MAX_THREADS
+    assert server.active == 0

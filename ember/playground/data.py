@@ -178,8 +178,9 @@ def check_points(points, regression: bool):
 def parse_csv(text: str):
     """Read ``x1,x2,label`` lines (an optional header line, blank lines and # comments skipped).
 
-    Returns: (list of [x1, x2, label] floats, is_classification) — classification when every
-        label is an integer in −1..7.
+    Returns: (list of [x1, x2, label] floats, task, reason) — task "classification" when every
+        label is an integer in −1..7, else "regression"; reason says why in one sentence (e.g. that
+        integer labels 0..8 name 9 classes, more than the 8 allowed, so they were read as targets).
     Raises: DataError with the line number of the first malformed line, or for > 10,000 points.
     """
     points, header_seen = [], False
@@ -204,6 +205,16 @@ def parse_csv(text: str):
             raise DataError(f"too many points: more than {MAX_POINTS}")
     if not points:
         raise DataError("the CSV holds no data lines (expected x1,x2,label)")
-    labels = np.array([p[2] for p in points])
-    is_cls = bool(np.all(labels == np.round(labels)) and labels.min() >= -1 and labels.max() < MAX_CLASSES)
-    return points, is_cls
+    return (points, *guess_task(np.array([p[2] for p in points])))
+
+
+def guess_task(labels: np.ndarray):
+    """("classification" | "regression", the reason in words) for a column of CSV labels."""
+    lo, hi = float(labels.min()), float(labels.max())
+    if not np.all(labels == np.round(labels)):
+        return "regression", "labels are not all integers, so they were read as regression targets"
+    if lo >= -1 and hi < MAX_CLASSES:
+        return "classification", (f"labels are integers {lo:g}..{hi:g}, so they were read as class indices"
+                                  + (" (-1 as class 0)" if lo < 0 else ""))
+    return "regression", (f"labels are integers {lo:g}..{hi:g}: classification allows classes 0..{MAX_CLASSES - 1} "
+                          f"only, so they were read as regression targets")

@@ -44,6 +44,7 @@ LIMITS = {"layers": 6, "neurons": 8}          # TF Playground's, as the page sho
 LIFTED = {"layers": 16, "neurons": 64}        # with the URL flag lift=1; the server's hard cap
 GRID, THUMB = 60, 24                          # heatmap and per-neuron thumbnail resolution
 INSPECT_SAMPLES = 64                          # the inspector shows at most this many batch rows
+MAX_WEIGHT = 100.0                            # a weight typed into the page must lie in [-100, 100]
 _SEED_LOCK = threading.Lock()                 # ember.manual_seed is process-wide
 
 
@@ -66,8 +67,8 @@ DEFAULTS = {
 
 def _num(cfg, key, lo, hi, integer=False):
     v = cfg.get(key, DEFAULTS[key])
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and int(v) != v) \
-            or not math.isfinite(v) or not lo <= v <= hi:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+            or (integer and int(v) != v) or not lo <= v <= hi:
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"{key} must be {kind} in [{lo:g}, {hi:g}], got {v!r}"[:200])
     return int(v) if integer else float(v)
@@ -229,7 +230,20 @@ def _grid(n: int) -> np.ndarray:
 
 
 def _r(a, nd=5):
-    return np.round(np.asarray(a, np.float64), nd).tolist()
+    """Rounded nested lists for JSON, None where a value is not finite (JSON has no NaN)."""
+    a = np.round(np.asarray(a, np.float64), nd)
+    ok = np.isfinite(a)
+    if ok.all():
+        return a.tolist()
+    o = a.astype(object)
+    o[~ok] = None
+    return o.tolist()
+
+
+def _f(x):
+    """A float for JSON: None when not finite."""
+    x = float(x)
+    return x if math.isfinite(x) else None
 
 
 class Session:
@@ -237,7 +251,9 @@ class Session:
 
     Args: cfg (a dict, validated here). Raises ConfigError / DataError for bad parameters.
     Attributes: epoch (completed passes over the training set), steps (minibatch updates),
-        history [(epoch as float, train loss, test loss)], lock (one training request at a time).
+        history [(epoch as float, train loss, test loss)], lock (one training request at a time),
+        diverged (None, or a message once the loss or the weights stopped being finite: training
+        then stops until the page resets the session).
     """
 
     MAX_HISTORY = 2000
@@ -264,6 +280,8 @@ class Session:
         self.grad_norms = [0.0] * len(self.linears)
         self.last_used = time.monotonic()
         self.history = []
+        self.diverged = None
+        self.edited = 0            # weights set by hand from the page
         self._log()
 
     # ---- the network ---------------------------------------------------------------------
@@ -340,6 +358,9 @@ class Session:
         pen = self.penalty()
         loss = dloss if pen is None else dloss + pen
         weights = [lin.weight.data.copy() for lin in self.linears]
+        if not math.isfinite(float(loss.item())):
+            self._diverge(f"the minibatch loss became {float(loss.item())} at update {self.steps + 1}")
+            return
         self.opt.zero_grad()
         loss.backward()
         self.grad_norms = [float(np.linalg.norm(lin.weight.grad.data)) for lin in self.linears]
@@ -353,44 +374,78 @@ class Session:
                      "bias_grads": [lin.bias.grad.data.copy() for lin in self.linears],
                      "loss": float(dloss.item()), "batch": len(idx), "epoch": self.epoch, "step": self.steps}
         self.opt.step()
+        if not all(np.isfinite(p.data).all() for p in self.model.parameters()):
+            self._diverge(f"the weights stopped being finite at update {self.steps + 1}")
         self.steps += 1
         self.pos += bs
         if self.pos >= n:
             self.perm, self.epoch = None, self.epoch + 1
+        self.last["epoch_after"] = self.epoch  # the header's epoch counter right after this update
 
     def train(self, unit: str, count: int, max_steps: int = 5000, max_seconds: float = 2.0) -> int:
         """Run ``count`` epochs (to the next epoch boundary each) or minibatches, within the
         request's budget of ``max_steps`` updates and ``max_seconds``; log the losses once.
         Returns: the number of minibatch updates done."""
         t0, done = time.monotonic(), 0
-        for _ in range(count):
-            if unit == "epoch":
-                target = self.epoch + 1
-                while self.epoch < target and done < max_steps:
+        if self.diverged:
+            return 0
+        with np.errstate(all="ignore"):  # overflow on the way to divergence is reported, not printed
+            for _ in range(count):
+                if unit == "epoch":
+                    target = self.epoch + 1
+                    while self.epoch < target and done < max_steps and not self.diverged:
+                        self.train_batch()
+                        done += 1
+                else:
                     self.train_batch()
                     done += 1
-            else:
-                self.train_batch()
-                done += 1
-            if done >= max_steps or time.monotonic() - t0 > max_seconds:
-                break
-        self._log()
+                if done >= max_steps or time.monotonic() - t0 > max_seconds or self.diverged:
+                    break
+            self._log()
         return done
+
+    def _diverge(self, why: str):
+        self.diverged = (f"training diverged: {why} (epoch {self.epoch}). Lower the learning rate "
+                         "(or the regularisation rate) and press reset.")
+
+    def set_weight(self, layer, row, col, value) -> None:
+        """Set weight [row, col] of Linear layer ``layer`` (0 = the first) to ``value``, as a click on
+        a link of the page's diagram does; the losses are re-evaluated and logged.
+        Raises ConfigError for an index out of range or a value outside ±MAX_WEIGHT."""
+        def index(name, v, n):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
+                raise ConfigError(f"{name} must be an integer in [0, {n - 1}], got {str(v)[:40]}")
+        index("layer", layer, len(self.linears))
+        w = self.linears[layer].weight.data
+        index("row", row, w.shape[0])
+        index("col", col, w.shape[1])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or abs(value) > MAX_WEIGHT:
+            raise ConfigError(f"value must be a number in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {str(value)[:40]}")
+        w[row, col] = value
+        self.edited += 1
+        self.diverged = None if all(np.isfinite(p.data).all() for p in self.model.parameters()) else self.diverged
+        with np.errstate(all="ignore"):
+            self._log()
 
     def _log(self):
         e = self.epoch + (self.pos / len(self.x_train) if self.perm is not None else 0)
         self.loss_train = self.evaluate(self.x_train, self.y_train)
         self.loss_test = self.evaluate(self.x_test, self.y_test)
-        self.history.append((round(e, 4), self.loss_train, self.loss_test))
+        if not self.diverged and not (math.isfinite(self.loss_train) and math.isfinite(self.loss_test)):
+            self._diverge(f"the loss became {self.loss_train} (training) / {self.loss_test} (test)")
+        self.history.append((round(e, 4), _f(self.loss_train), _f(self.loss_test)))
         if len(self.history) > self.MAX_HISTORY:  # keep the start, thin the middle
             self.history = self.history[:1] + self.history[2::2]
 
     # ---- views ---------------------------------------------------------------------------
     def _maps(self, n: int):
         grid = _grid(n)
-        with no_grad():
+        with no_grad(), np.errstate(all="ignore"):
             out, acts, _, _ = self.forward(Tensor(D.features(grid, self.cfg["features"])))
-        return out.data, acts
+        # a diverged network draws as 0 where its values are not finite
+        return np.nan_to_num(out.data, nan=0.0, posinf=0.0, neginf=0.0), \
+            [np.nan_to_num(a.data, nan=0.0, posinf=0.0, neginf=0.0) for a in acts]
 
     def heatmap(self) -> dict:
         """The output over a GRID×GRID grid: classification -> predicted class and confidence
@@ -401,6 +456,7 @@ class Session:
             v = np.clip(out[:, 0], -1, 1)
             return {"size": GRID, "kind": "regression", "value": _b64(np.round((v + 1) * 127.5))}
         if self.cfg["loss"] == "cross_entropy":
+            out = out.astype(np.float64)
             e = np.exp(out - out.max(1, keepdims=True))
             p = e / e.sum(1, keepdims=True)
         else:
@@ -416,7 +472,7 @@ class Session:
         scaled by its largest magnitude to 0..255 (127.5 = 0), with that scale."""
         out, acts = self._maps(THUMB)
         layers = []
-        for a in [t.data for t in acts] + [out]:
+        for a in acts + [out]:
             a = a.astype(np.float64)
             m = np.abs(a).max(0)
             s = np.where(m > 0, m, 1)
@@ -427,11 +483,12 @@ class Session:
     def state(self, full: bool = False) -> dict:
         """The JSON the page draws after each request (``full`` adds the data points)."""
         s = {"epoch": self.epoch, "steps": self.steps, "batches_per_epoch": self.batches_per_epoch,
-             "loss": {"train": self.loss_train, "test": self.loss_test},
+             "loss": {"train": _f(self.loss_train), "test": _f(self.loss_test)},
              "history": self.history, "heatmap": self.heatmap(), "neurons": self.thumbnails(),
              "weights": [_r(lin.weight.data) for lin in self.linears],
              "biases": [_r(lin.bias.data) for lin in self.linears],
-             "grad_norms": self.grad_norms, "classes": self.classes,
+             "grad_norms": [_f(g) for g in self.grad_norms], "classes": self.classes,
+             "outputs": self.output_label(), "diverged": self.diverged, "edited": self.edited,
              "task": "regression" if not self.classes else "classification", "config": self.public_config()}
         if full:
             s["train_points"] = self._points(self.tr)
@@ -443,6 +500,14 @@ class Session:
         return [[round(float(a), 3), round(float(b), 3), (int(c) if self.classes else round(float(c), 4))]
                 for (a, b), c in zip(self.xy[idx], lab)]
 
+    def output_label(self) -> str:
+        """What the output layer's units are, as the diagram labels them."""
+        if not self.classes:
+            return "1 value"
+        if self.cfg["loss"] == "cross_entropy":
+            return f"{self.classes} logits"
+        return f"{self.classes} outputs (MSE vs one-hot)"
+
     def public_config(self) -> dict:
         """The validated config without the custom points (what the URL and exports carry)."""
         return {k: v for k, v in self.cfg.items() if k != "points"}
@@ -450,7 +515,7 @@ class Session:
     def inspect(self) -> dict:
         """The backprop inspector's view of the latest minibatch update (ValueError if none yet).
 
-        Returns, per layer l: a (inputs and hidden activations, first INSPECT_SAMPLES rows), δ =
+        Returns the epoch counter right after that update (as the page's header shows it), and per layer l: a (inputs and hidden activations, first INSPECT_SAMPLES rows), δ =
         ∂L/∂z read from ember's autograd, δ from deck 000's recursion δ(l) = g'(z(l)) ⊙
         ((δ(l+1) Θ(l+1)) ⊙ dropout scale) with the pre-update weights, per link ∂L/∂Θ_ij from
         .grad (what the optimizer used), and the largest differences between autograd and the
@@ -475,7 +540,7 @@ class Session:
                 g = g + self.cfg["reg_rate"] * np.sign(W)
             scale = max(1.0, float(np.abs(L["grads"][l]).max()))
             grad_err = max(grad_err, float(np.abs(g - L["grads"][l]).max()) / scale)
-        return {"epoch": L["epoch"], "step": L["step"], "batch": L["batch"], "loss": L["loss"],
+        return {"epoch": L["epoch_after"], "step": L["step"], "batch": L["batch"], "loss": _f(L["loss"]),
                 "samples": len(L["idx"]), "points": [[round(float(v), 3) for v in self.xy[self.tr[i]]]
                                                       for i in L["idx"]],
                 "labels": [(int(v) if self.classes else float(v)) for v in self.y_train[L["idx"]]],
@@ -483,5 +548,5 @@ class Session:
                 "delta": [_r(d, 8) for d in L["delta"]],
                 "weights": [_r(w, 6) for w in L["weights"]], "grads": [_r(g, 8) for g in L["grads"]],
                 "bias_grads": [_r(g, 8) for g in L["bias_grads"]],
-                "recursion_max_err": rec_err, "grad_max_rel_err": grad_err,
+                "recursion_max_err": _f(rec_err), "grad_max_rel_err": _f(grad_err),
                 "activations": acts, "features": self.cfg["features"]}
