@@ -39,21 +39,25 @@ def token(srv):
     return srv._test_token
 
 
-def request(srv, method, path, body=None, ctype="application/json", headers=None):
-    """One request as the page sends it (JSON, with the tab token); ``headers`` add or override."""
-    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
+def send(srv, method, path, body=None, headers=None, timeout=30):
+    """One request with exactly ``headers`` (plus Host and Content-Length): (status, JSON or bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=timeout)
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
-    h = {"Content-Type": ctype, "X-Ember-Token": token(srv), **(headers or {})}
-    conn.request(method, path, body=body, headers=h)
+    conn.request(method, path, body=body, headers=headers or {})
     r = conn.getresponse()
     data = r.read()
     conn.close()
     if r.getheader("Content-Type", "").startswith("application/json"):
         return r.status, json.loads(data)
     return r.status, data
+
+
+def request(srv, method, path, body=None, ctype="application/json", headers=None):
+    """One request as the page sends it (JSON, with the tab token); ``headers`` add or override."""
+    return send(srv, method, path, body, {"Content-Type": ctype, "X-Ember-Token": token(srv), **(headers or {})})
 
 
 def send_oversized(srv, path, size):

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from ember.playground.server import HEADER_TIMEOUT, MAX_SESSIONS, make_server
+from test_playground_api import send as raw  # one request with exactly the headers given
 
 
 def start(**limits):
@@ -31,20 +32,6 @@ def server():
     srv.server_close()
 
 
-def raw(srv, method, path, body=b"", headers=None, timeout=30):
-    """One request with exactly the headers given (plus Host and Content-Length): (status, JSON or bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=timeout)
-    if not isinstance(body, bytes):
-        body = json.dumps(body).encode()
-    conn.request(method, path, body=body if method == "POST" else None, headers=headers or {})
-    r = conn.getresponse()
-    data = r.read()
-    conn.close()
-    if r.getheader("Content-Type", "").startswith("application/json"):
-        return r.status, json.loads(data)
-    return r.status, data
-
-
 def get_token(srv):
     status, t = raw(srv, "GET", "/api/token")
     assert status == 200
@@ -54,7 +41,7 @@ def get_token(srv):
 def api(srv, path, body=None, token=None, method="POST"):
     """A request as the page sends it: JSON body, the tab's token."""
     h = {"X-Ember-Token": token or get_token(srv), "Content-Type": "application/json"}
-    return raw(srv, method, path, body if body is not None else b"", h)
+    return raw(srv, method, path, body, h)
 
 
 def session(srv, token, **cfg):
