@@ -17,6 +17,8 @@ let cfg = null;           // the current config (mirrored in the URL)
 let customPoints = [];    // [[x1, x2, label]] for dataset "custom" (not in the URL)
 let session = null, state = null, points = null, playing = false, busy = false;
 let inspection = null, sample = 0;
+let TOKEN = null;         // this tab's token (GET /api/token); the server wants it on every API call
+let hovered = null;       // the node whose map the large view shows while the mouse is over it
 
 // ---- helpers ------------------------------------------------------------------------------
 function fmt(x) {
@@ -30,15 +32,29 @@ function diverging(v) { return v < 0 ? mix(GREY, ORANGE, Math.min(1, -v)) : mix(
 function rgb(c) { return `rgb(${c[0]},${c[1]},${c[2]})`; }
 function b64(s) { const b = atob(s), a = new Uint8Array(b.length); for (let i = 0; i < b.length; i++) a[i] = b.charCodeAt(i); return a; }
 function showError(msg) { const e = $("error"); e.textContent = msg; e.hidden = !msg; }
+function epochText(n) { return String(n).padStart(6, "0").replace(/(\d{3})$/, ",$1"); }
 
-async function api(path, body, raw) {
-  const init = body === undefined ? {} : {method: "POST", body: raw ? body : JSON.stringify(body),
-    headers: {"Content-Type": raw ? "text/csv" : "application/json"}};
+// every API call: JSON body, this tab's token in a header (other pages can neither read the token
+// nor send this header cross-site, so they cannot drive or evict this tab's session)
+async function fetchApi(path, body) {
+  const headers = {"X-Ember-Token": TOKEN};
+  const init = body === undefined ? {headers} : {method: "POST", body: JSON.stringify(body),
+    headers: Object.assign(headers, {"Content-Type": "application/json"})};
   const r = await fetch(path, init);
-  let j;
-  try { j = await r.json(); } catch (e) { j = {error: `HTTP ${r.status}`}; }
-  if (!r.ok) { const err = new Error(j.error || `HTTP ${r.status}`); err.status = r.status; throw err; }
-  return j;
+  if (!r.ok) {
+    let j; try { j = await r.json(); } catch (e) { j = {}; }
+    const err = new Error(j.error || `HTTP ${r.status}`); err.status = r.status; throw err;
+  }
+  return r;
+}
+async function api(path, body) { return (await fetchApi(path, body)).json(); }
+async function download(path, filename) {  // a link cannot send the token header: fetch, then save
+  try {
+    const url = URL.createObjectURL(await (await fetchApi(path)).blob());
+    const a = document.createElement("a"); a.href = url; a.download = filename;
+    document.body.appendChild(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  } catch (e) { showError(e.message); }
 }
 
 // ---- state in the URL -----------------------------------------------------------------------
@@ -62,6 +78,11 @@ function writeHash() {
     q.set(k, Array.isArray(v) ? v.join(",") : (typeof v === "boolean" ? (v ? "1" : "0") : String(v)));
   }
   history.replaceState(null, "", "#" + q.toString());
+}
+function onHashChange() {  // an edited or pasted link: rebuild from it (replaceState fires no event)
+  const c = readHash();
+  if (JSON.stringify(c) === JSON.stringify(cfg)) return;
+  cfg = c; syncControls(); reset();
 }
 
 // ---- drawing: small maps -------------------------------------------------------------------------
@@ -131,7 +152,11 @@ function setupControls() {
   $("activation").onchange = () => { const a = $("activation").value; if (a) { cfg.activations = cfg.layers.map(() => a); changed(); } };
   for (const [id, key] of [["ratio", "ratio"], ["noise", "noise"], ["batch", "batch"], ["arms", "arms"]]) {
     $(id).oninput = () => { $(id + "-v").textContent = $(id).value; };
-    $(id).onchange = () => { cfg[key] = Number($(id).value); changed(); };
+    $(id).onchange = () => {
+      cfg[key] = Number($(id).value);
+      if (key === "arms" && cfg.dataset !== "spirals") { writeHash(); return; }  // no other set has arms
+      changed();
+    };
   }
   $("regenerate").onclick = () => { cfg.seed = Math.floor(Math.random() * 1e6); changed(); };
   $("reset").onclick = () => reset();
@@ -151,6 +176,13 @@ function setupControls() {
   $("heatmap").onclick = addPoint;
   $("csv").onchange = uploadCsv;
   $("clear-points").onclick = () => { customPoints = []; changed(); };
+  $("export-weights").onclick = () => session && download(`/api/export/weights?session=${session}`, "playground.safetensors");
+  $("export-script").onclick = () => session && download(`/api/export/script?session=${session}`, "playground_net.py");
+  $("log-scale").onchange = drawChart;
+  $("weight-editor").onsubmit = (ev) => { ev.preventDefault(); setWeight(); };
+  $("weight-cancel").onclick = () => { $("weight-editor").hidden = true; };
+  window.addEventListener("hashchange", onHashChange);
+  $("net").onmouseleave = () => { if (hovered) { hovered = null; drawHeatmap(); } };
   $("copy-link").onclick = () => { navigator.clipboard && navigator.clipboard.writeText(location.href); $("copy-link").textContent = "Link copied (custom points are not in it)"; };
   $("inspect").onclick = openInspector;
   $("close-inspector").onclick = () => { $("inspector").hidden = true; inspection = null; drawNetwork(); };
@@ -194,6 +226,7 @@ function syncControls() {
   $("n-layers").textContent = `${cfg.layers.length} HIDDEN LAYER${cfg.layers.length === 1 ? "" : "S"}`;
   for (const b of $("datasets").children) b.classList.toggle("selected", b.dataset.name === cfg.dataset);
   $("point-count").textContent = cfg.dataset === "custom" ? `${customPoints.length} points` : "";
+  $("weight-editor").hidden = true;
 }
 
 // ---- talking to the server ---------------------------------------------------------------------
@@ -215,8 +248,6 @@ async function reset() {
     const s = await api("/api/session", body);
     session = s.session; points = {train: s.train_points, test: s.test_points};
     showError(""); render(s);
-    $("export-weights").href = `/api/export/weights?session=${session}`;
-    $("export-script").href = `/api/export/script?session=${session}`;
     if (wasInspecting) $("inspector").hidden = true;
   } catch (e) { showError(e.message); }
 }
@@ -226,7 +257,9 @@ async function step(unit, count) {
   busy = true; document.body.classList.add("busy");  // tests wait for the in-flight request
   try {
     const s = await api("/api/step", {session, unit, count: count || 1});
-    render(s); showError(""); return true;
+    render(s);
+    if (s.diverged) { pause(); return false; }
+    showError(""); return true;
   } catch (e) {
     if (e.status === 404) { session = null; await reset(); } else showError(e.message);
     pause(); return false;
@@ -252,32 +285,64 @@ function pause() { playing = false; $("play").classList.remove("playing"); $("pl
 // ---- rendering -----------------------------------------------------------------------------------
 function render(s) {
   state = s;
-  $("epoch").textContent = String(s.epoch).padStart(6, "0").replace(/(\d{3})(\d{3})$/, "$1,$2");
+  $("epoch").textContent = epochText(s.epoch);
+  if (s.diverged) showError(s.diverged);
   $("steps").textContent = `${s.steps} updates · ${s.batches_per_epoch} per epoch`;
   $("loss-test").textContent = fmt(s.loss.test);
   $("loss-train").textContent = fmt(s.loss.train);
   drawChart(); drawHeatmap(); drawNetwork(); drawGradNorms();
 }
 
-function drawChart() {
+function niceTicks(lo, hi, n) {  // about n round numbers covering [lo, hi]
+  const step0 = (hi - lo) / Math.max(n, 1), mag = Math.pow(10, Math.floor(Math.log10(step0)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= step0) || 10 * mag;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.round(v / step) * step);
+  return out;
+}
+function drawChart() {  // train and test loss against epochs: axes, ticks, optional log scale
   const c = $("chart"), g = c.getContext("2d"), h = state ? state.history : [];
+  const log = $("log-scale").checked, L = 40, R = 8, T = 6, B = 18, W = c.width - L - R, H = c.height - T - B;
   g.clearRect(0, 0, c.width, c.height);
-  if (h.length < 1) return;
-  const xmax = Math.max(h[h.length - 1][0], 1e-9);
-  let ymax = 0; for (const p of h) ymax = Math.max(ymax, isFinite(p[1]) ? p[1] : 0, isFinite(p[2]) ? p[2] : 0);
-  ymax = ymax || 1;
+  g.font = "10px sans-serif"; g.fillStyle = "#555"; g.strokeStyle = "#bbb"; g.lineWidth = 1;
+  g.beginPath(); g.moveTo(L, T); g.lineTo(L, T + H); g.lineTo(L + W, T + H); g.stroke();
+  const xmax = Math.max(h.length ? h[h.length - 1][0] : 0, 1);
+  const vals = []; for (const p of h) for (const v of [p[1], p[2]]) if (v !== null && isFinite(v) && (!log || v > 0)) vals.push(v);
+  let lo = log ? Math.min(...vals, 1) : 0, hi = Math.max(...vals, 1e-9);
+  if (log) { lo = Math.floor(Math.log10(lo)); hi = Math.max(Math.ceil(Math.log10(hi)), lo + 1); } else hi = hi || 1;
+  const X = (e) => L + (e / xmax) * W, Y = (v) => T + H - ((log ? Math.log10(v) : v) - lo) / (hi - lo) * H;
+  g.textAlign = "right"; g.textBaseline = "middle";
+  const yt = log ? Array.from({length: hi - lo + 1}, (_, i) => Math.pow(10, lo + i)) : niceTicks(0, hi, 3);
+  for (const v of yt) {
+    const y = Y(v); if (y < T - 1 || y > T + H + 1) continue;
+    g.fillText(log ? v.toExponential(0) : fmtTick(v), L - 4, y);
+    g.strokeStyle = "#eee"; g.beginPath(); g.moveTo(L + 1, y); g.lineTo(L + W, y); g.stroke();
+  }
+  g.textAlign = "center"; g.textBaseline = "top";
+  for (const e of niceTicks(0, xmax, 4)) g.fillText(fmtTick(e), X(e), T + H + 3);
   for (const [k, color, w] of [[1, "#999", 1], [2, "#000", 1.5]]) {
     g.strokeStyle = color; g.lineWidth = w; g.beginPath();
-    h.forEach((p, i) => { const x = (p[0] / xmax) * (c.width - 4) + 2, y = c.height - 2 - (Math.min(p[k], ymax) / ymax) * (c.height - 4); i ? g.lineTo(x, y) : g.moveTo(x, y); });
+    let on = false;
+    for (const p of h) {
+      const v = p[k];
+      if (v === null || !isFinite(v) || (log && v <= 0)) { on = false; continue; }
+      const x = X(p[0]), y = Math.max(T, Math.min(T + H, Y(v)));
+      on ? g.lineTo(x, y) : g.moveTo(x, y); on = true;
+    }
     g.stroke();
   }
 }
+function fmtTick(v) { return Math.abs(v) >= 1000 ? v.toExponential(0) : String(Math.round(v * 1000) / 1000); }
 
 function drawHeatmap() {
   const c = $("heatmap"), g = c.getContext("2d");
   g.fillStyle = "#fff"; g.fillRect(0, 0, c.width, c.height);
   const disc = $("discretize").checked;
-  if (state) {
+  $("heat-caption").textContent = hovered ? `showing ${hovered.label} (move the mouse away for the output)` : "";
+  const unit = hovered && !hovered.feature && state && state.neurons[hovered.l] ? state.neurons[hovered.l][hovered.i] : null;
+  if (hovered && hovered.feature) drawFeature(c, hovered.feature);
+  else if (unit) drawQuantized(c, unit);
+  else if (state) {
     const h = state.heatmap, n = h.size;
     if (h.kind === "regression") {
       const v = b64(h.value);
@@ -305,9 +370,20 @@ function drawHeatmap() {
   // axes ticks
   g.fillStyle = "#555"; g.font = "10px sans-serif";
   for (const t of [-6, -3, 0, 3, 6]) g.fillText(String(t), (t / DOMAIN + 1) * c.width / 2 - (t > 0 ? 10 : t === 0 ? 3 : 0), c.height - 2);
-  const classes = state ? state.classes : 0;
-  $("legend").textContent = state && state.task === "regression" ? "colour: predicted value (orange −1 … blue +1)"
-    : `colours: ${Array.from({length: classes}, (_, i) => "class " + i).join(", ")} — shade = confidence`;
+  drawLegend();
+}
+
+function drawLegend() {  // which colour is which class (or value), as swatches
+  const box = $("legend"), classes = state ? state.classes : 0;
+  const sw = (c) => `<span class="swatch" style="background:${rgb(c)}"></span>`;
+  if (hovered) {
+    box.innerHTML = `${sw(ORANGE)} negative ${sw(GREY)} 0 ${sw(BLUE)} positive <span class="muted">(this unit's value, scaled to its largest magnitude)</span>`;
+  } else if (state && state.task === "regression") {
+    box.innerHTML = `colour: predicted value ${sw(ORANGE)} −1 ${sw(GREY)} 0 ${sw(BLUE)} +1`;
+  } else {
+    box.innerHTML = "colours: " + Array.from({length: classes}, (_, i) => `<span class="cls">${sw(PALETTE[i])} class ${i}</span>`).join(" ")
+      + ' <span class="muted">(background: predicted class, paler = less confident)</span>';
+  }
 }
 
 function addPoint(ev) {
@@ -324,19 +400,24 @@ async function uploadCsv() {
   if (!f) return;
   if (f.size > OPTS.max_csv_bytes) { showError(`CSV too large: ${f.size} bytes (limit ${OPTS.max_csv_bytes})`); return; }
   try {
-    const r = await api("/api/upload", await f.text(), true);
+    const r = await api("/api/upload", {csv: await f.text()});
     customPoints = r.points; cfg.task = r.task; changed();
+    $("csv-note").textContent = `${r.count} points: ${r.task_reason}. Change "Task" to read them the other way.`;
   } catch (e) { showError(e.message); }
 }
 
 // ---- the network diagram -------------------------------------------------------------------------
-function layout() {
-  const net = $("net"), W = net.clientWidth, H = net.clientHeight;
-  const sizes = [OPTS.features.length, ...cfg.layers, state ? (state.classes || 1) : 1];
-  const maxN = Math.max(...sizes), top = 60;
-  const node = Math.max(10, Math.min(38, (H - top - 10) / maxN - 14));
+const COL_MIN = 70;  // the narrowest column spacing at which layer controls do not overlap
+function layout() {  // node size and positions; the diagram scrolls sideways in its box when too wide
+  const net = $("net"), sizes = [OPTS.features.length, ...cfg.layers, state ? (state.classes || 1) : 1];
+  const cols = sizes.length, x0 = 56, avail = net.parentElement.clientWidth;
+  const H = net.clientHeight, maxN = Math.max(...sizes), top = 64;
+  let node = Math.max(10, Math.min(38, (H - top - 10) / maxN - 14));
+  const W = Math.max(avail, x0 + (cols - 1) * COL_MIN + node + 12);
+  net.style.width = W + "px";
+  const x1 = W - node - 12, space = cols === 1 ? W : (x1 - x0) / (cols - 1);
+  node = Math.min(node, space * 0.55);
   const gap = node + Math.min(14, node * 0.4);
-  const cols = sizes.length, x0 = 70, x1 = W - node - 20;
   const xs = sizes.map((_, i) => (cols === 1 ? x0 : x0 + (i * (x1 - x0)) / (cols - 1)));
   return {node, gap, top, xs, sizes};
 }
@@ -364,7 +445,7 @@ function drawNetwork() {
         const p = document.createElementNS(NS, "path");
         const xa = a.x + L.node, ya = a.y + L.node / 2, xb = b.x, yb = b.y + L.node / 2, m = (xa + xb) / 2;
         p.setAttribute("d", `M${xa},${ya} C${m},${ya} ${m},${yb} ${xb},${yb}`);
-        let tip = `w = ${fmt(w)}  (layer ${l + 1}, ${l === 0 ? OPTS.features[featIdx[j]].name : "neuron " + (j + 1)} → ${o + 1})`;
+        let tip = `w = ${fmt(w)}  (layer ${l + 1}, ${l === 0 ? OPTS.features[featIdx[j]].name : "neuron " + (j + 1)} → ${o + 1}); click to edit`;
         if (grads) {
           const g = grads[o][j], s = inspection.delta[l][sample][o] * inspection.a[l][sample][j];
           p.setAttribute("stroke", rgb(g > 0 ? BLUE : ORANGE));
@@ -376,8 +457,12 @@ function drawNetwork() {
           p.setAttribute("stroke-width", String(Math.max(0.4, Math.min(7, Math.abs(w) * 2))));
         }
         p.setAttribute("stroke-opacity", "0.75");
-        const t = document.createElementNS(NS, "title"); t.textContent = tip; p.appendChild(t);
         svg.appendChild(p);
+        const hit = document.createElementNS(NS, "path");  // a wide invisible twin: easy to click
+        hit.setAttribute("d", p.getAttribute("d")); hit.setAttribute("class", "hit"); hit.id = `link-${l}-${o}-${j}`;
+        const t = document.createElementNS(NS, "title"); t.textContent = tip; hit.appendChild(t);
+        hit.onclick = (ev) => editWeight(ev, l, o, j, w);
+        svg.appendChild(hit);
       }));
     });
   }
@@ -393,6 +478,7 @@ function drawNetwork() {
     d.id = "feature-" + f.name;
     const lab = document.createElement("span"); lab.className = "lab"; lab.textContent = f.label; d.appendChild(lab);
     drawFeature(c, f.name);
+    hoverMap(d, {label: `feature ${f.label}`, feature: f.name});
     d.onclick = () => {
       const on = cfg.features.includes(f.name);
       if (on && cfg.features.length === 1) return showError("keep at least one input feature");
@@ -408,15 +494,45 @@ function drawNetwork() {
       const bias = state ? state.biases[l - 1][i] : 0;
       const {d, c} = mk(p.x, p.y, out ? "output" : "hidden", `${out ? "output " + (i + 1) : "layer " + l + ", neuron " + (i + 1)}; bias ${fmt(bias)}`);
       d.id = `neuron-${l}-${i}`;
-      if (state && state.neurons[l]) drawQuantized(c, state.neurons[l][i]);
+      if (state && state.neurons[l]) {
+        drawQuantized(c, state.neurons[l][i]);
+        hoverMap(d, {label: out ? `output ${i + 1}` : `layer ${l}, neuron ${i + 1}`, l, i});
+      }
       if (inspection) annotate(d, out ? inspection.z[l - 1][sample][i] : inspection.a[l][sample][i], inspection.delta[l - 1][sample][i]);
     }
     if (!out) layerControls(l, L);
   }
-  const lab = document.createElement("div"); lab.className = "layer-ctl";
-  Object.assign(lab.style, {left: L.xs[L.xs.length - 1] - 10 + "px", top: "0px"});
-  lab.innerHTML = `<span>output</span><span>${state && state.classes ? state.classes + " logits" : "1 value"}</span>`;
+  const lab = document.createElement("div"); lab.className = "layer-ctl out-label"; lab.id = "output-label";
+  Object.assign(lab.style, {right: "0px", top: "0px"});
+  const what = state ? state.outputs : "";
+  lab.innerHTML = `<span>output</span><span>${what.replace(/ \(.*/, "")}</span><span>${(what.match(/\((.*)\)/) || ["", ""])[1]}</span>`;
   nodes.appendChild(lab);
+}
+
+function hoverMap(d, what) {  // TF Playground: the large view shows a unit's map while hovered
+  d.onmouseenter = () => { hovered = what; drawHeatmap(); };
+  d.onmouseleave = () => { hovered = null; drawHeatmap(); };
+}
+
+function editWeight(ev, l, o, j, w) {  // a click on a link: type its new weight
+  pause();
+  const ed = $("weight-editor"), box = $("net").getBoundingClientRect();
+  ed.dataset.where = JSON.stringify([l, o, j]);
+  $("weight-what").textContent = `w (layer ${l + 1}, ${o + 1} ← ${j + 1})`;
+  $("weight-input").value = String(w);
+  ed.hidden = false;
+  const x = Math.min(ev.clientX - box.left, box.width - ed.offsetWidth - 4);
+  Object.assign(ed.style, {left: Math.max(0, x) + "px", top: ev.clientY - box.top + 8 + "px"});
+  $("weight-input").focus(); $("weight-input").select();
+}
+
+async function setWeight() {
+  const ed = $("weight-editor"), [layer, row, col] = JSON.parse(ed.dataset.where), value = Number($("weight-input").value);
+  if (!session || !isFinite(value) || $("weight-input").value.trim() === "") return showError("type a number for the weight");
+  try {
+    render(await api("/api/weight", {session, layer, row, col, value}));
+    ed.hidden = true; showError("");
+  } catch (e) { showError(e.message); }
 }
 
 function annotate(d, a, delta) {
@@ -427,7 +543,7 @@ function annotate(d, a, delta) {
 
 function layerControls(l, L) {
   const box = document.createElement("div"); box.className = "layer-ctl";
-  Object.assign(box.style, {left: L.xs[l] + L.node / 2 - 40 + "px", width: "80px"});
+  Object.assign(box.style, {left: L.xs[l] + L.node / 2 - 32 + "px", width: "64px"});
   const btns = document.createElement("div");
   const plus = document.createElement("button"); plus.className = "round"; plus.textContent = "+"; plus.title = "add a neuron";
   const minus = document.createElement("button"); minus.className = "round"; minus.textContent = "−"; minus.title = "remove a neuron";
@@ -467,7 +583,7 @@ async function openInspector() {
 
 function renderInspector() {
   const I = inspection;
-  $("insp-info").textContent = `update #${I.step + 1} (epoch ${I.epoch}), minibatch of ${I.batch}, batch loss ${fmt(I.loss)}`;
+  $("insp-info").textContent = `update #${I.step + 1} (epoch counter ${epochText(I.epoch)}), minibatch of ${I.batch}, batch loss ${fmt(I.loss)}`;
   $("sample-v").textContent = `${sample + 1} / ${I.samples} (label ${typeof I.labels[sample] === "number" && !Number.isInteger(I.labels[sample]) ? fmt(I.labels[sample]) : I.labels[sample]})`;
   $("rec-err").textContent = I.recursion_max_err.toExponential(1);
   $("grad-err").textContent = I.grad_max_rel_err.toExponential(1);
@@ -490,7 +606,10 @@ function renderInspector() {
 
 // ---- start ---------------------------------------------------------------------------------------
 (async function main() {
-  try { OPTS = await api("/api/options"); } catch (e) { showError("cannot reach the playground server: " + e.message); return; }
+  try {
+    TOKEN = (await (await fetch("/api/token")).json()).token;
+    OPTS = await api("/api/options");
+  } catch (e) { showError("cannot reach the playground server: " + e.message); return; }
   cfg = readHash();
   setupControls();
   writeHash();
