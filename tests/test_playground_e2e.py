@@ -291,8 +291,9 @@ def test_item15_4_hash_change_is_applied_and_epochs_agree_with_the_inspector(bro
     page = open_page(browser, url, 1400)
     try:
         page.evaluate("location.hash = '#dataset=xor&layers=3&activations=relu&loss=cross_entropy'")
-        page.wait_for_selector("#neuron-1-2")
+        page.wait_for_function("state.config.dataset === 'xor'")  # the server built the new network
         page.wait_for_selector("#dataset-xor.selected")
+        assert page.locator("#neuron-1-2").count() == 1 and page.locator("#neuron-1-3").count() == 0
         assert page.locator("#neuron-2-1").count() == 1 and page.locator("#neuron-3-0").count() == 0
         assert page.input_value("#loss") == "cross_entropy"
         step_epochs(page, 3)

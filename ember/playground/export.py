@@ -38,7 +38,7 @@ from ember.nn import functional as F
 from ember.playground import data as D
 from ember.random import default_generator
 
-CONFIG = {config}
+{edited}CONFIG = {config}
 STEPS = {steps}  # minibatch updates the playground made ({epoch} epochs and {extra} more)
 {points}
 
@@ -156,7 +156,11 @@ def script_text(session: "E.Session") -> str:
                         "    total = terms[0]\n    for t in terms[1:]:\n        total = total + t\n"
                         f"    return total * {factor}")
     return _TEMPLATE.format(
-        filename="playground_net.py", config=pprint.pformat(cfg, sort_dicts=False, width=100),
+        filename="playground_net.py",
+        edited=(f"# NOTE: {session.edited} weight(s) were set by hand in the page; this script retrains from the\n"
+                "# seed without those edits, so its losses and weights differ from the page's.\n"
+                if session.edited else ""),
+        config=pprint.pformat(cfg, sort_dicts=False, width=100),
         steps=session.steps, epoch=session.epoch,
         extra=session.steps - session.epoch * session.batches_per_epoch, points=points,
         data_code=data_code, classes=session.classes, layers="\n".join(layers),

@@ -308,14 +308,18 @@ function drawChart() {  // train and test loss against epochs: axes, ticks, opti
   g.beginPath(); g.moveTo(L, T); g.lineTo(L, T + H); g.lineTo(L + W, T + H); g.stroke();
   const xmax = Math.max(h.length ? h[h.length - 1][0] : 0, 1);
   const vals = []; for (const p of h) for (const v of [p[1], p[2]]) if (v !== null && isFinite(v) && (!log || v > 0)) vals.push(v);
-  let lo = log ? Math.min(...vals, 1) : 0, hi = Math.max(...vals, 1e-9);
-  if (log) { lo = Math.floor(Math.log10(lo)); hi = Math.max(Math.ceil(Math.log10(hi)), lo + 1); } else hi = hi || 1;
+  let lo = 0, hi = Math.max(...vals, 1e-9);
+  if (log) {  // the data's own range in decades (at least 0.3 of one), so slow progress is visible
+    lo = Math.log10(vals.length ? Math.min(...vals) : 0.1); hi = Math.log10(vals.length ? hi : 1);
+    const pad = Math.max(0.3 - (hi - lo), 0) / 2 + 0.03 * (hi - lo);
+    lo -= pad; hi += pad;
+  }
   const X = (e) => L + (e / xmax) * W, Y = (v) => T + H - ((log ? Math.log10(v) : v) - lo) / (hi - lo) * H;
   g.textAlign = "right"; g.textBaseline = "middle";
-  const yt = log ? Array.from({length: hi - lo + 1}, (_, i) => Math.pow(10, lo + i)) : niceTicks(0, hi, 3);
+  const yt = log ? logTicks(lo, hi) : niceTicks(0, hi, 3);
   for (const v of yt) {
     const y = Y(v); if (y < T - 1 || y > T + H + 1) continue;
-    g.fillText(log ? v.toExponential(0) : fmtTick(v), L - 4, y);
+    g.fillText(fmtTick(v), L - 4, y);
     g.strokeStyle = "#eee"; g.beginPath(); g.moveTo(L + 1, y); g.lineTo(L + W, y); g.stroke();
   }
   g.textAlign = "center"; g.textBaseline = "top";
@@ -332,7 +336,18 @@ function drawChart() {  // train and test loss against epochs: axes, ticks, opti
     g.stroke();
   }
 }
-function fmtTick(v) { return Math.abs(v) >= 1000 ? v.toExponential(0) : String(Math.round(v * 1000) / 1000); }
+function fmtTick(v) { return Math.abs(v) >= 1000 || (v !== 0 && Math.abs(v) < 0.01) ? v.toExponential(0) : String(+v.toPrecision(3)); }
+function logTicks(lo, hi) {  // 1-2-5 ticks between 10^lo and 10^hi; round linear ones over a short range
+  for (const ms of [[1], [1, 2, 5]]) {
+    const out = [];
+    for (let k = Math.floor(lo); k <= Math.ceil(hi); k++) for (const m of ms) {
+      const v = m * Math.pow(10, k), e = Math.log10(v);
+      if (e >= lo && e <= hi) out.push(v);
+    }
+    if (out.length >= 3) return out.length > 6 ? out.filter((_, i) => i % 2 === 0) : out;
+  }
+  return niceTicks(Math.pow(10, lo), Math.pow(10, hi), 3);
+}
 
 function drawHeatmap() {
   const c = $("heatmap"), g = c.getContext("2d");
@@ -461,7 +476,8 @@ function drawNetwork() {
         const hit = document.createElementNS(NS, "path");  // a wide invisible twin: easy to click
         hit.setAttribute("d", p.getAttribute("d")); hit.setAttribute("class", "hit"); hit.id = `link-${l}-${o}-${j}`;
         const t = document.createElementNS(NS, "title"); t.textContent = tip; hit.appendChild(t);
-        hit.onclick = (ev) => editWeight(ev, l, o, j, w);
+        const from = l === 0 ? OPTS.features[featIdx[j]].label : `neuron ${j + 1}`;
+        hit.onclick = (ev) => editWeight(ev, l, o, j, w, from);
         svg.appendChild(hit);
       }));
     });
@@ -514,11 +530,11 @@ function hoverMap(d, what) {  // TF Playground: the large view shows a unit's ma
   d.onmouseleave = () => { hovered = null; drawHeatmap(); };
 }
 
-function editWeight(ev, l, o, j, w) {  // a click on a link: type its new weight
+function editWeight(ev, l, o, j, w, from) {  // a click on a link: type its new weight
   pause();
   const ed = $("weight-editor"), box = $("net").getBoundingClientRect();
   ed.dataset.where = JSON.stringify([l, o, j]);
-  $("weight-what").textContent = `w (layer ${l + 1}, ${o + 1} ← ${j + 1})`;
+  $("weight-what").textContent = `w: ${from} → ${l + 1 === state.weights.length ? "output" : "layer " + (l + 1) + " neuron"} ${o + 1}`;
   $("weight-input").value = String(w);
   ed.hidden = false;
   const x = Math.min(ev.clientX - box.left, box.width - ed.offsetWidth - 4);
