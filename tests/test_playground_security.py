@@ -372,3 +372,59 @@ def test_item9_upload_needs_csv_text(server):
     for body, msg in (({}, "upload needs"), ({"csv": 3}, "upload needs"), ({"csv": "1,1,0", "task": "x"}, "task must be")):
         status, r = api(server, "/api/upload", body)
         assert status == 400 and msg in r["error"]
+
+
+@pytest.mark.parametrize("body", [
+    {"config": {}, "session": [None]},                      # an unhashable session id
+    {"config": {}, "session": {"a": 1}},
+    {"config": {"features": [[1, 2, 3]]}},                 # lists where names belong
+    {"config": {"layers": [2], "activations": [["relu"]]}},
+    {"config": {"loss": ["mse"]}},
+    {"config": {"dataset": {"custom": 1}}},
+    {"config": {"dataset": "custom", "points": [[0, 0, 0], [1, 1, 1], [2, 2, 0], [3, 3, [1]]]}},
+    {"config": None},
+    {"config": {"n": 10 ** 29}},
+])
+def test_item9_wrong_json_types_are_400(server, body):
+    status, r = api(server, "/api/session", body)
+    if body["config"] == {}:
+        assert status == 200  # a bad id only means "a new session"
+    else:
+        assert status == 400 and r["error"], r
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"layer": 5, "row": 0, "col": 0, "value": 1}, "layer must be an integer in [0, 2]"),
+    ({"layer": 0, "row": 4, "col": 0, "value": 1}, "row must be an integer in [0, 3]"),
+    ({"layer": 0, "row": 0, "col": [0], "value": 1}, "col must be an integer in [0, 1]"),
+    ({"layer": 0, "row": 0, "col": 0, "value": 1e3}, "value must be a number in [-100, 100]"),
+    ({"layer": 0, "row": 0, "col": 0, "value": "2"}, "value must be a number"),
+    ({"layer": True, "row": 0, "col": 0, "value": 1}, "layer must be an integer"),
+])
+def test_set_weight_validates_and_applies(server, body, message):
+    tok = get_token(server)
+    sid = session(server, tok)
+    status, r = api(server, "/api/weight", {"session": sid, **body}, tok)
+    assert status == 400 and message in r["error"], r
+    status, r = api(server, "/api/weight", {"session": sid, "layer": 2, "row": 1, "col": 0, "value": -3.25}, tok)
+    assert status == 200 and r["weights"][2][1][0] == -3.25 and r["edited"] == 1
+    assert len(r["history"]) == 2 and r["history"][-1][1] == r["loss"]["train"]  # losses re-evaluated
+    status, script = api(server, f"/api/export/script?session={sid}", token=tok, method="GET")
+    assert b"1 weight(s) were set by hand" in script
+
+
+def test_item15_4_output_units_are_named_by_the_loss(server):
+    for cfg, label in (({"loss": "mse"}, "2 outputs (MSE vs one-hot)"), ({"loss": "cross_entropy"}, "2 logits"),
+                       ({"dataset": "reg-plane"}, "1 value"), ({"dataset": "spirals", "arms": 5, "loss": "cross_entropy"},
+                                                              "5 logits")):
+        status, r = api(server, "/api/session", {"config": cfg})
+        assert status == 200 and r["outputs"] == label
+
+
+def test_item15_4_inspector_epoch_is_the_headers_epoch(server):
+    tok = get_token(server)
+    sid = session(server, tok, batch=7)
+    for unit, count in (("epoch", 3), ("batch", 2), ("epoch", 1)):
+        status, st = api(server, "/api/step", {"session": sid, "unit": unit, "count": count}, tok)
+        status, view = api(server, "/api/inspect", {"session": sid}, tok)
+        assert view["epoch"] == st["epoch"], (unit, count, view["epoch"], st["epoch"])

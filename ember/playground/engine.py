@@ -76,7 +76,7 @@ def _num(cfg, key, lo, hi, integer=False):
 
 def _choice(cfg, key, options):
     v = cfg.get(key, DEFAULTS[key])
-    if v not in options:
+    if not isinstance(v, str) or v not in options:
         raise ConfigError(f"unknown {key} {v!r}; choose one of {', '.join(options)}"[:300])
     return v
 
@@ -107,7 +107,7 @@ def validate_config(cfg) -> dict:
     out["seed"] = _num(cfg, "seed", 0, 2**31 - 1, True)
     feats = cfg.get("features", DEFAULTS["features"])
     if not isinstance(feats, list) or not feats or len(feats) > len(D.FEATURES) \
-            or any(f not in D.FEATURES for f in feats) or len(set(feats)) != len(feats):
+            or any(not isinstance(f, str) or f not in D.FEATURES for f in feats) or len(set(feats)) != len(feats):
         raise ConfigError(f"features must be a non-empty list of distinct names from "
                           f"{', '.join(D.FEATURES)}, got {feats!r}"[:300])
     out["features"] = [f for f in D.FEATURES if f in feats]  # canonical order
@@ -128,7 +128,7 @@ def validate_config(cfg) -> dict:
     if not isinstance(acts, list) or len(acts) != len(layers):
         raise ConfigError(f"activations must list one activation per hidden layer ({len(layers)}), got {acts!r}"[:200])
     for i, a in enumerate(acts):
-        if a not in ACTIVATIONS:
+        if not isinstance(a, str) or a not in ACTIVATIONS:
             raise ConfigError(f"layer {i + 1}: unknown activation {a!r}; choose one of {', '.join(ACTIVATIONS)}"[:200])
     out["activations"] = list(acts)
     out["loss"] = _choice(cfg, "loss", LOSSES)

@@ -347,7 +347,9 @@ class Handler(BaseHTTPRequestHandler):
         session = E.Session(body.get("config", {}))
         sid, token = body.get("session"), self.headers.get(TOKEN_HEADER)
         old = None
-        if isinstance(sid, str):
+        if not isinstance(sid, str):
+            sid = None
+        else:
             try:
                 old = self.server.sessions.get(sid, token)
             except ApiError:
