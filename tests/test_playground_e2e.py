@@ -45,7 +45,7 @@ def test_spiral_relu_play_pause_inspect(url):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("request", lambda r: requests.append(r.url))
             # start from a shared link: features and optimizer come from the URL state
@@ -99,7 +99,7 @@ def test_bad_link_shows_the_servers_message_and_custom_points_train(url):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url + "#layers=9&activations=relu")   # 9 neurons: over the limit without lift=1
             page.wait_for_selector("#error:not([hidden])")
@@ -157,7 +157,7 @@ def browser():
 
 
 def open_page(browser, url, width, fragment="", height=900):
-    page = browser.new_page(viewport={"width": width, "height": height})
+    page = browser.new_page(viewport={"width": width, "height": height}, bypass_csp=True)
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.goto(url + fragment)
@@ -320,5 +320,24 @@ def test_item14_9_a_diverged_network_says_so_and_reset_recovers(browser, url):
         step_epochs(page, 1)
         assert float(page.inner_text("#loss-test")) < 1
         assert not page.errors, page.errors
+    finally:
+        page.close()
+
+
+def test_the_page_works_under_its_own_content_security_policy(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})  # no bypass_csp: the real policy
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    try:
+        response = page.goto(url)
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        page.wait_for_selector("#neuron-1-0 canvas")
+        page.click("#step-epoch")
+        page.wait_for_selector("#epoch:has-text('000,001')")
+        page.hover("#neuron-1-0")
+        page.wait_for_selector("#heat-caption:has-text('layer 1, neuron 1')")
+        page.wait_for_selector("#legend .swatch")
+        assert not problems, problems
     finally:
         page.close()

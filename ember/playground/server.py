@@ -62,6 +62,9 @@ BODY_TIMEOUT = 3.0              # seconds for the whole body once the headers ar
 WRITE_TIMEOUT = 10.0            # seconds a send may block on a client that does not read
 MAX_INT_DIGITS = 30             # JSON integers longer than this are refused (no huge-int parsing)
 TOKEN_HEADER = "X-Ember-Token"
+# the page loads nothing from elsewhere, and no other site may frame it (clickjacking)
+PAGE_POLICY = ("default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
 class ApiError(Exception):
@@ -315,7 +318,7 @@ class Handler(BaseHTTPRequestHandler):
         if name not in STATIC_FILES:  # a fixed list: no path ever reaches the file system
             raise ApiError(404, f"not found: {path[:80]}")
         with open(os.path.join(STATIC, name), "rb") as f:
-            self._send(200, f.read(), STATIC_FILES[name])
+            self._send(200, f.read(), STATIC_FILES[name], {"Content-Security-Policy": PAGE_POLICY})
 
     def _session(self, sid=None):
         if sid is None:
@@ -475,6 +478,7 @@ class PlaygroundServer(ThreadingHTTPServer):
         return hmac.compare_digest(mac, want)
 
     def process_request(self, request, client_address):
+        """Serve the connection on its own thread, or answer 503 at once when ``max_connections`` are busy."""
         with self._count_lock:
             full = self.active >= self.max_connections
             if not full:
@@ -500,6 +504,7 @@ class PlaygroundServer(ThreadingHTTPServer):
             self.active -= 1
 
     def process_request_thread(self, request, client_address):
+        """The connection's thread: handle it, then free its slot."""
         try:
             super().process_request_thread(request, client_address)
         finally:
