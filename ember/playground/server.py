@@ -192,6 +192,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self):
         self._raw.deadline = time.monotonic() + self.server.header_timeout
+        self._body_read = False
         super().handle_one_request()  # a TimeoutError there closes the connection quietly
 
     def log_message(self, fmt, *args):  # quiet unless asked
@@ -230,6 +231,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # don't read the oversized body
             raise ApiError(413, f"request body too large: {n} bytes (limit {limit} bytes)")
         self._raw.deadline = time.monotonic() + self.server.body_timeout
+        self._body_read = True
         chunks, got = [], 0
         try:
             while got < n:
@@ -247,6 +249,25 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"request body incomplete: Content-Length says {n} bytes, {got} arrived "
                                 f"within {self.server.body_timeout:g} s")
         return b"".join(chunks)
+
+    def _drain(self):
+        """Read and drop a refused request's small unread body, briefly: closing a socket with unread
+        data resets it, and the client could lose the error answer."""
+        length = self.headers.get("Content-Length", "")
+        if self.command != "POST" or self._body_read or not length.isdigit() or int(length) > MAX_JSON_BYTES:
+            return
+        self._raw.deadline = time.monotonic() + min(1.0, self.server.body_timeout)
+        try:
+            left = int(length)
+            while left > 0:
+                chunk = self.rfile.read1(left)
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:  # TimeoutError included: the answer goes out anyway
+            pass
+        finally:
+            self._raw.deadline = None
 
     def _payload(self) -> dict:
         return parse_json(self._body(MAX_JSON_BYTES))
@@ -290,8 +311,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._static(path)
             fn()
         except ApiError as e:
-            if self.command == "POST":
-                self.close_connection = True  # the body may be unread
+            self._drain()
             self._json({"error": str(e)}, e.status)
         except (E.ConfigError, D.DataError) as e:
             self._json({"error": str(e)}, 400)
