@@ -156,13 +156,15 @@ def browser():
         b.close()
 
 
-def open_page(browser, url, width, fragment="", height=900):
+def open_page(browser, url, width, fragment="", height=900, wait=True):
+    """A new tab at ``width`` px on the playground (``fragment``: the URL state), its network drawn."""
     page = browser.new_page(viewport={"width": width, "height": height}, bypass_csp=True)
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.goto(url + fragment)
-    page.wait_for_selector("#neuron-1-0 canvas")
-    page.wait_for_function("state !== null")
+    if wait:
+        page.wait_for_selector("#neuron-1-0 canvas")
+        page.wait_for_function("state !== null")
     return page
 
 
@@ -339,5 +341,19 @@ def test_the_page_works_under_its_own_content_security_policy(browser, url):
         page.wait_for_selector("#heat-caption:has-text('layer 1, neuron 1')")
         page.wait_for_selector("#legend .swatch")
         assert not problems, problems
+    finally:
+        page.close()
+
+
+def test_item14_9_an_uploaded_csv_says_how_its_labels_were_read(browser, url):
+    page = open_page(browser, url, 1400, "#dataset=custom&layers=4&activations=tanh", wait=False)
+    try:
+        page.wait_for_selector("#custom-row:not([hidden])")
+        rows = "\n".join(f"{i % 7 - 3},{i % 5 - 2},{i % 9}" for i in range(60))
+        page.set_input_files("#csv", files=[{"name": "nine.csv", "mimeType": "text/csv", "buffer": rows.encode()}])
+        page.wait_for_selector("#csv-note:has-text('read as regression targets')")
+        assert "labels are integers 0..8" in page.inner_text("#csv-note")
+        page.wait_for_function("state && state.task === 'regression'")
+        assert page.input_value("#task") == "regression"
     finally:
         page.close()
