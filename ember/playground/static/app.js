@@ -80,9 +80,10 @@ function writeHash() {
   history.replaceState(null, "", "#" + q.toString());
 }
 function onHashChange() {  // an edited or pasted link: rebuild from it (replaceState fires no event)
-  const c = readHash();
-  if (JSON.stringify(c) === JSON.stringify(cfg)) return;
-  cfg = c; syncControls(); reset();
+  const c = readHash(), key = (k) => JSON.stringify(Object.assign({}, k, k.dataset === "spirals" ? {} : {arms: 0}));
+  const rebuild = key(c) !== key(cfg);  // arms only matter for spirals
+  cfg = c; syncControls();
+  if (rebuild) reset();
 }
 
 // ---- drawing: small maps -------------------------------------------------------------------------
