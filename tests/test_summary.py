@@ -5,7 +5,7 @@ import pytest
 import ember
 from ember import nn
 from ember.models import get_model
-from ember.summary import deck001_example
+from ember.nn.summary import deck001_example
 
 from test_train import run_cli
 
