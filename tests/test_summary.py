@@ -10,6 +10,11 @@ from ember.nn.summary import deck001_example
 from test_train import run_cli
 
 
+def test_summary_lives_beside_nn():
+    import ember.nn.summary as module
+    assert ember.summary is module.summary
+
+
 def test_deck001_table():
     s = ember.summary(deck001_example(), (100, 3, 256, 256))
     convs = [r.output_shape for r in s.rows if r.type == "Conv2d"]
