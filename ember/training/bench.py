@@ -45,11 +45,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .. import __version__, threads  # noqa: E402
-from ..autograd import Context, no_grad  # noqa: E402
+from ..autograd import no_grad  # noqa: E402
 from ..models import lenet5  # noqa: E402
 from ..nn import functional as F  # noqa: E402
-from ..ops import conv as ember_conv  # noqa: E402
-from ..ops import loss as ember_loss  # noqa: E402
 from ..optim import SGD  # noqa: E402
 from ..random import manual_seed  # noqa: E402
 from ..tensor import Tensor  # noqa: E402
@@ -268,6 +266,9 @@ def step_peak_bytes(lib, B, threads_n):
 
 def per_op(torch, B, repeats, rng):
     """Median ms of each LeNet op in both libraries, called directly (no autograd graph)."""
+    from ..autograd import Context           # imported here: the op classes are not needed to parse options
+    from ..ops import conv as ember_conv
+    from ..ops import loss as ember_loss
     x1 = np.maximum(rng.standard_normal((B, 6, 14, 14)), 0).astype(np.float32)  # conv2's input
     w = (rng.standard_normal((16, 6, 5, 5)) * 0.1).astype(np.float32)
     b = np.zeros(16, np.float32)
