@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from . import __version__
+from .viz.commands import add_filter, add_visualize, run_filter, run_visualize  # noqa: F401 (see COMMANDS)
 
 
 def add_train(sub):
@@ -38,26 +39,6 @@ def run_evaluate(args):
     x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False)
     loss, acc = evaluate(model, x, y)
     print(f"{cfg.model} on {cfg.dataset} test set: loss {loss:.4f}, accuracy {acc:.4f} ({len(y)} images)")
-
-
-def add_filter(sub):
-    from .viz.commands import add_filter_parser
-    add_filter_parser(sub)
-
-
-def run_filter(args):
-    from .viz.commands import run_filter as run
-    run(args)
-
-
-def add_visualize(sub):
-    from .viz.commands import add_visualize_parser
-    add_visualize_parser(sub)
-
-
-def run_visualize(args):
-    from .viz.commands import run_visualize as run
-    run(args)
 
 
 def add_playground(sub):

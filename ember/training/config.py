@@ -40,6 +40,7 @@ def _option(default, help: str, choices=None, minimum=None, metavar=None):
 class TrainConfig:
     """Every setting of a run (saved as the run folder's ``config.json``); the defaults are the
     README's figures. Build one directly, or from ``ember train``'s flags with ``from_args``.
+    Each field's meaning is its help text below (``ember train --help`` prints them all).
 
     Raises (``validate``, ``check_choice``): ValueError naming the flag and the valid values.
     """

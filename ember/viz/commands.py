@@ -1,7 +1,7 @@
 """``ember filter`` and ``ember visualize {filters,activations,confusion,graph}``.
 
-``ember/cli.py`` registers these (``add_filter``/``run_filter``, ``add_visualize``/``run_visualize``
-there call the functions below). Each command writes its pictures and prints one path per line.
+``ember/cli.py`` registers these pairs ``add_filter``/``run_filter`` and ``add_visualize``/``run_visualize``
+as its own. Each command writes its pictures and prints one path per line.
 Errors a user can fix are ValueError / FileNotFoundError / ``plots.MissingDependencyError``, which
 the CLI prints as one line with exit status 1.
 """
@@ -19,7 +19,7 @@ from . import filters, plots
 
 
 # ---- ember filter --------------------------------------------------------------------------
-def add_filter_parser(sub):
+def add_filter(sub):
     """Register ``ember filter IMAGE --kernel K [--mode] [--padding] [--out] | --demo`` on ``sub``."""
     p = sub.add_parser(
         "filter", help="apply a classic image kernel (Sobel, blur, sharpen, ...) with ember's conv2d",
@@ -58,7 +58,7 @@ def demo_sheet(image: np.ndarray, path, mode: str = "correlate", padding: str = 
 
 
 def run_filter(args) -> None:
-    """Body of ``ember filter`` (see ``add_filter_parser``)."""
+    """Body of ``ember filter`` (see ``add_filter``)."""
     filters._check_choice(args.mode, filters.MODES, "--mode")
     filters._check_choice(args.padding, filters.PADDINGS, "--padding")
     if args.demo:
@@ -78,7 +78,7 @@ def run_filter(args) -> None:
 
 
 # ---- ember visualize ------------------------------------------------------------------------
-def add_visualize_parser(sub):
+def add_visualize(sub):
     """Register ``ember visualize {filters,activations,confusion,graph}`` and their options on ``sub``."""
     p = sub.add_parser("visualize", help="draw filters, feature maps, confusion matrix or graph of a checkpoint",
                        description="Pictures of a trained model (PNG files; paths are printed).")
@@ -108,7 +108,7 @@ def _class_names(dataset: str):
 
 
 def run_visualize(args) -> None:
-    """Body of ``ember visualize WHAT`` (see ``add_visualize_parser``)."""
+    """Body of ``ember visualize WHAT`` (see ``add_visualize``)."""
     from ..training import load_checkpoint, load_data
     plots._pyplot()  # fail early, with the install hint, when matplotlib is missing
     if args.checkpoint:
