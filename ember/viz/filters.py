@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor
 
