@@ -4,7 +4,7 @@
     python benchmarks/scaling.py --tiny      # seconds (CI)
 
 Tables (ember and PyTorch timed alternately in one process, all rows of a table round-robin,
-medians of ``--repeats`` rounds, as in benchmarks/lenet.py; see its docstring for the method):
+medians of ``--repeats`` rounds, as in ember/training/bench.py; see its docstring for the method):
 1. LeNet-5 training step as the batch doubles, 16 → 512.
 2. The deck-001 network Conv2d(3,16,7) → ReLU → Conv2d(16,32,3,p1,s2) → ReLU → Conv2d(32,64,3,p1)
    → ReLU → Conv2d(64,64,1), loss = mean of squares, at a fixed batch, as the input grows
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see lenet.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see ember/training/bench.py)
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -27,11 +27,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lenet  # noqa: E402
-
 import ember  # noqa: E402
 from ember import nn, threads  # noqa: E402
+from ember.training import bench  # noqa: E402
 from ember.optim import SGD  # noqa: E402
 from ember.tensor import Tensor  # noqa: E402
 
@@ -80,7 +78,7 @@ def run_rows(rows, repeats):
     """Time all rows' runs round-robin (``repeats`` rounds), so that every row sees the same
     minutes of a noisy machine; per row the medians (ember wall, PyTorch wall or None, ember CPU)."""
     fns = [f for _, row in rows for f in row]
-    times = lenet.alternate(fns, repeats)
+    times = bench.alternate(fns, repeats)
     out, i = [], 0
     for key, row in rows:
         e, t = times[i], (times[i + 1] if len(row) > 1 else None)
@@ -91,13 +89,13 @@ def run_rows(rows, repeats):
 
 
 def lenet_row(torch, B, n, repeats):
-    x, y, _ = lenet.load_images(B, synthetic=True)
-    (em, eo), tp = lenet.make_pair(torch)
-    e = lambda: lenet.ember_train(em, eo, [(x, y)])  # noqa: E731
+    x, y, _ = bench.load_images(B, synthetic=True)
+    (em, eo), tp = bench.make_pair(torch)
+    e = lambda: bench.ember_train(em, eo, [(x, y)])  # noqa: E731
     t = None
     if tp:
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-        t = lambda: lenet.torch_train(torch, tp[0], tp[1], [(tx, ty)])  # noqa: E731
+        t = lambda: bench.torch_train(torch, tp[0], tp[1], [(tx, ty)])  # noqa: E731
     return timed_pair(torch, e, t, n, repeats)
 
 

@@ -9,4 +9,4 @@ from .tensor import (Tensor, arange, bool_, float32, float64, from_numpy, int64,
                      tensor, zeros)
 from . import nn, optim  # noqa: E402  (nn needs Tensor)
 from .nn.functional import cat, stack
-from .summary import summary  # noqa: E402
+from .nn.summary import summary  # noqa: E402

@@ -6,13 +6,13 @@
   * deck 002, the impulse response: convolution copies the filter, correlation flips it;
   * deck 001, 2×2 max pooling with stride 2 of the 8×8 example (and average pooling of it).
 
-Every number comes from ember.vision.filter2d (which runs ember.nn.functional.conv2d) or
+Every number comes from ember.viz.filters.filter2d (which runs ember.nn.functional.conv2d) or
 F.max_pool2d. Run: python examples/convolution_by_hand.py
 """
 import numpy as np
 
 import ember
-from ember import vision
+from ember.viz import filters
 from ember.nn import functional as F
 
 
@@ -23,22 +23,22 @@ def show(title, m):
 
 
 def main():
-    show("deck 000 1-D: [1,1,1,0,0] * [1,0,1] =", vision.filter1d([1, 1, 1, 0, 0], [1, 0, 1]))
+    show("deck 000 1-D: [1,1,1,0,0] * [1,0,1] =", filters.filter1d([1, 1, 1, 0, 0], [1, 0, 1]))
     image = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]])
     show("deck 000 2-D: image * [[1,0,1],[0,1,0],[1,0,1]] =",
-         vision.filter2d(image, [[1, 0, 1], [0, 1, 0], [1, 0, 1]]))
+         filters.filter2d(image, [[1, 0, 1], [0, 1, 0], [1, 0, 1]]))
     f = np.zeros((10, 10))
     f[2:7, 3:8] = 90
     f[5, 4] = 0
     f[8, 2] = 90
-    show("deck 002 box filter: g = (1/9) ones(3,3) * f =", np.rint(vision.filter2d(f, "box-3")))
+    show("deck 002 box filter: g = (1/9) ones(3,3) * f =", np.rint(filters.filter2d(f, "box-3")))
     impulse = np.zeros((7, 7))
     impulse[3, 3] = 1
     K = np.arange(1, 10).reshape(3, 3)
     show("deck 002 impulse response, convolution (a copy of the filter):",
-         vision.filter2d(impulse, K, mode="convolve")[1:4, 1:4])
+         filters.filter2d(impulse, K, mode="convolve")[1:4, 1:4])
     show("deck 002 impulse response, correlation (the filter flipped):",
-         vision.filter2d(impulse, K, mode="correlate")[1:4, 1:4])
+         filters.filter2d(impulse, K, mode="correlate")[1:4, 1:4])
     x = np.array([[-7, 6, -1, 3, 9, 9, 6, -9], [3, -8, 0, 7, 10, 8, -3, 10],
                   [-4, 2, -6, 4, -7, 5, 5, 7], [-3, -9, 1, 8, -8, 9, -1, -5],
                   [-7, 10, -9, -5, 9, -8, -7, 10], [-5, 5, 9, 4, 10, -8, 7, 6],

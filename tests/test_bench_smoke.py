@@ -37,3 +37,18 @@ def test_ember_bench_command_is_registered_and_checks_repeats(capsys):
     assert "bench" in cli.COMMANDS
     assert cli.main(["bench", "--repeats", "2", "--no-torch"]) == 1
     assert "--repeats must be at least 3 (medians), got 2" in capsys.readouterr().err
+
+
+def test_ember_bench_runs_the_installed_module(monkeypatch, capsys):
+    """`ember bench` calls ember.training.bench (part of the installed package), whatever the
+    current folder; benchmarks/lenet.py is only a script over the same module."""
+    from ember.training import bench
+    seen = []
+    monkeypatch.setattr(bench, "run", lambda args: seen.append((args.threads, args.repeats, args.tiny)))
+    monkeypatch.chdir(os.path.dirname(REPO))
+    assert cli.main(["bench", "--threads", "1", "--repeats", "5", "--tiny"]) == 0
+    assert seen == [(1, 5, True)]
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    assert "--batch-sizes" in capsys.readouterr().out
+    assert "spec_from_file_location" not in open(cli.__file__).read()

@@ -22,7 +22,8 @@ import pytest
 import ember
 import ember.data
 import ember.models
-from ember import io, nn
+from ember import nn
+from ember import serialization as io
 from ember.autograd import AnomalyError, detect_anomaly
 from ember.nn import functional as F
 from ember.tensor import Tensor
@@ -159,7 +160,7 @@ def test_sigkill_at_random_moments_never_loses_the_last_checkpoint(tmp_path):
     at a random moment 0-0.4 s later (even trials) or the instant a temp file of the next save
     appears, i.e. mid-save (odd trials; a leftover temp file proves it). After each kill the
     last checkpoint loads and its SHA-256 verifies."""
-    from ember.train import load_checkpoint
+    from ember.training import load_checkpoint
     data = tmp_path / "data"
     data.mkdir()
     _tiny_dataset(data)
@@ -172,7 +173,7 @@ def test_sigkill_at_random_moments_never_loses_the_last_checkpoint(tmp_path):
     state_file = out / "resume.safetensors"
 
     def saved_state():  # the JSON state inside resume.safetensors (SHA-256 verified)
-        from ember.train_state import read_train_state
+        from ember.training import read_train_state
         return read_train_state(out)[0]
 
     for trial in range(20):
@@ -453,7 +454,7 @@ def test_same_seed_gives_bit_identical_weights():
 
 
 def test_train_twice_with_the_same_seed_writes_identical_weights(tmp_path):
-    from ember.train import TrainConfig, train
+    from ember.training import TrainConfig, train
     data = tmp_path / "data"
     data.mkdir()
     _tiny_dataset(data, 96, 32)
@@ -505,7 +506,7 @@ BAD_CONSTRUCTORS = [
     ("manual_seed(-1)", lambda: ember.manual_seed(-1), ValueError, r"manual_seed expects a non-negative int, got -1"),
     ("tensor([1, 2], requires_grad=True)", lambda: ember.tensor([1, 2], requires_grad=True), RuntimeError,
      r"only floating point tensors can require gradients, got dtype int64"),
-    ("TrainConfig(epochs=0)", lambda: __import__("ember.train").train.TrainConfig(epochs=0).validate(), ValueError,
+    ("TrainConfig(epochs=0)", lambda: __import__("ember.training").training.TrainConfig(epochs=0).validate(), ValueError,
      r"--epochs must be at least 1, got 0"),
 ]
 

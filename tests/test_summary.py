@@ -5,9 +5,14 @@ import pytest
 import ember
 from ember import nn
 from ember.models import get_model
-from ember.summary import deck001_example
+from ember.nn.summary import deck001_example
 
 from test_train import run_cli
+
+
+def test_summary_lives_beside_nn():
+    import ember.nn.summary as module
+    assert ember.summary is module.summary
 
 
 def test_deck001_table():

@@ -9,9 +9,9 @@ import pytest
 
 import ember
 from ember.data import FashionMNIST, write_idx
-from ember.io import load_state_dict
+from ember.serialization import load_state_dict
 from ember.models import lenet5
-from ember.train import TrainConfig, TrainingError, train
+from ember.training import TrainConfig, TrainingError, train
 
 HAVE_DATA = os.path.isdir("/usr/share/datasets/fashion-mnist")
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
@@ -77,7 +77,7 @@ def test_same_seed_gives_identical_weights(small_data, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(small_data, tmp_path, monkeypatch):
-    import ember.train as T
+    import ember.training.loop as T
     real = T.F.cross_entropy
     calls = {"n": 0}
     steps_per_epoch = 1024 // 64

@@ -1,5 +1,6 @@
 """`ember train`'s issue-4 features: optimizer/schedule choice, warm-up, augmentation,
 validation split with early stopping, --threads and a bit-for-bit --resume."""
+import argparse
 import dataclasses
 import json
 import math
@@ -8,10 +9,12 @@ import numpy as np
 import pytest
 
 import ember
-from ember import train as train_mod
-from ember.io import CheckpointError, load_state_dict
-from ember.train import TrainConfig, cosine_lr, train
-from ember.train_state import Schedule
+from ember.serialization import CheckpointError, load_state_dict
+from ember.cli import main
+from ember.models import MODELS
+from ember.training import DATASETS, OPTIMIZERS, SCHEDULES, Schedule, TrainConfig, build_optimizer, train
+from ember.training.config import add_arguments
+from ember.training import loop as train_mod
 
 from test_train import run_cli, small_data  # noqa: F401  (the 1,024-image Fashion-MNIST slice)
 
@@ -80,20 +83,11 @@ def test_early_stopping_on_validation_loss(small_data, tmp_path, monkeypatch):  
 
 
 def test_schedules_lr_sequences():
-    """cosine reproduces the original per-step formula exactly (the default run is unchanged);
-    warm-up is linear; step drops 10x every epochs//3 epochs; plateau cuts on a flat metric."""
-    def lrs(**kw):
-        cfg = TrainConfig(lr=0.1, epochs=6, **kw)
-        p = ember.nn.Parameter(np.zeros(2, np.float32))
-        opt = ember.optim.SGD([p], lr=cfg.lr, momentum=0.9)
-        sch, out = Schedule(opt, cfg, steps_per_epoch=5), []
-        for epoch in range(cfg.epochs):
-            for _ in range(5):
-                out.append(opt.param_groups[0]["lr"])
-                sch.after_step()
-            sch.after_epoch(1.0)
-        return out
-    assert lrs() == [cosine_lr(0.1, t, 30) for t in range(30)]
+    """cosine reproduces the original per-step formula lr·0.5·(1 + cos(π t/T)) bit for bit (the
+    default run is unchanged); warm-up is linear; step drops 10x every epochs//3 epochs; plateau
+    cuts on a flat metric."""
+    lrs = _lrs
+    assert lrs() == [0.1 * 0.5 * (1 + math.cos(math.pi * t / 30)) for t in range(30)]
     w = lrs(warmup=1, schedule="none")
     assert w[:6] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1, 0.1]) and w[-1] == 0.1
     s = lrs(schedule="step")
@@ -102,6 +96,100 @@ def test_schedules_lr_sequences():
     assert p[0] == 0.1 and p[-1] < 0.1
     o = lrs(schedule="onecycle")
     assert max(o) == pytest.approx(0.1) and o[0] == pytest.approx(0.1 / 25) and math.isclose(o.index(max(o)), 8, abs_tol=1)
+
+
+def _lrs(**kw):
+    """The lr before each of 30 steps (6 epochs of 5) of ``Schedule`` with peak lr 0.1."""
+    cfg = TrainConfig(lr=0.1, epochs=6, **kw)
+    p = ember.nn.Parameter(np.zeros(2, np.float32))
+    opt = ember.optim.SGD([p], lr=cfg.lr, momentum=0.9)
+    sch, out = Schedule(opt, cfg, steps_per_epoch=5), []
+    for epoch in range(cfg.epochs):
+        for _ in range(5):
+            out.append(opt.param_groups[0]["lr"])
+            sch.after_step()
+        sch.after_epoch(1.0)
+    return out
+
+
+def test_cosine_schedule_is_torch_cosine_annealing_per_step():
+    """The default schedule shares ``lr_scheduler.cosine_factor`` with CosineAnnealingLR: stepped
+    once per batch it gives torch.optim.lr_scheduler.CosineAnnealingLR(T_max=30)'s sequence."""
+    torch = pytest.importorskip("torch")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.9)
+    sched, want = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30), []
+    for _ in range(30):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(_lrs(), want, rtol=1e-12, atol=1e-17)
+
+
+def _parse(*argv):
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p, p.parse_args(list(argv))
+
+
+def test_train_flags_are_generated_from_the_config_fields():
+    """One flag per TrainConfig field (and no other), defaults = the dataclass defaults, and each
+    flag sets its own field; bool fields get --x / --no-x (the old --no-nesterov, --no-progress,
+    --augment, --detect-anomaly keep working)."""
+    fields = dataclasses.fields(TrainConfig)
+    p, args = _parse()
+    assert {a.dest for a in p._actions if a.dest != "help"} == {f.name for f in fields}
+    assert TrainConfig.from_args(args) == TrainConfig()
+    argv = ["--model", "mlp", "--dataset", "mnist", "--data-dir", "d", "--epochs", "3", "--batch-size", "7",
+            "--lr", "0.2", "--momentum", "0.5", "--no-nesterov", "--weight-decay", "0.01", "--seed", "4",
+            "--out", "o", "--no-progress", "--detect-anomaly", "--optimizer", "adam", "--schedule", "step",
+            "--warmup", "0.5", "--augment", "--val-split", "0.2", "--patience", "2", "--resume", "r",
+            "--threads", "3"]
+    cfg = TrainConfig.from_args(_parse(*argv)[1])
+    assert cfg == TrainConfig(model="mlp", dataset="mnist", data_dir="d", epochs=3, batch_size=7, lr=0.2,
+                              momentum=0.5, nesterov=False, weight_decay=0.01, seed=4, out="o", progress=False,
+                              detect_anomaly=True, optimizer="adam", schedule="step", warmup=0.5, augment=True,
+                              val_split=0.2, patience=2, resume="r", threads=3)
+    assert [f.name for f in fields if getattr(cfg, f.name) == f.default] == []  # argv changed every field
+    assert TrainConfig.from_args(_parse("--no-nesterov", "--nesterov")[1]).nesterov is True
+    assert type(TrainConfig.from_args(_parse("--epochs", "2", "--lr", "1")[1]).lr) is float
+    with pytest.raises(SystemExit):
+        _parse("--epochs", "two")
+
+
+def test_train_help_lists_every_choice_and_default(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapped help text
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for names in (sorted(MODELS), DATASETS, OPTIMIZERS, SCHEDULES):
+        assert ", ".join(names) in out
+    lines, key = {}, None                                   # option -> its help block, on one line
+    for line in out.split("options:")[1].splitlines():
+        if line.startswith("  -"):
+            key = line.split()[0].rstrip(",")
+            lines[key] = line
+        elif key:
+            lines[key] += " " + line.strip()
+    assert "(default: 64)" in lines["--batch-size"] and "(default: cosine)" in lines["--schedule"]
+    assert "--no-nesterov" in lines["--nesterov"] and "--no-progress" in lines["--progress"]
+    assert "$EMBER_DATA" in lines["--data-dir"] and "(default: None)" not in out
+
+
+def test_bad_names_are_refused_by_one_check():
+    """build_optimizer and Schedule give TrainConfig.validate's message (one check, three callers)."""
+    model = ember.nn.Linear(2, 2)
+    bad = dataclasses.replace(TrainConfig(), optimizer="lbfgs")
+    for call in (bad.validate, lambda: build_optimizer(model, bad)):
+        with pytest.raises(ValueError, match="^unknown optimizer 'lbfgs'; valid optimizers: sgd, adam, adamw, "
+                                             "rmsprop, adagrad$"):
+            call()
+    bad = dataclasses.replace(TrainConfig(), schedule="poly")
+    opt = ember.optim.SGD(model.parameters(), lr=0.1)
+    for call in (bad.validate, lambda: Schedule(opt, bad, 10)):
+        with pytest.raises(ValueError, match="^unknown schedule 'poly'; valid schedules: none, step, cosine, "
+                                             "onecycle, plateau$"):
+            call()
 
 
 def test_bad_settings_list_the_valid_choices(tmp_path):
@@ -120,7 +208,7 @@ def test_bad_settings_list_the_valid_choices(tmp_path):
 def test_batchnorm_checkpoint_round_trip(tmp_path):
     """num_batches_tracked is 0-d, as torch's; a save/load cycle must keep it 0-d so that
     `ember evaluate` and --resume can load BatchNorm models."""
-    from ember.io import save_state_dict
+    from ember.serialization import save_state_dict
     from ember.models import get_model
     m = get_model("convnet-bn")
     save_state_dict(m.state_dict(), tmp_path / "w.safetensors")

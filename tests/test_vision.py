@@ -1,8 +1,9 @@
-"""ember.vision and ``ember filter``: the decks' worked filtering numbers, modes, padding, errors."""
+"""ember.viz.filters and ``ember filter``: the decks' worked filtering numbers, modes, padding, errors."""
 import numpy as np
 import pytest
 
-from ember import Tensor, vision
+from ember import Tensor
+from ember.viz import filters
 from ember.cli import main
 from ember.nn import functional as F
 
@@ -10,7 +11,7 @@ from ember.nn import functional as F
 # ---- the decks' worked numbers ----------------------------------------------------------------
 def test_deck000_1d_example():
     """Deck 000: [1,1,1,0,0] ⋆ [1,0,1] = [2,1,1]."""
-    out = vision.filter1d([1, 1, 1, 0, 0], [1, 0, 1])
+    out = filters.filter1d([1, 1, 1, 0, 0], [1, 0, 1])
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, [2, 1, 1])
 
@@ -19,7 +20,7 @@ def test_deck000_2d_example_first_output_is_4():
     """Deck 000: the 5×5 binary image ⋆ the 3×3 'X' filter; the first output is 4."""
     image = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]])
     kernel = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
-    out = vision.filter2d(image, kernel)
+    out = filters.filter2d(image, kernel)
     assert out[0, 0] == 4
     np.testing.assert_array_equal(out, [[4, 3, 4], [2, 4, 3], [2, 3, 4]])
 
@@ -41,10 +42,10 @@ BOX_G = [[0, 10, 20, 30, 30, 30, 20, 10],
 
 @pytest.mark.parametrize("mode", ["correlate", "convolve"])
 def test_deck002_box_filter_10x10(mode):
-    out = vision.filter2d(BOX_F, "box-3", mode=mode)
+    out = filters.filter2d(BOX_F, "box-3", mode=mode)
     np.testing.assert_allclose(out[0], [0, 10, 20, 30, 30, 30, 20, 10], atol=1e-4)   # the slide's first row
     np.testing.assert_allclose(out, BOX_G, atol=1e-4)
-    same = vision.filter2d(BOX_F, "box-3", padding="same")
+    same = filters.filter2d(BOX_F, "box-3", padding="same")
     assert same.shape == (10, 10)
     np.testing.assert_allclose(same[1:-1, 1:-1], BOX_G, atol=1e-4)
 
@@ -54,8 +55,8 @@ def test_deck002_impulse_response_copy_vs_flip():
     impulse = np.zeros((7, 7))
     impulse[3, 3] = 1
     K = np.arange(1, 10).reshape(3, 3)
-    conv = vision.filter2d(impulse, K, mode="convolve")
-    corr = vision.filter2d(impulse, K, mode="correlate")
+    conv = filters.filter2d(impulse, K, mode="convolve")
+    corr = filters.filter2d(impulse, K, mode="correlate")
     expect_conv = np.zeros((5, 5))
     expect_conv[1:4, 1:4] = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     np.testing.assert_array_equal(conv, expect_conv)
@@ -77,8 +78,8 @@ def test_deck001_maxpool_8x8():
 
 def test_deck002_shift_kernel_right_under_convolution_left_under_correlation():
     img = np.arange(36, dtype=np.float32).reshape(6, 6)
-    right = vision.filter2d(img, "shift", mode="convolve", padding="same")
-    left = vision.filter2d(img, "shift", mode="correlate", padding="same")
+    right = filters.filter2d(img, "shift", mode="convolve", padding="same")
+    left = filters.filter2d(img, "shift", mode="correlate", padding="same")
     np.testing.assert_array_equal(right[:, 1:], img[:, :-1])
     np.testing.assert_array_equal(right[:, 0], 0)
     np.testing.assert_array_equal(left[:, :-1], img[:, 1:])
@@ -88,22 +89,22 @@ def test_identity_and_sharpen_is_highpass_plus_identity():
     """Deck 002 'no change'; deck 001 'sharpen = highpass + identity'."""
     rng = np.random.default_rng(0)
     img = rng.uniform(0, 255, (9, 11)).astype(np.float32)
-    np.testing.assert_array_equal(vision.filter2d(img, "identity", padding="same"), img)
-    np.testing.assert_array_equal(vision.get_kernel("sharpen"),
-                                  vision.get_kernel("highpass") + vision.get_kernel("identity"))
-    np.testing.assert_allclose(vision.filter2d(img, "sharpen"),
-                               vision.filter2d(img, "highpass") + img[1:-1, 1:-1], rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(filters.filter2d(img, "identity", padding="same"), img)
+    np.testing.assert_array_equal(filters.get_kernel("sharpen"),
+                                  filters.get_kernel("highpass") + filters.get_kernel("identity"))
+    np.testing.assert_allclose(filters.filter2d(img, "sharpen"),
+                               filters.filter2d(img, "highpass") + img[1:-1, 1:-1], rtol=1e-5, atol=1e-3)
 
 
 def test_sobel_on_a_vertical_step_edge():
     img = np.zeros((5, 6), dtype=np.float32)
     img[:, 3:] = 10                                                  # dark | bright
-    gx = vision.filter2d(img, "sobel-x")
-    gy = vision.filter2d(img, "sobel-y")
+    gx = filters.filter2d(img, "sobel-x")
+    gy = filters.filter2d(img, "sobel-y")
     np.testing.assert_array_equal(gx, [[0, 40, 40, 0]] * 3)          # (1+2+1) * 10 at the edge
     np.testing.assert_array_equal(gy, 0)
-    np.testing.assert_array_equal(vision.sobel_magnitude(img), np.abs(gx))
-    mag = vision.sobel_magnitude(img.T)                              # a horizontal edge: same magnitude
+    np.testing.assert_array_equal(filters.sobel_magnitude(img), np.abs(gx))
+    mag = filters.sobel_magnitude(img.T)                              # a horizontal edge: same magnitude
     np.testing.assert_array_equal(mag, np.abs(gx).T)
 
 
@@ -132,7 +133,7 @@ def test_filter2d_matches_direct_loops(mode, padding, kshape, channels):
     rng = np.random.default_rng(1)
     img = rng.normal(size=(7, 8) + ((channels,) if channels else ())).astype(np.float64)
     k = rng.normal(size=kshape)
-    out = vision.filter2d(img, k, mode=mode, padding=padding)
+    out = filters.filter2d(img, k, mode=mode, padding=padding)
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, _reference(img, k, mode, padding), rtol=1e-12, atol=1e-12)
     if padding == "same":
@@ -145,7 +146,7 @@ def test_filter2d_matches_torch_and_gradients_flow():
     img = rng.normal(size=(6, 7))
     k = rng.normal(size=(3, 2))
     x = Tensor(img, requires_grad=True)
-    y = vision.filter2d(x, k, padding="same", mode="convolve")
+    y = filters.filter2d(x, k, padding="same", mode="convolve")
     assert isinstance(y, Tensor)
     g = rng.normal(size=y.shape)
     y.backward(Tensor(g))
@@ -157,19 +158,19 @@ def test_filter2d_matches_torch_and_gradients_flow():
 
 
 def test_dtypes_stay_float32_unless_float64():
-    assert vision.filter2d(np.ones((4, 4), np.uint8), "box-3").dtype == np.float32
-    assert vision.filter2d(np.ones((4, 4), np.float32), "sobel-x").dtype == np.float32
-    assert vision.filter2d(np.ones((4, 4), np.float64), "sobel-x").dtype == np.float64
-    assert vision.sobel_magnitude(np.ones((4, 4), np.float32)).dtype == np.float32
+    assert filters.filter2d(np.ones((4, 4), np.uint8), "box-3").dtype == np.float32
+    assert filters.filter2d(np.ones((4, 4), np.float32), "sobel-x").dtype == np.float32
+    assert filters.filter2d(np.ones((4, 4), np.float64), "sobel-x").dtype == np.float64
+    assert filters.sobel_magnitude(np.ones((4, 4), np.float32)).dtype == np.float32
 
 
 def test_to_uint8_clips_smoothing_and_scales_edges():
-    np.testing.assert_array_equal(vision.to_uint8(np.array([-3.0, 12.4, 300.0]), "box-3"), [0, 12, 255])
-    np.testing.assert_array_equal(vision.to_uint8(np.array([-40.0, 20.0, 0.0]), "sobel-x"), [255, 128, 0])
+    np.testing.assert_array_equal(filters.to_uint8(np.array([-3.0, 12.4, 300.0]), "box-3"), [0, 12, 255])
+    np.testing.assert_array_equal(filters.to_uint8(np.array([-40.0, 20.0, 0.0]), "sobel-x"), [255, 128, 0])
 
 
 def test_demo_image_has_every_feature():
-    img = vision.demo_image(128)
+    img = filters.demo_image(128)
     assert img.shape == (128, 128) and img.dtype == np.float32
     assert img.min() >= 0 and img.max() == 255
 
@@ -178,20 +179,20 @@ def test_demo_image_has_every_feature():
 def test_unknown_kernel_lists_valid_names():
     with pytest.raises(ValueError, match=r"unknown kernel 'blurr'; valid kernels: identity, shift, box-3, .*sobel-x, "
                                          r"sobel-y, sobel-magnitude"):
-        vision.get_kernel("blurr")
+        filters.get_kernel("blurr")
 
 
 def test_bad_mode_padding_and_shapes():
     with pytest.raises(ValueError, match="mode must be one of 'correlate', 'convolve', got 'conv'"):
-        vision.filter2d(np.ones((4, 4)), "box-3", mode="conv")
+        filters.filter2d(np.ones((4, 4)), "box-3", mode="conv")
     with pytest.raises(ValueError, match="padding must be one of 'valid', 'same', got 'full'"):
-        vision.filter2d(np.ones((4, 4)), "box-3", padding="full")
+        filters.filter2d(np.ones((4, 4)), "box-3", padding="full")
     with pytest.raises(ValueError, match=r"image 2x5 is smaller than the kernel 3x3 \(use padding='same'\)"):
-        vision.filter2d(np.ones((2, 5)), "box-3")
+        filters.filter2d(np.ones((2, 5)), "box-3")
     with pytest.raises(ValueError, match=r"image must have shape \(H, W\) or \(H, W, C\), got \(4,\)"):
-        vision.filter2d(np.ones(4), "box-3")
+        filters.filter2d(np.ones(4), "box-3")
     with pytest.raises(ValueError, match=r"kernel must be 2-D \(KH, KW\), got shape \(3,\)"):
-        vision.filter2d(np.ones((4, 4)), [1, 0, 1])
+        filters.filter2d(np.ones((4, 4)), [1, 0, 1])
 
 
 # ---- ember filter -----------------------------------------------------------------------------
@@ -207,7 +208,7 @@ def _png(path, array):
 
 
 def test_cli_filter_grey_image(Image, tmp_path, capsys):
-    img = (vision.demo_image(40)).astype(np.uint8)
+    img = (filters.demo_image(40)).astype(np.uint8)
     src = _png(tmp_path / "in.png", img)
     out = tmp_path / "out.png"
     assert main(["filter", src, "--kernel", "identity", "--out", str(out)]) == 0
@@ -216,7 +217,7 @@ def test_cli_filter_grey_image(Image, tmp_path, capsys):
     assert main(["filter", src, "--kernel", "sobel-x", "--padding", "valid", "--out", str(out)]) == 0
     edges = np.asarray(Image.open(out))
     assert edges.shape == (38, 38) and edges.max() == 255
-    expected = vision.to_uint8(vision.filter2d(img, "sobel-x"), "sobel-x")
+    expected = filters.to_uint8(filters.filter2d(img, "sobel-x"), "sobel-x")
     np.testing.assert_array_equal(edges, expected)
 
 

@@ -9,12 +9,13 @@ import pytest
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
-from ember import Tensor, io, manual_seed, nn, viz  # noqa: E402
+from ember import Tensor, manual_seed, nn, serialization, viz  # noqa: E402
 from ember.cli import main  # noqa: E402
 from ember.data import DatasetNotFoundError  # noqa: E402
 from ember.models import MODELS, lenet5  # noqa: E402
-from ember.train import TrainConfig, load_data  # noqa: E402
-from ember import train as train_mod  # noqa: E402
+from ember.training import TrainConfig, load_data  # noqa: E402
+from ember.training import loop as train_mod  # noqa: E402
+from ember.viz import plots  # noqa: E402
 
 
 def _checkpoint(folder, model_name="lenet5", model=None):
@@ -22,9 +23,9 @@ def _checkpoint(folder, model_name="lenet5", model=None):
     manual_seed(0)
     model = model or MODELS[model_name]()
     os.makedirs(folder, exist_ok=True)
-    io.save_state_dict(model.state_dict(), os.path.join(folder, "model.safetensors"))
-    io.atomic_write_json(os.path.join(folder, "config.json"),
-                         dataclasses.asdict(TrainConfig(model=model_name, out=str(folder))))
+    serialization.save_state_dict(model.state_dict(), os.path.join(folder, "model.safetensors"))
+    serialization.atomic_write_json(os.path.join(folder, "config.json"),
+                                    dataclasses.asdict(TrainConfig(model=model_name, out=str(folder))))
     return str(folder)
 
 
@@ -162,7 +163,7 @@ def test_train_writes_curves_after_each_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "load_data", lambda *a, **k: (x, y))
     written = []
     real = viz.maybe_plot_curves
-    monkeypatch.setattr(viz, "maybe_plot_curves", lambda m, out: written.append(len(m["epochs"])) or real(m, out))
+    monkeypatch.setattr(plots, "maybe_plot_curves", lambda m, out: written.append(len(m["epochs"])) or real(m, out))
     train_mod.train(TrainConfig(epochs=2, batch_size=32, out=str(tmp_path), progress=False), log=lambda *a: None)
     assert written == [1, 2]
     assert _png_size(tmp_path / "curves.png") == (1000, 400)

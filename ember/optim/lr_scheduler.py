@@ -27,6 +27,19 @@ from collections import Counter
 from .optimizer import Optimizer
 
 
+def cosine_factor(t: float, total: float = 1.0) -> float:
+    """The cosine annealing factor (1 + cos(π t / total)) / 2: 1 at t = 0, 0 at t = total.
+
+    The one cosine formula of ember: CosineAnnealingLR (η_min + (η_0 − η_min)·factor), OneCycleLR's
+    'cos' phases (t = the fraction of the phase done, total = 1) and ``ember train``'s default
+    per-step schedule (``ember.training.schedules``) all call it.
+    Paper: Loshchilov & Hutter 2017, "SGDR" (https://arxiv.org/abs/1608.03983), eq. 5.
+    Args: t (float, 0 ≤ t ≤ total in a decay; past total the factor rises again); total (> 0).
+    Returns: a float in [0, 1].
+    """
+    return (1 + math.cos(math.pi * t / total)) / 2
+
+
 def _per_group(name, optimizer, value):
     """A float or a list with one entry per param group -> a list (torch's _format_param)."""
     if isinstance(value, (list, tuple)):
@@ -248,16 +261,13 @@ class CosineAnnealingLR(LRScheduler):
         if self._is_initial:
             return self._group_lrs()
         if self._step_count == 1 and t > 0:
-            return [lo + (b - lo) * (1 + math.cos(t * math.pi / T)) / 2 for b in self.base_lrs]
-        if (t - 1 - T) % (2 * T) == 0:
-            return [lr + (b - lo) * (1 - math.cos(math.pi / T)) / 2
-                    for b, lr in zip(self.base_lrs, self._group_lrs())]
-        return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (lr - lo) + lo
-                for lr in self._group_lrs()]
+            return self._get_closed_form_lr()
+        if (t - 1 - T) % (2 * T) == 0:  # (1 − cos(π/T))/2, the rise at the bottom of the cosine
+            return [lr + (b - lo) * (1 - cosine_factor(1, T)) for b, lr in zip(self.base_lrs, self._group_lrs())]
+        return [cosine_factor(t, T) / cosine_factor(t - 1, T) * (lr - lo) + lo for lr in self._group_lrs()]
 
     def _get_closed_form_lr(self):
-        return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for b in self.base_lrs]
+        return [self.eta_min + (b - self.eta_min) * cosine_factor(self.last_epoch, self.T_max) for b in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
@@ -372,7 +382,7 @@ class OneCycleLR(LRScheduler):
 
     def _anneal(self, start, end, pct):
         if self.anneal_strategy == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+            return end + (start - end) * cosine_factor(pct)
         return (end - start) * pct + start
 
     def get_lr(self):

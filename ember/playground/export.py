@@ -33,7 +33,7 @@ import numpy as np
 
 import ember
 from ember import nn, optim
-from ember.io import load_state_dict
+from ember.serialization import load_state_dict
 from ember.nn import functional as F
 from ember.playground import data as D
 from ember.random import default_generator

@@ -1,9 +1,9 @@
 """``ember filter`` and ``ember visualize {filters,activations,confusion,graph}``.
 
-``ember/cli.py`` registers these (``add_filter``/``run_filter``, ``add_visualize``/``run_visualize``
-there call the functions below). Each command writes its pictures and prints one path per line.
-Errors a user can fix are ValueError / FileNotFoundError / ``viz.MissingDependencyError``, which the
-CLI prints as one line with exit status 1.
+``ember/cli.py`` registers these pairs ``add_filter``/``run_filter`` and ``add_visualize``/``run_visualize``
+as its own. Each command writes its pictures and prints one path per line.
+Errors a user can fix are ValueError / FileNotFoundError / ``plots.MissingDependencyError``, which
+the CLI prints as one line with exit status 1.
 """
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ import subprocess
 
 import numpy as np
 
-from . import vision, viz
+from ..autograd import no_grad
+from ..tensor import Tensor
+from . import filters, plots
 
 
 # ---- ember filter --------------------------------------------------------------------------
-def add_filter_parser(sub):
+def add_filter(sub):
     """Register ``ember filter IMAGE --kernel K [--mode] [--padding] [--out] | --demo`` on ``sub``."""
     p = sub.add_parser(
         "filter", help="apply a classic image kernel (Sobel, blur, sharpen, ...) with ember's conv2d",
         description="Filter an image with a kernel from the lectures, computed by ember's own conv2d. "
-                    f"Kernels: {', '.join(vision.kernel_names())}. With --demo, write one sheet with "
+                    f"Kernels: {', '.join(filters.kernel_names())}. With --demo, write one sheet with "
                     "every kernel applied to a built-in test image (or to IMAGE if given).")
     p.add_argument("image", nargs="?", metavar="IMAGE", help="grey or RGB image file (PNG, JPEG, ...)")
     p.add_argument("--kernel", help="kernel name (see above)")
@@ -34,9 +36,9 @@ def add_filter_parser(sub):
 
 
 def demo_sheet(image: np.ndarray, path, mode: str = "correlate", padding: str = "same") -> str:
-    """Write one PNG with ``image`` and every kernel of ``vision.kernel_names()`` applied to it."""
-    plt = viz._pyplot()
-    names = vision.kernel_names()
+    """Write one PNG with ``image`` and every kernel of ``filters.kernel_names()`` applied to it."""
+    plt = plots._pyplot()
+    names = filters.kernel_names()
     grey = image if image.ndim == 2 else image.mean(axis=2)
     cols = 5
     rows = (len(names) + 1 + cols - 1) // cols
@@ -46,37 +48,37 @@ def demo_sheet(image: np.ndarray, path, mode: str = "correlate", padding: str = 
     axes[0, 0].imshow(np.clip(grey, 0, 255), cmap="gray", vmin=0, vmax=255)
     axes[0, 0].set_title("original", fontsize=9)
     for i, name in enumerate(names, start=1):
-        out = vision.to_uint8(vision.apply_named(grey, name, mode=mode, padding=padding), name)
+        out = filters.to_uint8(filters.apply_named(grey, name, mode=mode, padding=padding), name)
         ax = axes.flat[i]
         ax.imshow(out, cmap="gray", vmin=0, vmax=255)
         ax.set_title(name, fontsize=9)
     fig.suptitle(f"ember filter --demo: every kernel, mode={mode}, padding={padding}")
     fig.tight_layout()
-    return viz._save(fig, path)
+    return plots._save(fig, path)
 
 
 def run_filter(args) -> None:
-    """Body of ``ember filter`` (see ``add_filter_parser``)."""
-    vision._check_choice(args.mode, vision.MODES, "--mode")
-    vision._check_choice(args.padding, vision.PADDINGS, "--padding")
+    """Body of ``ember filter`` (see ``add_filter``)."""
+    filters._check_choice(args.mode, filters.MODES, "--mode")
+    filters._check_choice(args.padding, filters.PADDINGS, "--padding")
     if args.demo:
-        image = viz.load_image(args.image) if args.image else vision.demo_image(160)
+        image = plots.load_image(args.image) if args.image else filters.demo_image(160)
         print(demo_sheet(image, args.out or "filters-demo.png", args.mode, args.padding))
         return
     if not args.image:
         raise ValueError("give an IMAGE file to filter, or --demo for the sheet of every kernel")
     if not args.kernel:
-        raise ValueError(f"--kernel is required; valid kernels: {', '.join(vision.kernel_names())}")
-    if args.kernel not in vision.kernel_names():
-        vision.get_kernel(args.kernel)  # raises the ValueError listing the valid names
-    image = viz.load_image(args.image)
-    out = vision.apply_named(image, args.kernel, mode=args.mode, padding=args.padding)
+        raise ValueError(f"--kernel is required; valid kernels: {', '.join(filters.kernel_names())}")
+    if args.kernel not in filters.kernel_names():
+        filters.get_kernel(args.kernel)  # raises the ValueError listing the valid names
+    image = plots.load_image(args.image)
+    out = filters.apply_named(image, args.kernel, mode=args.mode, padding=args.padding)
     stem = os.path.splitext(os.path.basename(args.image))[0]
-    print(viz.save_image(vision.to_uint8(out, args.kernel), args.out or f"{stem}-{args.kernel}.png"))
+    print(plots.save_image(filters.to_uint8(out, args.kernel), args.out or f"{stem}-{args.kernel}.png"))
 
 
 # ---- ember visualize ------------------------------------------------------------------------
-def add_visualize_parser(sub):
+def add_visualize(sub):
     """Register ``ember visualize {filters,activations,confusion,graph}`` and their options on ``sub``."""
     p = sub.add_parser("visualize", help="draw filters, feature maps, confusion matrix or graph of a checkpoint",
                        description="Pictures of a trained model (PNG files; paths are printed).")
@@ -101,38 +103,34 @@ def add_visualize_parser(sub):
 
 
 def _class_names(dataset: str):
-    from .train import DATASETS
+    from ..training import DATASETS
     return list(DATASETS[dataset][0].classes)
 
 
 def run_visualize(args) -> None:
-    """Body of ``ember visualize WHAT`` (see ``add_visualize_parser``)."""
-    from .train import load_checkpoint, load_data
-    viz._pyplot()  # fail early, with the install hint, when matplotlib is missing
+    """Body of ``ember visualize WHAT`` (see ``add_visualize``)."""
+    from ..training import load_checkpoint, load_data
+    plots._pyplot()  # fail early, with the install hint, when matplotlib is missing
     if args.checkpoint:
         model, cfg = load_checkpoint(args.checkpoint)
     else:
-        from .models import get_model
+        from ..models import get_model
         model, cfg = get_model(args.model).eval(), None
     out = args.out or (os.path.join(args.checkpoint, "viz") if args.checkpoint else "viz")
     if args.what == "filters":
-        print(viz.plot_filters(model, os.path.join(out, "filters.png")))
+        print(plots.plot_filters(model, os.path.join(out, "filters.png")))
     elif args.what == "activations":
         x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False)
         if not 0 <= args.index < len(x):
             raise ValueError(f"--index {args.index} is out of range: the test set has {len(x)} images")
         names = _class_names(cfg.dataset)
         maps_in = x[args.index:args.index + 1]
-        from .autograd import no_grad
-        from .tensor import Tensor
         with no_grad():
             pred = int(model(Tensor(maps_in)).data.argmax(1)[0])
         title = (f"{cfg.model}: test image {args.index} ({names[y[args.index]]}, predicted {names[pred]}) "
                  "-> feature maps after each conv/pool layer")
-        print(viz.plot_activations(model, maps_in, os.path.join(out, f"activations-{args.index}.png"), title))
+        print(plots.plot_activations(model, maps_in, os.path.join(out, f"activations-{args.index}.png"), title))
     elif args.what == "confusion":
-        from .autograd import no_grad
-        from .tensor import Tensor
         x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False)
         if args.limit is not None:
             if args.limit < 1:
@@ -143,9 +141,9 @@ def run_visualize(args) -> None:
             for i in range(0, len(x), 1000):
                 preds.append(model(Tensor(x[i:i + 1000])).data.argmax(1))
         names = _class_names(cfg.dataset)
-        cm = viz.confusion_matrix(y, np.concatenate(preds), len(names))
+        cm = plots.confusion_matrix(y, np.concatenate(preds), len(names))
         title = f"{cfg.model} on {cfg.dataset} test set: {cm.sum()} images, accuracy {np.trace(cm) / cm.sum():.4f}"
-        print(viz.plot_confusion(cm, names, os.path.join(out, "confusion.png"), title))
+        print(plots.plot_confusion(cm, names, os.path.join(out, "confusion.png"), title))
     elif args.what == "graph":
         for path in write_graph(model, out, args.checkpoint and cfg.model or args.model):
             print(path)
@@ -157,16 +155,15 @@ def write_graph(model, out: str, name: str = "model") -> list:
     The graph is one forward pass of a 1×1×28×28 zero image plus the cross-entropy loss, with
     parameters named as in the state dict. Returns the paths written.
     """
-    from .nn import functional as F
-    from .tensor import Tensor
+    from ..nn import functional as F
     x = Tensor(np.zeros((1, 1, 28, 28), dtype=np.float32))
     loss = F.cross_entropy(model(x), np.zeros(1, dtype=np.int64))
     params = dict(model.named_parameters())
     os.makedirs(out, exist_ok=True)
     dot_path = os.path.join(out, "graph.dot")
-    from .io import atomic_write_bytes
-    atomic_write_bytes(dot_path, viz.graph_dot(loss, params).encode())
-    paths = [dot_path, viz.plot_graph(loss, os.path.join(out, "graph.png"), params,
+    from ..serialization import atomic_write_bytes
+    atomic_write_bytes(dot_path, plots.graph_dot(loss, params).encode())
+    paths = [dot_path, plots.plot_graph(loss, os.path.join(out, "graph.png"), params,
                                       title=f"{name}: one forward pass and its loss, as autograd records it")]
     dot = shutil.which("dot")
     if dot:

@@ -11,17 +11,16 @@ Every function here runs ``ember.nn.functional.conv2d`` (one depthwise conv, ``g
 of channels), so the pictures of ``ember filter`` come from the same code that trains LeNet.
 
 Example:
-    >>> from ember import vision
-    >>> vision.filter1d([1, 1, 1, 0, 0], [1, 0, 1]).tolist()   # deck 000's worked 1-D example
+    >>> from ember.viz import filters
+    >>> filters.filter1d([1, 1, 1, 0, 0], [1, 0, 1]).tolist()   # deck 000's worked 1-D example
     [2.0, 1.0, 1.0]
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .autograd import no_grad
-from .nn import functional as F
-from .tensor import Tensor
+from ..nn import functional as F
+from ..tensor import Tensor
 
 # Kernels as written on the slides (row-major, top row first). Correlation applies them as shown.
 KERNELS: dict[str, np.ndarray] = {

@@ -1,4 +1,5 @@
-"""``ember.summary(model, input_shape)``: a Keras-style table of a model's layers.
+"""``ember.summary(model, input_shape)`` (also ``ember.nn.summary.summary``): a Keras-style table
+of a model's layers.
 
 One row per leaf layer, in the order the forward pass calls them: its name (the state-dict
 prefix), type, output shape and parameter count; then the totals: parameters, trainable
@@ -14,8 +15,8 @@ import dataclasses
 
 import numpy as np
 
-from .autograd import no_grad
-from .tensor import Tensor
+from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 @dataclasses.dataclass
@@ -107,7 +108,7 @@ def summary(model, input_shape, dtype=np.float32) -> Summary:
 
 def deck001_example():
     """Deck 001's strided-convolution example, as ``torch.nn.Sequential`` there (input 3×256×256)."""
-    from .nn import Conv2d, ReLU, Sequential
+    from . import Conv2d, ReLU, Sequential
     return Sequential(Conv2d(3, 16, 7), ReLU(), Conv2d(16, 32, 3, padding=1, stride=2), ReLU(),
                       Conv2d(32, 64, 3, padding=1), ReLU(), Conv2d(64, 64, 1))
 

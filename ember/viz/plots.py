@@ -9,7 +9,7 @@ training hook) silently does nothing.
 What each picture shows (the lecture it illustrates):
     plot_curves       loss and accuracy per epoch, train vs test (deck 001 "loss functions are the key")
     plot_filters      the first conv layer's kernels as a grid (deck 000: learned filters replace
-                      hand-engineered ones such as ``ember.vision.KERNELS``)
+                      hand-engineered ones such as ``ember.viz.filters.KERNELS``)
     plot_activations  one image's feature maps after every conv and pool layer (deck 003: "one
                       image becomes a stack of filtered images", "a stack of smaller images")
     plot_confusion    the test-set confusion matrix with class names
@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from .tensor import Tensor
+from ..tensor import Tensor
 
 INSTALL_HINT = "pip install 'ember[viz]'"
 
@@ -138,7 +138,7 @@ def maybe_plot_curves(metrics: dict, out) -> str | None:
 # ---- model internals -------------------------------------------------------------------------
 def conv_layers(model) -> list:
     """The model's Conv2d modules as (name, module) pairs, in definition order."""
-    from .nn.layers import Conv2d
+    from ..nn import Conv2d
     return [(name, m) for name, m in model.named_modules() if isinstance(m, Conv2d)]
 
 
@@ -151,7 +151,7 @@ def plot_filters(model, path, title: str = "") -> str:
     """The first Conv2d layer's kernels, one panel per (output channel, input channel).
 
     Each kernel is shown with its own symmetric colour scale (red positive, blue negative, white
-    zero), so a learned edge detector reads like ``ember.vision.KERNELS["sobel-x"]``.
+    zero), so a learned edge detector reads like ``ember.viz.filters.KERNELS["sobel-x"]``.
     Raises:
         ValueError: the model has no Conv2d layer (the message lists the layer types it has).
     """
@@ -187,11 +187,11 @@ def feature_maps(model, x) -> list:
     Args: model: an ember Module; x: Tensor or array (N, C, H, W) (only image 0 is kept).
     Returns: list of (layer name, layer type name, ndarray (C, H, W)) in execution order.
     """
-    from .autograd import no_grad
-    from .nn.layers import Conv2d, _Pool2d
+    from ..autograd import no_grad
+    from ..nn import AvgPool2d, Conv2d, MaxPool2d
     taken, patched = [], []
     for name, m in model.named_modules():
-        if isinstance(m, (Conv2d, _Pool2d)):
+        if isinstance(m, (Conv2d, MaxPool2d, AvgPool2d)):
             def capture(*args, _m=m, _name=name, _fwd=m.forward, **kw):
                 y = _fwd(*args, **kw)
                 taken.append((_name, type(_m).__name__, np.array(y.data[0])))

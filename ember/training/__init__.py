@@ -1,0 +1,16 @@
+"""``ember.training``: the application behind ``ember train``, ``ember evaluate`` and ``ember bench``.
+
+    config.py      TrainConfig: every setting, and the one source of ``ember train``'s flags
+    loop.py        train(), evaluate(), load_data(): the epoch loop, metrics, early stopping
+    schedules.py   the optimizer (sgd, adam, ...) and the learning-rate policy of a run
+    checkpoint.py  the run folder: model/config/metrics files, load_checkpoint, resume.safetensors
+    bench.py       LeNet-5 timed against PyTorch in one process (``ember bench``)
+"""
+from .checkpoint import load_checkpoint, load_train_state, read_train_state, save_train_state
+from .config import DATASETS, TrainConfig
+from .loop import TrainingError, evaluate, load_data, train
+from .schedules import OPTIMIZERS, SCHEDULES, Schedule, build_optimizer
+
+__all__ = ["DATASETS", "OPTIMIZERS", "SCHEDULES", "Schedule", "TrainConfig", "TrainingError", "build_optimizer",
+           "evaluate", "load_checkpoint", "load_data", "load_train_state", "read_train_state", "save_train_state",
+           "train"]

@@ -1,0 +1,121 @@
+"""What ``ember train`` writes to its run folder, and how ``ember evaluate`` and ``--resume`` read it.
+
+A run folder holds, after every epoch: ``model.safetensors`` (the weights, PyTorch's state-dict
+names), ``config.json`` (the ``TrainConfig``), ``metrics.json`` (``save_run``) plus
+``resume.safetensors``: ONE file, written atomically, holding everything
+``--resume`` needs — the weights (``model.*``), the optimizer's per-parameter arrays
+(``optimizer.<index>.<name>``) and, as a JSON byte array under ``train_state``, the epoch, global
+step, optimizer hyper-parameters and scalars, schedule state, early-stopping state, metrics and
+ember's RNG state. Being one file, a kill at any moment leaves either the old epoch's state or the
+new one, never a mix, and its SHA-256 (``ember.serialization``) covers all of it. Restoring it at an epoch
+boundary makes the continued run bit-for-bit the uninterrupted one: same weights, same data
+order, same dropout and augmentation draws.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from ..serialization import CheckpointError, atomic_write_json, load_state_dict, read_json, save_state_dict
+from ..models import get_model
+from ..random import get_rng_state, set_rng_state
+from .config import TrainConfig
+
+RESUME_FILE = "resume.safetensors"
+
+
+def save_run(folder, model, cfg, metrics: dict) -> None:
+    """Write ``model.safetensors``, ``config.json`` and ``metrics.json`` into ``folder``, each atomically."""
+    save_state_dict(model.state_dict(), os.path.join(folder, "model.safetensors"),
+                       metadata={"model": cfg.model, "dataset": cfg.dataset})
+    atomic_write_json(os.path.join(folder, "config.json"), dataclasses.asdict(cfg))
+    atomic_write_json(os.path.join(folder, "metrics.json"), metrics)
+
+
+def load_checkpoint(folder: str):
+    """Rebuild the model saved in a run folder; returns (model in eval mode, TrainConfig).
+
+    Raises: ember.serialization.CheckpointError naming the missing or corrupt file, or saying
+        that the weights do not fit the model named in config.json.
+    """
+    cfg = TrainConfig.from_dict(read_json(os.path.join(folder, "config.json")))
+    model = get_model(cfg.model)
+    state = load_state_dict(os.path.join(folder, "model.safetensors"))
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{folder}: weights do not fit model {cfg.model!r}: {e}") from None
+    return model.eval(), cfg
+
+
+def save_train_state(folder, model, optimizer, schedule, extra: dict) -> None:
+    """Write ``resume.safetensors``: weights, optimizer arrays and the JSON state, one atomic file."""
+    sd = optimizer.state_dict()
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    scalars = {}
+    for i, s in sd["state"].items():
+        for k, v in s.items():
+            if isinstance(v, np.ndarray):
+                arrays[f"optimizer.{i}.{k}"] = v
+            else:
+                scalars.setdefault(str(i), {})[k] = v.item() if isinstance(v, np.generic) else v
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    state = dict(extra, optimizer_groups=groups, optimizer_scalars=scalars, schedule=schedule.state_dict(),
+                 rng=get_rng_state())
+    arrays["train_state"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    save_state_dict(arrays, os.path.join(folder, RESUME_FILE))
+
+
+def read_train_state(folder) -> tuple[dict, dict]:
+    """Read ``resume.safetensors`` (SHA-256 verified): (the JSON state, the arrays by name).
+
+    Raises: ember.serialization.CheckpointError naming the file if it is missing, truncated or altered.
+    """
+    arrays = load_state_dict(os.path.join(folder, RESUME_FILE))
+    if "train_state" not in arrays:
+        raise CheckpointError(f"{os.path.join(folder, RESUME_FILE)}: no train_state in this file")
+    return json.loads(arrays.pop("train_state").tobytes()), arrays
+
+
+def load_train_state(folder, cfg, model, optimizer, schedule) -> dict:
+    """Restore model, optimizer, schedule and RNG from a run folder; return the saved extras
+    (epoch, step, metrics, early-stopping state).
+
+    Raises: ember.serialization.CheckpointError naming the missing file, or — for a checkpoint of another
+        model or optimizer — the keys and shapes that differ.
+    """
+    state, arrays = read_train_state(folder)
+    saved_cfg = state.get("config", {})
+    weights = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except (KeyError, ValueError) as e:
+        msg = e.args[0] if e.args else e  # (a KeyError's str() adds quotes)
+        raise CheckpointError(f"--resume {folder}: the checkpoint (model {saved_cfg.get('model')!r}) does not fit "
+                                 f"model {cfg.model!r}: {msg}") from None
+    if saved_cfg.get("optimizer", "sgd") != cfg.optimizer:
+        raise CheckpointError(f"--resume {folder}: the checkpoint was trained with optimizer "
+                                 f"{saved_cfg.get('optimizer')!r}, not {cfg.optimizer!r}")
+    per_param: dict = {}
+    for key, v in arrays.items():
+        if key.startswith("optimizer."):
+            i, k = key[len("optimizer."):].split(".", 1)
+            per_param.setdefault(int(i), {})[k] = v
+    for i, s in state["optimizer_scalars"].items():
+        per_param.setdefault(int(i), {}).update(s)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    bad = [f"optimizer state {i}.{k}: checkpoint shape {tuple(v.shape)}, parameter shape {tuple(params[i].shape)}"
+           for i, s in per_param.items() if i < len(params)
+           for k, v in s.items() if isinstance(v, np.ndarray) and v.shape != params[i].shape]
+    try:
+        if bad:
+            raise ValueError("; ".join(bad))
+        optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer_groups"]})
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"--resume {folder}: the optimizer state does not fit: {e}") from None
+    schedule.load_state_dict(state["schedule"])
+    set_rng_state(state["rng"])
+    return state

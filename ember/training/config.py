@@ -1,0 +1,154 @@
+"""``TrainConfig``: every setting of an ``ember train`` run, and the one source of its flags.
+
+Each field carries, in its metadata, the help text of its command-line flag and, for names
+(model, dataset, optimizer, schedule), the registry of valid choices. ``add_arguments`` turns the
+fields into ``ember train``'s argparse options (``--batch-size`` for ``batch_size``; a bool field
+gives ``--x`` / ``--no-x``), ``TrainConfig.from_args`` turns the parsed options back, and
+``TrainConfig.validate`` / ``check_choice`` are the only places a bad value is refused. A new
+setting is one new field here; nothing else lists the fields.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import typing
+
+from ..data import datasets
+from ..models import MODELS
+from .schedules import OPTIMIZERS, SCHEDULES
+
+# Per-dataset class and pixel mean and std (of [0, 1]-scaled training images), for input normalisation.
+DATASETS = {
+    "fashion-mnist": (datasets.FashionMNIST, 0.2860, 0.3530),
+    "mnist": (datasets.MNIST, 0.1307, 0.3081),
+}
+
+
+def _option(default, help: str, choices=None, minimum=None, metavar=None):
+    """A dataclass field whose metadata describes its flag.
+
+    help: the flag's help text ("{choices}" is replaced by the valid names; "(default: ...)" is
+        appended unless the text already says "default"). choices: a function returning the
+        valid names, in the order error messages list them. minimum: smallest valid int.
+    """
+    meta = {"help": help, "choices": choices, "minimum": minimum, "metavar": metavar}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a run (saved as the run folder's ``config.json``); the defaults are the
+    README's figures. Build one directly, or from ``ember train``'s flags with ``from_args``.
+    Each field's meaning is its help text below (``ember train --help`` prints them all).
+
+    Raises (``validate``, ``check_choice``): ValueError naming the flag and the valid values.
+    """
+    model: str = _option("lenet5", "model: {choices}", choices=lambda: sorted(MODELS))
+    dataset: str = _option("fashion-mnist", "dataset: {choices}", choices=lambda: list(DATASETS))
+    data_dir: str | None = _option(None, "folder with the IDX files (default: $EMBER_DATA, "
+                                   "/usr/share/datasets/<name>, ~/.cache/ember/<name>)", metavar="DIR")
+    epochs: int = _option(10, "passes over the training set", minimum=1)
+    batch_size: int = _option(64, "images per optimizer step", minimum=1)
+    lr: float = _option(0.05, "peak learning rate")
+    momentum: float = _option(0.9, "momentum of sgd, in [0, 1)")
+    nesterov: bool = _option(True, "Nesterov momentum for sgd")
+    weight_decay: float = _option(5e-4, "L2 penalty on weights, not biases")
+    seed: int = _option(0, "seed of ember's generator (initialisation, shuffling, dropout, augmentation)")
+    out: str = _option("runs/lenet5-fashion-mnist", "run folder", metavar="DIR")
+    progress: bool = _option(True, "a progress bar per epoch")
+    detect_anomaly: bool = _option(False, "stop at the first op whose output or gradient is NaN/inf, "
+                                   "naming it and its call site (slow; for debugging)")
+    optimizer: str = _option("sgd", "optimizer: {choices} (try --lr 1e-3 for the adaptive ones)",
+                             choices=lambda: list(OPTIMIZERS))
+    schedule: str = _option("cosine", "learning-rate schedule: {choices} (cosine: per step)",
+                            choices=lambda: list(SCHEDULES))
+    warmup: float = _option(0.0, "epochs of linear learning-rate warm-up")
+    augment: bool = _option(False, "random 2-pixel shifts and horizontal flips")
+    val_split: float = _option(0.0, "fraction of the training set held out for validation")
+    patience: int = _option(0, "early stopping: stop after this many epochs without a better validation "
+                            "loss (0: never; needs --val-split)", minimum=0)
+    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit (same flags as the "
+                                 "interrupted run; default: start afresh)", metavar="DIR")
+    threads: int | None = _option(None, "ember's threads: BLAS and the ops that split large work "
+                                  "(default: NumPy's setting)", minimum=1)
+
+    def check_choice(self, name: str) -> None:
+        """Raise ValueError("unknown <name> <value>; valid <name>s: ...") if the named field
+        (model, dataset, optimizer or schedule) holds a name its registry does not know."""
+        valid = _FIELDS[name].metadata["choices"]()
+        value = getattr(self, name)
+        if value not in valid:
+            raise ValueError(f"unknown {name} {value!r}; valid {name}s: {', '.join(valid)}")
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid setting (as its ``--flag``)."""
+        for f in dataclasses.fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if meta["choices"] is not None:
+                self.check_choice(f.name)
+            if meta["minimum"] is not None and value is not None and value < meta["minimum"]:
+                raise ValueError(f"{_flag(f.name)} must be at least {meta['minimum']}, got {value}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if not 0 <= self.warmup <= self.epochs:
+            raise ValueError(f"--warmup must be between 0 and --epochs ({self.epochs}), got {self.warmup}")
+        if not 0 <= self.val_split < 1:
+            raise ValueError(f"--val-split must be in [0, 1), got {self.val_split}")
+        if self.patience and not self.val_split:
+            raise ValueError("--patience needs a validation set: pass --val-split (e.g. 0.1)")
+        if self.resume is not None and not os.path.isdir(self.resume):
+            raise ValueError(f"--resume {self.resume}: no such run folder")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+        """The config of parsed ``ember train`` options (see ``add_arguments``); not validated."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        """The config saved as ``config.json``; keys this version does not know are ignored."""
+        return cls(**{k: v for k, v in raw.items() if k in _FIELDS})
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class _Switch(argparse.Action):
+    """``--x`` sets a bool field, ``--no-x`` clears it (argparse.BooleanOptionalAction, whose help
+    suffix differs between Python versions)."""
+
+    def __init__(self, option_strings, dest, default=None, help=None):
+        super().__init__([*option_strings, "--no-" + option_strings[0][2:]], dest, nargs=0, default=default,
+                         help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, not option_string.startswith("--no-"))
+
+    def format_usage(self):
+        return " | ".join(self.option_strings)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one option per ``TrainConfig`` field to ``parser``: its name with dashes, its default,
+    its type (from the annotation; ``X | None`` takes an X) and its help text (with the valid
+    names listed). Names are checked by ``TrainConfig.validate``, not by argparse, so that a
+    typo gets ember's one-line message listing the valid names."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        meta, kind = f.metadata, hints[f.name]
+        text = meta["help"].replace("{choices}", ", ".join(meta["choices"]()) if meta["choices"] else "")
+        if "default" not in text:
+            text += " (default: %(default)s)"
+        if kind is bool:
+            parser.add_argument(_flag(f.name), action=_Switch, default=f.default, help=text)
+            continue
+        kind = next(t for t in typing.get_args(kind) or (kind,) if t is not type(None))
+        parser.add_argument(_flag(f.name), type=kind, default=f.default, help=text,
+                            metavar=meta["metavar"] or ("NAME" if meta["choices"] else None))
