@@ -193,6 +193,13 @@ def test_collectives_two_ranks():
     assert "collectives ok" in r.stdout
 
 
+@needs_mpi
+def test_ddp_buffers_buckets_unused_parameters_two_ranks():
+    r = run_ranks(2, "ddp_features.py")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ddp ok" in r.stdout
+
+
 def _params(path):
     with np.load(path) as f:
         return {k: f[k] for k in f.files}

@@ -288,7 +288,7 @@ def _collective(fn, tensor, what, *args):
     a = _buffer(tensor, what)
     if g.size == 1:
         return g, a
-    buf = a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    buf = a if a.flags.c_contiguous else a.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
     _wait(g, fn(g.comm, buf, *args), what)
     if buf is not a:
         a[...] = buf
@@ -360,7 +360,7 @@ def all_gather(tensor_list: list, tensor, group=None, async_op: bool = False) ->
     if g.size == 1:
         out[0] = a
     else:
-        _wait(g, g.comm.Iallgather(np.ascontiguousarray(a), out), "all_gather")
+        _wait(g, g.comm.Iallgather(a if a.flags.c_contiguous else a.copy(order="C"), out), "all_gather")
     for t, row in zip(tensor_list, out):
         _array(t)[...] = row
 
