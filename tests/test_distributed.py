@@ -78,6 +78,49 @@ def test_single_process_ddp_is_the_plain_module(one_rank_group):
         np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
 
 
+def test_engine_hook_runs_callbacks_once_after_backward(monkeypatch):
+    from ember import autograd
+    from ember.nn.parallel import engine_hook
+    monkeypatch.setattr(autograd, "backward", autograd.backward)    # restored after the test
+    engine_hook.install()
+    engine_hook.install()                                           # idempotent: one wrapper
+    assert autograd.backward._runs_post_backward_callbacks
+    calls = []
+
+    class Probe(ember.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            engine_hook.queue_callback(lambda: calls.append(x.grad.numpy().copy()))
+            engine_hook.queue_callback(calls.clear)                   # a second, distinct callback
+            return grad_out * 2
+
+    x = ember.ones(3, requires_grad=True)
+    Probe.apply(x).sum().backward()
+    assert calls == [] and not engine_hook.pending()                # both ran, in order, after the walk
+    engine_hook.queue_callback(lambda: calls.append("late"))
+    Probe.apply(x).sum().backward()
+    assert calls == [] and not engine_hook.pending()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        engine_hook.queue_callback(lambda: calls.append("bad"))
+        ember.ones(2).sum().backward()
+    assert not engine_hook.pending() and calls == []               # a failed backward reduces nothing
+
+
+def test_ddp_refuses_to_continue_when_the_engine_skipped_the_reduction(one_rank_group):
+    from ember.nn.parallel import engine_hook
+    ddp = DistributedDataParallel(nn.Linear(2, 2))
+    engine_hook.queue_callback(print)
+    try:
+        with pytest.raises(RuntimeError, match="the autograd engine never ran it"):
+            ddp(ember.ones(1, 2))
+    finally:
+        engine_hook.discard_callbacks()
+
+
 def test_process_group_errors():
     with pytest.raises(ValueError, match="get_rank: Default process group has not been initialized"):
         dist.get_rank()

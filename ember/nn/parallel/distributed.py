@@ -151,6 +151,10 @@ class DistributedDataParallel(Module):
                                 + [_array(b) for _, b in module.named_buffers()])
 
     def forward(self, *inputs, **kwargs):
+        if engine_hook.pending():
+            raise RuntimeError("DistributedDataParallel: the last backward() queued the gradient allreduce "
+                               "but the autograd engine never ran it: the engine must call "
+                               "ember.nn.parallel.engine_hook.run_post_backward_callbacks() at its end")
         if self.world_size > 1 and self.broadcast_buffers and self.module.training:
             buffers = [_array(b) for _, b in self.module.named_buffers()]
             if buffers:

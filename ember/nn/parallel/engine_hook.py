@@ -36,6 +36,11 @@ def run_post_backward_callbacks() -> None:
             fn()
 
 
+def pending() -> bool:
+    """True when callbacks are queued and no backward pass is running: the engine did not run them."""
+    return bool(_callbacks)
+
+
 def discard_callbacks() -> None:
     """Forget the queued callbacks (a backward pass that raised must not reduce half a gradient)."""
     _callbacks.clear()
