@@ -61,6 +61,17 @@ many(x).sum().backward()
 for p, q in zip(a.parameters(), b.parameters()):
     assert np.array_equal(p.grad.data, q.grad.data)
 
+# Parameters cast after construction (ddp.double()): the buckets follow, no silent float32 rounding.
+one.double()
+x64 = ember.tensor(np.full((1, 5), 1 + 2.0 ** -40 * (r + 1)))
+one.zero_grad()
+one(x64).sum().backward()
+assert one._grad_buckets[0].flat.dtype == np.float64 and a[0].weight.grad.dtype == np.float64
+u = a[0].bias.grad.numpy()                 # dL/dW = u x^T, averaged x = 1 + 1.5 * 2^-40
+live = u != 0
+ratio = a[0].weight.grad.numpy()[live] / u[live, None]
+np.testing.assert_allclose(ratio - 1, 1.5 * 2.0 ** -40, rtol=1e-3)   # float32 buckets would give 0
+
 # A parameter used on rank 1 only: rank 0 counts a zero gradient, both end with the average.
 ember.manual_seed(0)
 

@@ -144,7 +144,7 @@ class DistributedDataParallel(Module):
         self.world_size = dist.get_world_size()
         dist.check_same(dist.parameter_signature(module), what="model (parameter names, shapes, dtypes)")
         self._params = [p for p in module.parameters() if p.requires_grad]
-        self._grad_buckets = _make_buckets([_array(p) for p in self._params], bucket_cap_mb * 2 ** 20)
+        self._grad_buckets = self._buckets_for_params()
         if self.world_size > 1:
             engine_hook.install()
             _broadcast_in_place([_array(p) for p in module.parameters()]
@@ -178,6 +178,8 @@ class DistributedDataParallel(Module):
         """Average every parameter's gradient over the ranks: one SUM allreduce per bucket, in a
         fixed order, then divide by the world size. Called once per backward pass."""
         grads = [None if p.grad is None else _array(p.grad) for p in self._params]
+        if self._bucket_layout != [(p.shape, p.dtype) for p in self._params]:   # after .to(float64)
+            self._grad_buckets = self._buckets_for_params()
         for b in self._grad_buckets:
             b.pack(grads)
             dist.all_reduce(b.flat, dist.ReduceOp.AVG)
@@ -186,6 +188,10 @@ class DistributedDataParallel(Module):
                     self._params[i].grad = Tensor(v.copy())
                 else:
                     grads[i][...] = v
+
+    def _buckets_for_params(self):
+        self._bucket_layout = [(p.shape, p.dtype) for p in self._params]
+        return _make_buckets([_array(p) for p in self._params], self.bucket_cap_mb * 2 ** 20)
 
     @contextlib.contextmanager
     def no_sync(self):
