@@ -1,0 +1,420 @@
+"""The default process group and its collectives: PyTorch's ``torch.distributed`` names on MPI.
+
+One process per rank is started by an MPI launcher (``mpiexec -n 2 python train.py``); each
+calls ``init_process_group()`` and learns its rank and the world size from MPI. A collective is
+called by every rank in the same order and works in place on each rank's tensor:
+
+    all_reduce  x_r <- op(x_0, ..., x_{W-1})      (SUM, AVG, MAX, MIN, PRODUCT)
+    broadcast   x_r <- x_src
+    all_gather  out_r[i] <- x_i  for every rank i
+    barrier     no rank leaves before every rank has arrived
+
+The transport is MPI through mpi4py (a well-kept binding; ember writes only this thin layer).
+Without mpi4py, or when the launcher started one process, the group has one rank and every
+collective is the identity, so a script written for N ranks runs unchanged in one process.
+
+Faults: every collective is started non-blocking (``Iallreduce``, ``Ibcast``, ...) and polled
+against a deadline (``timeout``), so a rank whose peer died or hangs does not wait forever: it
+raises ``DistBackendError`` naming the ranks that are gone (for peers on the same host, read from
+/proc by the pid each rank sent at start; for remote peers "not responding"). An uncaught
+exception on any rank aborts the whole job (``MPI_Abort``, as ``python -m mpi4py`` does), so the
+launcher stops the other ranks at once instead of leaving them in a collective.
+"""
+from __future__ import annotations
+
+import atexit
+import datetime
+import enum
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+
+import numpy as np
+
+DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)  # PyTorch's default for CPU process groups
+
+
+class DistBackendError(RuntimeError):
+    """A collective failed or timed out (a rank died, hangs, or left); PyTorch's name."""
+
+
+class ReduceOp(enum.Enum):
+    """How ``all_reduce`` combines the ranks' tensors (``ember.distributed.ReduceOp.SUM``).
+
+    AVG is SUM divided by the world size (floating-point tensors only), as NCCL's AVG.
+    """
+    SUM = "sum"
+    AVG = "avg"
+    PRODUCT = "product"
+    MIN = "min"
+    MAX = "max"
+
+
+def _array(tensor) -> np.ndarray:
+    """The raw ndarray under an ember Tensor (or an ndarray itself): the ONE place that knows
+    where a Tensor keeps its storage. When ``Tensor.data`` becomes a Tensor, change this line."""
+    return tensor if isinstance(tensor, np.ndarray) else tensor.data
+
+
+def _mpi():
+    """Return mpi4py's MPI module, or None when mpi4py is not installed."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    return MPI
+
+
+def _launched_ranks() -> int:
+    """The world size an MPI launcher announced in the environment (1 if none did)."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
+
+
+class _Group:
+    """The default process group: the communicator, rank, size, timeout and the peers' pids."""
+
+    def __init__(self, comm, rank, size, timeout, backend):
+        self.comm, self.rank, self.size = comm, rank, size
+        self.timeout, self.backend = timeout, backend
+        self.peers = [(socket.gethostname(), os.getpid())]
+        self.broken = False
+
+
+_group: _Group | None = None
+
+
+def is_available() -> bool:
+    """True: ember's distributed package is always importable (one rank without mpi4py)."""
+    return True
+
+
+def is_mpi_available() -> bool:
+    """True when mpi4py can be imported, so ``backend="mpi"`` can run more than one rank."""
+    return _mpi() is not None
+
+
+def is_initialized() -> bool:
+    """True between ``init_process_group()`` and ``destroy_process_group()``."""
+    return _group is not None
+
+
+def _seconds(timeout) -> float:
+    if timeout is None:
+        timeout = DEFAULT_TIMEOUT
+    s = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else float(timeout)
+    if not s > 0:
+        raise ValueError(f"init_process_group: timeout must be positive, got {timeout!r}")
+    return s
+
+
+def init_process_group(backend: str | None = None, init_method: str | None = None, timeout=None,
+                       world_size: int = -1, rank: int = -1) -> None:
+    """Create the default process group (PyTorch's ``torch.distributed.init_process_group``).
+
+    The rank and world size come from the MPI launcher (``mpiexec -n W``); started without a
+    launcher, or without mpi4py installed, the group has one rank and collectives are identities.
+
+    Args:
+        backend: "mpi" (or None, the same). "gloo" is accepted as a synonym, so CPU scripts
+            written for PyTorch run unchanged: ember's only CPU transport is MPI. "nccl" and
+            anything else raise ValueError (ember has no GPU).
+        init_method: None or "env://" (the launcher already did the rendezvous); others raise.
+        timeout: datetime.timedelta or seconds for every collective (default 30 min, PyTorch's);
+            a collective not finished by then raises DistBackendError naming the lost ranks.
+        world_size, rank: optional; when given they must equal what the launcher says.
+    Raises:
+        RuntimeError: called twice without destroy_process_group(); or the launcher started
+            several ranks but mpi4py is missing (training N unsynchronised copies is never wanted).
+        ValueError: unknown backend or init_method, world_size/rank different from the launcher's,
+            non-positive timeout.
+    """
+    global _group
+    if _group is not None:
+        raise RuntimeError("trying to initialize the default process group twice!")
+    name = "mpi" if backend is None else str(backend).lower()
+    if name not in ("mpi", "gloo"):
+        raise ValueError(f"init_process_group: backend {backend!r} is not supported by ember; use 'mpi' "
+                         f"('gloo' is accepted as a synonym; ember has no GPU, so no 'nccl')")
+    if init_method not in (None, "env://"):
+        raise ValueError(f"init_process_group: init_method {init_method!r} is not supported: start the "
+                         f"ranks with an MPI launcher (mpiexec -n N ...), which does the rendezvous")
+    seconds = _seconds(timeout)
+    MPI = _mpi()
+    if MPI is None:
+        if _launched_ranks() > 1:
+            raise RuntimeError(f"init_process_group: the launcher started {_launched_ranks()} ranks but "
+                               f"mpi4py is not installed: pip install 'ember[distributed]'")
+        comm, r, w = None, 0, 1
+    else:
+        comm = MPI.COMM_WORLD.Dup()   # our own communicator: no clash with the user's MPI calls
+        comm.Set_errhandler(MPI.ERRORS_RETURN)
+        r, w = comm.Get_rank(), comm.Get_size()
+    for given, actual, what in ((world_size, w, "world_size"), (rank, r, "rank")):
+        if given not in (-1, None) and given != actual:
+            raise ValueError(f"init_process_group: {what}={given} but the launcher started this process "
+                             f"as {what} {actual}")
+    group = _Group(comm, r, w, seconds, name)
+    if w > 1:
+        group.peers = comm.allgather(group.peers[0])
+        _install_fault_handlers(group)
+    _group = group
+
+
+def destroy_process_group() -> None:
+    """Leave the default process group (after this, ``is_initialized()`` is False)."""
+    global _group
+    g, _group = _require("destroy_process_group"), None
+    if g.comm is not None and not g.broken:
+        g.comm.Free()
+
+
+def _require(what: str) -> _Group:
+    if _group is None:
+        raise ValueError(f"{what}: Default process group has not been initialized, please make sure "
+                         f"to call init_process_group.")
+    return _group
+
+
+def get_rank() -> int:
+    """This process's rank, 0 ... world size - 1. Raises ValueError before init_process_group."""
+    return _require("get_rank").rank
+
+
+def get_world_size() -> int:
+    """The number of ranks. Raises ValueError before init_process_group."""
+    return _require("get_world_size").size
+
+
+def get_backend() -> str:
+    """The backend name given to init_process_group ("mpi" or "gloo")."""
+    return _require("get_backend").backend
+
+
+# ---- faults ---------------------------------------------------------------------------------
+
+def _install_fault_handlers(group: _Group) -> None:
+    """Abort the job on an uncaught exception; never call MPI_Finalize after a fault (it would
+    wait for the dead rank): exit with status 1 instead."""
+    previous = sys.excepthook
+
+    def abort_on_exception(kind, value, tb):
+        previous(kind, value, tb)
+        sys.stderr.flush()
+        if _group is group and group.comm is not None:
+            group.broken = True
+            group.comm.Abort(1)
+
+    def exit_without_finalize():
+        if group.broken:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+
+    sys.excepthook = abort_on_exception
+    atexit.register(exit_without_finalize)   # runs before mpi4py's MPI_Finalize (LIFO)
+
+
+def _peer_state(host: str, pid: int) -> str:
+    """'exited', 'stopped' or 'alive' for a process on this host; 'unknown' for another host."""
+    if host != socket.gethostname():
+        return "unknown"
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "exited"
+    return {"Z": "exited", "X": "exited", "T": "stopped", "t": "stopped"}.get(state, "alive")
+
+
+def _lost_ranks_message(group: _Group) -> str:
+    lost = []
+    for r, (host, pid) in enumerate(group.peers):
+        state = "alive" if r == group.rank else _peer_state(host, pid)
+        if state in ("exited", "stopped"):
+            lost.append(f"rank {r} (pid {pid} on {host}) has {state}")
+    if lost:
+        return "lost " + "; ".join(lost)
+    return ("no rank on this host has exited; a rank on another host or one that is still running "
+            "did not take part: " + ", ".join(f"rank {r} on {h}" for r, (h, _) in enumerate(group.peers)
+                                              if r != group.rank))
+
+
+def _fail(group: _Group, what: str, why: str):
+    group.broken = True
+    raise DistBackendError(f"ember.distributed: rank {group.rank}: {what} {why}: "
+                           f"{_lost_ranks_message(group)}") from None
+
+
+def _wait(group: _Group, request, what: str) -> None:
+    """Poll a non-blocking MPI request until it completes or the group's timeout passes.
+
+    Spins for the first ~0.2 ms (small allreduces finish in microseconds), then sleeps with a
+    growing pause of at most 1 ms, so a waiting rank leaves the CPU to the others.
+    """
+    MPI = _mpi()
+    start = time.perf_counter()
+    deadline, pause, spins = start + group.timeout, 0.0, 0
+    try:
+        while not request.Test():
+            spins += 1
+            if spins > 200:
+                now = time.perf_counter()
+                if now > deadline:
+                    _fail(group, what, f"timed out after {group.timeout:g} s")
+                pause = min(1e-3, pause + 1e-5)
+                time.sleep(pause)
+    except MPI.Exception as e:
+        _fail(group, what, f"failed ({e.Get_error_string()})")
+
+
+# ---- collectives ----------------------------------------------------------------------------
+
+def _buffer(tensor, what: str) -> np.ndarray:
+    if not hasattr(tensor, "shape"):
+        raise TypeError(f"{what}: expected a Tensor, got {type(tensor).__name__}")
+    return _array(tensor)
+
+
+def _collective(fn, tensor, what, *args):
+    """Run ``fn(comm, contiguous_buffer, *args)`` (a non-blocking MPI call) on the tensor's
+    array in place; a non-contiguous tensor goes through a contiguous copy written back."""
+    g = _require(what)
+    a = _buffer(tensor, what)
+    if g.size == 1:
+        return g, a
+    buf = a if a.flags.c_contiguous else a.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
+    _wait(g, fn(g.comm, buf, *args), what)
+    if buf is not a:
+        a[...] = buf
+    return g, a
+
+
+def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group=None, async_op: bool = False) -> None:
+    """Combine ``tensor`` across all ranks in place; every rank ends with the same result.
+
+    Args:
+        tensor: an ember Tensor (any shape; same shape and dtype on every rank).
+        op: ReduceOp.SUM (default), AVG (floating-point only: SUM / world size), PRODUCT, MIN, MAX.
+        group, async_op: PyTorch's arguments; only the default group and blocking calls exist.
+    Raises:
+        ValueError: before init_process_group, or AVG on an integer tensor.
+        DistBackendError: a rank died or the timeout passed.
+    """
+    _check_group(group, async_op, "all_reduce")
+    if not isinstance(op, ReduceOp):
+        raise TypeError(f"all_reduce: op must be an ember.distributed.ReduceOp, got {op!r}")
+    a = _buffer(tensor, "all_reduce")
+    if op is ReduceOp.AVG and a.dtype.kind not in "fc":
+        raise ValueError(f"all_reduce: ReduceOp.AVG needs a floating-point tensor, got dtype {a.dtype}")
+    MPI = _mpi()
+    mpi_op = None if MPI is None else {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM,
+                                       ReduceOp.PRODUCT: MPI.PROD, ReduceOp.MIN: MPI.MIN,
+                                       ReduceOp.MAX: MPI.MAX}[op]
+    g, a = _collective(lambda comm, buf: comm.Iallreduce(MPI.IN_PLACE, buf, mpi_op), tensor, "all_reduce")
+    if op is ReduceOp.AVG and g.size > 1:
+        a /= g.size
+
+
+def broadcast(tensor, src: int, group=None, async_op: bool = False) -> None:
+    """Copy rank ``src``'s tensor into ``tensor`` on every rank, in place.
+
+    Raises:
+        ValueError: src is not a rank of the group, or before init_process_group.
+        DistBackendError: a rank died or the timeout passed.
+    """
+    _check_group(group, async_op, "broadcast")
+    g = _require("broadcast")
+    if not isinstance(src, int) or not 0 <= src < g.size:
+        raise ValueError(f"broadcast: src must be a rank in [0, {g.size - 1}], got {src!r}")
+    _collective(lambda comm, buf: comm.Ibcast(buf, root=src), tensor, "broadcast")
+
+
+def all_gather(tensor_list: list, tensor, group=None, async_op: bool = False) -> None:
+    """Fill ``tensor_list[i]`` (in place) with rank i's ``tensor``, on every rank.
+
+    Args:
+        tensor_list: world-size tensors, each of ``tensor``'s shape and dtype.
+        tensor: this rank's contribution.
+    Raises:
+        ValueError: wrong list length, or a list entry of another shape or dtype.
+        DistBackendError: a rank died or the timeout passed.
+    """
+    _check_group(group, async_op, "all_gather")
+    g = _require("all_gather")
+    a = _buffer(tensor, "all_gather")
+    if len(tensor_list) != g.size:
+        raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} tensors, expected one per "
+                         f"rank ({g.size})")
+    for i, t in enumerate(tensor_list):
+        b = _buffer(t, "all_gather")
+        if b.shape != a.shape or b.dtype != a.dtype:
+            raise ValueError(f"all_gather: tensor_list[{i}] has shape {b.shape} and dtype {b.dtype}, "
+                             f"expected {a.shape} and {a.dtype}")
+    out = np.empty((g.size,) + a.shape, a.dtype)
+    if g.size == 1:
+        out[0] = a
+    else:
+        _wait(g, g.comm.Iallgather(a if a.flags.c_contiguous else a.copy(order="C"), out), "all_gather")
+    for t, row in zip(tensor_list, out):
+        _array(t)[...] = row
+
+
+def barrier(group=None, async_op: bool = False) -> None:
+    """Return only once every rank has called barrier(). Raises DistBackendError on a fault."""
+    _check_group(group, async_op, "barrier")
+    g = _require("barrier")
+    if g.size > 1:
+        _wait(g, g.comm.Ibarrier(), "barrier")
+
+
+def _check_group(group, async_op, what):
+    if group is not None:
+        raise ValueError(f"{what}: ember has only the default process group; pass group=None")
+    if async_op:
+        raise ValueError(f"{what}: async_op=True is not supported by ember; collectives are blocking")
+
+
+# ---- consistency check ----------------------------------------------------------------------
+
+def check_same(obj, what: str = "config") -> str:
+    """Check that ``obj`` is identical on every rank; return its SHA-256 (hex).
+
+    Call it at start with the training flags and the model's parameter shapes (see
+    ``parameter_signature``): a rank started with other flags or another model would otherwise
+    train silently wrong or hang in a collective of another size.
+
+    Args:
+        obj: anything JSON-serialisable (dicts are compared with sorted keys); other objects are
+            compared through ``repr``.
+        what: the name used in the error ("config", "model").
+    Raises:
+        RuntimeError: naming every rank whose ``what`` differs from rank 0's, with both hashes.
+    """
+    text = json.dumps(obj, sort_keys=True, default=repr)
+    digest = hashlib.sha256(text.encode()).digest()
+    g = _require("check_same")
+    if g.size == 1:
+        return digest.hex()
+    mine = np.frombuffer(digest, np.uint8).copy()
+    everyone = np.empty((g.size, mine.size), np.uint8)
+    _wait(g, g.comm.Iallgather(mine, everyone), f"check_same({what})")
+    bad = [r for r in range(1, g.size) if not np.array_equal(everyone[r], everyone[0])]
+    if bad:
+        raise RuntimeError(f"ember.distributed: the {what} differs between ranks: "
+                           + "; ".join(f"rank {r} has {bytes(everyone[r]).hex()[:12]}" for r in bad)
+                           + f", rank 0 has {bytes(everyone[0]).hex()[:12]} (sha256 of the {what}); "
+                           f"start every rank with the same flags and model")
+    return digest.hex()
+
+
+def parameter_signature(module) -> list:
+    """[(name, shape, dtype), ...] of a module's parameters and buffers: what ``check_same``
+    compares so that ranks holding different models stop at start with a clear error."""
+    items = list(module.named_parameters()) + list(module.named_buffers())
+    return [(n, list(_array(t).shape), str(_array(t).dtype)) for n, t in items]

@@ -1,0 +1,209 @@
+"""``DistributedDataParallel``: data-parallel training, each rank on its shard of every batch.
+
+Every rank holds a full copy of the model and runs forward and backward on its own part of the
+global batch. Data parallelism is correct because the loss is a mean over the batch: with W ranks
+of B images each,
+
+    dL/dθ = 1/(W·B) Σ_i dℓ_i/dθ = 1/W Σ_r g_r,      g_r = 1/B Σ_{i in shard r} dℓ_i/dθ
+
+so averaging the ranks' gradients (one allreduce) gives every rank the gradient of the whole
+global batch, the optimizers take the same step, and the copies stay identical (Li et al.,
+"PyTorch Distributed: Experiences on Accelerating Data Parallel Training", VLDB 2020).
+
+Gradients travel in a few flat buckets (``bucket_cap_mb``, PyTorch's 25 MB default: LeNet-5's
+61,706 float32 gradients are one 241 KiB bucket), one allreduce per bucket in a fixed order, so a
+rerun on the same ranks gives bit-identical weights. The reduction runs once backward() has
+finished (``engine_hook``), not overlapped with it as PyTorch does.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ... import distributed as dist
+from ...autograd import Function, is_grad_enabled
+from ...distributed.group import _array
+from ...tensor import Tensor
+from ..module import Module
+from . import engine_hook
+
+
+class _Bucket:
+    """Consecutive arrays of one dtype laid end to end in one flat buffer (one collective)."""
+
+    def __init__(self, index, shapes, dtype):
+        self.index, self.shapes = index, shapes
+        self.sizes = [int(np.prod(s)) for s in shapes]
+        self.offsets = np.cumsum([0] + self.sizes)
+        self.flat = np.empty(int(self.offsets[-1]), dtype)
+
+    def pack(self, arrays):
+        for i, off, n in zip(self.index, self.offsets, self.sizes):
+            a = arrays[i]
+            self.flat[off:off + n] = 0 if a is None else a.reshape(-1)
+
+    def views(self):
+        """(index, view shaped like the array) for each array in the bucket."""
+        return [(i, self.flat[off:off + n].reshape(s))
+                for i, off, n, s in zip(self.index, self.offsets, self.sizes, self.shapes)]
+
+
+def _make_buckets(arrays, cap_bytes):
+    """Split arrays (in order) into buckets of one dtype and at most ``cap_bytes`` (an array
+    larger than the cap gets a bucket of its own)."""
+    buckets, cur, size, dtype = [], [], 0, None
+    for i, a in enumerate(arrays):
+        if cur and (a.dtype != dtype or size + a.nbytes > cap_bytes):
+            buckets.append(_Bucket(cur, [arrays[j].shape for j in cur], dtype))
+            cur, size = [], 0
+        cur.append(i)
+        size, dtype = size + a.nbytes, a.dtype
+    if cur:
+        buckets.append(_Bucket(cur, [arrays[j].shape for j in cur], dtype))
+    return buckets
+
+
+def _broadcast_in_place(arrays, src=0):
+    """Overwrite every array with rank ``src``'s, one broadcast per dtype."""
+    for b in _make_buckets(arrays, float("inf")):
+        b.pack(arrays)
+        dist.broadcast(b.flat, src)
+        for i, v in b.views():
+            arrays[i][...] = v
+
+
+class _ReduceAfterBackward(Function):
+    """Identity on the module's output whose backward (the first node that backward visits)
+    queues the gradient allreduce for the end of this backward pass."""
+
+    @staticmethod
+    def forward(ctx, x, ddp):
+        ctx.ddp = ddp
+        return x.view()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        engine_hook.queue_callback(ctx.ddp._reduce_gradients)
+        return grad_out, None
+
+
+class DistributedDataParallel(Module):
+    """Wrap a module for data-parallel training over the default process group (PyTorch's DDP).
+
+    At construction rank 0's parameters and buffers are broadcast to every rank (so different
+    random initialisations do not matter), and every rank checks that all ranks hold the same
+    architecture (names, shapes and dtypes; RuntimeError naming the differing ranks). Forward
+    calls the wrapped module; after ``loss.backward()`` each parameter's ``.grad`` holds the
+    average over the ranks of the ranks' gradients, so ``optimizer.step()`` is the same on all.
+
+    Args:
+        module: the model (an ember ``nn.Module``).
+        device_ids, output_device: PyTorch's; must be None (ember runs on the CPU).
+        broadcast_buffers: as PyTorch's default True: rank 0's buffers (BatchNorm running
+            statistics) are copied to every rank at the start of each training forward.
+        bucket_cap_mb: bucket size in MiB (PyTorch's default 25).
+        find_unused_parameters: accepted for compatibility and ignored: a parameter that got no
+            gradient on a rank counts as a zero gradient there, and every rank ends with the
+            average (PyTorch leaves a parameter unused on every rank at None; ember gives zeros).
+    Attributes:
+        module: the wrapped module; ``state_dict()`` keys carry PyTorch DDP's ``module.`` prefix.
+        require_backward_grad_sync: False inside ``no_sync()``.
+    Note:
+        BatchNorm normalises each rank's shard with that shard's own batch statistics (PyTorch's
+        default; SyncBatchNorm is not provided), so a network with BatchNorm on 2 ranks × 32 is
+        not the same function as on 1 × 64; without BatchNorm it is (tests/test_distributed.py).
+    Raises:
+        ValueError: before init_process_group (or a device_ids given); TypeError if module is not
+            a Module; DistBackendError if a rank fails in a collective.
+    Example:
+        >>> dist.init_process_group()
+        >>> model = DistributedDataParallel(lenet5())
+        >>> loss = F.cross_entropy(model(x_shard), y_shard); loss.backward()   # grads averaged
+    """
+
+    def __init__(self, module, device_ids=None, output_device=None, dim: int = 0,
+                 broadcast_buffers: bool = True, process_group=None, bucket_cap_mb: float = 25,
+                 find_unused_parameters: bool = False):
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"DistributedDataParallel: module must be an ember nn.Module, "
+                            f"got {type(module).__name__}")
+        if device_ids is not None or output_device is not None:
+            raise ValueError("DistributedDataParallel: device_ids and output_device must be None "
+                             "(ember runs on the CPU)")
+        if process_group is not None or dim != 0:
+            raise ValueError("DistributedDataParallel: only the default process group and dim=0 exist")
+        if not bucket_cap_mb > 0:
+            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be positive, got {bucket_cap_mb}")
+        self.module = module
+        self.broadcast_buffers = broadcast_buffers
+        self.bucket_cap_mb = bucket_cap_mb
+        self.find_unused_parameters = find_unused_parameters
+        self.require_backward_grad_sync = True
+        self.world_size = dist.get_world_size()
+        dist.check_same(dist.parameter_signature(module), what="model (parameter names, shapes, dtypes)")
+        self._params = [p for p in module.parameters() if p.requires_grad]
+        self._grad_buckets = self._buckets_for_params()
+        if self.world_size > 1:
+            engine_hook.install()
+            _broadcast_in_place([_array(p) for p in module.parameters()]
+                                + [_array(b) for _, b in module.named_buffers()])
+
+    def forward(self, *inputs, **kwargs):
+        if engine_hook.pending():
+            raise RuntimeError("DistributedDataParallel: the last backward() queued the gradient allreduce "
+                               "but the autograd engine never ran it: the engine must call "
+                               "ember.nn.parallel.engine_hook.run_post_backward_callbacks() at its end")
+        if self.world_size > 1 and self.broadcast_buffers and self.module.training:
+            buffers = [_array(b) for _, b in self.module.named_buffers()]
+            if buffers:
+                _broadcast_in_place(buffers)
+        out = self.module(*inputs, **kwargs)
+        if self.world_size > 1 and self.require_backward_grad_sync and is_grad_enabled():
+            out = self._mark(out)
+        return out
+
+    def _mark(self, out):
+        """Pass every output tensor that needs a gradient through ``_ReduceAfterBackward``."""
+        if isinstance(out, (tuple, list)):
+            return type(out)(self._mark(o) for o in out)
+        if isinstance(out, dict):
+            return {k: self._mark(v) for k, v in out.items()}
+        if getattr(out, "requires_grad", False):
+            return _ReduceAfterBackward.apply(out, self)
+        return out
+
+    def _reduce_gradients(self) -> None:
+        """Average every parameter's gradient over the ranks: one SUM allreduce per bucket, in a
+        fixed order, then divide by the world size. Called once per backward pass."""
+        grads = [None if p.grad is None else _array(p.grad) for p in self._params]
+        if self._bucket_layout != [(p.shape, p.dtype) for p in self._params]:   # after .to(float64)
+            self._grad_buckets = self._buckets_for_params()
+        for b in self._grad_buckets:
+            b.pack(grads)
+            dist.all_reduce(b.flat, dist.ReduceOp.AVG)
+            for i, v in b.views():
+                if grads[i] is None:
+                    self._params[i].grad = Tensor(v.copy())
+                else:
+                    grads[i][...] = v
+
+    def _buckets_for_params(self):
+        self._bucket_layout = [(p.shape, p.dtype) for p in self._params]
+        return _make_buckets([_array(p) for p in self._params], self.bucket_cap_mb * 2 ** 20)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Skip the gradient allreduce for backward passes of forwards run inside this context:
+        the gradients accumulate locally, and the first synchronised backward after it averages
+        the accumulated sums (gradient accumulation over several micro-batches, PyTorch's)."""
+        old = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = old
+
+    def extra_repr(self) -> str:
+        return f"world_size={self.world_size}, bucket_cap_mb={self.bucket_cap_mb}"

@@ -1,0 +1,313 @@
+"""ember.distributed, DistributedDataParallel, DistributedSampler and the launch helpers.
+
+Multi-rank tests start ``mpiexec -n 2`` subprocesses over loopback running the scripts in
+tests/distributed/; they skip (with the reason) when mpi4py or mpiexec is missing. The
+one-process tests (fallback group, sampler rules against PyTorch, launch helpers) always run.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ember
+import ember.distributed as dist
+import ember.nn as nn
+from ember.data import DistributedSampler
+from ember.distributed import launch
+from ember.nn.parallel import DistributedDataParallel
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent / "distributed"
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+needs_mpi = pytest.mark.skipif(not dist.is_mpi_available() or MPIEXEC is None,
+                               reason="mpi4py and mpiexec are needed: pip install 'ember[distributed]'")
+
+
+def run_ranks(n, script, *args, env=None, timeout=60):
+    """Run ``script`` as n MPI ranks (n=0: one plain process, no launcher); return the result."""
+    cmd = [sys.executable, str(SCRIPTS / script), *map(str, args)]
+    if n:
+        cmd = [MPIEXEC, "-n", str(n)] + cmd
+    e = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=ROOT)
+
+
+@pytest.fixture
+def one_rank_group():
+    dist.init_process_group(timeout=5)
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+# ---- one process ------------------------------------------------------------------------------
+
+def test_single_process_group_collectives_are_identities(one_rank_group):
+    assert (dist.get_rank(), dist.get_world_size(), dist.is_initialized()) == (0, 1, True)
+    x = np.array([[1.5, -2.0], [3.0, 4.25]])
+    for op in dist.ReduceOp:
+        t = ember.tensor(x.copy())
+        dist.all_reduce(t, op)
+        np.testing.assert_array_equal(t.numpy(), x)
+    t = ember.tensor(x.copy())
+    dist.broadcast(t, 0)
+    out = [ember.zeros(2, 2).double()]
+    dist.all_gather(out, t)
+    np.testing.assert_array_equal(out[0].numpy(), x)
+    dist.barrier()
+    assert len(dist.check_same({"a": 1})) == 64
+
+
+def test_single_process_ddp_is_the_plain_module(one_rank_group):
+    ember.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    ref = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    ref.load_state_dict(net.state_dict())
+    ddp = DistributedDataParallel(net)
+    assert ddp.module is net
+    assert list(ddp.state_dict()) == ["module." + k for k in net.state_dict()]
+    x = ember.randn(5, 3)
+    ddp(x).sum().backward()
+    ref(x).sum().backward()
+    for p, q in zip(net.parameters(), ref.parameters()):
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+
+
+def test_engine_hook_runs_callbacks_once_after_backward(monkeypatch):
+    from ember import autograd
+    from ember.nn.parallel import engine_hook
+    monkeypatch.setattr(autograd, "backward", autograd.backward)    # restored after the test
+    engine_hook.install()
+    engine_hook.install()                                           # idempotent: one wrapper
+    assert autograd.backward._runs_post_backward_callbacks
+    calls = []
+
+    class Probe(ember.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            engine_hook.queue_callback(lambda: calls.append(x.grad.numpy().copy()))
+            engine_hook.queue_callback(calls.clear)                   # a second, distinct callback
+            return grad_out * 2
+
+    x = ember.ones(3, requires_grad=True)
+    Probe.apply(x).sum().backward()
+    assert calls == [] and not engine_hook.pending()                # both ran, in order, after the walk
+    engine_hook.queue_callback(lambda: calls.append("late"))
+    Probe.apply(x).sum().backward()
+    assert calls == [] and not engine_hook.pending()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        engine_hook.queue_callback(lambda: calls.append("bad"))
+        ember.ones(2).sum().backward()
+    assert not engine_hook.pending() and calls == []               # a failed backward reduces nothing
+
+
+def test_ddp_refuses_to_continue_when_the_engine_skipped_the_reduction(one_rank_group):
+    from ember.nn.parallel import engine_hook
+    ddp = DistributedDataParallel(nn.Linear(2, 2))
+    engine_hook.queue_callback(print)
+    try:
+        with pytest.raises(RuntimeError, match="the autograd engine never ran it"):
+            ddp(ember.ones(1, 2))
+    finally:
+        engine_hook.discard_callbacks()
+
+
+def test_process_group_errors():
+    with pytest.raises(ValueError, match="get_rank: Default process group has not been initialized"):
+        dist.get_rank()
+    with pytest.raises(ValueError, match=r"backend 'nccl' is not supported by ember; use 'mpi'"):
+        dist.init_process_group("nccl")
+    with pytest.raises(ValueError, match="init_method 'tcp://1.2.3.4:5' is not supported"):
+        dist.init_process_group("mpi", init_method="tcp://1.2.3.4:5")
+    with pytest.raises(ValueError, match="world_size=4 but the launcher started this process as world_size 1"):
+        dist.init_process_group("gloo", world_size=4)
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        dist.init_process_group(timeout=0)
+    assert not dist.is_initialized()
+    dist.init_process_group("gloo")
+    try:
+        with pytest.raises(RuntimeError, match="trying to initialize the default process group twice!"):
+            dist.init_process_group()
+        with pytest.raises(TypeError, match="all_reduce: op must be an ember.distributed.ReduceOp"):
+            dist.all_reduce(ember.ones(2), "sum")
+        with pytest.raises(ValueError, match="async_op=True is not supported"):
+            dist.all_reduce(ember.ones(2), async_op=True)
+        with pytest.raises(TypeError, match="module must be an ember nn.Module, got list"):
+            DistributedDataParallel([])
+    finally:
+        dist.destroy_process_group()
+
+
+def test_without_mpi4py_a_launched_job_refuses_to_run(monkeypatch):
+    monkeypatch.setattr(dist.group, "_mpi", lambda: None)
+    dist.init_process_group()          # no launcher: a one-rank group
+    assert dist.get_world_size() == 1
+    dist.destroy_process_group()
+    monkeypatch.setenv("PMI_SIZE", "2")
+    with pytest.raises(RuntimeError, match=r"started 2 ranks but mpi4py is not installed: "
+                                           r"pip install 'ember\[distributed\]'"):
+        dist.init_process_group()
+
+
+# ---- DistributedSampler -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 10, 11, 64, 101])
+@pytest.mark.parametrize("replicas", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_sampler_matches_torch_without_shuffle(n, replicas, drop_last):
+    tud = pytest.importorskip("torch.utils.data")
+    for rank in range(replicas):
+        ours = DistributedSampler(range(n), replicas, rank, shuffle=False, drop_last=drop_last)
+        theirs = tud.DistributedSampler(range(n), replicas, rank, shuffle=False, drop_last=drop_last)
+        assert list(ours) == list(theirs) and len(ours) == len(theirs)
+
+
+@pytest.mark.parametrize("n, replicas", [(10, 3), (64, 2), (7, 4), (3, 5)])
+def test_sampler_shuffle_properties(n, replicas):
+    shards = [list(DistributedSampler(range(n), replicas, r, seed=5)) for r in range(replicas)]
+    everything = sum(shards, [])
+    assert all(len(s) == -(-n // replicas) for s in shards)
+    assert set(everything) == set(range(n))                  # every sample is seen ...
+    assert len(everything) - len(set(everything)) == len(everything) - n   # ... padding repeats only
+    again = [list(DistributedSampler(range(n), replicas, r, seed=5)) for r in range(replicas)]
+    assert again == shards                                    # same seed, same epoch: same order
+    s = DistributedSampler(range(n), replicas, 0, seed=5)
+    s.set_epoch(1)
+    orders = {tuple(DistributedSampler(range(n), 1, 0, seed=5 + e)) for e in range(4)}
+    assert len(orders) > 1 or n < 3                           # epochs reshuffle
+    dropped = [list(DistributedSampler(range(n), replicas, r, seed=5, drop_last=True)) for r in range(replicas)]
+    flat = sum(dropped, [])
+    assert len(flat) == len(set(flat))                         # drop_last: no repeats
+
+
+def test_sampler_errors():
+    with pytest.raises(ValueError, match=r"Invalid rank 2, rank should be in the interval \[0, 1\]"):
+        DistributedSampler(range(5), num_replicas=2, rank=2)
+    with pytest.raises(ValueError, match="num_replicas must be a positive integer, got 0"):
+        DistributedSampler(range(5), num_replicas=0, rank=0)
+    with pytest.raises(ValueError, match="Default process group has not been initialized"):
+        DistributedSampler(range(5))
+
+
+# ---- launch helpers ---------------------------------------------------------------------------
+
+def test_launch_helpers():
+    assert launch.is_main_process()                  # no group: the one process is the main one
+    assert launch.per_rank_batch_size(64, 2) == 32
+    with pytest.raises(ValueError, match="the global batch size 64 does not split evenly over 3 ranks"):
+        launch.per_rank_batch_size(64, 3)
+    assert [launch.shard_bounds(64, r, 2) for r in range(2)] == [(0, 32), (32, 64)]
+    assert [launch.shard_bounds(10, r, 3) for r in range(3)] == [(0, 4), (4, 7), (7, 10)]
+    with pytest.raises(ValueError, match="a batch of 1 samples cannot be split over 2 ranks"):
+        launch.shard_bounds(1, 0, 2)
+    x, y = np.arange(64 * 3).reshape(64, 3), np.arange(64)
+    x1, y1 = launch.shard((x, y), rank=1, world_size=2)
+    np.testing.assert_array_equal(x1, x[32:]), np.testing.assert_array_equal(y1, y[32:])
+    assert launch.shard(x) is x                      # one process: the whole global batch
+    # uneven shards: weights w_r = W n_r / n make the equal-weight average the global mean
+    ws = [launch.shard_weight(10, r, 3) for r in range(3)]
+    assert ws == [1.2, 0.9, 0.9] and launch.shard_weight(64, 1, 2) == 1.0
+    g = np.random.default_rng(0).standard_normal(10)
+    avg = np.mean([w * g[slice(*launch.shard_bounds(10, r, 3))].mean() for r, w in enumerate(ws)])
+    assert avg == pytest.approx(g.mean(), rel=1e-12)
+    assert launch.default_threads(cores=8) == 8 and launch.local_world_size() == 1
+
+
+def test_launch_helpers_in_a_one_rank_group(one_rank_group):
+    assert launch.is_main_process() and launch.default_threads(cores=2) == 2
+    assert launch.shard_bounds(64) == (0, 64)
+
+
+# ---- two ranks over loopback ------------------------------------------------------------------
+
+@needs_mpi
+def test_collectives_two_ranks():
+    r = run_ranks(2, "collectives.py")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "collectives ok" in r.stdout
+
+
+@needs_mpi
+def test_ddp_buffers_buckets_unused_parameters_two_ranks():
+    r = run_ranks(2, "ddp_features.py")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ddp ok" in r.stdout
+
+
+def _params(path):
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+@needs_mpi
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-6), ("float32", 1e-5)])
+def test_ddp_two_ranks_of_32_equal_one_process_of_64(tmp_path, dtype, rtol):
+    """The issue's criterion: 50 SGD steps, 2 ranks × batch 32 vs 1 process × batch 64."""
+    runs = {"one": (0, []), "two": (2, []), "two_again": (2, []), "two_accumulate": (2, ["--accumulate", "2"])}
+    out = {}
+    for name, (n, extra) in runs.items():
+        r = run_ranks(n, "train_parity.py", "--out", tmp_path / f"{name}.npz", "--dtype", dtype, *extra)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out[name] = _params(tmp_path / f"{name}.npz")
+    ref = out["one"]
+    assert list(ref) == ["module.0.weight", "module.0.bias", "module.4.weight", "module.4.bias",
+                         "module.6.weight", "module.6.bias"]
+    for name in ("two", "two_accumulate"):
+        for k in ref:
+            assert out[name][k].dtype == np.dtype(dtype)
+            err = np.abs(out[name][k] - ref[k]).max() / np.abs(ref[k]).max()
+            assert err < rtol, f"{name} {k}: relative difference {err:.2e}"
+    for k in ref:   # a rerun on the same ranks is bit-identical
+        assert np.array_equal(out["two"][k], out["two_again"][k]), k
+
+
+@needs_mpi
+def test_without_ddp_two_ranks_do_not_match(tmp_path):
+    """Negative control: the parity test has teeth (each rank on its own shard diverges)."""
+    for name, n, extra in (("one", 0, []), ("plain", 2, ["--no-ddp"])):
+        r = run_ranks(n, "train_parity.py", "--out", tmp_path / f"{name}.npz", "--steps", "10", *extra)
+        assert r.returncode == 0, r.stdout + r.stderr
+    a, b = _params(tmp_path / "one.npz"), _params(tmp_path / "plain.npz")
+    assert [k.removeprefix("module.") for k in a] == list(b)
+    assert max(np.abs(u - v).max() / np.abs(u).max() for u, v in zip(a.values(), b.values())) > 1e-2
+
+
+@needs_mpi
+def test_model_mismatch_between_ranks_is_caught_at_start(tmp_path):
+    r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", env={"MISMATCH": "1"})
+    assert r.returncode != 0
+    assert "the model (parameter names, shapes, dtypes) differs between ranks: rank 1 has" in r.stderr
+    assert "start every rank with the same flags and model" in r.stderr
+
+
+@needs_mpi
+def test_hung_rank_makes_the_other_exit_naming_it(tmp_path):
+    """Rank 1 stops (SIGSTOP, a hung process) at step 3: rank 0's allreduce times out after 3 s,
+    names rank 1, and the job exits non-zero well within 60 s."""
+    t0 = time.monotonic()
+    r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", "--timeout", "3",
+                  "--kill-rank", "1", "--kill-step", "3", "--stop")
+    elapsed = time.monotonic() - t0
+    assert r.returncode != 0 and elapsed < 60
+    assert "ember.distributed: rank 0: all_reduce timed out after 3 s: lost rank 1 (pid" in r.stderr
+    assert "has stopped" in r.stderr
+
+
+@needs_mpi
+def test_killed_rank_makes_the_other_exit(tmp_path):
+    """Rank 1 is SIGKILLed at step 3: the launcher (MPICH's hydra) stops rank 0 at once and names
+    the dead process by its pid; the job exits non-zero well within 60 s."""
+    t0 = time.monotonic()
+    r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", "--timeout", "30",
+                  "--kill-rank", "1", "--kill-step", "3")
+    assert r.returncode != 0 and time.monotonic() - t0 < 60
+    assert "BAD TERMINATION" in r.stdout + r.stderr and "Killed (signal 9)" in r.stdout + r.stderr
