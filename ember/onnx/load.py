@@ -463,8 +463,9 @@ def _fuse_bias(steps, consts, outputs):
             other = [x for x in s[2] if x != prev[3]]
             b = consts.get(other[0]) if len(other) == 1 else None
             if b is not None and b.size == prev[1].out_features and b.ndim <= 1:
-                lin = prev[1]
-                lin.bias = nn.Parameter(np.array(b.reshape(-1), dtype=lin.weight.dtype))
+                w = prev[1].weight.data
+                prev[1] = _with(nn.Linear(w.shape[1], w.shape[0], dtype=w.dtype), weight=w,
+                                bias=b.reshape(-1).astype(w.dtype))
                 prev[3] = s[3]
                 continue
         out.append(s)
