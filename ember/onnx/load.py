@@ -187,6 +187,10 @@ def _read(f):
         raise OnnxImportError(f"{what}: not an ONNX model, or a truncated one (protobuf parse failed: {e})") from None
     if not proto.graph.node or not proto.graph.output:
         raise OnnxImportError(f"{what}: not an ONNX model, or a truncated one (no graph nodes or outputs found)")
+    for init in proto.graph.initializer:   # before the checker, which would open the file
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise OnnxImportError(f"{what}: initializer {init.name!r} is stored in an external file; "
+                                  "ember loads self-contained ONNX files only")
     try:
         onnx.checker.check_model(proto)
     except Exception as e:  # onnx.checker.ValidationError
@@ -410,9 +414,6 @@ def load_model(f) -> Module:
                               f"re-export with opset_version >= 13 (this file has opset {opset})")
     consts, origin = {}, {}
     for init in g.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise OnnxImportError(f"{what}: initializer {init.name!r} is stored in an external file; "
-                                  "ember loads self-contained ONNX files only")
         consts[init.name] = onnx.numpy_helper.to_array(init)
         origin[init.name] = init.name
     rank = _shape_ranks(onnx, proto)
