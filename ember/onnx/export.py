@@ -52,7 +52,7 @@ EXPORTED_OPS = {
     "Exp": "Tensor.exp",
     "Log": "Tensor.log",
     "Concat": "ember.cat, F.cat",
-    "Identity": "nn.Dropout, nn.Identity (evaluation: the input itself)",
+    "Identity": "Tensor.clone; a model that returns its input (nn.Identity and nn.Dropout in evaluation emit no node)",
 }
 
 

@@ -29,7 +29,7 @@ IMPORTED_OPS = {
     "GlobalAveragePool": "nn.AdaptiveAvgPool2d(1)",
     "Gemm": "nn.Linear (alpha = beta = 1, transA = 0, a constant B)",
     "MatMul": "nn.Linear when B is a constant matrix (an Add of a constant vector after it becomes its bias); "
-              "else a MatMul module",
+              "else a Binary module",
     "Relu": "nn.ReLU", "LeakyRelu": "nn.LeakyReLU", "Sigmoid": "nn.Sigmoid", "Tanh": "nn.Tanh",
     "Softmax": "nn.Softmax", "LogSoftmax": "nn.LogSoftmax",
     "BatchNormalization": "nn.BatchNorm1d / nn.BatchNorm2d (momentum = 1 − ONNX momentum)",
