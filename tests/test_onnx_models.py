@@ -191,3 +191,44 @@ def test_batchnorm_net_exported_by_torch_loads_predicts_and_fine_tunes_as_torch(
     data = torch_export(tmodel.eval(), x[:4], do_constant_folding=False)
     model = check_loaded_matches_torch(tmodel, data, x_test, x[-64:], y[-64:])
     assert [type(m).__name__ for m in model] == [type(m).__name__ for m in tmodel]
+
+
+class TorchResidual(tnn.Module):
+    """A residual block with a concatenation: a graph that is not a chain (loads as OnnxGraph)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = tnn.Conv2d(3, 4, 3, padding=1)
+        self.conv1 = tnn.Conv2d(4, 4, 3, padding=1)
+        self.bn1 = tnn.BatchNorm2d(4)
+        self.conv2 = tnn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.pool = tnn.AdaptiveAvgPool2d(1)
+        self.fc = tnn.Linear(8, 5)
+
+    def forward(self, x):
+        s = tnn.functional.relu(self.stem(x))
+        r = tnn.functional.relu(s + self.conv2(tnn.functional.relu(self.bn1(self.conv1(s)))))
+        return self.fc(torch.flatten(torch.cat([self.pool(r), self.pool(s)], 1), 1))
+
+
+def test_residual_net_exported_by_torch_loads_as_a_graph_and_fine_tunes_as_torch():
+    torch.manual_seed(0)
+    tmodel = TorchResidual()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3, 9, 7)).astype(np.float32)
+    y = rng.integers(0, 5, size=16)
+    tmodel.bn1.running_mean.uniform_(-0.5, 0.5)
+    tmodel.bn1.running_var.uniform_(0.5, 2.0)
+    data = torch_export(tmodel.eval(), x[:2], do_constant_folding=False)
+    model = check_loaded_matches_torch(tmodel, data, x, x, y)
+    assert type(model).__name__ == "OnnxGraph"
+    assert {"Concat", "Binary", "Conv2d", "BatchNorm2d", "AdaptiveAvgPool2d", "Linear"} <= \
+        {type(m).__name__ for m in model.modules()}
+
+
+def test_mlp_exported_by_torch_loads():
+    torch.manual_seed(0)
+    tmodel = tnn.Sequential(tnn.Flatten(), tnn.Linear(784, 100), tnn.Sigmoid(), tnn.Linear(100, 10))
+    x = np.random.default_rng(0).normal(size=(32, 1, 28, 28)).astype(np.float32)
+    model = check_loaded_matches_torch(tmodel, torch_export(tmodel.eval(), x[:2]), x, x, np.arange(32) % 10)
+    assert [type(m).__name__ for m in model] == ["Flatten", "Linear", "Sigmoid", "Linear"]
