@@ -232,3 +232,19 @@ def test_mlp_exported_by_torch_loads():
     x = np.random.default_rng(0).normal(size=(32, 1, 28, 28)).astype(np.float32)
     model = check_loaded_matches_torch(tmodel, torch_export(tmodel.eval(), x[:2]), x, x, np.arange(32) % 10)
     assert [type(m).__name__ for m in model] == ["Flatten", "Linear", "Sigmoid", "Linear"]
+
+
+@needs_data
+def test_lenet5_from_torchs_default_dynamo_exporter_loads():
+    """torch 2.13's default exporter (dynamo=True, needs onnxscript) writes Flatten as a
+    Reshape with allowzero=1 and opset 20; ember loads that too, with identical predictions."""
+    pytest.importorskip("onnxscript")
+    torch.manual_seed(0)
+    x, y = images(True, 10 * 64)
+    tmodel = train_torch(torch_lenet5(), x, y, steps=10).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(tmodel, (torch.from_numpy(x[:2]),), dynamo=True, verbose=False,
+                                    input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    x_test, _ = images(False, 1000)
+    check_loaded_matches_torch(tmodel, program.model_proto.SerializeToString(), x_test, x[-64:], y[-64:])

@@ -87,6 +87,8 @@ CASES = [
     ("arithmetic_consts", lambda: Fn(lambda m, x, y: (x * 2.0 - y) / 3.0 + -x), [(2, 3), (2, 3)],
      {"Mul", "Sub", "Div", "Neg", "Add"}),
     ("exp_log", lambda: Fn(lambda m, x: (x * x + 1.0).log() + (-x).exp()), [(3, 4)], {"Exp", "Log"}),
+    ("mean_keepdim", lambda: Fn(lambda m, x: x.mean((2, 3), keepdim=True)), [(2, 3, 5, 4)], {"ReduceMean"}),
+    ("mean_dim1_and_all", lambda: Fn(lambda m, x: x.mean(1) + x.mean()), [(3, 4, 5)], {"ReduceMean"}),
     ("concat", lambda: Fn(lambda m, x, y: ember.cat([x, y * y, x], 1)), [(2, 3, 4), (2, 5, 4)], {"Concat"}),
 ]
 
@@ -148,3 +150,19 @@ def test_reshape_keeps_the_batch_dynamic():
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     xb = ember.randn(5, 2, 3)
     assert_close(sess.run(None, {"x0": xb.numpy()})[0], model(xb).numpy(), "batch 5")
+
+
+@pytest.mark.parametrize("opset", [17, 18, 21])
+def test_opsets_after_17(opset):
+    """opset 18 moved ReduceMean's axes from an attribute to an input; the rest is unchanged."""
+    model = Fn(lambda m, x: F.log_softmax(m.c(x).mean((2, 3)), 1), c=nn.Conv2d(2, 3, 3, stride=2, padding=1))
+    x = ember.randn(2, 2, 7, 6)
+    data = export_bytes(model, [x], opset_version=opset)
+    proto = onnx.load_from_string(data)
+    assert proto.opset_import[0].version == opset
+    onnx.checker.check_model(proto, full_check=True)
+    want = model.eval()(x).numpy()
+    assert_close(ReferenceEvaluator(proto).run(None, {"x0": x.numpy()})[0], want, "ReferenceEvaluator")
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    assert_close(sess.run(None, {"x0": x.numpy()})[0], want, "onnxruntime")
+    assert_close(load_model(data).eval()(x).numpy(), want, "load_model")

@@ -52,6 +52,7 @@ EXPORTED_OPS = {
     "Exp": "Tensor.exp",
     "Log": "Tensor.log",
     "Concat": "ember.cat, F.cat",
+    "ReduceMean": "Tensor.mean (over dims, keepdim)",
     "Identity": "Tensor.clone; a model that returns its input (nn.Identity and nn.Dropout in evaluation emit no node)",
 }
 
@@ -76,8 +77,8 @@ def _pairs(v, n):
 class _Tracer:
     """The state of one trace: value names by tensor identity, the nodes and initializers."""
 
-    def __init__(self, model):
-        self.onnx = _onnx()
+    def __init__(self, model, opset=MIN_OPSET):
+        self.onnx, self.opset = _onnx(), opset
         self.names, self.keep = {}, []          # id(tensor) -> ONNX value name; keep ids unique
         self.nodes, self.inits = [], []
         self.params = {id(t): n for n, t in [*model.named_parameters(), *model.named_buffers()]}
@@ -154,6 +155,13 @@ class _Tracer:
         if b is None:
             return self.node("MatMul", [x, wt], out)
         return self.node("Add", [self.node("MatMul", [x, wt]), self.value(b)], out)
+
+    def reduce_mean(self, x, xt, dim, keepdim, out):
+        axes = list(range(xt.ndim)) if dim is None else [d % xt.ndim for d in (dim if isinstance(dim, tuple) else (dim,))]
+        if self.opset >= 18:                 # opset 18 moved axes from an attribute to an input
+            return self.node("ReduceMean", [x, self.const(np.array(axes, np.int64), "axes")], out,
+                             keepdims=int(keepdim))
+        return self.node("ReduceMean", [x], out, axes=axes, keepdims=int(keepdim))
 
     def reshape(self, x, xt, out):
         shape = list(out.shape)
@@ -259,6 +267,7 @@ _OPS = {
     "LogSoftmax": lambda tr, n, a, kw, out: tr.node("LogSoftmax", n[:1], out, axis=int(kw["dim"])),
     "Reshape": lambda tr, n, a, kw, out: tr.reshape(n[0], a[0], out),
     "Permute": lambda tr, n, a, kw, out: tr.node("Transpose", n[:1], out, perm=[d % a[0].ndim for d in kw["dims"]]),
+    "Mean": lambda tr, n, a, kw, out: tr.reduce_mean(n[0], a[0], kw.get("dim"), kw.get("keepdim", False), out),
     "Cat": lambda tr, n, a, kw, out: tr.node("Concat", n, out, axis=int(kw.get("dim", 0))),
     "Linear": lambda tr, n, a, kw, out: tr.linear(n[0], a[0], a[1], a[2] if len(a) > 2 else kw.get("bias"), out),
     "Conv2d": lambda tr, n, a, kw, out: tr.conv(n[0], a[1], a[2] if len(a) > 2 else kw.get("b"), kw.get("stride", 1),
@@ -318,7 +327,7 @@ def trace(model, args, input_names=None, output_names=None, dynamic_axes=None, o
     if not isinstance(opset_version, int) or not MIN_OPSET <= opset_version <= newest:
         raise ValueError(f"export: opset_version must be an int from {MIN_OPSET} to {newest} "
                          f"(the onnx package's newest), got {opset_version!r}")
-    tr = _Tracer(model)
+    tr = _Tracer(model, opset_version)
     in_names = list(input_names or [f"input_{i}" if len(inputs) > 1 else "input" for i in range(len(inputs))])
     if len(in_names) != len(inputs):
         raise ValueError(f"export: {len(in_names)} input_names for {len(inputs)} inputs")

@@ -37,6 +37,7 @@ IMPORTED_OPS = {
     "Flatten": "nn.Flatten (axis 1), else a Flatten2d module",
     "Reshape": "Reshape module (a constant shape; 0 copies a dim, -1 is inferred)",
     "Transpose": "Transpose module", "Concat": "Concat module",
+    "ReduceMean": "ReduceMean module (constant axes; as torch.onnx writes x.mean(dim) and AdaptiveAvgPool2d(1))",
     "Add": "Binary module", "Sub": "Binary module", "Mul": "Binary module", "Div": "Binary module",
     "Neg": "Unary module", "Exp": "Unary module", "Log": "Unary module",
     "Constant": "folded into the constants at load time",
@@ -71,6 +72,20 @@ class Flatten2d(Module):
 
     def extra_repr(self):
         return f"axis={self.axis}"
+
+
+class ReduceMean(Module):
+    """ONNX ReduceMean over constant ``axes`` (all axes when empty): x.mean(axes, keepdim)."""
+
+    def __init__(self, axes, keepdims):
+        super().__init__()
+        self.axes, self.keepdims = tuple(int(a) for a in axes), bool(keepdims)
+
+    def forward(self, x):
+        return x.mean(self.axes or None, keepdim=self.keepdims)
+
+    def extra_repr(self):
+        return f"axes={self.axes}, keepdims={self.keepdims}"
 
 
 class Transpose(Module):
@@ -327,9 +342,19 @@ def _flatten(node, a, ins, c, rank):
 def _reshape(node, a, ins, c, rank):
     if ins[1] not in c:
         raise OnnxImportError(f"node {node.name}: Reshape with a computed (non-constant) shape is not supported")
-    if a.get("allowzero", 0):
-        raise OnnxImportError(f"node {node.name}: Reshape with allowzero=1 is not supported")
-    return Reshape(c[ins[1]].tolist()), ins[:1]
+    shape = c[ins[1]].tolist()
+    if a.get("allowzero", 0) and 0 in shape:   # allowzero=1 means a 0 is a real zero-size dim
+        raise OnnxImportError(f"node {node.name}: Reshape with allowzero=1 and a 0 in the shape is not supported")
+    return Reshape(shape), ins[:1]
+
+
+def _reduce_mean(node, a, ins, c, rank):
+    if len(ins) > 1 and ins[1] and ins[1] not in c:
+        raise OnnxImportError(f"node {node.name}: ReduceMean with computed (non-constant) axes is not supported")
+    axes = c[ins[1]].tolist() if len(ins) > 1 and ins[1] else list(a.get("axes", []))
+    if not axes and a.get("noop_with_empty_axes", 0):
+        return nn.Identity(), ins[:1]
+    return ReduceMean(axes, a.get("keepdims", 1)), ins[:1]
 
 
 def _dropout(node, a, ins, c, rank):
@@ -346,7 +371,7 @@ _BUILDERS = {
     "Sigmoid": lambda n, a, ins, c, r: (nn.Sigmoid(), ins[:1]),
     "Tanh": lambda n, a, ins, c, r: (nn.Tanh(), ins[:1]),
     "Dropout": _dropout, "Identity": lambda n, a, ins, c, r: (nn.Identity(), ins[:1]),
-    "Flatten": _flatten, "Reshape": _reshape,
+    "Flatten": _flatten, "Reshape": _reshape, "ReduceMean": _reduce_mean,
     "Transpose": lambda n, a, ins, c, r: (Transpose(a.get("perm", [])), ins[:1]),
     "Concat": lambda n, a, ins, c, r: (Concat(a["axis"]), ins),
     **{op: (lambda n, a, ins, c, r: (Binary(n.op_type), ins)) for op in ("Add", "Sub", "Mul", "Div")},
