@@ -207,3 +207,23 @@ def test_load_model_rejects_a_non_file_object():
 
 def test_load_model_reads_a_file_object():
     assert isinstance(load_model(io.BytesIO(good_bytes())), nn.Sequential)
+
+
+def test_node_names_never_shadow_the_graph_modules_own_attributes():
+    w = numpy_helper.from_array(np.ones((3,), np.float32), "w")
+    m = graph_with([helper.make_node("Relu", ["x"], ["a"], name="/forward/Relu"),
+                    helper.make_node("Add", ["a", "w"], ["b"], name="/steps/Add"),
+                    helper.make_node("Relu", ["b"], ["y"], name="/training/Relu")], [w])
+    m.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.ones((4,), np.float32), "w"))
+    g = load_model(m.SerializeToString())
+    assert [n for n, _ in g.named_children()] == ["node_forward", "node_steps", "node_training"]
+    x = ember.randn(1, 3, 4, 4)
+    np.testing.assert_allclose(g(x).numpy(), np.maximum(np.maximum(x.numpy(), 0) + 1, 0))
+
+
+def test_a_model_returning_a_non_tensor_is_refused():
+    class Bad(nn.Module):
+        def forward(self, x):
+            return {"y": x}
+    with pytest.raises(OnnxExportError, match="must return a Tensor or a tuple of Tensors, got dict"):
+        exported(Bad(), ember.randn(1, 2))

@@ -371,9 +371,11 @@ def trace(model, args, input_names=None, output_names=None, dynamic_axes=None, o
         for m, mode in modes:
             object.__setattr__(m, "training", mode)
 
-    outputs = _as_inputs(result) if not isinstance(result, (tuple, list)) or result else None
-    if outputs is None:
-        raise OnnxExportError("export: the model returned nothing to export")
+    try:
+        outputs = _as_inputs(result)
+    except TypeError:
+        raise OnnxExportError(f"export: the model must return a Tensor or a tuple of Tensors, "
+                              f"got {type(result).__name__}") from None
     out_names = list(output_names or [f"output_{i}" if len(outputs) > 1 else "output" for i in range(len(outputs))])
     if len(out_names) != len(outputs):
         raise ValueError(f"export: {len(out_names)} output_names for {len(outputs)} outputs")

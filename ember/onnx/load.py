@@ -151,7 +151,7 @@ class OnnxGraph(Module):
     """A model loaded from an ONNX graph that is not a plain chain (residual adds, several inputs).
 
     ``forward(*inputs)`` runs the steps in the file's order; each step is a registered
-    sub-module named after its node. Constants the steps read are registered buffers.
+    sub-module named after its node. Constants the steps read are buffers ``_const_0``, ....
     Attributes: input_names, output_names, steps (list of (module name, input names, output name)).
     """
 
@@ -163,7 +163,7 @@ class OnnxGraph(Module):
             setattr(self, name, module)
             self.steps.append((name, list(ins), out))
         for i, (vname, arr) in enumerate(constants.items()):
-            bname = f"const_{i}"
+            bname = f"_const_{i}"
             self.register_buffer(bname, Tensor(np.array(arr)))
             self.const_buffers[vname] = bname
 
@@ -223,6 +223,9 @@ def _attrs(onnx, node):
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+_RESERVED = {"input_names", "output_names", "steps", "const_buffers", "training"}
+
+
 def _module_name(node, origin, index, taken):
     """torch.onnx names nodes "/features/0/Conv" and weights "features.0.weight": use that
     path (dots as underscores) so the loaded modules read like the original; else op_index."""
@@ -235,6 +238,8 @@ def _module_name(node, origin, index, taken):
         parts = [p for p in node.name.split("/") if p][:-1]
         name = ".".join(parts)
     name = re.sub(r"[^0-9A-Za-z_]", "_", name.replace(".", "_")) or f"{node.op_type.lower()}_{index}"
+    if hasattr(OnnxGraph, name) or name in _RESERVED or name.startswith("_const_"):   # never shadow forward, ...
+        name = f"node_{name}"
     base, k = name, 1
     while name in taken:
         name, k = f"{base}_{k}", k + 1
