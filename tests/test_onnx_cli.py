@@ -11,6 +11,7 @@ pytest.importorskip("onnxruntime")
 
 import ember  # noqa: E402
 import ember.models  # noqa: E402
+import ember.onnx  # noqa: E402
 from ember.cli import main  # noqa: E402
 
 DATA = "/usr/share/datasets/fashion-mnist"
@@ -74,3 +75,15 @@ def test_export_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ember export: error: ")
+
+
+def test_visualize_graph_of_an_onnx_file(run_folder, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    folder, model = run_folder
+    onnx_path = tmp_path / "m.onnx"
+    ember.onnx.export(model, ember.randn(1, 1, 28, 28), str(onnx_path))
+    assert main(["visualize", "graph", "--onnx", str(onnx_path), "--out", str(tmp_path / "viz")]) == 0
+    paths = capsys.readouterr().out.split()
+    assert paths[:2] == [str(tmp_path / "viz" / "graph.dot"), str(tmp_path / "viz" / "graph.png")]
+    dot = (tmp_path / "viz" / "graph.dot").read_text()
+    assert "Conv2d" in dot and "0.weight" in dot

@@ -3,13 +3,15 @@
     ember export --checkpoint RUN [--format onnx] [--out RUN/model.onnx] [--opset 17]
     ember evaluate --onnx MODEL.onnx [--onnxruntime] [--dataset fashion-mnist] [--data-dir DIR]
     ember summary --onnx MODEL.onnx [--input-shape N,C,H,W]
+    ember visualize graph --onnx MODEL.onnx [--out DIR]
 
 ``add_commands(subparsers)`` registers ``export`` and adds ``--onnx`` to the existing
-``evaluate`` and ``summary`` parsers; ``runner(args)`` returns the function to run for these
+``evaluate``, ``summary`` and ``visualize graph`` parsers; ``runner(args)`` returns the function to run for these
 (None otherwise, so the caller runs its own). Errors are ``ValueError``s (one line on stderr).
 """
 from __future__ import annotations
 
+import argparse
 import os
 
 import numpy as np
@@ -46,6 +48,11 @@ def add_commands(sub) -> None:
         ev.add_argument("--onnxruntime", action="store_true", help="with --onnx: run it in ONNX Runtime instead")
         if not any(a.dest == "dataset" for a in ev._actions):
             ev.add_argument("--dataset", default="fashion-mnist", help="with --onnx (default: %(default)s)")
+    vz = sub.choices.get("visualize")
+    graph = next((a.choices.get("graph") for a in (vz._actions if vz else []) if isinstance(a, argparse._SubParsersAction)), None)
+    if graph is not None:
+        graph.add_argument("--onnx", metavar="MODEL.onnx", default=None,
+                           help="draw the graph of an ONNX file as loaded into ember layers")
     sm = sub.choices.get("summary")
     if sm is not None:
         sm.add_argument("--onnx", metavar="MODEL.onnx", default=None,
@@ -67,6 +74,8 @@ def runner(args):
         raise ValueError("give --checkpoint RUN or --onnx MODEL.onnx")
     elif args.command == "summary" and getattr(args, "onnx", None):
         fn = run_summary
+    elif args.command == "visualize" and getattr(args, "what", None) == "graph" and getattr(args, "onnx", None):
+        fn = run_graph
     if fn is None:
         return None
 
@@ -156,3 +165,15 @@ def run_summary(args) -> None:
         shape = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in dims)
     print(os.path.basename(args.onnx))
     print(summary(model, shape))
+
+
+def run_graph(args) -> None:
+    """``ember visualize graph --onnx``: the autograd graph of the loaded model (DOT, PNG, SVG)."""
+    try:
+        from ..viz_commands import write_graph
+    except ImportError:                  # after the package split
+        from ..viz.commands import write_graph
+    from .load import load_model
+    model = load_model(args.onnx).eval()
+    for path in write_graph(model, args.out or "viz", os.path.basename(args.onnx)):
+        print(path)
