@@ -227,3 +227,14 @@ def test_a_model_returning_a_non_tensor_is_refused():
             return {"y": x}
     with pytest.raises(OnnxExportError, match="must return a Tensor or a tuple of Tensors, got dict"):
         exported(Bad(), ember.randn(1, 2))
+
+
+def test_the_trace_hooks_are_removed_even_after_an_error():
+    import inspect
+    from ember.autograd import Function
+    before = inspect.getattr_static(Function, "apply"), nn.Module.__call__
+    with pytest.raises(OnnxExportError):
+        exported(nn.Sequential(nn.LocallyConnected2d(1, 1, (4, 4), 3)), ember.randn(1, 1, 4, 4))
+    assert (inspect.getattr_static(Function, "apply"), nn.Module.__call__) == before
+    exported(nn.Linear(2, 2), ember.randn(1, 2))
+    assert (inspect.getattr_static(Function, "apply"), nn.Module.__call__) == before

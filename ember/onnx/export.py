@@ -17,6 +17,7 @@ exporter names them). Anything else that reaches a node is a constant and is sto
 """
 from __future__ import annotations
 
+import inspect
 import os
 
 import numpy as np
@@ -40,7 +41,7 @@ EXPORTED_OPS = {
     "Tanh": "nn.Tanh, F.tanh",
     "Softmax": "nn.Softmax, F.softmax",
     "LogSoftmax": "nn.LogSoftmax, F.log_softmax",
-    "BatchNormalization": "nn.BatchNorm1d, nn.BatchNorm2d (running statistics: inference)",
+    "BatchNormalization": "nn.BatchNorm1d, nn.BatchNorm2d, F.batch_norm(training=False) (running statistics)",
     "Flatten": "nn.Flatten() (start_dim=1, end_dim=-1)",
     "Reshape": "nn.Flatten with other dims, Tensor.reshape/view/flatten/squeeze/unsqueeze",
     "Transpose": "Tensor.permute/transpose",
@@ -156,6 +157,14 @@ class _Tracer:
             return self.node("MatMul", [x, wt], out)
         return self.node("Add", [self.node("MatMul", [x, wt]), self.value(b)], out)
 
+    def batch_norm(self, x, weight, bias, mean, var, eps, momentum, out):
+        """BatchNormalization (inference form); weight/bias None -> ones/zeros (affine=False)."""
+        C, dt = mean.shape[0], mean.dtype
+        scale = self.value(weight) if weight is not None else self.const(np.ones(C, dt), "bn_scale")
+        shift = self.value(bias) if bias is not None else self.const(np.zeros(C, dt), "bn_bias")
+        return self.node("BatchNormalization", [x, scale, shift, self.value(mean), self.value(var)], out,
+                         epsilon=_f32(eps), momentum=_f32(momentum))
+
     def reduce_mean(self, x, xt, dim, keepdim, out):
         axes = list(range(xt.ndim)) if dim is None else [d % xt.ndim for d in (dim if isinstance(dim, tuple) else (dim,))]
         if self.opset >= 18:                 # opset 18 moved axes from an attribute to an input
@@ -213,13 +222,16 @@ def _batch_norm(tr, m, x, xt, out):
     if m.running_mean is None:
         raise OnnxExportError(f"{type(m).__name__} with track_running_stats=False normalises with the batch's "
                               "own statistics even in evaluation; ONNX BatchNormalization needs running statistics")
-    C = m.num_features
-    dt = m.running_mean.dtype
-    scale = tr.value(m.weight) if m.weight is not None else tr.const(np.ones(C, dt), "bn_scale")
-    bias = tr.value(m.bias) if m.bias is not None else tr.const(np.zeros(C, dt), "bn_bias")
     momentum = 0.9 if m.momentum is None else 1.0 - float(m.momentum)
-    tr.node("BatchNormalization", [x, scale, bias, tr.value(m.running_mean), tr.value(m.running_var)], out,
-            epsilon=_f32(m.eps), momentum=_f32(momentum))
+    tr.batch_norm(x, m.weight, m.bias, m.running_mean, m.running_var, m.eps, momentum, out)
+
+
+def _batch_norm_op(tr, n, a, kw, out):
+    if kw.get("mean") is None:
+        raise OnnxExportError(f"op BatchNorm (in {tr.where or 'the model'}) normalises with batch statistics "
+                              "(training=True); ONNX BatchNormalization needs running statistics")
+    w, b = (a[i] if len(a) > i else kw.get(k) for i, k in ((1, "weight"), (2, "bias")))
+    tr.batch_norm(n[0], w, b, kw["mean"], kw["var"], kw.get("eps", 1e-5), 0.9, out)
 
 
 def _flatten(tr, m, x, xt, out):
@@ -229,9 +241,13 @@ def _flatten(tr, m, x, xt, out):
         tr.reshape(x, xt, out)
 
 
+def _conv_layer(tr, m, x, xt, out):
+    tr.conv(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, out)
+
+
 _LAYERS = {
-    "Conv2d": lambda tr, m, x, xt, out: tr.conv(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, out),
-    "Conv1d": lambda tr, m, x, xt, out: tr.conv(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, out),
+    "Conv2d": _conv_layer,
+    "Conv1d": _conv_layer,
     "Linear": lambda tr, m, x, xt, out: tr.linear(x, xt, m.weight, m.bias, out),
     "MaxPool2d": lambda tr, m, x, xt, out: tr.pool("MaxPool", x, m.kernel_size, m.stride, m.padding, out),
     "AvgPool2d": lambda tr, m, x, xt, out: tr.pool("AveragePool", x, m.kernel_size, m.stride, m.padding, out),
@@ -277,6 +293,7 @@ _OPS = {
     "AvgPool2d": lambda tr, n, a, kw, out: tr.pool("AveragePool", n[0], kw["kernel_size"], kw["stride"],
                                                    kw.get("padding", 0), out),
     "AdaptiveAvgPool2d": lambda tr, n, a, kw, out: tr.adaptive_avg(n[0], a[0], out),
+    "BatchNorm": _batch_norm_op,
 }
 
 
@@ -334,7 +351,8 @@ def trace(model, args, input_names=None, output_names=None, dynamic_axes=None, o
     for t, n in zip(inputs, in_names):
         tr.bind(t, n)
 
-    orig_call, orig_apply = Module.__call__, Function.__dict__["apply"]
+    orig_call, orig_apply = Module.__call__, inspect.getattr_static(Function, "apply")
+    own_apply = "apply" in Function.__dict__
 
     def call(m, *a, **kw):
         path = tr.paths.get(id(m), "?")
@@ -367,7 +385,11 @@ def trace(model, args, input_names=None, output_names=None, dynamic_axes=None, o
         with no_grad():
             result = model(*inputs)
     finally:
-        Module.__call__, Function.apply = orig_call, orig_apply
+        Module.__call__ = orig_call
+        if own_apply:
+            Function.apply = orig_apply
+        else:                                # it came from a base class: uncover it again
+            del Function.apply
         for m, mode in modes:
             object.__setattr__(m, "training", mode)
 
