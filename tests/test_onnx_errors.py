@@ -238,3 +238,11 @@ def test_the_trace_hooks_are_removed_even_after_an_error():
     assert (inspect.getattr_static(Function, "apply"), nn.Module.__call__) == before
     exported(nn.Linear(2, 2), ember.randn(1, 2))
     assert (inspect.getattr_static(Function, "apply"), nn.Module.__call__) == before
+
+
+def test_a_conv_whose_channels_do_not_fit_its_groups_names_the_node():
+    w = numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float32), "w")   # 3 outputs, group 2
+    m = graph_with([helper.make_node("Conv", ["x", "w"], ["y"], name="c", group=2)], [w])
+    with pytest.raises(OnnxImportError) as e:
+        load_model(m.SerializeToString())
+    assert str(e.value) == "node c: Conv does not fit an ember layer: out_channels must be divisible by groups"

@@ -248,7 +248,7 @@ def _module_name(node, origin, index, taken):
 
 
 def _with(module, **params):
-    """Give ``module``'s parameters/buffers the loaded arrays (copied, in the module's dtype)."""
+    """Give ``module``'s parameters/buffers the loaded arrays (copied, in the file's dtype)."""
     for key, arr in params.items():
         t = getattr(module, key)
         if t is not None and arr is not None:
@@ -466,6 +466,10 @@ def load_model(f) -> Module:
             module, dyn = _BUILDERS[node.op_type](node, a, ins, consts, rank)
         except KeyError as e:
             raise OnnxImportError(f"node {node.name}: {node.op_type} needs a constant input {e}") from None
+        except OnnxImportError:
+            raise
+        except (ValueError, TypeError) as e:  # an ember layer refusing the node's sizes (groups, ...)
+            raise OnnxImportError(f"node {node.name}: {node.op_type} does not fit an ember layer: {e}") from None
         steps.append([_module_name(node, origin, i, taken), module, [x for x in dyn if x], live_outs[0]])
     steps = _fuse_bias(steps, consts, [v.name for v in g.output])
     outputs = [v.name for v in g.output]
