@@ -139,7 +139,8 @@ def graph_with(nodes, inits=(), opset=17, inputs=None):
 
 
 def test_unsupported_ops_are_listed_all_at_once():
-    m = graph_with([helper.make_node("Erf", ["x"], ["a"], name="e1"), helper.make_node("Shape", ["a"], ["s"], name="s1"),
+    m = graph_with([helper.make_node("Erf", ["x"], ["a"], name="e1"),
+                    helper.make_node("Shape", ["a"], ["s"], name="s1"),
                     helper.make_node("Erf", ["a"], ["b"], name="e2"), helper.make_node("Relu", ["b"], ["c"], name="r"),
                     helper.make_node("Abs", ["c"], ["y"], name="a1")])
     with pytest.raises(OnnxImportError) as e:

@@ -49,7 +49,8 @@ def add_commands(sub) -> None:
         if not any(a.dest == "dataset" for a in ev._actions):
             ev.add_argument("--dataset", default="fashion-mnist", help="with --onnx (default: %(default)s)")
     vz = sub.choices.get("visualize")
-    graph = next((a.choices.get("graph") for a in (vz._actions if vz else []) if isinstance(a, argparse._SubParsersAction)), None)
+    graph = next((a.choices.get("graph") for a in (vz._actions if vz else [])
+                  if isinstance(a, argparse._SubParsersAction)), None)
     if graph is not None:
         graph.add_argument("--onnx", metavar="MODEL.onnx", default=None,
                            help="draw the graph of an ONNX file as loaded into ember layers")
@@ -157,7 +158,8 @@ def run_summary(args) -> None:
         try:
             shape = tuple(int(v) for v in args.input_shape.split(","))
         except ValueError:
-            raise ValueError(f"--input-shape must be comma-separated ints like 1,1,28,28, got {args.input_shape!r}") from None
+            raise ValueError(f"--input-shape must be comma-separated ints like 1,1,28,28, "
+                             f"got {args.input_shape!r}") from None
     else:
         g = _onnx().load(args.onnx, load_external_data=False).graph
         inits = {i.name for i in g.initializer}

@@ -166,7 +166,8 @@ class _Tracer:
                          epsilon=_f32(eps), momentum=_f32(momentum))
 
     def reduce_mean(self, x, xt, dim, keepdim, out):
-        axes = list(range(xt.ndim)) if dim is None else [d % xt.ndim for d in (dim if isinstance(dim, tuple) else (dim,))]
+        dims = range(xt.ndim) if dim is None else dim if isinstance(dim, tuple) else (dim,)
+        axes = [d % xt.ndim for d in dims]
         if self.opset >= 18:                 # opset 18 moved axes from an attribute to an input
             return self.node("ReduceMean", [x, self.const(np.array(axes, np.int64), "axes")], out,
                              keepdims=int(keepdim))
@@ -409,7 +410,8 @@ def trace(model, args, input_names=None, output_names=None, dynamic_axes=None, o
     graph = onnx.helper.make_graph(
         tr.nodes, "ember", [_value_info(onnx, n, t, spec.get(n, {})) for t, n in zip(inputs, in_names)],
         [_value_info(onnx, n, t, spec.get(n, {})) for t, n in zip(outputs, out_names)], initializer=tr.inits)
-    proto = onnx.helper.make_model(graph, producer_name="ember", opset_imports=[onnx.helper.make_opsetid("", opset_version)])
+    proto = onnx.helper.make_model(graph, producer_name="ember",
+                                   opset_imports=[onnx.helper.make_opsetid("", opset_version)])
     onnx.checker.check_model(proto)
     return proto
 
