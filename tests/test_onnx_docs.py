@@ -15,7 +15,7 @@ def table_rows():
 def test_table_lists_every_exported_and_imported_op():
     rows = table_rows()
     assert set(rows) == set(EXPORTED_OPS) | set(IMPORTED_OPS), (
-        f"missing from docs/onnx.md: {sorted(set(EXPORTED_OPS) | set(IMPORTED_OPS) - set(rows))}; "
+        f"missing from docs/onnx.md: {sorted((set(EXPORTED_OPS) | set(IMPORTED_OPS)) - set(rows))}; "
         f"not supported but listed: {sorted(set(rows) - set(EXPORTED_OPS) - set(IMPORTED_OPS))}")
     for op, (exported, imported) in rows.items():
         assert exported.startswith("—") == (op not in EXPORTED_OPS), f"{op}: export column is wrong"

@@ -247,3 +247,21 @@ def test_a_conv_whose_channels_do_not_fit_its_groups_names_the_node():
     with pytest.raises(OnnxImportError) as e:
         load_model(m.SerializeToString())
     assert str(e.value) == "node c: Conv does not fit an ember layer: out_channels must be divisible by groups"
+
+
+def test_integer_or_advanced_indexing_is_refused_by_name():
+    class Pick(nn.Module):
+        def forward(self, x):
+            return x[:, 0]
+    with pytest.raises(OnnxExportError) as e:
+        exported(Pick(), ember.randn(2, 3))
+    assert str(e.value) == ("indexing with (slice(None, None, None), 0) (in Pick.forward) has no ONNX form in "
+                            "ember's exporter: only slices (a:b:s) and ... are exported")
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_non_constant_pad_modes_are_refused(mode):
+    p = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "p")
+    m = graph_with([helper.make_node("Pad", ["x", "p"], ["y"], name="pd", mode=mode)], [p])
+    with pytest.raises(OnnxImportError, match=f"node pd: Pad mode b'{mode}' is not supported"):
+        load_model(m.SerializeToString())

@@ -92,6 +92,11 @@ CASES = [
     ("exp_log", lambda: Fn(lambda m, x: (x * x + 1.0).log() + (-x).exp()), [(3, 4)], {"Exp", "Log"}),
     ("mean_keepdim", lambda: Fn(lambda m, x: x.mean((2, 3), keepdim=True)), [(2, 3, 5, 4)], {"ReduceMean"}),
     ("mean_dim1_and_all", lambda: Fn(lambda m, x: x.mean(1) + x.mean()), [(3, 4, 5)], {"ReduceMean"}),
+    ("slice_strided", lambda: Fn(lambda m, x: x[:, :, ::2, 1::3]), [(2, 3, 7, 8)], {"Slice"}),
+    ("slice_ranges_ellipsis_reversed", lambda: Fn(lambda m, x: ember.cat([x[:, 2:5, 1:3], x[:, :3, ::-1][..., :2]], 1)
+                                                  * x[..., -2:][:, :1]), [(2, 6, 4)], {"Slice"}),
+    ("pad_channels", lambda: Fn(lambda m, x: F.pad(x, (0, 0, 0, 0, 2, 3))), [(2, 3, 4, 5)], {"Pad"}),
+    ("pad_last_two_value", lambda: Fn(lambda m, x: F.pad(x, (1, 2, 0, 1), value=-0.5)), [(1, 2, 3, 4)], {"Pad"}),
     ("concat", lambda: Fn(lambda m, x, y: ember.cat([x, y * y, x], 1)), [(2, 3, 4), (2, 5, 4)], {"Concat"}),
 ]
 

@@ -54,6 +54,8 @@ EXPORTED_OPS = {
     "Log": "Tensor.log",
     "Concat": "ember.cat, F.cat",
     "ReduceMean": "Tensor.mean (over dims, keepdim)",
+    "Slice": "x[a:b:s, ...] (slices and ..., e.g. ResNet option-A shortcuts' x[:, :, ::2, ::2])",
+    "Pad": "F.pad (mode 'constant')",
     "Identity": "Tensor.clone; a model that returns its input (nn.Identity and nn.Dropout in evaluation emit no node)",
 }
 
@@ -69,6 +71,12 @@ def _onnx():
 def _f32(v) -> float:
     """A float attribute as ONNX stores it (float32), written shortest: 1e-05, not 9.99999974e-06."""
     return float(str(np.float32(v)))
+
+
+def _contiguous(arr):
+    """C-ordered copy-if-needed that keeps a 0-d array 0-d (np.ascontiguousarray makes it 1-d)."""
+    arr = np.asarray(arr)
+    return np.ascontiguousarray(arr).reshape(arr.shape)
 
 
 def _pairs(v, n):
@@ -105,14 +113,14 @@ class _Tracer:
         arr = np.asarray(t.data if isinstance(t, Tensor) else t)
         name = self.params.get(id(t)) if isinstance(t, Tensor) else None
         name = name or self.fresh("const")
-        self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        self.inits.append(self.onnx.numpy_helper.from_array(_contiguous(arr), name))
         if isinstance(t, Tensor):
             self.bind(t, name)
         return name
 
     def const(self, arr, hint="const"):
         name = self.fresh(hint)
-        self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        self.inits.append(self.onnx.numpy_helper.from_array(_contiguous(arr), name))
         return name
 
     def node(self, op, inputs, out=None, **attrs):
@@ -172,6 +180,39 @@ class _Tracer:
             return self.node("ReduceMean", [x, self.const(np.array(axes, np.int64), "axes")], out,
                              keepdims=int(keepdim))
         return self.node("ReduceMean", [x], out, axes=axes, keepdims=int(keepdim))
+
+    def slice(self, x, xt, index, out):
+        """Basic slicing -> Slice over the axes whose slice is not the whole axis."""
+        index = index if isinstance(index, tuple) else (index,)
+        if any(i is Ellipsis for i in index):
+            k = index.index(Ellipsis)
+            index = index[:k] + (slice(None),) * (xt.ndim - len(index) + 1) + index[k + 1:]
+        if not all(isinstance(i, slice) for i in index):
+            raise OnnxExportError(f"indexing with {index!r} (in {self.where or 'the model'}) has no ONNX form in "
+                                  "ember's exporter: only slices (a:b:s) and ... are exported")
+        big = np.iinfo(np.int64).max
+        starts, ends, axes, steps = [], [], [], []
+        for axis, s in enumerate(index):
+            if s == slice(None):
+                continue
+            step = 1 if s.step is None else s.step
+            starts.append(s.start if s.start is not None else (0 if step > 0 else -1))
+            ends.append(s.stop if s.stop is not None else (big if step > 0 else -big))
+            axes.append(axis)
+            steps.append(step)
+        if not axes:
+            return self.node("Identity", [x], out)
+        ins = [np.array(v, np.int64) for v in (starts, ends, axes, steps)]
+        return self.node("Slice", [x] + [self.const(v, h) for v, h in zip(ins, ("starts", "ends", "axes", "steps"))],
+                         out)
+
+    def pad(self, x, xt, pad, value, out):
+        """F.pad's (left, right) pairs from the last dim -> ONNX Pad's [begins..., ends...]."""
+        begins, ends = [0] * xt.ndim, [0] * xt.ndim
+        for i in range(len(pad) // 2):
+            begins[xt.ndim - 1 - i], ends[xt.ndim - 1 - i] = pad[2 * i], pad[2 * i + 1]
+        pads = self.const(np.array(begins + ends, np.int64), "pads")
+        return self.node("Pad", [x, pads, self.const(np.array(value, xt.dtype), "pad_value")], out, mode="constant")
 
     def reshape(self, x, xt, out):
         shape = list(out.shape)
@@ -295,6 +336,8 @@ _OPS = {
                                                    kw.get("padding", 0), out),
     "AdaptiveAvgPool2d": lambda tr, n, a, kw, out: tr.adaptive_avg(n[0], a[0], out),
     "BatchNorm": _batch_norm_op,
+    "GetItem": lambda tr, n, a, kw, out: tr.slice(n[0], a[0], kw["index"], out),
+    "Pad": lambda tr, n, a, kw, out: tr.pad(n[0], a[0], kw["pad"], kw.get("value", 0.0), out),
 }
 
 
@@ -358,7 +401,8 @@ def trace(model, args, input_names=None, output_names=None, dynamic_axes=None, o
     def call(m, *a, **kw):
         path = tr.paths.get(id(m), "?")
         if tr.inside or not (type(m).__module__.startswith("ember.") and type(m).__name__ in _LAYERS):
-            outer, tr.where = tr.where, f"module {path!r} ({type(m).__name__})" if path else type(m).__name__
+            outer = tr.where
+            tr.where = f"module {path!r} ({type(m).__name__})" if path else f"{type(m).__name__}.forward"
             try:
                 return orig_call(m, *a, **kw)
             finally:

@@ -37,6 +37,8 @@ IMPORTED_OPS = {
     "Flatten": "nn.Flatten (axis 1), else a Flatten2d module",
     "Reshape": "Reshape module (a constant shape; 0 copies a dim, -1 is inferred)",
     "Transpose": "Transpose module", "Concat": "Concat module",
+    "Slice": "Slice module (constant starts, ends, axes, steps)",
+    "Pad": "Pad module (mode constant, constant pads ≥ 0 and value)",
     "ReduceMean": "ReduceMean module (constant axes; as torch.onnx writes x.mean(dim) and AdaptiveAvgPool2d(1))",
     "Add": "Binary module", "Sub": "Binary module", "Mul": "Binary module", "Div": "Binary module",
     "Neg": "Unary module", "Exp": "Unary module", "Log": "Unary module",
@@ -86,6 +88,42 @@ class ReduceMean(Module):
 
     def extra_repr(self):
         return f"axes={self.axes}, keepdims={self.keepdims}"
+
+
+class Slice(Module):
+    """ONNX Slice with constant arguments: x[start:end:step] on each of ``axes`` (as numpy
+    slicing: starts/ends clamp to the axis; INT64_MAX/MIN mean "to the end")."""
+
+    def __init__(self, starts, ends, axes, steps):
+        super().__init__()
+        self.starts, self.ends, self.axes, self.steps = (tuple(int(v) for v in t) for t in (starts, ends, axes, steps))
+
+    def forward(self, x):
+        index = [slice(None)] * x.ndim
+        big = np.iinfo(np.int64).max
+        for s, e, a, st in zip(self.starts, self.ends, self.axes, self.steps):
+            index[a] = slice(s, None if abs(e) >= big else e, st)
+        return x[tuple(index)]
+
+    def extra_repr(self):
+        return f"starts={self.starts}, ends={self.ends}, axes={self.axes}, steps={self.steps}"
+
+
+class Pad(Module):
+    """ONNX Pad (mode constant): ``pads`` = [begin of each axis..., end of each axis...], as
+    F.pad with (left, right) pairs from the last axis."""
+
+    def __init__(self, pads, value=0.0):
+        super().__init__()
+        self.pads, self.value = tuple(int(p) for p in pads), float(value)
+
+    def forward(self, x):
+        r = len(self.pads) // 2
+        pairs = [v for i in reversed(range(r)) for v in (self.pads[i], self.pads[r + i])]
+        return nn.functional.pad(x, tuple(pairs), value=self.value)
+
+    def extra_repr(self):
+        return f"pads={self.pads}, value={self.value}"
 
 
 class Transpose(Module):
@@ -353,6 +391,34 @@ def _reshape(node, a, ins, c, rank):
     return Reshape(shape), ins[:1]
 
 
+def _slice(node, a, ins, c, rank):
+    missing = [i for i in ins[1:] if i and i not in c]
+    if missing:
+        raise OnnxImportError(f"node {node.name}: Slice with computed (non-constant) {missing[0]!r} is not supported")
+    starts, ends = c[ins[1]].tolist(), c[ins[2]].tolist()
+    axes = c[ins[3]].tolist() if len(ins) > 3 and ins[3] else list(range(len(starts)))
+    steps = c[ins[4]].tolist() if len(ins) > 4 and ins[4] else [1] * len(starts)
+    r = rank.get(ins[0])
+    if any(ax < 0 for ax in axes):
+        if r is None:
+            raise OnnxImportError(f"node {node.name}: Slice with negative axes on an input of unknown rank")
+        axes = [ax % r for ax in axes]
+    return Slice(starts, ends, axes, steps), ins[:1]
+
+
+def _pad(node, a, ins, c, rank):
+    mode = a.get("mode", b"constant")
+    if mode not in (b"constant", "constant"):
+        raise OnnxImportError(f"node {node.name}: Pad mode {mode!r} is not supported (constant is)")
+    if any(i and i not in c for i in ins[1:]):
+        raise OnnxImportError(f"node {node.name}: Pad with computed (non-constant) pads or value is not supported")
+    pads = c[ins[1]].tolist()
+    value = float(c[ins[2]]) if len(ins) > 2 and ins[2] else 0.0
+    if len(ins) > 3 and ins[3] or min(pads, default=0) < 0:
+        raise OnnxImportError(f"node {node.name}: Pad with axes or negative pads is not supported")
+    return Pad(pads, value), ins[:1]
+
+
 def _reduce_mean(node, a, ins, c, rank):
     if len(ins) > 1 and ins[1] and ins[1] not in c:
         raise OnnxImportError(f"node {node.name}: ReduceMean with computed (non-constant) axes is not supported")
@@ -377,6 +443,7 @@ _BUILDERS = {
     "Tanh": lambda n, a, ins, c, r: (nn.Tanh(), ins[:1]),
     "Dropout": _dropout, "Identity": lambda n, a, ins, c, r: (nn.Identity(), ins[:1]),
     "Flatten": _flatten, "Reshape": _reshape, "ReduceMean": _reduce_mean,
+    "Slice": _slice, "Pad": _pad,
     "Transpose": lambda n, a, ins, c, r: (Transpose(a.get("perm", [])), ins[:1]),
     "Concat": lambda n, a, ins, c, r: (Concat(a["axis"]), ins),
     **{op: (lambda n, a, ins, c, r: (Binary(n.op_type), ins)) for op in ("Add", "Sub", "Mul", "Div")},
