@@ -248,3 +248,68 @@ def test_lenet5_from_torchs_default_dynamo_exporter_loads():
                                     input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
     x_test, _ = images(False, 1000)
     check_loaded_matches_torch(tmodel, program.model_proto.SerializeToString(), x_test, x[-64:], y[-64:])
+
+
+class OptionABlock(ember.nn.Module):
+    """He et al.'s CIFAR residual block with the parameter-free option-A shortcut (strided
+    slice + zero channels), written as the CIFAR models write it."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        nn = ember.nn
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.stride, self.extra = stride, cout - cin
+
+    def forward(self, x):
+        s = x[:, :, ::self.stride, ::self.stride] if self.stride != 1 else x
+        s = F.pad(s, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2)) if self.extra else s
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + s)
+
+
+def cifar_models():
+    """The registry's CIFAR models when this checkout has them, and an option-A residual net."""
+    nn = ember.nn
+    found = [(name, lambda name=name: ember.models.get_model(name)) for name in ("resnet20", "cifar-convnet")
+             if name in ember.models.MODELS]
+    return found + [("option-a-resnet", lambda: nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), OptionABlock(4, 4, 1),
+        OptionABlock(4, 8, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)))]
+
+
+@pytest.mark.parametrize("name, build", cifar_models(), ids=[n for n, _ in cifar_models()])
+def test_cifar_style_models_export_run_in_onnxruntime_and_reload_for_fine_tuning(name, build):
+    ember.manual_seed(0)
+    model = build()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, size=16)
+    for _ in range(2):                     # non-trivial running statistics
+        model(ember.tensor(x))
+    f = io.BytesIO()
+    export(model, ember.tensor(x[:2]), f, input_names=["x"], output_names=["y"], dynamic_axes={"x": [0], "y": [0]})
+    onnx.checker.check_model(onnx.load_from_string(f.getvalue()), full_check=True)
+    model.eval()
+    want = model(ember.tensor(x)).numpy()
+    got = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max() and (got.argmax(1) == want.argmax(1)).all()
+    loaded = load_model(f.getvalue())
+    np.testing.assert_array_equal(loaded.eval()(ember.tensor(x)).numpy(), want)
+    # one SGD step in training mode: the loaded model's parameters move as the original's
+    for m in (model, loaded):
+        m.train()
+        for d in m.modules():              # an evaluation-mode export has no Dropout nodes
+            if isinstance(d, ember.nn.Dropout):
+                d.eval()
+        opt = ember.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        loss = F.cross_entropy(m(ember.tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    # the loaded modules are named after the original's paths, dots as underscores
+    ours = {k.rsplit(".", 1)[0].replace(".", "_") + "." + k.rsplit(".", 1)[1]: p.numpy()
+            for k, p in model.named_parameters()}
+    theirs = {k: p.numpy() for k, p in loaded.named_parameters()}
+    assert set(ours) == set(theirs)
+    for k, v in ours.items():
+        np.testing.assert_allclose(theirs[k], v, rtol=0, atol=1e-6, err_msg=k)
