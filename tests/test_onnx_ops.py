@@ -174,3 +174,55 @@ def test_opsets_after_17(opset):
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     assert_close(sess.run(None, {"x0": x.numpy()})[0], want, "onnxruntime")
     assert_close(load_model(data).eval()(x).numpy(), want, "load_model")
+
+
+# ---- forms that other exporters write and ember's does not: loaded, checked by the reference ----
+def _graph(nodes, inputs, inits=(), opset=17):
+    from onnx import TensorProto, helper
+    vin = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    out.type.tensor_type.shape.SetInParent()
+    g = helper.make_graph(nodes, "g", vin, [out], initializer=list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _loader_cases():
+    from onnx import helper, numpy_helper
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.normal(size=(6, 4)).astype(np.float32), "w")        # (in, out): transB=0
+    c = numpy_helper.from_array(rng.normal(size=(1, 4)).astype(np.float32), "c")
+    shape = helper.make_tensor("shape_value", onnx.TensorProto.INT64, [3], [0, -1, 2])
+    ratio = numpy_helper.from_array(np.array(0.25, np.float32), "ratio")
+    return [
+        ("gemm_transB0_bias_row", _graph([helper.make_node("Gemm", ["x", "w", "c"], ["y"], name="g")],
+                                         [("x", [3, 6])], [w, c]), ["Linear"]),
+        ("constant_shape_reshape", _graph([helper.make_node("Constant", [], ["s"], value=shape),
+                                           helper.make_node("Reshape", ["x", "s"], ["y"], name="r")],
+                                          [("x", [2, 3, 4])]), ["Reshape"]),
+        ("dropout_ratio_input", _graph([helper.make_node("Dropout", ["x", "ratio"], ["y"], name="d")],
+                                       [("x", [2, 5])], [ratio]), ["Dropout"]),
+        ("flatten_axis2", _graph([helper.make_node("Flatten", ["x"], ["y"], name="f", axis=2)],
+                                 [("x", [2, 3, 4, 5])]), ["Flatten2d"]),
+        ("transpose_default_perm", _graph([helper.make_node("Transpose", ["x"], ["y"], name="t")],
+                                          [("x", [2, 3, 4])]), ["Transpose"]),
+        ("matmul_two_inputs", _graph([helper.make_node("MatMul", ["x", "z"], ["y"], name="m")],
+                                     [("x", [2, 3, 4]), ("z", [2, 4, 5])]), ["Binary"]),
+        ("reduce_mean_attr_axes_opset17", _graph([helper.make_node("ReduceMean", ["x"], ["y"], name="rm", axes=[1],
+                                                                   keepdims=0)], [("x", [2, 3, 4])]), ["ReduceMean"]),
+        ("slice_default_axes_steps", _graph([helper.make_node("Constant", [], ["st"], value=helper.make_tensor(
+            "st", onnx.TensorProto.INT64, [2], [1, 0])), helper.make_node("Constant", [], ["en"], value=helper.make_tensor(
+                "en", onnx.TensorProto.INT64, [2], [3, 2])), helper.make_node("Slice", ["x", "st", "en"], ["y"], name="s")],
+            [("x", [4, 5])]), ["Slice"]),
+    ]
+
+
+@pytest.mark.parametrize("name, model, kinds", _loader_cases(), ids=[c[0] for c in _loader_cases()])
+def test_loader_forms_agree_with_reference(name, model, kinds):
+    onnx.checker.check_model(model)
+    rng = np.random.default_rng(0)
+    feeds = {i.name: rng.normal(size=[d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
+             for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}}
+    want = ReferenceEvaluator(model).run(None, feeds)[0]
+    loaded = load_model(model.SerializeToString()).eval()
+    assert set(kinds) <= {type(m).__name__ for m in loaded.modules()}
+    assert_close(loaded(*[ember.tensor(v) for v in feeds.values()]).numpy(), want, name)
