@@ -209,10 +209,10 @@ def _loader_cases():
                                      [("x", [2, 3, 4]), ("z", [2, 4, 5])]), ["Binary"]),
         ("reduce_mean_attr_axes_opset17", _graph([helper.make_node("ReduceMean", ["x"], ["y"], name="rm", axes=[1],
                                                                    keepdims=0)], [("x", [2, 3, 4])]), ["ReduceMean"]),
-        ("slice_default_axes_steps", _graph([helper.make_node("Constant", [], ["st"], value=helper.make_tensor(
-            "st", onnx.TensorProto.INT64, [2], [1, 0])), helper.make_node("Constant", [], ["en"], value=helper.make_tensor(
-                "en", onnx.TensorProto.INT64, [2], [3, 2])), helper.make_node("Slice", ["x", "st", "en"], ["y"], name="s")],
-            [("x", [4, 5])]), ["Slice"]),
+        ("slice_default_axes_steps", _graph([
+            helper.make_node("Constant", [], ["st"], value=helper.make_tensor("st", onnx.TensorProto.INT64, [2], [1, 0])),
+            helper.make_node("Constant", [], ["en"], value=helper.make_tensor("en", onnx.TensorProto.INT64, [2], [3, 2])),
+            helper.make_node("Slice", ["x", "st", "en"], ["y"], name="s")], [("x", [4, 5])]), ["Slice"]),
     ]
 
 
