@@ -191,7 +191,8 @@ def _loader_cases():
     rng = np.random.default_rng(3)
     w = numpy_helper.from_array(rng.normal(size=(6, 4)).astype(np.float32), "w")        # (in, out): transB=0
     c = numpy_helper.from_array(rng.normal(size=(1, 4)).astype(np.float32), "c")
-    shape = helper.make_tensor("shape_value", onnx.TensorProto.INT64, [3], [0, -1, 2])
+    I64 = onnx.TensorProto.INT64
+    shape = helper.make_tensor("shape_value", I64, [3], [0, -1, 2])
     ratio = numpy_helper.from_array(np.array(0.25, np.float32), "ratio")
     return [
         ("gemm_transB0_bias_row", _graph([helper.make_node("Gemm", ["x", "w", "c"], ["y"], name="g")],
@@ -210,8 +211,8 @@ def _loader_cases():
         ("reduce_mean_attr_axes_opset17", _graph([helper.make_node("ReduceMean", ["x"], ["y"], name="rm", axes=[1],
                                                                    keepdims=0)], [("x", [2, 3, 4])]), ["ReduceMean"]),
         ("slice_default_axes_steps", _graph([
-            helper.make_node("Constant", [], ["st"], value=helper.make_tensor("st", onnx.TensorProto.INT64, [2], [1, 0])),
-            helper.make_node("Constant", [], ["en"], value=helper.make_tensor("en", onnx.TensorProto.INT64, [2], [3, 2])),
+            helper.make_node("Constant", [], ["st"], value=helper.make_tensor("st", I64, [2], [1, 0])),
+            helper.make_node("Constant", [], ["en"], value=helper.make_tensor("en", I64, [2], [3, 2])),
             helper.make_node("Slice", ["x", "st", "en"], ["y"], name="s")], [("x", [4, 5])]), ["Slice"]),
     ]
 
