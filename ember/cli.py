@@ -115,6 +115,8 @@ def main(argv=None) -> int:
     mod = sys.modules[__name__]
     for name in COMMANDS:
         getattr(mod, f"add_{name.replace('-', '_')}")(sub)
+    from .onnx.cli import add_commands, runner  # ember export; --onnx on evaluate and summary
+    add_commands(sub)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
     try:
         # ember reports non-finite losses itself; NumPy's overflow warnings would only be noise
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            getattr(mod, f"run_{args.command.replace('-', '_')}")(args)
+            (runner(args) or getattr(mod, f"run_{args.command.replace('-', '_')}"))(args)
     except (DatasetNotFoundError, CheckpointError, TrainingError, ValueError, FileNotFoundError,
             MissingDependencyError, AnomalyError) as e:
         print(f"ember {args.command}: error: {e}", file=sys.stderr)
