@@ -4,5 +4,5 @@
 # Playwright, which drives /usr/bin/chromium: never `playwright install`.)
 source "$(dirname "$0")/_setup.sh"
 apt_install dataset-fashion-mnist chromium   # chromium: the playground's browser test
-make_venv "test,viz"
+make_venv "test,viz,images"
 exec .venv/bin/python -m pytest "$@"

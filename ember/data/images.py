@@ -252,9 +252,9 @@ class ImageFolder(ArrayImageDataset):
             or not 8-bit (names the file); pictures of different sizes (names both).
         ImportError: Pillow is not installed.
 
-    Decoding runs in threads over one read of the files. On this project's loaded 2-core
-    machine, the 50,000 32x32 JPEGs of the shared CIFAR-10 copy took tens of seconds to decode
-    and a fraction of a second to load from the cache (see ``benchmarks/RESULTS.md``).
+    Decoding runs in threads over one read of the files. On this project's 2-core machine,
+    loaded by other jobs, the 50,000 32x32 JPEGs of the shared CIFAR-10 copy (train/) took
+    about 11 s to decode (12 s CPU) and a second construction, from the disk cache, 1.6 s.
     """
 
     def __init__(self, root, transform=None, target_transform=None, is_valid_file=None,
