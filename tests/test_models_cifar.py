@@ -1,5 +1,13 @@
 """resnet20 and cifar-convnet: parameter counts and output/gradient parity with PyTorch
 re-implementations written here, the same weights loaded through state_dict."""
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -112,3 +120,31 @@ def test_resnet20_size_shapes_and_registry():
     ember.manual_seed(0)
     w = get_model("resnet20").layer2[1].conv1.weight.numpy()
     assert abs(w.std() - np.sqrt(2 / (32 * 9))) < 0.01                  # Kaiming normal, fan_out = 32*3*3
+
+
+def test_benchmark_scripts_run(tmp_path):
+    """benchmarks/cifar_torch.py on a 40-picture zip built here, and resnet20_step.py at batch 4
+    (seconds: so the scripts cannot rot; their timings are not tested)."""
+    Image = pytest.importorskip("PIL.Image")
+    repo = Path(__file__).resolve().parents[1]
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(tmp_path / "tiny.zip", "w") as z:
+        for split, n in (("train", 3), ("test", 1)):
+            for c in range(10):
+                for i in range(n):
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, format="PNG")
+                    z.writestr(f"{split}/class{c}/{i}.png", buf.getvalue())
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "cifar_torch.py"), "--data", str(tmp_path / "tiny.zip"),
+                           "--epochs", "2", "--batch-size", "8", "--threads", "1", "--json", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "r.json").read_text())["epochs"]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(0 <= r["test_acc"] <= 1 for r in rows)
+    assert "decoded 30 + 10 pictures" in proc.stdout and "269,722 parameters" in proc.stdout
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "resnet20_step.py"), "--batch-size", "4",
+                           "--steps", "1", "--repeats", "1", "--threads", "1"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ratio ember/PyTorch" in proc.stdout
