@@ -4,5 +4,6 @@
 # Playwright, which drives /usr/bin/chromium: never `playwright install`.)
 source "$(dirname "$0")/_setup.sh"
 apt_install dataset-fashion-mnist chromium   # chromium: the playground's browser test
-make_venv "test,viz,distributed"
+
+make_venv "test,viz,images,distributed"
 exec .venv/bin/python -m pytest "$@"

@@ -54,4 +54,4 @@ def test_cli():
     assert r.returncode == 0, r.stderr
     assert "Total params: 61,706" in r.stdout and "64×10" in r.stdout
     r = run_cli("summary", "--model", "vgg")
-    assert r.returncode == 1 and "valid models: convnet-bn, deck001-example, lenet5" in r.stderr
+    assert r.returncode == 1 and "valid models: cifar-convnet, convnet-bn, deck001-example, lenet5, lenet5-classic, mlp, resnet20" in r.stderr

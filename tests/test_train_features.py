@@ -195,7 +195,7 @@ def test_bad_names_are_refused_by_one_check():
 def test_bad_settings_list_the_valid_choices(tmp_path):
     for kw, msg in [(dict(optimizer="lbfgs"), "unknown optimizer 'lbfgs'; valid optimizers: sgd, adam, adamw, rmsprop, adagrad"),
                     (dict(schedule="poly"), "unknown schedule 'poly'; valid schedules: none, step, cosine, onecycle, plateau"),
-                    (dict(model="resnet"), "unknown model 'resnet'; valid models: convnet-bn, lenet5, lenet5-classic, mlp"),
+                    (dict(model="resnet"), "unknown model 'resnet'; valid models: cifar-convnet, convnet-bn, lenet5, lenet5-classic, mlp, resnet20"),
                     (dict(patience=3), "--patience needs a validation set: pass --val-split"),
                     (dict(val_split=1.0), r"--val-split must be in \[0, 1\), got 1.0"),
                     (dict(resume=str(tmp_path / "nope")), "no such run folder")]:

@@ -48,7 +48,7 @@ def test_normalize_and_compose():
         T.Normalize([0, 0], [1, 1])(x)
     c = T.Compose([T.Normalize(1.0, 2.0), T.RandomHorizontalFlip(p=1.0)])
     np.testing.assert_allclose(c(x), ((x - 1) / 2)[..., ::-1], rtol=1e-6)
-    with pytest.raises(ValueError, match=r"batches of shape \(N, C, H, W\), got shape \(7, 5\)"):
+    with pytest.raises(ValueError, match=r"batches of shape \(N, C, H, W\) or images of shape \(C, H, W\), got shape \(7, 5\)"):
         c(x[0, 0])
 
 

@@ -22,30 +22,45 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are in none of the folders searched, or could not be downloaded."""
 
 
-def _download_file(url: str, dest: Path, sha256: str) -> None:
+_DIGEST_NAMES = {"sha256": "SHA-256", "md5": "MD5"}
+
+
+def _download_file(url: str, dest: Path, expected: str, algorithm: str = "sha256") -> None:
     """Download ``url`` to ``dest`` atomically (temp file in the same folder, then ``os.replace``),
-    checking its SHA-256; a partial or bad download never stays on disk."""
+    checking its digest (SHA-256, or ``algorithm="md5"`` where only an MD5 is published, as for
+    CIFAR-10); a partial or bad download never stays on disk."""
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
-        digest = hashlib.sha256()
+        digest = hashlib.new(algorithm)
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
-            size, expected = 0, response.headers.get("Content-Length")
+            size, length = 0, response.headers.get("Content-Length")
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 f.write(chunk)
                 size += len(chunk)
-            if expected is not None and size != int(expected):  # connection dropped mid-file
-                raise http.client.IncompleteRead(b"", int(expected) - size)
+            if length is not None and size != int(length):  # connection dropped mid-file
+                raise http.client.IncompleteRead(b"", int(length) - size)
             f.flush()
             os.fsync(f.fileno())
-        if digest.hexdigest() != sha256:
-            raise RuntimeError(f"{url}: SHA-256 mismatch for {dest.name}: expected {sha256}, "
+        if digest.hexdigest() != expected:
+            raise RuntimeError(f"{url}: {_DIGEST_NAMES[algorithm]} mismatch for {dest.name}: expected {expected}, "
                                f"got {digest.hexdigest()}; the download was deleted")
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def dataset_folders(name: str, root=None, system_dir: str = "/usr/share/datasets") -> list[Path]:
+    """The folders searched for data set ``name``, in order: ``[root, root/name]`` when ``root``
+    is given, else ``$EMBER_DATA/name`` (when set), ``system_dir/name``, ``~/.cache/ember/name``.
+    The last one is where ``download=True`` puts the files when ``root`` is None."""
+    if root is not None:
+        return [Path(root).expanduser(), Path(root).expanduser() / name]
+    env = os.environ.get("EMBER_DATA")
+    return ([Path(env).expanduser() / name] if env else []) + [
+        Path(system_dir) / name, Path.home() / ".cache" / "ember" / name]
 
 
 class _IDXImageDataset(Dataset):
@@ -113,11 +128,7 @@ class _IDXImageDataset(Dataset):
         self.data, self.targets = images, labels.astype(np.int64)
 
     def _candidates(self, root) -> list[Path]:
-        if root is not None:
-            return [Path(root).expanduser(), Path(root).expanduser() / self.name]
-        env = os.environ.get("EMBER_DATA")
-        return ([Path(env).expanduser() / self.name] if env else []) + [
-            Path(self.system_dir) / self.name, Path.home() / ".cache" / "ember" / self.name]
+        return dataset_folders(self.name, root, self.system_dir)
 
     @staticmethod
     def _file(folder: Path, stem: str) -> Path | None:

@@ -1,7 +1,9 @@
 """Data augmentation and normalisation on whole batches (``ember.data.transforms``).
 
 Every transform is a callable on a batch of images, an ndarray or Tensor of shape (N, C, H, W)
-(float), returning the same type and dtype. Random transforms draw ONE vector of parameters per
+(float), or on one image (C, H, W), returning the same type and dtype. ``ToTensor`` comes first
+for pictures stored as uint8 (N, H, W, C) (``ImageFolder``, ``CIFAR10``): it gives float32
+(N, C, H, W) in [0, 1]. Random transforms draw ONE vector of parameters per
 batch (one value per image) from ``ember.random.default_generator()``, so ``ember.manual_seed``
 makes them reproducible, and they are vectorised over the batch (no Python loop over images).
 Names and arguments follow ``torchvision.transforms`` (which works on one image at a time).
@@ -17,12 +19,45 @@ from ..tensor import Tensor
 
 
 def _unwrap(x):
-    """(ndarray (N, C, H, W), rewrap function). Raises ValueError for another rank."""
+    """(ndarray (N, C, H, W), rewrap function giving back the input's type and rank); one image
+    (C, H, W) is a batch of one. Raises ValueError for another rank."""
     is_tensor = isinstance(x, Tensor)
     a = x.data if is_tensor else np.asarray(x)
-    if a.ndim != 4:
-        raise ValueError(f"transforms work on batches of shape (N, C, H, W), got shape {a.shape}")
-    return a, (Tensor if is_tensor else (lambda v: v))
+    if a.ndim not in (3, 4):
+        raise ValueError(f"transforms work on batches of shape (N, C, H, W) or images of shape (C, H, W), "
+                         f"got shape {a.shape}")
+    single = a.ndim == 3
+
+    def wrap(v):
+        v = v[0] if single else v
+        return Tensor(v) if is_tensor else v
+    return (a[None] if single else a), wrap
+
+
+class ToTensor:
+    """torchvision's ``ToTensor`` layout and scaling, on one picture or a batch: HWC -> CHW, and
+    uint8 values divided by 255 into float32 [0, 1]; other dtypes are only transposed (as
+    torchvision leaves non-uint8 arrays unscaled).
+
+    Shape: (H, W) -> (1, H, W); (H, W, C) -> (C, H, W); (N, H, W, C) -> (N, C, H, W).
+    Returns the input's type (ndarray or Tensor), unlike torchvision (always a Tensor): ember's
+    DataLoader turns ndarray batches into Tensors itself. Raises ValueError for another rank.
+    """
+
+    def __call__(self, x):
+        is_tensor = isinstance(x, Tensor)
+        a = x.data if is_tensor else np.asarray(x)
+        if a.ndim == 2:
+            a = a[None]
+        elif a.ndim in (3, 4):
+            a = np.moveaxis(a, -1, -3)               # (..., H, W, C) -> (..., C, H, W)
+        else:
+            raise ValueError(f"ToTensor: expected (H, W), (H, W, C) or (N, H, W, C), got shape {a.shape}")
+        a = a.astype(np.float32) / np.float32(255) if a.dtype == np.uint8 else np.ascontiguousarray(a)
+        return Tensor(a) if is_tensor else a
+
+    def __repr__(self):
+        return "ToTensor()"
 
 
 class Compose:
@@ -41,10 +76,11 @@ class Compose:
 
 
 class Normalize:
-    """(x − mean[c]) / std[c] per channel c.
+    """(x − mean[c]) / std[c] per channel c, as torchvision's ``Normalize``.
 
-    Args: mean, std: a float or one value per channel. Raises: ValueError for a zero std or a
-    channel-count mismatch (at call time).
+    Args: mean, std: a float or one value per channel (e.g. ``CIFAR10_MEAN``, ``CIFAR10_STD``
+    in ``ember.data.cifar``). Raises: ValueError for a zero std or a channel-count mismatch (at
+    call time); TypeError for integer images (torchvision's rule: normalise after ``ToTensor``).
     """
 
     def __init__(self, mean, std):
@@ -54,6 +90,8 @@ class Normalize:
 
     def __call__(self, x):
         a, wrap = _unwrap(x)
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"Normalize: expected float images, got {a.dtype}; apply ToTensor first")
         if self.mean.size not in (1, a.shape[1]) or self.std.size not in (1, a.shape[1]):
             raise ValueError(f"Normalize: {a.shape[1]} channels but mean/std have {self.mean.size}/{self.std.size} values")
         m = self.mean.astype(a.dtype).reshape(1, -1, 1, 1)
@@ -165,4 +203,5 @@ def default_augmentation(fill: float = 0.0) -> Compose:
     return Compose([RandomCrop(28, padding=2, fill=fill), RandomHorizontalFlip()])
 
 
-__all__ = ["Compose", "Normalize", "RandomAffine", "RandomCrop", "RandomHorizontalFlip", "default_augmentation"]
+__all__ = ["Compose", "Normalize", "RandomAffine", "RandomCrop", "RandomHorizontalFlip", "ToTensor",
+           "default_augmentation"]

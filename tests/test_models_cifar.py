@@ -1,0 +1,150 @@
+"""resnet20 and cifar-convnet: parameter counts and output/gradient parity with PyTorch
+re-implementations written here, the same weights loaded through state_dict."""
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ember
+from ember.models import MODELS, get_model, input_shape
+
+torch = pytest.importorskip("torch")
+tnn, tF = torch.nn, torch.nn.functional
+
+
+class TorchBlock(tnn.Module):
+    """He et al. 2016's basic block with the option-A shortcut, in PyTorch."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = tnn.BatchNorm2d(cout)
+        self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = tnn.BatchNorm2d(cout)
+        self.stride, self.extra = stride, cout - cin
+
+    def forward(self, x):
+        out = tF.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        s = x[:, :, ::self.stride, ::self.stride]
+        if self.extra:
+            s = tF.pad(s, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+        return tF.relu(out + s)
+
+
+class TorchResNet20(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = tnn.Conv2d(3, 16, 3, 1, 1, bias=False), tnn.BatchNorm2d(16)
+        cin, stages = 16, []
+        for w, s in ((16, 1), (32, 2), (64, 2)):
+            stages.append(tnn.Sequential(TorchBlock(cin, w, s), TorchBlock(w, w, 1), TorchBlock(w, w, 1)))
+            cin = w
+        self.layer1, self.layer2, self.layer3 = stages
+        self.pool, self.fc = tnn.AdaptiveAvgPool2d(1), tnn.Linear(64, 10)
+
+    def forward(self, x):
+        x = tF.relu(self.bn1(self.conv1(x)))
+        return self.fc(self.pool(self.layer3(self.layer2(self.layer1(x)))).flatten(1))
+
+
+def torch_convnet():
+    layers, cin = [], 3
+    for w in (32, 64, 128):
+        layers += [tnn.Conv2d(cin, w, 3, padding=1, bias=False), tnn.BatchNorm2d(w), tnn.ReLU(),
+                   tnn.Conv2d(w, w, 3, padding=1, bias=False), tnn.BatchNorm2d(w), tnn.ReLU(), tnn.MaxPool2d(2)]
+        cin = w
+    return tnn.Sequential(*layers, tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Dropout(0.3), tnn.Linear(cin, 10))
+
+
+def randomise_bn(tmodel, seed=0):
+    """Give BatchNorm non-trivial weights and running statistics, so eval mode is really checked."""
+    g = torch.Generator().manual_seed(seed)
+    for m in tmodel.modules():
+        if isinstance(m, tnn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = 1 + 0.2 * torch.randn(n, generator=g)
+            m.bias.data = 0.1 * torch.randn(n, generator=g)
+            m.running_mean = 0.1 * torch.randn(n, generator=g)
+            m.running_var = 1 + 0.3 * torch.rand(n, generator=g)
+
+
+@pytest.mark.parametrize("name,make_torch", [("resnet20", TorchResNet20), ("cifar-convnet", torch_convnet)])
+def test_parity_with_pytorch(name, make_torch):
+    torch.manual_seed(0)
+    tmodel, model = make_torch(), get_model(name)
+    randomise_bn(tmodel)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in tmodel.parameters())
+    assert sorted(model.state_dict()) == sorted(tmodel.state_dict())      # same keys (ember lists buffers last)
+    model.load_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})
+    x = np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    model.eval(), tmodel.eval()
+    with ember.no_grad():
+        ye = model(ember.tensor(x)).numpy()
+    np.testing.assert_allclose(ye, tmodel(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-4)
+    model.train(), tmodel.train()
+    if name == "cifar-convnet":                       # dropout draws differ between libraries
+        model[-2].p = tmodel[-2].p = 0.0
+    g = np.random.default_rng(2).standard_normal((4, 10)).astype(np.float32)
+    xe, xt = ember.tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_()
+    ye, yt = model(xe), tmodel(xt)
+    np.testing.assert_allclose(ye.numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-4)
+    (ye * ember.tensor(g)).sum().backward()
+    (yt * torch.from_numpy(g)).sum().backward()
+    np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), rtol=1e-3, atol=1e-5)
+    tparams = dict(tmodel.named_parameters())
+    for k, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), tparams[k].grad.numpy(), rtol=1e-3, atol=1e-4, err_msg=k)
+    tbuf = dict(tmodel.named_buffers())
+    for k, b in model.named_buffers():           # BatchNorm running statistics after one training step
+        np.testing.assert_allclose(b.numpy(), tbuf[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_resnet20_size_shapes_and_registry():
+    model = get_model("resnet20")
+    assert sum(p.numel() for p in model.parameters()) == 269_722        # He et al.'s "0.27M"
+    assert "resnet20" in MODELS and "cifar-convnet" in MODELS
+    assert input_shape("resnet20") == input_shape("cifar-convnet") == (1, 3, 32, 32)
+    assert input_shape("lenet5") == (1, 1, 28, 28)
+    s = ember.summary(model, (2, 3, 32, 32))
+    assert s.total_params == 269_722
+    shapes = {r.name: r.output_shape for r in s.rows}
+    assert shapes["layer1.2.bn2"] == (2, 16, 32, 32) and shapes["layer2.0.conv1"] == (2, 32, 16, 16)
+    assert shapes["layer3.2.bn2"] == (2, 64, 8, 8) and shapes["fc"] == (2, 10)
+    ember.manual_seed(0)
+    w = get_model("resnet20").layer2[1].conv1.weight.numpy()
+    assert abs(w.std() - np.sqrt(2 / (32 * 9))) < 0.01                  # Kaiming normal, fan_out = 32*3*3
+
+
+def test_benchmark_scripts_run(tmp_path):
+    """benchmarks/cifar_torch.py on a 40-picture zip built here, and resnet20_step.py at batch 4
+    (seconds: so the scripts cannot rot; their timings are not tested)."""
+    Image = pytest.importorskip("PIL.Image")
+    repo = Path(__file__).resolve().parents[1]
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(tmp_path / "tiny.zip", "w") as z:
+        for split, n in (("train", 3), ("test", 1)):
+            for c in range(10):
+                for i in range(n):
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, format="PNG")
+                    z.writestr(f"{split}/class{c}/{i}.png", buf.getvalue())
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "cifar_torch.py"), "--data", str(tmp_path / "tiny.zip"),
+                           "--epochs", "2", "--batch-size", "8", "--threads", "1", "--json", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "r.json").read_text())["epochs"]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(0 <= r["test_acc"] <= 1 for r in rows)
+    assert "decoded 30 + 10 pictures" in proc.stdout and "269,722 parameters" in proc.stdout
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "resnet20_step.py"), "--batch-size", "4",
+                           "--steps", "1", "--repeats", "1", "--threads", "1"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ratio ember/PyTorch" in proc.stdout
