@@ -12,8 +12,8 @@ defined by ember, not inherited from ``object``). The list only names things PyT
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
+import pkgutil
 import sys
 from pathlib import Path
 
@@ -119,19 +119,11 @@ DIFFERENCES = [
 
 
 def _resolve(dotted: str):
-    """Import ``a.b.c`` as a module, or get attribute ``c`` of module ``a.b``; None if absent."""
-    parts = dotted.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for name in parts[i:]:
-            obj = getattr(obj, name, None)
-            if obj is None:
-                return None
-        return obj
-    return None
+    """The object ``a.b.c`` names (module or attribute), or None if it does not exist."""
+    try:
+        return pkgutil.resolve_name(dotted)
+    except (ImportError, AttributeError, ValueError):
+        return None
 
 
 def _has(obj, name: str) -> bool:
