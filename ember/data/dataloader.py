@@ -120,8 +120,11 @@ def default_convert(data):
     if isinstance(data, np.ndarray) and data.dtype.kind not in "OSUV":
         return Tensor(data)
     if isinstance(data, collections.abc.Mapping):
-        return type(data)({k: default_convert(v) for k, v in data.items()}) if type(data) is dict else \
-            {k: default_convert(v) for k, v in data.items()}
+        fields = {k: default_convert(v) for k, v in data.items()}
+        try:
+            return type(data)(fields)
+        except TypeError:
+            return fields
     if isinstance(data, tuple) and hasattr(data, "_fields"):
         return type(data)(*(default_convert(d) for d in data))
     if isinstance(data, (tuple, list)):
@@ -238,21 +241,23 @@ class _WorkerPool:
                 dead = [p for p in self.workers if not p.is_alive()]
                 if dead:
                     pids = ", ".join(f"{p.pid} (exit code {p.exitcode})" for p in dead)
-                    self.shutdown()
+                    self.shutdown(wait=False)
                     raise RuntimeError(f"DataLoader worker (pid(s) {pids}) exited unexpectedly") from None
                 if deadline is not None and time.monotonic() >= deadline:
-                    self.shutdown()
+                    self.shutdown(wait=False)
                     raise RuntimeError(f"DataLoader timed out after {timeout} seconds") from None
 
-    def shutdown(self):
+    def shutdown(self, wait: bool = True):
+        """Stop the workers: ask each to finish (then wait up to 5 s), or, with ``wait=False``
+        (a worker died or timed out), terminate them at once."""
         for q, p in zip(self.index_queues, self.workers):
-            if p.is_alive():
+            if wait and p.is_alive():
                 try:
                     q.put(None)
                 except (OSError, ValueError):
                     pass
         for p in self.workers:
-            p.join(timeout=5)
+            p.join(timeout=5 if wait else 0)
             if p.is_alive():
                 p.terminate()
                 p.join()
@@ -262,8 +267,11 @@ class _WorkerPool:
         self.workers = []
 
     def __del__(self):
-        if getattr(self, "workers", None):
-            self.shutdown()
+        try:
+            if getattr(self, "workers", None):
+                self.shutdown()
+        except Exception:  # interpreter shutdown: the processes are daemons and die with us
+            pass
 
 
 def _check_positive_int(name: str, value, allow_none: bool = False):
@@ -449,4 +457,4 @@ class DataLoader:
 
     def __del__(self):
         if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown()
+            self._pool.__del__()
