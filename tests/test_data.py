@@ -95,9 +95,10 @@ def test_tensor_dataset_items_and_mismatch():
     x, y = Tensor(np.arange(12, dtype=np.float32).reshape(4, 3)), np.array([3, 1, 2, 0])
     ds = TensorDataset(x, y)
     assert len(ds) == 4 and ds.tensors[0] is x
-    xi, yi = ds[2]
-    np.testing.assert_array_equal(xi, [6, 7, 8])
-    assert yi == 2
+    xi, yi = ds[2]   # Tensors, as torch's TensorDataset
+    assert isinstance(xi, Tensor) and isinstance(yi, Tensor) and xi.dtype == np.float32 and yi.dtype == np.int64
+    np.testing.assert_array_equal(xi.numpy(), [6, 7, 8])
+    assert yi.item() == 2
     xb, yb = ds.__getitems__(np.array([3, 0]))
     np.testing.assert_array_equal(xb, [[9, 10, 11], [0, 1, 2]])
     assert yb.tolist() == [0, 3]
@@ -186,7 +187,7 @@ def test_dataloader_shuffle_reproducible_and_new_each_epoch():
     assert default_generator().bit_generator.state == state  # an explicit generator leaves the global one alone
 
 
-@pytest.mark.parametrize("bs", [0, -1, 2.5, True, None])
+@pytest.mark.parametrize("bs", [0, -1, 2.5, True])   # None is valid: no batching, as torch
 def test_dataloader_batch_size_must_be_positive_int(bs):
     with pytest.raises(ValueError, match=re.escape(f"batch_size should be a positive integer value, but got batch_size={bs}")):
         DataLoader(TensorDataset(np.zeros(3)), batch_size=bs)
@@ -217,13 +218,15 @@ def test_fashion_mnist_real_files(fmnist, monkeypatch):
         assert np.bincount(ds.targets).tolist() == [n // 10] * 10
         assert ds.data.min() == 0 and ds.data.max() == 255
     assert train.classes[0] == "T-shirt/top" and train.classes[9] == "Ankle boot" and len(train.classes) == 10
-    img, label = train[0]
+    img, label = train[0]   # a Tensor, as torchvision's with ToTensor()
+    assert isinstance(img, Tensor) and not img.requires_grad
     assert img.shape == (1, 28, 28) and img.dtype == np.float32 and type(label) is int and label == 9
+    img = img.numpy()
     np.testing.assert_allclose(img[0], train.data[0] / 255.0, rtol=1e-6)
     assert 0 <= img.min() and img.max() <= 1
     xb, yb = train.__getitems__(np.array([0, 5, 59999]))
     assert xb.shape == (3, 1, 28, 28) and xb.dtype == np.float32 and yb.dtype == np.int64
-    np.testing.assert_array_equal(xb[1], train[5][0])
+    np.testing.assert_array_equal(xb[1], train[5][0].numpy())
     assert yb.tolist() == [train[i][1] for i in (0, 5, 59999)]
     loader = DataLoader(test, batch_size=256)
     batches = list(loader)
@@ -234,10 +237,10 @@ def test_fashion_mnist_real_files(fmnist, monkeypatch):
         ds = FashionMNIST(root=root, train=False, transform=lambda a: a * 2, target_transform=lambda t: t + 100)
         assert ds.root == FMNIST_DIR and np.array_equal(ds.targets, test.targets)
         x, y = ds[3]
-        np.testing.assert_allclose(x, test[3][0] * 2)
+        np.testing.assert_allclose(x.numpy(), test[3][0].numpy() * 2)
         assert y == test[3][1] + 100
         xb, yb = ds.__getitems__([3, 4])
-        np.testing.assert_allclose(xb, np.stack([test[3][0], test[4][0]]) * 2)
+        np.testing.assert_allclose(xb, np.stack([test[3][0].numpy(), test[4][0].numpy()]) * 2)
         assert yb.tolist() == [test[3][1] + 100, test[4][1] + 100]
 
 

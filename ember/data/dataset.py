@@ -7,13 +7,14 @@ from typing import Sequence
 import numpy as np
 
 from ember.random import default_generator
+from ember.tensor import Tensor
 
 
 class Dataset:
     """Base class of map-style datasets, as ``torch.utils.data.Dataset``.
 
-    Subclasses define ``__getitem__(i)`` returning one sample (an ndarray, a number or a
-    tuple of those) and ``__len__()``. They may also define ``__getitems__(indices)``:
+    Subclasses define ``__getitem__(i)`` returning one sample (a Tensor, an ndarray, a number,
+    or a tuple/list/dict of those) and ``__len__()``. They may also define ``__getitems__(indices)``:
     given an int64 ndarray of indices it returns the whole batch already collated, a tuple
     of ndarrays whose first dimension is ``len(indices)``; ``DataLoader`` then fetches each
     batch with that one call instead of one ``__getitem__`` per sample.
@@ -38,9 +39,10 @@ class TensorDataset(Dataset):
     Raises:
         ValueError: no arrays given, or their first dimensions differ.
 
-    ``ds[i]`` is a tuple of ndarrays ``(t[i] for t in tensors)``; ``ds.__getitems__(idx)``
-    is the tuple ``(t[idx] for t in tensors)``, shapes (len(idx), ...). ``.tensors`` keeps
-    the objects passed in.
+    ``ds[i]`` is a tuple of Tensors ``(t[i] for t in tensors)`` (their dtypes kept, no grad),
+    as torch's; ``ds.__getitems__(idx)`` is ember's batched fast path, the tuple of ndarrays
+    ``(t[idx] for t in tensors)``, shapes (len(idx), ...), used by ``DataLoader``.
+    ``.tensors`` keeps the objects passed in.
     """
 
     def __init__(self, *tensors):
@@ -55,7 +57,7 @@ class TensorDataset(Dataset):
                              f"dimension in every tensor, got shapes {shapes}")
 
     def __getitem__(self, index):
-        return tuple(a[index] for a in self._arrays)
+        return tuple(Tensor(np.asarray(a[index])) for a in self._arrays)
 
     def __getitems__(self, indices):
         return tuple(a[indices] for a in self._arrays)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ember.data.dataset import Dataset
 from ember.data.idx import IDXError, read_idx
+from ember.tensor import Tensor
 
 _SPLITS = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
            False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -74,8 +75,8 @@ class _IDXImageDataset(Dataset):
         download: if the files are not found, download all four into ``root`` (or
             ``~/.cache/ember/<name>`` when ``root`` is None) from ``$EMBER_DATA_MIRROR`` or
             else each of ``mirrors`` in turn, checking their SHA-256.
-        transform: callable on image arrays: float32 (1, 28, 28) in ``__getitem__``,
-            float32 (B, 1, 28, 28) in ``__getitems__``.
+        transform: callable on image arrays: float32 (1, 28, 28) in ``__getitem__`` (an
+            ndarray it returns is wrapped in a Tensor), float32 (B, 1, 28, 28) in ``__getitems__``.
         target_transform: callable on the label: an int in ``__getitem__``, an int64 (B,)
             array in ``__getitems__``.
 
@@ -159,10 +160,13 @@ class _IDXImageDataset(Dataset):
         return len(self.data)
 
     def __getitem__(self, index: int):
-        """Return ``(image, label)``: float32 (1, 28, 28) in [0, 1] and an int, after the transforms."""
+        """Return ``(image, label)``: a float32 Tensor (1, 28, 28) in [0, 1] (torchvision's
+        ``ToTensor()`` image) and an int, after the transforms."""
         image, target = self.data[index][None].astype(np.float32) / np.float32(255), int(self.targets[index])
         if self.transform is not None:
             image = self.transform(image)
+        if isinstance(image, np.ndarray):
+            image = Tensor(image)
         if self.target_transform is not None:
             target = self.target_transform(target)
         return image, target

@@ -3,6 +3,7 @@
 Source: He et al. 2015 (kaiming), Glorot & Bengio 2010 (xavier); PyTorch's layer defaults.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -17,16 +18,46 @@ def _fans(t):
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _gain(nonlinearity, a=0.0):
-    if nonlinearity in ("linear", "sigmoid", "conv2d", "conv1d"):
-        return 1.0
+_LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+           "conv_transpose3d", "sigmoid")
+
+
+def calculate_gain(nonlinearity: str, param=None) -> float:
+    """The recommended gain for an activation, as ``torch.nn.init.calculate_gain``.
+
+    linear/conv*/conv_transpose*/sigmoid: 1;  tanh: 5/3;  relu: √2;
+    leaky_relu: √(2 / (1 + slope²)) with slope = ``param`` (default 0.01);  selu: 3/4.
+
+    Args:
+        nonlinearity: the activation's ``nn.functional`` name (str).
+        param: leaky_relu's negative slope (int or float, not bool); ignored otherwise.
+    Returns: a Python number (the int 1 for the linear family, as torch).
+    Raises:
+        ValueError: "negative_slope {param} not a valid number" for a bad slope,
+            "Unsupported nonlinearity {nonlinearity}" for an unknown name (torch's messages).
+    Source: PyTorch's table (tanh 5/3 from LeCun's efficient backprop; relu from He et al. 2015).
+    """
+    if nonlinearity in _LINEAR:
+        return 1
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        return math.sqrt(2.0 / (1 + a * a))
-    raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, (int, float, np.integer, np.floating)) and not isinstance(param, bool):
+            slope = param
+        else:
+            raise ValueError(f"negative_slope {param} not a valid number")
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+
+
+def _gain(nonlinearity, a=0.0):
+    return calculate_gain(nonlinearity, a)
 
 
 def uniform_(t, a: float = 0.0, b: float = 1.0):
@@ -91,3 +122,86 @@ def default_layer_init_(weight, bias):
         fan_in, _ = _fans(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         uniform_(bias, -bound, bound)
+
+
+def _rng(generator):
+    return default_generator() if generator is None else generator
+
+
+def _normal_cdf(x: float) -> float:
+    return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+
+def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator=None):
+    """Fill t in place with N(mean, std²) truncated to [a, b], as ``torch.nn.init.trunc_normal_``.
+
+    Args:
+        t: a Tensor/Parameter of any shape (float dtype kept).
+        mean, std: of the untruncated normal (std > 0).  a, b: the bounds (absolute values,
+            not in units of std, as torch), a ≤ b.
+        generator: ``np.random.Generator``; default ember's (``ember.manual_seed``).
+    Returns: t.
+    Raises: ValueError for std ≤ 0 or a > b. Warns (UserWarning, torch's text) when the mean
+        lies more than 2 std outside [a, b].
+    Method: rejection sampling, as torch: when [a, b] holds > 30% of the normal's mass,
+        redraw the samples that fall outside; else draw uniformly on [a, b] and accept with
+        probability pdf(x)/pdf(mode). Same distribution as torch, not the same stream.
+    """
+    if not std > 0:
+        raise ValueError(f"trunc_normal_ expects std > 0, got std={std}")
+    if a > b:
+        raise ValueError(f"trunc_normal_ expects a <= b, got a={a}, b={b}")
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
+                      "The distribution of values may be incorrect.", stacklevel=2)
+    rng, n = _rng(generator), int(np.prod(t.shape))
+    if _normal_cdf((b - mean) / std) - _normal_cdf((a - mean) / std) > 0.3:
+        out = rng.normal(mean, std, n)
+        bad = np.flatnonzero((out < a) | (out > b))
+        while bad.size:
+            out[bad] = rng.normal(mean, std, bad.size)
+            bad = bad[(out[bad] < a) | (out[bad] > b)]
+    else:
+        log_peak = -0.5 * ((max(a, min(mean, b)) - mean) / std) ** 2
+        out = np.empty(n)
+        pending = np.arange(n)
+        while pending.size:
+            x = rng.uniform(a, b, pending.size)
+            accept = np.log(rng.uniform(size=pending.size)) <= -0.5 * ((x - mean) / std) ** 2 - log_peak
+            out[pending[accept]] = x[accept]
+            pending = pending[~accept]
+    t.data[...] = out.reshape(t.shape)
+    return t
+
+
+def orthogonal_(t, gain: float = 1, generator=None):
+    """Fill t in place with a (semi-)orthogonal matrix times ``gain``, as ``torch.nn.init.orthogonal_``.
+
+    t is viewed as a matrix (rows = t.shape[0], cols = the rest flattened). Its rows are
+    orthonormal if rows ≤ cols, else its columns; the matrix is Haar-distributed: the Q of the
+    QR factorisation of a Gaussian matrix, with each column's sign fixed by R's diagonal
+    (Mezzadri 2007, https://arxiv.org/abs/math-ph/0609050). Source: Saxe et al. 2014,
+    "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks".
+
+    Args:
+        t: a Tensor/Parameter with ≥ 2 dimensions (empty: left unchanged).
+        gain: multiplier (default 1).  generator: ``np.random.Generator``; default ember's.
+    Returns: t.
+    Raises: ValueError "Only tensors with 2 or more dimensions are supported" (torch's text).
+    """
+    if len(t.shape) < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    rows = t.shape[0]
+    if rows == 0 or int(np.prod(t.shape)) == 0:
+        return t
+    cols = int(np.prod(t.shape)) // rows
+    flat = _rng(generator).standard_normal((rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)                       # (max, min), (min, min)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    t.data[...] = (gain * q).reshape(t.shape)
+    return t

@@ -64,6 +64,58 @@ class Optimizer:
                     yield group, p, p.grad.data, self.state.setdefault(p, {})
 
     @staticmethod
+    def _check_args(lr=0.0, eps=0.0, betas=(0.0, 0.0), weight_decay=0.0, **others) -> None:
+        """Raise torch's ValueError for a negative lr/eps/weight_decay, a beta outside [0, 1), or
+        a negative value among ``others`` (named as torch names them, e.g. momentum_decay)."""
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        for name, value in others.items():
+            if not 0.0 <= value:
+                raise ValueError(f"Invalid {name} value: {value}")
+
+    @staticmethod
+    def _begin_step(state: dict, p, *buffers: str) -> int:
+        """On a parameter's first step create ``state["step"] = 0`` and a zero array (the
+        parameter's shape and dtype) per name in ``buffers``; then count this step. Returns t."""
+        if not state:
+            state["step"] = 0
+            for name in buffers:
+                state[name] = np.zeros_like(p.data)
+        state["step"] += 1
+        return state["step"]
+
+    @staticmethod
+    def _update_moments(m: np.ndarray, v: np.ndarray, g: np.ndarray, beta1: float, beta2: float) -> None:
+        """Adam's moment estimates in place, in torch's order: m ← lerp(m, g, 1 − β1),
+        v ← β2·v + (1 − β2)·g² (Adam, NAdam, RAdam)."""
+        m += (1 - beta1) * (g - m)
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+
+    @staticmethod
+    def _decayed_grad(group: dict, p, g: np.ndarray) -> np.ndarray:
+        """The gradient a step uses, as torch's single-tensor optimizers prepare it: negated if
+        ``group["maximize"]``; then, if weight_decay λ ≠ 0, either θ ← θ(1 − lr·λ) in place
+        (``group.get("decoupled_weight_decay")``, AdamW's rule) or g ← g + λθ (L2). Never
+        writes into ``g`` (it is the parameter's .grad)."""
+        if group.get("maximize"):
+            g = -g
+        wd = group["weight_decay"]
+        if wd != 0:
+            if group.get("decoupled_weight_decay"):
+                p.data *= 1 - group["lr"] * wd
+            else:
+                g = g + wd * p.data
+        return g
+
+    @staticmethod
     def _run_closure(closure):
         """Call ``closure()`` (which re-evaluates the model and returns the loss) with grad enabled."""
         if closure is None:

@@ -1,0 +1,1 @@
+"""``ember.utils``: PyTorch's ``torch.utils`` names (``ember.utils.data``)."""
