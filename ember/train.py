@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True)
     x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False)
     if cfg.threads is not None:
-        from .threads import set_num_threads
+        from .kernels.threads import set_num_threads
         set_num_threads(cfg.threads)
     model = get_model(cfg.model)
     x_val = y_val = None

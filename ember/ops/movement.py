@@ -52,7 +52,7 @@ class GetItem(Function):
     at ``index`` (``np.add.at``, so an element selected twice gets both gradients)."""
     @staticmethod
     def forward(ctx, x, index):
-        ctx.args = x.shape, index
+        ctx.in_shape, ctx.index = x.shape, index
         try:
             return np.asarray(x[index])
         except IndexError as e:
@@ -60,7 +60,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        shape, index = ctx.args
+        shape, index = ctx.in_shape, ctx.index
         grad_x = np.zeros(shape, dtype=grad_out.dtype)
         np.add.at(grad_x, index, grad_out)
         return grad_x

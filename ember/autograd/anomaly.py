@@ -29,12 +29,12 @@ import sys
 
 import numpy as np
 
-from . import autograd
+from .. import autograd
 
-_PKG = os.path.dirname(os.path.abspath(__file__))
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the ember package
 # Frames inside these files are the op machinery; the call site is the first frame outside them.
-_MACHINERY = tuple(os.path.join(_PKG, p) for p in ("autograd.py", "tensor.py", "anomaly.py", "ops" + os.sep,
-                                                    os.path.join("nn", "functional.py")))
+_MACHINERY = tuple(os.path.join(_PKG, p) for p in ("autograd" + os.sep, "tensor.py", "ops" + os.sep,
+                                                    "kernels" + os.sep, os.path.join("nn", "functional.py")))
 
 
 class AnomalyError(RuntimeError):
