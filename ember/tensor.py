@@ -71,17 +71,13 @@ class Tensor:
         """The op class that produced this tensor (None for leaves)."""
         return None if self._ctx is None else self._ctx.fn
 
-    def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+    def size(self, dim=None): return self.shape if dim is None else self.shape[dim]
 
-    def dim(self) -> int:
-        return self.ndim
+    def dim(self) -> int: return self.ndim
 
-    def numel(self) -> int:
-        return self.data.size
+    def numel(self) -> int: return self.data.size
 
-    def __len__(self):
-        return len(self.data)
+    def __len__(self): return len(self.data)
 
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
@@ -105,15 +101,13 @@ class Tensor:
             raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
         return self.data.item()
 
-    def tolist(self):
-        return self.data.tolist()
+    def tolist(self): return self.data.tolist()
 
     def detach(self) -> "Tensor":
         """Return a tensor sharing data with this one but cut from the graph."""
         return Tensor(self.data)
 
-    def clone(self) -> "Tensor":
-        return _mv.Clone.apply(self)
+    def clone(self) -> "Tensor": return _mv.Clone.apply(self)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         self.requires_grad = requires_grad
@@ -125,14 +119,9 @@ class Tensor:
 
     to = astype
 
-    def float(self):
-        return self.astype(float32)
-
-    def double(self):
-        return self.astype(float64)
-
-    def long(self):
-        return Tensor(self.data.astype(int64))
+    def float(self): return self.astype(float32)
+    def double(self): return self.astype(float64)
+    def long(self): return Tensor(self.data.astype(int64))
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Backpropagate: accumulate d(self)/d(leaf) into ``.grad`` of every leaf requiring grad.
@@ -173,8 +162,7 @@ class Tensor:
             return _ew.PowScalar.apply(self, exponent=o)
         return _ew.Pow.apply(self, self._wrap(o))
 
-    def __rpow__(self, o):
-        return _ew.Pow.apply(self._wrap(o), self)
+    def __rpow__(self, o): return _ew.Pow.apply(self._wrap(o), self)
 
     # comparisons return boolean tensors outside the graph, as in torch
     def _cmp(self, o, f): return Tensor(f(self.data, o.data if isinstance(o, Tensor) else o))
@@ -186,17 +174,10 @@ class Tensor:
     def __ge__(self, o): return self._cmp(o, np.greater_equal)
     __hash__ = object.__hash__
 
-    def __bool__(self):
-        return bool(self.data)
-
-    def __float__(self):
-        return float(self.item())
-
-    def __int__(self):
-        return int(self.item())
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+    def __bool__(self): return bool(self.data)
+    def __float__(self): return float(self.item())
+    def __int__(self): return int(self.item())
+    def __iter__(self): return (self[i] for i in range(len(self)))
 
     # ---- methods (thin wrappers over ember.ops) ----------------------------------------
     def exp(self): return _ew.Exp.apply(self)
@@ -206,37 +187,26 @@ class Tensor:
     def relu(self): return dispatch(_act.ReLU).apply(self)
     def sigmoid(self): return _act.Sigmoid.apply(self)
     def tanh(self): return _act.Tanh.apply(self)
-
-    def clamp(self, min=None, max=None):
-        return _ew.Clamp.apply(self, lo=min, hi=max)
-
-    def sum(self, dim=None, keepdim=False):
-        return _red.Sum.apply(self, dim=_dims(dim), keepdim=keepdim)
-
-    def mean(self, dim=None, keepdim=False):
-        return _red.Mean.apply(self, dim=_dims(dim), keepdim=keepdim)
+    def clamp(self, min=None, max=None): return _ew.Clamp.apply(self, lo=min, hi=max)
+    def sum(self, dim=None, keepdim=False): return _red.Sum.apply(self, dim=_dims(dim), keepdim=keepdim)
+    def mean(self, dim=None, keepdim=False): return _red.Mean.apply(self, dim=_dims(dim), keepdim=keepdim)
 
     def max(self, dim=None, keepdim=False):
         """Full max (a scalar; ties share the gradient evenly, as torch.max()), or with ``dim``
         a ``(values, indices)`` pair whose gradient goes to the first maximum, as torch."""
         if dim is None:
             return _red.Max.apply(self)
-        values = _red.MaxDim.apply(self, dim=dim, keepdim=keepdim)
-        indices = Tensor(np.argmax(self.data, axis=dim) if not keepdim
-                         else np.expand_dims(np.argmax(self.data, axis=dim), dim))
-        return MaxResult(values, indices)
+        return MaxResult(_red.MaxDim.apply(self, dim=dim, keepdim=keepdim), self.argmax(dim, keepdim))
 
     def min(self, dim=None, keepdim=False):
         r = (-self).max(dim, keepdim)
         return -r if dim is None else MaxResult(-r.values, r.indices)
 
     def argmax(self, dim=None, keepdim=False):
-        out = np.argmax(self.data, axis=dim, keepdims=keepdim)
-        return Tensor(np.asarray(out, dtype=int64))
+        return Tensor(np.asarray(np.argmax(self.data, axis=dim, keepdims=keepdim), dtype=int64))
 
     def reshape(self, *shape):
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return _mv.Reshape.apply(self, shape=shape)
+        return _mv.Reshape.apply(self, shape=_sizes(shape))
 
     view = reshape
 
@@ -246,16 +216,14 @@ class Tensor:
         return self.reshape(*s[:start], -1, *s[end + 1:]) if self.ndim else self.reshape(1)
 
     def permute(self, *dims):
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        return _mv.Permute.apply(self, dims=dims)
+        return _mv.Permute.apply(self, dims=_sizes(dims))
 
     def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
 
-    def t(self):
-        return self.transpose(0, 1) if self.ndim == 2 else self
+    def t(self): return self.transpose(0, 1) if self.ndim == 2 else self
 
     def unsqueeze(self, dim):
         dim = dim % (self.ndim + 1)
@@ -275,8 +243,7 @@ class Tensor:
         """log softmax along ``dim`` (``ember.ops.activation.LogSoftmax``)."""
         return _act.LogSoftmax.apply(self, dim=dim)
 
-    def matmul(self, other):
-        return self @ other
+    def matmul(self, other): return self @ other
 
 
 class MaxResult(tuple):
@@ -284,8 +251,12 @@ class MaxResult(tuple):
     values = property(lambda self: self[0])
     indices = property(lambda self: self[1])
 
-    def __new__(cls, values, indices):
-        return super().__new__(cls, (values, indices))
+    def __new__(cls, values, indices): return super().__new__(cls, (values, indices))
+
+
+def _sizes(args):
+    """``f(2, 3)`` and ``f((2, 3))`` both mean (2, 3), as in torch's reshape/permute/zeros."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
 def _dims(dim):
@@ -317,8 +288,7 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 def _filled(fill, shape, dtype, requires_grad):
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(fill(shape, dtype=np.dtype(dtype or _DEFAULT_FLOAT)), requires_grad=requires_grad)
+    return Tensor(fill(_sizes(shape), dtype=np.dtype(dtype or _DEFAULT_FLOAT)), requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:

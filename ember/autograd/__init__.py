@@ -19,6 +19,7 @@ operators call ``ember.ops``, and the ops subclass ``Function``.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 
@@ -32,9 +33,17 @@ def is_grad_enabled() -> bool:
     return getattr(_state, "grad_enabled", True)
 
 
+def _decorate(make, fn):
+    """``fn`` run inside the context manager ``make()``: torch's no_grad/detect_anomaly as decorators."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with make():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 class _GradMode:
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
+    enabled = True
 
     def __enter__(self):
         self.prev = is_grad_enabled()
@@ -45,26 +54,18 @@ class _GradMode:
         return False
 
     def __call__(self, fn):  # also usable as a decorator, as torch.no_grad is
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return fn(*args, **kwargs)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-        return wrapper
+        return _decorate(type(self), fn)
 
 
 class no_grad(_GradMode):
     """Context manager (or decorator) that records no graph: ops inside return tensors with
     ``requires_grad=False`` and save nothing for backward (evaluation, optimizer steps)."""
-
-    def __init__(self):
-        super().__init__(False)
+    enabled = False
 
 
 class enable_grad(_GradMode):
     """Context manager (or decorator) that re-enables graph recording inside ``no_grad``."""
-
-    def __init__(self):
-        super().__init__(True)
+    enabled = True
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:

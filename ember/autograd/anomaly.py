@@ -121,11 +121,7 @@ class detect_anomaly:
         return False
 
     def __call__(self, fn):
-        def wrapper(*args, **kwargs):
-            with detect_anomaly(self.check_nan):
-                return fn(*args, **kwargs)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-        return wrapper
+        return autograd._decorate(lambda: detect_anomaly(self.check_nan), fn)
 
 
 def is_anomaly_enabled() -> bool:

@@ -384,7 +384,7 @@ def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None, reduct
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss does not support negative values for beta, got beta={beta}")
-    return _loss.SmoothL1Loss.apply(input, _same_shape(input, target, "smooth_l1_loss"), beta=beta,
+    return _loss.SmoothL1Loss.apply(input, _same_shape(input, target, "smooth_l1_loss"), c=beta,
                                   reduction=reduction)
 
 
@@ -394,7 +394,7 @@ def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.
     _check_reduction(reduction)
     if delta <= 0:
         raise ValueError(f"huber_loss does not support non-positive values for delta, got delta={delta}")
-    return _loss.HuberLoss.apply(input, _same_shape(input, target, "huber_loss"), delta=delta, reduction=reduction)
+    return _loss.HuberLoss.apply(input, _same_shape(input, target, "huber_loss"), c=delta, reduction=reduction)
 
 
 def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:

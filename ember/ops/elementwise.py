@@ -91,12 +91,9 @@ class PowScalar(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,), p = ctx.saved_tensors, ctx.p
-        if p == 0:
+        if p == 0:                                         # y = 1: no gradient, even at x = 0
             return np.zeros_like(x)
-        if p == 2:
-            return grad_out * 2 * x
-        d = p * np.power(x, p - 1, dtype=x.dtype)
-        return grad_out * d
+        return grad_out * (p * np.power(x, p - 1, dtype=x.dtype))
 
 
 class Pow(Function):

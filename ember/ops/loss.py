@@ -126,23 +126,6 @@ class CrossEntropySoft(Function):
         return grad_z, -(1 - eps) * wlogp * g, None
 
 
-class MSELoss(Function):
-    """L = (1/n) Σ (x − y)² (squared loss, deck 003: the mean is its argmin);
-    grad_x = 2 (x − y) grad_out / n,  grad_y = −grad_x."""
-    @staticmethod
-    def forward(ctx, x, y, reduction="mean"):
-        d = x - y
-        ctx.save_for_backward(d)
-        ctx.reduction = reduction
-        return _reduce(d * d, reduction)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (d,) = ctx.saved_tensors
-        g = 2 * d * _unreduce(grad_out, d.shape, ctx.reduction)
-        return g, -g
-
-
 class BCELoss(Function):
     """L = −(1/n) Σ [y log p + (1 − y) log(1 − p)] for probabilities p (deck 000's logistic loss);
     log terms clamped at −100 as torch;  grad_p = (p − y) / (p (1 − p)) · grad_out / n,
@@ -252,60 +235,46 @@ class LogisticLoss(Function):
         return -y * s, -f * s
 
 
-class L1Loss(Function):
+class _DifferenceLoss(Function):
+    """A loss of the difference d = x − y, elementwise: L = Σ loss(d) (reduced), and
+    grad_x = loss'(d)·g,  grad_y = −grad_x. Subclasses give ``loss(d, c)`` and ``slope(d, c)``
+    (loss'), where c is the op's constant (β, δ) in d's dtype."""
+    @staticmethod
+    def forward(ctx, x, y, reduction="mean", c=1.0):
+        d = x - y
+        ctx.save_for_backward(d)
+        ctx.reduction, ctx.c = reduction, d.dtype.type(c)
+        return _reduce(ctx.fn.loss(d, ctx.c), reduction)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (d,) = ctx.saved_tensors
+        g = ctx.fn.slope(d, ctx.c) * _unreduce(grad_out, d.shape, ctx.reduction)
+        return g, -g
+
+
+class MSELoss(_DifferenceLoss):
+    """L = (1/n) Σ (x − y)² (squared loss, deck 003: the mean is its argmin);
+    grad_x = 2 (x − y) grad_out / n,  grad_y = −grad_x."""
+    loss = staticmethod(lambda d, c: d * d)
+    slope = staticmethod(lambda d, c: 2 * d)
+
+
+class L1Loss(_DifferenceLoss):
     """L = |x − y|;  grad_x = sign(x − y)·g (0 where x = y, as torch),  grad_y = −grad_x."""
-    @staticmethod
-    def forward(ctx, x, y, reduction="mean"):
-        d = x - y
-        ctx.save_for_backward(d)
-        ctx.reduction = reduction
-        return _reduce(np.abs(d), reduction)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (d,) = ctx.saved_tensors
-        g = np.sign(d) * _unreduce(grad_out, d.shape, ctx.reduction)
-        return g, -g
+    loss = staticmethod(lambda d, c: np.abs(d))
+    slope = staticmethod(lambda d, c: np.sign(d))
 
 
-class SmoothL1Loss(Function):
-    """d = x − y:  L = 0.5 d²/β if |d| < β else |d| − 0.5β  (β = 0: L1);
+class SmoothL1Loss(_DifferenceLoss):
+    """d = x − y, c = β:  L = 0.5 d²/β if |d| < β else |d| − 0.5β  (β = 0: L1);
     grad_x = (d/β if |d| < β else sign(d))·g,  grad_y = −grad_x."""
-    @staticmethod
-    def forward(ctx, x, y, beta=1.0, reduction="mean"):
-        d = x - y
-        a = np.abs(d)
-        quad = a < beta
-        with np.errstate(divide="ignore", invalid="ignore"):
-            loss = np.where(quad, 0.5 * d * d / d.dtype.type(beta or 1), a - d.dtype.type(0.5 * beta))
-        ctx.save_for_backward(d, quad)
-        ctx.beta, ctx.reduction = beta, reduction
-        return _reduce(loss, reduction)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        d, quad = ctx.saved_tensors
-        beta, reduction = ctx.beta, ctx.reduction
-        g = np.where(quad, d / d.dtype.type(beta or 1), np.sign(d)) * _unreduce(grad_out, d.shape, reduction)
-        return g, -g
+    loss = staticmethod(lambda d, c: np.where(np.abs(d) < c, 0.5 * d * d / (c or 1), np.abs(d) - c / 2))
+    slope = staticmethod(lambda d, c: np.where(np.abs(d) < c, d / (c or 1), np.sign(d)))
 
 
-class HuberLoss(Function):
-    """d = x − y:  L = 0.5 d² if |d| < δ else δ(|d| − 0.5δ)  (= δ · SmoothL1 with β = δ);
+class HuberLoss(_DifferenceLoss):
+    """d = x − y, c = δ:  L = 0.5 d² if |d| < δ else δ(|d| − 0.5δ)  (= δ · SmoothL1 with β = δ);
     grad_x = clip(d, −δ, δ)·g,  grad_y = −grad_x."""
-    @staticmethod
-    def forward(ctx, x, y, delta=1.0, reduction="mean"):
-        d = x - y
-        a = np.abs(d)
-        dl = d.dtype.type(delta)
-        loss = np.where(a < dl, 0.5 * d * d, dl * (a - 0.5 * dl))
-        ctx.save_for_backward(d)
-        ctx.delta, ctx.reduction = dl, reduction
-        return _reduce(loss, reduction)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (d,) = ctx.saved_tensors
-        dl, reduction = ctx.delta, ctx.reduction
-        g = np.clip(d, -dl, dl) * _unreduce(grad_out, d.shape, reduction)
-        return g, -g
+    loss = staticmethod(lambda d, c: np.where(np.abs(d) < c, 0.5 * d * d, c * (np.abs(d) - c / 2)))
+    slope = staticmethod(lambda d, c: np.clip(d, -c, c))
