@@ -49,7 +49,7 @@ from ember import threads  # noqa: E402
 from ember.autograd import Context  # noqa: E402
 from ember.models import lenet5  # noqa: E402
 from ember.nn import functional as F  # noqa: E402
-from ember.ops import conv as ember_conv  # noqa: E402
+from ember.kernels import conv as ember_conv, pool as ember_pool  # noqa: E402  (the fast paths)
 from ember.ops import loss as ember_loss  # noqa: E402
 from ember.optim import SGD  # noqa: E402
 from ember.tensor import Tensor  # noqa: E402
@@ -287,10 +287,10 @@ def per_op(torch, B, repeats, rng):
 
     def e_pool(back):
         def f():
-            ctx = Context(ember_conv.MaxPool2d, None, (True,))
-            ember_conv.MaxPool2d.forward(ctx, p_in, (2, 2), (2, 2))
+            ctx = Context(ember_pool.MaxPool2d, None, (True,))
+            ember_pool.MaxPool2d.forward(ctx, p_in, (2, 2), (2, 2))
             if back:
-                ember_conv.MaxPool2d.backward(ctx, gp)
+                ember_pool.MaxPool2d.backward(ctx, gp)
         return f
 
     def e_xent():
