@@ -581,3 +581,44 @@ def test_float32_stays_float32(path):
         if out.dtype != np.float32 or any(t.grad is not None and t.grad.dtype != np.float32 for t in ts):
             bad.append(r.name)
     assert not bad, f"rows that leave float32: {bad}"
+
+
+# ---- choosing the path: ember.kernels.dispatch / use / EMBER_KERNELS -----------------------------
+def test_dispatch_follows_use_and_restores_the_previous_mode():
+    from ember.kernels import conv as kconv
+    from ember.ops import conv as rconv
+    with ember.kernels.use("fast"):
+        assert ember.kernels.dispatch(rconv.Conv2d) is kconv.Conv2d
+        with ember.kernels.use("reference"):
+            assert ember.kernels.mode() == "reference"
+            assert ember.kernels.dispatch(rconv.Conv2d) is rconv.Conv2d
+        assert ember.kernels.dispatch(rconv.Conv2d) is kconv.Conv2d
+        assert ember.kernels.dispatch(ew.Add) is ew.Add            # no kernel: the op itself
+        assert issubclass(kconv.Conv2d, rconv.Conv2d)               # a kernel IS its reference op
+
+
+def test_use_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match=r"kernels.use must be 'fast' or 'reference', got 'turbo'"):
+        ember.kernels.use("turbo")
+
+
+@pytest.mark.parametrize("value,expect", [("reference", "reference"), ("fast", "fast"), ("", "fast")])
+def test_EMBER_KERNELS_is_read_at_import(value, expect):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, EMBER_KERNELS=value)
+    out = subprocess.run([sys.executable, "-c", "import ember; print(ember.kernels.mode())"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expect
+
+
+def test_EMBER_KERNELS_with_a_bad_value_says_so():
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, EMBER_KERNELS="numba")
+    out = subprocess.run([sys.executable, "-c", "import ember"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "EMBER_KERNELS must be 'fast' or 'reference', got 'numba'" in out.stderr

@@ -1,4 +1,4 @@
-"""ember.threads' intra-op parallelism: parallel_for and the Conv2d paths that use it.
+"""ember.kernels.threads' intra-op parallelism: parallel_for and the Conv2d paths that use it.
 
 Conv2d splits its work between threads only above ``MIN_PART_FLOATS`` (LeNet at batch >= 128),
 so the tests force the split with a tiny threshold and check that the threaded paths compute

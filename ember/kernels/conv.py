@@ -22,7 +22,7 @@ from .threads import matmul, num_parts, parallel_for, split_range
 # result, and the next layers (ReLU, pooling, the next conv) keep that memory order for free.
 # The columns are built one block of output rows at a time (~_BLOCK_BYTES) so that im2col, the
 # GEMM and col2im work on a block that stays in the CPU's cache (no cliff as the batch grows).
-# With more than one thread (ember.threads), the output rows are first cut into one contiguous
+# With more than one thread (ember.kernels.threads), the output rows are first cut into one contiguous
 # run per thread, and each thread works through its own run's blocks (parallel_for).
 _BLOCK_BYTES = 1 << 20
 _ROW_SPLIT = 4
@@ -106,7 +106,7 @@ class Conv2d(conv.Conv2d):
         grad_x = col2im(wᵀ g)                            (GEMM, then KH*KW strided adds)
     The columns are rebuilt in backward rather than kept: the input is KH*KW× smaller than its
     columns, and rebuilding a cache-sized block is cheaper than reading a big one back.
-    Threads (ember.threads, when the work is large enough): forward and grad_w split the output
+    Threads (ember.kernels.threads, when the work is large enough): forward and grad_w split the output
     rows between them (grad_w: one partial sum per thread, added in order); grad_x runs on this
     thread alone (col2im's KH*KW small adds per block made two threads queue for the GIL).
     """
