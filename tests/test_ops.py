@@ -380,7 +380,7 @@ def all_functions():
         mod = importlib.import_module(info.name)
         for name, obj in vars(mod).items():
             if inspect.isclass(obj) and issubclass(obj, Function) and obj is not Function \
-                    and obj.__module__ == mod.__name__:
+                    and obj.__module__ == mod.__name__ and not name.startswith("_"):  # _bases are no ops
                 found[f"{obj.__module__}.{obj.__qualname__}"] = obj
     return found
 
