@@ -3,7 +3,7 @@
 A Tensor holds ``.data`` (a NumPy array), ``.grad`` (a Tensor or None), ``.requires_grad`` and
 ``._ctx`` (the graph node that produced it, None for leaves). Every method that computes
 something calls an op in ``ember.ops`` (through ``ember.kernels.dispatch`` where a fast kernel
-exists); nothing here defines a gradient. The ops are imported at the bottom of this file: they
+exists, see ``_dispatch``); nothing here defines a gradient. The ops are imported at the bottom of this file: they
 subclass ``autograd.Function``, whose ``apply`` returns Tensors (the core's one import circle,
 declared at the bottom of ``ember/autograd/__init__.py``).
 """
@@ -184,7 +184,7 @@ class Tensor:
     def log(self): return _ew.Log.apply(self)
     def sqrt(self): return self ** 0.5
     def abs(self): return _ew.Abs.apply(self)
-    def relu(self): return dispatch(_act.ReLU).apply(self)
+    def relu(self): return _dispatch(_act.ReLU).apply(self)
     def sigmoid(self): return _act.Sigmoid.apply(self)
     def tanh(self): return _act.Tanh.apply(self)
     def clamp(self, min=None, max=None): return _ew.Clamp.apply(self, lo=min, hi=max)
@@ -252,6 +252,12 @@ class MaxResult(tuple):
     indices = property(lambda self: self[1])
 
     def __new__(cls, values, indices): return super().__new__(cls, (values, indices))
+
+
+def _dispatch(op):
+    """The Function to run for op: ``ember.kernels`` (above the core) installs its ``dispatch``
+    here when it loads, so Tensor methods take the fast path without tensor.py importing it."""
+    return op
 
 
 def _sizes(args):
@@ -323,6 +329,5 @@ def from_numpy(a: np.ndarray) -> Tensor:
 
 
 # The ops (see the module docstring: the core's one import circle, tensor <-> ops <-> autograd).
-from .kernels import dispatch  # noqa: E402
 from .ops import activation as _act, elementwise as _ew, matmul as _mm, movement as _mv  # noqa: E402
 from .ops import reduce as _red  # noqa: E402

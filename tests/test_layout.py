@@ -115,14 +115,24 @@ def test_no_ctx_args_tuples():
     assert not offenders, f"ctx.args tuples in {offenders}"
 
 
+def test_tensor_methods_take_the_fast_path():
+    import ember
+    from ember.kernels import activation
+    with ember.kernels.use("fast"):
+        assert ember.randn(3, requires_grad=True).relu().grad_fn is activation.ReLU
+    with ember.kernels.use("reference"):
+        assert ember.randn(3, requires_grad=True).relu().grad_fn is ember.ops.activation.ReLU
+
+
 def test_tensor_imports_nothing_from_nn():
     bad = {n for n in _imports(EMBER / "tensor.py") if n.startswith("ember.nn")}
     assert not bad, f"ember/tensor.py imports {sorted(bad)}"
 
 
 def test_the_core_imports_nothing_above_it():
-    """tensor, autograd and ops import only each other (and kernels, for dispatch in tensor.py)."""
-    above = ("ember.nn", "ember.optim", "ember.data", "ember.train", "ember.cli", "ember.viz", "ember.models")
+    """tensor, autograd and ops import only each other: not the kernels, nn or anything higher."""
+    above = ("ember.nn", "ember.kernels", "ember.threads", "ember.optim", "ember.data", "ember.train", "ember.cli",
+             "ember.viz", "ember.models", "ember.training")
     for p in core_files():
         bad = {n for n in _imports(p) if n.startswith(above)}
         assert not bad, f"{p.relative_to(EMBER)} imports {sorted(bad)}"

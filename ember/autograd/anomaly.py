@@ -64,9 +64,7 @@ def _describe(x) -> str:
 
 
 def _nonfinite(a) -> str | None:
-    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fc":
-        return None
-    if np.isfinite(a).all():
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fc" or np.isfinite(a).all():
         return None
     return "nan" if np.isnan(a).any() else "inf"
 

@@ -22,6 +22,7 @@ Callers (``ember.nn.functional``, ``Tensor`` methods) call ``dispatch(ops.x.Op).
 from __future__ import annotations
 
 import os
+import sys
 
 _MODES = ("fast", "reference")
 _KERNELS: dict = {}          # reference op class -> kernel class
@@ -84,3 +85,7 @@ def kernels() -> dict:
 from . import threads  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
 from . import activation, conv, matmul, pool  # noqa: E402,F401  (they register themselves)
+
+# Tensor.relu() & co. take the fast path too, without tensor.py importing the kernels (the module
+# from sys.modules: the attribute ember.tensor is the tensor() function)
+sys.modules[f"{__package__.rpartition('.')[0]}.tensor"]._dispatch = dispatch

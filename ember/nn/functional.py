@@ -255,9 +255,17 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, bias: 
 
 
 def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
-    """Constant padding; ``pad`` = (left, right, top, bottom, ...) from the last dim, as torch."""
+    """Constant padding; ``pad`` = (left, right, top, bottom, ...) from the last dim, as torch.
+
+    Raises: NotImplementedError for another mode; ValueError for an odd or too long ``pad`` or
+        a negative width.
+    """
     if mode != "constant":
         raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: padding length must be even and at most 2*{x.ndim}, got {len(pad)}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding is not supported, got {tuple(pad)}")
     return _mv.Pad.apply(x, pad=tuple(pad), value=value)
 
 

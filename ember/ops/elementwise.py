@@ -171,12 +171,8 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
-        keep = np.ones(x.shape, dtype=bool)
-        if ctx.lo is not None:
-            keep &= x >= ctx.lo
-        if ctx.hi is not None:
-            keep &= x <= ctx.hi
-        return grad_out * keep
+        lo, hi = -np.inf if ctx.lo is None else ctx.lo, np.inf if ctx.hi is None else ctx.hi
+        return grad_out * ((x >= lo) & (x <= hi))
 
 
 class Cast(Function):
