@@ -64,8 +64,7 @@ def _imports(path: Path) -> set[str]:
                 parts = package.split(".")
                 parts = parts[:len(parts) - node.level + 1]
                 base = ".".join(parts + ([node.module] if node.module else []))
-            names.add(base)
-            names.update(f"{base}.{a.name}" for a in node.names)
+            names.update(f"{base}.{a.name}" for a in node.names)   # a module, or a name in base
     return names
 
 
@@ -113,6 +112,66 @@ def test_no_ctx_args_tuples():
     """Saved state lives in named ctx attributes (ctx.stride, ctx.reduction, ...), never ctx.args."""
     offenders = [str(p.relative_to(EMBER)) for p in EMBER.rglob("*.py") if "ctx.args" in p.read_text()]
     assert not offenders, f"ctx.args tuples in {offenders}"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """ember's import graph: module -> the ember modules it imports (anywhere in its code)."""
+    mods = {}
+    for p in EMBER.rglob("*.py"):
+        name = ".".join(p.relative_to(EMBER.parent).with_suffix("").parts)
+        mods[name.removesuffix(".__init__")] = p
+    graph = {}
+    for m, p in mods.items():
+        targets = set()
+        for n in _imports(p):
+            while n and n not in mods:
+                n = n.rpartition(".")[0]
+            targets.add(n)
+        graph[m] = targets - {m, "ember", ""}   # the package root re-exports; importing it is no circle
+    return graph
+
+
+def _cycles(graph) -> list[set[str]]:
+    """The strongly connected components with more than one module (iterative Tarjan)."""
+    index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter[0]; counter[0] += 1; stack.append(root); on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = counter[0]; counter[0] += 1; stack.append(w); on.add(w)
+                    work.append((w, iter(sorted(graph.get(w, ())))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = set()
+                while True:
+                    w = stack.pop(); on.discard(w); comp.add(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(comp)
+    return out
+
+
+def test_the_only_import_circle_of_the_core_is_tensor_ops_autograd():
+    core = [c for c in _cycles(_module_graph()) if "ember.tensor" in c]
+    assert len(core) <= 1
+    allowed = {"ember.tensor", "ember.autograd", "ember.autograd.anomaly"}
+    extra = {m for m in core[0] if m not in allowed and not m.startswith("ember.ops.")} if core else set()
+    assert not extra, f"modules in the tensor <-> ops <-> autograd import circle that do not belong: {sorted(extra)}"
+    others = [sorted(c) for c in _cycles(_module_graph()) if "ember.tensor" not in c
+              and any(m.startswith(("ember.ops", "ember.kernels", "ember.nn", "ember.autograd")) for m in c)]
+    assert not others, f"other import circles in the core: {others}"
 
 
 def test_tensor_methods_take_the_fast_path():

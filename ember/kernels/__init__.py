@@ -25,7 +25,6 @@ import os
 import sys
 
 _MODES = ("fast", "reference")
-_KERNELS: dict = {}          # reference op class -> kernel class
 
 
 def _check_mode(mode, source):
@@ -35,14 +34,6 @@ def _check_mode(mode, source):
 
 
 _mode = _check_mode(os.environ.get("EMBER_KERNELS", "fast") or "fast", "EMBER_KERNELS")
-
-
-def register(reference):
-    """Class decorator: make the decorated kernel the fast path of ``reference`` (an op class)."""
-    def add(kernel):
-        _KERNELS[reference] = kernel
-        return kernel
-    return add
 
 
 def dispatch(op):
@@ -84,7 +75,12 @@ def kernels() -> dict:
 
 from . import threads  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
-from . import activation, conv, matmul, pool  # noqa: E402,F401  (they register themselves)
+from . import activation, conv, matmul, pool  # noqa: E402
+from ..ops import activation as _act, conv as _conv, matmul as _mm, pool as _pool  # noqa: E402
+
+# The table dispatch reads: reference op -> its kernel (a subclass with the same signature).
+_KERNELS = {_conv.Conv2d: conv.Conv2d, _pool.MaxPool2d: pool.MaxPool2d, _pool.AvgPool2d: pool.AvgPool2d,
+            _act.ReLU: activation.ReLU, _mm.Linear: matmul.Linear}
 
 # Tensor.relu() & co. take the fast path too, without tensor.py importing the kernels (the module
 # from sys.modules: the attribute ember.tensor is the tensor() function)

@@ -5,7 +5,6 @@ It must equal ``ember.ops.activation.ReLU``; ``tests/test_ops.py`` compares them
 import numpy as np
 
 from ..ops import activation
-from . import register
 from .threads import num_parts, outer_slices, parallel_for
 
 
@@ -26,7 +25,6 @@ def _zero_row(x):
     return np.zeros(shape, x.dtype)
 
 
-@register(activation.ReLU)
 class ReLU(activation.ReLU):
     """Fast ``ember.ops.activation.ReLU``: y = max(x, 0);  grad_x = grad_out * [x > 0] (tested equal).
 

@@ -11,7 +11,6 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..ops import conv
 from ..ops.conv import out_size
-from . import register
 from .threads import matmul, num_parts, parallel_for, split_range
 
 
@@ -85,7 +84,6 @@ def _columns_chwn(xc, block, KH, KW, SH, SW, DH, DW):
     return win.reshape(C * KH * KW, -1)                        # the copy: runs of (w1-w0)*N when SW = 1
 
 
-@register(conv.Conv2d)
 class Conv2d(conv.Conv2d):
     """Fast ``ember.ops.conv.Conv2d``: same arguments, same result (tested to 1e-10 in float64).
 

@@ -5,11 +5,9 @@ It must equal ``ember.ops.matmul.Linear``; ``tests/test_ops.py`` compares them r
 import numpy as np
 
 from ..ops import matmul as _reference
-from . import register
 from .threads import matmul
 
 
-@register(_reference.Linear)
 class Linear(_reference.Linear):
     """Fast ``ember.ops.matmul.Linear``: y = x Wᵀ + b, same arguments and result (tested).
 

@@ -7,7 +7,6 @@ import numpy as np
 
 from ..ops import pool
 from ..ops.conv import offset_slice, out_size, pad2d
-from . import register
 from .threads import num_parts, outer_slices, parallel_for
 
 
@@ -25,7 +24,6 @@ def same_layout(a, like):
     return out
 
 
-@register(pool.MaxPool2d)
 class MaxPool2d(pool.MaxPool2d):
     """Fast ``ember.ops.pool.MaxPool2d``: same arguments, same result, ties included (tested).
 
@@ -94,7 +92,6 @@ class MaxPool2d(pool.MaxPool2d):
         return gxp[:, :, PH:xp.shape[2] - PH, PW:xp.shape[3] - PW]
 
 
-@register(pool.AvgPool2d)
 class AvgPool2d(pool.AvgPool2d):
     """Fast ``ember.ops.pool.AvgPool2d``: same arguments, same result (tested).
 
