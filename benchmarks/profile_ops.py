@@ -20,14 +20,17 @@ from ember import threads
 from ember.autograd import Function
 from ember.models import lenet5
 from ember.nn import functional as F
-from ember.ops import conv, elementwise, loss, matmul, movement, reduce
+from ember import kernels
+from ember.ops import activation, conv, elementwise, loss, matmul, movement, pool, reduce
 from ember.optim import SGD
 from ember.tensor import Tensor
 
 
 def instrument(counter, clock=time.process_time):
-    """Wrap forward/backward of every Function subclass in ember.ops to add ``clock`` seconds to counter."""
-    for mod in (conv, elementwise, loss, matmul, movement, reduce):
+    """Wrap forward/backward of every Function subclass in ember.ops and ember.kernels to add
+    ``clock`` seconds to counter."""
+    for mod in (activation, conv, elementwise, loss, matmul, movement, pool, reduce,
+                kernels.activation, kernels.conv, kernels.matmul, kernels.pool):
         for name, cls in vars(mod).items():
             if not (isinstance(cls, type) and issubclass(cls, Function) and cls is not Function):
                 continue

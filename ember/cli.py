@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     from .data import DatasetNotFoundError
     from .serialization import CheckpointError
     from .training import TrainingError
-    from .anomaly import AnomalyError
+    from .autograd.anomaly import AnomalyError
     from .viz import MissingDependencyError
     import numpy as np
     try:

@@ -2,7 +2,10 @@
 
 A Tensor holds ``.data`` (a NumPy array), ``.grad`` (a Tensor or None), ``.requires_grad`` and
 ``._ctx`` (the graph node that produced it, None for leaves). Every method that computes
-something calls an op in ``ember.ops``; nothing here defines a gradient.
+something calls an op in ``ember.ops`` (through ``ember.kernels.dispatch`` where a fast kernel
+exists, see ``_dispatch``); nothing here defines a gradient. The ops are imported at the bottom of this file: they
+subclass ``autograd.Function``, whose ``apply`` returns Tensors (the core's one import circle,
+declared at the bottom of ``ember/autograd/__init__.py``).
 """
 from __future__ import annotations
 
@@ -68,17 +71,13 @@ class Tensor:
         """The op class that produced this tensor (None for leaves)."""
         return None if self._ctx is None else self._ctx.fn
 
-    def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+    def size(self, dim=None): return self.shape if dim is None else self.shape[dim]
 
-    def dim(self) -> int:
-        return self.ndim
+    def dim(self) -> int: return self.ndim
 
-    def numel(self) -> int:
-        return self.data.size
+    def numel(self) -> int: return self.data.size
 
-    def __len__(self):
-        return len(self.data)
+    def __len__(self): return len(self.data)
 
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
@@ -102,36 +101,27 @@ class Tensor:
             raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
         return self.data.item()
 
-    def tolist(self):
-        return self.data.tolist()
+    def tolist(self): return self.data.tolist()
 
     def detach(self) -> "Tensor":
         """Return a tensor sharing data with this one but cut from the graph."""
         return Tensor(self.data)
 
-    def clone(self) -> "Tensor":
-        from .ops import movement
-        return movement.Clone.apply(self)
+    def clone(self) -> "Tensor": return _mv.Clone.apply(self)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         self.requires_grad = requires_grad
         return self
 
     def astype(self, dtype) -> "Tensor":
-        from .ops import elementwise
         dtype = np.dtype(dtype)
-        return self if dtype == self.dtype else elementwise.Cast.apply(self, dtype=dtype)
+        return self if dtype == self.dtype else _ew.Cast.apply(self, dtype=dtype)
 
     to = astype
 
-    def float(self):
-        return self.astype(float32)
-
-    def double(self):
-        return self.astype(float64)
-
-    def long(self):
-        return Tensor(self.data.astype(int64))
+    def float(self): return self.astype(float32)
+    def double(self): return self.astype(float64)
+    def long(self): return Tensor(self.data.astype(int64))
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Backpropagate: accumulate d(self)/d(leaf) into ``.grad`` of every leaf requiring grad.
@@ -154,28 +144,25 @@ class Tensor:
             return Tensor(np.asarray(other, dtype=self.dtype))  # keep float32 float32
         return Tensor(_as_array(other))
 
-    def __add__(self, o): from .ops.elementwise import Add; return Add.apply(self, self._wrap(o))
-    def __radd__(self, o): from .ops.elementwise import Add; return Add.apply(self._wrap(o), self)
-    def __sub__(self, o): from .ops.elementwise import Sub; return Sub.apply(self, self._wrap(o))
-    def __rsub__(self, o): from .ops.elementwise import Sub; return Sub.apply(self._wrap(o), self)
-    def __mul__(self, o): from .ops.elementwise import Mul; return Mul.apply(self, self._wrap(o))
-    def __rmul__(self, o): from .ops.elementwise import Mul; return Mul.apply(self._wrap(o), self)
-    def __truediv__(self, o): from .ops.elementwise import Div; return Div.apply(self, self._wrap(o))
-    def __rtruediv__(self, o): from .ops.elementwise import Div; return Div.apply(self._wrap(o), self)
-    def __neg__(self): from .ops.elementwise import Neg; return Neg.apply(self)
-    def __matmul__(self, o): from .ops.matmul import MatMul; return MatMul.apply(self, self._wrap(o))
-    def __rmatmul__(self, o): from .ops.matmul import MatMul; return MatMul.apply(self._wrap(o), self)
-    def __getitem__(self, idx): from .ops.movement import GetItem; return GetItem.apply(self, index=_index(idx))
+    def __add__(self, o): return _ew.Add.apply(self, self._wrap(o))
+    def __radd__(self, o): return _ew.Add.apply(self._wrap(o), self)
+    def __sub__(self, o): return _ew.Sub.apply(self, self._wrap(o))
+    def __rsub__(self, o): return _ew.Sub.apply(self._wrap(o), self)
+    def __mul__(self, o): return _ew.Mul.apply(self, self._wrap(o))
+    def __rmul__(self, o): return _ew.Mul.apply(self._wrap(o), self)
+    def __truediv__(self, o): return _ew.Div.apply(self, self._wrap(o))
+    def __rtruediv__(self, o): return _ew.Div.apply(self._wrap(o), self)
+    def __neg__(self): return _ew.Neg.apply(self)
+    def __matmul__(self, o): return _mm.MatMul.apply(self, self._wrap(o))
+    def __rmatmul__(self, o): return _mm.MatMul.apply(self._wrap(o), self)
+    def __getitem__(self, idx): return _mv.GetItem.apply(self, index=_index(idx))
 
     def __pow__(self, o):
-        from .ops.elementwise import Pow, PowScalar
         if isinstance(o, numbers.Number):
-            return PowScalar.apply(self, exponent=o)
-        return Pow.apply(self, self._wrap(o))
+            return _ew.PowScalar.apply(self, exponent=o)
+        return _ew.Pow.apply(self, self._wrap(o))
 
-    def __rpow__(self, o):
-        from .ops.elementwise import Pow
-        return Pow.apply(self._wrap(o), self)
+    def __rpow__(self, o): return _ew.Pow.apply(self._wrap(o), self)
 
     # comparisons return boolean tensors outside the graph, as in torch
     def _cmp(self, o, f): return Tensor(f(self.data, o.data if isinstance(o, Tensor) else o))
@@ -187,62 +174,39 @@ class Tensor:
     def __ge__(self, o): return self._cmp(o, np.greater_equal)
     __hash__ = object.__hash__
 
-    def __bool__(self):
-        return bool(self.data)
-
-    def __float__(self):
-        return float(self.item())
-
-    def __int__(self):
-        return int(self.item())
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+    def __bool__(self): return bool(self.data)
+    def __float__(self): return float(self.item())
+    def __int__(self): return int(self.item())
+    def __iter__(self): return (self[i] for i in range(len(self)))
 
     # ---- methods (thin wrappers over ember.ops) ----------------------------------------
-    def exp(self): from .ops.elementwise import Exp; return Exp.apply(self)
-    def log(self): from .ops.elementwise import Log; return Log.apply(self)
+    def exp(self): return _ew.Exp.apply(self)
+    def log(self): return _ew.Log.apply(self)
     def sqrt(self): return self ** 0.5
-    def abs(self): from .ops.elementwise import Abs; return Abs.apply(self)
-    def relu(self): from .ops.elementwise import ReLU; return ReLU.apply(self)
-    def sigmoid(self): from .ops.elementwise import Sigmoid; return Sigmoid.apply(self)
-    def tanh(self): from .ops.elementwise import Tanh; return Tanh.apply(self)
-
-    def clamp(self, min=None, max=None):
-        from .ops.elementwise import Clamp
-        return Clamp.apply(self, lo=min, hi=max)
-
-    def sum(self, dim=None, keepdim=False):
-        from .ops.reduce import Sum
-        return Sum.apply(self, dim=_dims(dim), keepdim=keepdim)
-
-    def mean(self, dim=None, keepdim=False):
-        from .ops.reduce import Mean
-        return Mean.apply(self, dim=_dims(dim), keepdim=keepdim)
+    def abs(self): return _ew.Abs.apply(self)
+    def relu(self): return _dispatch(_act.ReLU).apply(self)
+    def sigmoid(self): return _act.Sigmoid.apply(self)
+    def tanh(self): return _act.Tanh.apply(self)
+    def clamp(self, min=None, max=None): return _ew.Clamp.apply(self, lo=min, hi=max)
+    def sum(self, dim=None, keepdim=False): return _red.Sum.apply(self, dim=_dims(dim), keepdim=keepdim)
+    def mean(self, dim=None, keepdim=False): return _red.Mean.apply(self, dim=_dims(dim), keepdim=keepdim)
 
     def max(self, dim=None, keepdim=False):
         """Full max (a scalar; ties share the gradient evenly, as torch.max()), or with ``dim``
         a ``(values, indices)`` pair whose gradient goes to the first maximum, as torch."""
-        from .ops.reduce import Max, MaxDim
         if dim is None:
-            return Max.apply(self)
-        values = MaxDim.apply(self, dim=dim, keepdim=keepdim)
-        indices = Tensor(np.argmax(self.data, axis=dim) if not keepdim
-                         else np.expand_dims(np.argmax(self.data, axis=dim), dim))
-        return MaxResult(values, indices)
+            return _red.Max.apply(self)
+        return MaxResult(_red.MaxDim.apply(self, dim=dim, keepdim=keepdim), self.argmax(dim, keepdim))
 
     def min(self, dim=None, keepdim=False):
         r = (-self).max(dim, keepdim)
         return -r if dim is None else MaxResult(-r.values, r.indices)
 
     def argmax(self, dim=None, keepdim=False):
-        out = np.argmax(self.data, axis=dim, keepdims=keepdim)
-        return Tensor(np.asarray(out, dtype=int64))
+        return Tensor(np.asarray(np.argmax(self.data, axis=dim, keepdims=keepdim), dtype=int64))
 
     def reshape(self, *shape):
-        from .ops.movement import Reshape
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return Reshape.apply(self, shape=shape)
+        return _mv.Reshape.apply(self, shape=_sizes(shape))
 
     view = reshape
 
@@ -252,17 +216,14 @@ class Tensor:
         return self.reshape(*s[:start], -1, *s[end + 1:]) if self.ndim else self.reshape(1)
 
     def permute(self, *dims):
-        from .ops.movement import Permute
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        return Permute.apply(self, dims=dims)
+        return _mv.Permute.apply(self, dims=_sizes(dims))
 
     def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
 
-    def t(self):
-        return self.transpose(0, 1) if self.ndim == 2 else self
+    def t(self): return self.transpose(0, 1) if self.ndim == 2 else self
 
     def unsqueeze(self, dim):
         dim = dim % (self.ndim + 1)
@@ -275,15 +236,14 @@ class Tensor:
         return self.reshape(*self.shape[:dim], *self.shape[dim + 1:]) if self.shape[dim] == 1 else self
 
     def softmax(self, dim):
-        from .nn import functional as F
-        return F.softmax(self, dim)
+        """exp(x) / Σ_dim exp(x) (``ember.ops.activation.Softmax``)."""
+        return _act.Softmax.apply(self, dim=dim)
 
     def log_softmax(self, dim):
-        from .nn import functional as F
-        return F.log_softmax(self, dim)
+        """log softmax along ``dim`` (``ember.ops.activation.LogSoftmax``)."""
+        return _act.LogSoftmax.apply(self, dim=dim)
 
-    def matmul(self, other):
-        return self @ other
+    def matmul(self, other): return self @ other
 
 
 class MaxResult(tuple):
@@ -291,8 +251,18 @@ class MaxResult(tuple):
     values = property(lambda self: self[0])
     indices = property(lambda self: self[1])
 
-    def __new__(cls, values, indices):
-        return super().__new__(cls, (values, indices))
+    def __new__(cls, values, indices): return super().__new__(cls, (values, indices))
+
+
+def _dispatch(op):
+    """The Function to run for op: ``ember.kernels`` (above the core) installs its ``dispatch``
+    here when it loads, so Tensor methods take the fast path without tensor.py importing it."""
+    return op
+
+
+def _sizes(args):
+    """``f(2, 3)`` and ``f((2, 3))`` both mean (2, 3), as in torch's reshape/permute/zeros."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
 def _dims(dim):
@@ -324,8 +294,7 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 def _filled(fill, shape, dtype, requires_grad):
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(fill(shape, dtype=np.dtype(dtype or _DEFAULT_FLOAT)), requires_grad=requires_grad)
+    return Tensor(fill(_sizes(shape), dtype=np.dtype(dtype or _DEFAULT_FLOAT)), requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
@@ -357,3 +326,8 @@ def arange(*args, dtype=None) -> Tensor:
 def from_numpy(a: np.ndarray) -> Tensor:
     """Wrap an ndarray without copying (as torch.from_numpy)."""
     return Tensor(np.asarray(a))
+
+
+# The ops (see the module docstring: the core's one import circle, tensor <-> ops <-> autograd).
+from .ops import activation as _act, elementwise as _ew, matmul as _mm, movement as _mv  # noqa: E402
+from .ops import reduce as _red  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 import ember
 from ember import nn
 from ember.nn import functional as F
-from ember.ops.loss_extra import HingeLoss, LogisticLoss
+from ember.ops.loss import HingeLoss, LogisticLoss
 from ember.tensor import Tensor
 
 from helpers import gradcheck, torch_parity

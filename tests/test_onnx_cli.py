@@ -18,10 +18,7 @@ needs_data = pytest.mark.skipif(not os.path.isdir(DATA), reason="Fashion-MNIST n
 
 
 def save_state(state, path):
-    try:
-        from ember.serialization import save_state_dict   # after the package split
-    except ImportError:
-        from ember.io import save_state_dict
+    from ember.serialization import save_state_dict
     save_state_dict(state, path)
 
 

@@ -7,6 +7,11 @@ Each row runs three checks (see ``tests/helpers.py``):
     float64 to 1e-8 relative and float32 to ~1e-4 — ``test_torch_parity``.
 Rows cover 0-d tensors, size-1 dims, broadcasting, transposed (non-contiguous) views and odd
 sizes. ``test_every_op_has_a_row`` fails when an op exists without a row.
+
+Every check runs through both paths (the ``path`` fixture: ``ember.kernels.use("reference")`` and
+``use("fast")``), and ``test_kernel_equals_reference`` compares the two paths directly (forward
+and every gradient, float64 to 1e-10 and float32 to 1e-5 relative) for each row that runs a
+kernel of ``ember.kernels``; ``test_every_kernel_has_a_row`` fails for a kernel without one.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import numpy as np
 import pytest
 
 import ember
+import ember.kernels
 import ember.ops
 from ember.autograd import Function
 from ember.nn import functional as F
@@ -328,7 +334,7 @@ if "weight" in inspect.signature(F.cross_entropy).parameters:
                               reduction="none"), N(5, 4))
     row("nll_loss_weight_mean", lambda z: F.nll_loss(z, TGT, weight=W4),
         lambda z: TF.nll_loss(z, torch.from_numpy(TGT), weight=torch.from_numpy(W4).to(z.dtype)), N(5, 4))
-if "CrossEntropySoft" in dir(importlib.import_module("ember.ops.loss_extra")) if hasattr(F, "l1_loss") else False:
+if hasattr(F, "l1_loss"):
     PROBS = np.random.default_rng(5).dirichlet(np.ones(4), 5)          # soft labels (N, C), rows sum to 1
     row("cross_entropy_probability_targets", lambda z: F.cross_entropy(z, PROBS.astype(z.dtype)),
         lambda z: TF.cross_entropy(z, torch.from_numpy(PROBS).to(z.dtype)), N(5, 4))
@@ -361,17 +367,7 @@ if hasattr(F, "hinge_loss"):  # no torch twin: the formulas of deck 002 written 
 # Ops whose rows live in another test file (owner's tests). Each entry: class name -> test file.
 # Keep this list explicit and commented; an op that is neither here nor in ROWS fails the
 # coverage test below.
-# (Every op below ALSO has rows in this table now; the entries only keep the coverage test green
-# for a new op of theirs before its row lands here.)
-ROWS_ELSEWHERE: dict[str, str] = {
-    # ember/ops/loss_extra.py (issue 4, losses): torch parity f64/f32 for 'none'/'mean'/'sum' with
-    # random upstream grads, full-Jacobian gradcheck, NumPy references for the two without a torch twin.
-    "CrossEntropyWeighted": "tests/test_losses.py", "NLLLossWeighted": "tests/test_losses.py",
-    "MultiMarginLoss": "tests/test_losses.py", "HingeLoss": "tests/test_losses.py",
-    "LogisticLoss": "tests/test_losses.py", "L1Loss": "tests/test_losses.py",
-    "SmoothL1Loss": "tests/test_losses.py", "HuberLoss": "tests/test_losses.py",
-    "CrossEntropySoft": "tests/test_losses.py",  # probability (soft-label) targets
-}
+ROWS_ELSEWHERE: dict[str, str] = {}
 
 IDS = [r.name for r in ROWS]
 assert len(set(IDS)) == len(IDS), "duplicate row names"
@@ -384,7 +380,7 @@ def all_functions():
         mod = importlib.import_module(info.name)
         for name, obj in vars(mod).items():
             if inspect.isclass(obj) and issubclass(obj, Function) and obj is not Function \
-                    and obj.__module__ == mod.__name__:
+                    and obj.__module__ == mod.__name__ and not name.startswith("_"):  # _bases are no ops
                 found[f"{obj.__module__}.{obj.__qualname__}"] = obj
     return found
 
@@ -401,10 +397,33 @@ def ops_in_graph(out):
     return seen
 
 
+@pytest.fixture(params=["reference", "fast"])
+def path(request):
+    """Run the test through the reference ops, then through the kernels (ember.kernels.use)."""
+    with ember.kernels.use(request.param):
+        yield request.param
+
+
+def _graph_ops(r, dtype=np.float64):
+    """The op classes in the graph of row r on its inputs, and the output and inputs."""
+    ts = [Tensor(a, requires_grad=True) for a in r.arrays(dtype)]
+    out = r.fn(*ts)
+    return ops_in_graph(out), out, ts
+
+
+def _rows_with_kernels():
+    with ember.kernels.use("fast"):
+        kernels = set(ember.kernels.kernels().values())
+        return [r for r in ROWS if _graph_ops(r)[0] & kernels]
+
+
+KERNEL_ROWS = _rows_with_kernels()
+
+
 def test_every_op_has_a_row():
     covered = set()
-    for r in ROWS:
-        covered |= ops_in_graph(r.fn(*[Tensor(a, requires_grad=True) for a in r.arrays()]))
+    with ember.kernels.use("reference"):
+        covered |= {op for r in ROWS for op in _graph_ops(r)[0]}
     covered_names = {f"{c.__module__}.{c.__qualname__}" for c in covered}
     missing = [n for n, cls in all_functions().items()
                if n not in covered_names and cls.__name__ not in ROWS_ELSEWHERE]
@@ -416,23 +435,54 @@ def test_the_table_is_big():
     assert len(ROWS) >= 150
 
 
+def test_every_kernel_has_a_row():
+    with ember.kernels.use("fast"):
+        covered = {op for r in KERNEL_ROWS for op in _graph_ops(r)[0]}
+    missing = [k.__qualname__ for k in ember.kernels.kernels().values() if k not in covered]
+    assert not missing, f"kernels without a row in tests/test_ops.py: {missing}"
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-10), ("float32", 1e-5)])
+@pytest.mark.parametrize("r", KERNEL_ROWS, ids=lambda r: r.name)
+def test_kernel_equals_reference(r, dtype, rtol):
+    """The fast path and the reference op give the same forward and gradients (same inputs,
+    same random upstream gradient)."""
+    results = {}
+    for mode in ("reference", "fast"):
+        with ember.kernels.use(mode):
+            ops, out, ts = _graph_ops(r, np.dtype(dtype))
+            u = np.random.default_rng(7).standard_normal(out.shape).astype(dtype)
+            out.backward(u)
+            results[mode] = [out.data] + [t.grad.data if t.grad is not None else None for t in ts]
+    assert any(op in set(ember.kernels.kernels().values()) for op in ops), "the fast run used no kernel"
+    for k, (ref, fast) in enumerate(zip(results["reference"], results["fast"])):
+        if ref is None:
+            assert fast is None
+            continue
+        assert fast.dtype == ref.dtype, f"{r.name}: output/gradient {k} dtype {fast.dtype} != {ref.dtype}"
+        scale = max(np.abs(ref).max(initial=0.0), 1e-30)
+        np.testing.assert_allclose(fast, ref, rtol=rtol, atol=rtol * scale,
+                                   err_msg=f"{r.name} [{dtype}]: kernel differs from reference in item {k} "
+                                           "(0 = output, k = gradient of input k)")
+
+
 @pytest.mark.parametrize("r", [r for r in ROWS if r.full], ids=lambda r: r.name)
-def test_gradcheck(r):
-    gradcheck(r.fn, r.arrays(), name=r.name)
+def test_gradcheck(r, path):
+    gradcheck(r.fn, r.arrays(), name=f"{r.name} [{path}]")
 
 
 @pytest.mark.parametrize("r", [r for r in ROWS if r.fd], ids=lambda r: r.name)
-def test_dircheck(r):
-    dircheck(r.fn, r.arrays(), name=r.name)
+def test_dircheck(r, path):
+    dircheck(r.fn, r.arrays(), name=f"{r.name} [{path}]")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("r", ROWS, ids=lambda r: r.name)
-def test_torch_parity(r, dtype):
+def test_torch_parity(r, dtype, path):
     if dtype == "float32" and not r.f32:
         pytest.skip("float64-only row")
     dt = np.dtype(dtype)
-    torch_parity(r.fn, r.tfn, r.arrays(dt), name=f"{r.name} [{dtype}]",
+    torch_parity(r.fn, r.tfn, r.arrays(dt), name=f"{r.name} [{dtype}, {path}]",
                  rtol=None if dt == np.float64 else r.rtol32)
 
 
@@ -465,7 +515,7 @@ def test_checkers_catch_a_wrong_gradient():
     gradcheck(lambda a, b: a * b, arrays, name="mul")  # and pass a right one
 
 
-def test_col2im_adds_overlapping_windows():
+def test_col2im_adds_overlapping_windows(path):
     """A col2im that assigned instead of added would give 1 at pixels read by several windows."""
     x = Tensor(np.zeros((1, 1, 5, 5)), requires_grad=True)
     w = Tensor(np.ones((1, 1, 3, 3)))
@@ -478,7 +528,7 @@ def test_col2im_adds_overlapping_windows():
 
 # ---- max-pool ties: the whole gradient goes to the FIRST max in row-major order, as torch -------
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 0), (3, 2, 1), (3, 1, 1), ((2, 3), (1, 2), 0)])
-def test_max_pool2d_ties_go_to_first_max_exactly_as_torch(k, s, p):
+def test_max_pool2d_ties_go_to_first_max_exactly_as_torch(k, s, p, path):
     rng = np.random.default_rng(0)
     x = np.zeros((2, 2, 9, 7))
     x[0, 0, 3:, 2:] = 1.0                         # constant plateau: every window inside is a tie
@@ -493,7 +543,7 @@ def test_max_pool2d_ties_go_to_first_max_exactly_as_torch(k, s, p):
     np.testing.assert_array_equal(ex.grad.data, tx.grad.numpy())
 
 
-def test_max_pool2d_constant_input_sends_each_window_to_its_top_left():
+def test_max_pool2d_constant_input_sends_each_window_to_its_top_left(path):
     x = Tensor(np.full((1, 1, 4, 4), 3.0), requires_grad=True)
     F.max_pool2d(x, 2).sum().backward()
     expect = np.zeros((4, 4))
@@ -519,7 +569,7 @@ def test_max_dim_ties_go_to_first_index_as_torch():
     np.testing.assert_array_equal(i.data, torch.from_numpy(x).max(1).indices.numpy())
 
 
-def test_float32_stays_float32():
+def test_float32_stays_float32(path):
     """No silent promotion: float32 inputs give float32 outputs and gradients in every row."""
     bad = []
     for r in ROWS:
@@ -531,3 +581,44 @@ def test_float32_stays_float32():
         if out.dtype != np.float32 or any(t.grad is not None and t.grad.dtype != np.float32 for t in ts):
             bad.append(r.name)
     assert not bad, f"rows that leave float32: {bad}"
+
+
+# ---- choosing the path: ember.kernels.dispatch / use / EMBER_KERNELS -----------------------------
+def test_dispatch_follows_use_and_restores_the_previous_mode():
+    from ember.kernels import conv as kconv
+    from ember.ops import conv as rconv
+    with ember.kernels.use("fast"):
+        assert ember.kernels.dispatch(rconv.Conv2d) is kconv.Conv2d
+        with ember.kernels.use("reference"):
+            assert ember.kernels.mode() == "reference"
+            assert ember.kernels.dispatch(rconv.Conv2d) is rconv.Conv2d
+        assert ember.kernels.dispatch(rconv.Conv2d) is kconv.Conv2d
+        assert ember.kernels.dispatch(ew.Add) is ew.Add            # no kernel: the op itself
+        assert issubclass(kconv.Conv2d, rconv.Conv2d)               # a kernel IS its reference op
+
+
+def test_use_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match=r"kernels.use must be 'fast' or 'reference', got 'turbo'"):
+        ember.kernels.use("turbo")
+
+
+@pytest.mark.parametrize("value,expect", [("reference", "reference"), ("fast", "fast"), ("", "fast")])
+def test_EMBER_KERNELS_is_read_at_import(value, expect):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, EMBER_KERNELS=value)
+    out = subprocess.run([sys.executable, "-c", "import ember; print(ember.kernels.mode())"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expect
+
+
+def test_EMBER_KERNELS_with_a_bad_value_says_so():
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, EMBER_KERNELS="numba")
+    out = subprocess.run([sys.executable, "-c", "import ember"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "EMBER_KERNELS must be 'fast' or 'reference', got 'numba'" in out.stderr

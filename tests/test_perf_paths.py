@@ -9,15 +9,22 @@ import numpy as np
 import pytest
 
 import ember
-from ember import threads
+from ember.kernels import threads
 from ember.models import lenet5
 from ember.nn import functional as F
-from ember.ops import conv as conv_ops
+from ember.kernels import conv as conv_ops  # the fast (CHWN, blocked, threaded) Conv2d
 from ember.optim import SGD
 from ember.tensor import Tensor
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
+
+
+@pytest.fixture(autouse=True)
+def fast_kernels():
+    """These tests are about the kernels: run them on the fast path even under EMBER_KERNELS=reference."""
+    with ember.kernels.use("fast"):
+        yield
 
 
 def _check(e_out, t_out, e_ins, t_ins, rng, tol=1e-10):

@@ -254,7 +254,7 @@ def test_anomaly_inside_a_model_names_the_layer_line(monkeypatch):
     model[0].weight.data[0, 0, 0, 0] = np.nan
     with pytest.raises(AnomalyError, match=r"^Conv2d forward produced nan .*inputs: \[\(2, 1, 28, 28\) float32, "
                                            r"\(6, 1, 5, 5\) float32 \(non-finite!\), \(6,\) float32\]; "
-                                           r"forward call site: .*layers.py:\d+ in forward"):
+                                           r"forward call site: .*nn/conv.py:\d+ in forward"):
         with detect_anomaly():
             model(ember.zeros(2, 1, 28, 28))
 

@@ -1,4 +1,4 @@
-"""ember.threads' intra-op parallelism: parallel_for and the Conv2d paths that use it.
+"""ember.kernels.threads' intra-op parallelism: parallel_for and the Conv2d paths that use it.
 
 Conv2d splits its work between threads only above ``MIN_PART_FLOATS`` (LeNet at batch >= 128),
 so the tests force the split with a tiny threshold and check that the threaded paths compute
@@ -11,12 +11,19 @@ import numpy as np
 import pytest
 
 import ember
-from ember import threads
+from ember.kernels import threads
 from ember.models import lenet5
 from ember.nn import functional as F
-from ember.ops import conv as conv_ops
+from ember.kernels import conv as conv_ops  # the fast (CHWN, blocked, threaded) Conv2d
 from ember.optim import SGD
 from ember.tensor import Tensor
+
+
+@pytest.fixture(autouse=True)
+def fast_kernels():
+    """These tests are about the kernels: run them on the fast path even under EMBER_KERNELS=reference."""
+    with ember.kernels.use("fast"):
+        yield
 
 
 @pytest.fixture

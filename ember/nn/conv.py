@@ -1,4 +1,5 @@
-"""More convolution-family layers: ``Conv1d``, ``LocallyConnected2d``, ``AdaptiveAvgPool2d``.
+"""Convolution-family layers: ``Conv1d``, ``Conv2d`` (one ``_ConvNd`` base), ``LocallyConnected2d``,
+``AdaptiveAvgPool2d``.
 
 Each holds its Parameters and calls one function of ``F``; gradients live in ``ember.ops``.
 """
@@ -10,19 +11,57 @@ import numpy as np
 
 from . import functional as F
 from . import init
-from .layers import _nonneg, _positive
+from ._validation import _check_range, _pair, _single
 from .module import Module, Parameter
 
 
-def _single(v, name):
-    if isinstance(v, (tuple, list)) and len(v) == 1:
-        v = v[0]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {v!r}")
-    return int(v)
+class _ConvNd(Module):
+    """Shared constructor of ``Conv1d``/``Conv2d`` (as torch's ``_ConvNd``): validates the
+    arguments, normalises them to ``_ndim``-tuples, creates weight (C_out, C_in/groups, *K) and
+    bias (C_out,) with PyTorch's default init U(−1/sqrt(k), 1/sqrt(k)), k = C_in/groups·ΠK.
+
+    Raises: ValueError for non-positive channels, sizes, strides, dilations or groups, a negative
+        padding, a kernel/stride/... that is not an int (or an ``_ndim``-tuple), or channels not
+        divisible by groups (PyTorch's messages).
+    """
+    _ndim = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, dtype=None):
+        super().__init__()
+        tup = _pair if self._ndim == 2 else (lambda v, name: (_single(v, name),))
+        ks, st, pd, dl = (tup(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"),
+                                                 (padding, "padding"), (dilation, "dilation")))
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("kernel_size", ks),
+                        ("stride", st), ("dilation", dl), ("groups", groups)):
+            _check_range(v, name, 1)
+        _check_range(pd, "padding", 0)
+        if in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding, self.dilation = ks, st, pd, dl
+        dt = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *ks), dt))
+        self.bias = Parameter(np.empty(out_channels, dt)) if bias else None
+        init.default_layer_init_(self.weight, self.bias)
+
+    def forward(self, x):
+        conv = F.conv2d if self._ndim == 2 else F.conv1d
+        return conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        for name, default in (("padding", (0,) * self._ndim), ("dilation", (1,) * self._ndim)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ("" if self.bias is not None else ", bias=False")
 
 
-class Conv1d(Module):
+class Conv1d(_ConvNd):
     """1-D convolution (cross-correlation) layer: deck 000's (θ * x)_i = Σ_j θ_j x_{i+j}, with
     ``out_channels`` filters over ``in_channels`` input channels.
 
@@ -34,39 +73,21 @@ class Conv1d(Module):
     Raises: ValueError for non-positive sizes or channels not divisible by groups.
     Example: Conv1d(1, 1, 3, bias=False) with weight [1, 0, 1] maps [1, 1, 1, 0, 0] to [2, 1, 1].
     """
+    _ndim = 1
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, dtype=None):
-        super().__init__()
-        ks, st = _single(kernel_size, "kernel_size"), _single(stride, "stride")
-        pd, dl = _single(padding, "padding"), _single(dilation, "dilation")
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("kernel_size", ks),
-                        ("stride", st), ("dilation", dl), ("groups", groups)):
-            _positive(name, v)
-        _nonneg("padding", pd)
-        if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.padding, self.dilation = (ks,), (st,), (pd,), (dl,)
-        dt = np.dtype(dtype or np.float32)
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, ks), dt))
-        self.bias = Parameter(np.empty(out_channels, dt)) if bias else None
-        init.default_layer_init_(self.weight, self.bias)
 
-    def forward(self, x):
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+class Conv2d(_ConvNd):
+    """2-D convolution (cross-correlation) layer with ``out_channels`` filters (deck 000/001/002).
 
-    def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,):
-            s += f", padding={self.padding}"
-        if self.dilation != (1,):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
+    Args: in_channels, out_channels, kernel_size (int or (KH, KW)), stride=1, padding=0,
+        dilation=1, groups=1, bias=True.
+    Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
+        OH = (H + 2*PH − DH*(KH−1) − 1) // SH + 1,  OW likewise.
+    Parameters: weight (C_out, C_in/groups, KH, KW), bias (C_out,),
+        ~ U(−1/sqrt(k), 1/sqrt(k)), k = C_in/groups·KH·KW (PyTorch's default).
+    Example: Conv2d(1, 6, 5, padding=2)(x) with x (8, 1, 28, 28) -> (8, 6, 28, 28).
+    """
+    _ndim = 2
 
 
 class LocallyConnected2d(Module):
@@ -86,13 +107,13 @@ class LocallyConnected2d(Module):
     def __init__(self, in_channels, out_channels, input_size, kernel_size, stride=1, padding=0,
                  bias: bool = True, dtype=None):
         super().__init__()
-        _positive("in_channels", in_channels)
-        _positive("out_channels", out_channels)
-        hw, ks = F._pair(input_size, "input_size"), F._pair(kernel_size, "kernel_size")
-        st, pd = F._pair(stride, "stride"), F._pair(padding, "padding")
+        _check_range(in_channels, "in_channels", 1)
+        _check_range(out_channels, "out_channels", 1)
+        hw, ks = _pair(input_size, "input_size"), _pair(kernel_size, "kernel_size")
+        st, pd = _pair(stride, "stride"), _pair(padding, "padding")
         for name, v in (("input_size", hw), ("kernel_size", ks), ("stride", st)):
-            _positive(name, v)
-        _nonneg("padding", pd)
+            _check_range(v, name, 1)
+        _check_range(pd, "padding", 0)
         OH = (hw[0] + 2 * pd[0] - ks[0]) // st[0] + 1
         OW = (hw[1] + 2 * pd[1] - ks[1]) // st[1] + 1
         if OH < 1 or OW < 1:

@@ -1,90 +1,51 @@
 """``ember.nn.functional`` (import as F): PyTorch's functional API over ember's ops.
 
-Each function validates its arguments, normalises ints to (h, w) pairs and calls one op's
-``apply``; the gradients live in ``ember.ops``.
+Each function validates its arguments (``ember.nn._validation``), normalises ints to (h, w) pairs
+and calls one op's ``apply``, through ``ember.kernels.dispatch`` where a fast kernel exists; the
+gradients live in ``ember.ops``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..ops import conv as _conv, elementwise as _ew, loss as _loss, matmul as _mm, movement as _mv
-from ..ops import loss_extra as _lx
-from ..ops import local as _local, norm as _norm
+from ..kernels import dispatch
+from ..ops import activation as _act, conv as _conv, local as _local, loss as _loss, matmul as _mm
+from ..ops import movement as _mv, norm as _norm, pool as _pool
 from ..random import default_generator
 from ..tensor import Tensor
-
-
-class ShapeError(ValueError):
-    """An input whose shape does not fit the layer or function; modules prefix their path."""
-
-
-def _pair(v, name):
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return tuple(int(i) for i in pair)
-
-
-def _check_4d(x, what):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ShapeError(f"{what}: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
-
-
-def _check_float(x, what):
-    if x.dtype.kind != "f":
-        raise TypeError(f"{what}: expected a floating-point input, got dtype {x.dtype}; "
-                        "convert it with .float()")
-
-
-def _check_range(pair, name, low, what):
-    """Strides/dilations/kernels must be ≥ 1, paddings ≥ 0 (as torch), naming the argument."""
-    if min(pair) < low:
-        raise ValueError(f"{what}: {name} must be {'positive' if low else 'non-negative'}, got {pair}")
-
-
-def _check_params(x, weight, bias, ndim, what):
-    """weight rank, bias shape, and one float dtype for input and weight (no silent promotion)."""
-    if weight.ndim != ndim:
-        raise ShapeError(f"{what}: expected a {ndim}-D weight, got shape {tuple(weight.shape)}")
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ShapeError(f"{what}: expected a bias of shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    _check_float(x, what)
-    if x.dtype != weight.dtype:
-        raise TypeError(f"{what}: input dtype {x.dtype} and weight dtype {weight.dtype} differ; convert the "
-                        f"input (.float()/.double()) or the module (.to(dtype))")
+from ._validation import (ShapeError, _check_4d, _check_float, _check_params, _check_range, _check_reduction,
+                          _class_weight, _legacy_reduction, _pair, _pm_one, _same_shape, _targets)
 
 
 # ---- activations --------------------------------------------------------------------------
 def relu(x: Tensor) -> Tensor:
     """max(x, 0) elementwise; any shape."""
-    return _ew.ReLU.apply(x)
+    return dispatch(_act.ReLU).apply(x)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x if x > 0 else negative_slope * x (deck 000's "ReLU leakiness"); any shape."""
-    return _ew.LeakyReLU.apply(x, negative_slope=negative_slope)
+    return _act.LeakyReLU.apply(x, negative_slope=negative_slope)
 
 
 def sigmoid(x: Tensor) -> Tensor:
     """σ(x) = 1 / (1 + e^−x), computed without overflow; any shape."""
-    return _ew.Sigmoid.apply(x)
+    return _act.Sigmoid.apply(x)
 
 
 def tanh(x: Tensor) -> Tensor:
     """tanh(x) elementwise; any shape."""
-    return _ew.Tanh.apply(x)
+    return _act.Tanh.apply(x)
 
 
 def softmax(x: Tensor, dim: int) -> Tensor:
     """exp(x) / Σ_dim exp(x), max-subtracted for stability; same shape as x."""
-    return _loss.Softmax.apply(x, dim=dim)
+    return _act.Softmax.apply(x, dim=dim)
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
     """log softmax(x) along dim, as x − max − log Σ exp(x − max); same shape as x."""
-    return _loss.LogSoftmax.apply(x, dim=dim)
+    return _act.LogSoftmax.apply(x, dim=dim)
 
 
 # ---- layers -------------------------------------------------------------------------------
@@ -101,7 +62,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         got = x.shape[-1] if x.ndim else "a 0-d tensor"
         raise ShapeError(f"linear: expected input with {weight.shape[1]} features (last dimension), "
                          f"got {got} (input shape {tuple(x.shape)})")
-    return _mm.Linear.apply(x, weight, bias)
+    return dispatch(_mm.Linear).apply(x, weight, bias)
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
@@ -130,8 +91,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     if OH < 1 or OW < 1:
         raise ShapeError(f"conv2d: input of size {x.shape[2]}x{x.shape[3]} (padded "
                          f"{x.shape[2] + 2 * PH}x{x.shape[3] + 2 * PW}) is smaller than the kernel {KH}x{KW}")
-    return _conv.Conv2d.apply(x, weight, bias, stride=(SH, SW), padding=(PH, PW),
-                              dilation=(DH, DW), groups=groups)
+    return dispatch(_conv.Conv2d).apply(x, weight, bias, stride=(SH, SW), padding=(PH, PW),
+                                        dilation=(DH, DW), groups=groups)
 
 
 def _pool_args(x, kernel_size, stride, padding, what):
@@ -157,7 +118,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     kernel_size. The gradient of each window goes to its first maximum (row-major), as torch.
     """
     K, S, P = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
-    return _conv.MaxPool2d.apply(x, kernel_size=K, stride=S, padding=P)
+    return dispatch(_pool.MaxPool2d).apply(x, kernel_size=K, stride=S, padding=P)
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
@@ -166,7 +127,7 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     Shape: (N, C, H, W) -> (N, C, OH, OW), OH = ⌊(H + 2*PH − KH)/SH⌋ + 1.
     """
     K, S, P = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
-    return _conv.AvgPool2d.apply(x, kernel_size=K, stride=S, padding=P)
+    return dispatch(_pool.AvgPool2d).apply(x, kernel_size=K, stride=S, padding=P)
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
@@ -294,9 +255,17 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, bias: 
 
 
 def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
-    """Constant padding; ``pad`` = (left, right, top, bottom, ...) from the last dim, as torch."""
+    """Constant padding; ``pad`` = (left, right, top, bottom, ...) from the last dim, as torch.
+
+    Raises: NotImplementedError for another mode; ValueError for an odd or too long ``pad`` or
+        a negative width.
+    """
     if mode != "constant":
         raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: padding length must be even and at most 2*{x.ndim}, got {len(pad)}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding is not supported, got {tuple(pad)}")
     return _mv.Pad.apply(x, pad=tuple(pad), value=value)
 
 
@@ -316,51 +285,6 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 
 # ---- losses -------------------------------------------------------------------------------
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _targets(target, n_classes, n, what, ignore_index=None):
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{what}: class targets must be integers, got dtype {t.dtype}")
-    if t.shape != (n,):
-        raise ShapeError(f"{what}: expected targets of shape ({n},), got {t.shape}")
-    out = (t < 0) | (t >= n_classes)
-    if ignore_index is not None:
-        out &= t != ignore_index  # targets equal to ignore_index are skipped, not errors
-    if t.size and out.any():
-        bad = t[out][0]
-        raise IndexError(f"{what}: target {bad} is out of bounds for {n_classes} classes (valid: 0..{n_classes - 1})")
-    return t.astype(np.intp, copy=False)
-
-
-def _check_reduction(reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def _legacy_reduction(size_average, reduce, reduction):
-    """torch's deprecated size_average/reduce pair -> reduction (either given overrides reduction)."""
-    if size_average is None and reduce is None:
-        _check_reduction(reduction)
-        return reduction
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    return "none" if not reduce else "mean" if size_average else "sum"
-
-
-def _class_weight(weight, x, what):
-    """weight (C,) as an ndarray of x's dtype (no gradient flows to it), or None."""
-    if weight is None:
-        return None
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
-    C = x.shape[1] if x.ndim == 2 else x.shape[0]
-    if w.shape != (C,):
-        raise ShapeError(f"{what}: weight tensor should be defined either for all {C} classes or no classes "
-                         f"but got weight tensor of shape: {list(w.shape)}")
-    return w.astype(x.dtype, copy=False)
-
-
 def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
                   reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy from logits, fused and max-subtracted (stable for any logits).
@@ -386,12 +310,10 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     tgt = target if isinstance(target, Tensor) else np.asarray(target)
     if tgt.dtype.kind == "f" and tuple(tgt.shape) == tuple(input.shape):  # soft labels (N, C), as torch
         y = _same_shape(input, target, "cross_entropy")
-        return _lx.CrossEntropySoft.apply(input, y, weight=w, label_smoothing=label_smoothing, reduction=reduction)
+        return _loss.CrossEntropySoft.apply(input, y, weight=w, label_smoothing=label_smoothing, reduction=reduction)
     t = _targets(target, input.shape[1], input.shape[0], "cross_entropy", ignore_index)
-    if w is None and not label_smoothing and not (t == ignore_index).any():
-        return _loss.CrossEntropy.apply(input, t, reduction=reduction)  # the plain fused fast path
-    return _lx.CrossEntropyWeighted.apply(input, t, weight=w, ignore_index=ignore_index,
-                                          label_smoothing=label_smoothing, reduction=reduction)
+    return _loss.CrossEntropy.apply(input, t, weight=w, ignore_index=ignore_index,
+                                    label_smoothing=label_smoothing, reduction=reduction)
 
 
 def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
@@ -407,9 +329,7 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
         raise ShapeError(f"nll_loss: expected log-probabilities of shape (N, C), got {tuple(input.shape)}")
     t = _targets(target, input.shape[1], input.shape[0], "nll_loss", ignore_index)
     w = _class_weight(weight, input, "nll_loss")
-    if w is None and not (t == ignore_index).any():
-        return _loss.NLLLoss.apply(input, t, reduction=reduction)
-    return _lx.NLLLossWeighted.apply(input, t, weight=w, ignore_index=ignore_index, reduction=reduction)
+    return _loss.NLLLoss.apply(input, t, weight=w, ignore_index=ignore_index, reduction=reduction)
 
 
 def multi_margin_loss(input: Tensor, target, p: int = 1, margin: float = 1.0, weight=None,
@@ -429,18 +349,9 @@ def multi_margin_loss(input: Tensor, target, p: int = 1, margin: float = 1.0, we
     x = input if input.ndim == 2 else input.reshape(1, -1)
     tt = target.data if isinstance(target, Tensor) else np.asarray(target)
     t = _targets(tt.reshape(-1) if input.ndim == 1 else tt, x.shape[1], x.shape[0], "multi_margin_loss")
-    out = _lx.MultiMarginLoss.apply(x, t, p=p, margin=margin, weight=_class_weight(weight, x, "multi_margin_loss"),
+    out = _loss.MultiMarginLoss.apply(x, t, p=p, margin=margin, weight=_class_weight(weight, x, "multi_margin_loss"),
                                     reduction=reduction)
     return out.reshape(()) if input.ndim == 1 and reduction == "none" else out
-
-
-def _pm_one(input, target, what):
-    y = _same_shape(input, target, what)
-    if y.data.size and not np.isin(y.data, (-1, 1)).all():
-        raise ValueError(f"{what}: targets must be -1 or 1, got {float(y.data[~np.isin(y.data, (-1, 1))][0])}")
-    if y.dtype != input.dtype:  # labels: cast, so float32 scores give a float32 loss
-        y = Tensor(y.data.astype(input.dtype))
-    return y
 
 
 def hinge_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -449,7 +360,7 @@ def hinge_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     Raises: ValueError for labels other than ±1 or an unknown reduction; ShapeError.
     """
     _check_reduction(reduction)
-    return _lx.HingeLoss.apply(input, _pm_one(input, target, "hinge_loss"), reduction=reduction)
+    return _loss.HingeLoss.apply(input, _pm_one(input, target, "hinge_loss"), reduction=reduction)
 
 
 def logistic_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -459,14 +370,7 @@ def logistic_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     Raises: ValueError for labels other than ±1 or an unknown reduction; ShapeError.
     """
     _check_reduction(reduction)
-    return _lx.LogisticLoss.apply(input, _pm_one(input, target, "logistic_loss"), reduction=reduction)
-
-
-def _same_shape(a, b, what):
-    b = b if isinstance(b, Tensor) else Tensor(np.asarray(b, dtype=a.dtype))
-    if a.shape != b.shape:
-        raise ShapeError(f"{what}: input shape {tuple(a.shape)} and target shape {tuple(b.shape)} differ")
-    return b
+    return _loss.LogisticLoss.apply(input, _pm_one(input, target, "logistic_loss"), reduction=reduction)
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -478,7 +382,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 def l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """Mean absolute error |input − target| (gradient sign(d), 0 at d = 0); shapes must match."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    return _lx.L1Loss.apply(input, _same_shape(input, target, "l1_loss"), reduction=reduction)
+    return _loss.L1Loss.apply(input, _same_shape(input, target, "l1_loss"), reduction=reduction)
 
 
 def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
@@ -488,7 +392,7 @@ def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None, reduct
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss does not support negative values for beta, got beta={beta}")
-    return _lx.SmoothL1Loss.apply(input, _same_shape(input, target, "smooth_l1_loss"), beta=beta,
+    return _loss.SmoothL1Loss.apply(input, _same_shape(input, target, "smooth_l1_loss"), c=beta,
                                   reduction=reduction)
 
 
@@ -498,7 +402,7 @@ def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.
     _check_reduction(reduction)
     if delta <= 0:
         raise ValueError(f"huber_loss does not support non-positive values for delta, got delta={delta}")
-    return _lx.HuberLoss.apply(input, _same_shape(input, target, "huber_loss"), delta=delta, reduction=reduction)
+    return _loss.HuberLoss.apply(input, _same_shape(input, target, "huber_loss"), c=delta, reduction=reduction)
 
 
 def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:

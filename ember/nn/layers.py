@@ -1,24 +1,14 @@
 """Layers (``ember.nn``): each holds its Parameters and calls one function of ``F`` in forward.
-No layer defines a backward; the gradients live in ``ember.ops``."""
+No layer defines a backward; the gradients live in ``ember.ops``. Convolutions: ``nn/conv.py``."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import functional as F
 from . import init
+from ._validation import _check_range, _pair
+from .conv import Conv2d  # noqa: F401  (ember.nn.layers.Conv2d, its old home)
 from .module import Module, Parameter
-
-
-def _positive(name, value):
-    vals = value if isinstance(value, tuple) else (value,)
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in vals):
-        raise ValueError(f"{name} must be a positive integer (or pair), got {value!r}")
-
-
-def _nonneg(name, value):
-    vals = value if isinstance(value, tuple) else (value,)
-    if not all(isinstance(v, (int, np.integer)) and v >= 0 for v in vals):
-        raise ValueError(f"{name} must be a non-negative integer (or pair), got {value!r}")
 
 
 class Linear(Module):
@@ -33,8 +23,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
         super().__init__()
-        _positive("in_features", in_features)
-        _positive("out_features", out_features)
+        _check_range(in_features, "in_features", 1)
+        _check_range(out_features, "out_features", 1)
         self.in_features, self.out_features = in_features, out_features
         dt = np.dtype(dtype or np.float32)
         self.weight = Parameter(np.empty((out_features, in_features), dt))
@@ -48,61 +38,13 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-class Conv2d(Module):
-    """2-D convolution (cross-correlation) layer with ``out_channels`` filters (deck 000/001/002).
-
-    Args: in_channels, out_channels, kernel_size (int or (KH, KW)), stride=1, padding=0,
-        dilation=1, groups=1, bias=True.
-    Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
-        OH = (H + 2*PH − DH*(KH−1) − 1) // SH + 1,  OW likewise.
-    Parameters: weight (C_out, C_in/groups, KH, KW), bias (C_out,),
-        ~ U(−1/sqrt(k), 1/sqrt(k)), k = C_in/groups·KH·KW (PyTorch's default).
-    Example: Conv2d(1, 6, 5, padding=2)(x) with x (8, 1, 28, 28) -> (8, 6, 28, 28).
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, dtype=None):
-        super().__init__()
-        _positive("in_channels", in_channels)
-        _positive("out_channels", out_channels)
-        ks, st = F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride")
-        pd, dl = F._pair(padding, "padding"), F._pair(dilation, "dilation")
-        _positive("kernel_size", ks)
-        _positive("stride", st)
-        _nonneg("padding", pd)
-        _positive("dilation", dl)
-        _positive("groups", groups)
-        if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.padding, self.dilation = ks, st, pd, dl
-        dt = np.dtype(dtype or np.float32)
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *ks), dt))
-        self.bias = Parameter(np.empty(out_channels, dt)) if bias else None
-        init.default_layer_init_(self.weight, self.bias)
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        for name, default in (("padding", (0, 0)), ("dilation", (1, 1))):
-            if getattr(self, name) != default:
-                s += f", {name}={getattr(self, name)}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
-
-
 class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        _positive("kernel_size", F._pair(kernel_size, "kernel_size"))
+        _check_range(_pair(kernel_size, "kernel_size"), "kernel_size", 1)
         if stride is not None:
-            _positive("stride", F._pair(stride, "stride"))
-        _nonneg("padding", F._pair(padding, "padding"))
+            _check_range(_pair(stride, "stride"), "stride", 1)
+        _check_range(_pair(padding, "padding"), "padding", 0)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding

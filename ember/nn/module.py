@@ -11,7 +11,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..tensor import Tensor
-from .functional import ShapeError
+from ._validation import ShapeError
 
 
 class Parameter(Tensor):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
+from ._validation import ShapeError
 from .module import Module, Parameter
 from ..tensor import Tensor
 
@@ -41,9 +42,9 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         if x.ndim not in self._dims:
-            raise F.ShapeError(f"expected {' or '.join(f'{d}-D' for d in self._dims)} input, got shape {tuple(x.shape)}")
+            raise ShapeError(f"expected {' or '.join(f'{d}-D' for d in self._dims)} input, got shape {tuple(x.shape)}")
         if x.shape[1] != self.num_features:
-            raise F.ShapeError(f"expected input with {self.num_features} channels, got {x.shape[1]} "
+            raise ShapeError(f"expected input with {self.num_features} channels, got {x.shape[1]} "
                                f"channels (input shape {tuple(x.shape)})")
         use_batch = self.training or not self.track_running_stats
         momentum = 0.0 if self.momentum is None else self.momentum

@@ -18,13 +18,9 @@ import numpy as np
 
 
 def _training():
-    """The training module (load_checkpoint, load_data, evaluate), wherever it lives now."""
-    try:
-        from .. import training as mod      # after the package split
-        mod.load_checkpoint, mod.load_data, mod.evaluate
-    except (ImportError, AttributeError):
-        from .. import train as mod
-    return mod
+    """The training package (load_checkpoint, load_data, evaluate), imported when a command runs."""
+    from .. import training
+    return training
 
 
 def add_commands(sub) -> None:
@@ -171,10 +167,7 @@ def run_summary(args) -> None:
 
 def run_graph(args) -> None:
     """``ember visualize graph --onnx``: the autograd graph of the loaded model (DOT, PNG, SVG)."""
-    try:
-        from ..viz_commands import write_graph
-    except ImportError:                  # after the package split
-        from ..viz.commands import write_graph
+    from ..viz.commands import write_graph
     from .load import load_model
     model = load_model(args.onnx).eval()
     for path in write_graph(model, args.out or "viz", os.path.basename(args.onnx)):

@@ -2,13 +2,12 @@
 
 Notation: ``grad_out`` is dL/dy, shaped like y; each backward returns dL/dx = grad_out * f'(x),
 summed back to x's shape by ``unbroadcast`` when x was broadcast.
-Source: deck 000 (sigmoid g'(z) = g(z)(1 - g(z))), deck 002 (ReLU backward), deck 003
-(sigmoid σ(1 − σ), ReLU derivative 0/1).
+Source: deck 000 (gradient descent on f(x) = x² and friends), deck 002 ("patterns in backward
+flow": add distributes, mul swaps). Activations live in ``activation.py``.
 """
 import numpy as np
 
 from ..autograd import Function, unbroadcast
-from ..threads import num_parts, outer_slices, parallel_for
 
 
 class Add(Function):
@@ -92,12 +91,9 @@ class PowScalar(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,), p = ctx.saved_tensors, ctx.p
-        if p == 0:
+        if p == 0:                                         # y = 1: no gradient, even at x = 0
             return np.zeros_like(x)
-        if p == 2:
-            return grad_out * 2 * x
-        d = p * np.power(x, p - 1, dtype=x.dtype)
-        return grad_out * d
+        return grad_out * (p * np.power(x, p - 1, dtype=x.dtype))
 
 
 class Pow(Function):
@@ -175,12 +171,8 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
-        keep = np.ones(x.shape, dtype=bool)
-        if ctx.lo is not None:
-            keep &= x >= ctx.lo
-        if ctx.hi is not None:
-            keep &= x <= ctx.hi
-        return grad_out * keep
+        lo, hi = -np.inf if ctx.lo is None else ctx.lo, np.inf if ctx.hi is None else ctx.hi
+        return grad_out * ((x >= lo) & (x <= hi))
 
 
 class Cast(Function):
@@ -193,100 +185,3 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, grad_out):
         return grad_out.astype(ctx.dtype)
-
-
-def _zero_row(x):
-    """Zeros that broadcast against x along its innermost memory axis (a 0 scalar if it is short).
-
-    ``np.maximum(x, 0)`` runs NumPy's loop for a scalar operand, which has no SIMD version here:
-    against a row of zeros as long as x's innermost run (the batch, in a CHWN conv output) the
-    same maximum took 0.10 ms instead of 0.23 ms for LeNet's (64, 6, 28, 28) activation.
-    """
-    if x.ndim < 2 or x.size < 4096:
-        return x.dtype.type(0)
-    axis = int(np.argmin(np.abs(x.strides)))                 # the axis whose elements are adjacent
-    if x.shape[axis] < 32 or x.strides[axis] != x.itemsize:
-        return x.dtype.type(0)
-    shape = [1] * x.ndim
-    shape[axis] = x.shape[axis]
-    return np.zeros(shape, x.dtype)
-
-
-class ReLU(Function):
-    """y = max(x, 0);  grad_x = grad_out * [x > 0]  (deck 002's ReLU recipe; 0 at x = 0).
-
-    Large arrays are cut into one contiguous piece per thread (ember.threads.outer_slices).
-    """
-    @staticmethod
-    def forward(ctx, x):
-        zero, parts = _zero_row(x), num_parts(2 * x.size)
-        if parts == 1:
-            y = np.maximum(x, zero)
-        else:
-            y, zero = np.empty_like(x), np.broadcast_to(zero, x.shape)
-            parallel_for(lambda p: np.maximum(x[p], zero[p], out=y[p]), outer_slices(y, parts))
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        g = np.empty_like(y, dtype=np.result_type(grad_out, y))
-
-        def mask_times_grad(p):    # [y > 0] written as 0/1 floats, then * grad_out: no bool array
-            np.greater(y[p], 0, out=g[p], casting="unsafe")
-            g[p] *= grad_out[p]
-        parallel_for(mask_times_grad, outer_slices(g, num_parts(2 * y.size)))
-        return g
-
-
-class LeakyReLU(Function):
-    """y = x if x > 0 else slope * x;  grad_x = grad_out * (1 if x > 0 else slope)."""
-    @staticmethod
-    def forward(ctx, x, negative_slope=0.01):
-        ctx.save_for_backward(x)
-        ctx.slope = negative_slope
-        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        return np.where(x > 0, grad_out, grad_out * grad_out.dtype.type(ctx.slope))
-
-
-def stable_sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) without overflow, x's dtype: e^−|x| ≤ 1 is the only exponential taken
-    (1/(1 + e^−x) for x ≥ 0, e^x/(1 + e^x) for x < 0). Shared by Sigmoid and the logistic losses."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-
-
-class Sigmoid(Function):
-    """y = σ(x) = 1 / (1 + e^-x);  grad_x = grad_out * y (1 - y)  (deck 000: g'(z) = g(z)(1 - g(z))).
-
-    Computed as e^x / (1 + e^x) for x < 0 so that no exp overflows for large |x|.
-    """
-    @staticmethod
-    def forward(ctx, x):
-        y = stable_sigmoid(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        return grad_out * y * (1 - y)
-
-
-class Tanh(Function):
-    """y = tanh(x);  grad_x = grad_out * (1 - y²)."""
-    @staticmethod
-    def forward(ctx, x):
-        y = np.tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        return grad_out * (1 - y * y)

@@ -9,7 +9,7 @@ K = C_in*KH*KW the length of one receptive field.
 import numpy as np
 
 from ..autograd import Function
-from .conv import _pad, col2im, windows
+from .conv import col2im, pad2d, windows
 
 
 class LocallyConnected2d(Function):
@@ -27,7 +27,7 @@ class LocallyConnected2d(Function):
         (SH, SW), (PH, PW) = stride, padding
         N = x.shape[0]
         OH, OW, C_out, C, KH, KW = w.shape
-        xp = _pad(x, PH, PW)
+        xp = pad2d(x, PH, PW)
         win = windows(xp, KH, KW, SH, SW)                      # (N, C, KH, KW, OH, OW) view
         cols = win.reshape(N, C * KH * KW, OH * OW).transpose(2, 0, 1)   # (L, N, K)
         wm = w.reshape(OH * OW, C_out, C * KH * KW)            # (L, C_out, K)
@@ -36,13 +36,13 @@ class LocallyConnected2d(Function):
         if b is not None:
             y += b
         ctx.save_for_backward(cols, w)
-        ctx.args = xp.shape, (SH, SW), (PH, PW), b is not None
+        ctx.padded_shape, ctx.stride, ctx.padding, ctx.has_bias = xp.shape, (SH, SW), (PH, PW), b is not None
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
         cols, w = ctx.saved_tensors
-        xp_shape, (SH, SW), (PH, PW), has_bias = ctx.args
+        xp_shape, (SH, SW), (PH, PW), has_bias = ctx.padded_shape, ctx.stride, ctx.padding, ctx.has_bias
         OH, OW, C_out, C, KH, KW = w.shape
         N = grad_out.shape[0]
         need = ctx.needs_input_grad
@@ -80,12 +80,12 @@ class AdaptiveAvgPool2d(Function):
         for i, (h0, h1) in enumerate(rows):
             for j, (w0, w1) in enumerate(cols):
                 y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
-        ctx.args = x.shape, rows, cols
+        ctx.in_shape, ctx.rows, ctx.cols = x.shape, rows, cols
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
-        shape, rows, cols = ctx.args
+        shape, rows, cols = ctx.in_shape, ctx.rows, ctx.cols
         gx = np.zeros(shape, dtype=grad_out.dtype)
         for i, (h0, h1) in enumerate(rows):
             for j, (w0, w1) in enumerate(cols):

@@ -2,11 +2,11 @@
 
 Notation: x (N, in), W (out, in), b (out,), y (N, out).
 Source: deck 002 "affine layer" backprop recipe; deck 000 forward propagation a(l+1) = g(Θ(l) a(l)).
+This file is the reference; ``ember.kernels.matmul`` holds the fast Linear.
 """
 import numpy as np
 
 from ..autograd import Function, unbroadcast
-from ..threads import matmul
 
 
 class MatMul(Function):
@@ -51,19 +51,15 @@ class Linear(Function):
     def forward(ctx, x, weight, bias=None):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        y = matmul(x, weight.T)                            # (..., out)
-        if bias is not None:
-            y += bias
-        return y
+        y = x @ weight.T                                   # (..., out)
+        return y + bias if bias is not None else y
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         need = ctx.needs_input_grad
         g2 = grad_out.reshape(-1, grad_out.shape[-1])      # (N, out)
-        x2 = x.reshape(-1, x.shape[-1])                    # (N, in)
-        grad_x = matmul(grad_out, weight) if need[0] else None   # (..., in)
-        grad_w = matmul(g2.T, x2) if need[1] else None           # (out, in)
-        # Σ over the batch as a product with a ones vector: a GEMV, much faster than .sum(0)
-        grad_b = matmul(np.ones((1, g2.shape[0]), g2.dtype), g2)[0] if ctx.has_bias and need[2] else None
+        grad_x = grad_out @ weight if need[0] else None    # (..., in)
+        grad_w = g2.T @ x.reshape(-1, x.shape[-1]) if need[1] else None   # (out, in)
+        grad_b = g2.sum(axis=0) if ctx.has_bias and need[2] else None     # (out,)
         return grad_x, grad_w, grad_b

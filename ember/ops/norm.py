@@ -49,7 +49,7 @@ class BatchNorm(Function):
         if bias is not None:
             y += bias.reshape(bshape)
         ctx.save_for_backward(xh, r, weight)
-        ctx.args = axes, bshape, training, x.size // x.shape[1]
+        ctx.axes, ctx.bshape, ctx.training, ctx.m = axes, bshape, training, x.size // x.shape[1]
         if training and stats is not None:                    # for the running-statistics update
             stats["mean"], stats["var"] = mu.reshape(-1), v.reshape(-1)
         return y
@@ -57,7 +57,7 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx, grad_out):
         xh, r, w = ctx.saved_tensors
-        axes, bshape, training, m = ctx.args
+        axes, bshape, training, m = ctx.axes, ctx.bshape, ctx.training, ctx.m
         need = ctx.needs_input_grad
         gxh = grad_out * w.reshape(bshape) if w is not None else grad_out   # dL/dx̂
         grad_x = None
@@ -87,13 +87,13 @@ class LayerNorm(Function):
         if bias is not None:
             y += bias
         ctx.save_for_backward(xh, r, weight)
-        ctx.args = axes, int(np.prod([x.shape[a] for a in axes]))
+        ctx.axes, ctx.m = axes, int(np.prod([x.shape[a] for a in axes]))
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
         xh, r, w = ctx.saved_tensors
-        axes, m = ctx.args
+        axes, m = ctx.axes, ctx.m
         need = ctx.needs_input_grad
         lead = tuple(range(grad_out.ndim - len(axes)))
         gxh = grad_out * w if w is not None else grad_out

@@ -22,12 +22,12 @@ class Sum(Function):
     """y = Σ x over ``dim``;  grad_x = grad_out broadcast back to x's shape."""
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
-        ctx.args = x.shape, dim, keepdim
+        ctx.in_shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
         return np.asarray(x.sum(axis=dim, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, grad_out):
-        shape, dim, keepdim = ctx.args
+        shape, dim, keepdim = ctx.in_shape, ctx.dim, ctx.keepdim
         return np.broadcast_to(_expand(grad_out, shape, dim, keepdim), shape)
 
 
@@ -36,13 +36,13 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
         y = np.asarray(x.mean(axis=dim, keepdims=keepdim), dtype=x.dtype)
-        ctx.args = x.shape, dim, keepdim
+        ctx.in_shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
         ctx.n = x.size // max(y.size, 1) if x.size else 1
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
-        shape, dim, keepdim = ctx.args
+        shape, dim, keepdim = ctx.in_shape, ctx.dim, ctx.keepdim
         g = _expand(grad_out, shape, dim, keepdim) / grad_out.dtype.type(ctx.n)
         return np.broadcast_to(g, shape)
 
@@ -69,14 +69,14 @@ class MaxDim(Function):
     def forward(ctx, x, dim, keepdim=False):
         idx = np.expand_dims(np.argmax(x, axis=dim), dim)
         ctx.save_for_backward(idx)
-        ctx.args = x.shape, dim, keepdim
+        ctx.in_shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
         y = np.take_along_axis(x, idx, axis=dim)
         return y if keepdim else np.squeeze(y, axis=dim)
 
     @staticmethod
     def backward(ctx, grad_out):
         (idx,) = ctx.saved_tensors
-        shape, dim, keepdim = ctx.args
+        shape, dim, keepdim = ctx.in_shape, ctx.dim, ctx.keepdim
         grad_x = np.zeros(shape, dtype=grad_out.dtype)
         g = grad_out if keepdim else np.expand_dims(grad_out, dim)
         np.put_along_axis(grad_x, idx, g, axis=dim)

@@ -267,7 +267,7 @@ def step_peak_bytes(lib, B, threads_n):
 def per_op(torch, B, repeats, rng):
     """Median ms of each LeNet op in both libraries, called directly (no autograd graph)."""
     from ..autograd import Context           # imported here: the op classes are not needed to parse options
-    from ..ops import conv as ember_conv
+    from ..kernels import conv as ember_conv, pool as ember_pool   # the fast paths
     from ..ops import loss as ember_loss
     x1 = np.maximum(rng.standard_normal((B, 6, 14, 14)), 0).astype(np.float32)  # conv2's input
     w = (rng.standard_normal((16, 6, 5, 5)) * 0.1).astype(np.float32)
@@ -288,10 +288,10 @@ def per_op(torch, B, repeats, rng):
 
     def e_pool(back):
         def f():
-            ctx = Context(ember_conv.MaxPool2d, None, (True,))
-            ember_conv.MaxPool2d.forward(ctx, p_in, (2, 2), (2, 2))
+            ctx = Context(ember_pool.MaxPool2d, None, (True,))
+            ember_pool.MaxPool2d.forward(ctx, p_in, (2, 2), (2, 2))
             if back:
-                ember_conv.MaxPool2d.backward(ctx, gp)
+                ember_pool.MaxPool2d.backward(ctx, gp)
         return f
 
     def e_xent():

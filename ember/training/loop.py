@@ -71,7 +71,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         ember.autograd.AnomalyError: with ``cfg.detect_anomaly``, the first op whose output or
             gradient is NaN/inf (named with its call site).
     """
-    from ..anomaly import detect_anomaly, is_anomaly_enabled
+    from ..autograd.anomaly import detect_anomaly, is_anomaly_enabled
     if cfg.detect_anomaly and not is_anomaly_enabled():
         with detect_anomaly():
             return train(cfg, log)
@@ -81,7 +81,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True)
     x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False)
     if cfg.threads is not None:
-        from ..threads import set_num_threads
+        from ..kernels.threads import set_num_threads
         set_num_threads(cfg.threads)
     model = get_model(cfg.model)
     x_val = y_val = None

@@ -29,12 +29,12 @@ import sys
 
 import numpy as np
 
-from . import autograd
+from .. import autograd
 
-_PKG = os.path.dirname(os.path.abspath(__file__))
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the ember package
 # Frames inside these files are the op machinery; the call site is the first frame outside them.
-_MACHINERY = tuple(os.path.join(_PKG, p) for p in ("autograd.py", "tensor.py", "anomaly.py", "ops" + os.sep,
-                                                    os.path.join("nn", "functional.py")))
+_MACHINERY = tuple(os.path.join(_PKG, p) for p in ("autograd" + os.sep, "tensor.py", "ops" + os.sep,
+                                                    "kernels" + os.sep, os.path.join("nn", "functional.py")))
 
 
 class AnomalyError(RuntimeError):
@@ -64,9 +64,7 @@ def _describe(x) -> str:
 
 
 def _nonfinite(a) -> str | None:
-    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fc":
-        return None
-    if np.isfinite(a).all():
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fc" or np.isfinite(a).all():
         return None
     return "nan" if np.isnan(a).any() else "inf"
 
@@ -121,11 +119,7 @@ class detect_anomaly:
         return False
 
     def __call__(self, fn):
-        def wrapper(*args, **kwargs):
-            with detect_anomaly(self.check_nan):
-                return fn(*args, **kwargs)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-        return wrapper
+        return autograd._decorate(lambda: detect_anomaly(self.check_nan), fn)
 
 
 def is_anomaly_enabled() -> bool:

@@ -1,4 +1,4 @@
-"""ember's threads: how many threads NumPy's GEMMs may use, and the ops' own worker pool.
+"""ember.kernels.threads: how many threads NumPy's GEMMs may use, and the kernels' own worker pool.
 
 Why this exists (measured on a loaded 2-core machine, benchmarks/RESULTS.md): OpenBLAS splits any
 GEMM above a tiny size threshold across its threads, and its worker threads go to sleep between
@@ -8,7 +8,8 @@ core) took 4–6 ms with 2 threads. So ember runs every GEMM below ``PARALLEL_MI
 single-threaded and gives bigger ones the configured thread count; ``matmul`` applies the rule.
 (LeNet's GEMMs, blocked to stay in cache, are all below it: BLAS runs them on one thread.)
 
-Public API (PyTorch's names where they exist):
+Public API (PyTorch's names where they exist; ``ember.set_num_threads``/``ember.get_num_threads``
+and ``ember.threads`` are the same objects):
     set_num_threads(n)     threads for ember's ops: its big GEMMs (and NumPy's BLAS in general)
                            and the ops that split their work (``parallel_for``)
     get_num_threads()      the current setting
