@@ -146,7 +146,7 @@ def run_evaluate(args) -> None:
 
 def run_summary(args) -> None:
     """``ember summary --onnx``: the layer table of an ONNX file as ember loads it."""
-    from ..summary import summary
+    from ..nn.summary import summary
     from .export import _onnx
     from .load import load_model
     model = load_model(args.onnx)
