@@ -3,7 +3,7 @@ in one process, to estimate the time of a CIFAR-10 epoch (391 steps of 128).
 
     python benchmarks/resnet20_step.py [--batch-size 128] [--steps 3] [--repeats 3] [--threads 2]
 
-Method as ``benchmarks/lenet.py`` (whose helpers it uses): same random batches, same initial
+Method as ``ember bench`` (``ember/training/bench.py``, whose helpers it uses): same random batches, same initial
 weights (ember's ``resnet20`` state_dict loaded into ``cifar_torch.ResNet20``), the same SGD
 (lr 0.1, momentum 0.9, Nesterov, weight decay 5e-4 on every parameter), threads fixed for both,
 OMP_WAIT_POLICY=PASSIVE, one untimed warm-up each, then ``--repeats`` alternating rounds of
@@ -26,7 +26,7 @@ import ember  # noqa: E402
 from cifar_torch import ResNet20  # noqa: E402
 from ember import threads  # noqa: E402
 from ember.models import resnet20  # noqa: E402
-from lenet import _with_cpu, alternate, ember_train, pair_ratio, torch_train  # noqa: E402
+from ember.training.bench import _with_cpu, alternate, ember_train, pair_ratio, torch_train  # noqa: E402
 
 STEPS_PER_EPOCH = 391   # ceil(50,000 / 128)
 
