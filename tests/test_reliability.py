@@ -355,7 +355,7 @@ def test_pow_tensor_with_zero_and_negative_bases_as_torch():
 
 
 def test_where_with_nan_caveat_is_documented():
-    from ember import anomaly
+    from ember.autograd import anomaly
     assert "where" in anomaly.__doc__ and "0 · inf = NaN" in anomaly.__doc__
 
 
