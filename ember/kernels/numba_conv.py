@@ -1,0 +1,320 @@
+"""Direct 2-D convolution compiled with numba: the forward and both gradients of ``ops.conv.Conv2d``.
+
+Notation as ember/ops/conv.py: N batch, C / C_out channels, H, W, KH, KW, SH, SW, PH, PW,
+DH, DW, G groups, Cg = C/G and Og = C_out/G channels per group, OH, OW output size.
+
+Layout "CHWN", the batch innermost (as ops.conv's NumPy path): x is held as (C, Hp, Wp, N), the
+output as (C_out, OH, OW, N), and each array row (c, h) is one contiguous run of W*N floats.
+With stride 1 the pixels (ow, n) of an output row and the pixels (ow + kw*DW, n) of the input
+row that kernel offset kw reads are two equally long contiguous runs, so the innermost loop of
+every kernel below is one SIMD loop over OW*N floats: an axpy (forward, grad_x) or a dot product
+(grad_w). No im2col is built (the GEMM path copies every input float KH*KW times first).
+
+Threads: every output element is computed by one loop iteration, in one fixed order, so the
+result does not depend on the thread count or the partition (bit-identical across reruns and
+thread counts; tested). Each kernel exists twice from one Python body: ``parallel=True`` (numba's
+``prange`` over output rows, OpenMP/TBB threads) and ``nogil=True`` serial over an item range
+[lo, hi), which ``_run`` splits over a small pool of Python threads. ``THREADING`` picks one.
+
+Measured (benchmarks/kernels_numba.py; 2-core Xeon shared with other jobs, so treat as rough):
+see the numbers in each kernel's docstring and in the report of issue 13.
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..autograd import Function
+from ._jit import AVAILABLE, njit, numba, prange
+
+# "parallel": numba's prange threads; "pool": nogil kernels on Python threads; "serial": one thread.
+THREADING = os.environ.get("EMBER_NUMBA_THREADING", "parallel")
+
+
+def out_size(n, k, s, p, d=1):
+    """Output length of a window sweep: (n + 2p − d(k−1) − 1) // s + 1 (deck 002)."""
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+# ------------------------------------------------------------------------------------ kernels
+# Arrays arrive flattened to 3-D: x (C, Hp, Wp*N), y and g (C_out, OH, OW*N), gx (C, H, W*N).
+# With SW == 1 an output row is one block of OW*N floats; otherwise OW blocks of N floats.
+
+def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, lo, hi):
+    """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
+
+    Equals ops.conv.Conv2d.forward (on the padded input). One item = one output row (co, oh):
+    it is set to the bias, then Cg*KH*KW axpys add a weight times a shifted input row to it,
+    the row staying in L1 cache throughout.
+    """
+    C_out, Cg, KH, KW = w.shape
+    OH = y.shape[1]
+    OW = y.shape[2] // N
+    Og = C_out // G
+    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    for item in prange(lo, hi):
+        co, oh = item // OH, item % OH
+        c0 = (co // Og) * Cg
+        yr = y[co, oh]
+        for j in range(OW * N):
+            yr[j] = b[co]
+        for ci in range(Cg):
+            for kh in range(KH):
+                xr = x[c0 + ci, oh * SH + kh * DH]
+                for kw in range(KW):
+                    wv = w[co, ci, kh, kw]
+                    for ob in range(nblk):
+                        xo, yo = (ob * SW + kw * DW) * N, ob * blk
+                        for j in range(blk):
+                            yr[yo + j] += wv * xr[xo + j]
+
+
+def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
+    """gx[c, ih, iw, n] = Σ_{co,kh,kw: ih+PH = oh*SH+kh*DH, iw+PW = ow*SW+kw*DW} w[co, ci, kh, kw] g[co, oh, ow, n].
+
+    Equals ops.conv.Conv2d's grad_x (col2im of wᵀ g, un-padded) — a transposed convolution,
+    written as a gather: one item = one input row (c, ih), which collects every (co, kh, kw)
+    term that reads it, so no two threads ever write the same row and no col2im buffer exists.
+    Padding is handled by clipping the ow range, so the result is unpadded (C, H, W*N).
+    """
+    C_out, Cg, KH, KW = w.shape
+    H = gx.shape[1]
+    W = gx.shape[2] // N
+    OH = g.shape[1]
+    OW = g.shape[2] // N
+    Og = C_out // G
+    for item in prange(lo, hi):
+        c, ih = item // H, item % H
+        grp, ci = c // Cg, c % Cg
+        gr = gx[c, ih]
+        for j in range(W * N):
+            gr[j] = 0
+        for kh in range(KH):
+            t = ih + PH - kh * DH                              # = oh*SH for the row that reads ih
+            if t < 0 or t % SH != 0 or t // SH >= OH:
+                continue
+            oh = t // SH
+            for kw in range(KW):
+                s = kw * DW - PW                               # iw = ow*SW + s
+                ow0 = max(0, (SW - 1 - s) // SW)               # first ow with iw >= 0
+                ow1 = min(OW, (W - 1 - s) // SW + 1)           # past the last ow with iw < W
+                if ow1 <= ow0:
+                    continue
+                for co in range(grp * Og, (grp + 1) * Og):
+                    wv = w[co, ci, kh, kw]
+                    gor = g[co, oh]
+                    if SW == 1:                                # one run: iw*N + n = j + s*N
+                        for j in range(ow0 * N, ow1 * N):
+                            gr[j + s * N] += wv * gor[j]
+                    else:
+                        for ow in range(ow0, ow1):
+                            xo, go = (ow * SW + s) * N, ow * N
+                            for n in range(N):
+                                gr[xo + n] += wv * gor[go + n]
+
+
+def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, lo, hi):
+    """gw[co, ci, kh, kw] = Σ_{oh,ow,n} g[co, oh, ow, n] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
+
+    Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = one filter slice (co, ci): KH*KW
+    dot products of an output-gradient row with shifted input rows, summed over oh in float64.
+    Each dot is a SIMD reduction (fastmath reassoc: lanes summed in a fixed order, so still
+    deterministic), its partial sums added in order of oh.
+    """
+    C_out, Cg, KH, KW = gw.shape
+    OH = g.shape[1]
+    OW = g.shape[2] // N
+    Og = C_out // G
+    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    for item in prange(lo, hi):
+        co, ci = item // Cg, item % Cg
+        c = (co // Og) * Cg + ci
+        acc = np.zeros((KH, KW), np.float64)
+        for oh in range(OH):
+            gor = g[co, oh]
+            for kh in range(KH):
+                xr = x[c, oh * SH + kh * DH]
+                for kw in range(KW):
+                    s = x.dtype.type(0)
+                    for ob in range(nblk):
+                        xo, go = (ob * SW + kw * DW) * N, ob * blk
+                        for j in range(blk):
+                            s += gor[go + j] * xr[xo + j]
+                    acc[kh, kw] += s
+        for kh in range(KH):
+            for kw in range(KW):
+                gw[co, ci, kh, kw] = acc[kh, kw]
+
+
+def _grad_b_body(g, gb, lo, hi):
+    """gb[co] = Σ_{oh,ow,n} g[co, oh, ow, n]  (ops.conv.Conv2d's grad_b), summed in float64."""
+    for co in prange(lo, hi):
+        s = 0.0
+        for oh in range(g.shape[1]):
+            gor = g[co, oh]
+            t = g.dtype.type(0)
+            for j in range(gor.shape[0]):
+                t += gor[j]
+            s += t
+        gb[co] = s
+
+
+_FM = {"reassoc", "contract"}   # lets LLVM vectorise the reductions; the order is still fixed
+_KERNELS = {
+    "parallel": dict(
+        forward=njit(cache=True, parallel=True)(_forward_body),
+        grad_x=njit(cache=True, parallel=True)(_grad_x_body),
+        grad_w=njit(cache=True, parallel=True, fastmath=_FM)(_grad_w_body),
+        grad_b=njit(cache=True, parallel=True, fastmath=_FM)(_grad_b_body)),
+    "serial": dict(
+        forward=njit(cache=True, nogil=True)(_forward_body),
+        grad_x=njit(cache=True, nogil=True)(_grad_x_body),
+        grad_w=njit(cache=True, nogil=True, fastmath=_FM)(_grad_w_body),
+        grad_b=njit(cache=True, nogil=True, fastmath=_FM)(_grad_b_body)),
+}
+
+# ------------------------------------------------------------------------------- threading
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def num_threads():
+    """Threads the kernels use: ember's setting when it exists, else the core count."""
+    try:
+        from .. import threads
+        return max(1, threads.get_num_threads())
+    except Exception:  # ember.threads moved or absent: all cores
+        return os.cpu_count() or 1
+
+
+def _run(name, total, *args):
+    """Run kernel ``name`` over items [0, total) with the configured threading."""
+    nt = num_threads()
+    mode = THREADING if nt > 1 else "serial"
+    if mode == "parallel":
+        if numba.get_num_threads() != min(nt, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(min(nt, numba.config.NUMBA_NUM_THREADS))
+        return _KERNELS["parallel"][name](*args, 0, total)
+    kernel = _KERNELS["serial"][name]
+    parts = min(nt, total) if mode == "pool" else 1
+    if parts <= 1:
+        return kernel(*args, 0, total)
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < parts - 1:
+            _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="ember-numba")
+    cuts = [total * i // parts for i in range(parts + 1)]
+    futs = [_pool.submit(kernel, *args, cuts[i], cuts[i + 1]) for i in range(1, parts)]
+    kernel(*args, cuts[0], cuts[1])
+    for f in futs:
+        f.result()
+
+
+# ------------------------------------------------------------------------------- plain arrays
+
+def to_chwn(x, PH, PW):
+    """(N, C, H, W) -> zero-padded (C, H+2PH, W+2PW, N), C-contiguous (free if it already is)."""
+    xc = x.transpose(1, 2, 3, 0)
+    if PH or PW:
+        C, H, W, N = xc.shape
+        out = np.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=x.dtype)
+        out[:, PH:PH + H, PW:PW + W] = xc
+        return out
+    return np.ascontiguousarray(xc)
+
+
+def conv2d_forward(xc, w, b, stride, dilation, groups):
+    """y (C_out, OH, OW, N) from padded xc (C, Hp, Wp, N), w (C_out, C/G, KH, KW), b (C_out,) or None."""
+    (SH, SW), (DH, DW) = stride, dilation
+    C, Hp, Wp, N = xc.shape
+    C_out, _, KH, KW = w.shape
+    OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
+    y = np.empty((C_out, OH, OW, N), xc.dtype)
+    bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
+    _run("forward", C_out * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
+         y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups)
+    return y
+
+
+def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups):
+    """grad_x (C, H, W, N) from g (C_out, OH, OW, N) contiguous and w (C_out, C/G, KH, KW)."""
+    (PH, PW), (SH, SW), (DH, DW) = padding, stride, dilation
+    C_out, OH, OW, N = g.shape
+    C = w.shape[1] * groups
+    gx = np.empty((C, H, W, N), g.dtype)
+    _run("grad_x", C * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
+         gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups)
+    return gx
+
+
+def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups):
+    """grad_w (C_out, C/G, KH, KW) from g (C_out, OH, OW, N) and padded xc (C, Hp, Wp, N)."""
+    (SH, SW), (DH, DW) = stride, dilation
+    C_out, OH, OW, N = g.shape
+    C, Hp, Wp, _ = xc.shape
+    gw = np.empty(w_shape, g.dtype)
+    _run("grad_w", C_out * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
+         gw, N, SH, SW, DH, DW, groups)
+    return gw
+
+
+def conv2d_grad_b(g):
+    """grad_b (C_out,) from g (C_out, OH, OW, N)."""
+    C_out, OH, OW, N = g.shape
+    gb = np.empty(C_out, g.dtype)
+    _run("grad_b", C_out, g.reshape(C_out, OH, OW * N), gb)
+    return gb
+
+
+def covers(x, w, b=None):
+    """Whether the compiled kernels handle these arrays (else the NumPy path runs)."""
+    return (AVAILABLE and x.dtype == w.dtype and x.dtype in (np.float32, np.float64)
+            and (b is None or b.dtype == x.dtype) and x.size > 0 and w.size > 0)
+
+
+# ------------------------------------------------------------------------------- the Function
+
+def _reference():
+    from ..ops import conv
+    return conv.Conv2d
+
+
+class Conv2d(Function):
+    """Conv2d with compiled direct-convolution kernels; equals ``ember.ops.conv.Conv2d``.
+
+    Same forward signature as the reference op: (x, w, b=None, stride, padding, dilation,
+    groups), x (N, C, H, W), w (C_out, C/G, KH, KW) -> y (N, C_out, OH, OW), returned as a view
+    of a (C_out, OH, OW, N) array, as the NumPy path does (ReLU and pooling keep that order).
+    Any stride, padding, dilation and groups; dtypes other than float32/float64 (or mixed), and
+    everything when numba is missing, go to the reference op's own forward/backward.
+    Backward: grad_b, grad_w (dot products), grad_x (gather axpys), each only if needed.
+    """
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        if not covers(x, w, b):
+            ctx.fallback = _reference()
+            return ctx.fallback.forward(ctx, x, w, b, stride, padding, dilation, groups)
+        ctx.fallback = None
+        xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
+        y = conv2d_forward(xc, w, b, stride, dilation, groups)  # (C_out, OH, OW, N)
+        ctx.save_for_backward(xc, w)
+        ctx.args = x.shape, stride, padding, dilation, groups, b is not None
+        return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if ctx.fallback is not None:
+            return ctx.fallback.backward(ctx, grad_out)
+        xc, w = ctx.saved_tensors
+        (N, C, H, W), stride, padding, dilation, groups, has_bias = ctx.args
+        need = ctx.needs_input_grad
+        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
+        grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
+        grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
+        grad_x = None
+        if need[0]:
+            gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
+            grad_x = gx.transpose(3, 0, 1, 2)                  # (N, C, H, W) view
+        return grad_x, grad_w, grad_b
