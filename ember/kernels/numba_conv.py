@@ -45,29 +45,44 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, lo, hi):
     """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
     Equals ops.conv.Conv2d.forward (on the padded input). One item = one output row (co, oh):
-    it is set to the bias, then Cg*KH*KW axpys add a weight times a shifted input row to it,
-    the row staying in L1 cache throughout.
+    it is set to the bias, then the T = Cg*KH*KW terms (ci, kh, kw), each a weight times a
+    shifted input row, are added four per pass, so each output float is loaded and stored once
+    per four multiply-adds (one term per pass: 2 loads + 1 store per FMA, memory-bound in L1).
     """
+    C, Hp, WpN = x.shape
     C_out, Cg, KH, KW = w.shape
     OH = y.shape[1]
     OW = y.shape[2] // N
-    Og = C_out // G
+    Og, T = C_out // G, Cg * KH * KW
     nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    xf = x.reshape(-1)
+    rel = np.empty(T, np.int64)                                # term (ci, kh, kw) -> offset in x
+    for ci in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DW * N
     for item in prange(lo, hi):
         co, oh = item // OH, item % OH
-        c0 = (co // Og) * Cg
+        wt = w[co].reshape(-1)                                 # (T,) in term order
         yr = y[co, oh]
         for j in range(OW * N):
             yr[j] = b[co]
-        for ci in range(Cg):
-            for kh in range(KH):
-                xr = x[c0 + ci, oh * SH + kh * DH]
-                for kw in range(KW):
-                    wv = w[co, ci, kh, kw]
-                    for ob in range(nblk):
-                        xo, yo = (ob * SW + kw * DW) * N, ob * blk
-                        for j in range(blk):
-                            yr[yo + j] += wv * xr[xo + j]
+        for ob in range(nblk):
+            base = ((co // Og) * Cg * Hp + oh * SH) * WpN + ob * SW * N
+            ys = yr[ob * blk:]                                 # views: indices stay >= 0
+            t = 0
+            while t + 4 <= T:
+                x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                w0, w1, w2, w3 = wt[t], wt[t + 1], wt[t + 2], wt[t + 3]
+                for j in range(blk):
+                    ys[j] += w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
+                t += 4
+            while t < T:
+                x0, w0 = xf[base + rel[t]:], wt[t]
+                for j in range(blk):
+                    ys[j] += w0 * x0[j]
+                t += 1
 
 
 def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
@@ -77,6 +92,7 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
     written as a gather: one item = one input row (c, ih), which collects every (co, kh, kw)
     term that reads it, so no two threads ever write the same row and no col2im buffer exists.
     Padding is handled by clipping the ow range, so the result is unpadded (C, H, W*N).
+    For each (kh, kw) the output channels co are added four per pass (as in the forward).
     """
     C_out, Cg, KH, KW = w.shape
     H = gx.shape[1]
@@ -101,50 +117,76 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
                 ow1 = min(OW, (W - 1 - s) // SW + 1)           # past the last ow with iw < W
                 if ow1 <= ow0:
                     continue
-                for co in range(grp * Og, (grp + 1) * Og):
-                    wv = w[co, ci, kh, kw]
-                    gor = g[co, oh]
-                    if SW == 1:                                # one run: iw*N + n = j + s*N
-                        for j in range(ow0 * N, ow1 * N):
-                            gr[j + s * N] += wv * gor[j]
-                    else:
-                        for ow in range(ow0, ow1):
-                            xo, go = (ow * SW + s) * N, ow * N
-                            for n in range(N):
-                                gr[xo + n] += wv * gor[go + n]
+                nblk, blk = (1, (ow1 - ow0) * N) if SW == 1 else (ow1 - ow0, N)
+                for ob in range(nblk):                         # SW == 1: iw*N + n = ow*N + n + s*N
+                    xs = gr[((ow0 + ob) * SW + s) * N:]
+                    go = (ow0 + ob) * N
+                    co = grp * Og
+                    while co + 4 <= (grp + 1) * Og:
+                        g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                        g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                        w0, w1 = w[co, ci, kh, kw], w[co + 1, ci, kh, kw]
+                        w2, w3 = w[co + 2, ci, kh, kw], w[co + 3, ci, kh, kw]
+                        for j in range(blk):
+                            xs[j] += w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
+                        co += 4
+                    while co < (grp + 1) * Og:
+                        g0, w0 = g[co, oh, go:], w[co, ci, kh, kw]
+                        for j in range(blk):
+                            xs[j] += w0 * g0[j]
+                        co += 1
 
 
 def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, lo, hi):
     """gw[co, ci, kh, kw] = Σ_{oh,ow,n} g[co, oh, ow, n] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
     Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = one filter slice (co, ci): KH*KW
-    dot products of an output-gradient row with shifted input rows, summed over oh in float64.
-    Each dot is a SIMD reduction (fastmath reassoc: lanes summed in a fixed order, so still
-    deterministic), its partial sums added in order of oh.
+    dot products of an output-gradient row with shifted input rows, four per pass (the g row is
+    loaded once for four), summed over oh in float64. Each dot is a SIMD reduction (fastmath
+    reassoc: the lanes are summed in an order fixed at compile time, so still deterministic).
     """
+    C, Hp, WpN = x.shape
     C_out, Cg, KH, KW = gw.shape
     OH = g.shape[1]
     OW = g.shape[2] // N
-    Og = C_out // G
+    Og, T = C_out // G, KH * KW
     nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    xf = x.reshape(-1)
+    rel = np.empty(T, np.int64)                                # term (kh, kw) -> offset in x[c]
+    for kh in range(KH):
+        for kw in range(KW):
+            rel[kh * KW + kw] = kh * DH * WpN + kw * DW * N
     for item in prange(lo, hi):
         co, ci = item // Cg, item % Cg
         c = (co // Og) * Cg + ci
-        acc = np.zeros((KH, KW), np.float64)
+        acc = np.zeros(T, np.float64)
         for oh in range(OH):
-            gor = g[co, oh]
-            for kh in range(KH):
-                xr = x[c, oh * SH + kh * DH]
-                for kw in range(KW):
-                    s = x.dtype.type(0)
-                    for ob in range(nblk):
-                        xo, go = (ob * SW + kw * DW) * N, ob * blk
-                        for j in range(blk):
-                            s += gor[go + j] * xr[xo + j]
-                    acc[kh, kw] += s
-        for kh in range(KH):
-            for kw in range(KW):
-                gw[co, ci, kh, kw] = acc[kh, kw]
+            for ob in range(nblk):
+                gs = g[co, oh, ob * blk:]
+                base = (c * Hp + oh * SH) * WpN + ob * SW * N
+                t = 0
+                while t + 4 <= T:
+                    x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                    x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                    s0 = s1 = s2 = s3 = x.dtype.type(0)
+                    for j in range(blk):
+                        s0 += gs[j] * x0[j]
+                        s1 += gs[j] * x1[j]
+                        s2 += gs[j] * x2[j]
+                        s3 += gs[j] * x3[j]
+                    acc[t] += s0
+                    acc[t + 1] += s1
+                    acc[t + 2] += s2
+                    acc[t + 3] += s3
+                    t += 4
+                while t < T:
+                    x0, s0 = xf[base + rel[t]:], x.dtype.type(0)
+                    for j in range(blk):
+                        s0 += gs[j] * x0[j]
+                    acc[t] += s0
+                    t += 1
+        for t in range(T):
+            gw[co, ci, t // KW, t % KW] = acc[t]
 
 
 def _grad_b_body(g, gb, lo, hi):
@@ -163,13 +205,13 @@ def _grad_b_body(g, gb, lo, hi):
 _FM = {"reassoc", "contract"}   # lets LLVM vectorise the reductions; the order is still fixed
 _KERNELS = {
     "parallel": dict(
-        forward=njit(cache=True, parallel=True)(_forward_body),
-        grad_x=njit(cache=True, parallel=True)(_grad_x_body),
+        forward=njit(cache=True, parallel=True, fastmath=_FM)(_forward_body),
+        grad_x=njit(cache=True, parallel=True, fastmath=_FM)(_grad_x_body),
         grad_w=njit(cache=True, parallel=True, fastmath=_FM)(_grad_w_body),
         grad_b=njit(cache=True, parallel=True, fastmath=_FM)(_grad_b_body)),
     "serial": dict(
-        forward=njit(cache=True, nogil=True)(_forward_body),
-        grad_x=njit(cache=True, nogil=True)(_grad_x_body),
+        forward=njit(cache=True, nogil=True, fastmath=_FM)(_forward_body),
+        grad_x=njit(cache=True, nogil=True, fastmath=_FM)(_grad_x_body),
         grad_w=njit(cache=True, nogil=True, fastmath=_FM)(_grad_w_body),
         grad_b=njit(cache=True, nogil=True, fastmath=_FM)(_grad_b_body)),
 }
