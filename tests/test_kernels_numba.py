@@ -17,6 +17,7 @@ import pytest
 
 from helpers import assert_close
 
+from ember.kernels import _jit
 from ember.kernels import numba_conv as nc
 from ember.ops import conv as ref_conv
 from ember.tensor import Tensor
@@ -109,11 +110,11 @@ def test_conv2d_bit_identical_across_reruns_and_threading(mode, monkeypatch):
     """Every output element is summed by one loop iteration in a fixed order: the same bits
     for every rerun, every threading mode and thread count."""
     x, w, b, kw = _conv_inputs(CONV_ROWS["lenet_c3"], np.float32)
-    monkeypatch.setattr(nc, "THREADING", "serial")
+    monkeypatch.setattr(_jit, "THREADING", "serial")
     base_y, base_g, go = _run(nc.Conv2d, [x, w, b], kw)
-    monkeypatch.setattr(nc, "THREADING", mode)
+    monkeypatch.setattr(_jit, "THREADING", mode)
     for threads in (1, 2, 3):
-        monkeypatch.setattr(nc, "num_threads", lambda n=threads: n)
+        monkeypatch.setattr(_jit, "num_threads", lambda n=threads: n)
         for _ in range(2):
             y, gs, _ = _run(nc.Conv2d, [x, w, b], kw, grad_out=go)
             assert np.array_equal(y, base_y)

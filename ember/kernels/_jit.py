@@ -10,7 +10,9 @@ writable (numba's default, ``__pycache__``), else in ``$XDG_CACHE_HOME/ember/num
 warning is silenced here, since the kernels still work (the first call of each is just slower).
 """
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -49,3 +51,54 @@ def njit(*args, **kwargs):
     if args and callable(args[0]):
         return args[0]
     return lambda f: f
+
+
+# ------------------------------------------------------------------------------------ threads
+# Each kernel body loops ``for item in prange(lo, hi)`` over independent items (output rows or
+# channels). It is compiled twice: parallel=True, where numba splits the prange over its OpenMP
+# threads, and nogil=True, a plain loop over [lo, hi) that ``run`` can split over Python threads
+# (the GIL is released inside). ``THREADING`` (env EMBER_NUMBA_THREADING) picks how ``run``
+# threads: "parallel" (numba's threads), "pool" (nogil parts on a ThreadPoolExecutor), "serial".
+# Results do not depend on it: each item is computed whole, by one thread, in a fixed order.
+THREADING = os.environ.get("EMBER_NUMBA_THREADING", "parallel")
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def kernel_pair(body, **options):
+    """{"parallel": njit(parallel=True), "serial": njit(nogil=True)} of one kernel body."""
+    return {"parallel": njit(cache=True, parallel=True, **options)(body),
+            "serial": njit(cache=True, nogil=True, **options)(body)}
+
+
+def num_threads():
+    """Threads the kernels use: ember's setting (ember.threads) when there is one, else the cores."""
+    try:
+        from .. import threads
+        return max(1, threads.get_num_threads())
+    except Exception:  # ember.threads moved or absent: every core
+        return os.cpu_count() or 1
+
+
+def run(pair, total, *args):
+    """Run a kernel pair's body over items [0, total) with ``THREADING`` and ``num_threads()``."""
+    nt = num_threads()
+    mode = THREADING if nt > 1 and total > 1 else "serial"
+    if mode == "parallel":
+        nt = min(nt, numba.config.NUMBA_NUM_THREADS)
+        if numba.get_num_threads() != nt:
+            numba.set_num_threads(nt)
+        return pair["parallel"](*args, 0, total)
+    parts = min(nt, total) if mode == "pool" else 1
+    if parts <= 1:
+        return pair["serial"](*args, 0, total)
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < parts - 1:
+            _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="ember-numba")
+    cuts = [total * i // parts for i in range(parts + 1)]
+    futures = [_pool.submit(pair["serial"], *args, cuts[i], cuts[i + 1]) for i in range(1, parts)]
+    pair["serial"](*args, cuts[0], cuts[1])
+    for f in futures:
+        f.result()

@@ -12,24 +12,18 @@ every kernel below is one SIMD loop over OW*N floats: an axpy (forward, grad_x) 
 
 Threads: every output element is computed by one loop iteration, in one fixed order, so the
 result does not depend on the thread count or the partition (bit-identical across reruns and
-thread counts; tested). Each kernel exists twice from one Python body: ``parallel=True`` (numba's
-``prange`` over output rows, OpenMP/TBB threads) and ``nogil=True`` serial over an item range
-[lo, hi), which ``_run`` splits over a small pool of Python threads. ``THREADING`` picks one.
+thread counts; tested). Each kernel is compiled twice from one Python body (``_jit.kernel_pair``):
+``parallel=True`` (numba's ``prange`` over the items, OpenMP threads) and ``nogil=True`` serial
+over an item range [lo, hi) that ``_jit.run`` can split over a pool of Python threads.
 
 Measured (benchmarks/kernels_numba.py; 2-core Xeon shared with other jobs, so treat as rough):
 see the numbers in each kernel's docstring and in the report of issue 13.
 """
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from ..autograd import Function
-from ._jit import AVAILABLE, njit, numba, prange
-
-# "parallel": numba's prange threads; "pool": nogil kernels on Python threads; "serial": one thread.
-THREADING = os.environ.get("EMBER_NUMBA_THREADING", "parallel")
+from ..ops.conv import Conv2d as _RefConv2d   # the reference op (its name, whatever is patched later)
+from ._jit import AVAILABLE, kernel_pair, prange, run
 
 
 def out_size(n, k, s, p, d=1):
@@ -202,56 +196,11 @@ def _grad_b_body(g, gb, lo, hi):
         gb[co] = s
 
 
-_FM = {"reassoc", "contract"}   # lets LLVM vectorise the reductions; the order is still fixed
-_KERNELS = {
-    "parallel": dict(
-        forward=njit(cache=True, parallel=True, fastmath=_FM)(_forward_body),
-        grad_x=njit(cache=True, parallel=True, fastmath=_FM)(_grad_x_body),
-        grad_w=njit(cache=True, parallel=True, fastmath=_FM)(_grad_w_body),
-        grad_b=njit(cache=True, parallel=True, fastmath=_FM)(_grad_b_body)),
-    "serial": dict(
-        forward=njit(cache=True, nogil=True, fastmath=_FM)(_forward_body),
-        grad_x=njit(cache=True, nogil=True, fastmath=_FM)(_grad_x_body),
-        grad_w=njit(cache=True, nogil=True, fastmath=_FM)(_grad_w_body),
-        grad_b=njit(cache=True, nogil=True, fastmath=_FM)(_grad_b_body)),
-}
-
-# ------------------------------------------------------------------------------- threading
-
-_pool = None
-_pool_lock = threading.Lock()
-
-
-def num_threads():
-    """Threads the kernels use: ember's setting when it exists, else the core count."""
-    try:
-        from .. import threads
-        return max(1, threads.get_num_threads())
-    except Exception:  # ember.threads moved or absent: all cores
-        return os.cpu_count() or 1
-
-
-def _run(name, total, *args):
-    """Run kernel ``name`` over items [0, total) with the configured threading."""
-    nt = num_threads()
-    mode = THREADING if nt > 1 else "serial"
-    if mode == "parallel":
-        if numba.get_num_threads() != min(nt, numba.config.NUMBA_NUM_THREADS):
-            numba.set_num_threads(min(nt, numba.config.NUMBA_NUM_THREADS))
-        return _KERNELS["parallel"][name](*args, 0, total)
-    kernel = _KERNELS["serial"][name]
-    parts = min(nt, total) if mode == "pool" else 1
-    if parts <= 1:
-        return kernel(*args, 0, total)
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool._max_workers < parts - 1:
-            _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="ember-numba")
-    cuts = [total * i // parts for i in range(parts + 1)]
-    futs = [_pool.submit(kernel, *args, cuts[i], cuts[i + 1]) for i in range(1, parts)]
-    kernel(*args, cuts[0], cuts[1])
-    for f in futs:
-        f.result()
+_FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (FMA, reordered lanes); the order is still fixed
+_forward = kernel_pair(_forward_body, fastmath=_FM)
+_grad_x = kernel_pair(_grad_x_body, fastmath=_FM)
+_grad_w = kernel_pair(_grad_w_body, fastmath=_FM)
+_grad_b = kernel_pair(_grad_b_body, fastmath=_FM)
 
 
 # ------------------------------------------------------------------------------- plain arrays
@@ -275,7 +224,7 @@ def conv2d_forward(xc, w, b, stride, dilation, groups):
     OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
     y = np.empty((C_out, OH, OW, N), xc.dtype)
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
-    _run("forward", C_out * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
+    run(_forward, C_out * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
          y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups)
     return y
 
@@ -286,7 +235,7 @@ def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups):
     C_out, OH, OW, N = g.shape
     C = w.shape[1] * groups
     gx = np.empty((C, H, W, N), g.dtype)
-    _run("grad_x", C * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
+    run(_grad_x, C * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
          gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups)
     return gx
 
@@ -297,7 +246,7 @@ def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups):
     C_out, OH, OW, N = g.shape
     C, Hp, Wp, _ = xc.shape
     gw = np.empty(w_shape, g.dtype)
-    _run("grad_w", C_out * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
+    run(_grad_w, C_out * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
          gw, N, SH, SW, DH, DW, groups)
     return gw
 
@@ -306,7 +255,7 @@ def conv2d_grad_b(g):
     """grad_b (C_out,) from g (C_out, OH, OW, N)."""
     C_out, OH, OW, N = g.shape
     gb = np.empty(C_out, g.dtype)
-    _run("grad_b", C_out, g.reshape(C_out, OH, OW * N), gb)
+    run(_grad_b, C_out, g.reshape(C_out, OH, OW * N), gb)
     return gb
 
 
@@ -317,11 +266,6 @@ def covers(x, w, b=None):
 
 
 # ------------------------------------------------------------------------------- the Function
-
-def _reference():
-    from ..ops import conv
-    return conv.Conv2d
-
 
 class Conv2d(Function):
     """Conv2d with compiled direct-convolution kernels; equals ``ember.ops.conv.Conv2d``.
@@ -336,7 +280,7 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         if not covers(x, w, b):
-            ctx.fallback = _reference()
+            ctx.fallback = _RefConv2d
             return ctx.fallback.forward(ctx, x, w, b, stride, padding, dilation, groups)
         ctx.fallback = None
         xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
