@@ -53,12 +53,12 @@ def _conv_inputs(row, dtype, seed=0):
 
 
 def _run(fn, arrays, kw, grad_out=None, seed=1):
-    ts = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    ts = [Tensor(a.copy(order="K"), requires_grad=True) for a in arrays]   # keeps CHWN order
     y = fn.apply(*ts, **kw)
     if grad_out is None:
         grad_out = np.random.default_rng(seed).standard_normal(y.shape).astype(y.data.dtype)
     y.backward(Tensor(grad_out))
-    return np.array(y.data), [t.grad.data for t in ts], grad_out
+    return y.data, [t.grad.data for t in ts], grad_out
 
 
 def _close(actual, expected, tol, what):
@@ -161,3 +161,76 @@ def test_imports_and_falls_back_without_numba(tmp_path):
                          cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------------------------- max pool
+
+from ember.kernels import numba_pool as npool  # noqa: E402
+
+# id: x shape, kernel, stride, padding, layout of x ("chwn": a conv output's memory order)
+POOL_ROWS = {
+    "lenet_s2": ((8, 6, 28, 28), (2, 2), (2, 2), (0, 0), "chwn"),
+    "lenet_s4_nchw": ((3, 16, 10, 10), (2, 2), (2, 2), (0, 0), "nchw"),
+    "overlap_3s2_p1": ((2, 3, 9, 8), (3, 3), (2, 2), (1, 1), "chwn"),
+    "rect_odd": ((2, 2, 7, 11), (2, 3), (1, 2), (1, 1), "nchw"),
+    "odd_size_floor": ((5, 2, 7, 7), (2, 2), (2, 2), (0, 0), "chwn"),
+}
+
+
+def _pool_input(row, dtype, seed=0, ties=True):
+    shape, _, _, _, layout = row
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    if ties:                                                   # ReLU outputs: many equal zeros
+        x = np.maximum(x, 0).astype(dtype)
+    if layout == "chwn":
+        x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", POOL_ROWS)
+def test_max_pool_equals_reference(name, dtype):
+    row = POOL_ROWS[name]
+    x = _pool_input(row, dtype)
+    kw = dict(kernel_size=row[1], stride=row[2], padding=row[3])
+    y_ref, (g_ref,), go = _run(ref_conv.MaxPool2d, [x], kw)
+    y, (g,), _ = _run(npool.MaxPool2d, [x], kw, grad_out=go)
+    assert np.array_equal(y, y_ref), name                     # a max is exact
+    if all(s >= k for s, k in zip(row[2], row[1])):           # one term per pixel: exact
+        assert np.array_equal(g, g_ref), name
+    else:                                                      # overlapping windows add in another order
+        _close(g, g_ref, TOL[dtype], f"{name} grad_x")
+    if row[4] == "chwn":                                       # the layout is kept
+        assert y.transpose(1, 2, 3, 0).flags.c_contiguous
+
+
+@pytest.mark.parametrize("name", POOL_ROWS)
+def test_max_pool_equals_torch(name):
+    torch = pytest.importorskip("torch")
+    row = POOL_ROWS[name]
+    x = _pool_input(row, np.float64, seed=4, ties=False)       # torch breaks ties its own way
+    kw = dict(kernel_size=row[1], stride=row[2], padding=row[3])
+    y, (g,), go = _run(npool.MaxPool2d, [x], kw)
+    tx = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, **kw)
+    ty.backward(torch.tensor(go))
+    _close(y, ty.detach().numpy(), 1e-12, f"{name} forward vs torch")
+    _close(g, tx.grad.numpy(), 1e-12, f"{name} grad_x vs torch")
+
+
+def test_max_pool_nan_and_threading_bits(monkeypatch):
+    row = POOL_ROWS["overlap_3s2_p1"]
+    x = _pool_input(row, np.float32)
+    x[0, 1, 2, 3] = np.nan
+    kw = dict(kernel_size=row[1], stride=row[2], padding=row[3])
+    y_ref, (g_ref,), go = _run(ref_conv.MaxPool2d, [x], kw)
+    for mode in ("serial", "pool", "parallel"):
+        monkeypatch.setattr(_jit, "THREADING", mode)
+        y, (g,), _ = _run(npool.MaxPool2d, [x], kw, grad_out=go)
+        assert np.array_equal(y, y_ref, equal_nan=True)
+        assert np.array_equal(np.isnan(g), np.isnan(g_ref))
+        _close(np.nan_to_num(g), np.nan_to_num(g_ref), 1e-5, "grad_x with a NaN")
+        if mode == "serial":
+            g_serial = g
+        assert np.array_equal(g, g_serial, equal_nan=True)   # same bits in every threading mode
