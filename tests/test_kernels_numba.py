@@ -113,6 +113,7 @@ def test_conv2d_bit_identical_across_reruns_and_threading(mode, monkeypatch):
     monkeypatch.setattr(_jit, "THREADING", "serial")
     base_y, base_g, go = _run(nc.Conv2d, [x, w, b], kw)
     monkeypatch.setattr(_jit, "THREADING", mode)
+    monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)          # split even these small calls
     for threads in (1, 2, 3):
         monkeypatch.setattr(_jit, "num_threads", lambda n=threads: n)
         for _ in range(2):
@@ -225,6 +226,7 @@ def test_max_pool_nan_and_threading_bits(monkeypatch):
     x[0, 1, 2, 3] = np.nan
     kw = dict(kernel_size=row[1], stride=row[2], padding=row[3])
     y_ref, (g_ref,), go = _run(ref_conv.MaxPool2d, [x], kw)
+    monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)
     for mode in ("serial", "pool", "parallel"):
         monkeypatch.setattr(_jit, "THREADING", mode)
         y, (g,), _ = _run(npool.MaxPool2d, [x], kw, grad_out=go)

@@ -81,10 +81,19 @@ def num_threads():
         return os.cpu_count() or 1
 
 
-def run(pair, total, *args):
-    """Run a kernel pair's body over items [0, total) with ``THREADING`` and ``num_threads()``."""
+# Below this much work (multiply-adds or elements touched) a call runs on one thread: waking a
+# second one costs tens of µs, and on a loaded machine a barrier waits for a descheduled thread.
+MIN_PARALLEL_WORK = 1 << 18
+
+
+def run(pair, total, *args, work=None):
+    """Run a kernel pair's body over items [0, total) with ``THREADING`` and ``num_threads()``.
+
+    ``work`` (the call's multiply-adds or elements) below ``MIN_PARALLEL_WORK`` runs serially.
+    """
     nt = num_threads()
-    mode = THREADING if nt > 1 and total > 1 else "serial"
+    small = work is not None and work < MIN_PARALLEL_WORK
+    mode = THREADING if nt > 1 and total > 1 and not small else "serial"
     if mode == "parallel":
         nt = min(nt, numba.config.NUMBA_NUM_THREADS)
         if numba.get_num_threads() != nt:

@@ -225,7 +225,7 @@ def conv2d_forward(xc, w, b, stride, dilation, groups):
     y = np.empty((C_out, OH, OW, N), xc.dtype)
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
     run(_forward, C_out * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
-         y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups)
+        y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, work=y.size * w[0].size)
     return y
 
 
@@ -236,7 +236,7 @@ def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups):
     C = w.shape[1] * groups
     gx = np.empty((C, H, W, N), g.dtype)
     run(_grad_x, C * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
-         gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups)
+        gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups, work=g.size * w[0].size)
     return gx
 
 
@@ -247,7 +247,7 @@ def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups):
     C, Hp, Wp, _ = xc.shape
     gw = np.empty(w_shape, g.dtype)
     run(_grad_w, C_out * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
-         gw, N, SH, SW, DH, DW, groups)
+        gw, N, SH, SW, DH, DW, groups, work=g.size * gw[0].size)
     return gw
 
 
@@ -255,7 +255,7 @@ def conv2d_grad_b(g):
     """grad_b (C_out,) from g (C_out, OH, OW, N)."""
     C_out, OH, OW, N = g.shape
     gb = np.empty(C_out, g.dtype)
-    run(_grad_b, C_out, g.reshape(C_out, OH, OW * N), gb)
+    run(_grad_b, C_out, g.reshape(C_out, OH, OW * N), gb, work=g.size)
     return gb
 
 

@@ -124,7 +124,7 @@ class MaxPool2d(Function):
         P, _, _, I = xp.shape
         y = np.empty((P, OH, OW, I), x.dtype)
         arg = np.empty((P, OH, OW, I), np.uint8)
-        run(_forward, P, xp, y, arg, KH, KW, SH, SW, PH, PW)
+        run(_forward, P, xp, y, arg, KH, KW, SH, SW, PH, PW, work=y.size * KH * KW)
         ctx.save_for_backward(arg)
         ctx.args = (N, C, H, W), layout, (KH, KW), (SH, SW), (PH, PW)
         return _unplanes(y, layout, N, C)
@@ -138,5 +138,5 @@ class MaxPool2d(Function):
         g = _as_layout(grad_out, layout)
         P, _, _, I = g.shape
         gx = np.empty((P, H, W, I), g.dtype)
-        run(_backward, P, g, arg, gx, KH, KW, SH, SW, PH, PW)
+        run(_backward, P, g, arg, gx, KH, KW, SH, SW, PH, PW, work=g.size * KH * KW)
         return _unplanes(gx, layout, N, C)
