@@ -120,10 +120,11 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
     """gx[c, ih, iw, n] = Σ_{co,kh,kw: ih+PH = oh*SH+kh*DH, iw+PW = ow*SW+kw*DW} w[co, ci, kh, kw] g[co, oh, ow, n].
 
     Equals ops.conv.Conv2d's grad_x (col2im of wᵀ g, un-padded) — a transposed convolution,
-    written as a gather: one item = one input row (c, ih), which collects every (co, kh, kw)
-    term that reads it, so no two threads ever write the same row and no col2im buffer exists.
-    Padding is handled by clipping the ow range, so the result is unpadded (C, H, W*N).
-    For each (kh, kw) the output channels co are added four per pass (as in the forward).
+    written as a gather: one item = input row ih of a block of up to 4 input channels of one
+    group, which collects every (co, kh, kw) term that reads it, so no two threads ever write
+    the same row and no col2im buffer exists. Padding is handled by clipping the ow range, so
+    the result is unpadded (C, H, W*N). Per (kh, kw), 4 input channels x 4 output channels per
+    pass (16 FMAs per 8 loads + 4 stores, as the forward).
     """
     C_out, Cg, KH, KW = w.shape
     H = gx.shape[1]
@@ -131,12 +132,17 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
     OH = g.shape[1]
     OW = g.shape[2] // N
     Og = C_out // G
+    nq = (Cg + 3) // 4                                         # blocks of 4 input channels per group
     for item in prange(lo, hi):
-        c, ih = item // H, item % H
-        grp, ci = c // Cg, c % Cg
-        gr = gx[c, ih]
-        for j in range(W * N):
-            gr[j] = 0
+        q, ih = item // H, item % H
+        grp = q // nq
+        ci0 = (q % nq) * 4
+        nci = min(4, Cg - ci0)
+        c0 = grp * Cg + ci0
+        for c in range(c0, c0 + nci):
+            gr = gx[c, ih]
+            for j in range(W * N):
+                gr[j] = 0
         for kh in range(KH):
             t = ih + PH - kh * DH                              # = oh*SH for the row that reads ih
             if t < 0 or t % SH != 0 or t // SH >= OH:
@@ -150,22 +156,51 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
                     continue
                 nblk, blk = (1, (ow1 - ow0) * N) if SW == 1 else (ow1 - ow0, N)
                 for ob in range(nblk):                         # SW == 1: iw*N + n = ow*N + n + s*N
-                    xs = gr[((ow0 + ob) * SW + s) * N:]
-                    go = (ow0 + ob) * N
+                    xo, go = ((ow0 + ob) * SW + s) * N, (ow0 + ob) * N
                     co = grp * Og
-                    while co + 4 <= (grp + 1) * Og:
-                        g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
-                        g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                        w0, w1 = w[co, ci, kh, kw], w[co + 1, ci, kh, kw]
-                        w2, w3 = w[co + 2, ci, kh, kw], w[co + 3, ci, kh, kw]
-                        for j in range(blk):
-                            xs[j] += w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
-                        co += 4
-                    while co < (grp + 1) * Og:
-                        g0, w0 = g[co, oh, go:], w[co, ci, kh, kw]
-                        for j in range(blk):
-                            xs[j] += w0 * g0[j]
-                        co += 1
+                    if nci == 4:
+                        x0, x1 = gx[c0, ih, xo:], gx[c0 + 1, ih, xo:]
+                        x2, x3 = gx[c0 + 2, ih, xo:], gx[c0 + 3, ih, xo:]
+                        while co + 4 <= (grp + 1) * Og:        # 4 input x 4 output channels
+                            g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                            g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                            a0, a1, a2, a3 = w[co, ci0, kh, kw], w[co + 1, ci0, kh, kw], w[co + 2, ci0, kh, kw], w[co + 3, ci0, kh, kw]
+                            b0, b1, b2, b3 = w[co, ci0 + 1, kh, kw], w[co + 1, ci0 + 1, kh, kw], w[co + 2, ci0 + 1, kh, kw], w[co + 3, ci0 + 1, kh, kw]
+                            c_0, c_1, c_2, c_3 = w[co, ci0 + 2, kh, kw], w[co + 1, ci0 + 2, kh, kw], w[co + 2, ci0 + 2, kh, kw], w[co + 3, ci0 + 2, kh, kw]
+                            d0, d1, d2, d3 = w[co, ci0 + 3, kh, kw], w[co + 1, ci0 + 3, kh, kw], w[co + 2, ci0 + 3, kh, kw], w[co + 3, ci0 + 3, kh, kw]
+                            for j in range(blk):
+                                v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
+                                x0[j] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+                                x1[j] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+                                x2[j] += c_0 * v0 + c_1 * v1 + c_2 * v2 + c_3 * v3
+                                x3[j] += d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3
+                            co += 4
+                        while co < (grp + 1) * Og:             # the last Og % 4 output channels
+                            g0 = g[co, oh, go:]
+                            a0, b0, c_0, d0 = w[co, ci0, kh, kw], w[co, ci0 + 1, kh, kw], w[co, ci0 + 2, kh, kw], w[co, ci0 + 3, kh, kw]
+                            for j in range(blk):
+                                v0 = g0[j]
+                                x0[j] += a0 * v0
+                                x1[j] += b0 * v0
+                                x2[j] += c_0 * v0
+                                x3[j] += d0 * v0
+                            co += 1
+                    else:                                      # 1-3 input channels: one at a time
+                        for ci in range(ci0, ci0 + nci):
+                            xs = gx[grp * Cg + ci, ih, xo:]
+                            co = grp * Og
+                            while co + 4 <= (grp + 1) * Og:
+                                g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                                g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                                a0, a1, a2, a3 = w[co, ci, kh, kw], w[co + 1, ci, kh, kw], w[co + 2, ci, kh, kw], w[co + 3, ci, kh, kw]
+                                for j in range(blk):
+                                    xs[j] += a0 * g0[j] + a1 * g1[j] + a2 * g2[j] + a3 * g3[j]
+                                co += 4
+                            while co < (grp + 1) * Og:
+                                g0, a0 = g[co, oh, go:], w[co, ci, kh, kw]
+                                for j in range(blk):
+                                    xs[j] += a0 * g0[j]
+                                co += 1
 
 
 def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, lo, hi):
@@ -318,7 +353,8 @@ def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups):
     C_out, OH, OW, N = g.shape
     C = w.shape[1] * groups
     gx = np.empty((C, H, W, N), g.dtype)
-    run(_grad_x, C * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
+    blocks = groups * ((C // groups + 3) // 4)                 # of up to 4 input channels
+    run(_grad_x, blocks * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
         gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups, work=g.size * w[0].size)
     return gx
 
