@@ -16,7 +16,10 @@ Method:
   ``numba_pool.MaxPool2d`` (a monkeypatch of the module attribute ``ember.nn.functional`` calls:
   the dispatch ``ember.kernels.dispatch`` does not exist on this branch yet), "torch".
 - Alternating runs (numpy, numba, torch, numpy, ...) after an untimed warm-up of each; every
-  run is listed; the median is reported. Wall time and CPU time (process time, all threads,
+  run is listed; the median and the best run are reported (on a machine shared with other jobs
+  the best run is the closest to the code's own speed: a run can only be slowed down by them).
+  CPU time on a loaded Linux machine is charged by scheduler ticks (4 ms here), so for calls of
+  a few ms it is quantised and biased; it means something only summed over many steps. Wall time and CPU time (process time, all threads,
   spinning included) per step: on a shared machine CPU time says how much work was done.
 - LeNet-5: conv(1→6, 5, pad 2) → ReLU → maxpool 2 → conv(6→16, 5) → ReLU → maxpool 2 →
   Linear 400→120→84→10, built from ember.nn / torch.nn layers; a step is forward, cross-entropy,
@@ -117,13 +120,14 @@ def alternate(cands, runs, reps):
 
 def summary(res, base="torch"):
     lines = []
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in res.items()}
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v), min(w for w, _ in v))
+           for k, v in res.items()}
     for k, v in res.items():
         ratios = ""
         if base in res and k != base:
             r = [a[0] / b[0] for a, b in zip(v, res[base])]
             ratios = f" | {k}/{base} per run: " + " ".join(f"{x:.2f}" for x in r) + f" (median {statistics.median(r):.2f})"
-        lines.append(f"  {k:14s} median {med[k][0]:8.3f} ms wall, {med[k][1]:8.3f} ms CPU | runs (wall): "
+        lines.append(f"  {k:14s} median {med[k][0]:8.3f} ms wall, {med[k][1]:8.3f} ms CPU, best {med[k][2]:8.3f} ms wall | runs (wall): "
                      + " ".join(f"{w:.2f}" for w, _ in v) + " | CPU: " + " ".join(f"{c:.2f}" for _, c in v) + ratios)
     return "\n".join(lines)
 

@@ -58,16 +58,23 @@ def njit(*args, **kwargs):
 # channels). It is compiled twice: parallel=True, where numba splits the prange over its OpenMP
 # threads, and nogil=True, a plain loop over [lo, hi) that ``run`` can split over Python threads
 # (the GIL is released inside). ``THREADING`` (env EMBER_NUMBA_THREADING) picks how ``run``
-# threads: "parallel" (numba's threads), "pool" (nogil parts on a ThreadPoolExecutor), "serial".
-# Results do not depend on it: each item is computed whole, by one thread, in a fixed order.
-THREADING = os.environ.get("EMBER_NUMBA_THREADING", "parallel")
+# threads: "pool" (nogil parts on a ThreadPoolExecutor, the default), "parallel" (numba's
+# OpenMP threads), "serial". Results do not depend on it: each item is computed whole, by one
+# thread, in a fixed order. Why "pool" (measured on the loaded 2-core machine, issue 13 report):
+# the same step speed within the noise (LeNet-5 batch 64: 8.9 vs 8.1 ms CPU per step), but a
+# cold JIT cache costs 32 s instead of 81 s before the first step (parallel=True compiles
+# several times slower), and no second OpenMP runtime spins next to PyTorch's.
+THREADING = os.environ.get("EMBER_NUMBA_THREADING", "pool")
 
 _pool = None
 _pool_lock = threading.Lock()
 
 
 def kernel_pair(body, **options):
-    """{"parallel": njit(parallel=True), "serial": njit(nogil=True)} of one kernel body."""
+    """{"parallel": njit(parallel=True), "serial": njit(nogil=True)} of one kernel body.
+
+    Both are lazy: numba compiles (or loads from its cache) only the one ``run`` calls.
+    """
     return {"parallel": njit(cache=True, parallel=True, **options)(body),
             "serial": njit(cache=True, nogil=True, **options)(body)}
 
