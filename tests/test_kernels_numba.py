@@ -236,3 +236,15 @@ def test_max_pool_nan_and_threading_bits(monkeypatch):
         if mode == "serial":
             g_serial = g
         assert np.array_equal(g, g_serial, equal_nan=True)   # same bits in every threading mode
+
+
+def test_kernels_benchmark_tiny_runs():
+    """CI runs the benchmark once in its tiny configuration so it cannot rot (no timing checked)."""
+    pytest.importorskip("torch")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "kernels_numba.py"), "--tiny"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for text in ("torch.get_num_threads()", "threadpoolctl:", "conv2 6→16 k5", "max_pool2d",
+                 "LeNet-5 training step", "LeNet-5 inference"):
+        assert text in proc.stdout, text
