@@ -248,3 +248,23 @@ def test_kernels_benchmark_tiny_runs():
     for text in ("torch.get_num_threads()", "threadpoolctl:", "conv2 6→16 k5", "max_pool2d",
                  "LeNet-5 training step", "LeNet-5 inference"):
         assert text in proc.stdout, text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_pool_threads_work_in_a_forked_child(monkeypatch):
+    """DataLoader workers fork: the child must start its own pool threads, not wait on the parent's."""
+    monkeypatch.setattr(_jit, "THREADING", "pool")
+    monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)
+    x, w, b, kw = _conv_inputs(CONV_ROWS["lenet_c3"], np.float32)
+    expected = nc.Conv2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw).data   # starts the pool here
+    r, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                               # child: same call, report, exit
+        try:
+            y = nc.Conv2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw).data
+            os.write(wfd, b"1" if np.array_equal(y, expected) else b"0")
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"1" and status == 0

@@ -70,6 +70,15 @@ _pool = None
 _pool_lock = threading.Lock()
 
 
+def _forget_pool():  # a forked child (DataLoader workers) has none of the parent's threads
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def kernel_pair(body, **options):
     """{"parallel": njit(parallel=True), "serial": njit(nogil=True)} of one kernel body.
 
