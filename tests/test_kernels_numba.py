@@ -268,3 +268,46 @@ def test_pool_threads_work_in_a_forked_child(monkeypatch):
     os.close(wfd)
     _, status = os.waitpid(pid, 0)
     assert os.read(r, 1) == b"1" and status == 0
+
+
+# ------------------------------------------------------------------------ fused conv + ReLU
+
+from ember.ops import elementwise as ref_ew  # noqa: E402
+
+
+class _RefConvReLU:
+    """The composition the fused op must equal: ops.conv.Conv2d, then ops.elementwise.ReLU."""
+    @staticmethod
+    def apply(x, w, b, **kw):
+        return ref_ew.ReLU.apply(ref_conv.Conv2d.apply(x, w, b, **kw))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["lenet_c1", "lenet_c3", "rect_k_s2", "groups2", "dilated"])
+def test_conv_relu_equals_reference(name, dtype):
+    x, w, b, kw = _conv_inputs(CONV_ROWS[name], dtype)
+    y_ref, g_ref, go = _run(_RefConvReLU, [x, w, b], kw)
+    y, gs, _ = _run(nc.Conv2dReLU, [x, w, b], kw, grad_out=go)
+    assert (y == 0).any() and (y > 0).any()
+    _close(y, y_ref, TOL[dtype], f"{name} conv+relu forward")
+    for what, a, e in zip(("grad_x", "grad_w", "grad_b"), gs, g_ref):
+        _close(a, e, TOL[dtype], f"{name} conv+relu {what}")
+    x32, w64 = x.astype(np.float32), w.astype(np.float64)     # mixed dtypes: the fallback path
+    assert not nc.covers(x32, w64, b)
+    y_f, gs_f, _ = _run(nc.Conv2dReLU, [x32, w64, b], kw, grad_out=go.astype(np.float64))
+    y_r, gr_f, _ = _run(_RefConvReLU, [x32, w64, b], kw, grad_out=go.astype(np.float64))
+    assert np.array_equal(y_f, y_r)
+    for a, e in zip(gs_f, gr_f):
+        assert np.array_equal(a, e)
+
+
+def test_conv_relu_equals_torch():
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = _conv_inputs(CONV_ROWS["odd_3x3_p1"], np.float64, seed=5)
+    y, gs, go = _run(nc.Conv2dReLU, [x, w, b], kw)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.relu(torch.nn.functional.conv2d(tx, tw, tb, **kw))
+    ty.backward(torch.tensor(go))
+    _close(y, ty.detach().numpy(), 1e-10, "conv+relu forward vs torch")
+    for what, a, t in zip(("grad_x", "grad_w", "grad_b"), gs, (tx, tw, tb)):
+        _close(a, t.grad.numpy(), 1e-10, f"conv+relu {what} vs torch")

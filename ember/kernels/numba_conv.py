@@ -38,7 +38,7 @@ def out_size(n, k, s, p, d=1):
 # Arrays arrive flattened to 3-D: x (C, Hp, Wp*N), y and g (C_out, OH, OW*N), gx (C, H, W*N).
 # With SW == 1 an output row is one block of OW*N floats; otherwise OW blocks of N floats.
 
-def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, lo, hi):
+def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
     """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
     Equals ops.conv.Conv2d.forward (on the padded input). One item = the rows oh of a block of
@@ -46,7 +46,8 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, lo, hi):
     (ci, kh, kw), each a weight times a shifted input row, are added in blocks of 4 channels x 4
     terms per pass: each input float loaded feeds 4 channels and each output float is loaded and
     stored once per 4 multiply-adds, 16 FMAs per 8 loads + 4 stores (one term at a time took
-    2 loads + 1 store per FMA and was memory-bound in L1).
+    2 loads + 1 store per FMA and was memory-bound in L1). relu = 1: y = max(y, 0) on the rows
+    while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
     """
     C, Hp, WpN = x.shape
     C_out, Cg, KH, KW = w.shape
@@ -117,6 +118,19 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, lo, hi):
                         for j in range(blk):
                             ys[j] += a0 * x0[j]
                         t += 1
+        if relu:
+            for co in range(co0, co0 + nco):
+                yr = y[co, oh]
+                for j in range(OW * N):
+                    if yr[j] < 0:
+                        yr[j] = 0
+
+
+def _relu_mask_body(go, y, g, lo, hi):
+    """g[c, j] = go[c, j] * [y[c, j] > 0]: ops.elementwise.ReLU's backward, one pass per channel."""
+    for c in prange(lo, hi):
+        for j in range(g.shape[1]):
+            g[c, j] = go[c, j] * (y[c, j] > 0)
 
 
 def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
@@ -321,6 +335,7 @@ _forward = kernel_pair(_forward_body, fastmath=_FM)
 _grad_x = kernel_pair(_grad_x_body, fastmath=_FM)
 _grad_w = kernel_pair(_grad_w_body, fastmath=_FM)
 _grad_b = kernel_pair(_grad_b_body, fastmath=_FM)
+_relu_mask = kernel_pair(_relu_mask_body)
 
 
 # ------------------------------------------------------------------------------- plain arrays
@@ -336,8 +351,11 @@ def to_chwn(x, PH, PW):
     return np.ascontiguousarray(xc)
 
 
-def conv2d_forward(xc, w, b, stride, dilation, groups):
-    """y (C_out, OH, OW, N) from padded xc (C, Hp, Wp, N), w (C_out, C/G, KH, KW), b (C_out,) or None."""
+def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False):
+    """y (C_out, OH, OW, N) from padded xc (C, Hp, Wp, N), w (C_out, C/G, KH, KW), b (C_out,) or None.
+
+    relu: return max(y, 0) instead (the fused conv + bias + ReLU).
+    """
     (SH, SW), (DH, DW) = stride, dilation
     C, Hp, Wp, N = xc.shape
     C_out, _, KH, KW = w.shape
@@ -346,7 +364,7 @@ def conv2d_forward(xc, w, b, stride, dilation, groups):
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
     blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
     run(_forward, blocks * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
-        y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, work=y.size * w[0].size)
+        y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, int(relu), work=y.size * w[0].size)
     return y
 
 
@@ -372,6 +390,15 @@ def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups):
     run(_grad_w, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
         gw, N, SH, SW, DH, DW, groups, work=g.size * gw[0].size)
     return gw
+
+
+def relu_mask(grad_out_t, y):
+    """grad_out_t * [y > 0] as a new contiguous array; both (C, ...) shaped alike, y contiguous."""
+    C = y.shape[0]
+    g = np.empty(y.shape, y.dtype)
+    go = np.ascontiguousarray(grad_out_t, dtype=y.dtype)
+    run(_relu_mask, C, go.reshape(C, -1), y.reshape(C, -1), g.reshape(C, -1), work=y.size)
+    return g
 
 
 def conv2d_grad_b(g):
@@ -420,6 +447,46 @@ class Conv2d(Function):
         (N, C, H, W), stride, padding, dilation, groups, has_bias = ctx.args
         need = ctx.needs_input_grad
         g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
+        grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
+        grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
+        grad_x = None
+        if need[0]:
+            gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
+            grad_x = gx.transpose(3, 0, 1, 2)                  # (N, C, H, W) view
+        return grad_x, grad_w, grad_b
+
+
+class Conv2dReLU(Function):
+    """relu(conv2d(x, w, b)) in one op; equals ``ops.elementwise.ReLU`` applied to ``ops.conv.Conv2d``.
+
+    Same signature as Conv2d. Forward: the ReLU runs on each output row inside the conv kernel,
+    while the row is in cache (no separate pass over the activation, no second array).
+    Backward: grad_out * [y > 0] is written straight into the channel-major buffer the conv
+    gradients read (the copy Conv2d.backward makes anyway), then Conv2d's three gradients.
+    A layer pair Conv2d → ReLU can be run as this op (e.g. by a dispatch that fuses the two).
+    """
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        if not covers(x, w, b):                                # reference conv, then ReLU
+            ctx.fallback = _RefConv2d
+            y = np.maximum(_RefConv2d.forward(ctx, x, w, b, stride, padding, dilation, groups), 0)
+            ctx.relu_out = y
+            return y
+        ctx.fallback = None
+        xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
+        y = conv2d_forward(xc, w, b, stride, dilation, groups, relu=True)   # (C_out, OH, OW, N)
+        ctx.save_for_backward(xc, w, y)
+        ctx.args = x.shape, stride, padding, dilation, groups, b is not None
+        return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if ctx.fallback is not None:
+            return ctx.fallback.backward(ctx, grad_out * (ctx.relu_out > 0))
+        xc, w, y = ctx.saved_tensors
+        (N, C, H, W), stride, padding, dilation, groups, has_bias = ctx.args
+        need = ctx.needs_input_grad
+        g = relu_mask(grad_out.transpose(1, 2, 3, 0), y)       # (C_out, OH, OW, N)
         grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
         grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
         grad_x = None
