@@ -64,7 +64,7 @@ def use(kind):
     "numba-<threading mode>": parallel, pool, serial; see ember/kernels/_jit.py)."""
     table = KERNELS if kind.startswith("numba") else REFERENCE
     saved = _jit.THREADING
-    if kind.startswith("numba-"):
+    if kind.startswith("numba-") and kind != "numba-fused":
         _jit.THREADING = kind[len("numba-"):]
     for name, cls in table.items():
         setattr(ops_conv, name, cls)
@@ -193,6 +193,34 @@ def per_op(torch, batch, runs, reps, rng):
 
 # --------------------------------------------------------------------------------- LeNet step
 
+class ConvReLU(enn.Module):
+    """nn.Conv2d followed by ReLU, run as the fused numba_conv.Conv2dReLU (candidate "numba-fused":
+    what a dispatch fusing Conv2d → ReLU would run; the same parameters as the pair)."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x):
+        c = self.conv
+        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)   # noqa: E731
+        return numba_conv.Conv2dReLU.apply(x, c.weight, c.bias, stride=pair(c.stride), padding=pair(c.padding),
+                                           dilation=pair(c.dilation), groups=c.groups)
+
+
+def fused(model):
+    """The same layers, with each Conv2d → ReLU pair as one ConvReLU (shares the parameters)."""
+    layers, mods, i = [], list(model), 0
+    while i < len(mods):
+        if isinstance(mods[i], enn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], enn.ReLU):
+            layers.append(ConvReLU(mods[i]))
+            i += 2
+        else:
+            layers.append(mods[i])
+            i += 1
+    return enn.Sequential(*layers)
+
+
 def lenet_pair(torch):
     ember.manual_seed(0)
     em = enn.Sequential(enn.Conv2d(1, 6, 5, padding=2), enn.ReLU(), enn.MaxPool2d(2),
@@ -211,6 +239,9 @@ def lenet_pair(torch):
 def lenet_step(torch, batch, runs, steps, rng, modes=("numba",)):
     em_np, tm = lenet_pair(torch)
     em_nb_modes = {m: lenet_pair(torch)[0] for m in modes}
+    for m in modes:
+        if m == "numba-fused":
+            em_nb_modes[m] = fused(em_nb_modes[m])
     xs = rng.standard_normal((steps, batch, 1, 28, 28)).astype(np.float32)
     ys = rng.integers(0, 10, (steps, batch))
     txs, tys = torch.tensor(xs), torch.tensor(ys)
@@ -300,8 +331,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20, help="LeNet steps per run")
     p.add_argument("--reps", type=int, default=10, help="calls per run of a per-op timing")
     p.add_argument("--threads", type=int, default=None, help="set ember's and torch's threads (default: leave both)")
-    p.add_argument("--modes", default="numba", help="numba candidates, comma-separated: numba (the "
-                   "default threading) or numba-parallel, numba-pool, numba-serial")
+    p.add_argument("--modes", default="numba,numba-fused", help="numba candidates, comma-separated: numba "
+                   "(the default threading), numba-parallel, numba-pool, numba-serial, numba-fused (Conv2d → "
+                   "ReLU pairs as the fused Conv2dReLU, default threading)")
     p.add_argument("--jit", action="store_true", help="only measure cold/warm JIT cost")
     p.add_argument("--no-ops", action="store_true", help="skip the per-op tables")
     p.add_argument("--tiny", action="store_true", help="CI: batch 8, 1 run, 2 steps")
