@@ -60,10 +60,12 @@ def njit(*args, **kwargs):
 # (the GIL is released inside). ``THREADING`` (env EMBER_NUMBA_THREADING) picks how ``run``
 # threads: "pool" (nogil parts on a ThreadPoolExecutor, the default), "parallel" (numba's
 # OpenMP threads), "serial". Results do not depend on it: each item is computed whole, by one
-# thread, in a fixed order. Why "pool" (measured on the loaded 2-core machine, issue 13 report):
-# the same step speed within the noise (LeNet-5 batch 64: 8.9 vs 8.1 ms CPU per step), but a
-# cold JIT cache costs 32 s instead of 81 s before the first step (parallel=True compiles
-# several times slower), and no second OpenMP runtime spins next to PyTorch's.
+# thread, in a fixed order. Why "pool" (measured 2026-12-01 on the shared 2-core machine at load
+# ~2, benchmarks/kernels_numba.py, medians of 7 alternating runs): LeNet-5 step at batch 256
+# 17.1 ms (pool) vs 22.5 (parallel) vs 22.8 (serial), inference at batch 1000 28 vs 41 vs 42 ms
+# (at batch 64 all three 5.1-5.5 ms: the other core was busy); a cold JIT cache costs 8.5 s of
+# CPU before the first training step instead of 17.9 s (parallel=True compiles 2x slower); and
+# no second OpenMP runtime spins next to PyTorch's.
 THREADING = os.environ.get("EMBER_NUMBA_THREADING", "pool")
 
 _pool = None
