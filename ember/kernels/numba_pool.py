@@ -9,6 +9,9 @@ Forward keeps, per output, the window offset k = kh*KW + kw of the first maximum
 order (uint8), as the reference's backward picks it (a NaN in a window makes y NaN and, as the
 reference's, sends the gradient to the last offset). Backward adds grad_out at that offset:
 one pass over grad_out instead of the reference's KH*KW compare-and-mask passes.
+Measured (benchmarks/kernels_numba.py, LeNet's pool1, (N, 6, 28, 28) in CHWN, forward + backward,
+machine loaded, load ~10): batch 64 0.96 ms CPU (best run 0.62 ms wall) vs the NumPy path's
+1.94 ms (0.91); batch 256 2.35 vs 6.35 ms CPU.
 Threads: items are planes (windows of different planes never share an input pixel, so no two
 threads write the same gradient), each computed whole in one order: results are bit-identical
 for every thread count.
