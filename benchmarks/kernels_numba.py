@@ -4,6 +4,7 @@
     python benchmarks/kernels_numba.py --batch 64 --runs 9 --steps 20
     python benchmarks/kernels_numba.py --threads 2         # sets ember's AND torch's thread count
     python benchmarks/kernels_numba.py --jit               # cold / warm JIT cache: launch to first step
+    python benchmarks/kernels_numba.py --beyond            # also conv2d at the deck-001 and CIFAR shapes
     python benchmarks/kernels_numba.py --tiny              # seconds: CI runs this so it cannot rot
 
 Method:
@@ -290,6 +291,45 @@ def lenet_step(torch, batch, runs, steps, rng, modes=("numba",)):
     return out
 
 
+# ---------------------------------------------------------------------------- beyond LeNet
+
+BEYOND = {  # name: (N, C_in, H = W, C_out, K, padding)
+    "deck-001 Conv2d(3, 16, 7) on 3x256x256, batch 8": (8, 3, 256, 16, 7, 0),
+    "CIFAR 3x3 16->16 pad 1 at 32x32, batch 128 (ResNet-20 stage 1)": (128, 16, 32, 16, 3, 1),
+    "CIFAR 3x3 32->32 pad 1 at 16x16, batch 128 (stage 2)": (128, 32, 16, 32, 3, 1),
+    "CIFAR 3x3 64->64 pad 1 at 8x8, batch 128 (stage 3)": (128, 64, 8, 64, 3, 1),
+}
+
+
+def beyond(torch, runs, rng, tiny=False):
+    """conv2d forward + backward (all three gradients) at the deck-001 and CIFAR-style shapes."""
+    report = []
+    for name, (N, C, H, Co, K, p) in BEYOND.items():
+        if tiny:
+            N, H = 2, min(H, 16)
+        x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+        w = rng.standard_normal((Co, C, K, K)).astype(np.float32)
+        b = np.zeros(Co, np.float32)
+        kw = dict(stride=(1, 1), padding=(p, p), dilation=(1, 1), groups=1)
+        OH = H + 2 * p - K + 1
+        go = np.ascontiguousarray(rng.standard_normal((Co, OH, OH, N)).astype(np.float32)).transpose(3, 0, 1, 2)
+        tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        tgo = torch.tensor(np.ascontiguousarray(go))
+
+        def ember_fb(F_):
+            ctx = Context(F_, None, (True, True, True))
+            F_.forward(ctx, x, w, b, **kw)
+            F_.backward(ctx, go)
+
+        def torch_fb():
+            tx.grad = tw.grad = tb.grad = None
+            torch.nn.functional.conv2d(tx, tw, tb, padding=p).backward(tgo)
+        cands = {"numpy": lambda: ember_fb(REFERENCE["Conv2d"]), "numba": lambda: ember_fb(KERNELS["Conv2d"]),
+                 "torch": torch_fb}
+        report.append(f"{name}, conv2d forward+backward:\n" + summary(alternate(cands, runs, 1)))
+    return report
+
+
 # ------------------------------------------------------------------------------------ JIT cost
 
 _FIRST_STEP = r"""
@@ -336,6 +376,7 @@ def main(argv=None):
                    "ReLU pairs as the fused Conv2dReLU, default threading)")
     p.add_argument("--jit", action="store_true", help="only measure cold/warm JIT cost")
     p.add_argument("--no-ops", action="store_true", help="skip the per-op tables")
+    p.add_argument("--beyond", action="store_true", help="also time conv2d at the deck-001 and CIFAR shapes")
     p.add_argument("--tiny", action="store_true", help="CI: batch 8, 1 run, 2 steps")
     args = p.parse_args(argv)
     if args.jit:
@@ -353,6 +394,8 @@ def main(argv=None):
         if not args.no_ops:
             report += per_op(torch, batch, args.runs, args.reps, rng)
         report += lenet_step(torch, batch, args.runs, args.steps, rng, tuple(args.modes.split(",")))
+    if args.beyond or args.tiny:
+        report += beyond(torch, args.runs, rng, tiny=args.tiny)
     print(environment(torch))
     print("\n".join(report))
 
