@@ -47,7 +47,6 @@ sys.path.insert(0, ROOT)
 
 import ember  # noqa: E402
 import ember.nn as enn  # noqa: E402
-from ember import threads  # noqa: E402
 from ember.autograd import Context  # noqa: E402
 from ember.kernels import _jit, numba_conv, numba_pool  # noqa: E402
 from ember.nn import functional as F  # noqa: E402
@@ -55,8 +54,25 @@ from ember.ops import conv as ops_conv  # noqa: E402
 from ember.optim import SGD  # noqa: E402
 from ember.tensor import Tensor  # noqa: E402
 
-REFERENCE = {"Conv2d": ops_conv.Conv2d, "MaxPool2d": ops_conv.MaxPool2d}
+try:  # where things live after the layout change (issue 11), and before it
+    from ember.kernels import threads  # noqa: E402
+except ImportError:
+    from ember import threads  # noqa: E402
+try:
+    from ember.ops import pool as ops_pool  # noqa: E402
+except ImportError:
+    ops_pool = ops_conv
+
+# F.conv2d / F.max_pool2d look these module attributes up at every call (through
+# ember.kernels.dispatch after the layout change, which maps an unregistered class to itself)
+SLOTS = {"Conv2d": ops_conv, "MaxPool2d": ops_pool}
+REFERENCE = {"Conv2d": ops_conv.Conv2d, "MaxPool2d": ops_pool.MaxPool2d}
 KERNELS = {"Conv2d": numba_conv.Conv2d, "MaxPool2d": numba_pool.MaxPool2d}
+try:  # per op, "numpy" is today's NumPy fast path: ember.kernels.conv / .pool after the layout change
+    from ember.kernels import conv as _kconv, pool as _kpool  # noqa: E402
+    NUMPY = {"Conv2d": _kconv.Conv2d, "MaxPool2d": _kpool.MaxPool2d}
+except ImportError:  # before it, the ops themselves
+    NUMPY = dict(REFERENCE)
 
 
 @contextlib.contextmanager
@@ -68,13 +84,13 @@ def use(kind):
     if kind.startswith("numba-") and kind != "numba-fused":
         _jit.THREADING = kind[len("numba-"):]
     for name, cls in table.items():
-        setattr(ops_conv, name, cls)
+        setattr(SLOTS[name], name, cls)
     try:
         yield
     finally:
         _jit.THREADING = saved
         for name, cls in REFERENCE.items():
-            setattr(ops_conv, name, cls)
+            setattr(SLOTS[name], name, cls)
 
 
 def environment(torch):
@@ -165,9 +181,9 @@ def per_op(torch, batch, runs, reps, rng):
         def torch_f():
             with torch.no_grad():
                 tF.conv2d(tx, tw, tb, padding=pad)
-        for what, cands in (("forward", {"numpy": lambda: ember_f(REFERENCE["Conv2d"]),
+        for what, cands in (("forward", {"numpy": lambda: ember_f(NUMPY["Conv2d"]),
                                          "numba": lambda: ember_f(KERNELS["Conv2d"]), "torch": torch_f}),
-                            ("forward+backward", {"numpy": lambda: ember_fb(REFERENCE["Conv2d"]),
+                            ("forward+backward", {"numpy": lambda: ember_fb(NUMPY["Conv2d"]),
                                                   "numba": lambda: ember_fb(KERNELS["Conv2d"]), "torch": torch_fb})):
             report.append(f"{name}, batch {batch}, {what}:\n" + summary(alternate(cands, runs, reps)))
     # max-pool 2x2 of a conv1 output (CHWN memory order in ember, as in the network)
@@ -186,7 +202,7 @@ def per_op(torch, batch, runs, reps, rng):
     def torch_pool():
         tx.grad = None
         tF.max_pool2d(tx, 2).backward(tgo)
-    cands = {"numpy": lambda: ember_pool(REFERENCE["MaxPool2d"]), "numba": lambda: ember_pool(KERNELS["MaxPool2d"]),
+    cands = {"numpy": lambda: ember_pool(NUMPY["MaxPool2d"]), "numba": lambda: ember_pool(KERNELS["MaxPool2d"]),
              "torch": torch_pool}
     report.append(f"max_pool2d 2x2 (N, 6, 28, 28), batch {batch}, forward+backward:\n" + summary(alternate(cands, runs, reps)))
     return report
@@ -324,7 +340,7 @@ def beyond(torch, runs, rng, tiny=False):
         def torch_fb():
             tx.grad = tw.grad = tb.grad = None
             torch.nn.functional.conv2d(tx, tw, tb, padding=p).backward(tgo)
-        cands = {"numpy": lambda: ember_fb(REFERENCE["Conv2d"]), "numba": lambda: ember_fb(KERNELS["Conv2d"]),
+        cands = {"numpy": lambda: ember_fb(NUMPY["Conv2d"]), "numba": lambda: ember_fb(KERNELS["Conv2d"]),
                  "torch": torch_fb}
         report.append(f"{name}, conv2d forward+backward:\n" + summary(alternate(cands, runs, 1)))
     return report
@@ -338,8 +354,12 @@ t0 = float(sys.argv[1])
 import numpy as np, ember, ember.nn as nn
 from ember.nn import functional as F
 from ember.ops import conv as ops_conv
+try:
+    from ember.ops import pool as ops_pool
+except ImportError:
+    ops_pool = ops_conv
 from ember.kernels import numba_conv, numba_pool
-ops_conv.Conv2d, ops_conv.MaxPool2d = numba_conv.Conv2d, numba_pool.MaxPool2d
+ops_conv.Conv2d, ops_pool.MaxPool2d = numba_conv.Conv2d, numba_pool.MaxPool2d
 from ember.models import lenet5
 from ember.optim import SGD
 t_import = time.time() - t0

@@ -93,9 +93,12 @@ def kernel_pair(body, **options):
 def num_threads():
     """Threads the kernels use: ember's setting (ember.threads) when there is one, else the cores."""
     try:
-        from .. import threads
+        try:
+            from . import threads                              # ember.kernels.threads (new layout)
+        except ImportError:
+            from .. import threads                             # ember.threads (before it)
         return max(1, threads.get_num_threads())
-    except Exception:  # ember.threads moved or absent: every core
+    except Exception:  # neither importable: every core
         return os.cpu_count() or 1
 
 

@@ -30,6 +30,11 @@ from ..autograd import Function
 from ..ops.conv import Conv2d as _RefConv2d   # the reference op (its name, whatever is patched later)
 from ._jit import AVAILABLE, kernel_pair, prange, run
 
+try:  # after the layout change the NumPy fast path is ember.kernels.conv: the better fallback
+    from .conv import Conv2d as _FallbackConv2d
+except ImportError:  # before it, ops.conv.Conv2d is that path
+    _FallbackConv2d = _RefConv2d
+
 
 def out_size(n, k, s, p, d=1):
     """Output length of a window sweep: (n + 2p − d(k−1) − 1) // s + 1 (deck 002)."""
@@ -419,20 +424,21 @@ def covers(x, w, b=None):
 
 # ------------------------------------------------------------------------------- the Function
 
-class Conv2d(Function):
+class Conv2d(_RefConv2d):
     """Conv2d with compiled direct-convolution kernels; equals ``ember.ops.conv.Conv2d``.
 
     Same forward signature as the reference op: (x, w, b=None, stride, padding, dilation,
     groups), x (N, C, H, W), w (C_out, C/G, KH, KW) -> y (N, C_out, OH, OW), returned as a view
     of a (C_out, OH, OW, N) array, as the NumPy path does (ReLU and pooling keep that order).
     Any stride, padding, dilation and groups; dtypes other than float32/float64 (or mixed), and
-    everything when numba is missing, go to the reference op's own forward/backward.
+    everything when numba is missing, go to the NumPy path (ember.kernels.conv.Conv2d where it
+    exists, else ops.conv.Conv2d). A subclass of the reference op, as ember.kernels' kernels are.
     Backward: grad_b, grad_w (dot products), grad_x (gather axpys), each only if needed.
     """
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         if not covers(x, w, b):
-            ctx.fallback = _RefConv2d
+            ctx.fallback = _FallbackConv2d
             return ctx.fallback.forward(ctx, x, w, b, stride, padding, dilation, groups)
         ctx.fallback = None
         xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
@@ -470,8 +476,8 @@ class Conv2dReLU(Function):
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         if not covers(x, w, b):                                # reference conv, then ReLU
-            ctx.fallback = _RefConv2d
-            y = np.maximum(_RefConv2d.forward(ctx, x, w, b, stride, padding, dilation, groups), 0)
+            ctx.fallback = _FallbackConv2d
+            y = np.maximum(_FallbackConv2d.forward(ctx, x, w, b, stride, padding, dilation, groups), 0)
             ctx.relu_out = y
             return y
         ctx.fallback = None

@@ -6,8 +6,8 @@ P = C, I = N, so the innermost loop runs over the batch, contiguous and SIMD-wid
 array is (N*C, H, W, 1). Anything else is copied to NCHW first.
 
 Forward keeps, per output, the window offset k = kh*KW + kw of the first maximum in row-major
-order (uint8), as the reference's backward picks it (a NaN in a window makes y NaN and, as the
-reference's, sends the gradient to the last offset). Backward adds grad_out at that offset:
+order (uint8), as the reference's argmax picks it (a NaN in a window makes y NaN and takes the
+gradient, as np.argmax and PyTorch do). Backward adds grad_out at that offset:
 one pass over grad_out instead of the reference's KH*KW compare-and-mask passes.
 Measured (benchmarks/kernels_numba.py, LeNet's pool1, (N, 6, 28, 28) in CHWN, forward + backward,
 machine loaded, load ~10): batch 64 0.96 ms CPU (best run 0.62 ms wall) vs the NumPy path's
@@ -19,9 +19,17 @@ for every thread count.
 import numpy as np
 
 from ..autograd import Function
-from ..ops.conv import MaxPool2d as _RefMaxPool2d
 from ..ops.conv import out_size
 from ._jit import AVAILABLE, kernel_pair, prange, run
+
+try:  # the reference op: ops/pool.py after the layout change, ops/conv.py before it
+    from ..ops.pool import MaxPool2d as _RefMaxPool2d
+except ImportError:
+    from ..ops.conv import MaxPool2d as _RefMaxPool2d
+try:  # the NumPy fast path, the fallback for what the kernels do not cover
+    from .pool import MaxPool2d as _FallbackMaxPool2d
+except ImportError:
+    _FallbackMaxPool2d = _RefMaxPool2d
 
 
 def _forward_body(x, y, arg, KH, KW, SH, SW, PH, PW, lo, hi):
@@ -49,8 +57,8 @@ def _forward_body(x, y, arg, KH, KW, SH, SW, PH, PW, lo, hi):
                             v, b = xr[i], yr[i]
                             if v > b:
                                 yr[i], ar[i] = v, k
-                            elif v != v and b == b:            # NaN: y is NaN (np.maximum) and,
-                                yr[i], ar[i] = v, KH * KW - 1  # as the reference's, the last offset
+                            elif v != v and b == b:            # the first NaN: y is NaN, and its
+                                yr[i], ar[i] = v, k            # gradient goes there (argmax, torch)
 
 
 def _backward_body(g, arg, gx, KH, KW, SH, SW, PH, PW, lo, hi):
@@ -107,19 +115,19 @@ def _as_layout(g, layout):
     return np.ascontiguousarray(g).reshape(N * C, OH, OW, 1)
 
 
-class MaxPool2d(Function):
+class MaxPool2d(_RefMaxPool2d):
     """Max pooling with compiled kernels; equals ``ember.ops.conv.MaxPool2d``.
 
     Same forward signature (x, kernel_size, stride, padding=(0, 0)); the output keeps x's memory
     order (CHWN after a conv). float32/float64 with KH*KW <= 256 (the offset is a uint8);
-    anything else, or no numba, runs the reference op.
+    anything else, or no numba, runs the NumPy path. A subclass of the reference op.
     """
     @staticmethod
     def forward(ctx, x, kernel_size, stride, padding=(0, 0)):
         (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
         if not (AVAILABLE and x.dtype in (np.float32, np.float64) and KH * KW <= 256 and x.size):
-            ctx.fallback = _RefMaxPool2d
-            return _RefMaxPool2d.forward(ctx, x, kernel_size, stride, padding)
+            ctx.fallback = _FallbackMaxPool2d
+            return _FallbackMaxPool2d.forward(ctx, x, kernel_size, stride, padding)
         ctx.fallback = None
         N, C, H, W = x.shape
         OH, OW = out_size(H, KH, SH, PH), out_size(W, KW, SW, PW)
