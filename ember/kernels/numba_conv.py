@@ -444,7 +444,8 @@ class Conv2d(_RefConv2d):
         xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
         y = conv2d_forward(xc, w, b, stride, dilation, groups)  # (C_out, OH, OW, N)
         ctx.save_for_backward(xc, w)
-        ctx.args = x.shape, stride, padding, dilation, groups, b is not None
+        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
+        ctx.groups, ctx.has_bias = groups, b is not None
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
 
     @staticmethod
@@ -452,7 +453,8 @@ class Conv2d(_RefConv2d):
         if ctx.fallback is not None:
             return ctx.fallback.backward(ctx, grad_out)
         xc, w = ctx.saved_tensors
-        (N, C, H, W), stride, padding, dilation, groups, has_bias = ctx.args
+        (N, C, H, W), has_bias = ctx.x_shape, ctx.has_bias
+        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
         need = ctx.needs_input_grad
         g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
         grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
@@ -484,7 +486,8 @@ class Conv2dReLU(Function):
         xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
         y = conv2d_forward(xc, w, b, stride, dilation, groups, relu=True)   # (C_out, OH, OW, N)
         ctx.save_for_backward(xc, w, y)
-        ctx.args = x.shape, stride, padding, dilation, groups, b is not None
+        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
+        ctx.groups, ctx.has_bias = groups, b is not None
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
 
     @staticmethod
@@ -492,7 +495,8 @@ class Conv2dReLU(Function):
         if ctx.fallback is not None:
             return ctx.fallback.backward(ctx, grad_out * (ctx.relu_out > 0))
         xc, w, y = ctx.saved_tensors
-        (N, C, H, W), stride, padding, dilation, groups, has_bias = ctx.args
+        (N, C, H, W), has_bias = ctx.x_shape, ctx.has_bias
+        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
         need = ctx.needs_input_grad
         g = relu_mask(grad_out.transpose(1, 2, 3, 0), y)       # (C_out, OH, OW, N)
         grad_b = conv2d_grad_b(g) if has_bias and need[2] else None

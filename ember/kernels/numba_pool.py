@@ -137,7 +137,8 @@ class MaxPool2d(_RefMaxPool2d):
         arg = np.empty((P, OH, OW, I), np.uint8)
         run(_forward, P, xp, y, arg, KH, KW, SH, SW, PH, PW, work=y.size * KH * KW)
         ctx.save_for_backward(arg)
-        ctx.args = (N, C, H, W), layout, (KH, KW), (SH, SW), (PH, PW)
+        ctx.x_shape, ctx.layout = (N, C, H, W), layout
+        ctx.kernel_size, ctx.stride, ctx.padding = (KH, KW), (SH, SW), (PH, PW)
         return _unplanes(y, layout, N, C)
 
     @staticmethod
@@ -145,7 +146,8 @@ class MaxPool2d(_RefMaxPool2d):
         if ctx.fallback is not None:
             return ctx.fallback.backward(ctx, grad_out)
         (arg,) = ctx.saved_tensors
-        (N, C, H, W), layout, (KH, KW), (SH, SW), (PH, PW) = ctx.args
+        (N, C, H, W), layout = ctx.x_shape, ctx.layout
+        (KH, KW), (SH, SW), (PH, PW) = ctx.kernel_size, ctx.stride, ctx.padding
         g = _as_layout(grad_out, layout)
         P, _, _, I = g.shape
         gx = np.empty((P, H, W, I), g.dtype)
