@@ -1,0 +1,134 @@
+"""numba, if it can be imported, with its on-disk cache in a writable place; else nothing.
+
+``AVAILABLE`` says whether the compiled kernels can run. Without numba (or with a numba that
+fails to import, e.g. against a newer NumPy) ``njit`` returns the Python function unchanged and
+``prange`` is ``range``, so the kernel modules still import; the Functions then use the NumPy path.
+
+Compiled code is cached on disk (``cache=True``): next to the source when the package folder is
+writable (numba's default, ``__pycache__``), else in ``$XDG_CACHE_HOME/ember/numba`` (usually
+``~/.cache/ember/numba``). When neither is writable numba warns once and compiles in memory; that
+warning is silenced here, since the kernels still work (the first call of each is just slower).
+"""
+import os
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _cache_dir():
+    """A user cache folder for numba when the package folder is not writable (None: keep numba's)."""
+    if os.environ.get("NUMBA_CACHE_DIR") or os.access(_HERE, os.W_OK):
+        return None
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(root, "ember", "numba")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
+try:
+    _dir = _cache_dir()
+    if _dir is not None:
+        os.environ["NUMBA_CACHE_DIR"] = _dir
+    import numba
+    from numba import prange
+    if _dir is not None and numba.config.CACHE_DIR != _dir:   # numba was imported before us
+        numba.config.CACHE_DIR = _dir
+    warnings.filterwarnings("ignore", category=numba.NumbaWarning, message=".*cach")
+    AVAILABLE = True
+except Exception:  # not installed, or broken against this NumPy: the NumPy path is used
+    numba, prange, AVAILABLE = None, range, False
+
+
+def njit(*args, **kwargs):
+    """``numba.njit`` when numba is there, else a decorator that returns the function itself."""
+    if AVAILABLE:
+        return numba.njit(*args, **kwargs)
+    if args and callable(args[0]):
+        return args[0]
+    return lambda f: f
+
+
+# ------------------------------------------------------------------------------------ threads
+# Each kernel body loops ``for item in prange(lo, hi)`` over independent items (output rows or
+# channels). It is compiled twice: parallel=True, where numba splits the prange over its OpenMP
+# threads, and nogil=True, a plain loop over [lo, hi) that ``run`` can split over Python threads
+# (the GIL is released inside). ``THREADING`` (env EMBER_NUMBA_THREADING) picks how ``run``
+# threads: "pool" (nogil parts on a ThreadPoolExecutor, the default), "parallel" (numba's
+# OpenMP threads), "serial". Results do not depend on it: each item is computed whole, by one
+# thread, in a fixed order. Why "pool" (measured 2026-12-01 on the shared 2-core machine at load
+# ~2, benchmarks/kernels_numba.py, medians of 7 alternating runs): LeNet-5 step at batch 256
+# 17.1 ms (pool) vs 22.5 (parallel) vs 22.8 (serial), inference at batch 1000 28 vs 41 vs 42 ms
+# (at batch 64 all three 5.1-5.5 ms: the other core was busy); a cold JIT cache costs 8.5 s of
+# CPU before the first training step instead of 17.9 s (parallel=True compiles 2x slower); and
+# no second OpenMP runtime spins next to PyTorch's.
+THREADING = os.environ.get("EMBER_NUMBA_THREADING", "pool")
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool():  # a forked child (DataLoader workers) has none of the parent's threads
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def kernel_pair(body, **options):
+    """{"parallel": njit(parallel=True), "serial": njit(nogil=True)} of one kernel body.
+
+    Both are lazy: numba compiles (or loads from its cache) only the one ``run`` calls.
+    """
+    return {"parallel": njit(cache=True, parallel=True, **options)(body),
+            "serial": njit(cache=True, nogil=True, **options)(body)}
+
+
+def num_threads():
+    """Threads the kernels use: ember's setting (ember.threads) when there is one, else the cores."""
+    try:
+        try:
+            from . import threads                              # ember.kernels.threads (new layout)
+        except ImportError:
+            from .. import threads                             # ember.threads (before it)
+        return max(1, threads.get_num_threads())
+    except Exception:  # neither importable: every core
+        return os.cpu_count() or 1
+
+
+# Below this much work (multiply-adds or elements touched) a call runs on one thread: waking a
+# second one costs tens of µs, and on a loaded machine a barrier waits for a descheduled thread.
+MIN_PARALLEL_WORK = 1 << 18
+
+
+def run(pair, total, *args, work=None):
+    """Run a kernel pair's body over items [0, total) with ``THREADING`` and ``num_threads()``.
+
+    ``work`` (the call's multiply-adds or elements) below ``MIN_PARALLEL_WORK`` runs serially.
+    """
+    nt = num_threads()
+    small = work is not None and work < MIN_PARALLEL_WORK
+    mode = THREADING if nt > 1 and total > 1 and not small else "serial"
+    if mode == "parallel":
+        nt = min(nt, numba.config.NUMBA_NUM_THREADS)
+        if numba.get_num_threads() != nt:
+            numba.set_num_threads(nt)
+        return pair["parallel"](*args, 0, total)
+    parts = min(nt, total) if mode == "pool" else 1
+    if parts <= 1:
+        return pair["serial"](*args, 0, total)
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < parts - 1:
+            _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="ember-numba")
+    cuts = [total * i // parts for i in range(parts + 1)]
+    futures = [_pool.submit(pair["serial"], *args, cuts[i], cuts[i + 1]) for i in range(1, parts)]
+    pair["serial"](*args, cuts[0], cuts[1])
+    for f in futures:
+        f.result()

@@ -1,0 +1,508 @@
+"""Direct 2-D convolution compiled with numba: the forward and both gradients of ``ops.conv.Conv2d``.
+
+Notation as ember/ops/conv.py: N batch, C / C_out channels, H, W, KH, KW, SH, SW, PH, PW,
+DH, DW, G groups, Cg = C/G and Og = C_out/G channels per group, OH, OW output size.
+
+Layout "CHWN", the batch innermost (as ops.conv's NumPy path): x is held as (C, Hp, Wp, N), the
+output as (C_out, OH, OW, N), and each array row (c, h) is one contiguous run of W*N floats.
+With stride 1 the pixels (ow, n) of an output row and the pixels (ow + kw*DW, n) of the input
+row that kernel offset kw reads are two equally long contiguous runs, so the innermost loop of
+every kernel below is one SIMD loop over OW*N floats: an axpy (forward, grad_x) or a dot product
+(grad_w). No im2col is built (the GEMM path copies every input float KH*KW times first).
+
+Threads: every output element is computed by one loop iteration, in one fixed order, so the
+result does not depend on the thread count or the partition (bit-identical across reruns and
+thread counts; tested). Each kernel is compiled twice from one Python body (``_jit.kernel_pair``):
+``parallel=True`` (numba's ``prange`` over the items, OpenMP threads) and ``nogil=True`` serial
+over an item range [lo, hi) that ``_jit.run`` can split over a pool of Python threads.
+
+Measured (2-core Xeon, AVX-512, float32, batch 64, one thread, LeNet's conv2 6→16 5×5 on 14×14;
+the machine was shared with other jobs, so best of 11 runs of 5 calls, over several minutes):
+forward 0.30–0.62 ms (50–104 GFLOP/s), grad_w 0.31–0.54 ms (57–99 GFLOP/s), grad_x 0.52–0.90 ms
+(34–59 GFLOP/s); the NumPy path (im2col + GEMM + col2im) took ~0.9 ms forward and ~3.6 ms
+forward + backward. One term per pass (the first version): 19 GFLOP/s forward. LeNet-5 training
+step (benchmarks/kernels_numba.py, load ~2, medians of 7): batch 64 5.5 ms vs 12.5 ms NumPy path,
+batch 256 17.1 vs 34.4 ms; with Conv2dReLU fused: 4.7 and 14.8 ms.
+"""
+import numpy as np
+
+from ..autograd import Function
+from ..ops.conv import Conv2d as _RefConv2d   # the reference op (its name, whatever is patched later)
+from ._jit import AVAILABLE, kernel_pair, prange, run
+
+try:  # after the layout change the NumPy fast path is ember.kernels.conv: the better fallback
+    from .conv import Conv2d as _FallbackConv2d
+except ImportError:  # before it, ops.conv.Conv2d is that path
+    _FallbackConv2d = _RefConv2d
+
+
+def out_size(n, k, s, p, d=1):
+    """Output length of a window sweep: (n + 2p − d(k−1) − 1) // s + 1 (deck 002)."""
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+# ------------------------------------------------------------------------------------ kernels
+# Arrays arrive flattened to 3-D: x (C, Hp, Wp*N), y and g (C_out, OH, OW*N), gx (C, H, W*N).
+# With SW == 1 an output row is one block of OW*N floats; otherwise OW blocks of N floats.
+
+def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
+    """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
+
+    Equals ops.conv.Conv2d.forward (on the padded input). One item = the rows oh of a block of
+    up to 4 output channels of one group: they are set to the bias, then the T = Cg*KH*KW terms
+    (ci, kh, kw), each a weight times a shifted input row, are added in blocks of 4 channels x 4
+    terms per pass: each input float loaded feeds 4 channels and each output float is loaded and
+    stored once per 4 multiply-adds, 16 FMAs per 8 loads + 4 stores (one term at a time took
+    2 loads + 1 store per FMA and was memory-bound in L1). relu = 1: y = max(y, 0) on the rows
+    while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
+    """
+    C, Hp, WpN = x.shape
+    C_out, Cg, KH, KW = w.shape
+    OH = y.shape[1]
+    OW = y.shape[2] // N
+    Og, T = C_out // G, Cg * KH * KW
+    nq = (Og + 3) // 4                                         # blocks of 4 channels per group
+    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    xf = x.reshape(-1)
+    wf = w.reshape(C_out, T)                                   # term t = (ci*KH + kh)*KW + kw
+    rel = np.empty(T, np.int64)                                # term -> offset in x
+    for ci in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DW * N
+    for item in prange(lo, hi):
+        q, oh = item // OH, item % OH
+        grp = q // nq
+        co0 = grp * Og + (q % nq) * 4
+        nco = min(4, (grp + 1) * Og - co0)
+        for co in range(co0, co0 + nco):
+            yr = y[co, oh]
+            for j in range(OW * N):
+                yr[j] = b[co]
+        for ob in range(nblk):
+            base = (grp * Cg * Hp + oh * SH) * WpN + ob * SW * N
+            if nco == 4:                                       # 4 channels x 4 terms per pass
+                y0, y1 = y[co0, oh, ob * blk:], y[co0 + 1, oh, ob * blk:]
+                y2, y3 = y[co0 + 2, oh, ob * blk:], y[co0 + 3, oh, ob * blk:]
+                t = 0
+                while t + 4 <= T:
+                    x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                    x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                    a0, a1, a2, a3 = wf[co0, t], wf[co0, t + 1], wf[co0, t + 2], wf[co0, t + 3]
+                    b0, b1, b2, b3 = wf[co0 + 1, t], wf[co0 + 1, t + 1], wf[co0 + 1, t + 2], wf[co0 + 1, t + 3]
+                    c0, c1, c2, c3 = wf[co0 + 2, t], wf[co0 + 2, t + 1], wf[co0 + 2, t + 2], wf[co0 + 2, t + 3]
+                    d0, d1, d2, d3 = wf[co0 + 3, t], wf[co0 + 3, t + 1], wf[co0 + 3, t + 2], wf[co0 + 3, t + 3]
+                    for j in range(blk):
+                        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+                        y0[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+                        y1[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+                        y2[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
+                        y3[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+                    t += 4
+                while t < T:                                   # the last T % 4 terms
+                    x0 = xf[base + rel[t]:]
+                    a0, b0, c0, d0 = wf[co0, t], wf[co0 + 1, t], wf[co0 + 2, t], wf[co0 + 3, t]
+                    for j in range(blk):
+                        u0 = x0[j]
+                        y0[j] += a0 * u0
+                        y1[j] += b0 * u0
+                        y2[j] += c0 * u0
+                        y3[j] += d0 * u0
+                    t += 1
+            else:                                              # 1-3 channels: one at a time
+                for co in range(co0, co0 + nco):
+                    ys = y[co, oh, ob * blk:]
+                    t = 0
+                    while t + 4 <= T:
+                        x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                        x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                        a0, a1, a2, a3 = wf[co, t], wf[co, t + 1], wf[co, t + 2], wf[co, t + 3]
+                        for j in range(blk):
+                            ys[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
+                        t += 4
+                    while t < T:
+                        x0, a0 = xf[base + rel[t]:], wf[co, t]
+                        for j in range(blk):
+                            ys[j] += a0 * x0[j]
+                        t += 1
+        if relu:
+            for co in range(co0, co0 + nco):
+                yr = y[co, oh]
+                for j in range(OW * N):
+                    if yr[j] < 0:
+                        yr[j] = 0
+
+
+def _relu_mask_body(go, y, g, lo, hi):
+    """g[c, j] = go[c, j] * [y[c, j] > 0]: ops.elementwise.ReLU's backward, one pass per channel."""
+    for c in prange(lo, hi):
+        for j in range(g.shape[1]):
+            g[c, j] = go[c, j] * (y[c, j] > 0)
+
+
+def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
+    """gx[c, ih, iw, n] = Σ_{co,kh,kw: ih+PH = oh*SH+kh*DH, iw+PW = ow*SW+kw*DW} w[co, ci, kh, kw] g[co, oh, ow, n].
+
+    Equals ops.conv.Conv2d's grad_x (col2im of wᵀ g, un-padded) — a transposed convolution,
+    written as a gather: one item = input row ih of a block of up to 4 input channels of one
+    group, which collects every (co, kh, kw) term that reads it, so no two threads ever write
+    the same row and no col2im buffer exists. Padding is handled by clipping the ow range, so
+    the result is unpadded (C, H, W*N). Per (kh, kw), 4 input channels x 4 output channels per
+    pass (16 FMAs per 8 loads + 4 stores, as the forward).
+    """
+    C_out, Cg, KH, KW = w.shape
+    H = gx.shape[1]
+    W = gx.shape[2] // N
+    OH = g.shape[1]
+    OW = g.shape[2] // N
+    Og = C_out // G
+    nq = (Cg + 3) // 4                                         # blocks of 4 input channels per group
+    for item in prange(lo, hi):
+        q, ih = item // H, item % H
+        grp = q // nq
+        ci0 = (q % nq) * 4
+        nci = min(4, Cg - ci0)
+        c0 = grp * Cg + ci0
+        for c in range(c0, c0 + nci):
+            gr = gx[c, ih]
+            for j in range(W * N):
+                gr[j] = 0
+        for kh in range(KH):
+            t = ih + PH - kh * DH                              # = oh*SH for the row that reads ih
+            if t < 0 or t % SH != 0 or t // SH >= OH:
+                continue
+            oh = t // SH
+            for kw in range(KW):
+                s = kw * DW - PW                               # iw = ow*SW + s
+                ow0 = max(0, (SW - 1 - s) // SW)               # first ow with iw >= 0
+                ow1 = min(OW, (W - 1 - s) // SW + 1)           # past the last ow with iw < W
+                if ow1 <= ow0:
+                    continue
+                nblk, blk = (1, (ow1 - ow0) * N) if SW == 1 else (ow1 - ow0, N)
+                for ob in range(nblk):                         # SW == 1: iw*N + n = ow*N + n + s*N
+                    xo, go = ((ow0 + ob) * SW + s) * N, (ow0 + ob) * N
+                    co = grp * Og
+                    if nci == 4:
+                        x0, x1 = gx[c0, ih, xo:], gx[c0 + 1, ih, xo:]
+                        x2, x3 = gx[c0 + 2, ih, xo:], gx[c0 + 3, ih, xo:]
+                        while co + 4 <= (grp + 1) * Og:        # 4 input x 4 output channels
+                            g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                            g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                            a0, a1, a2, a3 = w[co, ci0, kh, kw], w[co + 1, ci0, kh, kw], w[co + 2, ci0, kh, kw], w[co + 3, ci0, kh, kw]
+                            b0, b1, b2, b3 = w[co, ci0 + 1, kh, kw], w[co + 1, ci0 + 1, kh, kw], w[co + 2, ci0 + 1, kh, kw], w[co + 3, ci0 + 1, kh, kw]
+                            c_0, c_1, c_2, c_3 = w[co, ci0 + 2, kh, kw], w[co + 1, ci0 + 2, kh, kw], w[co + 2, ci0 + 2, kh, kw], w[co + 3, ci0 + 2, kh, kw]
+                            d0, d1, d2, d3 = w[co, ci0 + 3, kh, kw], w[co + 1, ci0 + 3, kh, kw], w[co + 2, ci0 + 3, kh, kw], w[co + 3, ci0 + 3, kh, kw]
+                            for j in range(blk):
+                                v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
+                                x0[j] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+                                x1[j] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+                                x2[j] += c_0 * v0 + c_1 * v1 + c_2 * v2 + c_3 * v3
+                                x3[j] += d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3
+                            co += 4
+                        while co < (grp + 1) * Og:             # the last Og % 4 output channels
+                            g0 = g[co, oh, go:]
+                            a0, b0, c_0, d0 = w[co, ci0, kh, kw], w[co, ci0 + 1, kh, kw], w[co, ci0 + 2, kh, kw], w[co, ci0 + 3, kh, kw]
+                            for j in range(blk):
+                                v0 = g0[j]
+                                x0[j] += a0 * v0
+                                x1[j] += b0 * v0
+                                x2[j] += c_0 * v0
+                                x3[j] += d0 * v0
+                            co += 1
+                    else:                                      # 1-3 input channels: one at a time
+                        for ci in range(ci0, ci0 + nci):
+                            xs = gx[grp * Cg + ci, ih, xo:]
+                            co = grp * Og
+                            while co + 4 <= (grp + 1) * Og:
+                                g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                                g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                                a0, a1, a2, a3 = w[co, ci, kh, kw], w[co + 1, ci, kh, kw], w[co + 2, ci, kh, kw], w[co + 3, ci, kh, kw]
+                                for j in range(blk):
+                                    xs[j] += a0 * g0[j] + a1 * g1[j] + a2 * g2[j] + a3 * g3[j]
+                                co += 4
+                            while co < (grp + 1) * Og:
+                                g0, a0 = g[co, oh, go:], w[co, ci, kh, kw]
+                                for j in range(blk):
+                                    xs[j] += a0 * g0[j]
+                                co += 1
+
+
+def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, lo, hi):
+    """gw[co, ci, kh, kw] = Σ_{oh,ow,n} g[co, oh, ow, n] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
+
+    Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to 4 output channels
+    co and one input channel ci: for each output row, 4 x 4 dot products of output-gradient rows
+    (4 channels) with shifted input rows (4 kernel offsets) in one pass, 16 FMAs per 8 loads;
+    each row's dots are added to float64 sums in the order of oh. The dots are SIMD reductions
+    (fastmath reassoc: lanes summed in an order fixed at compile time, so still deterministic).
+    """
+    C, Hp, WpN = x.shape
+    C_out, Cg, KH, KW = gw.shape
+    OH = g.shape[1]
+    OW = g.shape[2] // N
+    Og, T = C_out // G, KH * KW
+    nq = (Og + 3) // 4
+    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    xf = x.reshape(-1)
+    rel = np.empty(T, np.int64)                                # term (kh, kw) -> offset in x[c]
+    for kh in range(KH):
+        for kw in range(KW):
+            rel[kh * KW + kw] = kh * DH * WpN + kw * DW * N
+    zero = x.dtype.type(0)
+    for item in prange(lo, hi):
+        q, ci = item // Cg, item % Cg
+        grp = q // nq
+        co0 = grp * Og + (q % nq) * 4
+        nco = min(4, (grp + 1) * Og - co0)
+        c = grp * Cg + ci
+        acc = np.zeros((4, T), np.float64)
+        for oh in range(OH):
+            for ob in range(nblk):
+                base = (c * Hp + oh * SH) * WpN + ob * SW * N
+                g0 = g[co0, oh, ob * blk:]                      # rows past nco repeat co0 (unused)
+                g1 = g[co0 + min(1, nco - 1), oh, ob * blk:]
+                g2 = g[co0 + min(2, nco - 1), oh, ob * blk:]
+                g3 = g[co0 + min(3, nco - 1), oh, ob * blk:]
+                t = 0
+                while t + 4 <= T:
+                    x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                    x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+                    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+                    for j in range(blk):
+                        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+                        v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
+                        s00 += v0 * u0
+                        s01 += v0 * u1
+                        s02 += v0 * u2
+                        s03 += v0 * u3
+                        s10 += v1 * u0
+                        s11 += v1 * u1
+                        s12 += v1 * u2
+                        s13 += v1 * u3
+                        s20 += v2 * u0
+                        s21 += v2 * u1
+                        s22 += v2 * u2
+                        s23 += v2 * u3
+                        s30 += v3 * u0
+                        s31 += v3 * u1
+                        s32 += v3 * u2
+                        s33 += v3 * u3
+                    acc[0, t] += s00
+                    acc[0, t + 1] += s01
+                    acc[0, t + 2] += s02
+                    acc[0, t + 3] += s03
+                    acc[1, t] += s10
+                    acc[1, t + 1] += s11
+                    acc[1, t + 2] += s12
+                    acc[1, t + 3] += s13
+                    acc[2, t] += s20
+                    acc[2, t + 1] += s21
+                    acc[2, t + 2] += s22
+                    acc[2, t + 3] += s23
+                    acc[3, t] += s30
+                    acc[3, t + 1] += s31
+                    acc[3, t + 2] += s32
+                    acc[3, t + 3] += s33
+                    t += 4
+                while t < T:                                   # the last T % 4 offsets
+                    x0 = xf[base + rel[t]:]
+                    s00 = s10 = s20 = s30 = zero
+                    for j in range(blk):
+                        u0 = x0[j]
+                        s00 += g0[j] * u0
+                        s10 += g1[j] * u0
+                        s20 += g2[j] * u0
+                        s30 += g3[j] * u0
+                    acc[0, t] += s00
+                    acc[1, t] += s10
+                    acc[2, t] += s20
+                    acc[3, t] += s30
+                    t += 1
+        for r in range(nco):
+            for t in range(T):
+                gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
+
+
+def _grad_b_body(g, gb, lo, hi):
+    """gb[co] = Σ_{oh,ow,n} g[co, oh, ow, n]  (ops.conv.Conv2d's grad_b), summed in float64."""
+    for co in prange(lo, hi):
+        s = 0.0
+        for oh in range(g.shape[1]):
+            gor = g[co, oh]
+            t = g.dtype.type(0)
+            for j in range(gor.shape[0]):
+                t += gor[j]
+            s += t
+        gb[co] = s
+
+
+_FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (FMA, reordered lanes); the order is still fixed
+_forward = kernel_pair(_forward_body, fastmath=_FM)
+_grad_x = kernel_pair(_grad_x_body, fastmath=_FM)
+_grad_w = kernel_pair(_grad_w_body, fastmath=_FM)
+_grad_b = kernel_pair(_grad_b_body, fastmath=_FM)
+_relu_mask = kernel_pair(_relu_mask_body)
+
+
+# ------------------------------------------------------------------------------- plain arrays
+
+def to_chwn(x, PH, PW):
+    """(N, C, H, W) -> zero-padded (C, H+2PH, W+2PW, N), C-contiguous (free if it already is)."""
+    xc = x.transpose(1, 2, 3, 0)
+    if PH or PW:
+        C, H, W, N = xc.shape
+        out = np.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=x.dtype)
+        out[:, PH:PH + H, PW:PW + W] = xc
+        return out
+    return np.ascontiguousarray(xc)
+
+
+def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False):
+    """y (C_out, OH, OW, N) from padded xc (C, Hp, Wp, N), w (C_out, C/G, KH, KW), b (C_out,) or None.
+
+    relu: return max(y, 0) instead (the fused conv + bias + ReLU).
+    """
+    (SH, SW), (DH, DW) = stride, dilation
+    C, Hp, Wp, N = xc.shape
+    C_out, _, KH, KW = w.shape
+    OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
+    y = np.empty((C_out, OH, OW, N), xc.dtype)
+    bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
+    blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
+    run(_forward, blocks * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
+        y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, int(relu), work=y.size * w[0].size)
+    return y
+
+
+def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups):
+    """grad_x (C, H, W, N) from g (C_out, OH, OW, N) contiguous and w (C_out, C/G, KH, KW)."""
+    (PH, PW), (SH, SW), (DH, DW) = padding, stride, dilation
+    C_out, OH, OW, N = g.shape
+    C = w.shape[1] * groups
+    gx = np.empty((C, H, W, N), g.dtype)
+    blocks = groups * ((C // groups + 3) // 4)                 # of up to 4 input channels
+    run(_grad_x, blocks * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
+        gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups, work=g.size * w[0].size)
+    return gx
+
+
+def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups):
+    """grad_w (C_out, C/G, KH, KW) from g (C_out, OH, OW, N) and padded xc (C, Hp, Wp, N)."""
+    (SH, SW), (DH, DW) = stride, dilation
+    C_out, OH, OW, N = g.shape
+    C, Hp, Wp, _ = xc.shape
+    gw = np.empty(w_shape, g.dtype)
+    blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
+    run(_grad_w, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
+        gw, N, SH, SW, DH, DW, groups, work=g.size * gw[0].size)
+    return gw
+
+
+def relu_mask(grad_out_t, y):
+    """grad_out_t * [y > 0] as a new contiguous array; both (C, ...) shaped alike, y contiguous."""
+    C = y.shape[0]
+    g = np.empty(y.shape, y.dtype)
+    go = np.ascontiguousarray(grad_out_t, dtype=y.dtype)
+    run(_relu_mask, C, go.reshape(C, -1), y.reshape(C, -1), g.reshape(C, -1), work=y.size)
+    return g
+
+
+def conv2d_grad_b(g):
+    """grad_b (C_out,) from g (C_out, OH, OW, N)."""
+    C_out, OH, OW, N = g.shape
+    gb = np.empty(C_out, g.dtype)
+    run(_grad_b, C_out, g.reshape(C_out, OH, OW * N), gb, work=g.size)
+    return gb
+
+
+def covers(x, w, b=None):
+    """Whether the compiled kernels handle these arrays (else the NumPy path runs)."""
+    return (AVAILABLE and x.dtype == w.dtype and x.dtype in (np.float32, np.float64)
+            and (b is None or b.dtype == x.dtype) and x.size > 0 and w.size > 0)
+
+
+# ------------------------------------------------------------------------------- the Function
+
+class Conv2d(_RefConv2d):
+    """Conv2d with compiled direct-convolution kernels; equals ``ember.ops.conv.Conv2d``.
+
+    Same forward signature as the reference op: (x, w, b=None, stride, padding, dilation,
+    groups), x (N, C, H, W), w (C_out, C/G, KH, KW) -> y (N, C_out, OH, OW), returned as a view
+    of a (C_out, OH, OW, N) array, as the NumPy path does (ReLU and pooling keep that order).
+    Any stride, padding, dilation and groups; dtypes other than float32/float64 (or mixed), and
+    everything when numba is missing, go to the NumPy path (ember.kernels.conv.Conv2d where it
+    exists, else ops.conv.Conv2d). A subclass of the reference op, as ember.kernels' kernels are.
+    Backward: grad_b, grad_w (dot products), grad_x (gather axpys), each only if needed.
+    """
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        if not covers(x, w, b):
+            ctx.fallback = _FallbackConv2d
+            return ctx.fallback.forward(ctx, x, w, b, stride, padding, dilation, groups)
+        ctx.fallback = None
+        xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
+        y = conv2d_forward(xc, w, b, stride, dilation, groups)  # (C_out, OH, OW, N)
+        ctx.save_for_backward(xc, w)
+        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
+        ctx.groups, ctx.has_bias = groups, b is not None
+        return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if ctx.fallback is not None:
+            return ctx.fallback.backward(ctx, grad_out)
+        xc, w = ctx.saved_tensors
+        (N, C, H, W), has_bias = ctx.x_shape, ctx.has_bias
+        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
+        need = ctx.needs_input_grad
+        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
+        grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
+        grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
+        grad_x = None
+        if need[0]:
+            gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
+            grad_x = gx.transpose(3, 0, 1, 2)                  # (N, C, H, W) view
+        return grad_x, grad_w, grad_b
+
+
+class Conv2dReLU(Function):
+    """relu(conv2d(x, w, b)) in one op; equals ``ops.elementwise.ReLU`` applied to ``ops.conv.Conv2d``.
+
+    Same signature as Conv2d. Forward: the ReLU runs on each output row inside the conv kernel,
+    while the row is in cache (no separate pass over the activation, no second array).
+    Backward: grad_out * [y > 0] is written straight into the channel-major buffer the conv
+    gradients read (the copy Conv2d.backward makes anyway), then Conv2d's three gradients.
+    A layer pair Conv2d → ReLU can be run as this op (e.g. by a dispatch that fuses the two).
+    """
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        if not covers(x, w, b):                                # reference conv, then ReLU
+            ctx.fallback = _FallbackConv2d
+            y = np.maximum(_FallbackConv2d.forward(ctx, x, w, b, stride, padding, dilation, groups), 0)
+            ctx.relu_out = y
+            return y
+        ctx.fallback = None
+        xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
+        y = conv2d_forward(xc, w, b, stride, dilation, groups, relu=True)   # (C_out, OH, OW, N)
+        ctx.save_for_backward(xc, w, y)
+        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
+        ctx.groups, ctx.has_bias = groups, b is not None
+        return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if ctx.fallback is not None:
+            return ctx.fallback.backward(ctx, grad_out * (ctx.relu_out > 0))
+        xc, w, y = ctx.saved_tensors
+        (N, C, H, W), has_bias = ctx.x_shape, ctx.has_bias
+        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
+        need = ctx.needs_input_grad
+        g = relu_mask(grad_out.transpose(1, 2, 3, 0), y)       # (C_out, OH, OW, N)
+        grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
+        grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
+        grad_x = None
+        if need[0]:
+            gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
+            grad_x = gx.transpose(3, 0, 1, 2)                  # (N, C, H, W) view
+        return grad_x, grad_w, grad_b
