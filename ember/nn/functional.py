@@ -38,6 +38,45 @@ def tanh(x: Tensor) -> Tensor:
     return _act.Tanh.apply(x)
 
 
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x Φ(x), Φ the standard normal CDF; approximate='tanh' uses
+    Φ(x) ≈ (1 + tanh(√(2/π)(x + 0.044715 x³)))/2 (torch.nn.functional.gelu); any shape.
+    Raises ValueError for another ``approximate``."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _act.GELU.apply(x, approximate=approximate)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x σ(x) (swish, torch.nn.functional.silu); any shape."""
+    return _act.SiLU.apply(x)
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(βx)) / β, reverting to x where βx > threshold (torch.nn.functional.softplus);
+    any shape."""
+    return _act.Softplus.apply(x, beta=beta, threshold=threshold)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Integer class labels (any shape (*)) -> int64 one-hot (*, num_classes), as
+    torch.nn.functional.one_hot; ``num_classes=-1`` means max label + 1. Not differentiable.
+    Raises RuntimeError for non-integer input, negative labels or labels >= num_classes."""
+    labels = tensor.numpy() if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if labels.dtype.kind not in "iu":
+        raise RuntimeError(f"one_hot is only applicable to index tensor of integer dtype, got {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise RuntimeError("one_hot: class values must be non-negative")
+    if num_classes == -1:
+        if not labels.size:
+            raise RuntimeError("one_hot: cannot infer the total number of classes from an empty tensor")
+        num_classes = int(labels.max()) + 1
+    if labels.size and labels.max() >= num_classes:
+        raise RuntimeError(f"one_hot: class values must be smaller than num_classes ({num_classes}), "
+                           f"got {int(labels.max())}")
+    return Tensor((labels[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
 def softmax(x: Tensor, dim: int) -> Tensor:
     """exp(x) / Σ_dim exp(x), max-subtracted for stability; same shape as x."""
     return _act.Softmax.apply(x, dim=dim)
