@@ -56,12 +56,13 @@ def mul(self, other):
 
 def div(self, other, *, rounding_mode=None):
     """self / other (true division, differentiable), or with ``rounding_mode`` 'trunc' / 'floor'
-    the rounded quotient (integer dtypes stay integer), outside the graph as its gradient is 0
-    almost everywhere. Raises ValueError for another rounding_mode."""
+    the rounded quotient (integer dtypes stay integer), outside the graph (torch's gradient there
+    is 0 everywhere). Raises RuntimeError for another rounding_mode, ZeroDivisionError for an
+    integer division by zero."""
     if rounding_mode is None:
         return self / other
     if rounding_mode not in ("trunc", "floor"):
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                          f"'{rounding_mode}'")
     a, b = _np(self), _np(other)
     ints = a.dtype.kind in "biu" and b.dtype.kind in "biu"
