@@ -95,7 +95,10 @@ METHODS = [
     ("le_scalar", lambda a: a.le(0.0), A), ("any", lambda a: (a > 1).any(), A), ("all_dim", lambda a: (a > -1).all(1), A),
     ("any_keepdim", lambda a: (a > 1).any(0, keepdim=True), A),
     ("div_floor_int", lambda a, b: a.div(b, rounding_mode="floor"), np.array([7, -7, 9]), np.array([2, 2, -4])),
-    ("abs_builtin", lambda a: abs(a), A),
+    ("abs_builtin", lambda a: abs(a), A), ("trace", lambda a: a.trace(), A), ("diag_vec", lambda a: a.diag(1), V),
+    ("diag_vec_neg", lambda a: a.diag(-2), V), ("diag_mat", lambda a: a.diag(-1), A), ("diag_mat_pos", lambda a: a.diag(2), A),
+    ("tril", lambda a: a.tril(), A), ("triu_k", lambda a: a.triu(1), A), ("tril_3d", lambda a: a.tril(-1), A.reshape(3, 2, 2)),
+    ("flip", lambda a: a.flip(0, 1), A), ("flip_neg", lambda a: a.flip(-1), A),
 ]
 
 
@@ -271,6 +274,8 @@ FUNCTIONS = [
     ("eq", lambda m, a, b: m.eq(a, b), TIES, TIES[::-1].copy()), ("ge", lambda m, a: m.ge(a, 0.0), A),
     ("concat", lambda m, a, b: m.concat([a, b], 1), A, B), ("argsort", lambda m, a: m.argsort(a), A),
     ("argmin", lambda m, a: m.argmin(a, 0), A), ("rsqrt", lambda m, a: m.rsqrt(a), P),
+    ("flip", lambda m, a: m.flip(a, (1,)), A), ("tril", lambda m, a: m.tril(a, -1), A), ("diag", lambda m, a: m.diag(a), V),
+    ("triu", lambda m, a: m.triu(a), A), ("trace", lambda m, a: m.trace(a), A),
 ]
 
 

@@ -71,6 +71,11 @@ _UNARY = {
     "softmax": "softmax(input, dim): exp(x) / Σ_dim exp(x); differentiable.",
     "log_softmax": "log_softmax(input, dim); differentiable.",
     "numel": "numel(input) -> int: the number of elements.",
+    "trace": "trace(input): Σ_i input[i, i] of a matrix; differentiable.",
+    "diag": "diag(input, diagonal=0): vector -> diagonal matrix, matrix -> its diagonal; differentiable.",
+    "tril": "tril(input, diagonal=0): lower triangle, zeros above; differentiable.",
+    "triu": "triu(input, diagonal=0): upper triangle, zeros below; differentiable.",
+    "flip": "flip(input, dims): reversed along dims; differentiable.",
 }
 globals().update({name: _method(name, doc) for name, doc in _UNARY.items()})
 

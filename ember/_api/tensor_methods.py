@@ -19,6 +19,8 @@ from ..nn.functional import cat
 from ..ops import elementwise as _ew, reduce as _red
 from ..tensor import MaxResult, Tensor, _sizes
 
+builtins_min, builtins_max = min, max
+
 
 def _np(x):
     """The array of a Tensor (read-only use) or of a number/array-like."""
@@ -404,6 +406,61 @@ def clip(self, min=None, max=None):
     return self.clamp(min, max)
 
 
+def _matrix(self, name):
+    if self.ndim != 2:
+        raise RuntimeError(f"{name}: expected a matrix (2-D tensor), but got a {self.ndim}-D tensor")
+
+
+def trace(self):
+    """Σ_i self[i, i] of a 2-D tensor (torch.Tensor.trace); differentiable. RuntimeError otherwise."""
+    _matrix(self, "trace")
+    i = np.arange(builtins_min(self.shape))
+    return self[i, i].sum()
+
+
+def diag(self, diagonal=0):
+    """A 1-D tensor -> the square matrix with it on the ``diagonal``-th diagonal; a 2-D tensor ->
+    its ``diagonal``-th diagonal (torch.diag). Differentiable."""
+    if self.ndim == 1:
+        n = self.shape[0] + abs(diagonal)
+        rows = np.arange(self.shape[0]) + builtins_max(-diagonal, 0)
+        cols = np.arange(self.shape[0]) + builtins_max(diagonal, 0)
+        onto = np.zeros((n, n), dtype=np.int64)          # where each entry of self lands, +1
+        onto[rows, cols] = np.arange(1, self.shape[0] + 1)
+        from .functions import where
+        return where(Tensor(onto > 0), self[np.maximum(onto - 1, 0)], 0)
+    _matrix(self, "diag")
+    rows = np.arange(builtins_max(-diagonal, 0), self.shape[0])
+    cols = rows + diagonal
+    keep = (cols >= 0) & (cols < self.shape[1])
+    return self[rows[keep], cols[keep]]
+
+
+def _triangle(self, diagonal, lower):
+    if self.ndim < 2:
+        raise RuntimeError(f"{'tril' if lower else 'triu'}: input tensor must have at least 2 dimensions")
+    n, m = self.shape[-2:]
+    mask = (np.tri(n, m, diagonal, dtype=bool) if lower else ~np.tri(n, m, diagonal - 1, dtype=bool))
+    from .functions import where
+    return where(Tensor(mask), self, 0)
+
+
+def tril(self, diagonal=0):
+    """The lower triangle (j <= i + diagonal) of the last two dims, zeros above (torch.tril); differentiable."""
+    return _triangle(self, diagonal, True)
+
+
+def triu(self, diagonal=0):
+    """The upper triangle (j >= i + diagonal) of the last two dims, zeros below (torch.triu); differentiable."""
+    return _triangle(self, diagonal, False)
+
+
+def flip(self, *dims):
+    """self reversed along each of ``dims`` (torch.flip); differentiable."""
+    dims = {_dim(self, d) for d in _sizes(dims)}
+    return self[tuple(slice(None, None, -1) if i in dims else slice(None) for i in range(self.ndim))]
+
+
 # ---- new_* : a new tensor with self's dtype ---------------------------------------------------------
 def _new(fill):
     def method(self, *size, dtype=None, device=None, requires_grad=False):
@@ -441,7 +498,7 @@ METHODS = ["pow", "add", "sub", "mul", "div", "neg", "square", "sin", "cos", "rs
            "gt", "lt", "ge", "le", "any", "all", "view_as", "reshape_as", "contiguous", "expand", "expand_as",
            "repeat", "chunk", "split", "var", "std", "norm", "prod", "cumsum", "argmin", "sort",
            "argsort", "topk", "gather", "index_select", "masked_fill", "clip", "new_zeros", "new_ones", "new_full",
-           "new_tensor", "__abs__"]
+           "new_tensor", "__abs__", "trace", "diag", "tril", "triu", "flip"]
 
 
 def install() -> None:
