@@ -21,5 +21,7 @@ from ._api.functions import (abs, add, all, allclose, any, argmax, argmin, argso
                              logsumexp, lt, masked_select, matmul, max, maximum, mean, min, minimum, mm, mul, ne,
                              neg, norm, numel, outer, permute, pow, prod, relu, reshape, rsqrt, sigmoid, sin,
                              softmax, sort, split, sqrt, square, squeeze, std, sub, sum, t, tanh, topk, transpose,
-                             unsqueeze, var, where, trace, diag, tril, triu, flip)
+                             unsqueeze, var, where, trace, diag, tril, triu, flip, tan, floor, ceil, sign, round,
+                             lerp, roll, repeat_interleave, nonzero, unique, as_tensor, broadcast_tensors, meshgrid,
+                             hstack, vstack, bincount)
 from .serialization import load, save  # noqa: E402

@@ -99,6 +99,14 @@ METHODS = [
     ("diag_vec_neg", lambda a: a.diag(-2), V), ("diag_mat", lambda a: a.diag(-1), A), ("diag_mat_pos", lambda a: a.diag(2), A),
     ("tril", lambda a: a.tril(), A), ("triu_k", lambda a: a.triu(1), A), ("tril_3d", lambda a: a.tril(-1), A.reshape(3, 2, 2)),
     ("flip", lambda a: a.flip(0, 1), A), ("flip_neg", lambda a: a.flip(-1), A),
+    ("tan", lambda a: a.tan(), A), ("floor", lambda a: a.floor(), A * 3), ("ceil", lambda a: a.ceil(), A * 3),
+    ("sign", lambda a: a.sign(), A), ("round", lambda a: a.round(), np.array([0.5, 1.5, -2.5, 2.4, -0.6])),
+    ("round_decimals", lambda a: a.round(decimals=2), A), ("floor_int", lambda a: a.floor(), np.array([3, -2])),
+    ("lerp", lambda a, b: a.lerp(b, 0.3), A, B), ("lerp_tensor_weight", lambda a, b, w: a.lerp(b, w), A, B, P),
+    ("roll", lambda a: a.roll(1, 1), A), ("roll_flat", lambda a: a.roll(-5), A), ("roll_two", lambda a: a.roll((1, -2), (0, 1)), A),
+    ("repeat_interleave", lambda a: a.repeat_interleave(2, dim=1), A), ("repeat_interleave_flat", lambda a: a.repeat_interleave(3), A),
+    ("nonzero", lambda a: a.nonzero(), Z), ("unique", lambda a: a.unique(return_inverse=True, return_counts=True),
+                                            np.array([[3, 1], [3, 2]])),
 ]
 
 
@@ -276,6 +284,16 @@ FUNCTIONS = [
     ("argmin", lambda m, a: m.argmin(a, 0), A), ("rsqrt", lambda m, a: m.rsqrt(a), P),
     ("flip", lambda m, a: m.flip(a, (1,)), A), ("tril", lambda m, a: m.tril(a, -1), A), ("diag", lambda m, a: m.diag(a), V),
     ("triu", lambda m, a: m.triu(a), A), ("trace", lambda m, a: m.trace(a), A),
+    ("as_tensor", lambda m, a: m.as_tensor(a) * 2, A), ("as_tensor_list", lambda m: m.as_tensor([1, 2.5]) * 1),
+    ("broadcast_tensors", lambda m, a, b: m.broadcast_tensors(a, b), V, A[:, :1].copy()),
+    ("meshgrid_ij", lambda m, a, b: m.meshgrid(a, b, indexing="ij"), V, A[0, :3].copy()),
+    ("meshgrid_xy", lambda m, a, b: m.meshgrid(a, b, indexing="xy"), V, A[0, :3].copy()),
+    ("hstack", lambda m, a, b: m.hstack([a, b]), A, B), ("hstack_1d", lambda m, a: m.hstack([a, a]), V),
+    ("vstack", lambda m, a, b: m.vstack([a, b]), V, V), ("bincount", lambda m, a: m.bincount(a, minlength=6), np.array([0, 2, 2, 4])),
+    ("floor", lambda m, a: m.floor(a), A), ("round", lambda m, a: m.round(a, decimals=1), A), ("tan", lambda m, a: m.tan(a), A),
+    ("lerp", lambda m, a, b: m.lerp(a, b, 0.75), A, B), ("roll", lambda m, a: m.roll(a, 2, 0), A),
+    ("nonzero_tuple", lambda m, a: m.nonzero(a, as_tuple=True), Z), ("unique", lambda m, a: m.unique(a), np.array([2, 1, 2])),
+    ("repeat_interleave", lambda m, a: m.repeat_interleave(a, m.tensor([1, 0, 2]), dim=0), A),
 ]
 
 

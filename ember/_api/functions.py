@@ -76,6 +76,13 @@ _UNARY = {
     "tril": "tril(input, diagonal=0): lower triangle, zeros above; differentiable.",
     "triu": "triu(input, diagonal=0): upper triangle, zeros below; differentiable.",
     "flip": "flip(input, dims): reversed along dims; differentiable.",
+    "tan": "tan(x) elementwise; differentiable.", "floor": "floor(x); gradient 0.", "ceil": "ceil(x); gradient 0.",
+    "sign": "sign(x); gradient 0.", "round": "round(input, decimals=0), half to even; gradient 0.",
+    "lerp": "lerp(input, end, weight): input + weight·(end − input); differentiable.",
+    "roll": "roll(input, shifts, dims=None): cyclic shift; differentiable.",
+    "repeat_interleave": "repeat_interleave(input, repeats, dim=None); differentiable.",
+    "nonzero": "nonzero(input, *, as_tuple=False) -> int64 indices of the non-zero entries.",
+    "unique": "unique(input, sorted=True, return_inverse=False, return_counts=False) -> distinct values.",
 }
 globals().update({name: _method(name, doc) for name, doc in _UNARY.items()})
 
@@ -271,10 +278,72 @@ def masked_select(input, mask):
     return input[mask]
 
 
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` as a tensor, sharing memory with an ndarray (or returning a Tensor itself) when no
+    dtype conversion is needed (torch.as_tensor); lists copy, with torch.tensor's dtype rules."""
+    from ._common import check_device
+    from ..tensor import tensor
+    check_device(device)
+    if isinstance(data, Tensor):
+        return data if dtype is None or np.dtype(dtype) == data.dtype else data.astype(dtype)
+    if isinstance(data, np.ndarray):
+        return Tensor(data if dtype is None else data.astype(dtype, copy=False))
+    return tensor(data, dtype=dtype)
+
+
+def broadcast_tensors(*tensors):
+    """The tensors expanded to their common broadcast shape (torch.broadcast_tensors); differentiable.
+    Raises RuntimeError when the shapes do not broadcast."""
+    try:
+        shape = np.broadcast_shapes(*(t.shape for t in tensors))
+    except ValueError:
+        raise RuntimeError(f"shapes {[tuple(t.shape) for t in tensors]} cannot be broadcast together") from None
+    return tuple(_tm.expand(t, *shape) for t in tensors)
+
+
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids from 1-D tensors (torch.meshgrid): with indexing 'ij' output k varies
+    along dim k; with 'xy' the first two dims are swapped. Differentiable."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    sizes = [t.numel() for t in tensors]
+    axes = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) >= 2:
+        axes[0], axes[1] = 1, 0
+    shape = [sizes[axes.index(i)] for i in range(len(tensors))]
+    return tuple(_tm.expand(t.reshape(*[-1 if i == a else 1 for i in range(len(tensors))]), *shape)
+                 for t, a in zip(tensors, axes))
+
+
+def hstack(tensors):
+    """Concatenate along dim 1 (dim 0 for 1-D tensors), as torch.hstack; differentiable."""
+    return F.cat(list(tensors), 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    """Concatenate along dim 0 after making 1-D tensors rows (1, n), as torch.vstack; differentiable."""
+    return F.cat([t.reshape(1, -1) if t.ndim == 1 else t for t in tensors], 0)
+
+
+def bincount(input, weights=None, minlength=0):
+    """Occurrences of each value 0..max in a 1-D non-negative int tensor (torch.bincount): int64,
+    or summed ``weights`` (float64 as torch). Not differentiable. Raises RuntimeError for other input."""
+    a = as_tensor_arg(input, "bincount").numpy()
+    if a.ndim != 1 or a.dtype.kind not in "iu" or (a.size and a.min() < 0):
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    w = None if weights is None else weights.numpy()
+    counts = np.bincount(a, w, minlength)
+    return Tensor(counts.astype(np.int64 if w is None else np.float64 if w.dtype.kind != "f" or
+                                w.dtype == np.float64 else w.dtype))
+
+
 def concat(tensors, dim=0):
     """Alias of cat (torch.concat)."""
     return F.cat(tensors, dim)
 
 
 __all__ = [*_UNARY, "max", "min", "maximum", "minimum", "where", "einsum", "allclose", "isclose", "equal", "isnan",
-           "isinf", "isfinite", "is_tensor", "dot", "outer", "logsumexp", "masked_select", "concat"]
+           "isinf", "isfinite", "is_tensor", "dot", "outer", "logsumexp", "masked_select", "concat", "as_tensor",
+           "broadcast_tensors", "meshgrid", "hstack", "vstack", "bincount"]

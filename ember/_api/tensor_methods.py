@@ -461,6 +461,96 @@ def flip(self, *dims):
     return self[tuple(slice(None, None, -1) if i in dims else slice(None) for i in range(self.ndim))]
 
 
+def tan(self):
+    """tan(self) = sin/cos elementwise; differentiable (grad 1/cos²)."""
+    return self.sin() / self.cos()
+
+
+def _stepwise(fn, doc):
+    """A piecewise-constant function (round, floor, ...): its values, and, as torch, a gradient
+    of 0 (the output stays in the graph through a Where that never picks self)."""
+    def method(self):
+        values = Tensor(np.asarray(fn(_np(self))).astype(self.dtype, copy=False))
+        if not self.requires_grad:
+            return values
+        from .functions import where
+        return where(Tensor(np.zeros(self.shape, bool)), self, values)
+    method.__doc__ = doc
+    return method
+
+
+floor = _stepwise(np.floor, "⌊self⌋ elementwise (torch.Tensor.floor); gradient 0, as torch.")
+ceil = _stepwise(np.ceil, "⌈self⌉ elementwise (torch.Tensor.ceil); gradient 0, as torch.")
+sign = _stepwise(np.sign, "−1, 0 or 1 by the sign of each entry (torch.Tensor.sign); gradient 0.")
+_round = _stepwise(np.round, "")
+
+
+def round(self, decimals=0):
+    """self rounded half to even (to ``decimals`` places) elementwise (torch.Tensor.round);
+    gradient 0, as torch."""
+    if decimals == 0:
+        return _round(self)
+    scale = 10.0 ** decimals
+    return _round(self * scale) / scale
+
+
+def lerp(self, end, weight):
+    """self + weight · (end − self) (torch.Tensor.lerp; weight a number or a tensor); differentiable."""
+    return self + weight * (end - self)
+
+
+def roll(self, shifts, dims=None):
+    """Entries shifted cyclically by ``shifts`` along ``dims`` (the flattened tensor when dims is
+    None), as torch.roll; differentiable (a gather)."""
+    if dims is None:
+        return roll(self.reshape(-1), shifts, 0).reshape(*self.shape)
+    shifts = (shifts,) if isinstance(shifts, numbers.Integral) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    out = self
+    for shift, d in zip(shifts, dims):
+        d = _dim(self, d)
+        n = self.shape[d]
+        out = out[(slice(None),) * d + ((np.arange(n) - shift) % builtins_max(n, 1),)]
+    return out
+
+
+def repeat_interleave(self, repeats, dim=None):
+    """Each entry repeated ``repeats`` times (an int or one count per entry) along ``dim`` (the
+    flattened tensor when None), as torch.repeat_interleave; differentiable (a gather)."""
+    x, d = (self.reshape(-1), 0) if dim is None else (self, _dim(self, dim))
+    counts = _np(repeats)
+    if (counts < 0).any():
+        raise RuntimeError("repeats can not be negative")
+    index = np.repeat(np.arange(x.shape[d]), counts)
+    return x[(slice(None),) * d + (index,)]
+
+
+def nonzero(self, *, as_tuple=False):
+    """The int64 indices of the non-zero entries: (n, ndim), or with ``as_tuple`` one 1-D tensor
+    per dim (torch.nonzero)."""
+    a = _np(self)
+    if as_tuple:
+        return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(np.atleast_1d(a)))
+    return Tensor(np.argwhere(a).astype(np.int64))
+
+
+def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values in ascending order (torch.unique), optionally with the inverse indices
+    (shaped like self) and the counts (int64). Not differentiable; ``dim`` is not supported
+    (NotImplementedError)."""
+    if dim is not None:
+        raise NotImplementedError("unique(dim=...) is not supported by ember; use dim=None")
+    values, inverse, counts = np.unique(_np(self), return_inverse=True, return_counts=True)
+    out = [Tensor(values)]
+    if return_inverse:
+        out.append(Tensor(inverse.reshape(self.shape).astype(np.int64)))
+    if return_counts:
+        out.append(Tensor(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 # ---- new_* : a new tensor with self's dtype ---------------------------------------------------------
 def _new(fill):
     def method(self, *size, dtype=None, device=None, requires_grad=False):
@@ -498,7 +588,8 @@ METHODS = ["pow", "add", "sub", "mul", "div", "neg", "square", "sin", "cos", "rs
            "gt", "lt", "ge", "le", "any", "all", "view_as", "reshape_as", "contiguous", "expand", "expand_as",
            "repeat", "chunk", "split", "var", "std", "norm", "prod", "cumsum", "argmin", "sort",
            "argsort", "topk", "gather", "index_select", "masked_fill", "clip", "new_zeros", "new_ones", "new_full",
-           "new_tensor", "__abs__", "trace", "diag", "tril", "triu", "flip"]
+           "new_tensor", "__abs__", "trace", "diag", "tril", "triu", "flip",
+           "tan", "floor", "ceil", "sign", "round", "lerp", "roll", "repeat_interleave", "nonzero", "unique"]
 
 
 def install() -> None:
