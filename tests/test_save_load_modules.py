@@ -236,3 +236,60 @@ def test_gelu_rejects_unknown_approximation():
         nn.GELU(approximate="fast")
     with pytest.raises(ValueError, match="approximate"):
         F.gelu(ember.ones(2), approximate="erf")
+
+
+@pytest.mark.parametrize("name,ours,theirs", [
+    ("hardtanh", lambda x: F.hardtanh(x, -0.5, 0.8), lambda x: torch.nn.functional.hardtanh(x, -0.5, 0.8)),
+    ("relu6", lambda x: F.relu6(x * 4), lambda x: torch.nn.functional.relu6(x * 4)),
+    ("elu", lambda x: F.elu(x * 30, 0.7), lambda x: torch.nn.functional.elu(x * 30, 0.7)),
+    ("logsigmoid", lambda x: F.logsigmoid(x * 10), lambda x: torch.nn.functional.logsigmoid(x * 10)),
+    ("softmin", lambda x: F.softmin(x, 1), lambda x: torch.nn.functional.softmin(x, 1)),
+    ("normalize", lambda x: F.normalize(x), lambda x: torch.nn.functional.normalize(x)),
+    ("normalize_p1_dim0", lambda x: F.normalize(x, 1.0, 0), lambda x: torch.nn.functional.normalize(x, 1.0, 0)),
+    ("cosine_similarity", lambda x: F.cosine_similarity(x, x.flip(0)), lambda x: torch.nn.functional.cosine_similarity(
+        x, x.flip(0))),
+    ("mish", lambda x: nn.Mish()(x), lambda x: torch.nn.Mish()(x)),
+    ("elu_module", lambda x: nn.ELU()(x), lambda x: torch.nn.ELU()(x)),
+    ("unflatten", lambda x: nn.Unflatten(1, (2, 3))(x), lambda x: torch.nn.Unflatten(1, (2, 3))(x)),
+])
+def test_more_functional_parity(name, ours, theirs):
+    x = np.random.default_rng(5).standard_normal((4, 6))
+    g = np.random.default_rng(6).standard_normal(theirs(torch.tensor(x)).shape)
+    ex, tx = ember.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ey, ty = ours(ex), theirs(tx)
+    np.testing.assert_allclose(ey.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (ey * ember.tensor(g)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_embedding_matches_torch_with_padding_idx():
+    w = np.random.default_rng(7).standard_normal((5, 3))
+    idx = np.array([[0, 1, 4], [1, 1, 2]])
+    ew, tw = ember.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ey = F.embedding(ember.tensor(idx), ew, padding_idx=1)
+    ty = torch.nn.functional.embedding(torch.tensor(idx), tw, padding_idx=1)
+    np.testing.assert_array_equal(ey.numpy(), ty.detach().numpy())
+    g = np.random.default_rng(8).standard_normal(ty.shape)
+    (ey * ember.tensor(g)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+    layer = nn.Embedding(10, 4, padding_idx=2)
+    assert layer.weight.shape == (10, 4) and not layer.weight.numpy()[2].any()
+    assert layer(ember.tensor([[2, 3]])).shape == (1, 2, 4) and repr(layer) == repr(torch.nn.Embedding(10, 4, 2))
+    with pytest.raises(IndexError):
+        layer(ember.tensor([10]))
+
+
+def test_register_parameter_and_get_submodule_as_torch():
+    for lib in (ember, torch):
+        m = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.Sequential(lib.nn.ReLU()))
+        m.register_parameter("scale", lib.nn.Parameter(lib.ones(2)))
+        assert [n for n, _ in m.named_parameters()][0] == "scale"
+        assert type(m.get_submodule("1.0")).__name__ == "ReLU" and m.get_submodule("") is m
+        with pytest.raises(AttributeError):
+            m.get_submodule("1.5")
+        with pytest.raises(TypeError):
+            m.register_parameter("w", lib.ones(2))
+        with pytest.raises(KeyError):
+            m.register_parameter("a.b", None)

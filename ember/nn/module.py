@@ -116,6 +116,30 @@ class Module:
 
     register_module = add_module
 
+    def register_parameter(self, name: str, param) -> None:
+        """Register ``param`` (a Parameter or None) as ``self.<name>`` (torch.nn.Module.register_parameter).
+
+        Raises: TypeError for another kind of value or a non-string name; KeyError for an empty
+            name, one with ".", or one already used by another attribute.
+        """
+        self._check_new_name("parameter", name, "_parameters")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                            "(ember.nn.Parameter or None required)")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    def get_submodule(self, target: str) -> "Module":
+        """The submodule at the dotted path ``target`` ("" is self), as torch.nn.Module.get_submodule.
+        Raises AttributeError naming the missing part."""
+        module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{part}`")
+            module = child
+        return module
+
     def apply(self, fn) -> "Module":
         """Call ``fn(m)`` on every submodule, children first, then on self; return self
         (torch.nn.Module.apply, the usual way to initialise weights: ``model.apply(init_fn)``)."""
