@@ -12,3 +12,16 @@ from .kernels import get_num_threads, set_num_threads, threads  # noqa: F401  (e
 from . import nn, optim  # noqa: E402  (nn needs Tensor)
 from .nn.functional import cat, stack
 from .nn.summary import summary  # noqa: E402
+from . import _api  # noqa: E402  (attaches PyTorch's Tensor methods; below: its functions)
+from ._api.creation import (empty, empty_like, eye, full, full_like, linspace, logspace, ones_like,  # noqa: E402
+                            rand_like, randint, randn_like, randperm, zeros_like)
+from ._api.functions import (abs, add, all, allclose, any, argmax, argmin, argsort, bmm, chunk, clamp,  # noqa: E402
+                             clip, concat, cos, cumsum, div, dot, einsum, eq, equal, exp, flatten, gather, ge,
+                             gt, index_select, is_tensor, isclose, isfinite, isinf, isnan, le, log, log_softmax,
+                             logsumexp, lt, masked_select, matmul, max, maximum, mean, min, minimum, mm, mul, ne,
+                             neg, norm, numel, outer, permute, pow, prod, relu, reshape, rsqrt, sigmoid, sin,
+                             softmax, sort, split, sqrt, square, squeeze, std, sub, sum, t, tanh, topk, transpose,
+                             unsqueeze, var, where, trace, diag, tril, triu, flip, tan, floor, ceil, sign, round,
+                             lerp, roll, repeat_interleave, nonzero, unique, as_tensor, broadcast_tensors, meshgrid,
+                             hstack, vstack, bincount)
+from .serialization import load, save  # noqa: E402

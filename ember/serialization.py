@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import OrderedDict
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
@@ -110,6 +111,11 @@ def load_state_dict(path, verify: bool = True) -> dict:
         raise CheckpointError(f"{path}: no such checkpoint file")
     with open(path, "rb") as f:
         raw = f.read()
+    return _parse(raw, path, verify)[0]
+
+
+def _parse(raw: bytes, path: str, verify: bool = True) -> tuple[dict, dict]:
+    """(name -> ndarray, header metadata) of safetensors bytes, with load_state_dict's checks."""
     size = len(raw)
     if size < 8:
         raise CheckpointError(f"{path}: truncated checkpoint ({size} bytes; not a safetensors file)")
@@ -140,7 +146,127 @@ def load_state_dict(path, verify: bool = True) -> dict:
         if got != want:
             raise CheckpointError(f"{path}: checksum mismatch: the tensors' SHA-256 is {got[:16]}..., the "
                                   f"file records {want[:16]}...; the file was altered or corrupted")
-    return state
+    return state, meta
+
+
+# ---- ember.save / ember.load: torch.save's API without pickle ---------------------------------------
+# The object tree goes into the header metadata as JSON (key "ember_object"); each tensor or array in
+# it is a safetensors entry "t0", "t1", ... referred to by a tagged JSON node. Tags keep every Python
+# type that JSON would blur: tuples, non-string dict keys, OrderedDict, NumPy scalars.
+_OBJECT_KEY = "ember_object"
+
+
+def _encode(obj, arrays: dict, memo: dict, where: str):
+    """The JSON node for ``obj``; tensors/arrays are added to ``arrays`` (one entry per object)."""
+    from .tensor import Tensor
+    if obj is None or isinstance(obj, (bool, str)) or type(obj) in (int, float):
+        return obj
+    if isinstance(obj, (Tensor, np.ndarray)):
+        if id(obj) not in memo:                            # the same object saved twice is stored once
+            memo[id(obj)] = (f"t{len(arrays)}", obj)
+            arrays[memo[id(obj)][0]] = obj.numpy() if isinstance(obj, Tensor) else obj
+        key = memo[id(obj)][0]
+        if isinstance(obj, np.ndarray):
+            return {"__ndarray__": key}
+        return {"__tensor__": key, "requires_grad": bool(obj.requires_grad)}
+    if isinstance(obj, np.generic):
+        arrays[f"t{len(arrays)}"] = np.asarray(obj)
+        return {"__numpy_scalar__": f"t{len(arrays) - 1}"}
+    if isinstance(obj, (int, float)):                       # bool/int/float subclasses: plain values
+        return int(obj) if isinstance(obj, int) else float(obj)
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays, memo, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays, memo, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        tag = "__odict__" if isinstance(obj, OrderedDict) else "__dict__"
+        return {tag: [[_encode(k, arrays, memo, f"{where} key"), _encode(v, arrays, memo, f"{where}[{k!r}]")]
+                      for k, v in obj.items()]}
+    from .nn.module import Module
+    if isinstance(obj, Module):
+        raise TypeError(f"ember.save: {where or 'the object'} is a whole Module ({type(obj).__name__}); ember saves "
+                        "no pickled code: save its state_dict() instead, ember.save(model.state_dict(), f), "
+                        "and load it with model.load_state_dict(ember.load(f))")
+    raise TypeError(f"ember.save: cannot save {where or 'the object'} of type {type(obj).__name__}: only tensors, "
+                    "NumPy arrays, numbers, strings, None and dicts/lists/tuples of them are saved")
+
+
+def _decode(node, arrays: dict, made: dict):
+    from .tensor import Tensor
+    if isinstance(node, list):
+        return [_decode(v, arrays, made) for v in node]
+    if not isinstance(node, dict):
+        return node
+    (tag, value), = list(node.items())[:1]
+    if tag == "__tensor__":
+        if value not in made:
+            made[value] = Tensor(arrays[value], requires_grad=node.get("requires_grad", False))
+        return made[value]
+    if tag == "__ndarray__":
+        return made.setdefault(value, arrays[value])
+    if tag == "__numpy_scalar__":
+        return arrays[value][()]
+    if tag == "__tuple__":
+        return tuple(_decode(v, arrays, made) for v in value)
+    pairs = ((_decode(k, arrays, made), _decode(v, arrays, made)) for k, v in value)
+    return OrderedDict(pairs) if tag == "__odict__" else dict(pairs)
+
+
+def save(obj, f) -> None:
+    """Save ``obj`` to ``f`` (a path or a binary file object) as ONE safetensors file, without
+    pickle (torch.save's ``(obj, f)`` signature): tensors and NumPy arrays become safetensors
+    entries, everything else (nested dicts, lists, tuples, numbers, strings, None) JSON in the
+    header metadata. Model and optimizer state_dicts and checkpoint dicts such as
+    ``{"epoch": 3, "model": model.state_dict(), "optimizer": opt.state_dict()}`` round-trip
+    exactly through ``ember.load`` (types, dtypes, shapes, key order, shared tensors). A path is
+    written atomically.
+
+    Raises:
+        TypeError: for a whole Module (pointing to ``state_dict()``) or any other object
+            (a lambda, a class instance), naming where in ``obj`` it is.
+    """
+    from . import __version__
+    arrays: dict = {}
+    tree = json.dumps(_encode(obj, arrays, {}, ""), allow_nan=True)
+    arrays = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in arrays.items()}
+    meta = {_OBJECT_KEY: tree, "ember_format": str(FORMAT_VERSION), "ember_version": __version__,
+            "tensors_sha256": tensors_sha256(arrays)}
+    data = _st_save(arrays, metadata=meta)
+    if hasattr(f, "write"):
+        f.write(data)
+    else:
+        atomic_write_bytes(f, data)
+
+
+def load(f, map_location=None, weights_only=True, mmap=None, **kwargs):
+    """Load what ``ember.save`` wrote (torch.load's signature). Nothing is unpickled, so
+    ``weights_only`` (True or False) changes nothing; ``map_location`` may be None, "cpu", a
+    device, a dict or a callable (ember runs on the CPU: everything loads there). A safetensors
+    file written by something else loads as a dict name -> Tensor.
+
+    Raises:
+        CheckpointError: a missing, truncated, corrupt or altered file (naming it).
+        RuntimeError: a ``map_location`` naming a device other than the CPU.
+        TypeError: unknown keyword arguments (pickle_module, ...).
+    """
+    from ._api._common import check_device
+    from .tensor import Tensor
+    if kwargs:
+        raise TypeError(f"ember.load() got unexpected keyword arguments {sorted(kwargs)} (no pickle is used)")
+    if isinstance(map_location, str) or hasattr(map_location, "type"):
+        check_device(map_location)
+    if hasattr(f, "read"):
+        raw, name = f.read(), getattr(f, "name", "<file object>")
+    else:
+        name = os.fspath(f)
+        if not os.path.isfile(name):
+            raise CheckpointError(f"{name}: no such file")
+        with open(name, "rb") as fh:
+            raw = fh.read()
+    arrays, meta = _parse(raw, str(name))
+    if _OBJECT_KEY not in meta:
+        return {k: Tensor(v) for k, v in arrays.items()}
+    return _decode(json.loads(meta[_OBJECT_KEY]), arrays, {})
 
 
 def read_json(path) -> dict:

@@ -113,6 +113,19 @@ DIFFERENCES = [
     "(torchvision's `ToTensor()` output) rather than PIL images; transforms work on NumPy arrays.",
     "**NAdam.** `mu_product` is kept as a float32 scalar, as PyTorch does at its default dtype, "
     "so trajectories agree to rounding; optimizer `step` counts are ints, not tensors.",
+    "**`ember.save` / `ember.load`.** One safetensors file, never pickle: tensors and NumPy arrays "
+    "are safetensors entries, the rest of the object (dicts, lists, tuples, numbers, strings, None) "
+    "JSON in the header. Files are not interchangeable with `torch.save`'s; saving a whole `Module` "
+    "raises TypeError pointing to `state_dict()`; `weights_only` changes nothing.",
+    "**`empty`, `empty_like`.** Filled with zeros (PyTorch leaves the memory uninitialised).",
+    "**`div(..., rounding_mode=)`.** The rounded quotient is outside the graph (PyTorch's gradient "
+    "there is zero everywhere).",
+    "**`einsum`.** A repeated index within one operand (a diagonal, `'ii->i'`) raises "
+    "NotImplementedError.",
+    "**`norm(p=inf, dim=...)`.** With `dim`, ties send the gradient to the first maximum (PyTorch "
+    "shares it); without `dim` it is shared, as PyTorch.",
+    "**`state_dict()` order.** All parameters, then all buffers; PyTorch interleaves them module "
+    "by module. Keys and values are the same.",
     "**`nn.init.trunc_normal_` / `orthogonal_`.** Same algorithms and distributions as PyTorch, "
     "drawn from ember's stream; `trunc_normal_` raises ValueError for `std <= 0` or `a > b`.",
 ]

@@ -113,6 +113,11 @@ row("pow_tensor", lambda a, b: a ** b, lambda a, b: a ** b, P(3, 4), N(3, 4))
 row("pow_tensor_broadcast", lambda a, b: a ** b, lambda a, b: a ** b, P(2, 3), N(3))
 row("pow_tensor_0d_exponent", lambda a, b: a ** b, lambda a, b: a ** b, P(4), N())
 row("rpow_scalar_base", lambda b: 2.0 ** b, lambda b: 2.0 ** b, N(3, 2))
+COND = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, True]])
+row("where", lambda a, b: ember.where(Tensor(COND), a, b), lambda a, b: torch.where(torch.from_numpy(COND), a, b),
+    N(3, 4), N(3, 4))
+row("where_broadcast", lambda a, b: ember.where(Tensor(COND), a, b),
+    lambda a, b: torch.where(torch.from_numpy(COND), a, b), N(4), N(3, 1))
 
 # ---- elementwise (unary) -----------------------------------------------------------------
 row("exp", lambda a: a.exp(), lambda a: a.exp(), N(3, 4))
@@ -137,6 +142,19 @@ row("leaky_relu_default", lambda a: F.leaky_relu(a), lambda a: TF.leaky_relu(a),
 row("sigmoid", lambda a: F.sigmoid(a), lambda a: torch.sigmoid(a), lambda r: 4 * r.standard_normal((3, 5)))
 row("sigmoid_0d", lambda a: F.sigmoid(a), lambda a: torch.sigmoid(a), N())
 row("tanh", lambda a: F.tanh(a), lambda a: torch.tanh(a), T(3, 5))
+row("sin", lambda a: a.sin(), lambda a: a.sin(), lambda r: 3 * r.standard_normal((3, 4)))
+row("cos_transposed", lambda a: a.cos(), lambda a: a.cos(), T(4, 3))
+row("cos_0d", lambda a: a.cos(), lambda a: a.cos(), N())
+row("gelu", lambda a: F.gelu(a), lambda a: TF.gelu(a), lambda r: 3 * r.standard_normal((3, 5)))
+row("gelu_tanh", lambda a: F.gelu(a, approximate="tanh"), lambda a: TF.gelu(a, approximate="tanh"),
+    lambda r: 3 * r.standard_normal((4, 3)))
+row("gelu_0d", lambda a: F.gelu(a), lambda a: TF.gelu(a), N())
+row("silu", lambda a: F.silu(a), lambda a: TF.silu(a), lambda r: 4 * r.standard_normal((3, 5)))
+row("silu_transposed", lambda a: F.silu(a), lambda a: TF.silu(a), T(2, 3))
+row("softplus", lambda a: F.softplus(a), lambda a: TF.softplus(a), lambda r: 4 * r.standard_normal((3, 5)))
+row("softplus_beta_threshold", lambda a: F.softplus(a, beta=2.0, threshold=3.0),
+    lambda a: TF.softplus(a, beta=2.0, threshold=3.0),
+    lambda r: (lambda x: np.where(np.abs(x - 1.5) < 0.05, 0.5, x))(2 * r.standard_normal((4, 5))))
 
 # ---- matmul / linear ---------------------------------------------------------------------
 mm = (lambda a, b: a @ b)
@@ -171,6 +189,9 @@ row("max_dim1", lambda a: a.max(1)[0], lambda a: a.max(1)[0], N(3, 4))
 row("max_dim0_keepdim", lambda a: a.max(0, keepdim=True)[0], lambda a: a.max(0, keepdim=True)[0], T(3, 4))
 row("max_dim_neg1_3d", lambda a: a.max(-1).values, lambda a: a.max(-1).values, N(2, 3, 4))
 row("min_dim1", lambda a: a.min(1)[0], lambda a: a.min(1)[0], N(3, 4))
+row("cumsum_dim1", lambda a: a.cumsum(1), lambda a: a.cumsum(1), N(3, 4))
+row("cumsum_dim0_transposed", lambda a: a.cumsum(dim=0), lambda a: a.cumsum(dim=0), T(4, 3))
+row("cumsum_neg_dim_3d", lambda a: a.cumsum(-1), lambda a: a.cumsum(-1), N(2, 3, 5))
 
 # ---- movement ----------------------------------------------------------------------------
 row("reshape", lambda a: a.reshape(4, 3), lambda a: a.reshape(4, 3), N(2, 6))

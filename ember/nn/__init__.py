@@ -1,8 +1,8 @@
 """``ember.nn``: modules, layers, losses, ``functional`` and ``init``, with PyTorch's names."""
 from . import functional, init
 from ._validation import ShapeError
-from .layers import (AvgPool2d, Flatten, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU,
-                     Sigmoid, Softmax, Tanh)
+from .layers import (ELU, GELU, AvgPool2d, Embedding, Flatten, Hardtanh, LeakyReLU, Linear, LogSoftmax, MaxPool2d,
+                     Mish, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus, Tanh, Unflatten)
 from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, HuberLoss, L1Loss,
                      LogisticLoss, MSELoss, MultiMarginLoss, NLLLoss, SmoothL1Loss)
 from . import utils

@@ -38,6 +38,103 @@ def tanh(x: Tensor) -> Tensor:
     return _act.Tanh.apply(x)
 
 
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x Φ(x), Φ the standard normal CDF; approximate='tanh' uses
+    Φ(x) ≈ (1 + tanh(√(2/π)(x + 0.044715 x³)))/2 (torch.nn.functional.gelu); any shape.
+    Raises ValueError for another ``approximate``."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _act.GELU.apply(x, approximate=approximate)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x σ(x) (swish, torch.nn.functional.silu); any shape."""
+    return _act.SiLU.apply(x)
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(βx)) / β, reverting to x where βx > threshold (torch.nn.functional.softplus);
+    any shape."""
+    return _act.Softplus.apply(x, beta=beta, threshold=threshold)
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clipped to [min_val, max_val] (torch.nn.functional.hardtanh); any shape."""
+    return x.clamp(min_val, max_val)
+
+
+def relu6(x: Tensor) -> Tensor:
+    """min(max(x, 0), 6) (torch.nn.functional.relu6); any shape."""
+    return x.clamp(0.0, 6.0)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x if x > 0 else alpha (e^x − 1) (torch.nn.functional.elu; Clevert et al. 2015); any shape.
+    The exponential only sees min(x, 0), so no inf ever meets a zero gradient."""
+    return _where(x > 0, x, (x.clamp(max=0.0).exp() - 1) * alpha)
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log σ(x) = −softplus(−x) (torch.nn.functional.logsigmoid); any shape."""
+    return -softplus(-x)
+
+
+def softmin(x: Tensor, dim: int) -> Tensor:
+    """softmax(−x) along dim (torch.nn.functional.softmin); same shape as x."""
+    return softmax(-x, dim)
+
+
+def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(‖x‖_p, eps) along dim (torch.nn.functional.normalize); same shape as x."""
+    return x / x.norm(p, dim=dim, keepdim=True).clamp(min=eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """Σ_dim (x1/max(‖x1‖, eps)) (x2/max(‖x2‖, eps)) (torch.nn.functional.cosine_similarity; the
+    inputs broadcast); the shape of x1 * x2 without dim."""
+    return (normalize(x1, 2.0, dim, eps) * normalize(x2, 2.0, dim, eps)).sum(dim)
+
+
+def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, D) picked by the integer ``input`` (*) -> (*, D)
+    (torch.nn.functional.embedding); the rows at ``padding_idx`` get no gradient.
+    Raises IndexError for an index outside [0, num_embeddings)."""
+    idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError(f"embedding: expected an integer index tensor, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+        raise IndexError(f"embedding: index out of range (indices must be in [0, {weight.shape[0]}))")
+    out = weight[idx]
+    if padding_idx is None:
+        return out
+    pad = Tensor(np.broadcast_to((idx == padding_idx % weight.shape[0])[..., None], out.shape))
+    return _where(pad, out.detach(), out)
+
+
+def _where(cond, a, b):
+    from ..ops.elementwise import Where
+    return Where.apply(cond.numpy(), a, b)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Integer class labels (any shape (*)) -> int64 one-hot (*, num_classes), as
+    torch.nn.functional.one_hot; ``num_classes=-1`` means max label + 1. Not differentiable.
+    Raises RuntimeError for non-integer input, negative labels or labels >= num_classes."""
+    labels = tensor.numpy() if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if labels.dtype.kind not in "iu":
+        raise RuntimeError(f"one_hot is only applicable to index tensor of integer dtype, got {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise RuntimeError("one_hot: class values must be non-negative")
+    if num_classes == -1:
+        if not labels.size:
+            raise RuntimeError("one_hot: cannot infer the total number of classes from an empty tensor")
+        num_classes = int(labels.max()) + 1
+    if labels.size and labels.max() >= num_classes:
+        raise RuntimeError(f"one_hot: class values must be smaller than num_classes ({num_classes}), "
+                           f"got {int(labels.max())}")
+    return Tensor((labels[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
 def softmax(x: Tensor, dim: int) -> Tensor:
     """exp(x) / Σ_dim exp(x), max-subtracted for stability; same shape as x."""
     return _act.Softmax.apply(x, dim=dim)

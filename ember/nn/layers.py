@@ -104,6 +104,128 @@ class LeakyReLU(Module):
         return f"negative_slope={self.negative_slope}"
 
 
+class GELU(Module):
+    """x Φ(x) elementwise (torch.nn.GELU); ``approximate='tanh'`` for the tanh approximation;
+    any shape. Raises ValueError for another ``approximate``."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """x σ(x) elementwise (torch.nn.SiLU, "swish"); any shape."""
+
+    def forward(self, x):
+        return F.silu(x)
+
+
+class Softplus(Module):
+    """log(1 + e^(βx)) / β elementwise, x where βx > threshold (torch.nn.Softplus: beta=1.0,
+    threshold=20.0); any shape."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardtanh(Module):
+    """x clipped to [min_val, max_val] (torch.nn.Hardtanh, defaults −1, 1); any shape."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
+        super().__init__()
+        if max_val <= min_val:
+            raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ReLU6(Module):
+    """min(max(x, 0), 6) elementwise (torch.nn.ReLU6); any shape."""
+
+    def forward(self, x):
+        return F.relu6(x)
+
+
+class ELU(Module):
+    """x if x > 0 else alpha (e^x − 1) (torch.nn.ELU, alpha=1.0); any shape."""
+
+    def __init__(self, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Mish(Module):
+    """x tanh(softplus(x)) elementwise (torch.nn.Mish; Misra 2019); any shape."""
+
+    def forward(self, x):
+        return x * F.tanh(F.softplus(x))
+
+
+class Unflatten(Module):
+    """Split dim ``dim`` into ``unflattened_size`` (torch.nn.Unflatten): (N, C·H·W) -> (N, C, H, W)."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        d = self.dim % x.ndim
+        return x.reshape(*x.shape[:d], *self.unflattened_size, *x.shape[d + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Embedding(Module):
+    """A lookup table: integer indices (*) -> rows of ``weight`` (*, embedding_dim)
+    (torch.nn.Embedding). Parameters: weight (num_embeddings, embedding_dim) ~ N(0, 1), the
+    ``padding_idx`` row zero and without gradient."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, dtype=None):
+        super().__init__()
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        from ..random import default_generator
+        w = default_generator().standard_normal((num_embeddings, embedding_dim)).astype(dtype or np.float32)
+        if padding_idx is not None:
+            w[padding_idx] = 0
+        self.weight = Parameter(w)
+
+    def forward(self, input):
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+
+
 class Sigmoid(Module):
     """σ(x) = 1/(1 + e^−x) elementwise; any shape."""
 

@@ -72,10 +72,81 @@ class Module:
                 return d[store][name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
-    def register_buffer(self, name: str, value) -> None:
-        """Register a non-trainable tensor (e.g. running statistics) saved in ``state_dict``."""
+    def _check_new_name(self, kind: str, name, store: str) -> None:
+        """torch's checks on a name given to register_buffer/add_module (TypeError, KeyError)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f'{kind} name can\'t be empty or contain ".", got: {name!r}')
+        if name not in getattr(self, store) and (name in self.__dict__ or hasattr(type(self), name)
+                                                 or any(name in d for d in (self._parameters, self._modules,
+                                                                            self._buffers))):
+            raise KeyError(f"attribute '{name}' already exists")
+
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Register a non-trainable tensor (e.g. running statistics) as ``self.<name>``, as
+        torch.nn.Module.register_buffer: saved in ``state_dict`` unless ``persistent=False``;
+        listed by ``buffers()``/``named_buffers()`` either way; cast by ``to()``.
+
+        Args: name (str); tensor: a Tensor, an ndarray (wrapped) or None; persistent (bool).
+        Raises: TypeError for a non-string name or another kind of value; KeyError for an empty
+            name, one with ".", or one already used by another attribute.
+        """
+        self._check_new_name("buffer", name, "_buffers")
+        if tensor is not None and not isinstance(tensor, (Tensor, np.ndarray)):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                            "(Tensor or None required)")
         self.__dict__.pop(name, None)
-        self._buffers[name] = value if value is None or isinstance(value, Tensor) else Tensor(np.asarray(value))
+        self._buffers[name] = tensor if tensor is None or isinstance(tensor, Tensor) else Tensor(tensor)
+        non_persistent = self.__dict__.setdefault("_non_persistent_buffers_set", set())
+        (non_persistent.discard if persistent else non_persistent.add)(name)
+
+    def add_module(self, name: str, module) -> None:
+        """Register ``module`` (a Module or None) as the child ``name`` (torch.nn.Module.add_module):
+        reachable as ``self.<name>``, in ``children()``, ``parameters()`` and ``state_dict()``.
+
+        Raises: TypeError if module is not a Module (or None) or name not a string; KeyError for
+            an empty name, one with ".", or one already used by another attribute.
+        """
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._check_new_name("module", name, "_modules")
+        self.__dict__.pop(name, None)
+        self._modules[name] = module
+
+    register_module = add_module
+
+    def register_parameter(self, name: str, param) -> None:
+        """Register ``param`` (a Parameter or None) as ``self.<name>`` (torch.nn.Module.register_parameter).
+
+        Raises: TypeError for another kind of value or a non-string name; KeyError for an empty
+            name, one with ".", or one already used by another attribute.
+        """
+        self._check_new_name("parameter", name, "_parameters")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                            "(ember.nn.Parameter or None required)")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    def get_submodule(self, target: str) -> "Module":
+        """The submodule at the dotted path ``target`` ("" is self), as torch.nn.Module.get_submodule.
+        Raises AttributeError naming the missing part."""
+        module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{part}`")
+            module = child
+        return module
+
+    def apply(self, fn) -> "Module":
+        """Call ``fn(m)`` on every submodule, children first, then on self; return self
+        (torch.nn.Module.apply, the usual way to initialise weights: ``model.apply(init_fn)``)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
@@ -134,11 +205,19 @@ class Module:
         """Yield every Parameter (for the optimizer)."""
         return (p for _, p in self.named_parameters())
 
-    def named_buffers(self):
-        for mname, m in self.named_modules():
+    def named_buffers(self, prefix: str = "", recurse: bool = True, _persistent_only: bool = False):
+        """Yield (dotted name, buffer Tensor) of this module and (with ``recurse``) every descendant,
+        e.g. ('1.running_mean', ...), as torch.nn.Module.named_buffers."""
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, m in modules:
+            skip = m.__dict__.get("_non_persistent_buffers_set", ()) if _persistent_only else ()
             for bname, b in m._buffers.items():
-                if b is not None:
+                if b is not None and bname not in skip:
                     yield (f"{mname}.{bname}" if mname else bname), b
+
+    def buffers(self, recurse: bool = True):
+        """Yield every buffer Tensor (torch.nn.Module.buffers)."""
+        return (b for _, b in self.named_buffers(recurse=recurse))
 
     # ---- modes and dtype --------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
@@ -187,7 +266,7 @@ class Module:
         """Return an ordered dict name -> ndarray (a copy) of every parameter and buffer,
         with PyTorch's keys (``0.weight``, ``features.3.bias``, ``bn.running_mean``)."""
         out = OrderedDict((n, p.data.copy()) for n, p in self.named_parameters())
-        out.update((n, b.data.copy()) for n, b in self.named_buffers())
+        out.update((n, b.data.copy()) for n, b in self.named_buffers(_persistent_only=True))
         return out
 
     def load_state_dict(self, state, strict: bool = True):
@@ -199,7 +278,7 @@ class Module:
         Returns: (missing_keys, unexpected_keys).
         """
         own = OrderedDict(self.named_parameters())
-        own.update(self.named_buffers())
+        own.update(self.named_buffers(_persistent_only=True))
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):

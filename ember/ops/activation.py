@@ -1,4 +1,4 @@
-"""Activations: ReLU, leaky ReLU, sigmoid, tanh, softmax and log-softmax.
+"""Activations: ReLU, leaky ReLU, sigmoid, tanh, GELU, SiLU, softplus, softmax and log-softmax.
 
 Notation: ``grad_out`` is dL/dy, shaped like y; each backward returns dL/dx = grad_out * f'(x)
 (softmax's Jacobian is not diagonal: its VJP mixes the entries along ``dim``).
@@ -6,9 +6,12 @@ Source: deck 000 (sigmoid g'(z) = g(z)(1 - g(z)), "ReLU leakiness"), deck 002 (R
 deck 003 (sigmoid σ(1 − σ), ReLU derivative 0/1), deck 001 (softmax). This file is the
 reference; ``ember.kernels.activation`` holds the fast ReLU.
 """
+import math
+
 import numpy as np
 
 from ..autograd import Function
+from .elementwise import _Pointwise
 
 
 class ReLU(Function):
@@ -25,18 +28,10 @@ class ReLU(Function):
         return grad_out * (y > 0)
 
 
-class LeakyReLU(Function):
+class LeakyReLU(_Pointwise):
     """y = x if x > 0 else slope * x;  grad_x = grad_out * (1 if x > 0 else slope)."""
-    @staticmethod
-    def forward(ctx, x, negative_slope=0.01):
-        ctx.save_for_backward(x)
-        ctx.slope = negative_slope
-        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        return np.where(x > 0, grad_out, grad_out * grad_out.dtype.type(ctx.slope))
+    f = staticmethod(lambda x, negative_slope=0.01: np.where(x > 0, x, x * x.dtype.type(negative_slope)))
+    df = staticmethod(lambda x, y, negative_slope=0.01: np.where(x > 0, 1, x.dtype.type(negative_slope)))
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -46,35 +41,49 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-class Sigmoid(Function):
+class Sigmoid(_Pointwise):
     """y = σ(x) = 1 / (1 + e^-x);  grad_x = grad_out * y (1 - y)  (deck 000: g'(z) = g(z)(1 - g(z))).
 
     Computed as e^x / (1 + e^x) for x < 0 so that no exp overflows for large |x|.
     """
-    @staticmethod
-    def forward(ctx, x):
-        y = stable_sigmoid(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        return grad_out * y * (1 - y)
+    f, df = staticmethod(stable_sigmoid), staticmethod(lambda x, y: y * (1 - y))
 
 
-class Tanh(Function):
+class Tanh(_Pointwise):
     """y = tanh(x);  grad_x = grad_out * (1 - y²)."""
-    @staticmethod
-    def forward(ctx, x):
-        y = np.tanh(x)
-        ctx.save_for_backward(y)
-        return y
+    f, df = staticmethod(np.tanh), staticmethod(lambda x, y: 1 - y * y)
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        return grad_out * (1 - y * y)
+
+def _gelu_cdf(x, approximate):
+    """Φ(x) and Φ'(x) (the standard normal CDF and density), or with approximate='tanh' the
+    approximation Φ(x) ≈ (1 + tanh(√(2/π)(x + 0.044715 x³)))/2 and its exact derivative."""
+    if approximate == "tanh":
+        k, t = math.sqrt(2 / math.pi), np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
+        return (1 + t) / 2, (1 - t * t) * k * (1 + 3 * 0.044715 * x * x) / 2
+    erf = np.frompyfunc(math.erf, 1, 1)(x / math.sqrt(2))          # NumPy has no erf: exact, per entry
+    return (1 + np.asarray(erf, dtype=x.dtype)) / 2, np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+
+class GELU(_Pointwise):
+    """y = x Φ(x);  grad_x = grad_out * (Φ(x) + x Φ'(x)), Φ the standard normal CDF (or its tanh
+    approximation with approximate='tanh', as torch.nn.GELU). Paper: Hendrycks & Gimpel 2016."""
+    f = staticmethod(lambda x, approximate="none": x * _gelu_cdf(x, approximate)[0])
+    df = staticmethod(lambda x, y, approximate="none": (lambda c, d: c + x * d)(*_gelu_cdf(x, approximate)))
+
+
+class SiLU(_Pointwise):
+    """y = x σ(x) (swish);  grad_x = grad_out * σ(x) (1 + x (1 − σ(x)))."""
+    f = staticmethod(lambda x: x * stable_sigmoid(x))
+    df = staticmethod(lambda x, y: (lambda s: s * (1 + x * (1 - s)))(stable_sigmoid(x)))
+
+
+class Softplus(_Pointwise):
+    """y = log(1 + e^(βx)) / β, or x where βx > threshold;  grad_x = grad_out * σ(βx), or
+    grad_out where βx > threshold (torch.nn.Softplus, defaults β = 1, threshold = 20)."""
+    f = staticmethod(lambda x, beta=1.0, threshold=20.0: np.where(
+        x * beta > threshold, x, np.logaddexp(0, x * beta) / beta).astype(x.dtype, copy=False))
+    df = staticmethod(lambda x, y, beta=1.0, threshold=20.0: np.where(
+        x * beta > threshold, 1, stable_sigmoid(x * beta)).astype(x.dtype, copy=False))
 
 
 def log_softmax(z, dim):

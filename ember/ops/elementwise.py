@@ -66,15 +66,25 @@ class Div(Function):
         return ga, gb
 
 
-class Neg(Function):
-    """y = -x;  grad_x = -grad_out."""
-    @staticmethod
-    def forward(ctx, x):
-        return -x
+class _Pointwise(Function):
+    """y = f(x) entry by entry;  grad_x = grad_out * df(x, y).  A subclass names f and its
+    derivative df (the formula of its docstring) in two lines; options (``beta=``) reach both."""
+    @classmethod
+    def forward(cls, ctx, x, **options):
+        y = np.asarray(cls.f(x, **options))
+        ctx.save_for_backward(x, y)
+        ctx.options = options
+        return y
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        return -grad_out
+    @classmethod
+    def backward(cls, ctx, grad_out):
+        x, y = ctx.saved_tensors
+        return grad_out * cls.df(x, y, **ctx.options)
+
+
+class Neg(_Pointwise):
+    """y = -x;  grad_x = -grad_out."""
+    f, df = staticmethod(np.negative), staticmethod(lambda x, y: -1)
 
 
 class PowScalar(Function):
@@ -120,44 +130,29 @@ class Pow(Function):
         return ga, gb
 
 
-class Exp(Function):
+class Exp(_Pointwise):
     """y = e^x;  grad_x = grad_out * y."""
-    @staticmethod
-    def forward(ctx, x):
-        y = np.exp(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (y,) = ctx.saved_tensors
-        return grad_out * y
+    f, df = staticmethod(np.exp), staticmethod(lambda x, y: y)
 
 
-class Log(Function):
+class Log(_Pointwise):
     """y = ln x;  grad_x = grad_out / x."""
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return np.log(x)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        return grad_out / x
+    f, df = staticmethod(np.log), staticmethod(lambda x, y: 1 / x)
 
 
-class Abs(Function):
+class Sin(_Pointwise):
+    """y = sin x;  grad_x = grad_out * cos x."""
+    f, df = staticmethod(np.sin), staticmethod(lambda x, y: np.cos(x))
+
+
+class Cos(_Pointwise):
+    """y = cos x;  grad_x = -grad_out * sin x."""
+    f, df = staticmethod(np.cos), staticmethod(lambda x, y: -np.sin(x))
+
+
+class Abs(_Pointwise):
     """y = |x|;  grad_x = grad_out * sign(x) (0 at 0, as torch)."""
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return np.abs(x)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        return grad_out * np.sign(x)
+    f, df = staticmethod(np.abs), staticmethod(lambda x, y: np.sign(x))
 
 
 class Clamp(Function):
@@ -173,6 +168,20 @@ class Clamp(Function):
         (x,) = ctx.saved_tensors
         lo, hi = -np.inf if ctx.lo is None else ctx.lo, np.inf if ctx.hi is None else ctx.hi
         return grad_out * ((x >= lo) & (x <= hi))
+
+
+class Where(Function):
+    """y = a where cond else b (cond a bool array; all three broadcast);
+    grad_a = grad_out where cond else 0,  grad_b = grad_out where not cond else 0."""
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.cond, ctx.shapes = cond, (a.shape, b.shape)
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (sa, sb), c, zero = ctx.shapes, ctx.cond, np.zeros((), grad_out.dtype)
+        return None, unbroadcast(np.where(c, grad_out, zero), sa), unbroadcast(np.where(c, zero, grad_out), sb)
 
 
 class Cast(Function):

@@ -81,3 +81,15 @@ class MaxDim(Function):
         g = grad_out if keepdim else np.expand_dims(grad_out, dim)
         np.put_along_axis(grad_x, idx, g, axis=dim)
         return grad_x
+
+
+class Cumsum(Function):
+    """y_i = Σ_{j≤i} x_j along ``dim``;  grad_x_j = Σ_{i≥j} grad_out_i (a cumsum run from the end)."""
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return np.cumsum(x, axis=dim, dtype=np.int64 if x.dtype.kind in "biu" else x.dtype)  # ints: int64, as torch
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return np.flip(np.cumsum(np.flip(grad_out, ctx.dim), axis=ctx.dim), ctx.dim)
