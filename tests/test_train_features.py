@@ -59,6 +59,10 @@ def test_resume_is_bit_for_bit_the_uninterrupted_run(small_data, tmp_path, kw, s
         for k in a:
             if k != "train_state":  # the JSON state holds timings and paths (compared above via metrics)
                 np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
+    for name in ("steps.csv", "epochs.csv"):  # the interrupted epoch's rows are not duplicated
+        rows = [[line.rsplit(",", 1)[0] for line in (tmp_path / d / name).read_text().splitlines()]
+                for d in ("full", "cut")]
+        assert rows[0] == rows[1] and len(rows[0]) > kw.get("epochs", 3)
 
 
 def test_resume_with_another_model_names_the_differing_keys(small_data, tmp_path):  # noqa: F811
