@@ -152,7 +152,7 @@ def test_run_folder_rules(tmp_path):
         os.utime(tmp_path / "r" / run / "metrics.json", (1000 + i * (1 if run != "a/2" else 5),) * 2)
     assert find_run(str(tmp_path / "r")) == str(tmp_path / "r" / "a" / "2")   # written last, any depth
     assert find_run(str(tmp_path / "r" / "a" / "1")) == str(tmp_path / "r" / "a" / "1")  # a run is itself
-    with pytest.raises(FileNotFoundError, match=f"^{tmp_path}/nope: no such run folder$"):
+    with pytest.raises(FileNotFoundError, match=f"^{tmp_path}/nope: no such run folder \\(one written by ember train, holding config.json\\)$"):
         find_run(str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match=f"^{tmp_path}/x/config.json: no such file, and no run folder"):
         find_run(str(tmp_path / "x"))
@@ -216,3 +216,25 @@ def test_download_flag_and_progress_bar(tmp_path, monkeypatch, capsys):
     datasets._download_file(f"file://{mirror}/blob.gz", tmp_path / "blob.gz", hashlib.sha256(payload).hexdigest())
     assert (tmp_path / "blob.gz").read_bytes() == payload
     assert [(b.total, b.n, b.kw["unit"], b.kw["desc"]) for b in bars] == [(3000, 3000, "B", "blob.gz")]
+
+
+def test_readme_train_commands_are_valid_flag_combinations(tmp_path, monkeypatch):
+    """Every `$ ember train ...` line of the README parses and passes validation and the schedule
+    rehearsal (at the real 938 steps per epoch), so none of them fails before or after an epoch."""
+    import argparse
+    import pathlib
+    import shlex
+    from ember.training.config import add_arguments
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    lines = [line.split("#")[0].strip()[len("$ ember train"):] for line in readme.splitlines()
+             if line.strip().startswith("$ ember train") and "--help" not in line]
+    assert len(lines) >= 5
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "a").mkdir(parents=True)                 # the README's --resume runs/a
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for line in lines:
+        cfg = TrainConfig.from_args(parser.parse_args(shlex.split(line)))
+        cfg.validate()
+        rehearse(cfg, 938)
+        assert choose_folder(cfg)

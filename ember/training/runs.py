@@ -61,7 +61,7 @@ def find_run(path: str) -> str:
     if os.path.isfile(os.path.join(path, "config.json")):
         return path
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"{path}: no such run folder")
+        raise FileNotFoundError(f"{path}: no such run folder (one written by ember train, holding config.json)")
     runs = [root for root, _, files in os.walk(path) if "config.json" in files]
     if not runs:
         raise FileNotFoundError(f"{path}/config.json: no such file, and no run folder below {path} "
