@@ -16,9 +16,10 @@ def add_train(sub):
     from .training.config import add_arguments
     p = sub.add_parser("train", help="train a model (default: LeNet-5 on Fashion-MNIST)",
                        description="Train a model with minibatch SGD (momentum, Nesterov, weight decay, "
-                                   "cosine learning-rate decay) or another optimizer and schedule; writes "
-                                   "model.safetensors, config.json, metrics.json and resume.safetensors to "
-                                   "--out after every epoch.")
+                                   "cosine learning-rate decay) or another optimizer and schedule. Every flag "
+                                   "combination is checked before the first step. Writes model.safetensors, "
+                                   "config.json, metrics.json, resume.safetensors, steps.csv, epochs.csv and "
+                                   "curves.png to the run's own folder (--out) after every epoch.")
     add_arguments(p)  # one option per TrainConfig field
 
 

@@ -166,7 +166,11 @@ def test_train_flags_are_generated_from_the_config_fields():
             "--out", "o", "--no-progress", "--detect-anomaly", "--optimizer", "adam", "--schedule", "step",
             "--warmup", "0.5", "--augment", "--val-split", "0.2", "--patience", "2", "--resume", "r",
             "--threads", "3", "--download", "--overwrite"]
-    cfg = TrainConfig.from_args(_parse(*argv)[1])
+    args = _parse(*argv)[1]
+    with pytest.raises(ValueError, match="^--momentum applies to --optimizer sgd only, not --optimizer adam"):
+        TrainConfig.from_args(args)                          # (tests/test_train_runs.py: ignored flags)
+    del args._given                                          # here: only that every flag reaches its field
+    cfg = TrainConfig.from_args(args)
     assert cfg == TrainConfig(model="mlp", dataset="mnist", data_dir="d", epochs=3, batch_size=7, lr=0.2,
                               momentum=0.5, nesterov=False, weight_decay=0.01, seed=4, out="o", progress=False,
                               detect_anomaly=True, optimizer="adam", schedule="step", warmup=0.5, augment=True,

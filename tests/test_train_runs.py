@@ -238,3 +238,22 @@ def test_readme_train_commands_are_valid_flag_combinations(tmp_path, monkeypatch
         cfg.validate()
         rehearse(cfg, 938)
         assert choose_folder(cfg)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--optimizer", "adam", "--momentum", "0.5"],
+     "--momentum applies to --optimizer sgd only, not --optimizer adam (which uses PyTorch's defaults); drop --momentum"),
+    (["--optimizer", "rmsprop", "--no-nesterov"],
+     "--no-nesterov applies to --optimizer sgd only, not --optimizer rmsprop (which uses PyTorch's defaults); "
+     "drop --no-nesterov"),
+    (["--schedule", "onecycle", "--momentum", "0.8"],
+     "--momentum is ignored by --schedule onecycle, which cycles the momentum between 0.95 and 0.85 itself; "
+     "drop --momentum or choose another --schedule"),
+])
+def test_flags_the_choice_would_ignore_are_refused(argv, message, capsys, tmp_path):
+    """A flag that the chosen optimizer or schedule would silently ignore is an error, before any
+    data is read; the defaults (momentum 0.9, Nesterov) never trigger it."""
+    assert main(["train", *argv, "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 1
+    assert capsys.readouterr().err == f"ember train: error: {message}\n"
+    assert main(["train", "--optimizer", "adam", "--schedule", "onecycle", "--data-dir", str(tmp_path / "none")]) == 1
+    assert "Fashion-MNIST not found" in capsys.readouterr().err              # got past the flag checks

@@ -117,8 +117,23 @@ class TrainConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
-        """The config of parsed ``ember train`` options (see ``add_arguments``); not validated."""
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+        """The config of parsed ``ember train`` options (see ``add_arguments``); not validated,
+        except that a flag given on the command line which the chosen optimizer or schedule would
+        silently ignore is refused.
+
+        Raises: ValueError naming both flags (e.g. ``--momentum`` with ``--optimizer adam``).
+        """
+        cfg = cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+        given = getattr(args, "_given", set())
+        for name in ("momentum", "nesterov"):
+            flag = _flag(name) if name == "momentum" or cfg.nesterov else "--no-nesterov"
+            if name in given and cfg.optimizer != "sgd":
+                raise ValueError(f"{flag} applies to --optimizer sgd only, not --optimizer {cfg.optimizer} "
+                                 f"(which uses PyTorch's defaults); drop {flag}")
+        if "momentum" in given and cfg.schedule == "onecycle" and cfg.optimizer == "sgd":
+            raise ValueError("--momentum is ignored by --schedule onecycle, which cycles the momentum between "
+                             "0.95 and 0.85 itself; drop --momentum or choose another --schedule")
+        return cfg
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
@@ -142,6 +157,20 @@ class _Switch(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, not option_string.startswith("--no-"))
+        _mark_given(namespace, self.dest)
+
+
+class _Store(argparse._StoreAction):
+    """argparse's plain store, remembering that the flag was given (``TrainConfig.from_args``
+    refuses flags the chosen optimizer or schedule would ignore)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
+def _mark_given(namespace, dest: str) -> None:
+    namespace._given = getattr(namespace, "_given", set()) | {dest}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,5 +192,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(hidden, action=_Switch, dest=f.name, default=f.default, help=argparse.SUPPRESS)
             continue
         kind = next(t for t in typing.get_args(kind) or (kind,) if t is not type(None))
-        parser.add_argument(_flag(f.name), type=kind, default=f.default, help=text, metavar=meta["metavar"] or ("NAME" if meta["choices"] else None),
+        parser.add_argument(_flag(f.name), action=_Store, type=kind, default=f.default, help=text, metavar=meta["metavar"] or ("NAME" if meta["choices"] else None),
                             choices=meta["choices"]() if meta["choices"] else None)

@@ -86,7 +86,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     cfg = dataclasses.replace(cfg, out=choose_folder(cfg))  # a new folder per run unless --out/--resume
     manual_seed(cfg.seed)
     x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True, download=cfg.download)
-    x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False)
+    x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False, download=cfg.download)
     if cfg.threads is not None:
         from ..kernels.threads import set_num_threads
         set_num_threads(cfg.threads)
