@@ -3,8 +3,9 @@
 One epoch = shuffled minibatches of SGD (deck 001/002: minibatch SGD with momentum), with the
 learning rate following a cosine decay from ``lr`` to 0 over the whole run (Loshchilov & Hutter
 2017), then an evaluation on the test set. After every epoch the run folder gets, atomically:
-``model.safetensors`` (weights, PyTorch's state-dict names), ``config.json``, ``metrics.json``
-and ``resume.safetensors`` (``checkpoint.py``). The settings are a ``TrainConfig``
+``model.safetensors`` (weights, PyTorch's state-dict names; with a validation split, the best
+epoch's), ``config.json``, ``metrics.json`` and ``resume.safetensors`` (``checkpoint.py``), plus
+``steps.csv``, ``epochs.csv`` and ``curves.png`` (``log.py``), in the run's own folder (``runs.py``). The settings are a ``TrainConfig``
 (``config.py``); the optimizer and learning-rate schedule are built in ``schedules.py``.
 """
 from __future__ import annotations
