@@ -152,7 +152,8 @@ def test_run_folder_rules(tmp_path):
         os.utime(tmp_path / "r" / run / "metrics.json", (1000 + i * (1 if run != "a/2" else 5),) * 2)
     assert find_run(str(tmp_path / "r")) == str(tmp_path / "r" / "a" / "2")   # written last, any depth
     assert find_run(str(tmp_path / "r" / "a" / "1")) == str(tmp_path / "r" / "a" / "1")  # a run is itself
-    with pytest.raises(FileNotFoundError, match=f"^{tmp_path}/nope: no such run folder \\(one written by ember train, holding config.json\\)$"):
+    with pytest.raises(FileNotFoundError, match=f"^{tmp_path}/nope: no such run folder \\(one written by ember "
+                                                r"train, holding config.json\)$"):
         find_run(str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match=f"^{tmp_path}/x/config.json: no such file, and no run folder"):
         find_run(str(tmp_path / "x"))
@@ -242,7 +243,8 @@ def test_readme_train_commands_are_valid_flag_combinations(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("argv, message", [
     (["--optimizer", "adam", "--momentum", "0.5"],
-     "--momentum applies to --optimizer sgd only, not --optimizer adam (which uses PyTorch's defaults); drop --momentum"),
+     "--momentum applies to --optimizer sgd only, not --optimizer adam (which uses PyTorch's defaults); "
+     "drop --momentum"),
     (["--optimizer", "rmsprop", "--no-nesterov"],
      "--no-nesterov applies to --optimizer sgd only, not --optimizer rmsprop (which uses PyTorch's defaults); "
      "drop --no-nesterov"),

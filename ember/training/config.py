@@ -16,7 +16,7 @@ import typing
 
 from ..data import datasets
 from ..models import MODELS
-from .schedules import OPTIMIZERS, SCHEDULES
+from .schedules import OPTIMIZERS, SCHEDULES, onecycle_warmup_message
 
 # Per-dataset class and pixel mean and std (of [0, 1]-scaled training images), for input normalisation.
 DATASETS = {
@@ -73,7 +73,8 @@ class TrainConfig:
     patience: int = _option(0, "early stopping: stop after this many epochs without a better validation "
                             "loss (0: never; needs --val-split)", minimum=0)
     resume: str | None = _option(None, "continue the run saved in DIR, bit for bit, in DIR unless --out "
-                                 "says otherwise (same flags as the interrupted run; default: start afresh)", metavar="DIR")
+                                 "says otherwise (same flags as the interrupted run; default: start afresh)",
+                                 metavar="DIR")
     threads: int | None = _option(None, "threads for NumPy's BLAS (matmuls, the big GEMMs) and for ember's ops "
                                   "that split their work (conv2d, ReLU, pooling) (default: BLAS's setting)",
                                   minimum=1)
@@ -112,8 +113,7 @@ class TrainConfig:
         """Refuse flags that are each valid but cannot work together (the step-level rehearsal of
         the schedule, once the steps per epoch are known, is ``schedules.rehearse``)."""
         if self.schedule == "onecycle" and self.warmup >= self.epochs:
-            raise ValueError(f"--schedule onecycle needs --warmup below --epochs (the warm-up is its rising "
-                             f"phase, the rest of the run anneals), got --warmup {self.warmup:g} --epochs {self.epochs}")
+            raise ValueError(onecycle_warmup_message(self))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -192,5 +192,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(hidden, action=_Switch, dest=f.name, default=f.default, help=argparse.SUPPRESS)
             continue
         kind = next(t for t in typing.get_args(kind) or (kind,) if t is not type(None))
-        parser.add_argument(_flag(f.name), action=_Store, type=kind, default=f.default, help=text, metavar=meta["metavar"] or ("NAME" if meta["choices"] else None),
+        parser.add_argument(_flag(f.name), action=_Store, type=kind, default=f.default, help=text,
+                            metavar=meta["metavar"] or ("NAME" if meta["choices"] else None),
                             choices=meta["choices"]() if meta["choices"] else None)

@@ -5,8 +5,8 @@ learning rate following a cosine decay from ``lr`` to 0 over the whole run (Losh
 2017), then an evaluation on the test set. After every epoch the run folder gets, atomically:
 ``model.safetensors`` (weights, PyTorch's state-dict names; with a validation split, the best
 epoch's), ``config.json``, ``metrics.json`` and ``resume.safetensors`` (``checkpoint.py``), plus
-``steps.csv``, ``epochs.csv`` and ``curves.png`` (``log.py``), in the run's own folder (``runs.py``). The settings are a ``TrainConfig``
-(``config.py``); the optimizer and learning-rate schedule are built in ``schedules.py``.
+``steps.csv``, ``epochs.csv`` and ``curves.png`` (``log.py``), in the run's own folder
+(``runs.py``). The settings are a ``TrainConfig`` (``config.py``); the optimizer and learning-rate schedule are built in ``schedules.py``.
 """
 from __future__ import annotations
 

@@ -31,6 +31,13 @@ def build_optimizer(model, cfg):
     return OPTIMIZERS[cfg.optimizer](groups, lr=cfg.lr)
 
 
+def onecycle_warmup_message(cfg) -> str:
+    """The error for a onecycle warm-up that leaves no annealing phase (OneCycleLR would divide by
+    zero at the run's last step, as torch's does)."""
+    return (f"--schedule onecycle needs --warmup below --epochs (the warm-up is its rising phase, the rest of "
+            f"the run anneals), got --warmup {cfg.warmup:g} --epochs {cfg.epochs}")
+
+
 class Schedule:
     """The learning-rate policy of a run: ``after_step()`` after every optimizer step,
     ``after_epoch(metric)`` after every epoch. Building it sets the lr of step 0.
@@ -59,8 +66,7 @@ class Schedule:
             raise ValueError(f"--warmup {cfg.warmup:g} is less than one step ({steps_per_epoch} steps per epoch "
                              f"at --batch-size {cfg.batch_size}); pass at least {1 / steps_per_epoch:.2g} or 0")
         if cfg.schedule == "onecycle" and warm >= total:
-            raise ValueError(f"--schedule onecycle needs --warmup below --epochs (the warm-up is its rising phase, "
-                             f"the rest of the run anneals), got --warmup {cfg.warmup:g} --epochs {cfg.epochs}")
+            raise ValueError(onecycle_warmup_message(cfg))
         self.warm, self.plateau, self.name = warm, None, cfg.schedule
         if cfg.schedule == "onecycle":
             self.per_step = lr_scheduler.OneCycleLR(
