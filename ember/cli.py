@@ -16,9 +16,10 @@ def add_train(sub):
     from .training.config import add_arguments
     p = sub.add_parser("train", help="train a model (default: LeNet-5 on Fashion-MNIST)",
                        description="Train a model with minibatch SGD (momentum, Nesterov, weight decay, "
-                                   "cosine learning-rate decay) or another optimizer and schedule; writes "
-                                   "model.safetensors, config.json, metrics.json and resume.safetensors to "
-                                   "--out after every epoch.")
+                                   "cosine learning-rate decay) or another optimizer and schedule. Every flag "
+                                   "combination is checked before the first step. Writes model.safetensors, "
+                                   "config.json, metrics.json, resume.safetensors, steps.csv, epochs.csv and "
+                                   "curves.png to the run's own folder (--out) after every epoch.")
     add_arguments(p)  # one option per TrainConfig field
 
 
@@ -27,16 +28,38 @@ def run_train(args):
     train(TrainConfig.from_args(args))
 
 
+class _RunPath(argparse.Action):
+    """``ember evaluate RUN``: the positional path and ``--checkpoint RUN`` fill the same field."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None:
+            return
+        if getattr(namespace, "checkpoint", None) not in (None, values):
+            parser.error(f"give the run folder once (RUN or --checkpoint), got {namespace.checkpoint} and {values}")
+        namespace.checkpoint = values
+
+
 def add_evaluate(sub):
-    p = sub.add_parser("evaluate", help="reload a checkpoint and print its test accuracy")
-    p.add_argument("--checkpoint", required=True, help="run folder written by ember train")
-    p.add_argument("--data-dir", default=None)
+    p = sub.add_parser("evaluate", help="reload a checkpoint and print its test accuracy",
+                       description="Evaluate a run on its data set's test split. RUN is a run folder, or a "
+                                   "folder of runs (e.g. runs/lenet5-fashion-mnist): then the newest run "
+                                   "in it (the one whose metrics.json was written last).")
+    p.add_argument("run", nargs="?", action=_RunPath, metavar="RUN", help="run folder written by ember train")
+    p.add_argument("--checkpoint", default=None, metavar="RUN", action=_RunPath, help="the same as RUN")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder holding the data set's files (default: the run's --data-dir, else the usual "
+                        "places: $EMBER_DATA/<name>, /usr/share/datasets/<name>, ~/.cache/ember/<name>)")
+    p.add_argument("--download", action="store_true", help="fetch the data set if it is not found")
 
 
 def run_evaluate(args):
     from .training import evaluate, load_checkpoint, load_data
-    model, cfg = load_checkpoint(args.checkpoint)
-    x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False)
+    from .training.runs import find_run
+    folder = find_run(args.checkpoint)
+    if folder != args.checkpoint:
+        print(f"run: {folder}")
+    model, cfg = load_checkpoint(folder)
+    x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False, download=args.download)
     loss, acc = evaluate(model, x, y)
     print(f"{cfg.model} on {cfg.dataset} test set: loss {loss:.4f}, accuracy {acc:.4f} ({len(y)} images)")
 

@@ -56,7 +56,8 @@ def test_export_evaluate_and_summary_from_the_command_line(run_folder, capsys):
 
 def test_evaluate_needs_a_checkpoint_or_an_onnx_file(capsys):
     assert main(["evaluate"]) == 1
-    assert capsys.readouterr().err.strip() == "ember evaluate: error: give --checkpoint RUN or --onnx MODEL.onnx"
+    assert capsys.readouterr().err.strip() == ("ember evaluate: error: give a run folder (RUN or --checkpoint RUN) "
+                                                 "or --onnx MODEL.onnx")
 
 
 def test_a_bad_onnx_file_is_one_line(tmp_path, capsys):

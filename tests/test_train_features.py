@@ -59,6 +59,10 @@ def test_resume_is_bit_for_bit_the_uninterrupted_run(small_data, tmp_path, kw, s
         for k in a:
             if k != "train_state":  # the JSON state holds timings and paths (compared above via metrics)
                 np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
+    for name in ("steps.csv", "epochs.csv"):  # the interrupted epoch's rows are not duplicated
+        rows = [[line.rsplit(",", 1)[0] for line in (tmp_path / d / name).read_text().splitlines()]
+                for d in ("full", "cut")]
+        assert rows[0] == rows[1] and len(rows[0]) > kw.get("epochs", 3)
 
 
 def test_resume_with_another_model_names_the_differing_keys(small_data, tmp_path):  # noqa: F811
@@ -72,14 +76,32 @@ def test_resume_with_another_model_names_the_differing_keys(small_data, tmp_path
 
 
 def test_early_stopping_on_validation_loss(small_data, tmp_path, monkeypatch):  # noqa: F811
-    """val losses 1.0, 0.5, 0.6, 0.7 with patience 2: stop after epoch 4, best epoch 2."""
-    script = iter([(1.0, 0.1), (1.0, 0.2), (1.0, 0.1), (0.5, 0.2), (1.0, 0.1), (0.6, 0.2), (1.0, 0.1), (0.7, 0.2)])
-    monkeypatch.setattr(train_mod, "evaluate", lambda model, x, y: next(script))
+    """val losses 1.0, 0.5, 0.6, 0.7 with patience 2: stop after epoch 4; the saved model is epoch
+    2's weights (the best, as Keras' restore_best_weights), metrics.json says so and gives epoch 2's
+    test accuracy, and every epoch's console line shows the validation loss and accuracy."""
+    script = iter([(1.0, 0.1), (1.0, 0.2), (1.0, 0.3), (0.5, 0.4), (1.0, 0.5), (0.6, 0.6), (1.0, 0.7), (0.7, 0.8)])
+    weights = []                                                # the model's weights at each evaluation
+
+    def fake_evaluate(model, x, y):
+        weights.append({k: v.copy() for k, v in model.state_dict().items()})
+        return next(script)
+    monkeypatch.setattr(train_mod, "evaluate", fake_evaluate)
     lines = []
     m = train(_cfg(small_data, tmp_path / "run", epochs=6, val_split=0.1, patience=2), log=lines.append)
     assert [r["val_loss"] for r in m["epochs"]] == [1.0, 0.5, 0.6, 0.7]
-    assert m["stopped_early"] == 4 and m["best_epoch"] == 2
-    assert "early stopping: validation loss has not improved for 2 epochs (best 0.5000 at epoch 2)" in lines
+    assert m["stopped_early"] == 4 and m["best_epoch"] == 2 and m["test_accuracy"] == 0.3
+    assert m == json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["saved_model"] == "epoch 2: the lowest validation loss (0.5000)"
+    saved = load_state_dict(tmp_path / "run" / "model.safetensors")
+    for k, v in saved.items():
+        np.testing.assert_array_equal(v, weights[3][k])         # epoch 2's weights, not epoch 4's
+    assert any(not np.array_equal(v, weights[7][k]) for k, v in saved.items())
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert "  val loss 1.0000 acc 0.2000 *  test loss 1.0000 acc 0.1000" in epoch_lines[0]
+    assert "  val loss 0.6000 acc 0.6000  test loss" in epoch_lines[2]             # no star: not better
+    assert ("early stopping: validation loss has not improved for 2 epochs; model.safetensors holds epoch 2 "
+            "(the best, val loss 0.5000)") in lines
+    assert lines[-1].startswith("final test accuracy 0.3000 (epoch 2's weights, the best validation loss)")
 
 
 def test_schedules_lr_sequences():
@@ -134,7 +156,7 @@ def _parse(*argv):
 def test_train_flags_are_generated_from_the_config_fields():
     """One flag per TrainConfig field (and no other), defaults = the dataclass defaults, and each
     flag sets its own field; bool fields get --x / --no-x (the old --no-nesterov, --no-progress,
-    --augment, --detect-anomaly keep working)."""
+    --augment, --detect-anomaly and the hidden --nesterov, --progress keep working)."""
     fields = dataclasses.fields(TrainConfig)
     p, args = _parse()
     assert {a.dest for a in p._actions if a.dest != "help"} == {f.name for f in fields}
@@ -143,14 +165,21 @@ def test_train_flags_are_generated_from_the_config_fields():
             "--lr", "0.2", "--momentum", "0.5", "--no-nesterov", "--weight-decay", "0.01", "--seed", "4",
             "--out", "o", "--no-progress", "--detect-anomaly", "--optimizer", "adam", "--schedule", "step",
             "--warmup", "0.5", "--augment", "--val-split", "0.2", "--patience", "2", "--resume", "r",
-            "--threads", "3"]
-    cfg = TrainConfig.from_args(_parse(*argv)[1])
+            "--threads", "3", "--download", "--overwrite"]
+    args = _parse(*argv)[1]
+    with pytest.raises(ValueError, match="^--momentum applies to --optimizer sgd only, not --optimizer adam"):
+        TrainConfig.from_args(args)                          # (tests/test_train_runs.py: ignored flags)
+    del args._given                                          # here: only that every flag reaches its field
+    cfg = TrainConfig.from_args(args)
     assert cfg == TrainConfig(model="mlp", dataset="mnist", data_dir="d", epochs=3, batch_size=7, lr=0.2,
                               momentum=0.5, nesterov=False, weight_decay=0.01, seed=4, out="o", progress=False,
                               detect_anomaly=True, optimizer="adam", schedule="step", warmup=0.5, augment=True,
-                              val_split=0.2, patience=2, resume="r", threads=3)
+                              val_split=0.2, patience=2, resume="r", threads=3,
+                              download=True, overwrite=True)
     assert [f.name for f in fields if getattr(cfg, f.name) == f.default] == []  # argv changed every field
     assert TrainConfig.from_args(_parse("--no-nesterov", "--nesterov")[1]).nesterov is True
+    assert TrainConfig.from_args(_parse("--nesterov", "--no-nesterov")[1]).nesterov is False
+    assert TrainConfig.from_args(_parse("--augment", "--no-augment", "--progress")[1]) == TrainConfig()
     assert type(TrainConfig.from_args(_parse("--epochs", "2", "--lr", "1")[1]).lr) is float
     with pytest.raises(SystemExit):
         _parse("--epochs", "two")
@@ -172,8 +201,14 @@ def test_train_help_lists_every_choice_and_default(capsys, monkeypatch):
         elif key:
             lines[key] += " " + line.strip()
     assert "(default: 64)" in lines["--batch-size"] and "(default: cosine)" in lines["--schedule"]
-    assert "--no-nesterov" in lines["--nesterov"] and "--no-progress" in lines["--progress"]
+    # one spelling per switch, the one that changes the default (the other is accepted, hidden)
+    assert "--nesterov" not in lines and "--progress" not in lines and "--no-augment" not in lines
+    assert lines["--no-nesterov"].endswith("turn off (on by default): Nesterov momentum for sgd (off: classical "
+                                           "momentum)") and "--augment" in lines
     assert "$EMBER_DATA" in lines["--data-dir"] and "(default: None)" not in out
+    assert "--optimizer {sgd,adam,adamw,rmsprop,adagrad}" not in out        # NAME in the usage, names in the help
+    assert "BLAS" in lines["--threads"] and "conv2d, ReLU, pooling" in lines["--threads"]
+    assert "runs/<model>-<dataset>/<YYYYmmdd-HHMMSS>" in lines["--out"] and "--download" in lines
 
 
 def test_bad_names_are_refused_by_one_check():
@@ -202,7 +237,7 @@ def test_bad_settings_list_the_valid_choices(tmp_path):
         with pytest.raises(ValueError, match=msg):
             dataclasses.replace(TrainConfig(), **kw).validate()
     r = run_cli("train", "--optimizer", "lbfgs", "--schedule", "cosine")
-    assert r.returncode == 1 and "valid optimizers: sgd, adam, adamw, rmsprop, adagrad" in r.stderr
+    assert r.returncode == 2 and "invalid choice: 'lbfgs' (choose from 'sgd', 'adam', 'adamw', 'rmsprop', 'adagrad')" in r.stderr
 
 
 def test_batchnorm_checkpoint_round_trip(tmp_path):

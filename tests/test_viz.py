@@ -163,10 +163,11 @@ def test_train_writes_curves_after_each_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "load_data", lambda *a, **k: (x, y))
     written = []
     real = viz.maybe_plot_curves
-    monkeypatch.setattr(plots, "maybe_plot_curves", lambda m, out: written.append(len(m["epochs"])) or real(m, out))
+    monkeypatch.setattr(plots, "maybe_plot_curves",
+                        lambda m, out, steps: written.append((len(m["epochs"]), len(steps))) or real(m, out, steps))
     train_mod.train(TrainConfig(epochs=2, batch_size=32, out=str(tmp_path), progress=False), log=lambda *a: None)
-    assert written == [1, 2]
-    assert _png_size(tmp_path / "curves.png") == (1000, 400)
+    assert written == [(1, 2), (2, 4)]                      # epochs so far, steps so far (2 per epoch)
+    assert _png_size(tmp_path / "curves.png") == (1500, 400)    # with the learning-rate panel
 
 
 def test_confusion_matrix_counts():

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ember.data.dataset import Dataset
 from ember.data.idx import IDXError, read_idx
@@ -29,16 +30,20 @@ _DIGEST_NAMES = {"sha256": "SHA-256", "md5": "MD5"}
 def _download_file(url: str, dest: Path, expected: str, algorithm: str = "sha256") -> None:
     """Download ``url`` to ``dest`` atomically (temp file in the same folder, then ``os.replace``),
     checking its digest (SHA-256, or ``algorithm="md5"`` where only an MD5 is published, as for
-    CIFAR-10); a partial or bad download never stays on disk."""
+    CIFAR-10); a partial or bad download never stays on disk. A tqdm progress bar (bytes, speed,
+    time left) shows on a terminal."""
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
         digest = hashlib.new(algorithm)
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
             size, length = 0, response.headers.get("Content-Length")
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                f.write(chunk)
-                size += len(chunk)
+            with tqdm(total=int(length) if length else None, desc=dest.name, unit="B", unit_scale=True,
+                      unit_divisor=1024, leave=False, disable=None) as bar:  # disable=None: off without a tty
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    f.write(chunk)
+                    size += len(chunk)
+                    bar.update(len(chunk))
             if length is not None and size != int(length):  # connection dropped mid-file
                 raise http.client.IncompleteRead(b"", int(length) - size)
             f.flush()

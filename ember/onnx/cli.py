@@ -68,7 +68,7 @@ def runner(args):
     elif args.command == "evaluate" and getattr(args, "onnx", None):
         fn = run_evaluate
     elif args.command == "evaluate" and not getattr(args, "checkpoint", None):
-        raise ValueError("give --checkpoint RUN or --onnx MODEL.onnx")
+        raise ValueError("give a run folder (RUN or --checkpoint RUN) or --onnx MODEL.onnx")
     elif args.command == "summary" and getattr(args, "onnx", None):
         fn = run_summary
     elif args.command == "visualize" and getattr(args, "what", None) == "graph" and getattr(args, "onnx", None):

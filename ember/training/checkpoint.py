@@ -23,24 +23,30 @@ from ..serialization import CheckpointError, atomic_write_json, load_state_dict,
 from ..models import get_model
 from ..random import get_rng_state, set_rng_state
 from .config import TrainConfig
+from .runs import find_run
 
 RESUME_FILE = "resume.safetensors"
 
 
-def save_run(folder, model, cfg, metrics: dict) -> None:
-    """Write ``model.safetensors``, ``config.json`` and ``metrics.json`` into ``folder``, each atomically."""
-    save_state_dict(model.state_dict(), os.path.join(folder, "model.safetensors"),
-                       metadata={"model": cfg.model, "dataset": cfg.dataset})
+def save_run(folder, model, cfg, metrics: dict, weights: bool = True) -> None:
+    """Write ``model.safetensors`` (unless ``weights`` is False: an epoch worse than the best
+    keeps the best epoch's file), ``config.json`` and ``metrics.json`` into ``folder``, each atomically."""
+    if weights:
+        save_state_dict(model.state_dict(), os.path.join(folder, "model.safetensors"),
+                        metadata={"model": cfg.model, "dataset": cfg.dataset})
     atomic_write_json(os.path.join(folder, "config.json"), dataclasses.asdict(cfg))
     atomic_write_json(os.path.join(folder, "metrics.json"), metrics)
 
 
 def load_checkpoint(folder: str):
     """Rebuild the model saved in a run folder; returns (model in eval mode, TrainConfig).
+    ``folder`` may also be a folder of runs: the newest run in it is loaded (``runs.find_run``).
 
     Raises: ember.serialization.CheckpointError naming the missing or corrupt file, or saying
-        that the weights do not fit the model named in config.json.
+        that the weights do not fit the model named in config.json; FileNotFoundError when
+        there is no run folder there.
     """
+    folder = find_run(folder)
     cfg = TrainConfig.from_dict(read_json(os.path.join(folder, "config.json")))
     model = get_model(cfg.model)
     state = load_state_dict(os.path.join(folder, "model.safetensors"))

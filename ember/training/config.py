@@ -16,7 +16,7 @@ import typing
 
 from ..data import datasets
 from ..models import MODELS
-from .schedules import OPTIMIZERS, SCHEDULES
+from .schedules import OPTIMIZERS, SCHEDULES, onecycle_warmup_message
 
 # Per-dataset class and pixel mean and std (of [0, 1]-scaled training images), for input normalisation.
 DATASETS = {
@@ -46,16 +46,20 @@ class TrainConfig:
     """
     model: str = _option("lenet5", "model: {choices}", choices=lambda: sorted(MODELS))
     dataset: str = _option("fashion-mnist", "dataset: {choices}", choices=lambda: list(DATASETS))
-    data_dir: str | None = _option(None, "folder with the IDX files (default: $EMBER_DATA, "
+    data_dir: str | None = _option(None, "folder holding the data set's files (default: $EMBER_DATA/<name>, "
                                    "/usr/share/datasets/<name>, ~/.cache/ember/<name>)", metavar="DIR")
+    download: bool = _option(False, "fetch the data set over the network (checksummed) if it is not found")
     epochs: int = _option(10, "passes over the training set", minimum=1)
     batch_size: int = _option(64, "images per optimizer step", minimum=1)
     lr: float = _option(0.05, "peak learning rate")
-    momentum: float = _option(0.9, "momentum of sgd, in [0, 1)")
-    nesterov: bool = _option(True, "Nesterov momentum for sgd")
+    momentum: float = _option(0.9, "momentum of sgd, in [0, 1) (onecycle cycles it between 0.85 and 0.95)")
+    nesterov: bool = _option(True, "Nesterov momentum for sgd (off: classical momentum)")
     weight_decay: float = _option(5e-4, "L2 penalty on weights, not biases")
     seed: int = _option(0, "seed of ember's generator (initialisation, shuffling, dropout, augmentation)")
-    out: str = _option("runs/lenet5-fashion-mnist", "run folder", metavar="DIR")
+    out: str | None = _option(None, "run folder (default: a new runs/<model>-<dataset>/<YYYYmmdd-HHMMSS>; "
+                              "a folder holding another run is refused without --resume or --overwrite)",
+                              metavar="DIR")
+    overwrite: bool = _option(False, "let --out be a folder that holds another run (its files are replaced)")
     progress: bool = _option(True, "a progress bar per epoch")
     detect_anomaly: bool = _option(False, "stop at the first op whose output or gradient is NaN/inf, "
                                    "naming it and its call site (slow; for debugging)")
@@ -68,10 +72,12 @@ class TrainConfig:
     val_split: float = _option(0.0, "fraction of the training set held out for validation")
     patience: int = _option(0, "early stopping: stop after this many epochs without a better validation "
                             "loss (0: never; needs --val-split)", minimum=0)
-    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit (same flags as the "
-                                 "interrupted run; default: start afresh)", metavar="DIR")
-    threads: int | None = _option(None, "ember's threads: BLAS and the ops that split large work "
-                                  "(default: NumPy's setting)", minimum=1)
+    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit, in DIR unless --out "
+                                 "says otherwise (same flags as the interrupted run; default: start afresh)",
+                                 metavar="DIR")
+    threads: int | None = _option(None, "threads for NumPy's BLAS (matmuls, the big GEMMs) and for ember's ops "
+                                  "that split their work (conv2d, ReLU, pooling) (default: BLAS's setting)",
+                                  minimum=1)
 
     def check_choice(self, name: str) -> None:
         """Raise ValueError("unknown <name> <value>; valid <name>s: ...") if the named field
@@ -101,11 +107,33 @@ class TrainConfig:
             raise ValueError("--patience needs a validation set: pass --val-split (e.g. 0.1)")
         if self.resume is not None and not os.path.isdir(self.resume):
             raise ValueError(f"--resume {self.resume}: no such run folder")
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        """Refuse flags that are each valid but cannot work together (the step-level rehearsal of
+        the schedule, once the steps per epoch are known, is ``schedules.rehearse``)."""
+        if self.schedule == "onecycle" and self.warmup >= self.epochs:
+            raise ValueError(onecycle_warmup_message(self))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
-        """The config of parsed ``ember train`` options (see ``add_arguments``); not validated."""
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+        """The config of parsed ``ember train`` options (see ``add_arguments``); not validated,
+        except that a flag given on the command line which the chosen optimizer or schedule would
+        silently ignore is refused.
+
+        Raises: ValueError naming both flags (e.g. ``--momentum`` with ``--optimizer adam``).
+        """
+        cfg = cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+        given = getattr(args, "_given", set())
+        for name in ("momentum", "nesterov"):
+            flag = _flag(name) if name == "momentum" or cfg.nesterov else "--no-nesterov"
+            if name in given and cfg.optimizer != "sgd":
+                raise ValueError(f"{flag} applies to --optimizer sgd only, not --optimizer {cfg.optimizer} "
+                                 f"(which uses PyTorch's defaults); drop {flag}")
+        if "momentum" in given and cfg.schedule == "onecycle" and cfg.optimizer == "sgd":
+            raise ValueError("--momentum is ignored by --schedule onecycle, which cycles the momentum between "
+                             "0.95 and 0.85 itself; drop --momentum or choose another --schedule")
+        return cfg
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
@@ -121,25 +149,34 @@ def _flag(name: str) -> str:
 
 
 class _Switch(argparse.Action):
-    """``--x`` sets a bool field, ``--no-x`` clears it (argparse.BooleanOptionalAction, whose help
-    suffix differs between Python versions)."""
+    """``--x`` sets a bool field, ``--no-x`` clears it. Help shows only the spelling that changes
+    the default (``--augment``, ``--no-nesterov``); the other one is still accepted, hidden."""
 
     def __init__(self, option_strings, dest, default=None, help=None):
-        super().__init__([*option_strings, "--no-" + option_strings[0][2:]], dest, nargs=0, default=default,
-                         help=help)
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, not option_string.startswith("--no-"))
+        _mark_given(namespace, self.dest)
 
-    def format_usage(self):
-        return " | ".join(self.option_strings)
+
+class _Store(argparse._StoreAction):
+    """argparse's plain store, remembering that the flag was given (``TrainConfig.from_args``
+    refuses flags the chosen optimizer or schedule would ignore)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
+def _mark_given(namespace, dest: str) -> None:
+    namespace._given = getattr(namespace, "_given", set()) | {dest}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one option per ``TrainConfig`` field to ``parser``: its name with dashes, its default,
-    its type (from the annotation; ``X | None`` takes an X) and its help text (with the valid
-    names listed). Names are checked by ``TrainConfig.validate``, not by argparse, so that a
-    typo gets ember's one-line message listing the valid names."""
+    its type (from the annotation; ``X | None`` takes an X), its help text and, for names, argparse
+    ``choices`` (so ``--help`` and a typo's message list the valid names)."""
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         meta, kind = f.metadata, hints[f.name]
@@ -147,8 +184,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if "default" not in text:
             text += " (default: %(default)s)"
         if kind is bool:
-            parser.add_argument(_flag(f.name), action=_Switch, default=f.default, help=text)
+            on, off = _flag(f.name), "--no-" + _flag(f.name)[2:]
+            shown, hidden = (off, on) if f.default else (on, off)
+            text = text.replace(" (default: %(default)s)", "")
+            parser.add_argument(shown, action=_Switch, dest=f.name, default=f.default,
+                                help=f"turn off (on by default): {text}" if f.default else text)
+            parser.add_argument(hidden, action=_Switch, dest=f.name, default=f.default, help=argparse.SUPPRESS)
             continue
         kind = next(t for t in typing.get_args(kind) or (kind,) if t is not type(None))
-        parser.add_argument(_flag(f.name), type=kind, default=f.default, help=text,
-                            metavar=meta["metavar"] or ("NAME" if meta["choices"] else None))
+        parser.add_argument(_flag(f.name), action=_Store, type=kind, default=f.default, help=text,
+                            metavar=meta["metavar"] or ("NAME" if meta["choices"] else None),
+                            choices=meta["choices"]() if meta["choices"] else None)

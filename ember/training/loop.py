@@ -3,9 +3,10 @@
 One epoch = shuffled minibatches of SGD (deck 001/002: minibatch SGD with momentum), with the
 learning rate following a cosine decay from ``lr`` to 0 over the whole run (Loshchilov & Hutter
 2017), then an evaluation on the test set. After every epoch the run folder gets, atomically:
-``model.safetensors`` (weights, PyTorch's state-dict names), ``config.json``, ``metrics.json``
-and ``resume.safetensors`` (``checkpoint.py``). The settings are a ``TrainConfig``
-(``config.py``); the optimizer and learning-rate schedule are built in ``schedules.py``.
+``model.safetensors`` (weights, PyTorch's state-dict names; with a validation split, the best
+epoch's), ``config.json``, ``metrics.json`` and ``resume.safetensors`` (``checkpoint.py``), plus
+``steps.csv``, ``epochs.csv`` and ``curves.png`` (``log.py``), in the run's own folder
+(``runs.py``). The settings are a ``TrainConfig`` (``config.py``); the optimizer and learning-rate schedule are built in ``schedules.py``.
 """
 from __future__ import annotations
 
@@ -23,27 +24,33 @@ from ..models import get_model
 from ..nn import functional as F
 from ..random import default_generator, manual_seed
 from ..tensor import Tensor
-from ..viz import plots
 from .checkpoint import load_train_state, save_run, save_train_state
 from .config import DATASETS, TrainConfig
-from .schedules import Schedule, build_optimizer
+from .log import RunLog
+from .runs import choose_folder
+from .schedules import Schedule, build_optimizer, rehearse
 
 
 class TrainingError(RuntimeError):
     """Training stopped (e.g. a non-finite loss); the message says where and what was kept."""
 
 
-def load_data(name: str, data_dir: str | None, train: bool):
+def load_data(name: str, data_dir: str | None, train: bool, download: bool = False):
     """Return (images, labels): float32 (N, 1, 28, 28) normalised by the training set's pixel
     mean and std (``DATASETS``), and int64 (N,) class indices.
 
     Args: name: a ``DATASETS`` key; data_dir: folder of the IDX files (None: the usual places);
-        train: the training split, else the test split.
-    Raises: ValueError listing the valid names; ember.data.DatasetNotFoundError.
+        train: the training split, else the test split; download: fetch the files if missing.
+    Raises: ValueError listing the valid names; ember.data.DatasetNotFoundError (telling the
+        command-line user to pass ``--download``).
     """
+    from ..data import DatasetNotFoundError
     TrainConfig(dataset=name).check_choice("dataset")
     cls, mean, std = DATASETS[name]
-    ds = cls(root=data_dir, train=train)
+    try:
+        ds = cls(root=data_dir, train=train, download=download)
+    except DatasetNotFoundError as e:
+        raise DatasetNotFoundError(str(e).replace("pass download=True", "pass --download")) from None
     x = ((ds.data.astype(np.float32) / 255 - mean) / std).astype(np.float32)
     return x[:, None], ds.targets.astype(np.int64)
 
@@ -77,9 +84,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
             return train(cfg, log)
     from tqdm import tqdm
     cfg.validate()
+    cfg = dataclasses.replace(cfg, out=choose_folder(cfg))  # a new folder per run unless --out/--resume
     manual_seed(cfg.seed)
-    x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True)
-    x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False)
+    x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True, download=cfg.download)
+    x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False, download=cfg.download)
     if cfg.threads is not None:
         from ..kernels.threads import set_num_threads
         set_num_threads(cfg.threads)
@@ -93,16 +101,19 @@ def train(cfg: TrainConfig, log=print) -> dict:
     opt = build_optimizer(model, cfg)
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=cfg.batch_size, shuffle=True,
                         generator=default_generator())
+    rehearse(cfg, len(loader))  # a schedule that cannot finish the run fails now, not after an epoch
     schedule = Schedule(opt, cfg, len(loader))  # sets the lr of step 0
     _, mean, std = DATASETS[cfg.dataset]
     augment = transforms.default_augmentation(fill=-mean / std) if cfg.augment else None
     metrics = {"test_accuracy": None, "epochs": []}
     start, step, best = 1, 0, {"loss": math.inf, "epoch": 0, "bad": 0}
     os.makedirs(cfg.out, exist_ok=True)
+    log(f"run folder: {cfg.out}")
     if cfg.resume:
         saved = load_train_state(cfg.resume, cfg, model, opt, schedule)
         start, step, metrics, best = saved["epoch"] + 1, saved["step"], saved["metrics"], saved["early_stopping"]
         log(f"resuming {cfg.resume} after epoch {saved['epoch']}")
+    run_log = RunLog(cfg.out, cfg.resume, start - 1)  # steps.csv, epochs.csv
     for epoch in range(start, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -111,6 +122,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
                    disable=not cfg.progress, dynamic_ncols=True)
         for i, (xb, yb) in enumerate(bar, 1):
+            t_step, lr = time.perf_counter(), opt.param_groups[0]["lr"]
             if augment is not None:
                 xb = augment(xb)
             logits = model(xb)
@@ -130,6 +142,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             n = len(yb)
             seen += n
             loss_sum += value * n
+            run_log.step(step, epoch, value, lr, time.perf_counter() - t_step)
             correct += int((logits.data.argmax(1) == yb.data).sum())
             if i % 25 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
@@ -138,32 +151,37 @@ def train(cfg: TrainConfig, log=print) -> dict:
         test_loss, test_acc = evaluate(model, x_test, y_test)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                "test_loss": test_loss, "test_accuracy": test_acc}
-        monitor = row["train_loss"]
+        monitor, improved, val_text = row["train_loss"], True, ""
         if x_val is not None:
             monitor, row["val_accuracy"] = evaluate(model, x_val, y_val)
             row["val_loss"] = monitor
-            if monitor < best["loss"]:
-                best = {"loss": monitor, "epoch": epoch, "bad": 0}
-            else:
-                best["bad"] += 1
-            metrics["best_epoch"] = best["epoch"]
+            improved = monitor < best["loss"]
+            best = {"loss": monitor, "epoch": epoch, "bad": 0} if improved else dict(best, bad=best["bad"] + 1)
+            val_text = f"  val loss {monitor:.4f} acc {row['val_accuracy']:.4f}{' *' if improved else ''}"
         seconds = time.perf_counter() - t0
         row["seconds"] = round(seconds, 3)
         metrics["epochs"].append(row)
-        metrics["test_accuracy"] = test_acc
+        if improved:  # with --val-split, the saved model is the best epoch's (Keras' restore_best_weights)
+            metrics["test_accuracy"] = test_acc
+        if x_val is not None:
+            metrics["best_epoch"] = best["epoch"]
+            metrics["saved_model"] = f"epoch {best['epoch']}: the lowest validation loss ({best['loss']:.4f})"
         schedule.after_epoch(monitor)
         stop = bool(cfg.patience) and best["bad"] >= cfg.patience
         if stop:
             metrics["stopped_early"] = epoch
-        save_run(cfg.out, model, cfg, metrics)
+        save_run(cfg.out, model, cfg, metrics, weights=improved)
         save_train_state(cfg.out, model, opt, schedule, {"epoch": epoch, "step": step, "metrics": metrics,
                                                   "early_stopping": best, "config": dataclasses.asdict(cfg)})
-        plots.maybe_plot_curves(metrics, cfg.out)  # curves.png when matplotlib is installed
+        run_log.epoch(row, opt.param_groups[0]["lr"], metrics)  # epochs.csv, steps.csv, curves.png
         log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
-            f"  test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s  {seen / train_seconds:,.0f} img/s")
+            f"{val_text}  test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s  "
+            f"{seen / train_seconds:,.0f} img/s")
         if stop:
-            log(f"early stopping: validation loss has not improved for {cfg.patience} epochs "
-                f"(best {best['loss']:.4f} at epoch {best['epoch']})")
+            log(f"early stopping: validation loss has not improved for {cfg.patience} epochs; "
+                f"model.safetensors holds epoch {best['epoch']} (the best, val loss {best['loss']:.4f})")
             break
-    log(f"final test accuracy {metrics['test_accuracy']:.4f}; checkpoint in {cfg.out}")
+    kept = (f"epoch {metrics['best_epoch']}'s weights, the best validation loss" if "best_epoch" in metrics
+            else "the last weights")
+    log(f"final test accuracy {metrics['test_accuracy']:.4f} ({kept}); checkpoint in {cfg.out}")
     return metrics

@@ -6,6 +6,8 @@ is where a bad name is refused.
 """
 from __future__ import annotations
 
+import math
+
 from ..nn.utils import param_groups_no_bias_decay
 from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop, lr_scheduler
 
@@ -27,6 +29,13 @@ def build_optimizer(model, cfg):
     if cfg.optimizer == "sgd":
         return SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     return OPTIMIZERS[cfg.optimizer](groups, lr=cfg.lr)
+
+
+def onecycle_warmup_message(cfg) -> str:
+    """The error for a onecycle warm-up that leaves no annealing phase (OneCycleLR would divide by
+    zero at the run's last step, as torch's does)."""
+    return (f"--schedule onecycle needs --warmup below --epochs (the warm-up is its rising phase, the rest of "
+            f"the run anneals), got --warmup {cfg.warmup:g} --epochs {cfg.epochs}")
 
 
 class Schedule:
@@ -53,6 +62,11 @@ class Schedule:
         cfg.check_choice("schedule")
         total = cfg.epochs * steps_per_epoch
         warm = int(round(cfg.warmup * steps_per_epoch))
+        if cfg.warmup > 0 and warm == 0:
+            raise ValueError(f"--warmup {cfg.warmup:g} is less than one step ({steps_per_epoch} steps per epoch "
+                             f"at --batch-size {cfg.batch_size}); pass at least {1 / steps_per_epoch:.2g} or 0")
+        if cfg.schedule == "onecycle" and warm >= total:
+            raise ValueError(onecycle_warmup_message(cfg))
         self.warm, self.plateau, self.name = warm, None, cfg.schedule
         if cfg.schedule == "onecycle":
             self.per_step = lr_scheduler.OneCycleLR(
@@ -94,3 +108,31 @@ class Schedule:
         for name in ("per_step", "plateau"):
             if getattr(self, name) is not None and sd.get(name) is not None:
                 getattr(self, name).load_state_dict(sd[name])
+
+
+def rehearse(cfg, steps_per_epoch: int) -> None:
+    """Check that ``cfg``'s optimizer and schedule can run the whole run before any training:
+    build them on a one-unit model and step the schedule through every step and epoch
+    (milliseconds; no data, no gradients). Every learning rate must be a finite number ≥ 0.
+
+    Raises: ValueError naming the flags (--optimizer, --schedule, --warmup, --epochs) and the step
+        where the schedule failed, instead of a crash after a whole epoch of training.
+    """
+    from ..nn import Linear
+    flags = (f"--optimizer {cfg.optimizer} --schedule {cfg.schedule} --warmup {cfg.warmup:g} "
+             f"--epochs {cfg.epochs}")
+    opt = build_optimizer(Linear(1, 1), cfg)
+    schedule = Schedule(opt, cfg, steps_per_epoch)  # its own ValueErrors already name the flags
+    step, total = 0, cfg.epochs * steps_per_epoch
+    try:
+        for _ in range(cfg.epochs):
+            for _ in range(steps_per_epoch):
+                lrs = [g["lr"] for g in opt.param_groups]
+                if not all(math.isfinite(lr) and lr >= 0 for lr in lrs):
+                    raise ValueError(f"learning rate {lrs[0]}")
+                schedule.after_step()
+                step += 1
+            schedule.after_epoch(1.0)
+    except (ArithmeticError, ValueError) as e:
+        raise ValueError(f"{flags}: the learning-rate schedule fails at step {step} of {total} "
+                         f"({type(e).__name__}: {e}); change one of these flags") from None

@@ -112,6 +112,8 @@ def run_visualize(args) -> None:
     from ..training import load_checkpoint, load_data
     plots._pyplot()  # fail early, with the install hint, when matplotlib is missing
     if args.checkpoint:
+        from ..training.runs import find_run
+        args.checkpoint = find_run(args.checkpoint)  # a folder of runs: its newest run (pictures go there)
         model, cfg = load_checkpoint(args.checkpoint)
     else:
         from ..models import get_model

@@ -89,14 +89,21 @@ def save_image(pixels: np.ndarray, path) -> str:
 
 
 # ---- training curves ----------------------------------------------------------------------
-def plot_curves(metrics: dict, path) -> str:
-    """Loss and accuracy per epoch, train vs test (and validation), side by side (a 1000×400-pixel PNG).
+def plot_curves(metrics: dict, path, steps=None) -> str:
+    """The training curves of a run (a PNG): loss, accuracy and, with ``steps``, the learning rate.
+
+    Without ``steps``: loss and accuracy per epoch, train vs test (and validation), side by side.
+    With ``steps`` (``ember train``'s per-step log): the loss panel shows every batch's loss (thin),
+    the epoch means on top (the x axis counts epochs, so one epoch is a curve, not two dots), and a
+    third panel the learning rate of every step.
 
     Args:
         metrics: the dict ``ember train`` writes to metrics.json: ``{"epochs": [{"epoch",
             "train_loss", "train_accuracy", "test_loss", "test_accuracy"}, ...]}``; rows with
             ``val_loss``/``val_accuracy`` (``--val-split``) add a validation curve.
-        path: the PNG file to write. Returns: path.
+        path: the PNG file to write.
+        steps: optional list of (epoch, loss, lr), one per optimizer step, in order.
+    Returns: path.
     Raises: MissingDependencyError without matplotlib; ValueError when there are no epochs.
     """
     rows = metrics.get("epochs") or []
@@ -104,30 +111,57 @@ def plot_curves(metrics: dict, path) -> str:
         raise ValueError("plot_curves: metrics has no epochs to plot")
     plt = _pyplot()
     ep = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 3 if steps else 2, figsize=(15 if steps else 10, 4))
+    if steps:
+        x = _step_positions([e for e, _, _ in steps])
+        axes[0].plot(x, [loss for _, loss, _ in steps], "-", color="tab:blue", alpha=0.3, lw=0.8,
+                     label="train (each step)")
+        axes[2].plot(x, [lr for _, _, lr in steps], "-", color="tab:purple")
+        axes[2].set_xlabel("epoch")
+        axes[2].set_ylabel("learning rate")
+        axes[2].set_title("learning rate per step")
+        axes[2].grid(alpha=0.3)
     for ax, key, label in ((axes[0], "loss", "cross-entropy loss"), (axes[1], "accuracy", "accuracy")):
         for split, style in (("train", "o-"), ("val", "^:"), ("test", "s--")):
             if all(f"{split}_{key}" in r for r in rows):      # val only with --val-split
-                ax.plot(ep, [r[f"{split}_{key}"] for r in rows], style, label=split)
+                name = "train (epoch mean)" if split == "train" and steps and key == "loss" else split
+                ax.plot(ep, [r[f"{split}_{key}"] for r in rows], style, label=name)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_xticks(ep if len(ep) <= 20 else ep[::max(len(ep) // 10, 1)])
         ax.grid(alpha=0.3)
         ax.legend()
-    axes[0].set_title("loss per epoch")
+    axes[0].set_title("loss (epoch means at each epoch's end)" if steps else "loss per epoch")
     axes[1].set_title(f"accuracy per epoch (last test: {rows[-1]['test_accuracy']:.4f})")
+    if steps:
+        axes[0].set_xlim(left=0)
+        axes[2].set_xlim(axes[0].get_xlim())
     fig.tight_layout()
     return _save(fig, path)
 
 
-def maybe_plot_curves(metrics: dict, out) -> str | None:
-    """The ``ember train`` hook: write ``<out>/curves.png`` if matplotlib is installed.
+def _step_positions(epochs: list) -> list:
+    """Each step's position in epochs: step i of n in epoch e sits at e - 1 + i/n."""
+    counts: dict = {}
+    for e in epochs:
+        counts[e] = counts.get(e, 0) + 1
+    seen: dict = {}
+    out = []
+    for e in epochs:
+        seen[e] = seen.get(e, 0) + 1
+        out.append(e - 1 + seen[e] / counts[e])
+    return out
+
+
+def maybe_plot_curves(metrics: dict, out, steps=None) -> str | None:
+    """The ``ember train`` hook: write ``<out>/curves.png`` (``plot_curves``, with the per-step
+    log ``steps`` when given) if matplotlib is installed.
 
     Never raises (training must not stop for a picture): returns the path written, or None when
     matplotlib is missing or plotting failed (a one-line warning goes to stderr in that case).
     """
     try:
-        return plot_curves(metrics, os.path.join(out, "curves.png"))
+        return plot_curves(metrics, os.path.join(out, "curves.png"), steps=steps)
     except MissingDependencyError:
         return None
     except Exception as e:  # noqa: BLE001 - a failed plot must not end a training run
