@@ -51,24 +51,30 @@ class Ranks:
 
     def __enter__(self):
         if self.world > 1:
-            if self.cfg.threads is None:   # cores ÷ ranks on this host, so W ranks do not oversubscribe it
-                from ..kernels.threads import set_num_threads
-                set_num_threads(launch.default_threads())
-            launch.per_rank_batch_size(self.cfg.batch_size, self.world)   # ValueError if it does not split
-            dist.check_same(dataclasses.asdict(self.cfg), what="config (ember train's flags)")
+            try:
+                if self.cfg.threads is None:   # cores ÷ ranks on this host, so W ranks do not oversubscribe it
+                    from ..kernels.threads import set_num_threads
+                    set_num_threads(launch.default_threads())
+                launch.per_rank_batch_size(self.cfg.batch_size, self.world)   # ValueError if it does not split
+                dist.check_same(dataclasses.asdict(self.cfg), what="config (ember train's flags)")
+            except Exception as e:
+                self._abort(e)
         return self
 
     def __exit__(self, kind, error, tb):
         if self.world > 1 and error is not None and not isinstance(error, KeyboardInterrupt):
-            # The other ranks would wait in a collective until --timeout: stop the whole job now,
-            # saying once, on this rank, what went wrong (ember's one-line style).
-            print(f"ember train: error on rank {self.rank} of {self.world}: {error}", file=sys.stderr, flush=True)
-            group = _group._group
-            group.broken = True
-            group.comm.Abort(1)
+            self._abort(error)
         if self.started:
             dist.destroy_process_group()
         return False
+
+    def _abort(self, error) -> None:
+        """Stop every rank now (MPI_Abort), saying on stderr, in one line, what went wrong here: the
+        other ranks would otherwise wait in their next collective until --timeout."""
+        print(f"ember train: error on rank {self.rank} of {self.world}: {error}", file=sys.stderr, flush=True)
+        group = _group._group
+        group.broken = True
+        group.comm.Abort(1)
 
     def wrap(self, model):
         """``DistributedDataParallel(model)`` on several ranks (rank 0's weights broadcast to all,
