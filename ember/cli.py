@@ -59,7 +59,8 @@ def run_evaluate(args):
     if folder != args.checkpoint:
         print(f"run: {folder}")
     model, cfg = load_checkpoint(folder)
-    x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False, download=args.download)
+    x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False, subset=cfg.subset,
+                     download=args.download)
     loss, acc = evaluate(model, x, y)
     print(f"{cfg.model} on {cfg.dataset} test set: loss {loss:.4f}, accuracy {acc:.4f} ({len(y)} images)")
 
@@ -104,17 +105,18 @@ def add_summary(sub):
                                    "parameters) and the totals, for a given input shape.")
     p.add_argument("--model", default="lenet5", help="a registered model or deck001-example (default: %(default)s)")
     p.add_argument("--input-shape", default=None, metavar="N,C,H,W",
-                   help="input shape, batch first (default: 1,1,28,28; 100,3,256,256 for deck001-example)")
+                   help="input shape, batch first (default: the model's, ember.models.input_shape: 1,1,28,28; "
+                        "1,3,32,32 for resnet20; 100,3,256,256 for deck001-example)")
 
 
 def run_summary(args):
-    from .models import MODELS, get_model
+    from .models import MODELS, get_model, input_shape
     from .nn.summary import EXAMPLES, summary
     if args.model in EXAMPLES:
         build, shape = EXAMPLES[args.model]
         model = build()
     elif args.model in MODELS:
-        model, shape = get_model(args.model), (1, 1, 28, 28)
+        model, shape = get_model(args.model), input_shape(args.model)
     else:
         raise ValueError(f"unknown model {args.model!r}; valid models: {', '.join(sorted([*MODELS, *EXAMPLES]))}")
     if args.input_shape:

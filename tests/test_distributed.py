@@ -78,13 +78,10 @@ def test_single_process_ddp_is_the_plain_module(one_rank_group):
         np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
 
 
-def test_engine_hook_runs_callbacks_once_after_backward(monkeypatch):
+def test_engine_hook_runs_callbacks_once_after_backward():
     from ember import autograd
     from ember.nn.parallel import engine_hook
-    monkeypatch.setattr(autograd, "backward", autograd.backward)    # restored after the test
-    engine_hook.install()
-    engine_hook.install()                                           # idempotent: one wrapper
-    assert autograd.backward._runs_post_backward_callbacks
+    assert engine_hook._callbacks is autograd._post_backward_callbacks   # the engine's own queue
     calls = []
 
     class Probe(ember.autograd.Function):
@@ -108,6 +105,10 @@ def test_engine_hook_runs_callbacks_once_after_backward(monkeypatch):
         engine_hook.queue_callback(lambda: calls.append("bad"))
         ember.ones(2).sum().backward()
     assert not engine_hook.pending() and calls == []               # a failed backward reduces nothing
+    engine_hook.queue_callback(lambda: calls.append(x.grad.numpy().copy()))
+    x.grad = None
+    x.backward(ember.ones(3) * 5.0)                                 # a leaf root: the early return
+    assert not engine_hook.pending() and [c.tolist() for c in calls] == [[5.0, 5.0, 5.0]]
 
 
 def test_ddp_refuses_to_continue_when_the_engine_skipped_the_reduction(one_rank_group):

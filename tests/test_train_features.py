@@ -165,7 +165,7 @@ def test_train_flags_are_generated_from_the_config_fields():
             "--lr", "0.2", "--momentum", "0.5", "--no-nesterov", "--weight-decay", "0.01", "--seed", "4",
             "--out", "o", "--no-progress", "--detect-anomaly", "--optimizer", "adam", "--schedule", "step",
             "--warmup", "0.5", "--augment", "--val-split", "0.2", "--patience", "2", "--resume", "r",
-            "--threads", "3", "--download", "--overwrite"]
+            "--threads", "3", "--download", "--overwrite", "--subset", "100", "--timeout", "60"]
     args = _parse(*argv)[1]
     with pytest.raises(ValueError, match="^--momentum applies to --optimizer sgd only, not --optimizer adam"):
         TrainConfig.from_args(args)                          # (tests/test_train_runs.py: ignored flags)
@@ -175,7 +175,7 @@ def test_train_flags_are_generated_from_the_config_fields():
                               momentum=0.5, nesterov=False, weight_decay=0.01, seed=4, out="o", progress=False,
                               detect_anomaly=True, optimizer="adam", schedule="step", warmup=0.5, augment=True,
                               val_split=0.2, patience=2, resume="r", threads=3,
-                              download=True, overwrite=True)
+                              download=True, overwrite=True, subset=100, timeout=60.0)
     assert [f.name for f in fields if getattr(cfg, f.name) == f.default] == []  # argv changed every field
     assert TrainConfig.from_args(_parse("--no-nesterov", "--nesterov")[1]).nesterov is True
     assert TrainConfig.from_args(_parse("--nesterov", "--no-nesterov")[1]).nesterov is False
@@ -233,6 +233,8 @@ def test_bad_settings_list_the_valid_choices(tmp_path):
                     (dict(model="resnet"), "unknown model 'resnet'; valid models: cifar-convnet, convnet-bn, lenet5, lenet5-classic, mlp, resnet20"),
                     (dict(patience=3), "--patience needs a validation set: pass --val-split"),
                     (dict(val_split=1.0), r"--val-split must be in \[0, 1\), got 1.0"),
+                    (dict(subset=0), "--subset must be at least 1, got 0"),
+                    (dict(timeout=0.0), "--timeout must be positive, got 0.0"),
                     (dict(resume=str(tmp_path / "nope")), "no such run folder")]:
         with pytest.raises(ValueError, match=msg):
             dataclasses.replace(TrainConfig(), **kw).validate()

@@ -205,8 +205,18 @@ def _topological_order(root):
     return order
 
 
+# Callables to run once when the current backward pass has finished, every ``.grad`` final
+# (torch's ``Variable._execution_engine.queue_callback``): ember.nn.parallel.engine_hook queues
+# DDP's gradient allreduce here. Kept in autograd so that autograd imports nothing from nn.
+_post_backward_callbacks: list = []
+
+
 def backward(root, gradient=None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires a gradient.
+
+    Then, as its last step (also for a leaf root), run and clear ``_post_backward_callbacks`` in
+    the order queued (one queued by a callback runs too); if the walk raises they are discarded,
+    so no half-computed gradient is ever reduced.
 
     Args:
         root: the Tensor to differentiate (usually a scalar loss).
@@ -216,6 +226,17 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         RuntimeError: root does not require grad, is not a scalar and no gradient was given,
             or the graph was already freed by an earlier backward.
     """
+    try:
+        _walk(root, gradient, retain_graph)
+    except BaseException:
+        _post_backward_callbacks.clear()
+        raise
+    while _post_backward_callbacks:
+        _post_backward_callbacks.pop(0)()
+
+
+def _walk(root, gradient, retain_graph) -> None:
+    """The engine proper (``backward`` without the callbacks): seed, sort, run each VJP once."""
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if gradient is None:
@@ -240,8 +261,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             raise RuntimeError("Trying to backward through the graph a second time; "
                                "pass retain_graph=True to the first backward() call")
         in_grads = ctx.fn.backward(ctx, g)
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
+        in_grads = in_grads if isinstance(in_grads, tuple) else (in_grads,)
         if _anomaly_hook is not None:
             _anomaly_hook.check_backward(ctx, in_grads)
         for p, need, pg in zip(ctx.parents, ctx.needs_input_grad, in_grads):

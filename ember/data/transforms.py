@@ -107,7 +107,7 @@ class RandomCrop:
     a different window per image (the standard CIFAR/Fashion-MNIST "shift" augmentation).
 
     Args: size: int or (h, w); padding=0: int; fill=0.0 (in the units of the input, e.g. the
-        normalised background value).
+        normalised background value): a number, or a sequence of one value per channel.
     Shape: (N, C, H, W) -> (N, C, h, w). Raises: ValueError when the padded image is smaller than size.
     """
 
@@ -122,7 +122,11 @@ class RandomCrop:
         p = self.padding
         if H + 2 * p < h or W + 2 * p < w:
             raise ValueError(f"RandomCrop: crop size {self.size} is larger than the padded image {H + 2 * p}x{W + 2 * p}")
-        xp = np.pad(a, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=self.fill) if p else a
+        xp = a
+        if p:  # fill: a scalar, or one value per channel (C,)
+            xp = np.empty((N, C, H + 2 * p, W + 2 * p), a.dtype)
+            xp[...] = np.asarray(self.fill, a.dtype).reshape(-1, 1, 1)
+            xp[:, :, p:p + H, p:p + W] = a
         g = default_generator()
         top = g.integers(0, H + 2 * p - h + 1, N)               # (N,) per-image offsets
         left = g.integers(0, W + 2 * p - w + 1, N)

@@ -10,3 +10,4 @@ from .module import Module, ModuleError, Parameter, Sequential
 from .container import Identity, ModuleDict, ModuleList
 from .conv import AdaptiveAvgPool2d, Conv1d, Conv2d, LocallyConnected2d
 from .norm import BatchNorm1d, BatchNorm2d, Dropout, LayerNorm
+from . import parallel  # noqa: E402  (DistributedDataParallel; imports the layers above)

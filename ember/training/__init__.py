@@ -1,7 +1,9 @@
 """``ember.training``: the application behind ``ember train``, ``ember evaluate`` and ``ember bench``.
 
     config.py      TrainConfig: every setting, and the one source of ``ember train``'s flags
-    loop.py        train(), evaluate(), load_data(): the epoch loop, metrics, early stopping
+    loop.py        train(), evaluate(): the epoch loop, metrics, early stopping
+    data.py        load_data(): the data sets (per-channel normalisation), --augment, model-fit check
+    parallel.py    Ranks: the MPI glue of `mpiexec -n W ember train`
     schedules.py   the optimizer (sgd, adam, ...) and the learning-rate policy of a run
     checkpoint.py  the run folder: model/config/metrics files, load_checkpoint, resume.safetensors
     runs.py        which folder a run writes to (one per run, no silent overwrite), find_run

@@ -15,6 +15,7 @@ import os
 import typing
 
 from ..data import datasets
+from ..data.cifar import CIFAR10, CIFAR10_MEAN, CIFAR10_STD
 from ..models import MODELS
 from .schedules import OPTIMIZERS, SCHEDULES, onecycle_warmup_message
 
@@ -22,6 +23,7 @@ from .schedules import OPTIMIZERS, SCHEDULES, onecycle_warmup_message
 DATASETS = {
     "fashion-mnist": (datasets.FashionMNIST, 0.2860, 0.3530),
     "mnist": (datasets.MNIST, 0.1307, 0.3081),
+    "cifar10": (CIFAR10, CIFAR10_MEAN, CIFAR10_STD),   # one value per RGB channel
 }
 
 
@@ -46,7 +48,8 @@ class TrainConfig:
     """
     model: str = _option("lenet5", "model: {choices}", choices=lambda: sorted(MODELS))
     dataset: str = _option("fashion-mnist", "dataset: {choices}", choices=lambda: list(DATASETS))
-    data_dir: str | None = _option(None, "folder holding the data set's files (default: $EMBER_DATA/<name>, "
+    data_dir: str | None = _option(None, "folder holding the data set's files (IDX; CIFAR-10's binary files, "
+                                   "pictures or their zip) (default: $EMBER_DATA/<name>, "
                                    "/usr/share/datasets/<name>, ~/.cache/ember/<name>)", metavar="DIR")
     download: bool = _option(False, "fetch the data set over the network (checksummed) if it is not found")
     epochs: int = _option(10, "passes over the training set", minimum=1)
@@ -76,8 +79,12 @@ class TrainConfig:
                                  "says otherwise (same flags as the interrupted run; default: start afresh)",
                                  metavar="DIR")
     threads: int | None = _option(None, "threads for NumPy's BLAS (matmuls, the big GEMMs) and for ember's ops "
-                                  "that split their work (conv2d, ReLU, pooling) (default: BLAS's setting)",
-                                  minimum=1)
+                                  "that split their work (conv2d, ReLU, pooling) (default: BLAS's setting; "
+                                  "under mpiexec: cores ÷ ranks)", minimum=1)
+    subset: int | None = _option(None, "train and test on only N images of each split, a fixed "
+                                 "random sample (smoke runs; default: all)", minimum=1, metavar="N")
+    timeout: float = _option(1800.0, "under mpiexec: seconds a rank waits for the others in a collective "
+                             "before stopping with an error naming the lost rank")
 
     def check_choice(self, name: str) -> None:
         """Raise ValueError("unknown <name> <value>; valid <name>s: ...") if the named field
@@ -105,6 +112,8 @@ class TrainConfig:
             raise ValueError(f"--val-split must be in [0, 1), got {self.val_split}")
         if self.patience and not self.val_split:
             raise ValueError("--patience needs a validation set: pass --val-split (e.g. 0.1)")
+        if not self.timeout > 0:
+            raise ValueError(f"--timeout must be positive, got {self.timeout}")
         if self.resume is not None and not os.path.isdir(self.resume):
             raise ValueError(f"--resume {self.resume}: no such run folder")
         self._check_combinations()

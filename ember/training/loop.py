@@ -19,40 +19,22 @@ import numpy as np
 
 from .. import nn
 from ..autograd import no_grad
-from ..data import DataLoader, TensorDataset, transforms
+from ..data import DataLoader, TensorDataset
 from ..models import get_model
 from ..nn import functional as F
 from ..random import default_generator, manual_seed
 from ..tensor import Tensor
 from .checkpoint import load_train_state, save_run, save_train_state
-from .config import DATASETS, TrainConfig
+from .config import TrainConfig
+from .data import augmentation, check_model_fits, load_data
 from .log import RunLog
+from .parallel import Ranks
 from .runs import choose_folder
 from .schedules import Schedule, build_optimizer, rehearse
 
 
 class TrainingError(RuntimeError):
     """Training stopped (e.g. a non-finite loss); the message says where and what was kept."""
-
-
-def load_data(name: str, data_dir: str | None, train: bool, download: bool = False):
-    """Return (images, labels): float32 (N, 1, 28, 28) normalised by the training set's pixel
-    mean and std (``DATASETS``), and int64 (N,) class indices.
-
-    Args: name: a ``DATASETS`` key; data_dir: folder of the IDX files (None: the usual places);
-        train: the training split, else the test split; download: fetch the files if missing.
-    Raises: ValueError listing the valid names; ember.data.DatasetNotFoundError (telling the
-        command-line user to pass ``--download``).
-    """
-    from ..data import DatasetNotFoundError
-    TrainConfig(dataset=name).check_choice("dataset")
-    cls, mean, std = DATASETS[name]
-    try:
-        ds = cls(root=data_dir, train=train, download=download)
-    except DatasetNotFoundError as e:
-        raise DatasetNotFoundError(str(e).replace("pass download=True", "pass --download")) from None
-    x = ((ds.data.astype(np.float32) / 255 - mean) / std).astype(np.float32)
-    return x[:, None], ds.targets.astype(np.int64)
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000):
@@ -82,16 +64,24 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if cfg.detect_anomaly and not is_anomaly_enabled():
         with detect_anomaly():
             return train(cfg, log)
-    from tqdm import tqdm
     cfg.validate()
+    check_model_fits(cfg.model, cfg.dataset)
+    with Ranks(cfg) as ranks:   # one rank, or W under mpiexec (parallel.py); only rank 0 logs and writes
+        return _run(cfg, log if ranks.main else (lambda message: None), ranks)
+
+
+def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
+    """The body of ``train`` on one rank of ``ranks`` (a validated config)."""
+    from tqdm import tqdm
     cfg = dataclasses.replace(cfg, out=choose_folder(cfg))  # a new folder per run unless --out/--resume
     manual_seed(cfg.seed)
-    x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True, download=cfg.download)
-    x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False, download=cfg.download)
+    x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True, subset=cfg.subset, download=cfg.download)
+    x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False, subset=cfg.subset, download=cfg.download)
     if cfg.threads is not None:
         from ..kernels.threads import set_num_threads
         set_num_threads(cfg.threads)
     model = get_model(cfg.model)
+    net = ranks.wrap(model)   # DistributedDataParallel on several ranks: forward through it
     x_val = y_val = None
     if cfg.val_split > 0:  # a seeded hold-out carved from the training set (after the init draws)
         order = default_generator().permutation(len(x_train))
@@ -103,8 +93,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         generator=default_generator())
     rehearse(cfg, len(loader))  # a schedule that cannot finish the run fails now, not after an epoch
     schedule = Schedule(opt, cfg, len(loader))  # sets the lr of step 0
-    _, mean, std = DATASETS[cfg.dataset]
-    augment = transforms.default_augmentation(fill=-mean / std) if cfg.augment else None
+    augment = augmentation(cfg.dataset) if cfg.augment else None
     metrics = {"test_accuracy": None, "epochs": []}
     start, step, best = 1, 0, {"loss": math.inf, "epoch": 0, "bad": 0}
     os.makedirs(cfg.out, exist_ok=True)
@@ -112,6 +101,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if cfg.resume:
         saved = load_train_state(cfg.resume, cfg, model, opt, schedule)
         start, step, metrics, best = saved["epoch"] + 1, saved["step"], saved["metrics"], saved["early_stopping"]
+        ranks.check_resume(saved, cfg.resume)
         log(f"resuming {cfg.resume} after epoch {saved['epoch']}")
     run_log = RunLog(cfg.out, cfg.resume, start - 1)  # steps.csv, epochs.csv
     for epoch in range(start, cfg.epochs + 1):
@@ -120,14 +110,17 @@ def train(cfg: TrainConfig, log=print) -> dict:
         seen = correct = 0
         loss_sum = 0.0
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
-                   disable=not cfg.progress, dynamic_ncols=True)
+                   disable=not (cfg.progress and ranks.main), dynamic_ncols=True)
         for i, (xb, yb) in enumerate(bar, 1):
             t_step, lr = time.perf_counter(), opt.param_groups[0]["lr"]
             if augment is not None:
                 xb = augment(xb)
-            logits = model(xb)
+            xb, yb, weight = ranks.shard(xb, yb)   # this rank's rows of the global batch
+            logits = net(xb)
             loss = F.cross_entropy(logits, yb)
             value = loss.item()
+            if weight != 1.0:
+                loss = loss * weight
             if not math.isfinite(value):
                 bar.close()
                 kept = (f"the checkpoint of epoch {epoch - 1} is kept in {cfg.out}" if epoch > 1
@@ -147,13 +140,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if i % 25 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
         bar.close()
+        loss_sum, correct, seen = ranks.sum(loss_sum, correct, seen)
+        correct, seen = int(correct), int(seen)
         train_seconds = time.perf_counter() - t0
-        test_loss, test_acc = evaluate(model, x_test, y_test)
+        test_loss, test_acc = ranks.evaluate(evaluate, model, x_test, y_test)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                "test_loss": test_loss, "test_accuracy": test_acc}
         monitor, improved, val_text = row["train_loss"], True, ""
         if x_val is not None:
-            monitor, row["val_accuracy"] = evaluate(model, x_val, y_val)
+            monitor, row["val_accuracy"] = ranks.evaluate(evaluate, model, x_val, y_val)
             row["val_loss"] = monitor
             improved = monitor < best["loss"]
             best = {"loss": monitor, "epoch": epoch, "bad": 0} if improved else dict(best, bad=best["bad"] + 1)
@@ -170,10 +165,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
         stop = bool(cfg.patience) and best["bad"] >= cfg.patience
         if stop:
             metrics["stopped_early"] = epoch
-        save_run(cfg.out, model, cfg, metrics, weights=improved)
-        save_train_state(cfg.out, model, opt, schedule, {"epoch": epoch, "step": step, "metrics": metrics,
-                                                  "early_stopping": best, "config": dataclasses.asdict(cfg)})
-        run_log.epoch(row, opt.param_groups[0]["lr"], metrics)  # epochs.csv, steps.csv, curves.png
+        if ranks.main:
+            save_run(cfg.out, model, cfg, metrics, weights=improved)
+            save_train_state(cfg.out, model, opt, schedule, {"epoch": epoch, "step": step, "metrics": metrics,
+                                                      "early_stopping": best, "config": dataclasses.asdict(cfg),
+                                                      "world_size": ranks.world})
+            run_log.epoch(row, opt.param_groups[0]["lr"], metrics)  # epochs.csv, steps.csv, curves.png
         log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f"{val_text}  test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s  "
             f"{seen / train_seconds:,.0f} img/s")

@@ -185,7 +185,9 @@ def plot_filters(model, path, title: str = "") -> str:
     """The first Conv2d layer's kernels, one panel per (output channel, input channel).
 
     Each kernel is shown with its own symmetric colour scale (red positive, blue negative, white
-    zero), so a learned edge detector reads like ``ember.viz.filters.KERNELS["sobel-x"]``.
+    zero), so a learned edge detector reads like ``ember.viz.filters.KERNELS["sobel-x"]``. A layer
+    on RGB input (3 input channels per group) shows each kernel as one colour picture instead
+    (its own scale: mid-grey 0, each channel's weight as that colour's intensity).
     Raises:
         ValueError: the model has no Conv2d layer (the message lists the layer types it has).
     """
@@ -196,7 +198,11 @@ def plot_filters(model, path, title: str = "") -> str:
     name, conv = convs[0]
     w = conv.weight.data.astype(np.float64)                  # (C_out, C_in/G, KH, KW)
     C_out, Cg, KH, KW = w.shape
-    kernels = w.reshape(C_out * Cg, KH, KW)
+    if Cg == 3:   # an RGB first layer: one colour picture per kernel, mid-grey = 0
+        lim = np.abs(w).reshape(C_out, -1).max(1)[:, None, None, None]
+        kernels, Cg = (0.5 + w / (2 * np.where(lim > 0, lim, 1))).transpose(0, 2, 3, 1), 1   # (C_out, KH, KW, 3)
+    else:
+        kernels = w.reshape(C_out * Cg, KH, KW)
     plt = _pyplot()
     rows, cols = _grid(len(kernels), max_cols=8 if Cg == 1 else Cg)
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows + 0.6), squeeze=False)
@@ -208,7 +214,8 @@ def plot_filters(model, path, title: str = "") -> str:
             continue
         k = kernels[i]
         lim = float(np.abs(k).max()) or 1.0
-        ax.imshow(k, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.imshow(k, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest") if k.ndim == 2 else \
+            ax.imshow(k, interpolation="nearest")
         ax.set_title(f"{i // Cg}" + (f".{i % Cg}" if Cg > 1 else ""), fontsize=8)
     fig.suptitle(title or f"layer {name} (Conv2d {conv.weight.shape[1]}→{C_out}, {KH}×{KW}) kernels")
     fig.tight_layout()
@@ -262,7 +269,11 @@ def plot_activations(model, image, path, title: str = "", max_channels: int = 16
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    axes[0, 0].imshow(x[0].mean(0), cmap="gray")
+    if x.shape[1] == 3:   # an RGB input, stretched to [0, 1] (it is normalised)
+        rgb = x[0].transpose(1, 2, 0).astype(np.float64)
+        axes[0, 0].imshow((rgb - rgb.min()) / ((rgb.max() - rgb.min()) or 1.0))
+    else:
+        axes[0, 0].imshow(x[0].mean(0), cmap="gray")
     axes[0, 0].set_title("input", fontsize=8)
     for r, (name, kind, m) in enumerate(maps, start=1):
         axes[r, 0].text(0.0, 0.5, f"{name}\n{kind}\n{m.shape[0]}×{m.shape[1]}×{m.shape[2]}",

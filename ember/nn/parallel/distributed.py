@@ -146,15 +146,14 @@ class DistributedDataParallel(Module):
         self._params = [p for p in module.parameters() if p.requires_grad]
         self._grad_buckets = self._buckets_for_params()
         if self.world_size > 1:
-            engine_hook.install()
             _broadcast_in_place([_array(p) for p in module.parameters()]
                                 + [_array(b) for _, b in module.named_buffers()])
 
     def forward(self, *inputs, **kwargs):
         if engine_hook.pending():
             raise RuntimeError("DistributedDataParallel: the last backward() queued the gradient allreduce "
-                               "but the autograd engine never ran it: the engine must call "
-                               "ember.nn.parallel.engine_hook.run_post_backward_callbacks() at its end")
+                               "but the autograd engine never ran it (ember.autograd.backward runs "
+                               "ember.autograd._post_backward_callbacks at its end)")
         if self.world_size > 1 and self.broadcast_buffers and self.module.training:
             buffers = [_array(b) for _, b in self.module.named_buffers()]
             if buffers:

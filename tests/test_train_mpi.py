@@ -1,0 +1,142 @@
+"""`mpiexec -n 2 ember train`: data-parallel training of the same global batches, rank 0 writes,
+faults (a killed rank, flags that differ between ranks), --resume with the rank count checked.
+
+Each test starts real processes over loopback (MPICH's mpiexec from the venv), on 256 images of
+a slice of Fashion-MNIST (test_train's ``small_data``): 6 epochs of 4 steps, a few seconds per run.
+(24 steps: float32 rounding differences between 2×32 and 1×64, ~1e-8 per step, stay below
+1e-7 here; over ~50 steps at lr 0.05 training amplified them to 1e-2 on another slice.)
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ember.serialization import load_state_dict
+from ember.training import load_checkpoint
+from test_train import run_cli, small_data  # noqa: F401 (fixture)
+
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+try:
+    import mpi4py  # noqa: F401
+    HAVE_MPI = MPIEXEC is not None
+except ImportError:
+    HAVE_MPI = False
+pytestmark = pytest.mark.skipif(not HAVE_MPI, reason="no mpi4py or mpiexec (pip install 'ember[distributed]')")
+
+ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def flags(data, out, *extra):
+    return ["train", "--data-dir", str(data), "--subset", "256", "--epochs", "6", "--batch-size", "64",
+            "--threads", "1", "--no-progress", "--out", str(out), *extra]
+
+
+def mpi_cmd(n, *args):
+    env_path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
+    return [MPIEXEC, "-genv", "PYTHONPATH", env_path, "-n", str(n), sys.executable, "-m", "ember", *args]
+
+
+def run_mpi(n, *args, timeout=600):
+    return subprocess.run(mpi_cmd(n, *args), capture_output=True, text=True, timeout=timeout)
+
+
+def assert_same_weights(a_folder, b_folder, rel=1e-5):
+    a, b = load_state_dict(Path(a_folder) / "model.safetensors"), load_state_dict(Path(b_folder) / "model.safetensors")
+    assert sorted(a) == sorted(b) and a
+    for k in a:
+        err = np.linalg.norm(a[k].astype(np.float64) - b[k]) / max(np.linalg.norm(a[k].astype(np.float64)), 1e-30)
+        assert err <= rel, f"{k}: relative difference {err:.2e}"
+
+
+@pytest.fixture(scope="module")
+def two_runs(small_data, tmp_path_factory):  # noqa: F811
+    """The same 6-epoch run in one process and on 2 ranks: (data, one-process folder, 2-rank folder, 2-rank output)."""
+    tmp = tmp_path_factory.mktemp("mpi")
+    r1 = run_cli(*flags(small_data, tmp / "one"))
+    assert r1.returncode == 0, r1.stderr
+    r2 = run_mpi(2, *flags(small_data, tmp / "two"))
+    assert r2.returncode == 0, r2.stderr
+    return small_data, tmp / "one", tmp / "two", r2
+
+
+def test_two_ranks_train_the_weights_of_one_process_and_only_rank_0_reports(two_runs):
+    _, one, two, r2 = two_runs
+    assert_same_weights(one, two)
+    lines = r2.stdout.splitlines()
+    assert [ln.split()[1] for ln in lines if ln.startswith("epoch ")] == [f"{e}/6" for e in range(1, 7)]   # printed once
+    assert sum(ln.startswith("final test accuracy") for ln in lines) == 1
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert len(m2["epochs"]) == 6
+    for a, b in zip(m1["epochs"], m2["epochs"]):   # metrics over the global batch, not rank 0's half
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-5 and a["train_accuracy"] == b["train_accuracy"]
+        assert abs(a["test_loss"] - b["test_loss"]) < 1e-5 and a["test_accuracy"] == b["test_accuracy"]
+    assert sorted(os.listdir(two)) == sorted(os.listdir(one))   # no second metrics file, no leftovers
+    assert json.loads((two / "config.json").read_text()) == json.loads((one / "config.json").read_text()) | {
+        "out": str(two)}
+
+
+def test_resume_with_another_rank_count_is_refused(two_runs, tmp_path):
+    data, _, two, _ = two_runs
+    r = run_cli(*flags(data, tmp_path / "r", "--resume", str(two)))
+    assert r.returncode == 1
+    assert r.stderr.strip() == (f"ember train: error: --resume {two}: that run was trained on 2 rank(s), this one "
+                                f"has 1; resume it with the same number: mpiexec -n 2 ember train ...")
+
+
+def _rank_pid(out: Path, rank: int):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(out).encode() in cmd and f"PMI_RANK={rank}".encode() in env:
+            return int(pid)
+    return None
+
+
+def test_a_killed_rank_stops_the_job_the_checkpoint_loads_and_resume_continues(two_runs, tmp_path):
+    data, _, two, _ = two_runs
+    out = tmp_path / "cut"
+    job = subprocess.Popen(mpi_cmd(2, *flags(data, out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "resume.safetensors").exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        victim = _rank_pid(out, 1)
+        assert job.poll() is None and victim is not None, "the run ended before a rank could be killed"
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        out_text, err = job.communicate(timeout=60)
+        assert time.monotonic() - killed < 60 and job.returncode != 0
+    finally:
+        if job.poll() is None:
+            job.kill()
+    # MPICH's launcher sees the dead process and stops the other rank itself, naming the pid:
+    said = out_text + err
+    assert "BAD TERMINATION" in said and f"PID {victim}" in said, said
+    model, cfg = load_checkpoint(str(out))   # the last atomic checkpoint is whole
+    assert cfg.model == "lenet5" and sum(p.numel() for p in model.parameters()) == 61706
+    done = len(json.loads((out / "metrics.json").read_text())["epochs"])
+    assert 1 <= done <= 6
+    r = run_mpi(2, *flags(data, out, "--resume", str(out)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("resuming") == 1
+    assert_same_weights(two, out, rel=0.0)   # same ranks, same batches: the uninterrupted run, bit for bit
+
+
+def test_flags_that_differ_between_ranks_stop_every_rank_at_start(small_data, tmp_path):  # noqa: F811
+    env_path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
+    rank = [sys.executable, "-m", "ember", *flags(small_data, tmp_path / "x", "--epochs", "1")]
+    r = subprocess.run([MPIEXEC, "-genv", "PYTHONPATH", env_path, "-n", "1", *rank, ":", "-n", "1", *rank,
+                        "--lr", "0.1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "the config (ember train's flags) differs between ranks: rank 1 has" in r.stderr, r.stderr
+    assert not (tmp_path / "x" / "metrics.json").exists()
