@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import typing
 
@@ -25,14 +26,17 @@ DATASETS = {
 }
 
 
-def _option(default, help: str, choices=None, minimum=None, metavar=None):
+def _option(default, help: str, choices=None, minimum=None, metavar=None, resume=None):
     """A dataclass field whose metadata describes its flag.
 
     help: the flag's help text ("{choices}" is replaced by the valid names; "(default: ...)" is
         appended unless the text already says "default"). choices: a function returning the
         valid names, in the order error messages list them. minimum: smallest valid int.
+    resume: whether ``--resume`` may change it: None (safe: display, threads, --epochs to extend),
+        "meaning" (changes the run's meaning: refused unless --allow-changed-flags) or "fixed"
+        (the checkpoint cannot continue under another value: always refused).
     """
-    meta = {"help": help, "choices": choices, "minimum": minimum, "metavar": metavar}
+    meta = {"help": help, "choices": choices, "minimum": minimum, "metavar": metavar, "resume": resume}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -44,32 +48,40 @@ class TrainConfig:
 
     Raises (``validate``, ``check_choice``): ValueError naming the flag and the valid values.
     """
-    model: str = _option("lenet5", "model: {choices}", choices=lambda: sorted(MODELS))
-    dataset: str = _option("fashion-mnist", "dataset: {choices}", choices=lambda: list(DATASETS))
+    model: str = _option("lenet5", "model: {choices}", choices=lambda: sorted(MODELS), resume="fixed")
+    dataset: str = _option("fashion-mnist", "dataset: {choices}", choices=lambda: list(DATASETS),
+                          resume="fixed")
     data_dir: str | None = _option(None, "folder with the IDX files (default: $EMBER_DATA, "
                                    "/usr/share/datasets/<name>, ~/.cache/ember/<name>)", metavar="DIR")
     epochs: int = _option(10, "passes over the training set", minimum=1)
-    batch_size: int = _option(64, "images per optimizer step", minimum=1)
-    lr: float = _option(0.05, "peak learning rate")
-    momentum: float = _option(0.9, "momentum of sgd, in [0, 1)")
-    nesterov: bool = _option(True, "Nesterov momentum for sgd")
-    weight_decay: float = _option(5e-4, "L2 penalty on weights, not biases")
-    seed: int = _option(0, "seed of ember's generator (initialisation, shuffling, dropout, augmentation)")
+    batch_size: int = _option(64, "images per optimizer step", minimum=1, resume="fixed")
+    lr: float = _option(0.05, "peak learning rate", resume="meaning")
+    momentum: float = _option(0.9, "momentum of sgd, in [0, 1)", resume="meaning")
+    nesterov: bool = _option(True, "Nesterov momentum for sgd", resume="meaning")
+    weight_decay: float = _option(5e-4, "L2 penalty on weights, not biases", resume="meaning")
+    seed: int = _option(0, "seed of ember's generator (initialisation, shuffling, dropout, augmentation)",
+                        resume="fixed")
     out: str = _option("runs/lenet5-fashion-mnist", "run folder", metavar="DIR")
     progress: bool = _option(True, "a progress bar per epoch")
     detect_anomaly: bool = _option(False, "stop at the first op whose output or gradient is NaN/inf, "
                                    "naming it and its call site (slow; for debugging)")
     optimizer: str = _option("sgd", "optimizer: {choices} (try --lr 1e-3 for the adaptive ones)",
-                             choices=lambda: list(OPTIMIZERS))
+                             choices=lambda: list(OPTIMIZERS), resume="fixed")
     schedule: str = _option("cosine", "learning-rate schedule: {choices} (cosine: per step)",
-                            choices=lambda: list(SCHEDULES))
-    warmup: float = _option(0.0, "epochs of linear learning-rate warm-up")
-    augment: bool = _option(False, "random 2-pixel shifts and horizontal flips")
-    val_split: float = _option(0.0, "fraction of the training set held out for validation")
+                            choices=lambda: list(SCHEDULES), resume="fixed")
+    warmup: float = _option(0.0, "epochs of linear learning-rate warm-up", resume="fixed")
+    augment: bool = _option(False, "random 2-pixel shifts and horizontal flips", resume="meaning")
+    val_split: float = _option(0.0, "fraction of the training set held out for validation", resume="fixed")
     patience: int = _option(0, "early stopping: stop after this many epochs without a better validation "
                             "loss (0: never; needs --val-split)", minimum=0)
-    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit (same flags as the "
-                                 "interrupted run; default: start afresh)", metavar="DIR")
+    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit; may change only "
+                                 "--epochs (to extend), --patience, --out, --data-dir, --threads and the display "
+                                 "flags; a changed --lr, --momentum, --nesterov, --weight-decay or --augment "
+                                 "needs --allow-changed-flags, the other flags cannot change (default: start "
+                                 "afresh)", metavar="DIR")
+    allow_changed_flags: bool = _option(False, "with --resume: continue with a changed --lr, --momentum, "
+                                        "--nesterov, --weight-decay or --augment from the resumed epoch on "
+                                        "(recorded in metrics.json under resume_changes)")
     threads: int | None = _option(None, "ember's threads: BLAS and the ops that split large work "
                                   "(default: NumPy's setting)", minimum=1)
 
@@ -91,6 +103,10 @@ class TrainConfig:
                 raise ValueError(f"{_flag(f.name)} must be at least {meta['minimum']}, got {value}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not math.isfinite(self.lr):
+            raise ValueError(f"--lr must be finite, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"--weight-decay must be non-negative and finite, got {self.weight_decay}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
         if not 0 <= self.warmup <= self.epochs:
@@ -101,6 +117,17 @@ class TrainConfig:
             raise ValueError("--patience needs a validation set: pass --val-split (e.g. 0.1)")
         if self.resume is not None and not os.path.isdir(self.resume):
             raise ValueError(f"--resume {self.resume}: no such run folder")
+
+    def resume_changes(self, saved: dict) -> tuple[list[str], list[str]]:
+        """Compare with the ``config.json`` dict of the run being resumed: (changes refused unless
+        ``--allow-changed-flags``, changes always refused), each "--flag old -> new", from the
+        fields' ``resume`` metadata ("meaning", "fixed"). Fields absent from ``saved`` are not compared."""
+        out: dict = {"meaning": [], "fixed": []}
+        for f in dataclasses.fields(self):
+            kind, new = f.metadata["resume"], getattr(self, f.name)
+            if kind and f.name in saved and saved[f.name] != new:
+                out[kind].append(f"{_flag(f.name)} {saved[f.name]} -> {new}")
+        return out["meaning"], out["fixed"]
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:

@@ -24,8 +24,9 @@ from ..nn import functional as F
 from ..random import default_generator, manual_seed
 from ..tensor import Tensor
 from ..viz import plots
-from .checkpoint import load_train_state, save_run, save_train_state
+from .checkpoint import NonFiniteError, load_train_state, save_epoch
 from .config import DATASETS, TrainConfig
+from .safety import check_split_sizes, os_error_message, prepare_out
 from .schedules import Schedule, build_optimizer
 
 
@@ -61,6 +62,24 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1
     return total_loss / len(x), correct / len(x)
 
 
+def _kept(out: str, epoch: int) -> str:
+    return f"the checkpoint of epoch {epoch} is kept in {out}" if epoch > 0 else "no checkpoint was written"
+
+
+def _save_or_stop(cfg, epoch, model, opt, schedule, metrics, state) -> None:
+    """Save the epoch (``checkpoint.save_epoch``), or stop with a TrainingError saying why and what is kept:
+    NaN/inf weights are never written over a good checkpoint; an OS error (disk full, read-only) names the file."""
+    try:
+        save_epoch(cfg.out, model, opt, schedule, cfg, metrics, state)
+    except NonFiniteError as e:
+        raise TrainingError(f"the weights became non-finite in epoch {epoch} ({e}); stopping "
+                            f"({_kept(cfg.out, epoch - 1)}); try a smaller --lr") from None
+    except OSError as e:  # the resume file and the model are written first: a failure there keeps epoch - 1
+        done = epoch - (os.path.basename(e.filename or "") in ("resume.safetensors", "model.safetensors"))
+        raise TrainingError(f"cannot save epoch {epoch}: {os_error_message(e)}; stopping "
+                            f"({_kept(cfg.out, done)})") from None
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train ``cfg.model`` on ``cfg.dataset`` and return the metrics dict (also in metrics.json).
 
@@ -77,6 +96,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             return train(cfg, log)
     from tqdm import tqdm
     cfg.validate()
+    prepare_out(cfg.out)  # a bad --out fails now, not after an epoch (issue 14 item 6)
     manual_seed(cfg.seed)
     x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True)
     x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False)
@@ -90,6 +110,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         n_val = int(round(cfg.val_split * len(x_train)))
         x_val, y_val = x_train[order[:n_val]], y_train[order[:n_val]]
         x_train, y_train = x_train[order[n_val:]], y_train[order[n_val:]]
+    check_split_sizes(len(x_train), len(x_test), None if x_val is None else len(x_val), cfg.val_split)
     opt = build_optimizer(model, cfg)
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=cfg.batch_size, shuffle=True,
                         generator=default_generator())
@@ -118,10 +139,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             value = loss.item()
             if not math.isfinite(value):
                 bar.close()
-                kept = (f"the checkpoint of epoch {epoch - 1} is kept in {cfg.out}" if epoch > 1
-                        else "no checkpoint was written")
                 raise TrainingError(f"loss became {value} at epoch {epoch}, step {i}; stopping "
-                                    f"({kept}); try a smaller --lr")
+                                    f"({_kept(cfg.out, epoch - 1)}); try a smaller --lr")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -155,9 +174,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
         stop = bool(cfg.patience) and best["bad"] >= cfg.patience
         if stop:
             metrics["stopped_early"] = epoch
-        save_run(cfg.out, model, cfg, metrics)
-        save_train_state(cfg.out, model, opt, schedule, {"epoch": epoch, "step": step, "metrics": metrics,
-                                                  "early_stopping": best, "config": dataclasses.asdict(cfg)})
+        _save_or_stop(cfg, epoch, model, opt, schedule, metrics, {"epoch": epoch, "step": step, "metrics": metrics,
+                                                                 "early_stopping": best,
+                                                                 "config": dataclasses.asdict(cfg)})
         plots.maybe_plot_curves(metrics, cfg.out)  # curves.png when matplotlib is installed
         log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f"  test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s  {seen / train_seconds:,.0f} img/s")
