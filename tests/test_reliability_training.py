@@ -97,26 +97,30 @@ def test_item1_one_step_to_inf_exits_non_zero_and_writes_nothing(data, tmp_path,
 
 
 def test_item1_divergence_over_20_seeds_and_both_optimizers_never_leaves_a_non_finite_checkpoint(data, tmp_path):
-    """The divergence test: lr 1e33 .. 1e39 (1e39 > float32's max), 20 seeds × {sgd, adam}, 3 steps
-    per epoch: every run stops with a TrainingError or finishes, and whatever checkpoint the
-    folder holds is finite and loads (weights and optimizer state)."""
-    stopped = finished = 0
+    """The divergence test: lr 1e33 .. 1e39 (1e39 > float32's max), 20 seeds × {sgd, adam}, 1, 2
+    or 3 steps per epoch (with one, the loss check before the step never sees the overflow):
+    every run stops with a TrainingError or finishes, and whatever checkpoint the folder holds
+    is finite and loads (weights and optimizer state)."""
+    stopped = finished = saved = 0
     for seed in range(20):
         for optimizer in ("sgd", "adam"):
             out = tmp_path / f"{optimizer}-{seed}"
             lr = 10.0 ** (33 + seed % 7)  # 1e33 .. 1e39: some overflow at once, some a few steps later
             try:
-                train(_cfg(data, out, optimizer=optimizer, lr=lr, seed=seed, batch_size=64, epochs=2,
-                           schedule="none"), **QUIET)
+                train(_cfg(data, out, optimizer=optimizer, lr=lr, seed=seed, batch_size=(64, 96, 192)[seed % 3],
+                           epochs=2, schedule="none"), **QUIET)
                 finished += 1
             except TrainingError as e:
                 assert "stopping (" in str(e), e
                 stopped += 1
             if (out / "model.safetensors").exists():
+                saved += 1
                 _finite_checkpoint(out)
                 state, arrays = read_train_state(out)
                 assert all(np.isfinite(v).all() for k, v in arrays.items() if v.dtype.kind == "f"), state["epoch"]
     assert stopped + finished == 40 and stopped >= 20, (stopped, finished)
+    print(f"divergence: {stopped}/40 runs stopped with a TrainingError, {finished} finished; "
+          f"{saved} left a checkpoint, all finite")
 
 
 def test_item1_evaluate_refuses_non_finite_weights(data, tmp_path, capsys):
@@ -224,6 +228,35 @@ def test_item6_disk_full_names_the_file_and_keeps_the_old_one(tmp_path, monkeypa
     monkeypatch.undo()
     assert e.value.filename == str(path) and e.value.errno == 28
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_item6_disk_full_during_training_stops_naming_the_file_patched(data, tmp_path, monkeypatch):
+    """ENOSPC simulated by patching fsync (runs where no tmpfs can be mounted): the save of epoch 2
+    fails at its first file, the error names it, epoch 1's checkpoint stays whole."""
+    real_fsync, real_after_epoch, full = os.fsync, train_loop.Schedule.after_epoch, []
+
+    def fsync(fd):
+        if full:
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    epochs = []
+
+    def fill_disk_after_epoch_2(self, metric):  # called just before each epoch's save
+        epochs.append(metric)
+        if len(epochs) == 2:
+            full.append(True)
+        return real_after_epoch(self, metric)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(train_loop.Schedule, "after_epoch", fill_disk_after_epoch_2)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as e:
+        train(_cfg(data, out, epochs=3), **QUIET)
+    monkeypatch.undo()
+    assert str(e.value) == (f"cannot save epoch 2: {out}/resume.safetensors: no space left on the device; "
+                            f"stopping (the checkpoint of epoch 1 is kept in {out})")
+    _finite_checkpoint(out)
+    assert read_train_state(out)[0]["epoch"] == 1 and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_item6_evaluate_accepts_the_model_file_itself(data, tmp_path, capsys):

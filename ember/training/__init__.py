@@ -4,6 +4,7 @@
     loop.py        train(), evaluate(), load_data(): the epoch loop, metrics, early stopping
     schedules.py   the optimizer (sgd, adam, ...) and the learning-rate policy of a run
     checkpoint.py  the run folder: model/config/metrics files, load_checkpoint, resume.safetensors
+    safety.py      guards: --out probed before training, empty splits, SIGTERM, OS errors as one line
     bench.py       LeNet-5 timed against PyTorch in one process (``ember bench``)
 """
 from .checkpoint import load_checkpoint, load_train_state, read_train_state, save_train_state
