@@ -447,6 +447,30 @@ def test_item7_every_op_accepts_a_batch_of_zero_as_torch(name):
             np.testing.assert_array_equal(pe.grad.numpy() if pe.grad is not None else 0, pt.grad.numpy(), err_msg=n)
 
 
+def test_item7_where_torch_raises_on_small_batches_ember_raises_too():
+    """N = 0 is accepted, but training batch norm with one value per channel stays an error, as in torch."""
+    import torch
+    from ember import nn
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        torch.nn.BatchNorm1d(3)(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match=r"batch_norm: expected more than 1 value per channel when training, got "
+                                         r"input size \(1, 3\)"):
+        nn.BatchNorm1d(3)(ember.zeros(1, 3))
+    with pytest.raises(RuntimeError):
+        torch.nn.Conv2d(3, 2, 3)(torch.zeros(0, 1, 5, 5))
+    with pytest.raises(Exception, match="expected input with 3 channels, got 1 channels"):
+        nn.Conv2d(3, 2, 3)(ember.zeros(0, 1, 5, 5))
+
+
+def test_item6_visualize_takes_the_model_file_as_checkpoint(data, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "run"
+    train(_cfg(data, out, epochs=1), **QUIET)
+    status, stdout, err = _cli("visualize", "filters", "--checkpoint", str(out / "model.safetensors"), capsys=capsys)
+    assert status == 0, err
+    assert (out / "viz" / "filters.png").exists()
+
+
 def test_item7_batch_norm_on_an_empty_batch_keeps_its_running_statistics():
     from ember import nn
     bn = nn.BatchNorm2d(2)

@@ -119,7 +119,10 @@ def run_visualize(args) -> None:
     else:
         from ..models import get_model
         model, cfg = get_model(args.model).eval(), None
-    out = args.out or (os.path.join(args.checkpoint, "viz") if args.checkpoint else "viz")
+    run_dir = args.checkpoint
+    if run_dir and os.path.isfile(run_dir):
+        run_dir = os.path.dirname(run_dir)
+    out = args.out or (os.path.join(run_dir, "viz") if run_dir else "viz")  # (--checkpoint may be the model file)
     from ..training.safety import prepare_out
     prepare_out(out)  # issue 14 item 6: a file, a path under a file or a read-only folder: one line
     if args.what == "filters":
