@@ -34,6 +34,8 @@ def atomic_write_bytes(path, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:  # read-only, no permission: name the file, not the temp name tried
+        if not e.errno:
+            raise
         raise OSError(e.errno, e.strerror, path) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # the umask's mode, as open() would give (mkstemp: always 0600)
@@ -45,7 +47,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename in (None, tmp):  # disk full: name the file, not the temp
+        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp):  # disk full: name the file
             raise OSError(e.errno, e.strerror, path) from None
         raise
     try:  # make the rename itself durable
