@@ -180,7 +180,9 @@ def test_item3_the_override_applies_the_new_lr_and_records_it(data, tmp_path):
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["resume_changes"] == metrics["resume_changes"]
 
 
-def test_item3_the_meaning_marker_lives_in_the_field_metadata_and_help_documents_it(capsys):
+def test_item3_the_meaning_marker_lives_in_the_field_metadata_and_help_documents_it(capsys, monkeypatch):
+    """The help text lists the flags of each kind, generated from the metadata."""
+    monkeypatch.setenv("COLUMNS", "2000")  # no line breaks inside flag names
     kinds = {name: f.metadata["resume"] for name, f in _FIELDS.items()}
     assert {n for n, k in kinds.items() if k} >= {"model", "dataset", "batch_size", "lr", "momentum", "nesterov",
                                                   "weight_decay", "seed", "optimizer", "schedule", "warmup",
@@ -189,7 +191,11 @@ def test_item3_the_meaning_marker_lives_in_the_field_metadata_and_help_documents
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--allow-changed-flags" in text and "may change only --epochs (to extend)" in text
+    assert ("may change only the other flags (--data-dir, --epochs, --out, --progress, --detect-anomaly, "
+            "--patience, --threads: --epochs to extend); a changed --lr, --momentum, --nesterov, --weight-decay, "
+            "--augment needs --allow-changed-flags; --model, --dataset, --batch-size, --seed, --optimizer, "
+            "--schedule, --warmup, --val-split never change") in text
+    assert "--no-allow-changed-flags with --resume: continue with a changed --lr, --momentum" in text
 
 
 # ================================================================== item 6: OS errors, one line naming the path

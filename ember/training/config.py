@@ -74,14 +74,13 @@ class TrainConfig:
     val_split: float = _option(0.0, "fraction of the training set held out for validation", resume="fixed")
     patience: int = _option(0, "early stopping: stop after this many epochs without a better validation "
                             "loss (0: never; needs --val-split)", minimum=0)
-    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit; may change only "
-                                 "--epochs (to extend), --patience, --out, --data-dir, --threads and the display "
-                                 "flags; a changed --lr, --momentum, --nesterov, --weight-decay or --augment "
-                                 "needs --allow-changed-flags, the other flags cannot change (default: start "
-                                 "afresh)", metavar="DIR")
-    allow_changed_flags: bool = _option(False, "with --resume: continue with a changed --lr, --momentum, "
-                                        "--nesterov, --weight-decay or --augment from the resumed epoch on "
-                                        "(recorded in metrics.json under resume_changes)")
+    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit; may change only the "
+                                 "other flags ({safe}: --epochs to extend); a changed {meaning} needs "
+                                 "--allow-changed-flags; {fixed} never change (default: start afresh)",
+                                 metavar="DIR")
+    allow_changed_flags: bool = _option(False, "with --resume: continue with a changed {meaning} (the new "
+                                        "values apply from the resumed epoch on; metrics.json records them "
+                                        "under resume_changes)")
     threads: int | None = _option(None, "ember's threads: BLAS and the ops that split large work "
                                   "(default: NumPy's setting)", minimum=1)
 
@@ -171,6 +170,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         meta, kind = f.metadata, hints[f.name]
         text = meta["help"].replace("{choices}", ", ".join(meta["choices"]()) if meta["choices"] else "")
+        for group in ("safe", "meaning", "fixed"):  # the flags of each kind of the ``resume`` metadata
+            text = text.replace("{%s}" % group, ", ".join(_flag(n) for n, g in _FIELDS.items()
+                                                          if (g.metadata["resume"] or "safe") == group
+                                                          and n not in ("resume", "allow_changed_flags")))
         if "default" not in text:
             text += " (default: %(default)s)"
         if kind is bool:
