@@ -25,7 +25,9 @@ def add_train(sub):
 
 def run_train(args):
     from .training import TrainConfig, train
-    train(TrainConfig.from_args(args))
+    from .training.safety import sigterm_as_interrupt
+    with sigterm_as_interrupt():  # `kill` stops training as Ctrl-C does (issue 14 item 10)
+        train(TrainConfig.from_args(args))
 
 
 class _RunPath(argparse.Action):
@@ -160,9 +162,14 @@ def main(argv=None) -> int:
             MissingDependencyError, AnomalyError) as e:
         print(f"ember {args.command}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"ember {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except OSError as e:  # a file or folder that cannot be read or written: one line naming it
+        from .training.safety import os_error_message
+        print(f"ember {args.command}: error: {os_error_message(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM during `ember train`: the last checkpoint stays
+        kept = "; the last saved checkpoint is kept" if args.command == "train" else ""
+        print(f"ember {args.command}: {e.args[0] if e.args else 'interrupted'}{kept}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
     return 0
 
 

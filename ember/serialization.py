@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections import OrderedDict
@@ -31,16 +32,24 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as e:  # read-only, no permission: name the file, not the temp name tried
+        if not e.errno:
+            raise
+        raise OSError(e.errno, e.strerror, path) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # the umask's mode, as open() would give (mkstemp: always 0600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp):  # disk full: name the file
+            raise OSError(e.errno, e.strerror, path) from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(folder, os.O_RDONLY)
@@ -52,9 +61,27 @@ def atomic_write_bytes(path, data: bytes) -> None:
         pass
 
 
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def json_safe(obj):
+    """``obj`` with every NaN/inf float replaced by None, so that it is strict JSON (null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path, obj) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """Write ``obj`` as indented strict JSON, atomically; NaN/inf floats become null (``json_safe``)."""
+    atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n").encode())
 
 
 def tensors_sha256(state: dict) -> str:
@@ -279,3 +306,5 @@ def read_json(path) -> dict:
         raise CheckpointError(f"{path}: no such file") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: malformed JSON ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:  # a folder, unreadable, binary
+        raise CheckpointError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None

@@ -213,7 +213,7 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         s = self.shape
         start, end = start_dim % max(self.ndim, 1), end_dim % max(self.ndim, 1)
-        return self.reshape(*s[:start], -1, *s[end + 1:]) if self.ndim else self.reshape(1)
+        return self.reshape(*s[:start], int(np.prod(s[start:end + 1])), *s[end + 1:]) if self.ndim else self.reshape(1)
 
     def permute(self, *dims):
         return _mv.Permute.apply(self, dims=_sizes(dims))

@@ -71,7 +71,7 @@ def test_resume_with_another_model_names_the_differing_keys(small_data, tmp_path
                                               r"in loading state_dict for Sequential: missing keys: 1\.weight, 1\.bias; "
                                               r"unexpected keys: .*0\.weight"):
         train(_cfg(small_data, tmp_path / "run2", model="mlp", resume=str(tmp_path / "run")), log=lambda m: None)
-    with pytest.raises(CheckpointError, match="trained with optimizer 'sgd', not 'adam'"):
+    with pytest.raises(CheckpointError, match="saved with other flags \\(--optimizer sgd -> adam\\); start a new run"):
         train(_cfg(small_data, tmp_path / "run3", optimizer="adam", resume=str(tmp_path / "run")), log=lambda m: None)
 
 
@@ -165,7 +165,8 @@ def test_train_flags_are_generated_from_the_config_fields():
             "--lr", "0.2", "--momentum", "0.5", "--no-nesterov", "--weight-decay", "0.01", "--seed", "4",
             "--out", "o", "--no-progress", "--detect-anomaly", "--optimizer", "adam", "--schedule", "step",
             "--warmup", "0.5", "--augment", "--val-split", "0.2", "--patience", "2", "--resume", "r",
-            "--threads", "3", "--download", "--overwrite", "--subset", "100", "--timeout", "60"]
+            "--threads", "3", "--download", "--overwrite", "--subset", "100", "--timeout", "60",
+            "--allow-changed-flags"]
     args = _parse(*argv)[1]
     with pytest.raises(ValueError, match="^--momentum applies to --optimizer sgd only, not --optimizer adam"):
         TrainConfig.from_args(args)                          # (tests/test_train_runs.py: ignored flags)
@@ -175,7 +176,8 @@ def test_train_flags_are_generated_from_the_config_fields():
                               momentum=0.5, nesterov=False, weight_decay=0.01, seed=4, out="o", progress=False,
                               detect_anomaly=True, optimizer="adam", schedule="step", warmup=0.5, augment=True,
                               val_split=0.2, patience=2, resume="r", threads=3,
-                              download=True, overwrite=True, subset=100, timeout=60.0)
+                              download=True, overwrite=True, subset=100, timeout=60.0,
+                              allow_changed_flags=True)
     assert [f.name for f in fields if getattr(cfg, f.name) == f.default] == []  # argv changed every field
     assert TrainConfig.from_args(_parse("--no-nesterov", "--nesterov")[1]).nesterov is True
     assert TrainConfig.from_args(_parse("--nesterov", "--no-nesterov")[1]).nesterov is False

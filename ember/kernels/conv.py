@@ -50,6 +50,7 @@ def _blocks(OH, OW, bytes_per_pixel, parts=1):
     measured 1.4× slower at batch 256 with two threads.
     """
     budget = _BLOCK_BYTES // parts
+    bytes_per_pixel = max(1, bytes_per_pixel)  # a batch of N = 0 (issue 14 item 7): one empty block a row
     per_row = bytes_per_pixel * OW
     runs = []
     for a, b in split_range(OH, parts):

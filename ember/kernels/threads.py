@@ -220,10 +220,12 @@ def parallel_for(fn, parts) -> list:
     if len(parts) <= 1 or getattr(_local, "busy", False):
         return [fn(p) for p in parts]
     done = queue.SimpleQueue()
+    errstate = np.geterr()  # NumPy's error settings are per thread: the workers take the caller's
 
     def job(i, p):
         try:
-            done.put((i, fn(p), None))
+            with np.errstate(**errstate):
+                done.put((i, fn(p), None))
         except BaseException as e:  # handed to the caller, which re-raises it
             done.put((i, None, e))
     for i, p in enumerate(parts[1:], 1):

@@ -324,6 +324,8 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
         return _norm.BatchNorm.apply(x, weight, bias, mean=running_mean.data, var=running_var.data, eps=eps)
     m = x.data.size // C
+    if m == 0:  # an empty batch (issue 14 item 7): an empty output, running statistics untouched, as torch
+        return _norm.BatchNorm.apply(x, weight, bias, mean=np.zeros(C, x.dtype), var=np.ones(C, x.dtype), eps=eps)
     if m <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
     stats = {}

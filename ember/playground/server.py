@@ -42,6 +42,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from ..serialization import json_safe  # NaN/inf -> null (JSON has neither)
 from . import data as D
 from . import engine as E
 from .export import script_text, weights_bytes
@@ -141,17 +142,6 @@ def parse_json(raw: bytes) -> dict:
         raise ApiError(400, "request body is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ApiError(400, "request body must be a JSON object")
-    return obj
-
-
-def json_safe(obj):
-    """``obj`` with every non-finite float replaced by None (JSON has no NaN or infinity)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
     return obj
 
 

@@ -8,6 +8,7 @@
     checkpoint.py  the run folder: model/config/metrics files, load_checkpoint, resume.safetensors
     runs.py        which folder a run writes to (one per run, no silent overwrite), find_run
     log.py         steps.csv, epochs.csv and curves.png of a run
+    safety.py      guards: --out probed before training, empty splits, SIGTERM, OS errors as one line
     bench.py       LeNet-5 timed against PyTorch in one process (``ember bench``)
 """
 from .checkpoint import load_checkpoint, load_train_state, read_train_state, save_train_state

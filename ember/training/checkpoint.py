@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 import numpy as np
@@ -28,28 +29,90 @@ from .runs import find_run
 RESUME_FILE = "resume.safetensors"
 
 
+class NonFiniteError(CheckpointError):
+    """Weights or optimizer state hold NaN/inf: such a model is never saved, and never evaluated."""
+
+
+def non_finite(arrays: dict) -> list[str]:
+    """The names of the floating-point arrays of a name -> ndarray dict that hold a NaN or an inf."""
+    return [k for k, v in arrays.items()
+            if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.isfinite(v).all()]
+
+
+def save_epoch(folder, model, optimizer, schedule, cfg, metrics: dict, extra: dict, weights: bool = True) -> None:
+    """The one save path of ``ember train``: refuse non-finite weights or optimizer state, then
+    write ``resume.safetensors`` and ``save_run``'s files. Nothing is written when the check fails,
+    so the previous epoch's good checkpoint stays. ``weights`` as in ``save_run``.
+
+    Raises: NonFiniteError naming the first tensors that hold NaN/inf.
+    """
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"optimizer.{i}.{k}": v for i, s in optimizer.state_dict()["state"].items()
+                   for k, v in s.items() if isinstance(v, (np.ndarray, float, np.floating))})
+    bad = non_finite(arrays)
+    if bad:
+        raise NonFiniteError(f"non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+    save_train_state(folder, model, optimizer, schedule, extra)  # first: a failure in it leaves the epoch before whole
+    save_run(folder, model, cfg, metrics, weights=weights)
+
+
 def save_run(folder, model, cfg, metrics: dict, weights: bool = True) -> None:
     """Write ``model.safetensors`` (unless ``weights`` is False: an epoch worse than the best
-    keeps the best epoch's file), ``config.json`` and ``metrics.json`` into ``folder``, each atomically."""
+    keeps the best epoch's file), ``config.json`` and ``metrics.json`` into ``folder``, each atomically.
+
+    ``metrics.json`` is strict JSON: a NaN/inf metric is written as null, and its ``status`` says
+    which ("ok" when every value is finite).
+    """
     if weights:
         save_state_dict(model.state_dict(), os.path.join(folder, "model.safetensors"),
                         metadata={"model": cfg.model, "dataset": cfg.dataset})
     atomic_write_json(os.path.join(folder, "config.json"), dataclasses.asdict(cfg))
-    atomic_write_json(os.path.join(folder, "metrics.json"), metrics)
+    bad = [f"epochs[{i}].{k}" for i, row in enumerate(metrics.get("epochs", []))
+           for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    status = f"non-finite values written as null: {', '.join(bad)}" if bad else "ok"
+    atomic_write_json(os.path.join(folder, "metrics.json"), dict(metrics, status=status))
+
+
+def read_config(folder: str) -> TrainConfig:
+    """The ``TrainConfig`` of a run folder's ``config.json``, its model and dataset checked.
+
+    Raises: CheckpointError naming config.json if it is missing, unreadable (e.g. a folder), not a
+        JSON object, or names a model or data set this ember does not know.
+    """
+    path = os.path.join(folder, "config.json")
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of train settings, got a {type(raw).__name__}")
+    try:
+        cfg = TrainConfig.from_dict(raw)
+        cfg.check_choice("model")
+        cfg.check_choice("dataset")
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return cfg
 
 
 def load_checkpoint(folder: str):
     """Rebuild the model saved in a run folder; returns (model in eval mode, TrainConfig).
     ``folder`` may also be a folder of runs: the newest run in it is loaded (``runs.find_run``).
 
+    ``folder`` may also be the run folder's ``model.safetensors`` itself.
     Raises: ember.serialization.CheckpointError naming the missing or corrupt file, or saying
-        that the weights do not fit the model named in config.json; FileNotFoundError when
-        there is no run folder there.
+        that the weights do not fit the model named in config.json, or that they hold NaN/inf;
+        FileNotFoundError when there is no run folder there.
     """
+    folder = os.fspath(folder)
+    if os.path.isfile(folder):  # `--checkpoint run/model.safetensors`: the folder is its parent
+        folder = os.path.dirname(folder) or "."
     folder = find_run(folder)
-    cfg = TrainConfig.from_dict(read_json(os.path.join(folder, "config.json")))
+    cfg = read_config(folder)
     model = get_model(cfg.model)
-    state = load_state_dict(os.path.join(folder, "model.safetensors"))
+    path = os.path.join(folder, "model.safetensors")
+    state = load_state_dict(path)
+    bad = non_finite(state)
+    if bad:
+        raise NonFiniteError(f"{path}: the weights hold NaN/inf ({', '.join(bad[:3])}); this model diverged "
+                             f"and cannot be evaluated")
     try:
         model.load_state_dict(state)
     except (KeyError, ValueError) as e:
@@ -102,9 +165,11 @@ def load_train_state(folder, cfg, model, optimizer, schedule) -> dict:
         msg = e.args[0] if e.args else e  # (a KeyError's str() adds quotes)
         raise CheckpointError(f"--resume {folder}: the checkpoint (model {saved_cfg.get('model')!r}) does not fit "
                                  f"model {cfg.model!r}: {msg}") from None
-    if saved_cfg.get("optimizer", "sgd") != cfg.optimizer:
-        raise CheckpointError(f"--resume {folder}: the checkpoint was trained with optimizer "
-                                 f"{saved_cfg.get('optimizer')!r}, not {cfg.optimizer!r}")
+    meaning, fixed = cfg.resume_changes(saved_cfg)
+    if fixed or (meaning and not cfg.allow_changed_flags):
+        hint = "start a new run" if fixed else "pass --allow-changed-flags to continue with them anyway"
+        raise CheckpointError(f"--resume {folder}: the run was saved with other flags "
+                              f"({'; '.join(fixed + meaning)}); {hint}")
     per_param: dict = {}
     for key, v in arrays.items():
         if key.startswith("optimizer."):
@@ -124,4 +189,24 @@ def load_train_state(folder, cfg, model, optimizer, schedule) -> dict:
         raise CheckpointError(f"--resume {folder}: the optimizer state does not fit: {e}") from None
     schedule.load_state_dict(state["schedule"])
     set_rng_state(state["rng"])
+    if meaning:
+        _apply_changed_flags(cfg, saved_cfg, optimizer, schedule)
+        state["metrics"].setdefault("resume_changes", []).append({"after_epoch": state["epoch"], "flags": meaning})
     return state
+
+
+def _apply_changed_flags(cfg, saved_cfg: dict, optimizer, schedule) -> None:
+    """With --allow-changed-flags: put the new --lr (scaling the schedule's base rates), --momentum,
+    --nesterov and --weight-decay into the restored optimizer (--augment is read by the loop)."""
+    scale = cfg.lr / saved_cfg.get("lr", cfg.lr)
+    for group in optimizer.param_groups:
+        for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+            if key in group:
+                group[key] *= scale
+        if "momentum" in group and cfg.optimizer == "sgd":
+            group.update(momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        if group.get("weight_decay"):
+            group["weight_decay"] = cfg.weight_decay
+    per_step = schedule.per_step
+    if per_step is not None and hasattr(per_step, "base_lrs"):
+        per_step.base_lrs = [b * scale for b in per_step.base_lrs]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import typing
 
@@ -27,14 +28,17 @@ DATASETS = {
 }
 
 
-def _option(default, help: str, choices=None, minimum=None, metavar=None):
+def _option(default, help: str, choices=None, minimum=None, metavar=None, resume=None):
     """A dataclass field whose metadata describes its flag.
 
     help: the flag's help text ("{choices}" is replaced by the valid names; "(default: ...)" is
         appended unless the text already says "default"). choices: a function returning the
         valid names, in the order error messages list them. minimum: smallest valid int.
+    resume: whether ``--resume`` may change it: None (safe: display, threads, --epochs to extend),
+        "meaning" (changes the run's meaning: refused unless --allow-changed-flags) or "fixed"
+        (the checkpoint cannot continue under another value: always refused).
     """
-    meta = {"help": help, "choices": choices, "minimum": minimum, "metavar": metavar}
+    meta = {"help": help, "choices": choices, "minimum": minimum, "metavar": metavar, "resume": resume}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -46,19 +50,22 @@ class TrainConfig:
 
     Raises (``validate``, ``check_choice``): ValueError naming the flag and the valid values.
     """
-    model: str = _option("lenet5", "model: {choices}", choices=lambda: sorted(MODELS))
-    dataset: str = _option("fashion-mnist", "dataset: {choices}", choices=lambda: list(DATASETS))
+    model: str = _option("lenet5", "model: {choices}", choices=lambda: sorted(MODELS), resume="fixed")
+    dataset: str = _option("fashion-mnist", "dataset: {choices}", choices=lambda: list(DATASETS),
+                          resume="fixed")
     data_dir: str | None = _option(None, "folder holding the data set's files (IDX; CIFAR-10's binary files, "
                                    "pictures or their zip) (default: $EMBER_DATA/<name>, "
                                    "/usr/share/datasets/<name>, ~/.cache/ember/<name>)", metavar="DIR")
     download: bool = _option(False, "fetch the data set over the network (checksummed) if it is not found")
     epochs: int = _option(10, "passes over the training set", minimum=1)
-    batch_size: int = _option(64, "images per optimizer step", minimum=1)
-    lr: float = _option(0.05, "peak learning rate")
-    momentum: float = _option(0.9, "momentum of sgd, in [0, 1) (onecycle cycles it between 0.85 and 0.95)")
-    nesterov: bool = _option(True, "Nesterov momentum for sgd (off: classical momentum)")
-    weight_decay: float = _option(5e-4, "L2 penalty on weights, not biases")
-    seed: int = _option(0, "seed of ember's generator (initialisation, shuffling, dropout, augmentation)")
+    batch_size: int = _option(64, "images per optimizer step", minimum=1, resume="fixed")
+    lr: float = _option(0.05, "peak learning rate", resume="meaning")
+    momentum: float = _option(0.9, "momentum of sgd, in [0, 1) (onecycle cycles it between 0.85 and 0.95)",
+                              resume="meaning")
+    nesterov: bool = _option(True, "Nesterov momentum for sgd (off: classical momentum)", resume="meaning")
+    weight_decay: float = _option(5e-4, "L2 penalty on weights, not biases", resume="meaning")
+    seed: int = _option(0, "seed of ember's generator (initialisation, shuffling, dropout, augmentation)",
+                        resume="fixed")
     out: str | None = _option(None, "run folder (default: a new runs/<model>-<dataset>/<YYYYmmdd-HHMMSS>; "
                               "a folder holding another run is refused without --resume or --overwrite)",
                               metavar="DIR")
@@ -67,22 +74,28 @@ class TrainConfig:
     detect_anomaly: bool = _option(False, "stop at the first op whose output or gradient is NaN/inf, "
                                    "naming it and its call site (slow; for debugging)")
     optimizer: str = _option("sgd", "optimizer: {choices} (try --lr 1e-3 for the adaptive ones)",
-                             choices=lambda: list(OPTIMIZERS))
+                             choices=lambda: list(OPTIMIZERS), resume="fixed")
     schedule: str = _option("cosine", "learning-rate schedule: {choices} (cosine: per step)",
-                            choices=lambda: list(SCHEDULES))
-    warmup: float = _option(0.0, "epochs of linear learning-rate warm-up")
-    augment: bool = _option(False, "random 2-pixel shifts and horizontal flips")
-    val_split: float = _option(0.0, "fraction of the training set held out for validation")
+                            choices=lambda: list(SCHEDULES), resume="fixed")
+    warmup: float = _option(0.0, "epochs of linear learning-rate warm-up", resume="fixed")
+    augment: bool = _option(False, "random shifts (crop with 2-pixel padding on 28×28, 4 on 32×32) and "
+                            "horizontal flips", resume="meaning")
+    val_split: float = _option(0.0, "fraction of the training set held out for validation", resume="fixed")
     patience: int = _option(0, "early stopping: stop after this many epochs without a better validation "
                             "loss (0: never; needs --val-split)", minimum=0)
-    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit, in DIR unless --out "
-                                 "says otherwise (same flags as the interrupted run; default: start afresh)",
-                                 metavar="DIR")
+    resume: str | None = _option(None, "continue the run saved in DIR, bit for bit, in DIR unless --out says "
+                                 "otherwise; may change only the other flags ({safe}: --epochs to extend); a "
+                                 "changed {meaning} needs --allow-changed-flags; {fixed} never change "
+                                 "(default: start afresh)", metavar="DIR")
+    allow_changed_flags: bool = _option(False, "with --resume: continue with a changed {meaning} (the new "
+                                        "values apply from the resumed epoch on; metrics.json records them "
+                                        "under resume_changes)")
     threads: int | None = _option(None, "threads for NumPy's BLAS (matmuls, the big GEMMs) and for ember's ops "
                                   "that split their work (conv2d, ReLU, pooling) (default: BLAS's setting; "
                                   "under mpiexec: cores ÷ ranks)", minimum=1)
     subset: int | None = _option(None, "train and test on only N images of each split, a fixed "
-                                 "random sample (smoke runs; default: all)", minimum=1, metavar="N")
+                                 "random sample (smoke runs; default: all)", minimum=1, metavar="N",
+                                 resume="fixed")
     timeout: float = _option(1800.0, "under mpiexec: seconds a rank waits for the others in a collective "
                              "before stopping with an error naming the lost rank")
 
@@ -104,6 +117,10 @@ class TrainConfig:
                 raise ValueError(f"{_flag(f.name)} must be at least {meta['minimum']}, got {value}")
         if not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not math.isfinite(self.lr):
+            raise ValueError(f"--lr must be finite, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"--weight-decay must be non-negative and finite, got {self.weight_decay}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
         if not 0 <= self.warmup <= self.epochs:
@@ -123,6 +140,17 @@ class TrainConfig:
         the schedule, once the steps per epoch are known, is ``schedules.rehearse``)."""
         if self.schedule == "onecycle" and self.warmup >= self.epochs:
             raise ValueError(onecycle_warmup_message(self))
+
+    def resume_changes(self, saved: dict) -> tuple[list[str], list[str]]:
+        """Compare with the ``config.json`` dict of the run being resumed: (changes refused unless
+        ``--allow-changed-flags``, changes always refused), each "--flag old -> new", from the
+        fields' ``resume`` metadata ("meaning", "fixed"). Fields absent from ``saved`` are not compared."""
+        out: dict = {"meaning": [], "fixed": []}
+        for f in dataclasses.fields(self):
+            kind, new = f.metadata["resume"], getattr(self, f.name)
+            if kind and f.name in saved and saved[f.name] != new:
+                out[kind].append(f"{_flag(f.name)} {saved[f.name]} -> {new}")
+        return out["meaning"], out["fixed"]
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -190,6 +218,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         meta, kind = f.metadata, hints[f.name]
         text = meta["help"].replace("{choices}", ", ".join(meta["choices"]()) if meta["choices"] else "")
+        for group in ("safe", "meaning", "fixed"):  # the flags of each kind of the ``resume`` metadata
+            text = text.replace("{%s}" % group, ", ".join(_flag(n) for n, g in _FIELDS.items()
+                                                          if (g.metadata["resume"] or "safe") == group
+                                                          and n not in ("resume", "allow_changed_flags")))
         if "default" not in text:
             text += " (default: %(default)s)"
         if kind is bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+import types
 
 from ..viz import plots
 
@@ -50,6 +51,11 @@ class RunLog:
         for name in self.paths:
             self._write(name, kept[name], "w")
         self.steps = [(int(r["epoch"]), float(r["loss"]), float(r["lr"])) for r in kept["steps"]]
+
+    @staticmethod
+    def null():
+        """A stand-in that writes nothing (ranks other than 0 under mpiexec)."""
+        return types.SimpleNamespace(step=lambda *args: None, epoch=lambda *args: None)
 
     def _write(self, name: str, rows: list, mode: str) -> None:
         with open(self.paths[name], mode, newline="") as f:

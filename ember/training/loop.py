@@ -24,12 +24,13 @@ from ..models import get_model
 from ..nn import functional as F
 from ..random import default_generator, manual_seed
 from ..tensor import Tensor
-from .checkpoint import load_train_state, save_run, save_train_state
+from .checkpoint import NonFiniteError, load_train_state, save_epoch
 from .config import TrainConfig
 from .data import augmentation, check_model_fits, load_data
 from .log import RunLog
 from .parallel import Ranks
 from .runs import choose_folder
+from .safety import check_split_sizes, os_error_message, prepare_out
 from .schedules import Schedule, build_optimizer, rehearse
 
 
@@ -48,6 +49,24 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1
             total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
             correct += int((logits.data.argmax(1) == yb).sum())
     return total_loss / len(x), correct / len(x)
+
+
+def _kept(out: str, epoch: int) -> str:
+    return f"the checkpoint of epoch {epoch} is kept in {out}" if epoch > 0 else "no checkpoint was written"
+
+
+def _save_or_stop(cfg, epoch, model, opt, schedule, metrics, state, weights: bool = True) -> None:
+    """Save the epoch (``checkpoint.save_epoch``), or stop with a TrainingError saying why and what is kept:
+    NaN/inf weights are never written over a good checkpoint; an OS error (disk full, read-only) names the file."""
+    try:
+        save_epoch(cfg.out, model, opt, schedule, cfg, metrics, state, weights=weights)
+    except NonFiniteError as e:
+        raise TrainingError(f"the weights became non-finite in epoch {epoch} ({e}); stopping "
+                            f"({_kept(cfg.out, epoch - 1)}); try a smaller --lr") from None
+    except OSError as e:  # the resume file and the model are written first: a failure there keeps epoch - 1
+        done = epoch - (os.path.basename(e.filename or "") in ("resume.safetensors", "model.safetensors"))
+        raise TrainingError(f"cannot save epoch {epoch}: {os_error_message(e)}; stopping "
+                            f"({_kept(cfg.out, done)})") from None
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
@@ -74,6 +93,8 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
     """The body of ``train`` on one rank of ``ranks`` (a validated config)."""
     from tqdm import tqdm
     cfg = dataclasses.replace(cfg, out=choose_folder(cfg))  # a new folder per run unless --out/--resume
+    if ranks.main:
+        prepare_out(cfg.out)  # a bad --out fails now, not after an epoch (issue 14 item 6)
     manual_seed(cfg.seed)
     x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True, subset=cfg.subset, download=cfg.download)
     x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False, subset=cfg.subset, download=cfg.download)
@@ -88,6 +109,7 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
         n_val = int(round(cfg.val_split * len(x_train)))
         x_val, y_val = x_train[order[:n_val]], y_train[order[:n_val]]
         x_train, y_train = x_train[order[n_val:]], y_train[order[n_val:]]
+    check_split_sizes(len(x_train), len(x_test), None if x_val is None else len(x_val), cfg.val_split)
     opt = build_optimizer(model, cfg)
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=cfg.batch_size, shuffle=True,
                         generator=default_generator())
@@ -96,14 +118,13 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
     augment = augmentation(cfg.dataset) if cfg.augment else None
     metrics = {"test_accuracy": None, "epochs": []}
     start, step, best = 1, 0, {"loss": math.inf, "epoch": 0, "bad": 0}
-    os.makedirs(cfg.out, exist_ok=True)
     log(f"run folder: {cfg.out}")
     if cfg.resume:
         saved = load_train_state(cfg.resume, cfg, model, opt, schedule)
         start, step, metrics, best = saved["epoch"] + 1, saved["step"], saved["metrics"], saved["early_stopping"]
         ranks.check_resume(saved, cfg.resume)
         log(f"resuming {cfg.resume} after epoch {saved['epoch']}")
-    run_log = RunLog(cfg.out, cfg.resume, start - 1)  # steps.csv, epochs.csv
+    run_log = RunLog(cfg.out, cfg.resume, start - 1) if ranks.main else RunLog.null()  # steps.csv, epochs.csv
     for epoch in range(start, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -123,10 +144,8 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
                 loss = loss * weight
             if not math.isfinite(value):
                 bar.close()
-                kept = (f"the checkpoint of epoch {epoch - 1} is kept in {cfg.out}" if epoch > 1
-                        else "no checkpoint was written")
                 raise TrainingError(f"loss became {value} at epoch {epoch}, step {i}; stopping "
-                                    f"({kept}); try a smaller --lr")
+                                    f"({_kept(cfg.out, epoch - 1)}); try a smaller --lr")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -166,10 +185,9 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
         if stop:
             metrics["stopped_early"] = epoch
         if ranks.main:
-            save_run(cfg.out, model, cfg, metrics, weights=improved)
-            save_train_state(cfg.out, model, opt, schedule, {"epoch": epoch, "step": step, "metrics": metrics,
-                                                      "early_stopping": best, "config": dataclasses.asdict(cfg),
-                                                      "world_size": ranks.world})
+            _save_or_stop(cfg, epoch, model, opt, schedule, metrics,
+                          {"epoch": epoch, "step": step, "metrics": metrics, "early_stopping": best,
+                           "config": dataclasses.asdict(cfg), "world_size": ranks.world}, weights=improved)
             run_log.epoch(row, opt.param_groups[0]["lr"], metrics)  # epochs.csv, steps.csv, curves.png
         log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f"{val_text}  test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s  "

@@ -61,6 +61,9 @@ def run_filter(args) -> None:
     """Body of ``ember filter`` (see ``add_filter``)."""
     filters._check_choice(args.mode, filters.MODES, "--mode")
     filters._check_choice(args.padding, filters.PADDINGS, "--padding")
+    from ..training.safety import check_out_file
+    if args.out:
+        check_out_file(args.out)  # issue 14 item 6: not a folder, not under a file
     if args.demo:
         image = plots.load_image(args.image) if args.image else filters.demo_image(160)
         print(demo_sheet(image, args.out or "filters-demo.png", args.mode, args.padding))
@@ -118,7 +121,12 @@ def run_visualize(args) -> None:
     else:
         from ..models import get_model
         model, cfg = get_model(args.model).eval(), None
-    out = args.out or (os.path.join(args.checkpoint, "viz") if args.checkpoint else "viz")
+    run_dir = args.checkpoint
+    if run_dir and os.path.isfile(run_dir):
+        run_dir = os.path.dirname(run_dir)
+    out = args.out or (os.path.join(run_dir, "viz") if run_dir else "viz")  # (--checkpoint may be the model file)
+    from ..training.safety import prepare_out
+    prepare_out(out)  # issue 14 item 6: a file, a path under a file or a read-only folder: one line
     if args.what == "filters":
         print(plots.plot_filters(model, os.path.join(out, "filters.png")))
     elif args.what == "activations":
