@@ -6,6 +6,7 @@ errors a user can fix are printed as one line on stderr with exit status 1, neve
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -58,7 +59,7 @@ def run_evaluate(args):
     from .training import evaluate, load_checkpoint, load_data
     from .training.runs import find_run
     folder = find_run(args.checkpoint)
-    if folder != args.checkpoint:
+    if os.path.isdir(args.checkpoint) and folder != args.checkpoint:   # the newest run below it
         print(f"run: {folder}")
     model, cfg = load_checkpoint(folder)
     x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False, subset=cfg.subset,

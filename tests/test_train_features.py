@@ -90,7 +90,7 @@ def test_early_stopping_on_validation_loss(small_data, tmp_path, monkeypatch):  
     m = train(_cfg(small_data, tmp_path / "run", epochs=6, val_split=0.1, patience=2), log=lines.append)
     assert [r["val_loss"] for r in m["epochs"]] == [1.0, 0.5, 0.6, 0.7]
     assert m["stopped_early"] == 4 and m["best_epoch"] == 2 and m["test_accuracy"] == 0.3
-    assert m == json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert dict(m, status="ok") == json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["saved_model"] == "epoch 2: the lowest validation loss (0.5000)"
     saved = load_state_dict(tmp_path / "run" / "model.safetensors")
     for k, v in saved.items():

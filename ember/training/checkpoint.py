@@ -101,10 +101,7 @@ def load_checkpoint(folder: str):
         that the weights do not fit the model named in config.json, or that they hold NaN/inf;
         FileNotFoundError when there is no run folder there.
     """
-    folder = os.fspath(folder)
-    if os.path.isfile(folder):  # `--checkpoint run/model.safetensors`: the folder is its parent
-        folder = os.path.dirname(folder) or "."
-    folder = find_run(folder)
+    folder = find_run(folder)   # also `run/model.safetensors` itself
     cfg = read_config(folder)
     model = get_model(cfg.model)
     path = os.path.join(folder, "model.safetensors")

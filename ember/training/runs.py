@@ -53,12 +53,16 @@ def choose_folder(cfg) -> str:
 
 
 def find_run(path: str) -> str:
-    """The run folder ``path`` names: ``path`` itself if it holds ``config.json``, else the run
-    below it (any depth) whose ``metrics.json`` was written last.
+    """The run folder ``path`` names: the folder of ``path`` when it is a file (``run/model.safetensors``),
+    ``path`` itself if it holds ``config.json`` (whatever that is: reading it reports a bad one),
+    else the run below it (any depth) whose ``metrics.json`` was written last.
 
     Raises: FileNotFoundError naming the path when there is no such folder or no run below it.
     """
-    if os.path.isfile(os.path.join(path, "config.json")):
+    path = os.fspath(path)
+    if os.path.isfile(path):     # `--checkpoint run/model.safetensors`: the run is its folder
+        return os.path.dirname(path) or "."
+    if os.path.exists(os.path.join(path, "config.json")):
         return path
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path}: no such run folder (one written by ember train, holding config.json)")
