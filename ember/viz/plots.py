@@ -12,6 +12,9 @@ What each picture shows (the lecture it illustrates):
                       hand-engineered ones such as ``ember.viz.filters.KERNELS``)
     plot_activations  one image's feature maps after every conv and pool layer (deck 003: "one
                       image becomes a stack of filtered images", "a stack of smaller images")
+
+Every picture of numbers carries a colour bar; ``value_scale`` picks the map: diverging and centred
+on 0 for signed values (weights, conv outputs), sequential from 0 for non-negative ones.
     plot_confusion    the test-set confusion matrix with class names
     graph_dot/plot_graph  the computation graph ember's autograd records for one forward pass
                       (deck 000 "reverse-mode autodiff"; deck 002 "data path vs model path")
