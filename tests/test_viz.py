@@ -171,6 +171,8 @@ def test_item15_5_filters_of_a_three_channel_first_layer(monkeypatch):
     assert len(_colorbars(fig)) == 1
     titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
     assert titles[:4] == ["0.0", "0.1", "0.2", "1.0"] and len(titles) == 12
+    fig = _figure_of(monkeypatch, lambda: viz.plot_activations(model, np.ones((3, 6, 6), np.float32), "unused.png"))
+    assert len(_colorbars(fig)) == 1 and len([ax for ax in fig.axes if ax.get_title().startswith("ch ")]) == 4
 
 
 def _dead_constant_live_model():
