@@ -1,4 +1,6 @@
 """ember.viz.filters and ``ember filter``: the decks' worked filtering numbers, modes, padding, errors."""
+import os
+
 import numpy as np
 import pytest
 
@@ -164,9 +166,15 @@ def test_dtypes_stay_float32_unless_float64():
     assert filters.sobel_magnitude(np.ones((4, 4), np.float32)).dtype == np.float32
 
 
-def test_to_uint8_clips_smoothing_and_scales_edges():
-    np.testing.assert_array_equal(filters.to_uint8(np.array([-3.0, 12.4, 300.0]), "box-3"), [0, 12, 255])
-    np.testing.assert_array_equal(filters.to_uint8(np.array([-40.0, 20.0, 0.0]), "sobel-x"), [255, 128, 0])
+def test_brightness_kernels_and_fractions_for_printing():
+    assert [n for n in filters.kernel_names() if filters.preserves_brightness(n)] == [
+        "identity", "shift", "box-3", "box-7", "gaussian", "sharpen"]
+    d, numbers = filters.kernel_fraction(filters.get_kernel("gaussian"))
+    assert d == 16 and numbers.tolist() == [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
+    assert filters.kernel_fraction(filters.get_kernel("box-7"))[0] == 49
+    assert filters.kernel_fraction(filters.get_kernel("sobel-x"))[0] == 1
+    d, k = filters.kernel_fraction([[0.1234567]])
+    assert d == 1 and k[0, 0] == pytest.approx(0.1234567)
 
 
 def test_demo_image_has_every_feature():
@@ -210,15 +218,47 @@ def _png(path, array):
 def test_cli_filter_grey_image(Image, tmp_path, capsys):
     img = (filters.demo_image(40)).astype(np.uint8)
     src = _png(tmp_path / "in.png", img)
-    out = tmp_path / "out.png"
-    assert main(["filter", src, "--kernel", "identity", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
-    np.testing.assert_array_equal(np.asarray(Image.open(out)), img)       # identity: the same pixels
-    assert main(["filter", src, "--kernel", "sobel-x", "--padding", "valid", "--out", str(out)]) == 0
-    edges = np.asarray(Image.open(out))
-    assert edges.shape == (38, 38) and edges.max() == 255
-    expected = filters.to_uint8(filters.filter2d(img, "sobel-x"), "sobel-x")
-    np.testing.assert_array_equal(edges, expected)
+    out, values = tmp_path / "out.png", tmp_path / "out.npy"
+    assert main(["filter", src, "--kernel", "identity", "--out", str(out), "--values", str(values)]) == 0
+    assert capsys.readouterr().out.split() == [str(out), str(values)]
+    np.testing.assert_array_equal(np.load(values), img)                   # identity: the same pixels
+    assert main(["filter", src, "--kernel", "sobel-x", "--padding", "valid", "--out", str(out),
+                 "--values", str(values)]) == 0
+    edges = np.load(values)
+    assert edges.shape == (38, 38) and edges.dtype == np.float32
+    np.testing.assert_array_equal(edges, filters.filter2d(img, "sobel-x"))
+    with Image.open(out) as im:                                          # input | kernel | response + bar
+        assert im.format == "PNG" and im.size == (1200, 420)
+
+
+def test_item15_5_filter_shows_signed_responses_that_differ_between_modes(Image, tmp_path, capsys):
+    """Sobel-x correlated vs convolved: opposite signs, different pictures, the reference conv numbers."""
+    src = filters.TEST_PICTURE
+    img = np.asarray(Image.open(src), dtype=np.float64)
+    got = {}
+    for mode in filters.MODES:
+        png, npy = tmp_path / f"{mode}.png", tmp_path / f"{mode}.npy"
+        assert main(["filter", src, "--kernel", "sobel-x", "--mode", mode, "--out", str(png), "--values", str(npy)]) == 0
+        got[mode] = np.load(npy), np.asarray(Image.open(png).convert("RGB"))
+        np.testing.assert_allclose(got[mode][0], _reference(img, filters.get_kernel("sobel-x", np.float64), mode, "same"),
+                                   rtol=1e-6, atol=1e-3)
+    corr, conv = got["correlate"][0], got["convolve"][0]
+    assert corr.min() < -100 and corr.max() > 100                          # signed, not |response|
+    np.testing.assert_array_equal(conv, -corr)                              # flipping Sobel-x negates it
+    assert not np.array_equal(got["correlate"][1], got["convolve"][1])     # and the pictures show it
+    capsys.readouterr()
+
+
+def test_item15_5_filter_signed_response_equals_torch_conv(Image, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    img = np.asarray(Image.open(filters.TEST_PICTURE), dtype=np.float32)
+    npy = tmp_path / "v.npy"
+    assert main(["filter", filters.TEST_PICTURE, "--kernel", "sobel-y", "--mode", "convolve", "--padding", "valid",
+                 "--out", str(tmp_path / "v.png"), "--values", str(npy)]) == 0
+    k = torch.tensor(filters.get_kernel("sobel-y")[::-1, ::-1].copy())[None, None]   # convolution = flipped kernel
+    ref = torch.nn.functional.conv2d(torch.tensor(img)[None, None], k)[0, 0].numpy()
+    np.testing.assert_allclose(np.load(npy), ref, rtol=1e-6, atol=1e-3)
+    capsys.readouterr()
 
 
 def test_cli_filter_rgb_image_and_convolve(Image, tmp_path, monkeypatch, capsys):
@@ -226,22 +266,32 @@ def test_cli_filter_rgb_image_and_convolve(Image, tmp_path, monkeypatch, capsys)
     img = rng.integers(0, 256, (12, 15, 3)).astype(np.uint8)
     src = _png(tmp_path / "rgb.png", img)
     monkeypatch.chdir(tmp_path)
-    assert main(["filter", src, "--kernel", "shift", "--mode", "convolve"]) == 0
-    out = capsys.readouterr().out.strip()
-    assert out == "rgb-shift.png"
-    shifted = np.asarray(Image.open(tmp_path / out))
+    assert main(["filter", src, "--kernel", "shift", "--mode", "convolve", "--values", "shift.npy"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out == [os.path.join("runs", "filters", "rgb-shift-convolve.png"), "shift.npy"]
+    assert (tmp_path / out[0]).is_file()
+    shifted = np.load(tmp_path / "shift.npy")
     assert shifted.shape == (12, 15, 3)
     np.testing.assert_array_equal(shifted[:, 1:], img[:, :-1])             # moved one pixel right
+    assert main(["filter", src, "--kernel", "sobel-x"]) == 0               # signed kernel on colour: no error
+    assert capsys.readouterr().out.strip() == os.path.join("runs", "filters", "rgb-sobel-x-correlate.png")
 
 
-def test_cli_filter_demo_writes_sheet(Image, tmp_path, capsys):
+def test_item15_8_filter_demo_writes_under_runs_filters_not_the_current_folder(Image, tmp_path, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
-    out = tmp_path / "demo.png"
-    assert main(["filter", "--demo", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
-    with Image.open(out) as im:
-        assert im.format == "PNG" and im.size == (1300, 840)
+    monkeypatch.chdir(tmp_path)
+    assert main(["filter", "--demo", "--mode", "convolve"]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path == os.path.join("runs", "filters", "demo-convolve.png")
+    assert sorted(os.listdir(tmp_path)) == ["runs"]                         # nothing stray in the folder
+    with Image.open(tmp_path / path) as im:
+        assert im.format == "PNG" and im.size == (1840, 1160)
         assert np.asarray(im.convert("L")).std() > 20                    # not a blank sheet
+
+
+def test_test_picture_is_the_generated_demo_image(Image):
+    np.testing.assert_array_equal(np.asarray(Image.open(filters.TEST_PICTURE)),
+                                  filters.demo_image(128).astype(np.uint8))
 
 
 def test_cli_filter_errors(Image, tmp_path, capsys):
@@ -262,6 +312,10 @@ def test_cli_filter_errors(Image, tmp_path, capsys):
     assert f"cannot read {tmp_path / 'bad.png'} as an image" in capsys.readouterr().err
     assert main(["filter", src, "--kernel", "box-3", "--mode", "flip"]) == 1
     assert "--mode must be one of 'correlate', 'convolve', got 'flip'" in capsys.readouterr().err
+    assert main(["filter", src, "--kernel", "box-3", "--values", "x.txt"]) == 1
+    assert capsys.readouterr().err == "ember filter: error: --values must name a .npy file, got 'x.txt'\n"
+    assert main(["filter", "--demo", "--values", "x.npy"]) == 1
+    assert "cannot be combined with --demo" in capsys.readouterr().err
 
 
 def test_cli_filter_without_pillow_gives_install_hint(Image, tmp_path, monkeypatch, capsys):

@@ -53,7 +53,7 @@ def test_visualize_filters(ckpt, tmp_path, capsys):
     assert main(["visualize", "filters", "--checkpoint", ckpt, "--out", str(tmp_path)]) == 0
     path = capsys.readouterr().out.strip()
     assert path == str(tmp_path / "filters.png")
-    assert _png_size(path) == (960, 220)                        # 6 kernels in one row
+    assert _png_size(path) == (1080, 230)                       # 6 kernels in one row + colour bar
 
 
 def test_visualize_filters_default_folder(ckpt, capsys):
@@ -65,7 +65,7 @@ def test_visualize_activations(ckpt, have_data, tmp_path, capsys):
     assert main(["visualize", "activations", "--checkpoint", ckpt, "--index", "3", "--out", str(tmp_path)]) == 0
     path = capsys.readouterr().out.strip()
     assert path == str(tmp_path / "activations-3.png")
-    assert _png_size(path) == (2210, 750)                       # input row + 4 layers, 16 channels + label
+    assert _png_size(path) == (2320, 835)                       # input row + 4 layers, label, 16 channels, bar
 
 
 def test_visualize_activations_index_out_of_range(ckpt, have_data, capsys):
@@ -131,6 +131,84 @@ def test_visualize_without_matplotlib_gives_install_hint(ckpt, monkeypatch, caps
                                        "extra: pip install 'ember[viz]'\n")
     assert main(["filter", "--demo"]) == 1
     assert "pip install 'ember[viz]'" in capsys.readouterr().err
+
+
+def _figure_of(monkeypatch, draw):
+    """Run ``draw()`` and return the matplotlib figure it would have saved."""
+    kept = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: kept.append(fig) or str(path))
+    draw()
+    return kept[0]
+
+
+def _colorbars(fig):
+    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def test_item15_5_value_scale_is_diverging_and_centred_for_signed_data():
+    assert plots.value_scale(np.array([-0.5, 2.0])) == {"cmap": "RdBu_r", "vmin": -2.0, "vmax": 2.0}
+    assert plots.value_scale(np.array([0.0, 3.0])) == {"cmap": "viridis", "vmin": 0.0, "vmax": 3.0}
+    assert plots.value_scale(np.array([0.0, 3.0]), signed=True)["vmin"] == -3.0
+    assert plots.value_scale(np.zeros(4)) == {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}   # never an empty range
+
+
+def test_item15_5_filters_have_one_colour_bar_and_a_scale_centred_on_zero(monkeypatch):
+    manual_seed(0)
+    model = lenet5()
+    fig = _figure_of(monkeypatch, lambda: viz.plot_filters(model, "unused.png"))
+    (bar,) = _colorbars(fig)
+    assert bar.get_ylabel() == "weight"
+    images = [im for ax in fig.axes if ax not in (bar,) for im in ax.get_images()]
+    assert len(images) == 6
+    lim = float(np.abs(model[0].weight.data).max())
+    for im in images:                                   # one shared, symmetric, diverging scale
+        assert im.get_cmap().name == "RdBu_r" and im.get_clim() == pytest.approx((-lim, lim))
+
+
+def test_item15_5_filters_of_a_three_channel_first_layer(monkeypatch):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    fig = _figure_of(monkeypatch, lambda: viz.plot_filters(model, "unused.png"))
+    assert len(_colorbars(fig)) == 1
+    titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
+    assert titles[:4] == ["0.0", "0.1", "0.2", "1.0"] and len(titles) == 12
+    fig = _figure_of(monkeypatch, lambda: viz.plot_activations(model, np.ones((3, 6, 6), np.float32), "unused.png"))
+    assert len(_colorbars(fig)) == 1 and len([ax for ax in fig.axes if ax.get_title().startswith("ch ")]) == 4
+
+
+def _dead_constant_live_model():
+    """A conv whose channel 0 is all zeros (dead), channel 1 constant 0.5, channel 2 an edge detector."""
+    conv = nn.Conv2d(1, 3, 3)
+    w = np.zeros((3, 1, 3, 3), np.float32)
+    w[2, 0] = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    conv.weight.data[...] = w
+    conv.bias.data[...] = [0.0, 0.5, 0.0]
+    return nn.Sequential(conv)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_item15_5_activations_have_colour_bars_and_dead_differs_from_constant(monkeypatch, shared):
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    x[..., 2:5] = 1.0                                                      # a bright bar: edges of both signs
+    fig = _figure_of(monkeypatch, lambda: viz.plot_activations(_dead_constant_live_model(), x, "unused.png",
+                                                                 shared_scale=shared))
+    assert len(_colorbars(fig)) == 1                                       # one per layer row
+    panels = [ax for ax in fig.axes if ax.get_title().startswith("ch ")]
+    assert len(panels) == 3
+    rgba = [p.get_images()[0].to_rgba(p.get_images()[0].get_array())[0, 0] for p in panels]
+    assert panels[2].get_images()[0].get_cmap().name == "RdBu_r"           # signed row: diverging map
+    if shared:
+        assert not np.allclose(rgba[0], rgba[1])                           # dead and constant look different
+        assert [p.get_title() for p in panels] == ["ch 0", "ch 1", "ch 2"]
+    else:                                                                  # own scales, with m printed
+        assert [p.get_title() for p in panels] == ["ch 0  m=0", "ch 1  m=0.5", "ch 2  m=4"]
+
+
+def test_item15_5_cli_activations_shared_scale(ckpt, have_data, tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(plots, "plot_activations", lambda *a, **kw: seen.append(kw) or "p.png")
+    assert main(["visualize", "activations", "--checkpoint", ckpt, "--shared-scale", "--out", str(tmp_path)]) == 0
+    assert seen == [{"shared_scale": True}]
+    capsys.readouterr()
 
 
 # ---- library functions ------------------------------------------------------------------------

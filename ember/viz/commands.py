@@ -19,41 +19,117 @@ from . import filters, plots
 
 
 # ---- ember filter --------------------------------------------------------------------------
+FILTER_FOLDER = os.path.join("runs", "filters")   # default output folder (runs/ is git-ignored)
+
+
 def add_filter(sub):
-    """Register ``ember filter IMAGE --kernel K [--mode] [--padding] [--out] | --demo`` on ``sub``."""
+    """Register ``ember filter IMAGE --kernel K [--mode] [--padding] [--out] [--values] | --demo`` on ``sub``."""
     p = sub.add_parser(
         "filter", help="apply a classic image kernel (Sobel, blur, sharpen, ...) with ember's conv2d",
-        description="Filter an image with a kernel from the lectures, computed by ember's own conv2d. "
-                    f"Kernels: {', '.join(filters.kernel_names())}. With --demo, write one sheet with "
-                    "every kernel applied to a built-in test image (or to IMAGE if given).")
+        description="Filter an image with a kernel from the lectures, computed by ember's own conv2d, and draw "
+                    "the image, the kernel's numbers as applied and the signed response with a colour bar "
+                    f"(blue negative, white 0, red positive). Kernels: {', '.join(filters.kernel_names())}. "
+                    "With --demo, write one sheet with every kernel applied to a built-in test image (or to "
+                    f"IMAGE if given). Pictures go to {FILTER_FOLDER}/ unless --out is given.")
     p.add_argument("image", nargs="?", metavar="IMAGE", help="grey or RGB image file (PNG, JPEG, ...)")
     p.add_argument("--kernel", help="kernel name (see above)")
     p.add_argument("--mode", default="correlate", help="correlate (what Conv2d computes, default) or "
                    "convolve (kernel flipped, as in signal processing)")
     p.add_argument("--padding", default="same", help="same (output size = input size, default) or valid")
     p.add_argument("--demo", action="store_true", help="write a sheet with every kernel applied")
-    p.add_argument("--out", help="output PNG (default: IMAGE-KERNEL.png, or filters-demo.png with --demo)")
+    p.add_argument("--out", help=f"output PNG (default: {FILTER_FOLDER}/IMAGE-KERNEL-MODE.png, or "
+                                 f"{FILTER_FOLDER}/demo-MODE.png with --demo)")
+    p.add_argument("--values", metavar="FILE.npy", help="also save the response's numbers (float32, (H, W) or "
+                                                        "(H, W, C)) as a NumPy .npy file")
+
+
+def _draw_kernel(ax, name: str, mode: str, fontsize: int = 9) -> None:
+    """The kernel's numbers as ``filter2d`` applies them (flipped for convolve), on its colours."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if name == filters.SOBEL_MAGNITUDE:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "√(Gx² + Gy²)\nGx: sobel-x\nGy: sobel-y", ha="center", va="center",
+                fontsize=fontsize, transform=ax.transAxes)
+        return
+    k = filters.get_kernel(name, np.float64)
+    if mode == "convolve":
+        k = k[::-1, ::-1]
+    d, numbers = filters.kernel_fraction(k)
+    scale = plots.value_scale(k, signed=True)
+    ax.imshow(k, interpolation="nearest", **scale)
+    small = fontsize - 2 if k.shape[0] > 5 else fontsize
+    for (i, j), v in np.ndenumerate(numbers):
+        strong = abs(k[i, j]) > 0.6 * scale["vmax"]
+        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=small, color="white" if strong else "black")
+    ax.set_title(("" if d == 1 else f"1/{d} × ") + ("flipped" if mode == "convolve" else "as written"),
+                 fontsize=fontsize)
+
+
+def _draw_response(fig, ax, response: np.ndarray, name: str, fontsize: int = 9) -> None:
+    """One filter output: brightness (0..255, grey) for smoothing kernels, else signed with a colour bar."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if filters.preserves_brightness(name):
+        pixels = np.clip(response, 0, 255)
+        if pixels.ndim == 3:                                  # colour picture: its own colours, no bar
+            ax.imshow(pixels.astype(np.uint8))
+            return
+        shown = ax.imshow(pixels, cmap="gray", vmin=0, vmax=255)
+        plots._colorbar(fig, shown, ax=ax, fontsize=fontsize - 1)
+        return
+    signed = response if response.ndim == 2 else response.mean(axis=2)   # colour: the channels' mean
+    shown = ax.imshow(signed, interpolation="nearest",
+                      **plots.value_scale(signed, signed=name != filters.SOBEL_MAGNITUDE))
+    plots._colorbar(fig, shown, ax=ax, fontsize=fontsize - 1)
 
 
 def demo_sheet(image: np.ndarray, path, mode: str = "correlate", padding: str = "same") -> str:
-    """Write one PNG with ``image`` and every kernel of ``filters.kernel_names()`` applied to it."""
+    """Write one PNG with ``image`` and every kernel of ``filters.kernel_names()`` applied to it.
+
+    Each kernel gets two panels: its numbers as applied (flipped for ``mode="convolve"``) and the
+    signed response with its colour bar (brightness 0..255 for kernels that sum to 1).
+    """
     plt = plots._pyplot()
     names = filters.kernel_names()
     grey = image if image.ndim == 2 else image.mean(axis=2)
-    cols = 5
-    rows = (len(names) + 1 + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    per_row = 4
+    rows = (len(names) + 1 + per_row - 1) // per_row
+    fig, axes = plt.subplots(rows, 2 * per_row, figsize=(4.6 * per_row, 2.9 * rows), squeeze=False,
+                             layout="constrained", width_ratios=[0.75, 1.25] * per_row)
     for ax in axes.flat:
         ax.axis("off")
-    axes[0, 0].imshow(np.clip(grey, 0, 255), cmap="gray", vmin=0, vmax=255)
-    axes[0, 0].set_title("original", fontsize=9)
+    axes[0, 1].axis("on")
+    _draw_response(fig, axes[0, 1], grey, "identity")
+    axes[0, 1].set_title("original", fontsize=10)
     for i, name in enumerate(names, start=1):
-        out = filters.to_uint8(filters.apply_named(grey, name, mode=mode, padding=padding), name)
-        ax = axes.flat[i]
-        ax.imshow(out, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(name, fontsize=9)
-    fig.suptitle(f"ember filter --demo: every kernel, mode={mode}, padding={padding}")
-    fig.tight_layout()
+        r, c = divmod(i, per_row)
+        kernel_ax, response_ax = axes[r, 2 * c], axes[r, 2 * c + 1]
+        kernel_ax.axis("on")
+        response_ax.axis("on")
+        _draw_kernel(kernel_ax, name, mode)
+        _draw_response(fig, response_ax, filters.apply_named(grey, name, mode=mode, padding=padding), name)
+        response_ax.set_title(name, fontsize=10)
+    fig.suptitle(f"ember filter --demo: every kernel, mode={mode}, padding={padding} "
+                 "(signed responses: blue < 0 < red)", fontsize=13)
+    return plots._save(fig, path)
+
+
+def filter_figure(image: np.ndarray, response: np.ndarray, name: str, mode: str, path) -> str:
+    """Write the image, the kernel's numbers as applied and the (signed) response side by side."""
+    plt = plots._pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained", width_ratios=[1, 0.7, 1.2])
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
+    axes[0].imshow(np.clip(image, 0, 255).astype(np.uint8), cmap="gray", vmin=0, vmax=255)  # cmap: grey only
+    axes[0].set_title("input", fontsize=11)
+    _draw_kernel(axes[1], name, mode, fontsize=11)
+    _draw_response(fig, axes[2], response, name, fontsize=11)
+    axes[2].set_title("response" + ("" if filters.preserves_brightness(name) else
+                                    " (channel mean)" if response.ndim == 3 else ""), fontsize=11)
+    fig.suptitle(f"{name}, mode={mode}: " + ("out(i, j) = Σ I(i + m, j + n) K(m, n)" if mode == "correlate"
+                                            else "out(i, j) = Σ I(i − m, j − n) K(m, n), the kernel flipped"),
+                 fontsize=12)
     return plots._save(fig, path)
 
 
@@ -64,9 +140,14 @@ def run_filter(args) -> None:
     from ..training.safety import check_out_file
     if args.out:
         check_out_file(args.out)  # issue 14 item 6: not a folder, not under a file
+    if args.values and not args.values.endswith(".npy"):
+        raise ValueError(f"--values must name a .npy file, got {args.values!r}")
     if args.demo:
+        if args.values:
+            raise ValueError("--values saves one kernel's response; it cannot be combined with --demo")
         image = plots.load_image(args.image) if args.image else filters.demo_image(160)
-        print(demo_sheet(image, args.out or "filters-demo.png", args.mode, args.padding))
+        out = args.out or os.path.join(FILTER_FOLDER, f"demo-{args.mode}.png")
+        print(demo_sheet(image, out, args.mode, args.padding))
         return
     if not args.image:
         raise ValueError("give an IMAGE file to filter, or --demo for the sheet of every kernel")
@@ -75,9 +156,14 @@ def run_filter(args) -> None:
     if args.kernel not in filters.kernel_names():
         filters.get_kernel(args.kernel)  # raises the ValueError listing the valid names
     image = plots.load_image(args.image)
-    out = filters.apply_named(image, args.kernel, mode=args.mode, padding=args.padding)
+    response = filters.apply_named(image, args.kernel, mode=args.mode, padding=args.padding)
     stem = os.path.splitext(os.path.basename(args.image))[0]
-    print(plots.save_image(filters.to_uint8(out, args.kernel), args.out or f"{stem}-{args.kernel}.png"))
+    out = args.out or os.path.join(FILTER_FOLDER, f"{stem}-{args.kernel}-{args.mode}.png")
+    print(filter_figure(image, response, args.kernel, args.mode, out))
+    if args.values:
+        os.makedirs(os.path.dirname(os.path.abspath(args.values)), exist_ok=True)
+        np.save(args.values, response.astype(np.float32))
+        print(args.values)
 
 
 # ---- ember visualize ------------------------------------------------------------------------
@@ -95,6 +181,9 @@ def add_visualize(sub):
     q = what.add_parser("activations", help="a test image's feature maps after every conv/pool layer")
     common(q)
     q.add_argument("--index", type=int, default=0, help="test-set image index (default: %(default)s)")
+    q.add_argument("--shared-scale", action="store_true",
+                   help="one colour scale per layer instead of one per channel, so dead (all-zero) and "
+                        "constant channels look different")
     q.add_argument("--data-dir", default=None)
     q = what.add_parser("confusion", help="test-set confusion matrix with class names")
     common(q)
@@ -139,7 +228,8 @@ def run_visualize(args) -> None:
             pred = int(model(Tensor(maps_in)).data.argmax(1)[0])
         title = (f"{cfg.model}: test image {args.index} ({names[y[args.index]]}, predicted {names[pred]}) "
                  "-> feature maps after each conv/pool layer")
-        print(plots.plot_activations(model, maps_in, os.path.join(out, f"activations-{args.index}.png"), title))
+        print(plots.plot_activations(model, maps_in, os.path.join(out, f"activations-{args.index}.png"), title,
+                                     shared_scale=args.shared_scale))
     elif args.what == "confusion":
         x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False)
         if args.limit is not None:

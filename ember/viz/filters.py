@@ -17,6 +17,8 @@ Example:
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..nn import functional as F
@@ -51,6 +53,9 @@ KERNELS: dict[str, np.ndarray] = {
 }
 # Not a single kernel: sqrt(sobel_x² + sobel_y²), see sobel_magnitude().
 SOBEL_MAGNITUDE = "sobel-magnitude"
+# A picture to try ``ember filter`` on: demo_image(128) saved as an 8-bit grey PNG (procedurally
+# generated, so free of any licence; tests/test_vision.py checks it still equals demo_image(128)).
+TEST_PICTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-picture.png")
 MODES = ("correlate", "convolve")
 PADDINGS = ("valid", "same")
 
@@ -159,20 +164,28 @@ def apply_named(image, name: str, mode: str = "correlate", padding: str = "same"
     return filter2d(image, name, mode=mode, padding=padding)
 
 
-def to_uint8(filtered: np.ndarray, kernel_name: str | None = None) -> np.ndarray:
-    """Map a filter's output to displayable 0..255 pixels.
+def preserves_brightness(name: str) -> bool:
+    """True for kernels whose weights sum to 1 (identity, shift, blurs, sharpen).
 
-    Smoothing-type kernels (weights summing to 1: identity, shift, blurs, sharpen) keep the input's
-    brightness scale, so their output is clipped to [0, 255]. Edge kernels (weights summing to 0)
-    give signed responses: their absolute value is scaled so the largest response is 255.
+    Their output is a picture on the input's 0..255 brightness scale; every other kernel (edges,
+    Laplacians, Sobel: weights summing to 0) gives a signed response, positive on one side of an
+    edge and negative on the other, which ``ember filter`` draws with a diverging colour map.
     """
-    f = np.asarray(filtered, dtype=np.float64)
-    total = None if kernel_name in (None, SOBEL_MAGNITUDE) else float(KERNELS[kernel_name].sum())
-    if total is not None and abs(total - 1) < 1e-6:
-        return np.clip(np.rint(f), 0, 255).astype(np.uint8)
-    a = np.abs(f)
-    peak = a.max() if a.size else 0.0
-    return (np.rint(a / peak * 255) if peak > 0 else np.zeros_like(a)).astype(np.uint8)
+    return name in KERNELS and abs(float(KERNELS[name].sum()) - 1) < 1e-6
+
+
+def kernel_fraction(kernel, max_denominator: int = 64) -> tuple[int, np.ndarray]:
+    """Write a kernel as ``1/d × integers`` when it is one (box-3 = 1/9 × ones), for printing.
+
+    Returns (d, integer array); d = 1 for integer kernels, and (1, the kernel itself) when no
+    d ≤ ``max_denominator`` makes every weight an integer.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    for d in range(1, max_denominator + 1):
+        scaled = k * d
+        if np.allclose(scaled, np.rint(scaled), atol=1e-6):
+            return d, np.rint(scaled).astype(np.int64)
+    return 1, k
 
 
 def demo_image(size: int = 128) -> np.ndarray:

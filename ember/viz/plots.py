@@ -12,6 +12,9 @@ What each picture shows (the lecture it illustrates):
                       hand-engineered ones such as ``ember.viz.filters.KERNELS``)
     plot_activations  one image's feature maps after every conv and pool layer (deck 003: "one
                       image becomes a stack of filtered images", "a stack of smaller images")
+
+Every picture of numbers carries a colour bar; ``value_scale`` picks the map: diverging and centred
+on 0 for signed values (weights, conv outputs), sequential from 0 for non-negative ones.
     plot_confusion    the test-set confusion matrix with class names
     graph_dot/plot_graph  the computation graph ember's autograd records for one forward pass
                       (deck 000 "reverse-mode autodiff"; deck 002 "data path vs model path")
@@ -58,6 +61,40 @@ def _save(fig, path) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return str(path)
+
+
+# ---- colour scales --------------------------------------------------------------------------
+DIVERGING = "RdBu_r"      # signed values: blue negative, white zero, red positive
+SEQUENTIAL = "viridis"    # non-negative values: dark zero, yellow largest
+
+
+def value_scale(values, signed: bool | None = None) -> dict:
+    """The colour map and limits that make a picture of ``values`` readable, as ``imshow`` keywords.
+
+    Signed data (any value below 0, or ``signed=True``) get the diverging map centred on 0
+    (``vmin = -m``, ``vmax = m``, m the largest magnitude), so white always means 0 and red vs
+    blue tells positive from negative. Non-negative data get the sequential map from 0 to its
+    maximum, so an all-zero (dead) channel is dark and a constant positive one is not.
+    An all-zero input gets the limits ±1 (or 0..1), never an empty range.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    m = float(np.abs(v).max()) if v.size else 0.0
+    m = m if np.isfinite(m) and m > 0 else 1.0
+    if signed is None:
+        signed = bool(v.size and v.min() < 0)
+    if signed:
+        return {"cmap": DIVERGING, "vmin": -m, "vmax": m}
+    return {"cmap": SEQUENTIAL, "vmin": 0.0, "vmax": m}
+
+
+def _colorbar(fig, image, cax=None, ax=None, label: str = "", fontsize: int = 9):
+    """A colour bar for ``image`` in ``cax`` (or beside ``ax``), ticks and label at ``fontsize``."""
+    bar = fig.colorbar(image, cax=cax, ax=ax, fraction=0.046 if cax is None else 0.15, pad=0.04)
+    bar.ax.set_label("<colorbar>")        # as matplotlib names the axes it makes itself
+    bar.ax.tick_params(labelsize=fontsize)
+    if label:
+        bar.set_label(label, fontsize=fontsize)
+    return bar
 
 
 # ---- image files ------------------------------------------------------------------------
@@ -182,12 +219,13 @@ def _grid(n: int, max_cols: int = 8):
 
 
 def plot_filters(model, path, title: str = "") -> str:
-    """The first Conv2d layer's kernels, one panel per (output channel, input channel).
+    """The first Conv2d layer's kernels, one panel per (output channel, input channel), with a colour bar.
 
-    Each kernel is shown with its own symmetric colour scale (red positive, blue negative, white
-    zero), so a learned edge detector reads like ``ember.viz.filters.KERNELS["sobel-x"]``. A layer
-    on RGB input (3 input channels per group) shows each kernel as one colour picture instead
-    (its own scale: mid-grey 0, each channel's weight as that colour's intensity).
+    All kernels share one colour scale centred on 0 (``value_scale``: red positive, blue
+    negative, white zero), shown by the colour bar on the right, so a learned edge detector reads
+    like ``ember.viz.filters.KERNELS["sobel-x"]`` and a strong kernel stands out from a weak one.
+    A layer on RGB input (3 input channels per group) shows each kernel as one colour picture
+    instead (one scale for all: mid-grey 0, each channel's weight as that colour's intensity).
     Raises:
         ValueError: the model has no Conv2d layer (the message lists the layer types it has).
     """
@@ -198,27 +236,27 @@ def plot_filters(model, path, title: str = "") -> str:
     name, conv = convs[0]
     w = conv.weight.data.astype(np.float64)                  # (C_out, C_in/G, KH, KW)
     C_out, Cg, KH, KW = w.shape
-    if Cg == 3:   # an RGB first layer: one colour picture per kernel, mid-grey = 0
-        lim = np.abs(w).reshape(C_out, -1).max(1)[:, None, None, None]
-        kernels, Cg = (0.5 + w / (2 * np.where(lim > 0, lim, 1))).transpose(0, 2, 3, 1), 1   # (C_out, KH, KW, 3)
+    if Cg == 3:   # an RGB first layer: one colour picture per kernel, mid-grey = 0, one scale for all
+        lim = float(np.abs(w).max()) or 1.0
+        kernels, Cg, scale = (0.5 + w / (2 * lim)).transpose(0, 2, 3, 1), 1, None   # (C_out, KH, KW, 3)
     else:
         kernels = w.reshape(C_out * Cg, KH, KW)
+        scale = value_scale(kernels, signed=True)
     plt = _pyplot()
     rows, cols = _grid(len(kernels), max_cols=8 if Cg == 1 else Cg)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 1.2, 1.6 * rows + 0.7), squeeze=False,
+                             layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
         if i >= len(kernels):
             ax.axis("off")
             continue
-        k = kernels[i]
-        lim = float(np.abs(k).max()) or 1.0
-        ax.imshow(k, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest") if k.ndim == 2 else \
-            ax.imshow(k, interpolation="nearest")
-        ax.set_title(f"{i // Cg}" + (f".{i % Cg}" if Cg > 1 else ""), fontsize=8)
+        shown = ax.imshow(kernels[i], interpolation="nearest", **(scale or {}))
+        ax.set_title(f"{i // Cg}" + (f".{i % Cg}" if Cg > 1 else ""), fontsize=10)
+    if scale is not None:
+        _colorbar(fig, shown, ax=axes.ravel().tolist(), label="weight", fontsize=10)
     fig.suptitle(title or f"layer {name} (Conv2d {conv.weight.shape[1]}→{C_out}, {KH}×{KW}) kernels")
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -248,13 +286,22 @@ def feature_maps(model, x) -> list:
     return taken
 
 
-def plot_activations(model, image, path, title: str = "", max_channels: int = 16) -> str:
+def plot_activations(model, image, path, title: str = "", max_channels: int = 16,
+                     shared_scale: bool = False) -> str:
     """The input image and its feature maps after every conv and pool layer, one row per layer.
+
+    Each layer's row ends in a colour bar. Rows holding negative values (conv outputs before the
+    ReLU) use the diverging map centred on 0, non-negative rows (after ReLU and pooling) the
+    sequential map from 0 (``value_scale``).
 
     Args:
         model: an ember Module with Conv2d/pooling layers.
         image: (C, H, W) or (1, C, H, W) array or Tensor, normalised as the model was trained.
         path: PNG file to write. title: figure title. max_channels: channels shown per layer.
+        shared_scale: False (default): each panel is stretched to its own largest magnitude m,
+            printed above it (an all-zero "dead" channel says m=0), and the colour bar reads in
+            units of m. True: all channels of a layer share one scale, read off the colour bar in
+            the layer's own units, so dead, weak and constant channels look different.
     Raises: ValueError when the model has no conv or pooling layer.
     """
     x = image.data if isinstance(image, Tensor) else np.asarray(image, dtype=np.float32)
@@ -264,26 +311,43 @@ def plot_activations(model, image, path, title: str = "", max_channels: int = 16
     if not maps:
         raise ValueError("model has no Conv2d or pooling layer whose feature maps could be shown")
     plt = _pyplot()
-    cols = min(max(m.shape[0] for _, _, m in maps), max_channels) + 1
+    n = min(max(m.shape[0] for _, _, m in maps), max_channels)
     rows = len(maps) + 1
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig = plt.figure(figsize=(1.25 * n + 3.2, 1.55 * rows + 0.6), layout="constrained")
+    grid = fig.add_gridspec(rows, n + 2, width_ratios=[1.7] + [1.0] * n + [0.14])
+    ax = fig.add_subplot(grid[0, 1])
     if x.shape[1] == 3:   # an RGB input, stretched to [0, 1] (it is normalised)
         rgb = x[0].transpose(1, 2, 0).astype(np.float64)
-        axes[0, 0].imshow((rgb - rgb.min()) / ((rgb.max() - rgb.min()) or 1.0))
+        ax.imshow((rgb - rgb.min()) / ((rgb.max() - rgb.min()) or 1.0))
     else:
-        axes[0, 0].imshow(x[0].mean(0), cmap="gray")
-    axes[0, 0].set_title("input", fontsize=8)
+        ax.imshow(x[0].mean(0), cmap="gray")
+    ax.set_title("input", fontsize=10)
+    ax.axis("off")
     for r, (name, kind, m) in enumerate(maps, start=1):
-        axes[r, 0].text(0.0, 0.5, f"{name}\n{kind}\n{m.shape[0]}×{m.shape[1]}×{m.shape[2]}",
-                        fontsize=8, va="center", transform=axes[r, 0].transAxes)
-        for c in range(min(m.shape[0], max_channels)):
-            axes[r, c + 1].imshow(m[c], cmap="viridis", interpolation="nearest")
-            if r == 1 or maps[r - 2][2].shape[0] != m.shape[0]:
-                axes[r, c + 1].set_title(f"ch {c}", fontsize=7)
-    fig.suptitle(title or "feature maps: one image becomes a stack of filtered images")
-    fig.tight_layout()
+        shown = m[:n].astype(np.float64)
+        label = fig.add_subplot(grid[r, 0])
+        label.axis("off")
+        label.text(0.0, 0.5, f"{name}\n{kind}\n{m.shape[0]}×{m.shape[1]}×{m.shape[2]}",
+                   fontsize=11, va="center", transform=label.transAxes)
+        row_scale = value_scale(shown)
+        signed = row_scale["cmap"] == DIVERGING
+        for c in range(shown.shape[0]):
+            ax = fig.add_subplot(grid[r, c + 1])
+            ax.axis("off")
+            if shared_scale:
+                im = ax.imshow(shown[c], interpolation="nearest", **row_scale)
+                ax.set_title(f"ch {c}", fontsize=9)
+            else:
+                peak = float(np.abs(shown[c]).max())
+                unit = peak if peak > 0 else 1.0
+                im = ax.imshow(shown[c] / unit, interpolation="nearest", **value_scale([1.0], signed=signed))
+                ax.set_title(f"ch {c}  m={peak:.2g}", fontsize=9)
+        _colorbar(fig, im, cax=fig.add_subplot(grid[r, n + 1]), fontsize=9,
+                  label="value" if shared_scale else "× m")
+    fig.suptitle((title or "feature maps: one image becomes a stack of filtered images")
+                 + ("\n(one colour scale per layer)" if shared_scale
+                    else "\n(each panel scaled to its largest magnitude m; --shared-scale: one scale per layer)"),
+                 fontsize=12)
     return _save(fig, path)
 
 
