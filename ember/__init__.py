@@ -12,3 +12,5 @@ from .kernels import get_num_threads, set_num_threads, threads  # noqa: F401  (e
 from . import nn, optim  # noqa: E402  (nn needs Tensor)
 from .nn.functional import cat, stack
 from .nn.summary import summary  # noqa: E402
+from . import _api  # noqa: E402  (PyTorch's surface: devices, dtypes, in-place methods, protocols)
+_api.semantics.attach(__import__("sys").modules[__name__])

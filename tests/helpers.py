@@ -78,9 +78,9 @@ def numerical_jacobian(fn, arrays, eps=1e-6):
         for j in range(a.size):
             orig = a[np.unravel_index(j, a.shape)]
             _flat_set(a, j, orig + eps)
-            yp = fn(*[Tensor(x) for x in arrays]).data.astype(np.float64).ravel()
+            yp = fn(*[Tensor(x) for x in arrays]).numpy().astype(np.float64).ravel()
             _flat_set(a, j, orig - eps)
-            ym = fn(*[Tensor(x) for x in arrays]).data.astype(np.float64).ravel()
+            ym = fn(*[Tensor(x) for x in arrays]).numpy().astype(np.float64).ravel()
             _flat_set(a, j, orig)
             cols.append((yp - ym) / (2 * eps))
         jacs.append(np.stack(cols, axis=1) if cols else np.zeros((0, 0)))
@@ -90,8 +90,8 @@ def numerical_jacobian(fn, arrays, eps=1e-6):
 def analytical_jacobian(fn, arrays):
     """List (per input) of J_k (out.size, x_k.size): one backward per output element."""
     ts, out = _run(fn, arrays)
-    jacs = [np.zeros((out.data.size, a.size)) for a in arrays]
-    for i in range(out.data.size):
+    jacs = [np.zeros((out.numpy().size, a.size)) for a in arrays]
+    for i in range(out.numpy().size):
         for t in ts:
             t.grad = None
         g = np.zeros(out.shape, dtype=out.dtype)
@@ -101,7 +101,7 @@ def analytical_jacobian(fn, arrays):
             if t.grad is not None:
                 if t.grad.shape != t.shape:
                     raise GradcheckError(f"gradient of input {k} has shape {t.grad.shape}, input has {t.shape}")
-                jacs[k][i] = t.grad.data.astype(np.float64).ravel()
+                jacs[k][i] = t.grad.numpy().astype(np.float64).ravel()
     return jacs
 
 

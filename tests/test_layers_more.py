@@ -88,7 +88,7 @@ def test_locally_connected_equals_fc_with_zeroed_weights():
     fc.bias.data = layer.bias.data.reshape(-1).copy()
     x = Tensor(r(N, C, H, W), requires_grad=True)
     y1 = layer(x)
-    x2 = Tensor(x.data.copy(), requires_grad=True)
+    x2 = Tensor(x.numpy().copy(), requires_grad=True)
     y2 = fc(x2.flatten(1)).reshape(N, O, OH, OW)
     np.testing.assert_allclose(y1.data, y2.data, rtol=1e-12, atol=1e-12)
     u = r(N, O, OH, OW)
@@ -100,7 +100,7 @@ def test_locally_connected_equals_fc_with_zeroed_weights():
     for i in range(OH):
         for j in range(OW):
             np.testing.assert_allclose(layer.weight.grad.data[i, j], gfc[:, i, j, :, i:i + K, j:j + K], rtol=1e-12)
-    assert mask.sum() == layer.weight.data.size
+    assert mask.sum() == layer.weight.numpy().size
     assert sum(p.numel() for p in layer.parameters()) == OH * OW * O * C * K * K + O * OH * OW
 
 
@@ -163,8 +163,8 @@ def test_batch_norm_module_matches_torch_over_steps(cls, shape, momentum):
     ours, theirs = getattr(nn, cls)(3, momentum=momentum).double(), getattr(torch.nn, cls)(3, momentum=momentum).double()
     ours.weight.data[...] = theirs.weight.detach().numpy()[...] = r(3)
     ours.bias.data[...] = r(3)
-    theirs.bias.data = torch.tensor(ours.bias.data.copy())
-    theirs.weight.data = torch.tensor(ours.weight.data.copy())
+    theirs.bias.data = torch.tensor(ours.bias.numpy().copy())
+    theirs.weight.data = torch.tensor(ours.weight.numpy().copy())
     for step in range(4):
         x = r(*shape) * 3 + step
         u = r(*shape)

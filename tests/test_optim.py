@@ -50,7 +50,7 @@ def _ember_run(cls, kwargs, init, grads, start=0, opt=None, params=None):
         for p, g in zip(params, grads[t]):
             p.grad = ember.tensor(g)
         opt.step()
-        traj.append([p.data.copy() for p in params])
+        traj.append([p.numpy().copy() for p in params])
     return traj, opt, params
 
 
@@ -103,7 +103,7 @@ def test_state_dict_round_trip_resumes_exactly(name, kwargs):
     full, _, _ = _ember_run(getattr(optim, name), kwargs, init, grads)
     half, opt, params = _ember_run(getattr(optim, name), kwargs, init, grads[:6])
     sd = copy.deepcopy(opt.state_dict())
-    params2 = [nn.Parameter(p.data.copy()) for p in params]
+    params2 = [nn.Parameter(p.numpy().copy()) for p in params]
     opt2 = getattr(optim, name)(_groups(params2, "weight_decay"), **kwargs)
     opt2.load_state_dict(sd)
     assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
@@ -237,7 +237,7 @@ def test_no_bias_decay_groups_match_deck_000_gradient():
     groups = param_groups_no_bias_decay(model, 0.1)
     assert [len(g["params"]) for g in groups] == [2, 2] and groups[1]["weight_decay"] == 0.0
     assert all(p.ndim == 2 for p in groups[0]["params"]) and all(p.ndim == 1 for p in groups[1]["params"])
-    before = {k: v.data.copy() for k, v in model.named_parameters()}
+    before = {k: v.numpy().copy() for k, v in model.named_parameters()}
     for p in model.parameters():
         p.grad = ember.tensor(np.ones_like(p.data))
     optim.SGD(groups, lr=0.5).step()

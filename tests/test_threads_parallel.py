@@ -157,7 +157,7 @@ def test_lenet_step_is_deterministic_and_agrees_with_one_thread(monkeypatch):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return [p.grad.data.copy() for p in model.parameters()]
+        return [p.grad.numpy().copy() for p in model.parameters()]
     try:
         a, b, one = step(2), step(2), step(1)
     finally:

@@ -77,7 +77,7 @@ class _Hook:
         site = _call_site()
         if out._ctx is not None:
             out._ctx.anomaly_site = site       # read by check_backward (ctx has a __dict__)
-        kind = _nonfinite(out.data)
+        kind = _nonfinite(out._data)
         if kind:
             shapes = ", ".join(_describe(a) for a in args)
             raise AnomalyError(f"{cls.__name__} forward produced {kind} values (output shape "
