@@ -10,7 +10,10 @@ graph node (the ``Context``) that links the output to its parents. ``backward`` 
 deck 000 "reverse-mode autodiff", deck 002 "why backprop goes output -> input") sorts the graph
 topologically with an explicit stack (no recursion: a 10,000-op chain works), runs each node's
 VJP once in reverse order, and *adds* the gradients of a tensor used more than once (the
-multivariate chain rule: a fan-out in the forward pass is a sum in the backward pass).
+multivariate chain rule: a fan-out in the forward pass is a sum in the backward pass). Before a
+node runs, the versions of the tensors whose arrays it saved are compared with those recorded at
+forward time (``Context.versions``), so an in-place write in between raises instead of giving a
+silently wrong gradient.
 
 The package: this module (``Function``, ``Context``, the engine, ``no_grad``/``enable_grad``,
 ``unbroadcast``) and ``anomaly`` (``detect_anomaly``). The one import circle of ember's core is
@@ -238,7 +241,9 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         retain_graph: keep saved arrays so backward can run through this graph again.
     Raises:
         RuntimeError: root does not require grad, is not a scalar and no gradient was given,
-            or the graph was already freed by an earlier backward.
+            or the graph was already freed by an earlier backward, or an array a node saved for
+            backward was modified in place since (its tensor's version counter moved on:
+            PyTorch's "modified by an inplace operation" error, naming the tensor and the op).
     """
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")

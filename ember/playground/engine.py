@@ -422,7 +422,8 @@ class Session:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or abs(value) > MAX_WEIGHT:
             raise ConfigError(f"value must be a number in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {str(value)[:40]}")
-        w[row, col] = value
+        with no_grad():   # an in-place write of a parameter: bumps its version, as PyTorch's
+            self.linears[layer].weight[row, col] = value
         self.edited += 1
         self.diverged = None if all(np.isfinite(p._data).all() for p in self.model.parameters()) else self.diverged
         with np.errstate(all="ignore"):
