@@ -137,7 +137,7 @@ def test_state_dict_resume_is_exact(name, kwargs):
         sched.step(metrics[t]) if name == "ReduceLROnPlateau" else sched.step()
         np.testing.assert_array_equal(sched.get_last_lr(), full[t + 1][0][:2])
         for x, y in zip(params, full[t + 1][1]):
-            np.testing.assert_array_equal(x.data, y)
+            np.testing.assert_array_equal(x.numpy(), y)
 
 
 @pytest.mark.parametrize("name,kwargs", [s for s in SCHEDULES if s[0] != "LambdaLR"] + [
@@ -190,7 +190,7 @@ def test_composite_schedulers_match_torch(name):
             opt.step()
             sched.step()
             lrs.append(list(sched.get_last_lr()) + [g["lr"] for g in opt.param_groups])
-        runs.append((lrs, [p.data if lib == "ember" else p.detach().numpy() for p in params]))
+        runs.append((lrs, [p.numpy() if lib == "ember" else p.detach().numpy() for p in params]))
     for t, (a, b) in enumerate(zip(runs[0][0], runs[1][0])):
         np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=f"{name}: step {t}")
     for x, y in zip(runs[0][1], runs[1][1]):

@@ -50,7 +50,7 @@ def test_a_torch_lenet5_state_dict_gives_the_same_outputs(dtype, rtol, atol):
     with torch.no_grad():
         ref = tm(torch.from_numpy(x)).numpy()
     with ember.no_grad():
-        out = em(Tensor(x)).data
+        out = em(Tensor(x)).numpy()
     assert out.dtype == ref.dtype
     np.testing.assert_allclose(out, ref, rtol=rtol, atol=atol)
 

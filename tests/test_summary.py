@@ -37,7 +37,7 @@ def test_lenet5_and_modes_restored():
     before = m[1].running_mean.numpy().copy()
     s = ember.summary(m, (8, 1, 28, 28))
     assert m.training and all(c.training for c in m.modules())
-    np.testing.assert_array_equal(m[1].running_mean.data, before)   # eval mode: stats untouched
+    np.testing.assert_array_equal(m[1].running_mean.numpy(), before)   # eval mode: stats untouched
     assert "forward" not in m[0].__dict__
     assert any(r.type == "BatchNorm2d" and r.params == 32 for r in s.rows)
 
