@@ -303,6 +303,9 @@ def test_result_type_matches_torch():
         ta, ea = a(torch), a(ember)
         tb, eb = (b(torch), b(ember)) if callable(b) else (b, b)
         assert np.dtype(str(torch.result_type(ta, tb)).replace("torch.", "")) == ember.result_type(ea, eb)
+    for a, b in ((2, 3.0), (2, 3), (1.0, "tensor")):
+        tb, eb = (torch.tensor([1]), ember.tensor([1])) if b == "tensor" else (b, b)
+        assert np.dtype(str(torch.result_type(a, tb)).replace("torch.", "")) == ember.result_type(a, eb)
 
 
 def test_promotion_keeps_gradients():

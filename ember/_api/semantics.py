@@ -64,9 +64,8 @@ def result_type(tensor, other) -> np.dtype:
     tensor beats a 0-d one. Args: a Tensor (or number) and a Tensor or number."""
     if not isinstance(tensor, Tensor):
         tensor, other = other, tensor
-    if not isinstance(tensor, Tensor):
-        return Tensor(_t._as_array(tensor))._pair(other)[0].dtype if isinstance(tensor, float) or \
-            not isinstance(other, float) else _t._DEFAULT_FLOAT
+    if not isinstance(tensor, Tensor):   # two numbers: as 0-d tensors (int64 / the default float)
+        tensor = Tensor(_t._as_array(tensor))
     return tensor._pair(other)[0].dtype
 
 
