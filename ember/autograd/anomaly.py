@@ -56,7 +56,7 @@ def _call_site(depth: int = 2) -> str:
 
 
 def _describe(x) -> str:
-    data = getattr(x, "data", x)
+    data = getattr(x, "_data", x)
     if isinstance(data, np.ndarray):
         bad = data.dtype.kind == "f" and not np.isfinite(data).all()
         return f"{tuple(data.shape)} {data.dtype}" + (" (non-finite!)" if bad else "")
