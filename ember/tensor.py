@@ -164,7 +164,7 @@ class Tensor:
             dt = np.promote_types(dt, o.dtype) if a == b else dt if a > b else o.dtype
         if true_div and dt.kind != "f":
             dt = _DEFAULT_FLOAT
-        return self.astype(dt), o.astype(dt)
+        return (self, o) if o.dtype == dt == self.dtype else (self.astype(dt), o.astype(dt))
 
     def __add__(self, o): return _ew.Add.apply(*self._pair(o))
     def __radd__(self, o): return _ew.Add.apply(*self._pair(o)[::-1])

@@ -161,9 +161,8 @@ class Function:
 def _saved_versions(saved, tensors):
     """``(version box, version now, what)`` for each Tensor whose own array backward will read:
     the engine compares them before running the node (PyTorch's saved-variable check)."""
-    return tuple((t._vc, t._vc[0], f"[{t.dtype} {list(t.shape)}], which is " + (
-        f"output 0 of {t._ctx.fn.__name__}Backward" if t._ctx is not None else "a leaf"))
-        for t in tensors if isinstance(t, Tensor) and any(a is t._data for a in saved))
+    return tuple((t._vc, t._vc[0], (t.dtype, t.shape, t._ctx and t._ctx.fn.__name__))
+                 for t in tensors if isinstance(t, Tensor) and any(a is t._data for a in saved))
 
 
 def _graph_parent(t, ctx):
@@ -268,11 +267,11 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         if ctx.saved_tensors is None:
             raise RuntimeError("Trying to backward through the graph a second time; "
                                "pass retain_graph=True to the first backward() call")
-        for box, version, what in ctx.versions:
+        for box, version, (dtype, shape, made_by) in ctx.versions:
             if box[0] != version:
-                raise RuntimeError(f"one of the variables needed for gradient computation has been modified by "
-                                   f"an inplace operation: {what}, is at version {box[0]}; expected version "
-                                   f"{version} instead (needed by {ctx.fn.__name__}Backward)")
+                raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
+                                   f"operation: [{dtype} {list(shape)}], which is {f'output 0 of {made_by}Backward' if made_by else 'a leaf'}"
+                                   f", is at version {box[0]}; expected version {version} instead (needed by {ctx.fn.__name__}Backward)")
         in_grads = ctx.fn.backward(ctx, g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
