@@ -229,7 +229,7 @@ def item(self):
 
 def __bool__(self):
     if self._data.size != 1:
-        raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
     return bool(self._data.item())
 
 
