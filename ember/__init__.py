@@ -12,7 +12,8 @@ from .kernels import get_num_threads, set_num_threads, threads  # noqa: F401  (e
 from . import nn, optim  # noqa: E402  (nn needs Tensor)
 from .nn.functional import cat, stack
 from .nn.summary import summary  # noqa: E402
-from . import _api  # noqa: E402  (attaches PyTorch's Tensor methods; below: its functions)
+from . import _api  # noqa: E402  (PyTorch's surface: devices, dtypes, in-place methods, protocols)
+_api.semantics.attach(__import__("sys").modules[__name__])
 from ._api.creation import (empty, empty_like, eye, full, full_like, linspace, logspace, ones_like,  # noqa: E402
                             rand_like, randint, randn_like, randperm, zeros_like)
 from ._api.functions import (abs, add, all, allclose, any, argmax, argmin, argsort, bmm, chunk, clamp,  # noqa: E402

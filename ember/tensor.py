@@ -1,7 +1,10 @@
 """``Tensor``: an ndarray plus the autograd bookkeeping, with PyTorch's operators and methods.
 
-A Tensor holds ``.data`` (a NumPy array), ``.grad`` (a Tensor or None), ``.requires_grad`` and
-``._ctx`` (the graph node that produced it, None for leaves). Every method that computes
+A Tensor holds ``._data`` (its NumPy array, the storage ember's own ops read; ``.numpy()`` is
+the public way), ``.grad`` (a Tensor or None), ``.requires_grad``, ``._ctx`` (the graph node that
+produced it, None for leaves) and ``._vc`` (its version counter, a one-item list shared with
+``detach()``, bumped by every in-place write: PyTorch's ``_version``). ``.data`` is a Tensor sharing
+the storage with ``requires_grad=False``, as in PyTorch. Every method that computes
 something calls an op in ``ember.ops`` (through ``ember.kernels.dispatch`` where a fast kernel
 exists, see ``_dispatch``); nothing here defines a gradient. The ops are imported at the bottom of this file: they
 subclass ``autograd.Function``, whose ``apply`` returns Tensors (the core's one import circle,
@@ -20,13 +23,14 @@ float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
 bool_ = np.dtype(np.bool_)
 _DEFAULT_FLOAT = float32
+_KIND = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3, bool: 0, int: 1, float: 2, complex: 3}  # promotion order
 
 
 def _as_array(data, dtype=None) -> np.ndarray:
     """Convert Python/NumPy data to an ndarray following torch.tensor's dtype rules:
     Python floats -> float32 (the default dtype), Python ints -> int64, ndarrays keep theirs."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         return np.asarray(data, dtype=np.dtype(dtype))
     if isinstance(data, np.ndarray):
@@ -46,82 +50,56 @@ class Tensor:
         data: array-like (an ndarray is wrapped without a copy and keeps its dtype).
         requires_grad: record operations on this tensor so ``backward`` reaches it.
     Attributes:
-        data (np.ndarray), grad (Tensor | None), requires_grad (bool), shape, dtype, ndim.
+        data (Tensor sharing the storage, untracked), grad (Tensor | None), requires_grad (bool),
+        shape, dtype, ndim, _version (int: in-place writes so far).
     """
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_vc", "__weakref__")
     __array_priority__ = 1000  # make ndarray + Tensor dispatch to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False):
-        self.data = data if type(data) is np.ndarray else _as_array(data)
-        self.grad = None
-        self.requires_grad = requires_grad
-        self._ctx = None
-        if requires_grad and self.data.dtype.kind != "f":
-            raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
-
-    # ---- properties -------------------------------------------------------------------
-    shape = property(lambda self: self.data.shape, doc="tuple of ints, as ndarray.shape")
-    dtype = property(lambda self: self.data.dtype, doc="the NumPy dtype (ember.float32 by default)")
-    ndim = property(lambda self: self.data.ndim)
-    is_leaf = property(lambda self: self._ctx is None)
-    T = property(lambda self: self.transpose(-1, -2) if self.ndim >= 2 else self)
+        self._data = data if type(data) is np.ndarray else _as_array(data)
+        self.grad, self.requires_grad, self._ctx, self._vc = None, requires_grad, None, [0]
+        if requires_grad and self._data.dtype.kind != "f":
+            raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self._data.dtype}")
 
     @property
-    def grad_fn(self):
-        """The op class that produced this tensor (None for leaves)."""
-        return None if self._ctx is None else self._ctx.fn
+    def data(self) -> "Tensor":
+        """A Tensor sharing this one's storage, outside the graph and the version counter (as
+        PyTorch's ``.data``); assigning a Tensor (or ndarray) replaces the storage."""
+        return Tensor(self._data)
 
-    def size(self, dim=None): return self.shape if dim is None else self.shape[dim]
+    @data.setter
+    def data(self, value): self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
 
-    def dim(self) -> int: return self.ndim
+    _version = property(lambda self: self._vc[0], doc="in-place writes so far (PyTorch's _version)")
 
-    def numel(self) -> int: return self.data.size
-
-    def __len__(self): return len(self.data)
-
-    def __repr__(self):
-        body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
-        extra = ""
-        if self.dtype != _DEFAULT_FLOAT and self.dtype.kind == "f":
-            extra += f", dtype=ember.{self.dtype}"
-        if self._ctx is not None:
-            extra += f", grad_fn=<{self._ctx.fn.__name__}Backward>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+    # ---- properties -------------------------------------------------------------------
+    shape = property(lambda self: self._data.shape, doc="tuple of ints, as ndarray.shape")
+    dtype = property(lambda self: self._data.dtype, doc="the NumPy dtype (ember.float32 by default)")
+    ndim = property(lambda self: self._data.ndim)
+    is_leaf = property(lambda self: self._ctx is None)
 
     # ---- conversion ---------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """Return the underlying ndarray (shared memory, as torch's .numpy())."""
-        return self.data
+        return self._data
 
-    def item(self):
-        """Return the value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
-        return self.data.item()
-
-    def tolist(self): return self.data.tolist()
+    def __array__(self, dtype=None, copy=None):   # np.asarray(t), np.array(t) (a copy), as torch
+        a = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        return a.copy() if copy else a
 
     def detach(self) -> "Tensor":
-        """Return a tensor sharing data with this one but cut from the graph."""
-        return Tensor(self.data)
+        """Return a tensor sharing storage and version counter with this one, cut from the graph."""
+        t = Tensor(self._data)
+        t._vc = self._vc
+        return t
 
     def clone(self) -> "Tensor": return _mv.Clone.apply(self)
-
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        self.requires_grad = requires_grad
-        return self
 
     def astype(self, dtype) -> "Tensor":
         dtype = np.dtype(dtype)
         return self if dtype == self.dtype else _ew.Cast.apply(self, dtype=dtype)
 
-    to = astype
-
-    def float(self): return self.astype(float32)
-    def double(self): return self.astype(float64)
-    def long(self): return Tensor(self.data.astype(int64))
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Backpropagate: accumulate d(self)/d(leaf) into ``.grad`` of every leaf requiring grad.
@@ -132,40 +110,84 @@ class Tensor:
         """
         autograd.backward(self, gradient, retain_graph)
 
-    def zero_(self) -> "Tensor":
-        self.data[...] = 0
+    def _inplace(self, compute, *args) -> "Tensor":
+        """Write ``compute(self, *args)`` (an out-of-place result) into self: PyTorch's in-place rules.
+
+        Untracked (no_grad, or nothing requires grad): written into the storage, which every view
+        (``.data``, ``detach()``) shares. Tracked: the result's graph node becomes self's (the
+        storage is replaced, so arrays saved for backward stay intact). Either way the version
+        counter is bumped, so a backward that saved the old values raises instead of using them.
+        Raises: RuntimeError for a leaf that requires grad outside no_grad, a result that does not
+            fit self's shape or cannot be cast to its dtype (PyTorch's messages).
+        """
+        track = autograd.is_grad_enabled() and (self.requires_grad or any(getattr(a, "requires_grad", False) for a in args))
+        if track and self.requires_grad and self._ctx is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        self._vc[0] += 1          # first: what compute saves of self records the new version
+        with autograd.set_grad_enabled(track):
+            r = compute(self, *args)
+        if not np.can_cast(r.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"result type {r.dtype} can't be cast to the desired output type {self.dtype}")
+        if r.shape != self.shape:
+            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(r.shape)}")
+        if track:
+            r = r.astype(self.dtype)
+            self._data, self._ctx, self.requires_grad, self._vc = r._data, r._ctx, True, r._vc
+        else:
+            self._data[...] = r._data
         return self
+
+    def __setitem__(self, idx, value):
+        """``x[idx] = value`` in place (tracked as ``SetItem`` when a gradient flows through)."""
+        if autograd.is_grad_enabled() and (self.requires_grad or getattr(value, "requires_grad", False)):
+            self._inplace(lambda s, v: _mv.SetItem.apply(s, s._wrap(v), index=_index(idx)), value)
+        else:
+            self._data[_index(idx)] = value._data if isinstance(value, Tensor) else value
+            self._vc[0] += 1
 
     # ---- operators ----------------------------------------------------------------------
     def _wrap(self, other) -> "Tensor":
+        """``other`` as a Tensor; a Python number takes self's dtype when its kind (bool < int <
+        float) is not higher, else the default of its kind: Python scalars do not promote."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, numbers.Number) and self.dtype.kind == "f":
-            return Tensor(np.asarray(other, dtype=self.dtype))  # keep float32 float32
+        if isinstance(other, numbers.Number) and _kind(other) <= _KIND[self.dtype.kind]:
+            return Tensor(np.asarray(other, dtype=self.dtype))
         return Tensor(_as_array(other))
 
-    def __add__(self, o): return _ew.Add.apply(self, self._wrap(o))
-    def __radd__(self, o): return _ew.Add.apply(self._wrap(o), self)
-    def __sub__(self, o): return _ew.Sub.apply(self, self._wrap(o))
-    def __rsub__(self, o): return _ew.Sub.apply(self._wrap(o), self)
-    def __mul__(self, o): return _ew.Mul.apply(self, self._wrap(o))
-    def __rmul__(self, o): return _ew.Mul.apply(self._wrap(o), self)
-    def __truediv__(self, o): return _ew.Div.apply(self, self._wrap(o))
-    def __rtruediv__(self, o): return _ew.Div.apply(self._wrap(o), self)
+    def _pair(self, o, true_div=False):
+        """(self, other) cast to PyTorch's result type (torch.result_type): a higher kind wins; within
+        a kind a dimensioned tensor beats a 0-d one; ``/`` of integers gives the default float."""
+        o, dt = self._wrap(o), self.dtype
+        if o.dtype != dt:
+            a, b = (_KIND[dt.kind], self.ndim > 0), (_KIND[o.dtype.kind], o.ndim > 0)
+            dt = np.promote_types(dt, o.dtype) if a == b else dt if a > b else o.dtype
+        if true_div and dt.kind != "f":
+            dt = _DEFAULT_FLOAT
+        return (self, o) if o.dtype == dt == self.dtype else (self.astype(dt), o.astype(dt))
+
+    def __add__(self, o): return _ew.Add.apply(*self._pair(o))
+    def __radd__(self, o): return _ew.Add.apply(*self._pair(o)[::-1])
+    def __sub__(self, o): return _ew.Sub.apply(*self._pair(o))
+    def __rsub__(self, o): return _ew.Sub.apply(*self._pair(o)[::-1])
+    def __mul__(self, o): return _ew.Mul.apply(*self._pair(o))
+    def __rmul__(self, o): return _ew.Mul.apply(*self._pair(o)[::-1])
+    def __truediv__(self, o): return _ew.Div.apply(*self._pair(o, True))
+    def __rtruediv__(self, o): return _ew.Div.apply(*self._pair(o, True)[::-1])
     def __neg__(self): return _ew.Neg.apply(self)
     def __matmul__(self, o): return _mm.MatMul.apply(self, self._wrap(o))
     def __rmatmul__(self, o): return _mm.MatMul.apply(self._wrap(o), self)
     def __getitem__(self, idx): return _mv.GetItem.apply(self, index=_index(idx))
 
     def __pow__(self, o):
-        if isinstance(o, numbers.Number):
+        if isinstance(o, numbers.Number) and _kind(o) <= _KIND[self.dtype.kind]:
             return _ew.PowScalar.apply(self, exponent=o)
-        return _ew.Pow.apply(self, self._wrap(o))
+        return _ew.Pow.apply(*self._pair(o))
 
-    def __rpow__(self, o): return _ew.Pow.apply(self._wrap(o), self)
+    def __rpow__(self, o): return _ew.Pow.apply(*self._pair(o)[::-1])
 
     # comparisons return boolean tensors outside the graph, as in torch
-    def _cmp(self, o, f): return Tensor(f(self.data, o.data if isinstance(o, Tensor) else o))
+    def _cmp(self, o, f): return Tensor(f(self._data, o._data if isinstance(o, Tensor) else o))
     def __eq__(self, o): return self._cmp(o, np.equal)
     def __ne__(self, o): return self._cmp(o, np.not_equal)
     def __lt__(self, o): return self._cmp(o, np.less)
@@ -174,15 +196,9 @@ class Tensor:
     def __ge__(self, o): return self._cmp(o, np.greater_equal)
     __hash__ = object.__hash__
 
-    def __bool__(self): return bool(self.data)
-    def __float__(self): return float(self.item())
-    def __int__(self): return int(self.item())
-    def __iter__(self): return (self[i] for i in range(len(self)))
-
     # ---- methods (thin wrappers over ember.ops) ----------------------------------------
     def exp(self): return _ew.Exp.apply(self)
     def log(self): return _ew.Log.apply(self)
-    def sqrt(self): return self ** 0.5
     def abs(self): return _ew.Abs.apply(self)
     def relu(self): return _dispatch(_act.ReLU).apply(self)
     def sigmoid(self): return _act.Sigmoid.apply(self)
@@ -198,53 +214,16 @@ class Tensor:
             return _red.Max.apply(self)
         return MaxResult(_red.MaxDim.apply(self, dim=dim, keepdim=keepdim), self.argmax(dim, keepdim))
 
-    def min(self, dim=None, keepdim=False):
-        r = (-self).max(dim, keepdim)
-        return -r if dim is None else MaxResult(-r.values, r.indices)
-
     def argmax(self, dim=None, keepdim=False):
-        return Tensor(np.asarray(np.argmax(self.data, axis=dim, keepdims=keepdim), dtype=int64))
+        return Tensor(np.asarray(np.argmax(self._data, axis=dim, keepdims=keepdim), dtype=int64))
 
     def reshape(self, *shape):
         return _mv.Reshape.apply(self, shape=_sizes(shape))
 
     view = reshape
 
-    def flatten(self, start_dim=0, end_dim=-1):
-        s = self.shape
-        start, end = start_dim % max(self.ndim, 1), end_dim % max(self.ndim, 1)
-        return self.reshape(*s[:start], int(np.prod(s[start:end + 1])), *s[end + 1:]) if self.ndim else self.reshape(1)
-
     def permute(self, *dims):
         return _mv.Permute.apply(self, dims=_sizes(dims))
-
-    def transpose(self, dim0, dim1):
-        dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-        return self.permute(*dims)
-
-    def t(self): return self.transpose(0, 1) if self.ndim == 2 else self
-
-    def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
-        return self.reshape(*self.shape[:dim], 1, *self.shape[dim:])
-
-    def squeeze(self, dim=None):
-        if dim is None:
-            return self.reshape(*[n for n in self.shape if n != 1])
-        dim = dim % self.ndim
-        return self.reshape(*self.shape[:dim], *self.shape[dim + 1:]) if self.shape[dim] == 1 else self
-
-    def softmax(self, dim):
-        """exp(x) / Σ_dim exp(x) (``ember.ops.activation.Softmax``)."""
-        return _act.Softmax.apply(self, dim=dim)
-
-    def log_softmax(self, dim):
-        """log softmax along ``dim`` (``ember.ops.activation.LogSoftmax``)."""
-        return _act.LogSoftmax.apply(self, dim=dim)
-
-    def matmul(self, other): return self @ other
-
 
 class MaxResult(tuple):
     """``(values, indices)`` returned by ``Tensor.max(dim)``, as torch.return_types.max."""
@@ -260,6 +239,11 @@ def _dispatch(op):
     return op
 
 
+def _kind(number) -> int:
+    """The promotion kind of a Python or NumPy number: bool 0, int 1, float 2, complex 3."""
+    return _KIND[type(number)] if type(number) in _KIND else _KIND[np.asarray(number).dtype.kind]
+
+
 def _sizes(args):
     """``f(2, 3)`` and ``f((2, 3))`` both mean (2, 3), as in torch's reshape/permute/zeros."""
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
@@ -272,9 +256,9 @@ def _dims(dim):
 def _index(idx):
     """Turn Tensors inside an index expression into ndarrays."""
     if isinstance(idx, Tensor):
-        return idx.data
+        return idx._data
     if isinstance(idx, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
     return idx
 
 
@@ -319,8 +303,11 @@ def rand(*shape, dtype=None, requires_grad=False) -> Tensor:
     return _filled(lambda s, dtype: default_generator().random(s).astype(dtype), shape, dtype, requires_grad)
 
 
-def arange(*args, dtype=None) -> Tensor:
-    return Tensor(_as_array(np.arange(*args), dtype))
+def arange(*args, dtype=None, requires_grad=False) -> Tensor:
+    """Values from start to end (excluded) by step, as torch.arange: int64 for integer arguments,
+    the default float dtype (float32) when any is a float."""
+    a = np.arange(*args)
+    return Tensor(a.astype(dtype or (_DEFAULT_FLOAT if a.dtype.kind == "f" else int64)), requires_grad=requires_grad)
 
 
 def from_numpy(a: np.ndarray) -> Tensor:

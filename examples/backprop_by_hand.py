@@ -85,7 +85,7 @@ def autograd(thetas, X, Y, lam=LAMBDA):
     for t in ts:
         J = J + lam / 2 * (t[:, 1:] ** 2).sum()
     J.backward()
-    return J.item(), [t.grad.data for t in ts]
+    return J.item(), [t.grad.numpy() for t in ts]
 
 
 def init(seed=0):

@@ -43,9 +43,9 @@ def main():
                   [-4, 2, -6, 4, -7, 5, 5, 7], [-3, -9, 1, 8, -8, 9, -1, -5],
                   [-7, 10, -9, -5, 9, -8, -7, 10], [-5, 5, 9, 4, 10, -8, 7, 6],
                   [-3, 8, 0, 2, 2, -3, -2, 5], [4, -6, 7, -3, 1, 4, 10, 0]], dtype=np.float32)
-    show("deck 001 max pooling 2x2, stride 2:", F.max_pool2d(ember.tensor(x[None, None]), 2, 2).data[0, 0])
+    show("deck 001 max pooling 2x2, stride 2:", F.max_pool2d(ember.tensor(x[None, None]), 2, 2).numpy()[0, 0])
     show("deck 001 average pooling 2x2, stride 2 (same input):",
-         F.avg_pool2d(ember.tensor(x[None, None]), 2, 2).data[0, 0])
+         F.avg_pool2d(ember.tensor(x[None, None]), 2, 2).numpy()[0, 0])
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def main():
         loss.backward()
         opt.step()
     with ember.no_grad():
-        pred = model(ember.tensor(x_test)).data.argmax(1)
+        pred = model(ember.tensor(x_test)).numpy().argmax(1)
     print(f"final training loss {loss.item():.4f}")
     print(f"test accuracy {float((pred == y_test).mean()):.3f} on {len(y_test)} new pictures")
     for label, name in enumerate(CLASSES):

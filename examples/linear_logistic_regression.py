@@ -46,7 +46,7 @@ def main():
     Y = (X @ true_w + true_b + rng.normal(0, 0.1, 200)).astype(np.float32)[:, None]
     lin = nn.Linear(2, 1)
     mse = sgd_fit(lin, F.mse_loss, X, Y, lr=0.1, epochs=30, batch_size=10, rng=rng)
-    w, b = lin.weight.data[0], lin.bias.data[0]
+    w, b = lin.weight.numpy()[0], lin.bias.numpy()[0]
     print(f"linear regression by SGD: w = [{w[0]:.3f}, {w[1]:.3f}], b = {b:.3f} "
           f"(true [2, -3], 0.5), mean squared error {mse:.4f}")
     Xb = np.hstack([X, np.ones((len(X), 1), np.float32)])   # bias as a constant input
@@ -57,9 +57,9 @@ def main():
     logit = nn.Linear(2, 1)
     bce = sgd_fit(logit, F.binary_cross_entropy_with_logits, X, labels, lr=0.5, epochs=30, batch_size=10, rng=rng)
     with ember.no_grad():
-        p = F.sigmoid(logit(ember.tensor(X))).data
+        p = F.sigmoid(logit(ember.tensor(X))).numpy()
     acc = float(((p > 0.5) == (labels > 0.5)).mean())
-    w = logit.weight.data[0]
+    w = logit.weight.numpy()[0]
     print(f"logistic regression by SGD: accuracy {acc:.3f}, cross-entropy {bce:.4f}, "
           f"boundary direction w/|w| = [{w[0] / np.linalg.norm(w):.3f}, {w[1] / np.linalg.norm(w):.3f}] "
           f"(true [{2 / np.sqrt(13):.3f}, {-3 / np.sqrt(13):.3f}])")

@@ -57,7 +57,7 @@ def deck_feature_maps():
     maps = F.conv2d(x, w)                                               # (1, 3, 7, 7)
     padded = F.pad(maps, (0, 1, 0, 1), value=-math.inf)                 # 7 -> 8: the edge window is 1 wide
     pooled = F.max_pool2d(padded, 2, 2)                                 # (1, 3, 4, 4)
-    return maps.data[0], pooled.data[0], F.relu(maps).data[0]
+    return maps.numpy()[0], pooled.numpy()[0], F.relu(maps).numpy()[0]
 
 
 # ---- part 2: data ------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def train_from_scratch(seed=0, steps=300):
                              "test: shifted, thin": dataset(shifted=True, thick=0),
                              "test: centred, thick": dataset(shifted=False, thick=1),
                              "test: shifted, thick": dataset(shifted=True, thick=1)}.items():
-            pred = model(ember.tensor(x)).data.argmax(1)
+            pred = model(ember.tensor(x)).numpy().argmax(1)
             results[name] = (float((pred == y).mean()), len(y))
     return loss.item(), results
 

@@ -78,9 +78,9 @@ def numerical_jacobian(fn, arrays, eps=1e-6):
         for j in range(a.size):
             orig = a[np.unravel_index(j, a.shape)]
             _flat_set(a, j, orig + eps)
-            yp = fn(*[Tensor(x) for x in arrays]).data.astype(np.float64).ravel()
+            yp = fn(*[Tensor(x) for x in arrays]).numpy().astype(np.float64).ravel()
             _flat_set(a, j, orig - eps)
-            ym = fn(*[Tensor(x) for x in arrays]).data.astype(np.float64).ravel()
+            ym = fn(*[Tensor(x) for x in arrays]).numpy().astype(np.float64).ravel()
             _flat_set(a, j, orig)
             cols.append((yp - ym) / (2 * eps))
         jacs.append(np.stack(cols, axis=1) if cols else np.zeros((0, 0)))
@@ -90,8 +90,8 @@ def numerical_jacobian(fn, arrays, eps=1e-6):
 def analytical_jacobian(fn, arrays):
     """List (per input) of J_k (out.size, x_k.size): one backward per output element."""
     ts, out = _run(fn, arrays)
-    jacs = [np.zeros((out.data.size, a.size)) for a in arrays]
-    for i in range(out.data.size):
+    jacs = [np.zeros((out.numpy().size, a.size)) for a in arrays]
+    for i in range(out.numpy().size):
         for t in ts:
             t.grad = None
         g = np.zeros(out.shape, dtype=out.dtype)
@@ -101,7 +101,7 @@ def analytical_jacobian(fn, arrays):
             if t.grad is not None:
                 if t.grad.shape != t.shape:
                     raise GradcheckError(f"gradient of input {k} has shape {t.grad.shape}, input has {t.shape}")
-                jacs[k][i] = t.grad.data.astype(np.float64).ravel()
+                jacs[k][i] = t.grad.numpy().astype(np.float64).ravel()
     return jacs
 
 
@@ -151,11 +151,11 @@ def dircheck(fn, arrays, name="op", eps=1e-6, rtol=1e-6, trials=2, seed=0):
             v = rng.standard_normal(a.shape)
             plus = [x if i != k else x + eps * v for i, x in enumerate(arrays)]
             minus = [x if i != k else x - eps * v for i, x in enumerate(arrays)]
-            yp = fn(*[Tensor(x) for x in plus]).data
-            ym = fn(*[Tensor(x) for x in minus]).data
+            yp = fn(*[Tensor(x) for x in plus]).numpy()
+            ym = fn(*[Tensor(x) for x in minus]).numpy()
             jv = float(np.sum(u * (yp - ym))) / (2 * eps)
             g = ts[k].grad
-            jtu = 0.0 if g is None else float(np.sum(g.data * v))
+            jtu = 0.0 if g is None else float(np.sum(g.numpy() * v))
             scale = max(abs(jv), abs(jtu), np.sqrt(np.sum(u * u)) * 1e-3)
             if abs(jv - jtu) > rtol * scale + 1e-9:
                 raise GradcheckError(f"{name}: directional derivative mismatch with respect to input {k}: "
@@ -185,7 +185,7 @@ def torch_parity(fn, tfn, arrays, name="op", rtol=None, atol=None, seed=0, check
     if out.dtype != ref.dtype:
         raise GradcheckError(f"{name}: output dtype {out.dtype} but torch gives {ref.dtype}")
     if check_forward:
-        assert_close(out.data, ref, rtol, a_tol, f"{name}: forward output differs from torch")
+        assert_close(out.numpy(), ref, rtol, a_tol, f"{name}: forward output differs from torch")
     rng = np.random.default_rng(seed)
     u = rng.standard_normal(out.shape).astype(out.dtype)
     out.backward(u)
@@ -193,7 +193,7 @@ def torch_parity(fn, tfn, arrays, name="op", rtol=None, atol=None, seed=0, check
     for k, (t, tt) in enumerate(zip(ts, tts)):
         tg = tt.grad
         if tg is None:
-            if t.grad is not None and np.any(t.grad.data):
+            if t.grad is not None and np.any(t.grad.numpy()):
                 raise GradcheckError(f"{name}: input {k} has a gradient but torch gives none")
             continue
         if t.grad is None:
@@ -202,6 +202,6 @@ def torch_parity(fn, tfn, arrays, name="op", rtol=None, atol=None, seed=0, check
         if t.grad.dtype != tg.dtype:
             raise GradcheckError(f"{name}: gradient of input {k} has dtype {t.grad.dtype}, torch {tg.dtype}")
         gscale = float(np.max(np.abs(tg[np.isfinite(tg)]), initial=0.0)) or 1.0
-        assert_close(t.grad.data, tg, rtol, atol if atol is not None else rtol * gscale,
+        assert_close(t.grad.numpy(), tg, rtol, atol if atol is not None else rtol * gscale,
                      f"{name}: gradient of input {k} differs from torch")
     return True

@@ -18,7 +18,7 @@ def test_a_10000_op_chain_backpropagates_without_recursion():
     for _ in range(10_000):
         y = y * 1.0001
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.data, [1.0001 ** 10_000] * 2, rtol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), [1.0001 ** 10_000] * 2, rtol=1e-10)
 
 
 def test_a_10000_op_mixed_chain_matches_torch():
@@ -30,7 +30,7 @@ def test_a_10000_op_mixed_chain_matches_torch():
         ty = ((ty * 0.999 + 0.001).tanh() - 0.0001) / 1.0001
     y.sum().backward()
     ty.sum().backward()
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)
 
 
 def test_a_tensor_used_twice_gets_both_gradients():
@@ -49,14 +49,14 @@ def test_an_intermediate_used_twice_diamond():
     c = (a + b) * a                # a reaches c through three paths
     c.sum().backward()
     # c = (2x + 6x)·2x = 16x²  ->  32x
-    np.testing.assert_allclose(x.grad.data, 32 * x.data)
+    np.testing.assert_allclose(x.grad.numpy(), 32 * x.numpy())
 
 
 def test_gradients_accumulate_across_backward_calls_on_leaves():
     x = ember.tensor([1.0, 2.0], requires_grad=True)
     (x * 2).sum().backward()
     (x * 3).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [5.0, 5.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [5.0, 5.0])
 
 
 def test_grad_is_not_aliased_to_an_array_another_node_reads():
@@ -93,17 +93,17 @@ def test_broadcast_gradients_have_the_input_shapes(sa, sb):
     (a * b - a / (b * b + 1)).backward(u)
     (ta * tb - ta / (tb * tb + 1)).backward(torch.from_numpy(u))
     assert a.grad.shape == sa and b.grad.shape == sb
-    np.testing.assert_allclose(a.grad.data, ta.grad.numpy(), rtol=1e-12)
-    np.testing.assert_allclose(b.grad.data, tb.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12)
 
 
 def test_retain_graph_allows_a_second_backward_and_accumulates():
     x = ember.tensor([2.0], requires_grad=True)
     y = (x * x).exp()
     y.backward(retain_graph=True)
-    first = x.grad.data.copy()
+    first = x.grad.numpy().copy()
     y.backward()
-    np.testing.assert_allclose(x.grad.data, 2 * first)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first)
 
 
 def test_second_backward_without_retain_graph_raises():
@@ -146,7 +146,7 @@ def test_detach_cuts_the_graph():
     x = ember.tensor([1.0, 2.0], requires_grad=True)
     y = (x * x).detach() * x
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, x.data ** 2)
+    np.testing.assert_array_equal(x.grad.numpy(), x.numpy() ** 2)
 
 
 def test_only_inputs_that_need_grad_get_one():
@@ -154,7 +154,7 @@ def test_only_inputs_that_need_grad_get_one():
     b = ember.tensor([3.0, 4.0])
     (a * b).sum().backward()
     assert b.grad is None
-    np.testing.assert_array_equal(a.grad.data, b.data)
+    np.testing.assert_array_equal(a.grad.numpy(), b.numpy())
 
 
 def test_float32_gradients_stay_float32():
@@ -167,4 +167,4 @@ def test_float32_gradients_stay_float32():
 def test_backward_from_a_leaf():
     x = ember.tensor([1.0, 2.0], requires_grad=True)
     x.backward(np.array([3.0, 4.0], np.float32))
-    np.testing.assert_array_equal(x.grad.data, [3.0, 4.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 4.0])

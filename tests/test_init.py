@@ -53,7 +53,7 @@ def test_trunc_normal_moments_and_cdf(mean, std, a, b):
     ember.manual_seed(0)
     t = nn.Parameter(np.zeros((400, 500)))
     assert init.trunc_normal_(t, mean, std, a, b) is t
-    x = t.data.ravel()
+    x = t.numpy().ravel()
     assert x.min() >= a and x.max() <= b
     al, be = (a - mean) / std, (b - mean) / std
     z = _Phi(be) - _Phi(al)
@@ -72,8 +72,8 @@ def test_trunc_normal_like_torch_and_errors():
     init.trunc_normal_(t, std=0.02, generator=np.random.default_rng(1))   # timm's ViT idiom
     torch.manual_seed(0)
     ref = torch.nn.init.trunc_normal_(torch.zeros(50000), std=0.02).numpy()
-    assert t.data.dtype == np.float32
-    for x in (t.data, ref):   # a = -2, b = 2 are absolute: practically N(0, 0.02²); 5 standard errors
+    assert t.numpy().dtype == np.float32
+    for x in (t.numpy(), ref):   # a = -2, b = 2 are absolute: practically N(0, 0.02²); 5 standard errors
         assert abs(x.mean()) < 5 * 0.02 / math.sqrt(50000) and abs(x.std() / 0.02 - 1) < 0.016
     with pytest.warns(UserWarning, match=re.escape("mean is more than 2 std from [a, b] in nn.init.trunc_normal_")):
         init.trunc_normal_(ember.zeros(10), mean=5.0, std=1.0, a=-1.0, b=1.0)
@@ -87,8 +87,8 @@ def test_trunc_normal_like_torch_and_errors():
 
 
 def test_trunc_normal_reproducible_with_seed():
-    ember.manual_seed(7); a = init.trunc_normal_(ember.zeros(5, 5), a=2.0, b=3.0).data.copy()
-    ember.manual_seed(7); b = init.trunc_normal_(ember.zeros(5, 5), a=2.0, b=3.0).data
+    ember.manual_seed(7); a = init.trunc_normal_(ember.zeros(5, 5), a=2.0, b=3.0).numpy().copy()
+    ember.manual_seed(7); b = init.trunc_normal_(ember.zeros(5, 5), a=2.0, b=3.0).numpy()
     np.testing.assert_array_equal(a, b)
 
 
@@ -98,7 +98,7 @@ def test_orthogonal(shape, gain):
     ember.manual_seed(1)
     t = nn.Parameter(np.zeros(shape))
     assert init.orthogonal_(t, gain=gain) is t
-    w = t.data.reshape(shape[0], -1)
+    w = t.numpy().reshape(shape[0], -1)
     rows, cols = w.shape
     gram = w @ w.T if rows <= cols else w.T @ w
     np.testing.assert_allclose(gram, gain ** 2 * np.eye(min(rows, cols)), atol=1e-12)
@@ -115,8 +115,8 @@ def test_orthogonal_is_haar_distributed_and_float32():
     for _ in range(300):
         t = ember.zeros(8, 8)
         init.orthogonal_(t)
-        diags.append(np.diag(t.data))
-    assert t.data.dtype == np.float32
+        diags.append(np.diag(t.numpy()))
+    assert t.numpy().dtype == np.float32
     d = np.array(diags)
     assert abs(d.mean()) < 0.03 and abs(d.var() - 1 / 8) < 0.02
 

@@ -23,10 +23,10 @@ def r(*shape):
 def test_conv1d_deck000_worked_example():
     """Deck 000: [1, 1, 1, 0, 0] correlated with the filter [1, 0, 1] gives [2, 1, 1]."""
     conv = nn.Conv1d(1, 1, 3, bias=False)
-    conv.weight.data[...] = np.array([[[1, 0, 1]]], np.float32)
+    conv.weight.numpy()[...] = np.array([[[1, 0, 1]]], np.float32)
     y = conv(ember.tensor([[[1.0, 1, 1, 0, 0]]]))
     assert y.dtype == np.float32 and y.shape == (1, 1, 3)
-    np.testing.assert_array_equal(y.data, [[[2, 1, 1]]])
+    np.testing.assert_array_equal(y.numpy(), [[[2, 1, 1]]])
 
 
 @pytest.mark.parametrize("stride,padding,dilation,groups", [(1, 0, 1, 1), (2, 1, 1, 1), (1, 2, 2, 2)])
@@ -70,7 +70,7 @@ def test_locally_connected_matches_loop_reference_and_gradcheck(stride, padding)
     OH, OW = (6 + 2 * padding[0] - 3) // stride[0] + 1, (5 + 2 * padding[1] - 2) // stride[1] + 1
     w, b = r(OH, OW, 3, 2, 3, 2), r(3, OH, OW)
     y = F.locally_connected2d(Tensor(x), Tensor(w), Tensor(b), stride, padding)
-    np.testing.assert_allclose(y.data, loop_locally_connected(x, w, b, stride, padding), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y.numpy(), loop_locally_connected(x, w, b, stride, padding), rtol=1e-12, atol=1e-12)
     gradcheck(lambda x, w, b: F.locally_connected2d(x, w, b, stride, padding), [x, w, b], "locally_connected2d")
 
 
@@ -82,25 +82,25 @@ def test_locally_connected_equals_fc_with_zeroed_weights():
     dense = np.zeros((O, OH, OW, C, H, W))                 # FC weight, reshaped (O·OH·OW, C·H·W)
     for i in range(OH):
         for j in range(OW):
-            dense[:, i, j, :, i:i + K, j:j + K] = layer.weight.data[i, j]
+            dense[:, i, j, :, i:i + K, j:j + K] = layer.weight.numpy()[i, j]
     fc = nn.Linear(C * H * W, O * OH * OW).double()
     fc.weight.data = dense.reshape(O * OH * OW, C * H * W)
-    fc.bias.data = layer.bias.data.reshape(-1).copy()
+    fc.bias.data = layer.bias.numpy().reshape(-1).copy()
     x = Tensor(r(N, C, H, W), requires_grad=True)
     y1 = layer(x)
-    x2 = Tensor(x.data.copy(), requires_grad=True)
+    x2 = Tensor(x.numpy().copy(), requires_grad=True)
     y2 = fc(x2.flatten(1)).reshape(N, O, OH, OW)
-    np.testing.assert_allclose(y1.data, y2.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y1.numpy(), y2.numpy(), rtol=1e-12, atol=1e-12)
     u = r(N, O, OH, OW)
     y1.backward(u)
     y2.backward(u)
-    np.testing.assert_allclose(x.grad.data, x2.grad.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), rtol=1e-12, atol=1e-12)
     mask = dense != 0                                        # the FC grads at the kept weights
-    gfc = fc.weight.grad.data.reshape(dense.shape)
+    gfc = fc.weight.grad.numpy().reshape(dense.shape)
     for i in range(OH):
         for j in range(OW):
-            np.testing.assert_allclose(layer.weight.grad.data[i, j], gfc[:, i, j, :, i:i + K, j:j + K], rtol=1e-12)
-    assert mask.sum() == layer.weight.data.size
+            np.testing.assert_allclose(layer.weight.grad.numpy()[i, j], gfc[:, i, j, :, i:i + K, j:j + K], rtol=1e-12)
+    assert mask.sum() == layer.weight.numpy().size
     assert sum(p.numel() for p in layer.parameters()) == OH * OW * O * C * K * K + O * OH * OW
 
 
@@ -125,14 +125,14 @@ def test_dropout_train_eval_and_gradient():
     d = nn.Dropout(0.25)
     x = ember.ones(200, 100, requires_grad=True)
     y = d(x)
-    kept = y.data != 0
+    kept = y.numpy() != 0
     assert 0.72 < kept.mean() < 0.78
-    np.testing.assert_allclose(y.data[kept], 1 / 0.75, rtol=1e-6)
+    np.testing.assert_allclose(y.numpy()[kept], 1 / 0.75, rtol=1e-6)
     y.backward(np.full(y.shape, 2.0, np.float32))
-    np.testing.assert_allclose(x.grad.data, np.where(kept, 2 / 0.75, 0), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), np.where(kept, 2 / 0.75, 0), rtol=1e-6)
     assert d.eval()(x) is x
     ember.manual_seed(0)
-    np.testing.assert_array_equal(nn.Dropout(0.25)(x).data, y.data)  # seeded from ember's generator
+    np.testing.assert_array_equal(nn.Dropout(0.25)(x).numpy(), y.numpy())  # seeded from ember's generator
     with pytest.raises(ValueError, match="between 0 and 1, but got 1.5"):
         nn.Dropout(1.5)
 
@@ -161,10 +161,10 @@ def test_batch_norm_eval_gradcheck_and_torch():
 def test_batch_norm_module_matches_torch_over_steps(cls, shape, momentum):
     """Running statistics, momentum (incl. None = cumulative), train then eval, all grads."""
     ours, theirs = getattr(nn, cls)(3, momentum=momentum).double(), getattr(torch.nn, cls)(3, momentum=momentum).double()
-    ours.weight.data[...] = theirs.weight.detach().numpy()[...] = r(3)
-    ours.bias.data[...] = r(3)
-    theirs.bias.data = torch.tensor(ours.bias.data.copy())
-    theirs.weight.data = torch.tensor(ours.weight.data.copy())
+    ours.weight.numpy()[...] = theirs.weight.detach().numpy()[...] = r(3)
+    ours.bias.numpy()[...] = r(3)
+    theirs.bias.data = torch.tensor(ours.bias.numpy().copy())
+    theirs.weight.data = torch.tensor(ours.weight.numpy().copy())
     for step in range(4):
         x = r(*shape) * 3 + step
         u = r(*shape)
@@ -173,17 +173,17 @@ def test_batch_norm_module_matches_torch_over_steps(cls, shape, momentum):
             getattr(theirs, mode)()
             xe, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
             ye, yt = ours(xe), theirs(xt)
-            np.testing.assert_allclose(ye.data, yt.detach().numpy(), rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(ye.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-10)
             ours.zero_grad()
             theirs.zero_grad()
             ye.backward(u)
             yt.backward(torch.tensor(u))
-            np.testing.assert_allclose(xe.grad.data, xt.grad.numpy(), rtol=1e-9, atol=1e-10)
-            np.testing.assert_allclose(ours.weight.grad.data, theirs.weight.grad.numpy(), rtol=1e-9, atol=1e-10)
-            np.testing.assert_allclose(ours.bias.grad.data, theirs.bias.grad.numpy(), rtol=1e-9, atol=1e-10)
-        np.testing.assert_allclose(ours.running_mean.data, theirs.running_mean.numpy(), rtol=1e-12)
-        np.testing.assert_allclose(ours.running_var.data, theirs.running_var.numpy(), rtol=1e-12)
-    assert int(ours.num_batches_tracked.data) == int(theirs.num_batches_tracked) == 4
+            np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-10)
+            np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-9, atol=1e-10)
+            np.testing.assert_allclose(ours.bias.grad.numpy(), theirs.bias.grad.numpy(), rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-12)
+    assert int(ours.num_batches_tracked.numpy()) == int(theirs.num_batches_tracked) == 4
     assert list(ours.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
 
@@ -232,14 +232,14 @@ def test_init_functions_cover_the_issue_list():
     w = ember.zeros(64, 32, 3, 3)
     ember.manual_seed(0)
     nn.init.kaiming_normal_(w, nonlinearity="relu")
-    assert abs(w.data.std() - np.sqrt(2 / (32 * 9))) < 0.01 and w.dtype == np.float32
+    assert abs(w.numpy().std() - np.sqrt(2 / (32 * 9))) < 0.01 and w.dtype == np.float32
     nn.init.kaiming_uniform_(w, a=np.sqrt(5))
-    assert np.abs(w.data).max() <= 1 / np.sqrt(32 * 9)
+    assert np.abs(w.numpy()).max() <= 1 / np.sqrt(32 * 9)
     nn.init.xavier_uniform_(w)
-    assert np.abs(w.data).max() <= np.sqrt(6 / (32 * 9 + 64 * 9))
+    assert np.abs(w.numpy()).max() <= np.sqrt(6 / (32 * 9 + 64 * 9))
     nn.init.xavier_normal_(w)
     nn.init.normal_(w, 1.0, 0.1)
-    assert abs(w.data.mean() - 1) < 0.01
+    assert abs(w.numpy().mean() - 1) < 0.01
     for f, v in ((nn.init.zeros_, 0), (nn.init.ones_, 1), (lambda t: nn.init.constant_(t, 0.5), 0.5)):
         f(w)
-        assert np.all(w.data == v)
+        assert np.all(w.numpy() == v)

@@ -165,17 +165,17 @@ def test_binary_losses_match_numpy(name, ref, red):
     loss_ref, dl_df = ref(f, y)
     x = Tensor(f, requires_grad=True)
     out = getattr(F, name)(x, ember.tensor(y), reduction=red)
-    assert np.isfinite(out.data).all()
+    assert np.isfinite(out.numpy()).all()
     u = r.standard_normal(out.shape)
     out.backward(u)
     if red == "none":
-        np.testing.assert_allclose(out.data, loss_ref, rtol=1e-13)
-        np.testing.assert_allclose(x.grad.data, u * dl_df, rtol=1e-13)
+        np.testing.assert_allclose(out.numpy(), loss_ref, rtol=1e-13)
+        np.testing.assert_allclose(x.grad.numpy(), u * dl_df, rtol=1e-13)
     else:
         k = 1 / f.size if red == "mean" else 1.0
-        np.testing.assert_allclose(out.data, loss_ref.sum() * k, rtol=1e-13)
-        np.testing.assert_allclose(x.grad.data, u * k * dl_df, rtol=1e-13)
-    assert out.data.max() >= 1000.0 if red != "mean" else True
+        np.testing.assert_allclose(out.numpy(), loss_ref.sum() * k, rtol=1e-13)
+        np.testing.assert_allclose(x.grad.numpy(), u * k * dl_df, rtol=1e-13)
+    assert out.numpy().max() >= 1000.0 if red != "mean" else True
 
 
 def test_logistic_loss_equals_torch_bce_with_logits():
@@ -205,7 +205,7 @@ def test_hinge_multi_margin_match_deck_002_formulas():
     loss = F.multi_margin_loss(xt, t, reduction="sum")
     loss.backward()
     assert np.isclose(loss.item() * 4, 0.5 + 0 + 0.0)      # only j = 1 violates: 1 − 2 + 1.5 = 0.5
-    np.testing.assert_allclose(xt.grad.data * 4, [[-1, 1, 0, 0]])
+    np.testing.assert_allclose(xt.grad.numpy() * 4, [[-1, 1, 0, 0]])
 
 
 def test_float32_in_float32_out():

@@ -69,7 +69,7 @@ def _run(lib, sched_name, sched_kwargs, opt_name="SGD", opt_kwargs=None, metrics
         opt.step()
         sched.step(metrics[t]) if metrics is not None else sched.step()
         mom = [g.get("momentum", g.get("betas", (None,))[0]) for g in opt.param_groups]
-        vals = [p.data.copy() if lib == "ember" else p.detach().numpy().copy() for p in params]
+        vals = [p.numpy().copy() if lib == "ember" else p.detach().numpy().copy() for p in params]
         rows.append((list(sched.get_last_lr()) + mom, vals))
         assert [g["lr"] for g in opt.param_groups] == list(sched.get_last_lr())
     return rows
@@ -125,7 +125,7 @@ def test_state_dict_resume_is_exact(name, kwargs):
     for t in range(STEPS):
         if t == 7:  # "restart the process": fresh objects, state restored from the dicts
             sd_opt, sd_sched = copy.deepcopy(opt.state_dict()), copy.deepcopy(sched.state_dict())
-            params = [nn.Parameter(p.data.copy()) for p in params]
+            params = [nn.Parameter(p.numpy().copy()) for p in params]
             _, opt = _make("ember", "SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01))
             opt.param_groups[0]["params"], opt.param_groups[1]["params"] = [params[0]], [params[1]]
             sched = getattr(ours_lrs, name)(opt, **kwargs)
@@ -137,7 +137,7 @@ def test_state_dict_resume_is_exact(name, kwargs):
         sched.step(metrics[t]) if name == "ReduceLROnPlateau" else sched.step()
         np.testing.assert_array_equal(sched.get_last_lr(), full[t + 1][0][:2])
         for x, y in zip(params, full[t + 1][1]):
-            np.testing.assert_array_equal(x.data, y)
+            np.testing.assert_array_equal(x.numpy(), y)
 
 
 @pytest.mark.parametrize("name,kwargs", [s for s in SCHEDULES if s[0] != "LambdaLR"] + [
@@ -190,7 +190,7 @@ def test_composite_schedulers_match_torch(name):
             opt.step()
             sched.step()
             lrs.append(list(sched.get_last_lr()) + [g["lr"] for g in opt.param_groups])
-        runs.append((lrs, [p.data if lib == "ember" else p.detach().numpy() for p in params]))
+        runs.append((lrs, [p.numpy() if lib == "ember" else p.detach().numpy() for p in params]))
     for t, (a, b) in enumerate(zip(runs[0][0], runs[1][0])):
         np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=f"{name}: step {t}")
     for x, y in zip(runs[0][1], runs[1][1]):

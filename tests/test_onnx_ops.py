@@ -32,10 +32,10 @@ class Fn(nn.Module):
 def _bn(cls, c):
     m = cls(c)
     rng = np.random.default_rng(1)
-    m.running_mean.data[...] = rng.normal(size=c)
-    m.running_var.data[...] = rng.uniform(0.5, 2.0, size=c)
-    m.weight.data[...] = rng.normal(size=c)
-    m.bias.data[...] = rng.normal(size=c)
+    m.running_mean.numpy()[...] = rng.normal(size=c)
+    m.running_var.numpy()[...] = rng.uniform(0.5, 2.0, size=c)
+    m.weight.numpy()[...] = rng.normal(size=c)
+    m.bias.numpy()[...] = rng.normal(size=c)
     return m
 
 

@@ -50,7 +50,7 @@ def _ember_run(cls, kwargs, init, grads, start=0, opt=None, params=None):
         for p, g in zip(params, grads[t]):
             p.grad = ember.tensor(g)
         opt.step()
-        traj.append([p.data.copy() for p in params])
+        traj.append([p.numpy().copy() for p in params])
     return traj, opt, params
 
 
@@ -103,7 +103,7 @@ def test_state_dict_round_trip_resumes_exactly(name, kwargs):
     full, _, _ = _ember_run(getattr(optim, name), kwargs, init, grads)
     half, opt, params = _ember_run(getattr(optim, name), kwargs, init, grads[:6])
     sd = copy.deepcopy(opt.state_dict())
-    params2 = [nn.Parameter(p.data.copy()) for p in params]
+    params2 = [nn.Parameter(p.numpy().copy()) for p in params]
     opt2 = getattr(optim, name)(_groups(params2, "weight_decay"), **kwargs)
     opt2.load_state_dict(sd)
     assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
@@ -138,7 +138,7 @@ def test_float32_stays_float32(name):
     for _ in range(2):
         p.grad = ember.tensor(np.full((2, 3), 0.5, dtype=np.float32))
         opt.step()
-    assert p.data.dtype == np.float32
+    assert p.numpy().dtype == np.float32
     assert all(v.dtype == np.float32 for v in opt.state[p].values() if isinstance(v, np.ndarray))
 
 
@@ -153,7 +153,7 @@ def test_closure_is_evaluated_and_returned():
         return loss
     with ember.no_grad():
         loss = opt.step(closure)
-    assert float(loss.item()) == 9.0 and p.data[0] < 3.0
+    assert float(loss.item()) == 9.0 and p.numpy()[0] < 3.0
 
 
 BAD = [
@@ -205,15 +205,15 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     ref = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type)
     np.testing.assert_allclose(float(total.item()), ref.item(), rtol=1e-12)
     for p, q in zip(ours, theirs):
-        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-12)
 
 
 def test_clip_grad_norm_float32_nonfinite_and_empty():
     p = nn.Parameter(np.zeros(3, dtype=np.float32))
     p.grad = ember.tensor(np.array([3.0, 4.0, 0.0], dtype=np.float32))
     total = clip_grad_norm_(p, 1.0)
-    assert total.dtype == np.float32 and p.grad.data.dtype == np.float32
-    np.testing.assert_allclose(p.grad.data, [0.6, 0.8, 0.0], rtol=1e-5)
+    assert total.dtype == np.float32 and p.grad.numpy().dtype == np.float32
+    np.testing.assert_allclose(p.grad.numpy(), [0.6, 0.8, 0.0], rtol=1e-5)
     p.grad = ember.tensor(np.array([np.inf, 1.0, 0.0], dtype=np.float32))
     with pytest.raises(RuntimeError, match="total norm of order 2.0 .* is non-finite"):
         clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
@@ -226,7 +226,7 @@ def test_clip_grad_value_matches_torch():
     p.grad, q.grad = ember.tensor(g.copy()), torch.tensor(g.copy())
     clip_grad_value_([p], 0.7)
     torch.nn.utils.clip_grad_value_([q], 0.7)
-    np.testing.assert_array_equal(p.grad.data, q.grad.numpy())
+    np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
     with pytest.raises(ValueError, match="clip_value must be non-negative"):
         clip_grad_value_([p], -1.0)
 
@@ -237,12 +237,12 @@ def test_no_bias_decay_groups_match_deck_000_gradient():
     groups = param_groups_no_bias_decay(model, 0.1)
     assert [len(g["params"]) for g in groups] == [2, 2] and groups[1]["weight_decay"] == 0.0
     assert all(p.ndim == 2 for p in groups[0]["params"]) and all(p.ndim == 1 for p in groups[1]["params"])
-    before = {k: v.data.copy() for k, v in model.named_parameters()}
+    before = {k: v.numpy().copy() for k, v in model.named_parameters()}
     for p in model.parameters():
-        p.grad = ember.tensor(np.ones_like(p.data))
+        p.grad = ember.tensor(np.ones_like(p.numpy()))
     optim.SGD(groups, lr=0.5).step()
     for k, p in model.named_parameters():
         lam = 0.0 if k.endswith("bias") else 0.1
-        np.testing.assert_allclose(p.data, before[k] - 0.5 * (1 + lam * before[k]), rtol=1e-6)
+        np.testing.assert_allclose(p.numpy(), before[k] - 0.5 * (1 + lam * before[k]), rtol=1e-6)
     with pytest.raises(ValueError, match="Invalid weight_decay value: -1"):
         param_groups_no_bias_decay(model, -1)

@@ -41,7 +41,7 @@ def _run(lib, cls, kwargs, init, grads, start=0, stop=STEPS, state=None):
         for p, g in zip(params, grads[t]):
             p.grad = lib.tensor(g)
         opt.step()
-        traj.append([np.array(p.detach().numpy() if lib is torch else p.data) for p in params])
+        traj.append([np.array(p.detach().numpy() if lib is torch else p.numpy()) for p in params])
     return traj, opt
 
 
@@ -107,10 +107,10 @@ def test_float32_stays_float32_and_state_names(name):
         tp.grad = torch.full((2, 3), 0.5)
         opt.step()
         topt.step()
-    assert p.data.dtype == np.float32
+    assert p.numpy().dtype == np.float32
     assert all(v.dtype == np.float32 for v in opt.state[p].values() if isinstance(v, np.ndarray))
     assert set(opt.state[p]) == set(topt.state[tp])
-    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["Adadelta", "Adamax", "NAdam", "RAdam"])

@@ -31,9 +31,9 @@ def _check(e_out, t_out, e_ins, t_ins, rng, tol=1e-10):
     u = rng.standard_normal(tuple(t_out.shape))
     e_out.backward(u)
     t_out.backward(torch.from_numpy(u))
-    np.testing.assert_allclose(e_out.data, t_out.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(e_out.numpy(), t_out.detach().numpy(), rtol=tol, atol=tol)
     for e, t in zip(e_ins, t_ins):
-        np.testing.assert_allclose(e.grad.data, t.grad.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("block_bytes", [1, 4096, 1 << 30])  # one output row per block ... one block
@@ -88,7 +88,7 @@ def test_lenet_training_step_stays_float32_everywhere():
     loss.backward()
     opt.step()
     bad = [s for s in seen if s[1] != np.float32] + [(n, p.grad.dtype) for n, p in model.named_parameters()
-                                                      if p.grad.dtype != np.float32 or p.data.dtype != np.float32]
+                                                      if p.grad.dtype != np.float32 or p.numpy().dtype != np.float32]
     assert loss.dtype == np.float32 and not bad, f"left float32: {bad}"
 
 

@@ -401,7 +401,7 @@ def test_server_losses_equal_direct_ember_training(server):
         served.append((st["loss"]["train"], st["loss"]["test"]))
     direct, model = direct_training(cfg, 3)
     assert served == direct  # bit-identical, not merely close
-    assert st["weights"][2] == np.round(model[4].weight.data.astype(np.float64), 5).tolist()
+    assert st["weights"][2] == np.round(model[4].weight.numpy().astype(np.float64), 5).tolist()
     assert direct[-1][0] < direct[0][0]
 
 

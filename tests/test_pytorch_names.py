@@ -46,7 +46,7 @@ def test_presence_is_real():
     got = {(s, n): p for s, n, p in compat.walk()}
     assert got["torch.optim", "NAdam"] and got["torch.nn.init", "orthogonal_"]
     assert got["torch.utils.data", "get_worker_info"] and got["Tensor", "__getitem__"]
-    assert not got["torch", "cuda"] and not got["Tensor", "__format__"]     # object's __format__ does not count
+    assert got["torch", "cuda"] and got["Tensor", "__format__"]     # issue 12 part 1 (ember's own __format__)
 
 
 def test_doc_is_up_to_date():

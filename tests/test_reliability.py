@@ -251,7 +251,7 @@ def test_anomaly_backward_names_op_and_its_forward_call_site():
 
 def test_anomaly_inside_a_model_names_the_layer_line(monkeypatch):
     model = ember.models.lenet5()
-    model[0].weight.data[0, 0, 0, 0] = np.nan
+    model[0].weight.numpy()[0, 0, 0, 0] = np.nan
     with pytest.raises(AnomalyError, match=r"^Conv2d forward produced nan .*inputs: \[\(2, 1, 28, 28\) float32, "
                                            r"\(6, 1, 5, 5\) float32 \(non-finite!\), \(6,\) float32\]; "
                                            r"forward call site: .*nn/conv.py:\d+ in forward"):
@@ -278,7 +278,7 @@ def test_anomaly_mode_passes_a_finite_training_step():
     with detect_anomaly():
         loss = F.cross_entropy(model(ember.randn(4, 1, 28, 28)), np.array([1, 2, 3, 4]))
         loss.backward()
-    assert all(np.isfinite(p.grad.data).all() for p in model.parameters())
+    assert all(np.isfinite(p.grad.numpy()).all() for p in model.parameters())
 
 
 def test_train_detect_anomaly_flag_stops_at_the_op(tmp_path, capsys):
@@ -305,13 +305,13 @@ def _ember_vs_torch(fe, ft, *arrays, rtol=1e-12):
     ts = [Tensor(a.copy(), requires_grad=True) for a in arrays]
     tt = [torch.from_numpy(a.copy()).requires_grad_(True) for a in arrays]
     out, tout = fe(*ts), ft(*tt)
-    assert_close(out.data, tout.detach().numpy(), rtol, 1e-300, "forward")
+    assert_close(out.numpy(), tout.detach().numpy(), rtol, 1e-300, "forward")
     u = np.random.default_rng(0).standard_normal(out.shape)
     out.backward(u)
     tout.backward(torch.from_numpy(u))
     for k, (t, q) in enumerate(zip(ts, tt)):
         if q.grad is not None:
-            assert_close(t.grad.data, q.grad.numpy(), rtol, 1e-300, f"gradient {k}")
+            assert_close(t.grad.numpy(), q.grad.numpy(), rtol, 1e-300, f"gradient {k}")
     return out
 
 
@@ -331,13 +331,13 @@ def test_primitives_are_finite_and_match_torch_at_plus_minus_1e4(name, fe, ft, d
     x = BIG.astype(dtype)
     with np.errstate(over="raise", invalid="raise", divide="raise"):   # not even an overflow warning
         out = _ember_vs_torch(fe, ft, x, rtol=1e-12 if dtype == np.float64 else 1e-6)
-    assert np.isfinite(out.data).all()
+    assert np.isfinite(out.numpy()).all()
 
 
 def test_log_sigmoid_via_log_softmax_pair_is_stable():
     z = Tensor(np.array([-1e4, 1e4]))
     two = F.log_softmax(ember.stack([z * 0.0, z], dim=1), dim=1)        # log σ(z) = log softmax([0, z])[1]
-    np.testing.assert_allclose(two.data[:, 1], TF.logsigmoid(torch.tensor([-1e4, 1e4], dtype=torch.float64)).numpy())
+    np.testing.assert_allclose(two.numpy()[:, 1], TF.logsigmoid(torch.tensor([-1e4, 1e4], dtype=torch.float64)).numpy())
 
 
 @pytest.mark.parametrize("p", [2, 3, 0.5, 1, 0, -1, -2, 1.5, 2.5])

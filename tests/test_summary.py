@@ -34,10 +34,10 @@ def test_lenet5_and_modes_restored():
     assert [r.name for r in s.rows][:3] == ["0", "1", "2"] and s.rows[-1].output_shape == (64, 10)
     m = get_model("convnet-bn")
     m.train()
-    before = m[1].running_mean.data.copy()
+    before = m[1].running_mean.numpy().copy()
     s = ember.summary(m, (8, 1, 28, 28))
     assert m.training and all(c.training for c in m.modules())
-    np.testing.assert_array_equal(m[1].running_mean.data, before)   # eval mode: stats untouched
+    np.testing.assert_array_equal(m[1].running_mean.numpy(), before)   # eval mode: stats untouched
     assert "forward" not in m[0].__dict__
     assert any(r.type == "BatchNorm2d" and r.params == 32 for r in s.rows)
 

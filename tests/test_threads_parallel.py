@@ -104,10 +104,10 @@ def test_threaded_conv2d_matches_torch_in_float64(two_threads, monkeypatch, x_ne
     t_out = torch.nn.functional.conv2d(tx, tw, tb)
     e_out.backward(u)
     t_out.backward(torch.from_numpy(u))
-    np.testing.assert_allclose(e_out.data, t_out.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(e_out.numpy(), t_out.detach().numpy(), rtol=1e-10, atol=1e-10)
     pairs = [(ew, tw), (eb, tb)] + ([(ex, tx)] if x_needs_grad else [])
     for e, t in pairs:
-        np.testing.assert_allclose(e.grad.data, t.grad.numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-10)
     assert calls == [2, 2]                                          # forward and grad_w were split
 
 
@@ -119,8 +119,8 @@ def test_a_weight_used_twice_by_threaded_convs_sums_its_gradients(two_threads):
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     (F.conv2d(F.conv2d(ex, ew, padding=1), ew) * 1.5).sum().backward()
     (torch.nn.functional.conv2d(torch.nn.functional.conv2d(tx, tw, padding=1), tw) * 1.5).sum().backward()
-    np.testing.assert_allclose(ew.grad.data, tw.grad.numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(ex.grad.data, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
 def test_an_error_on_a_worker_reaches_backward(two_threads, monkeypatch):
@@ -157,7 +157,7 @@ def test_lenet_step_is_deterministic_and_agrees_with_one_thread(monkeypatch):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return [p.grad.data.copy() for p in model.parameters()]
+        return [p.grad.numpy().copy() for p in model.parameters()]
     try:
         a, b, one = step(2), step(2), step(1)
     finally:
@@ -190,5 +190,5 @@ def test_threaded_relu_and_max_pool_match_torch_with_ties(two_threads, chwn):
     t_out = torch.nn.functional.max_pool2d(torch.relu(tx), 2)
     e_out.backward(u)
     t_out.backward(torch.from_numpy(u))
-    np.testing.assert_array_equal(e_out.data, t_out.detach().numpy())
-    np.testing.assert_array_equal(ex.grad.data, tx.grad.numpy())
+    np.testing.assert_array_equal(e_out.numpy(), t_out.detach().numpy())
+    np.testing.assert_array_equal(ex.grad.numpy(), tx.grad.numpy())

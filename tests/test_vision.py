@@ -74,7 +74,7 @@ def test_deck001_maxpool_8x8():
                   [-5, 5, 9, 4, 10, -8, 7, 6],
                   [-3, 8, 0, 2, 2, -3, -2, 5],
                   [4, -6, 7, -3, 1, 4, 10, 0]], dtype=np.float32)
-    out = F.max_pool2d(Tensor(x[None, None]), 2, 2).data[0, 0]
+    out = F.max_pool2d(Tensor(x[None, None]), 2, 2).numpy()[0, 0]
     np.testing.assert_array_equal(out, [[6, 7, 10, 10], [2, 8, 9, 7], [10, 9, 10, 10], [8, 7, 4, 10]])
 
 
@@ -155,8 +155,8 @@ def test_filter2d_matches_torch_and_gradients_flow():
     tx = torch.tensor(img, requires_grad=True)
     ty = torch.nn.functional.conv2d(tx[None, None], torch.tensor(k[::-1, ::-1].copy())[None, None], padding="same")[0, 0]
     ty.backward(torch.tensor(g))
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_dtypes_stay_float32_unless_float64():

@@ -264,7 +264,7 @@ def test_feature_maps_of_lenet_and_patch_removed():
     assert [(n, k, m.shape) for n, k, m in maps] == [
         ("0", "Conv2d", (6, 28, 28)), ("2", "MaxPool2d", (6, 14, 14)),
         ("3", "Conv2d", (16, 10, 10)), ("5", "MaxPool2d", (16, 5, 5))]
-    conv_out = model[0](Tensor(x)).data[0]
+    conv_out = model[0](Tensor(x)).numpy()[0]
     np.testing.assert_array_equal(maps[0][2], conv_out)
     assert all("forward" not in m.__dict__ for m in model.modules())
 

@@ -10,7 +10,10 @@ graph node (the ``Context``) that links the output to its parents. ``backward`` 
 deck 000 "reverse-mode autodiff", deck 002 "why backprop goes output -> input") sorts the graph
 topologically with an explicit stack (no recursion: a 10,000-op chain works), runs each node's
 VJP once in reverse order, and *adds* the gradients of a tensor used more than once (the
-multivariate chain rule: a fan-out in the forward pass is a sum in the backward pass).
+multivariate chain rule: a fan-out in the forward pass is a sum in the backward pass). Before a
+node runs, the versions of the tensors whose arrays it saved are compared with those recorded at
+forward time (``Context.versions``), so an in-place write in between raises instead of giving a
+silently wrong gradient.
 
 The package: this module (``Function``, ``Context``, the engine, ``no_grad``/``enable_grad``,
 ``unbroadcast``) and ``anomaly`` (``detect_anomaly``). The one import circle of ember's core is
@@ -68,6 +71,20 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+class set_grad_enabled(_GradMode):
+    """``set_grad_enabled(mode)``: records a graph inside iff ``mode`` (torch.set_grad_enabled);
+    a context manager or decorator."""
+    def __init__(self, mode: bool): self.enabled = bool(mode)
+
+    def __call__(self, fn): return _decorate(lambda: set_grad_enabled(self.enabled), fn)
+
+
+class inference_mode(set_grad_enabled):
+    """``inference_mode(mode=True)``: ``no_grad`` (torch.inference_mode; ember has no separate
+    inference tensors)."""
+    def __init__(self, mode: bool = True): self.enabled = not mode
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting is summation.
 
@@ -96,11 +113,11 @@ class Context:
         needs_input_grad: per input, whether backward must produce its gradient.
         saved_tensors: the arrays given to ``save_for_backward`` (freed after backward).
     """
-    __slots__ = ("fn", "parents", "needs_input_grad", "saved_tensors", "__dict__")
+    __slots__ = ("fn", "parents", "needs_input_grad", "saved_tensors", "versions", "__dict__")
 
     def __init__(self, fn, parents, needs_input_grad):
         self.fn, self.parents, self.needs_input_grad = fn, parents, needs_input_grad
-        self.saved_tensors = ()
+        self.saved_tensors, self.versions = (), ()
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
@@ -125,7 +142,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = any(needs) and is_grad_enabled()
         ctx = Context(cls, None, needs)
@@ -134,9 +151,18 @@ class Function:
             ctx.parents = tuple(_graph_parent(a, ctx) if isinstance(a, Tensor) else a for a in args)
             out.requires_grad = True
             out._ctx = ctx
+            if ctx.saved_tensors:
+                ctx.versions = _saved_versions(ctx.saved_tensors, (*args, out))
         if _anomaly_hook is not None:
             _anomaly_hook.check_forward(cls, args, out)
         return out
+
+
+def _saved_versions(saved, tensors):
+    """``(version box, version now, what)`` for each Tensor whose own array backward will read:
+    the engine compares them before running the node (PyTorch's saved-variable check)."""
+    return tuple((t._vc, t._vc[0], (t.dtype, t.shape, t._ctx and t._ctx.fn.__name__))
+                 for t in tensors if isinstance(t, Tensor) and any(a is t._data for a in saved))
 
 
 def _graph_parent(t, ctx):
@@ -161,14 +187,14 @@ def _graph_parent(t, ctx):
     """
     if t._ctx is None:
         return t
-    if any(a is t.data for a in ctx.saved_tensors):
+    if any(a is t._data for a in ctx.saved_tensors):
         ctx.__dict__.setdefault("saved_inputs", []).append(t)
     ref = t._ctx.__dict__.get("stand_in")
     s = ref() if ref is not None else None
     if s is None:
         s = type(t).__new__(type(t))
-        s.data = _zeros_view(t.data)
-        s.grad, s.requires_grad, s._ctx = None, True, t._ctx
+        s._data = _zeros_view(t._data)
+        s.grad, s.requires_grad, s._ctx, s._vc = None, True, t._ctx, t._vc
         t._ctx.__dict__["stand_in"] = weakref.ref(s)
     return s
 
@@ -224,7 +250,9 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         retain_graph: keep saved arrays so backward can run through this graph again.
     Raises:
         RuntimeError: root does not require grad, is not a scalar and no gradient was given,
-            or the graph was already freed by an earlier backward.
+            or the graph was already freed by an earlier backward, or an array a node saved for
+            backward was modified in place since (its tensor's version counter moved on:
+            PyTorch's "modified by an inplace operation" error, naming the tensor and the op).
     """
     try:
         _walk(root, gradient, retain_graph)
@@ -240,12 +268,12 @@ def _walk(root, gradient, retain_graph) -> None:
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if gradient is None:
-        if root.data.size != 1:
+        if root._data.size != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs, "
                                f"got a tensor of shape {root.shape}; pass backward(gradient=...)")
-        grad = np.ones_like(root.data)
+        grad = np.ones_like(root._data)
     else:
-        grad = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=root.dtype)
+        grad = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=root.dtype)
         if grad.shape != root.shape:
             raise RuntimeError(f"backward: gradient has shape {grad.shape} but the tensor has shape {root.shape}")
     if root._ctx is None:  # a leaf: d(root)/d(root) = gradient
@@ -260,6 +288,11 @@ def _walk(root, gradient, retain_graph) -> None:
         if ctx.saved_tensors is None:
             raise RuntimeError("Trying to backward through the graph a second time; "
                                "pass retain_graph=True to the first backward() call")
+        for box, version, (dtype, shape, made_by) in ctx.versions:
+            if box[0] != version:
+                raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
+                                   f"operation: [{dtype} {list(shape)}], which is {f'output 0 of {made_by}Backward' if made_by else 'a leaf'}"
+                                   f", is at version {box[0]}; expected version {version} instead (needed by {ctx.fn.__name__}Backward)")
         in_grads = ctx.fn.backward(ctx, g)
         in_grads = in_grads if isinstance(in_grads, tuple) else (in_grads,)
         if _anomaly_hook is not None:
@@ -274,18 +307,18 @@ def _walk(root, gradient, retain_graph) -> None:
             else:
                 grads[id(p)] = pg
         if not retain_graph:  # free the graph: saved arrays and the links to the inputs
-            ctx.saved_tensors, ctx.parents = None, ()
+            ctx.saved_tensors, ctx.parents, ctx.versions = None, (), ()
             ctx.__dict__.clear()
 
 
 def _accumulate(leaf, g: np.ndarray) -> None:
-    if g.dtype != leaf.data.dtype:
-        g = g.astype(leaf.data.dtype)
+    if g.dtype != leaf._data.dtype:
+        g = g.astype(leaf._data.dtype)
     if leaf.grad is None:
         # copy: g may alias an array another node still reads, and .grad is mutated in place
         leaf.grad = Tensor(np.array(g, copy=True))
     else:
-        leaf.grad.data += g
+        leaf.grad._data += g
 
 
 # The one import circle of the core, declared here once: ember.tensor imports this module (and,

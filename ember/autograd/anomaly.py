@@ -56,7 +56,7 @@ def _call_site(depth: int = 2) -> str:
 
 
 def _describe(x) -> str:
-    data = getattr(x, "data", x)
+    data = getattr(x, "_data", x)
     if isinstance(data, np.ndarray):
         bad = data.dtype.kind == "f" and not np.isfinite(data).all()
         return f"{tuple(data.shape)} {data.dtype}" + (" (non-finite!)" if bad else "")
@@ -77,7 +77,7 @@ class _Hook:
         site = _call_site()
         if out._ctx is not None:
             out._ctx.anomaly_site = site       # read by check_backward (ctx has a __dict__)
-        kind = _nonfinite(out.data)
+        kind = _nonfinite(out._data)
         if kind:
             shapes = ", ".join(_describe(a) for a in args)
             raise AnomalyError(f"{cls.__name__} forward produced {kind} values (output shape "

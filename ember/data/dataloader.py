@@ -43,7 +43,7 @@ def _to_tensor(x) -> Tensor:
 
 
 def _stack(items: list) -> np.ndarray:
-    arrays = [x.data if isinstance(x, Tensor) else np.asarray(x) for x in items]
+    arrays = [x._data if isinstance(x, Tensor) else np.asarray(x) for x in items]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         j = next(i for i, a in enumerate(arrays) if a.shape != arrays[0].shape)

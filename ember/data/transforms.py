@@ -22,7 +22,7 @@ def _unwrap(x):
     """(ndarray (N, C, H, W), rewrap function giving back the input's type and rank); one image
     (C, H, W) is a batch of one. Raises ValueError for another rank."""
     is_tensor = isinstance(x, Tensor)
-    a = x.data if is_tensor else np.asarray(x)
+    a = x._data if is_tensor else np.asarray(x)
     if a.ndim not in (3, 4):
         raise ValueError(f"transforms work on batches of shape (N, C, H, W) or images of shape (C, H, W), "
                          f"got shape {a.shape}")
@@ -46,7 +46,7 @@ class ToTensor:
 
     def __call__(self, x):
         is_tensor = isinstance(x, Tensor)
-        a = x.data if is_tensor else np.asarray(x)
+        a = x._data if is_tensor else np.asarray(x)
         if a.ndim == 2:
             a = a[None]
         elif a.ndim in (3, 4):

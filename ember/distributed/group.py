@@ -55,8 +55,8 @@ class ReduceOp(enum.Enum):
 
 def _array(tensor) -> np.ndarray:
     """The raw ndarray under an ember Tensor (or an ndarray itself): the ONE place that knows
-    where a Tensor keeps its storage. When ``Tensor.data`` becomes a Tensor, change this line."""
-    return tensor if isinstance(tensor, np.ndarray) else tensor.data
+    where a Tensor keeps its storage (``Tensor._data``; ``Tensor.data`` is a Tensor, as in PyTorch)."""
+    return tensor if isinstance(tensor, np.ndarray) else tensor._data
 
 
 def _mpi():

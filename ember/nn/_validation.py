@@ -77,7 +77,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _targets(target, n_classes, n, what, ignore_index=None):
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{what}: class targets must be integers, got dtype {t.dtype}")
     if t.shape != (n,):
@@ -110,7 +110,7 @@ def _class_weight(weight, x, what):
     """weight (C,) as an ndarray of x's dtype (no gradient flows to it), or None."""
     if weight is None:
         return None
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
     C = x.shape[1] if x.ndim == 2 else x.shape[0]
     if w.shape != (C,):
         raise ShapeError(f"{what}: weight tensor should be defined either for all {C} classes or no classes "
@@ -127,8 +127,8 @@ def _same_shape(a, b, what):
 
 def _pm_one(input, target, what):
     y = _same_shape(input, target, what)
-    if y.data.size and not np.isin(y.data, (-1, 1)).all():
-        raise ValueError(f"{what}: targets must be -1 or 1, got {float(y.data[~np.isin(y.data, (-1, 1))][0])}")
+    if y._data.size and not np.isin(y._data, (-1, 1)).all():
+        raise ValueError(f"{what}: targets must be -1 or 1, got {float(y._data[~np.isin(y._data, (-1, 1))][0])}")
     if y.dtype != input.dtype:  # labels: cast, so float32 scores give a float32 loss
-        y = Tensor(y.data.astype(input.dtype))
+        y = Tensor(y._data.astype(input.dtype))
     return y

@@ -135,14 +135,16 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     return Tensor((labels[..., None] == np.arange(num_classes)).astype(np.int64))
 
 
-def softmax(x: Tensor, dim: int) -> Tensor:
-    """exp(x) / Σ_dim exp(x), max-subtracted for stability; same shape as x."""
-    return _act.Softmax.apply(x, dim=dim)
+def softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """exp(x) / Σ_dim exp(x), max-subtracted for stability; same shape as x (cast to ``dtype``
+    first if given). Raises: RuntimeError for an integer or bool x, as torch."""
+    return x.softmax(dim, dtype=dtype)
 
 
-def log_softmax(x: Tensor, dim: int) -> Tensor:
-    """log softmax(x) along dim, as x − max − log Σ exp(x − max); same shape as x."""
-    return _act.LogSoftmax.apply(x, dim=dim)
+def log_softmax(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """log softmax(x) along dim, as x − max − log Σ exp(x − max); same shape as x (cast to
+    ``dtype`` first if given). Raises: RuntimeError for an integer or bool x, as torch."""
+    return x.log_softmax(dim, dtype=dtype)
 
 
 # ---- layers -------------------------------------------------------------------------------
@@ -322,8 +324,8 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
-        return _norm.BatchNorm.apply(x, weight, bias, mean=running_mean.data, var=running_var.data, eps=eps)
-    m = x.data.size // C
+        return _norm.BatchNorm.apply(x, weight, bias, mean=running_mean._data, var=running_var._data, eps=eps)
+    m = x._data.size // C
     if m == 0:  # an empty batch (issue 14 item 7): an empty output, running statistics untouched, as torch
         return _norm.BatchNorm.apply(x, weight, bias, mean=np.zeros(C, x.dtype), var=np.ones(C, x.dtype), eps=eps)
     if m <= 1:
@@ -333,10 +335,10 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     if running_mean is not None and running_var is not None:
         mu, var = stats["mean"], stats["var"]                  # batch mean, biased variance (C,)
         mom = running_mean.dtype.type(momentum)
-        running_mean.data *= 1 - mom
-        running_mean.data += mom * mu.astype(running_mean.dtype)
-        running_var.data *= 1 - mom
-        running_var.data += mom * (var * (m / (m - 1))).astype(running_var.dtype)
+        running_mean._data *= 1 - mom
+        running_mean._data += mom * mu.astype(running_mean.dtype)
+        running_var._data *= 1 - mom
+        running_var._data += mom * (var * (m / (m - 1))).astype(running_var.dtype)
     return out
 
 
@@ -446,7 +448,7 @@ def multi_margin_loss(input: Tensor, target, p: int = 1, margin: float = 1.0, we
     if input.ndim not in (1, 2):
         raise ShapeError(f"multi_margin_loss: expected input of shape (N, C) or (C,), got {tuple(input.shape)}")
     x = input if input.ndim == 2 else input.reshape(1, -1)
-    tt = target.data if isinstance(target, Tensor) else np.asarray(target)
+    tt = target._data if isinstance(target, Tensor) else np.asarray(target)
     t = _targets(tt.reshape(-1) if input.ndim == 1 else tt, x.shape[1], x.shape[0], "multi_margin_loss")
     out = _loss.MultiMarginLoss.apply(x, t, p=p, margin=margin, weight=_class_weight(weight, x, "multi_margin_loss"),
                                     reduction=reduction)
@@ -508,7 +510,7 @@ def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tens
     """−mean[y log p + (1−y) log(1−p)] for probabilities p in [0, 1]; shapes must match."""
     _check_reduction(reduction)
     target = _same_shape(input, target, "binary_cross_entropy")
-    if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
+    if input._data.size and (input._data.min() < 0 or input._data.max() > 1):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                          "(use binary_cross_entropy_with_logits for logits)")
     return _loss.BCELoss.apply(input, target, reduction=reduction)

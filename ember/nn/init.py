@@ -62,19 +62,19 @@ def _gain(nonlinearity, a=0.0):
 
 def uniform_(t, a: float = 0.0, b: float = 1.0):
     """Fill t in place with U(a, b)."""
-    t.data[...] = default_generator().uniform(a, b, t.shape)
+    t._data[...] = default_generator().uniform(a, b, t.shape)
     return t
 
 
 def normal_(t, mean: float = 0.0, std: float = 1.0):
     """Fill t in place with N(mean, std²)."""
-    t.data[...] = default_generator().normal(mean, std, t.shape)
+    t._data[...] = default_generator().normal(mean, std, t.shape)
     return t
 
 
 def constant_(t, val: float):
     """Fill t in place with the value ``val`` (dtype kept)."""
-    t.data[...] = val
+    t._data[...] = val
     return t
 
 
@@ -171,7 +171,7 @@ def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: fl
             accept = np.log(rng.uniform(size=pending.size)) <= -0.5 * ((x - mean) / std) ** 2 - log_peak
             out[pending[accept]] = x[accept]
             pending = pending[~accept]
-    t.data[...] = out.reshape(t.shape)
+    t._data[...] = out.reshape(t.shape)
     return t
 
 
@@ -203,5 +203,5 @@ def orthogonal_(t, gain: float = 1, generator=None):
     q *= np.sign(np.diag(r))
     if rows < cols:
         q = q.T
-    t.data[...] = (gain * q).reshape(t.shape)
+    t._data[...] = (gain * q).reshape(t.shape)
     return t

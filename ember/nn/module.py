@@ -19,7 +19,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad: bool = True):
-        super().__init__(data.data if isinstance(data, Tensor) else np.asarray(data), requires_grad)
+        super().__init__(data._data if isinstance(data, Tensor) else np.asarray(data), requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -236,23 +236,31 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
 
-    def to(self, dtype) -> "Module":
-        """Cast every floating-point parameter and buffer to ``dtype`` in place (float32/float64)."""
+    def to(self, *args, **kwargs) -> "Module":
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)`` as torch.nn.Module.to:
+        cast every floating-point parameter and buffer to the dtype in place; returns self.
+        Raises: RuntimeError for a non-CPU device; TypeError for a non-floating dtype (torch's)."""
+        from .._api.semantics import parse_to
+        dtype = parse_to(args, **kwargs)[0]
+        if dtype is None:
+            return self
         dtype = np.dtype(dtype)
+        if dtype.kind not in "fc":
+            raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dtype}")
         for p in self.parameters():
-            p.data = p.data.astype(dtype)
+            p._data = p._data.astype(dtype)
             if p.grad is not None:
-                p.grad = Tensor(p.grad.data.astype(dtype))
+                p.grad = Tensor(p.grad._data.astype(dtype))
         for _, b in self.named_buffers():
             if b.dtype.kind == "f":
-                b.data = b.data.astype(dtype)
+                b._data = b._data.astype(dtype)
         return self
 
     def float(self) -> "Module":
@@ -261,12 +269,19 @@ class Module:
     def double(self) -> "Module":
         return self.to(np.float64)
 
+    def half(self) -> "Module":
+        return self.to(np.float16)
+
+    def cpu(self) -> "Module":
+        """Return self: ember's parameters always live on the CPU (torch.nn.Module.cpu)."""
+        return self
+
     # ---- state --------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Return an ordered dict name -> ndarray (a copy) of every parameter and buffer,
         with PyTorch's keys (``0.weight``, ``features.3.bias``, ``bn.running_mean``)."""
-        out = OrderedDict((n, p.data.copy()) for n, p in self.named_parameters())
-        out.update((n, b.data.copy()) for n, b in self.named_buffers(_persistent_only=True))
+        out = OrderedDict((n, p._data.copy()) for n, p in self.named_parameters())
+        out.update((n, b._data.copy()) for n, b in self.named_buffers(_persistent_only=True))
         return out
 
     def load_state_dict(self, state, strict: bool = True):
@@ -293,7 +308,7 @@ class Module:
             if k not in state:
                 continue
             v = state[k]
-            v = v.data if isinstance(v, Tensor) else v
+            v = v._data if isinstance(v, Tensor) else v
             v = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
             if v.shape != target.shape:
                 bad.append(f"{k}: checkpoint shape {tuple(v.shape)}, model shape {tuple(target.shape)}")
@@ -302,7 +317,7 @@ class Module:
             raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: size mismatch for "
                              + "; ".join(bad))
         for k, v in arrays.items():
-            own[k].data = np.array(v, dtype=own[k].dtype, copy=True)
+            own[k]._data = np.array(v, dtype=own[k].dtype, copy=True)
         return missing, unexpected
 
     # ---- printing -----------------------------------------------------------------------

@@ -35,12 +35,12 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     grads = _grads(parameters)
     if not grads:
         return Tensor(np.asarray(0.0, dtype=np.float32))
-    dtype = grads[0].data.dtype
+    dtype = grads[0]._data.dtype
     p = float(norm_type)
     if math.isinf(p):
-        total = max(float(np.abs(g.data).max(initial=0.0)) for g in grads)
+        total = max(float(np.abs(g._data).max(initial=0.0)) for g in grads)
     else:
-        norms = [float(np.sum(np.abs(g.data.astype(np.float64)) ** p) ** (1.0 / p)) for g in grads]
+        norms = [float(np.sum(np.abs(g._data.astype(np.float64)) ** p) ** (1.0 / p)) for g in grads]
         total = float(np.sum(np.asarray(norms) ** p) ** (1.0 / p))
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "
@@ -48,7 +48,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
                            "non-finite norm anyway, set `error_if_nonfinite=False`")
     coef = min(max_norm / (total + 1e-6), 1.0)
     for g in grads:
-        g.data *= g.data.dtype.type(coef)  # in place, keeping float32 float32
+        g._data *= g._data.dtype.type(coef)  # in place, keeping float32 float32
     return Tensor(np.asarray(total, dtype=dtype))
 
 
@@ -62,7 +62,7 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
     for g in _grads(parameters):
-        np.clip(g.data, -clip_value, clip_value, out=g.data)
+        np.clip(g._data, -clip_value, clip_value, out=g._data)
 
 
 def param_groups_no_bias_decay(model, weight_decay: float) -> list:

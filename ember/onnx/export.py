@@ -110,7 +110,7 @@ class _Tracer:
         from ..tensor import Tensor
         if isinstance(t, Tensor) and id(t) in self.names:
             return self.names[id(t)]
-        arr = np.asarray(t.data if isinstance(t, Tensor) else t)
+        arr = np.asarray(t._data if isinstance(t, Tensor) else t)
         name = self.params.get(id(t)) if isinstance(t, Tensor) else None
         name = name or self.fresh("const")
         self.inits.append(self.onnx.numpy_helper.from_array(_contiguous(arr), name))

@@ -290,7 +290,7 @@ def _with(module, **params):
     for key, arr in params.items():
         t = getattr(module, key)
         if t is not None and arr is not None:
-            t.data = np.array(arr, dtype=arr.dtype, copy=True)
+            t._data = np.array(arr, dtype=arr.dtype, copy=True)
     return module
 
 
@@ -565,7 +565,7 @@ def _fuse_bias(steps, consts, outputs):
             other = [x for x in s[2] if x != prev[3]]
             b = consts.get(other[0]) if len(other) == 1 else None
             if b is not None and b.size == prev[1].out_features and b.ndim <= 1:
-                w = prev[1].weight.data
+                w = prev[1].weight._data
                 prev[1] = _with(nn.Linear(w.shape[1], w.shape[0], dtype=w.dtype), weight=w,
                                 bias=b.reshape(-1).astype(w.dtype))
                 prev[3] = s[3]

@@ -3,7 +3,7 @@ gradients back to where the elements came from (reshape back, inverse permutatio
 for indexing, crop for padding)."""
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, unbroadcast
 
 
 class Reshape(Function):
@@ -64,6 +64,23 @@ class GetItem(Function):
         grad_x = np.zeros(shape, dtype=grad_out.dtype)
         np.add.at(grad_x, index, grad_out)
         return grad_x
+
+
+class SetItem(Function):
+    """y = x with y[index] = v (``x[index] = v`` out of place);  grad_x = grad_out with zeros at
+    ``index``,  grad_v = grad_out[index] summed back to v's shape."""
+    @staticmethod
+    def forward(ctx, x, v, index):
+        ctx.index, ctx.v_shape = index, np.shape(v)
+        y = x.copy()
+        y[index] = v
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_x = grad_out.copy()
+        grad_x[ctx.index] = 0
+        return grad_x, unbroadcast(np.asarray(grad_out[ctx.index]), ctx.v_shape)
 
 
 class Pad(Function):

@@ -49,5 +49,5 @@ class Adadelta(Optimizer):
             delta = np.sqrt(u + eps) / np.sqrt(v + eps) * g
             u *= rho
             u += (1 - rho) * (delta * delta)
-            p.data -= lr * delta
+            p._data -= lr * delta
         return loss

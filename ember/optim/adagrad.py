@@ -45,7 +45,7 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p] = {"step": 0,
-                                 "sum": np.full_like(p.data, group["initial_accumulator_value"])}
+                                 "sum": np.full_like(p._data, group["initial_accumulator_value"])}
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""
@@ -54,11 +54,11 @@ class Adagrad(Optimizer):
             lr, lr_decay, wd, eps = group["lr"], group["lr_decay"], group["weight_decay"], group["eps"]
             if not state:  # a group added after construction
                 state["step"] = 0
-                state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+                state["sum"] = np.full_like(p._data, group["initial_accumulator_value"])
             state["step"] += 1
             if wd != 0:
-                g = g + wd * p.data
+                g = g + wd * p._data
             clr = lr / (1 + (state["step"] - 1) * lr_decay)
             state["sum"] += g * g
-            p.data -= clr * (g / (np.sqrt(state["sum"]) + eps))
+            p._data -= clr * (g / (np.sqrt(state["sum"]) + eps))
         return loss

@@ -60,17 +60,17 @@ class Adam(Optimizer):
             wd, amsgrad = group["weight_decay"], group["amsgrad"]
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = np.zeros_like(p.data)
-                state["exp_avg_sq"] = np.zeros_like(p.data)
+                state["exp_avg"] = np.zeros_like(p._data)
+                state["exp_avg_sq"] = np.zeros_like(p._data)
                 if amsgrad:
-                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                    state["max_exp_avg_sq"] = np.zeros_like(p._data)
             state["step"] += 1
             t = state["step"]
             if wd != 0:
                 if group["decoupled_weight_decay"]:
-                    p.data *= 1 - lr * wd
+                    p._data *= 1 - lr * wd
                 else:
-                    g = g + wd * p.data
+                    g = g + wd * p._data
             m, v = state["exp_avg"], state["exp_avg_sq"]
             m += (1 - beta1) * (g - m)                       # lerp(m, g, 1 − β1), as torch
             v *= beta2
@@ -80,7 +80,7 @@ class Adam(Optimizer):
                 v = state["max_exp_avg_sq"]
             step_size = lr / (1 - beta1 ** t)                # Python floats: no float64 promotion
             denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
-            p.data -= step_size * (m / denom)
+            p._data -= step_size * (m / denom)
         return loss
 
 

@@ -45,5 +45,5 @@ class Adamax(Optimizer):
             m += (1 - beta1) * (g - m)                       # lerp(m, g, 1 − β1), as torch
             u *= beta2
             np.maximum(u, np.abs(g) + eps, out=u)
-            p.data -= lr / (1 - beta1 ** t) * (m / u)
+            p._data -= lr / (1 - beta1 ** t) * (m / u)
         return loss

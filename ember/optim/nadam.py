@@ -56,6 +56,6 @@ class NAdam(Optimizer):
             m, v = state["exp_avg"], state["exp_avg_sq"]
             self._update_moments(m, v, g, beta1, beta2)
             denom = np.sqrt(v / (1 - beta2 ** t)) + eps
-            p.data -= lr * (1.0 - mu) / (1.0 - mu_product) * (g / denom)
-            p.data -= lr * mu_next / (1.0 - mu_product * mu_next) * (m / denom)
+            p._data -= lr * (1.0 - mu) / (1.0 - mu_product) * (g / denom)
+            p._data -= lr * mu_next / (1.0 - mu_product * mu_next) * (m / denom)
         return loss

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 
@@ -37,6 +38,10 @@ class Optimizer:
         group = dict(group)
         ps = group["params"]
         group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
+        if len({id(p) for p in group["params"]}) != len(group["params"]):   # PyTorch's warning, word for word
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in future, this will "
+                          "cause an error; see github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
         for k, v in self.defaults.items():
             group.setdefault(k, v)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
@@ -51,17 +56,20 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
+                    p.grad._data[...] = 0
 
     def step(self, closure=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _params_with_grad(self):
-        """Yield (group, parameter, gradient ndarray, state dict) for each parameter with a grad."""
+        """Yield (group, parameter, gradient ndarray, state dict) for each parameter with a grad;
+        once the caller has updated it, bump the parameter's version (PyTorch's in-place rule: a
+        pending graph that saved the old weights refuses to backward through them)."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    yield group, p, p.grad.data, self.state.setdefault(p, {})
+                    yield group, p, p.grad._data, self.state.setdefault(p, {})
+                    p._vc[0] += 1
 
     @staticmethod
     def _check_args(lr=0.0, eps=0.0, betas=(0.0, 0.0), weight_decay=0.0, **others) -> None:
@@ -87,7 +95,7 @@ class Optimizer:
         if not state:
             state["step"] = 0
             for name in buffers:
-                state[name] = np.zeros_like(p.data)
+                state[name] = np.zeros_like(p._data)
         state["step"] += 1
         return state["step"]
 
@@ -110,9 +118,9 @@ class Optimizer:
         wd = group["weight_decay"]
         if wd != 0:
             if group.get("decoupled_weight_decay"):
-                p.data *= 1 - group["lr"] * wd
+                p._data *= 1 - group["lr"] * wd
             else:
-                g = g + wd * p.data
+                g = g + wd * p._data
         return g
 
     @staticmethod

@@ -57,7 +57,7 @@ class RAdam(Optimizer):
             rho_t = rho_inf - 2 * t * beta2 ** t / bias_correction2
             if rho_t > 5.0:
                 rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-                p.data -= m_hat * lr * (math.sqrt(bias_correction2) / (np.sqrt(v) + eps)) * rect
+                p._data -= m_hat * lr * (math.sqrt(bias_correction2) / (np.sqrt(v) + eps)) * rect
             else:
-                p.data -= m_hat * lr
+                p._data -= m_hat * lr
         return loss

@@ -53,14 +53,14 @@ class RMSprop(Optimizer):
             wd, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
             if not state:
                 state["step"] = 0
-                state["square_avg"] = np.zeros_like(p.data)
+                state["square_avg"] = np.zeros_like(p._data)
                 if mu > 0:
-                    state["momentum_buffer"] = np.zeros_like(p.data)
+                    state["momentum_buffer"] = np.zeros_like(p._data)
                 if centered:
-                    state["grad_avg"] = np.zeros_like(p.data)
+                    state["grad_avg"] = np.zeros_like(p._data)
             state["step"] += 1
             if wd != 0:
-                g = g + wd * p.data
+                g = g + wd * p._data
             s = state["square_avg"]
             s *= alpha
             s += (1 - alpha) * (g * g)
@@ -74,7 +74,7 @@ class RMSprop(Optimizer):
                 b = state["momentum_buffer"]
                 b *= mu
                 b += g / d
-                p.data -= lr * b
+                p._data -= lr * b
             else:
-                p.data -= lr * (g / d)
+                p._data -= lr * (g / d)
         return loss

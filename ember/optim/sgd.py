@@ -42,9 +42,9 @@ class SGD(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad.data
+                g = p.grad._data
                 if wd != 0:
-                    g = g + wd * p.data
+                    g = g + wd * p._data
                 if mu != 0:
                     state = self.state.setdefault(p, {})
                     buf = state.get("momentum_buffer")
@@ -54,5 +54,6 @@ class SGD(Optimizer):
                         buf *= mu
                         buf += (1 - tau) * g if tau else g
                     g = g + mu * buf if nesterov else buf
-                p.data -= lr * g
+                p._data -= lr * g
+                p._vc[0] += 1   # an in-place update: a graph that saved p refuses to use it
         return loss

@@ -357,24 +357,24 @@ class Session:
         dloss = self.data_loss(out, self.y_train[idx])
         pen = self.penalty()
         loss = dloss if pen is None else dloss + pen
-        weights = [lin.weight.data.copy() for lin in self.linears]
+        weights = [lin.weight._data.copy() for lin in self.linears]
         if not math.isfinite(float(loss.item())):
             self._diverge(f"the minibatch loss became {float(loss.item())} at update {self.steps + 1}")
             return
         self.opt.zero_grad()
         loss.backward()
-        self.grad_norms = [float(np.linalg.norm(lin.weight.grad.data)) for lin in self.linears]
+        self.grad_norms = [float(np.linalg.norm(lin.weight.grad._data)) for lin in self.linears]
         k = INSPECT_SAMPLES
-        self.last = {"idx": idx[:k], "a": [a.data[:k].copy() for a in acts],
-                     "z": [z.data[:k].copy() for z in zs], "z_full": [z.data.copy() for z in zs],
+        self.last = {"idx": idx[:k], "a": [a._data[:k].copy() for a in acts],
+                     "z": [z._data[:k].copy() for z in zs], "z_full": [z._data.copy() for z in zs],
                      "delta": [sink[i][:k] for i in range(len(zs))],
-                     "delta_full": [sink[i] for i in range(len(zs))], "acts_full": [a.data.copy() for a in acts],
+                     "delta_full": [sink[i] for i in range(len(zs))], "acts_full": [a._data.copy() for a in acts],
                      "scales": [None if s is None else s[:k] for s in scales], "scales_full": scales,
-                     "weights": weights, "grads": [lin.weight.grad.data.copy() for lin in self.linears],
-                     "bias_grads": [lin.bias.grad.data.copy() for lin in self.linears],
+                     "weights": weights, "grads": [lin.weight.grad._data.copy() for lin in self.linears],
+                     "bias_grads": [lin.bias.grad._data.copy() for lin in self.linears],
                      "loss": float(dloss.item()), "batch": len(idx), "epoch": self.epoch, "step": self.steps}
         self.opt.step()
-        if not all(np.isfinite(p.data).all() for p in self.model.parameters()):
+        if not all(np.isfinite(p._data).all() for p in self.model.parameters()):
             self._diverge(f"the weights stopped being finite at update {self.steps + 1}")
         self.steps += 1
         self.pos += bs
@@ -416,15 +416,16 @@ class Session:
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
                 raise ConfigError(f"{name} must be an integer in [0, {n - 1}], got {str(v)[:40]}")
         index("layer", layer, len(self.linears))
-        w = self.linears[layer].weight.data
+        w = self.linears[layer].weight._data
         index("row", row, w.shape[0])
         index("col", col, w.shape[1])
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or abs(value) > MAX_WEIGHT:
             raise ConfigError(f"value must be a number in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {str(value)[:40]}")
-        w[row, col] = value
+        with no_grad():   # an in-place write of a parameter: bumps its version, as PyTorch's
+            self.linears[layer].weight[row, col] = value
         self.edited += 1
-        self.diverged = None if all(np.isfinite(p.data).all() for p in self.model.parameters()) else self.diverged
+        self.diverged = None if all(np.isfinite(p._data).all() for p in self.model.parameters()) else self.diverged
         with np.errstate(all="ignore"):
             self._log()
 
@@ -444,8 +445,8 @@ class Session:
         with no_grad(), np.errstate(all="ignore"):
             out, acts, _, _ = self.forward(Tensor(D.features(grid, self.cfg["features"])))
         # a diverged network draws as 0 where its values are not finite
-        return np.nan_to_num(out.data, nan=0.0, posinf=0.0, neginf=0.0), \
-            [np.nan_to_num(a.data, nan=0.0, posinf=0.0, neginf=0.0) for a in acts]
+        return np.nan_to_num(out._data, nan=0.0, posinf=0.0, neginf=0.0), \
+            [np.nan_to_num(a._data, nan=0.0, posinf=0.0, neginf=0.0) for a in acts]
 
     def heatmap(self) -> dict:
         """The output over a GRID×GRID grid: classification -> predicted class and confidence
@@ -485,8 +486,8 @@ class Session:
         s = {"epoch": self.epoch, "steps": self.steps, "batches_per_epoch": self.batches_per_epoch,
              "loss": {"train": _f(self.loss_train), "test": _f(self.loss_test)},
              "history": self.history, "heatmap": self.heatmap(), "neurons": self.thumbnails(),
-             "weights": [_r(lin.weight.data) for lin in self.linears],
-             "biases": [_r(lin.bias.data) for lin in self.linears],
+             "weights": [_r(lin.weight._data) for lin in self.linears],
+             "biases": [_r(lin.bias._data) for lin in self.linears],
              "grad_norms": [_f(g) for g in self.grad_norms], "classes": self.classes,
              "outputs": self.output_label(), "diverged": self.diverged, "edited": self.edited,
              "task": "regression" if not self.classes else "classification", "config": self.public_config()}

@@ -161,7 +161,7 @@ def ember_infer(model, batches):
     t0 = time.perf_counter()
     with no_grad():
         for x in batches:
-            model(Tensor(x)).data.argmax(1)
+            model(Tensor(x))._data.argmax(1)
     dt = time.perf_counter() - t0
     model.train()
     return dt

@@ -47,7 +47,7 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1
             logits = model(Tensor(x[i:i + batch_size]))
             yb = y[i:i + batch_size]
             total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
-            correct += int((logits.data.argmax(1) == yb).sum())
+            correct += int((logits._data.argmax(1) == yb).sum())
     return total_loss / len(x), correct / len(x)
 
 
@@ -155,7 +155,7 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
             seen += n
             loss_sum += value * n
             run_log.step(step, epoch, value, lr, time.perf_counter() - t_step)
-            correct += int((logits.data.argmax(1) == yb.data).sum())
+            correct += int((logits._data.argmax(1) == yb._data).sum())
             if i % 25 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
         bar.close()

@@ -225,7 +225,7 @@ def run_visualize(args) -> None:
         names = _class_names(cfg.dataset)
         maps_in = x[args.index:args.index + 1]
         with no_grad():
-            pred = int(model(Tensor(maps_in)).data.argmax(1)[0])
+            pred = int(model(Tensor(maps_in))._data.argmax(1)[0])
         title = (f"{cfg.model}: test image {args.index} ({names[y[args.index]]}, predicted {names[pred]}) "
                  "-> feature maps after each conv/pool layer")
         print(plots.plot_activations(model, maps_in, os.path.join(out, f"activations-{args.index}.png"), title,
@@ -239,7 +239,7 @@ def run_visualize(args) -> None:
         preds = []
         with no_grad():
             for i in range(0, len(x), 1000):
-                preds.append(model(Tensor(x[i:i + 1000])).data.argmax(1))
+                preds.append(model(Tensor(x[i:i + 1000]))._data.argmax(1))
         names = _class_names(cfg.dataset)
         cm = plots.confusion_matrix(y, np.concatenate(preds), len(names))
         title = f"{cfg.model} on {cfg.dataset} test set: {cm.sum()} images, accuracy {np.trace(cm) / cm.sum():.4f}"

@@ -128,7 +128,7 @@ def filter2d(image, kernel, mode: str = "correlate", padding: str = "valid"):
     y = y.permute(0, 2, 3, 1)[0]                              # (OH, OW, C)
     if x.ndim == 2:
         y = y.reshape(y.shape[0], y.shape[1])
-    return y if is_tensor else y.data
+    return y if is_tensor else y._data
 
 
 def filter1d(signal, kernel, mode: str = "correlate", padding: str = "valid") -> np.ndarray:

@@ -234,7 +234,7 @@ def plot_filters(model, path, title: str = "") -> str:
         kinds = sorted({type(m).__name__ for _, m in model.named_modules() if m is not model})
         raise ValueError(f"model has no Conv2d layer to show filters of (its layers: {', '.join(kinds) or 'none'})")
     name, conv = convs[0]
-    w = conv.weight.data.astype(np.float64)                  # (C_out, C_in/G, KH, KW)
+    w = conv.weight._data.astype(np.float64)                  # (C_out, C_in/G, KH, KW)
     C_out, Cg, KH, KW = w.shape
     if Cg == 3:   # an RGB first layer: one colour picture per kernel, mid-grey = 0, one scale for all
         lim = float(np.abs(w).max()) or 1.0
@@ -273,7 +273,7 @@ def feature_maps(model, x) -> list:
         if isinstance(m, (Conv2d, MaxPool2d, AvgPool2d)):
             def capture(*args, _m=m, _name=name, _fwd=m.forward, **kw):
                 y = _fwd(*args, **kw)
-                taken.append((_name, type(_m).__name__, np.array(y.data[0])))
+                taken.append((_name, type(_m).__name__, np.array(y._data[0])))
                 return y
             object.__setattr__(m, "forward", capture)     # instance attribute shadows the method
             patched.append(m)
@@ -304,7 +304,7 @@ def plot_activations(model, image, path, title: str = "", max_channels: int = 16
             the layer's own units, so dead, weak and constant channels look different.
     Raises: ValueError when the model has no conv or pooling layer.
     """
-    x = image.data if isinstance(image, Tensor) else np.asarray(image, dtype=np.float32)
+    x = image._data if isinstance(image, Tensor) else np.asarray(image, dtype=np.float32)
     if x.ndim == 3:
         x = x[None]
     maps = feature_maps(model, x)

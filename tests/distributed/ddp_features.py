@@ -27,25 +27,25 @@ def gathered(a):
 # batch statistics (so after a forward they differ, and the next forward makes them equal again).
 ember.manual_seed(r)
 bn_net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
-bn_net[1].running_mean.data[...] = r + 1.0
-bn_net[1].num_batches_tracked.data[...] = 5 * r
+bn_net[1].running_mean.numpy()[...] = r + 1.0
+bn_net[1].num_batches_tracked.numpy()[...] = 5 * r
 ddp = DistributedDataParallel(bn_net)
 for _, b in bn_net.named_buffers():
-    g = gathered(b.data)
+    g = gathered(b.numpy())
     assert np.array_equal(g[0], g[1]), "buffers differ after construction"
-assert bn_net[1].running_mean.data[0] == 1.0 and int(bn_net[1].num_batches_tracked.data) == 0
+assert bn_net[1].running_mean.numpy()[0] == 1.0 and int(bn_net[1].num_batches_tracked.numpy()) == 0
 x = ember.tensor(np.random.default_rng(r).standard_normal((8, 3)))
 ddp(x.float()).sum().backward()
-rm0 = gathered(bn_net[1].running_mean.data)
+rm0 = gathered(bn_net[1].running_mean.numpy())
 assert not np.array_equal(rm0[0], rm0[1]), "each rank's running stats follow its own batch"
 ddp(x.float())
-rm1 = gathered(bn_net[1].running_mean.data)
-h = x.numpy().astype(np.float32) @ bn_net[0].weight.data.T + bn_net[0].bias.data   # BN's input
+rm1 = gathered(bn_net[1].running_mean.numpy())
+h = x.numpy().astype(np.float32) @ bn_net[0].weight.numpy().T + bn_net[0].bias.numpy()   # BN's input
 np.testing.assert_allclose(rm1[r], 0.9 * rm0[0] + 0.1 * h.mean(0), rtol=1e-5)   # started from rank 0's
-assert np.array_equal(gathered(bn_net[1].num_batches_tracked.data)[1], np.array(2))
+assert np.array_equal(gathered(bn_net[1].num_batches_tracked.numpy())[1], np.array(2))
 # the gradients were averaged: equal on both ranks
 for p in bn_net.parameters():
-    g = gathered(p.grad.data)
+    g = gathered(p.grad.numpy())
     assert np.array_equal(g[0], g[1])
 
 # Buckets: a tiny cap (several buckets) gives exactly the gradients of one bucket.
@@ -59,7 +59,7 @@ x = ember.tensor(np.random.default_rng(10 + r).standard_normal((4, 5)).astype(np
 one(x).sum().backward()
 many(x).sum().backward()
 for p, q in zip(a.parameters(), b.parameters()):
-    assert np.array_equal(p.grad.data, q.grad.data)
+    assert np.array_equal(p.grad.numpy(), q.grad.numpy())
 
 # Parameters cast after construction (ddp.double()): the buckets follow, no silent float32 rounding.
 one.double()
@@ -90,10 +90,10 @@ net = Branchy()
 ddp = DistributedDataParallel(net)
 x = ember.tensor(np.ones((1, 2), np.float32))
 ddp(x, use_extra=(r == 1)).sum().backward()
-local = x.numpy() @ net.common.weight.data.T + net.common.bias.data     # extra's input on rank 1
+local = x.numpy() @ net.common.weight.numpy().T + net.common.bias.numpy()     # extra's input on rank 1
 expected_w = np.ones((2, 1), np.float32) @ local / W                    # (rank 1's grad + 0) / 2
 np.testing.assert_allclose(net.extra.weight.grad.numpy(), expected_w, rtol=1e-6)
-assert np.array_equal(*gathered(net.extra.weight.grad.data))
+assert np.array_equal(*gathered(net.extra.weight.grad.numpy()))
 
 # Under no_grad (evaluation) a forward queues nothing; backward of a non-DDP tensor reduces nothing.
 with ember.no_grad():

@@ -1,0 +1,486 @@
+"""PyTorch's tensor semantics on ember's core: devices, dtypes, in-place methods, Python
+protocols and the autograd API (issue 12, groups 1, 2, 3, 8 and 9).
+
+Everything here is a thin layer over ``ember.tensor`` and ``ember.autograd``: in-place methods call
+``Tensor._inplace`` (PyTorch's leaf rule, the version counter), conversions call ``Tensor.astype``
+(the ``Cast`` op), and the user-facing ``autograd.Function`` runs the user's tensor-level
+``forward``/``backward`` inside one array-level graph node. Attached to ``Tensor``, ``ember`` and
+``ember.autograd`` by ``attach()`` when ``ember`` is imported.
+Source: PyTorch 2.13's documented behaviour (torch.device, torch.Tensor.to, torch.result_type,
+"in-place correctness checks" in the autograd notes, torch.autograd.Function, torch.autograd.grad);
+the tests compare with torch itself.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import types
+
+import numpy as np
+
+from .. import autograd
+from ..autograd import no_grad
+from ..ops import activation as _act
+from ..tensor import MaxResult, Tensor
+
+_t = sys.modules["ember.tensor"]     # the module (``ember.tensor`` is also the function)
+
+# ---- dtypes --------------------------------------------------------------------------------
+DTYPES = {"float32": _t.float32, "float": _t.float32, "float64": _t.float64, "double": _t.float64,
+          "float16": np.dtype(np.float16), "half": np.dtype(np.float16), "int64": _t.int64,
+          "long": _t.int64, "int32": np.dtype(np.int32), "int": np.dtype(np.int32),
+          "int16": np.dtype(np.int16), "short": np.dtype(np.int16), "int8": np.dtype(np.int8),
+          "uint8": np.dtype(np.uint8), "bool": _t.bool_, "complex64": np.dtype(np.complex64),
+          "cfloat": np.dtype(np.complex64), "complex128": np.dtype(np.complex128),
+          "cdouble": np.dtype(np.complex128)}
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype of Python floats turned into tensors (float32 unless changed), as torch."""
+    return _t._DEFAULT_FLOAT
+
+
+def set_default_dtype(d) -> None:
+    """Set the default floating dtype (``ember.float32`` or ``ember.float64``; float16 too).
+
+    Raises: TypeError for a non-floating dtype (PyTorch's message)."""
+    d = np.dtype(d)
+    if d.kind != "f":
+        raise TypeError("only floating-point types are supported as the default type")
+    _t._DEFAULT_FLOAT = d
+
+
+def is_floating_point(t: Tensor) -> bool:
+    """True for a float16/32/64 tensor (torch.is_floating_point)."""
+    return t.dtype.kind == "f"
+
+
+def result_type(tensor, other) -> np.dtype:
+    """The dtype ``tensor + other`` gets (torch.result_type): a float tensor with an integer tensor
+    stays float; a Python number never widens a tensor of its kind; within a kind a dimensioned
+    tensor beats a 0-d one. Args: a Tensor (or number) and a Tensor or number."""
+    if not isinstance(tensor, Tensor):
+        tensor, other = other, tensor
+    if not isinstance(tensor, Tensor):   # two numbers: as 0-d tensors (int64 / the default float)
+        tensor = Tensor(_t._as_array(tensor))
+    return tensor._pair(other)[0].dtype
+
+
+def _convert(self: Tensor, dtype) -> Tensor:
+    """``self`` as ``dtype``: the Cast op between float dtypes (gradients flow), a plain copy
+    outside the graph to a non-float dtype (as PyTorch: integer tensors carry no gradient)."""
+    dtype = np.dtype(dtype)
+    if dtype == self.dtype:
+        return self
+    return self.astype(dtype) if dtype.kind == "f" else Tensor(self._data.astype(dtype))
+
+
+def _type(self: Tensor, dtype=None, non_blocking=False):
+    """``t.type()`` -> 'ember.FloatTensor' (PyTorch's type string); ``t.type(dtype)`` converts."""
+    if dtype is None:
+        return f"ember.{_TYPE_NAMES.get(self.dtype.name, self.dtype.name)}"
+    if isinstance(dtype, str) and dtype.split(".")[-1] in _TYPE_NAMES.values():
+        dtype = next(k for k, v in _TYPE_NAMES.items() if v == dtype.split(".")[-1])
+    return _convert(self, dtype)
+
+
+# ---- devices -------------------------------------------------------------------------------
+class device:
+    """``ember.device("cpu")`` (also ``"cpu:0"``, ``device("cpu", 0)``, another device): where a
+    tensor lives, as torch.device. ember runs on the CPU only: ``device("cuda")`` can be built (as
+    in PyTorch, so ``"cuda" if ember.cuda.is_available() else "cpu"`` reads the same) but using it
+    raises RuntimeError. Raises: RuntimeError for an unknown device type."""
+    KNOWN = ("cpu", "cuda", "mps", "xpu", "meta", "hip", "xla", "ipu", "hpu", "mtia", "privateuseone")
+
+    def __init__(self, type="cpu", index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        elif isinstance(type, int) and not isinstance(type, bool):
+            type, index = "cuda", type
+        name, _, idx = str(type).partition(":")
+        if name not in self.KNOWN:
+            raise RuntimeError(f"Expected one of {', '.join(self.KNOWN)} device type at start of device "
+                               f"string: {type}")
+        self.type, self.index = name, int(idx) if idx else index
+
+    def __repr__(self):
+        return f"device(type='{self.type}')" if self.index is None else \
+            f"device(type='{self.type}', index={self.index})"
+
+    def __str__(self): return self.type if self.index is None else f"{self.type}:{self.index}"
+    def __eq__(self, other): return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+    def __hash__(self): return hash((self.type, self.index))
+
+
+CPU = device("cpu")
+_Device = device
+
+
+def check_device(d) -> None:
+    """Accept None or a CPU device (``"cpu"``, ``"cpu:0"``, ``device("cpu")``); anything else is
+    a RuntimeError naming it (ember has no accelerator)."""
+    if d is None:
+        return
+    dev = device(d)
+    if dev.type != "cpu":
+        raise RuntimeError(f"ember runs on the CPU only: device '{dev}' is not available "
+                           f"(ember.cuda.is_available() is False); use 'cpu'")
+
+
+def _no_accelerator(*args, **kwargs):
+    raise RuntimeError("ember runs on the CPU only: there is no CUDA device "
+                       "(ember.cuda.is_available() is False)")
+
+
+cuda = types.ModuleType("ember.cuda", "torch.cuda's queries, answered for a CPU-only library.")
+cuda.is_available = lambda: False
+cuda.device_count = lambda: 0
+cuda.is_initialized = lambda: False
+cuda.manual_seed = cuda.manual_seed_all = cuda.synchronize = cuda.empty_cache = lambda *a, **k: None
+cuda.current_device = cuda.get_device_name = _no_accelerator
+
+accelerator = types.ModuleType("ember.accelerator", "torch.accelerator: ember has none.")
+accelerator.is_available = lambda: False
+accelerator.device_count = lambda: 0
+accelerator.current_accelerator = lambda check_available=False: None
+accelerator.synchronize = lambda *a, **k: None
+
+
+def parse_to(args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
+    """``(dtype, device, copy)`` from ``to``'s arguments: ``(device)``, ``(dtype)``, ``(device,
+    dtype)``, ``(tensor)`` or keywords, as torch.Tensor.to. Raises RuntimeError for a non-CPU device."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, (str, _Device, int)) and not isinstance(a, bool):
+            device = a
+        else:
+            dtype = a
+    check_device(device)
+    return dtype, device, copy
+
+
+def _to(self: Tensor, *args, **kwargs):
+    """``t.to(device)``, ``t.to(dtype)``, ``t.to(device, dtype)``, ``t.to(other)`` as torch.Tensor.to:
+    returns self when nothing changes (a copy with ``copy=True``). Raises RuntimeError for a
+    non-CPU device."""
+    dtype, _, copy = parse_to(args, **kwargs)
+    out = self if dtype is None else _convert(self, dtype)
+    return out.clone() if copy and out is self else out
+
+
+def _with_device(fn):
+    """``fn`` accepting PyTorch's ``device=`` keyword (CPU only) on a creation function."""
+    @functools.wraps(fn)
+    def wrapper(*args, device=None, **kwargs):
+        check_device(device)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+# ---- in-place methods (Tensor._inplace: PyTorch's leaf rule and version counter) --------------
+def _scaled(other, alpha):
+    return other if alpha == 1 else other * alpha
+
+
+def add_(self, other, *, alpha=1): return self._inplace(lambda s, o: s + _scaled(o, alpha), other)
+def sub_(self, other, *, alpha=1): return self._inplace(lambda s, o: s - _scaled(o, alpha), other)
+def mul_(self, other): return self._inplace(Tensor.__mul__, other)
+def div_(self, other): return self._inplace(Tensor.__truediv__, other)
+def pow_(self, exponent): return self._inplace(Tensor.__pow__, exponent)
+def clamp_(self, min=None, max=None): return self._inplace(lambda s: s.clamp(min, max))
+def zero_(self): return self.fill_(0)
+
+
+def fill_(self, value):
+    """Every element set to ``value`` (a number or a one-element tensor), in place."""
+    value = value.item() if isinstance(value, Tensor) else value
+    return self._inplace(lambda s: s * 0 + value if s.requires_grad else Tensor(np.full(s.shape, value, s.dtype)))
+
+
+def copy_(self, src, non_blocking=False):
+    """Copy ``src`` (broadcast to self's shape, cast to self's dtype) into self, in place."""
+    src = src if isinstance(src, Tensor) else Tensor(_t._as_array(src))
+    return self._inplace(lambda s, o: o.astype(s.dtype) + s * 0 if o.shape != s.shape else o.astype(s.dtype), src)
+
+
+def _sampler(draw):
+    def method(self, *args, generator=None):
+        from ..random import default_generator
+        rng = generator if generator is not None else default_generator()
+        return self._inplace(lambda s: Tensor(np.asarray(draw(rng, s.shape, *args), dtype=s.dtype)))
+    return method
+
+
+normal_ = _sampler(lambda rng, shape, mean=0.0, std=1.0: rng.normal(mean, std, shape))
+uniform_ = _sampler(lambda rng, shape, a=0.0, b=1.0: rng.uniform(a, b, shape))
+
+
+# ---- Python protocols ----------------------------------------------------------------------
+def item(self):
+    """The value of a one-element tensor as a Python number (torch.Tensor.item)."""
+    if self._data.size != 1:
+        raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+    return self._data.item()
+
+
+def __bool__(self):
+    if self._data.size != 1:
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+    return bool(self._data.item())
+
+
+def __index__(self):
+    if self._data.size != 1 or self.dtype.kind not in "iub":
+        raise TypeError("only integer tensors of a single element can be converted to an index")
+    return int(self._data.item())
+
+
+def __len__(self):
+    if self.ndim == 0:
+        raise TypeError("len() of a 0-d tensor")
+    return len(self._data)
+
+
+def __iter__(self):
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return (self[i] for i in range(len(self)))
+
+
+def __format__(self, spec):
+    """``f"{loss:.4f}"``: a 0-d tensor formats as its number (PyTorch's rule); others as repr."""
+    if self.ndim == 0:
+        return self._data.item().__format__(spec)
+    return object.__format__(self, spec)
+
+
+def __repr__(self):
+    body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
+    extra = ""
+    if self.dtype != _t._DEFAULT_FLOAT and self.dtype.kind == "f":
+        extra += f", dtype=ember.{self.dtype}"
+    if self._ctx is not None:
+        extra += f", grad_fn=<{self._ctx.fn.__name__}Backward>"
+    elif self.requires_grad:
+        extra += ", requires_grad=True"
+    return f"tensor({body}{extra})"
+
+
+# ---- shape methods and the like (thin wrappers over the core's ops) ---------------------------
+def requires_grad_(self, requires_grad: bool = True):
+    """Set ``requires_grad`` in place (torch.Tensor.requires_grad_); returns self."""
+    self.requires_grad = requires_grad
+    return self
+
+
+def flatten(self, start_dim=0, end_dim=-1):
+    s = self.shape
+    start, end = start_dim % max(self.ndim, 1), end_dim % max(self.ndim, 1)
+    return self.reshape(*s[:start], int(np.prod(s[start:end + 1])), *s[end + 1:]) if self.ndim else self.reshape(1)
+
+
+def transpose(self, dim0, dim1):
+    dims = list(range(self.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return self.permute(*dims)
+
+
+def unsqueeze(self, dim):
+    dim = dim % (self.ndim + 1)
+    return self.reshape(*self.shape[:dim], 1, *self.shape[dim:])
+
+
+def squeeze(self, dim=None):
+    if dim is None:
+        return self.reshape(*[n for n in self.shape if n != 1])
+    dim = dim % self.ndim
+    return self.reshape(*self.shape[:dim], *self.shape[dim + 1:]) if self.shape[dim] == 1 else self
+
+
+def _min(self, dim=None, keepdim=False):
+    r = (-self).max(dim, keepdim)
+    return -r if dim is None else MaxResult(-r.values, r.indices)
+
+
+def _float_only(op, what):
+    """``op`` (Softmax/LogSoftmax) refusing integer and bool inputs with PyTorch's error."""
+    def method(self, dim, dtype=None):
+        x = self if dtype is None else _convert(self, dtype)
+        if x.dtype.kind != "f":
+            raise RuntimeError(f'"{what}_lastdim_kernel_impl" not implemented for '
+                               f"'{_TYPE_NAMES.get(x.dtype.name, x.dtype.name).replace('Tensor', '')}'")
+        return op.apply(x, dim=dim)
+    method.__doc__ = f"{op.__name__} along ``dim`` (``ember.ops.activation.{op.__name__}``); float inputs only."
+    return method
+
+
+softmax = _float_only(_act.Softmax, "softmax")
+log_softmax = _float_only(_act.LogSoftmax, "log_softmax")
+
+
+# ---- autograd API --------------------------------------------------------------------------
+class FunctionCtx:
+    """The ``ctx`` a user-defined ``autograd.Function`` sees: ``save_for_backward(*tensors)`` /
+    ``saved_tensors``, ``needs_input_grad``, ``mark_non_differentiable(*outputs)``, and any
+    attribute the user sets (as torch's FunctionCtx)."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad, self.saved, self.non_differentiable = needs_input_grad, (), ()
+
+    def save_for_backward(self, *tensors): self.saved = tensors
+    def mark_non_differentiable(self, *outputs): self.non_differentiable = outputs
+    def set_materialize_grads(self, value): pass
+
+    @property
+    def saved_tensors(self):
+        if self.saved is None:
+            raise RuntimeError("Trying to backward through the graph a second time; "
+                               "pass retain_graph=True to the first backward() call")
+        return self.saved
+
+
+class _UserNode(autograd.Function):
+    """The array-level graph node that runs a user's tensor-level Function: forward hands it the
+    input Tensors (detached, sharing their storage and version counters) under no_grad; backward
+    hands it grad_output as a Tensor and takes back Tensors (or None)."""
+    @staticmethod
+    def forward(ctx, *arrays, user, inputs):
+        ctx.user, ctx.uctx = user, FunctionCtx(ctx.needs_input_grad)
+        with no_grad():
+            out = user.forward(ctx.uctx, *[a.detach() if isinstance(a, Tensor) else a for a in inputs])
+        if not isinstance(out, Tensor):
+            raise NotImplementedError(f"{user.__name__}.forward returned {type(out).__name__}: ember's "
+                                      f"autograd.Function supports one Tensor output")
+        ctx.save_for_backward(*[t._data for t in ctx.uctx.saved if isinstance(t, Tensor)])  # versions checked
+        ctx.non_differentiable = any(o is out for o in ctx.uctx.non_differentiable)
+        return out._data
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        with no_grad():
+            grads = ctx.user.backward(ctx.uctx, Tensor(grad_out))
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        if len(grads) != len(ctx.needs_input_grad):
+            raise RuntimeError(f"function {ctx.user.__name__}Backward returned an incorrect number of gradients "
+                               f"(expected {len(ctx.needs_input_grad)}, got {len(grads)})")
+        return tuple(g._data if isinstance(g, Tensor) else g for g in grads)
+
+
+def _user_apply(cls, *args, **kwargs):
+    """``MyFn.apply(*args)`` for a user-defined Function (torch.autograd.Function.apply): runs its
+    tensor-level forward inside one graph node whose backward calls its tensor-level backward."""
+    if kwargs:
+        raise TypeError(f"{cls.__name__}.apply() takes positional arguments only, as torch")
+    out = _UserNode.apply(*args, user=cls, inputs=args)
+    if out._ctx is not None and out._ctx.__dict__.get("non_differentiable"):
+        out._ctx, out.requires_grad = None, False
+    return out
+
+
+def _init_subclass(cls, **kwargs):
+    """Give a ``Function`` subclass defined outside the ``ember`` package PyTorch's tensor-level
+    ``apply``: users' ``forward(ctx, *tensors)``/``backward(ctx, *grads)`` see Tensors, while
+    ember's own ops (``ember.ops``, ``ember.kernels``, ...) keep forward/backward on ndarrays."""
+    if not cls.__module__.startswith("ember.") and "apply" not in cls.__dict__:
+        cls.apply = classmethod(_user_apply)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
+         is_grads_batched=False, materialize_grads=False):
+    """d(outputs)/d(inputs), returned rather than accumulated (torch.autograd.grad).
+
+    Args:
+        outputs: a Tensor or sequence of Tensors; inputs: a Tensor or sequence of leaf Tensors.
+        grad_outputs: upstream gradients (default 1 for scalar outputs).
+        retain_graph: keep the graph (default: create_graph). allow_unused: None for an input
+            the outputs do not depend on (else RuntimeError, PyTorch's message).
+    Returns: a tuple of Tensors, one per input. Leaves' ``.grad`` are left untouched.
+    Raises: NotImplementedError for create_graph=True (ember has no double backward) or a
+        non-leaf input.
+    """
+    if create_graph:
+        raise NotImplementedError("ember.autograd.grad: create_graph=True (higher-order gradients) is not "
+                                  "supported; ember's backward runs on arrays")
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if any(not t.is_leaf for t in inputs):
+        raise NotImplementedError("ember.autograd.grad: gradients with respect to non-leaf tensors are not "
+                                  "supported; pass leaf tensors")
+    grad_outputs = [None] * len(outputs) if grad_outputs is None else \
+        [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
+    leaves = {id(t): t for o in outputs for n in autograd._topological_order(o)
+              for t in n._ctx.parents if isinstance(t, Tensor) and t._ctx is None}
+    leaves.update({id(t): t for t in [*inputs, *outputs] if t._ctx is None})
+    kept = {k: t.grad for k, t in leaves.items()}
+    try:
+        for t in leaves.values():
+            t.grad = None
+        for o, g in zip(outputs, grad_outputs):
+            autograd.backward(o, g, retain_graph=True if retain_graph is None else retain_graph)
+        result = tuple(t.grad for t in inputs)
+    finally:
+        for k, t in leaves.items():
+            t.grad = kept[k]
+    unused = [i for i, g in enumerate(result) if g is None]
+    if unused and not allow_unused:
+        raise RuntimeError(f"The differentiated Tensor at index {unused[0]} appears to not have been used in the "
+                           f"graph. Set allow_unused=True if this is the desired behavior.")
+    return result
+
+
+# ---- attach ---------------------------------------------------------------------------------
+_TENSOR_METHODS = dict(
+    add_=add_, sub_=sub_, mul_=mul_, div_=div_, pow_=pow_, clamp_=clamp_, zero_=zero_, fill_=fill_,
+    copy_=copy_, normal_=normal_, uniform_=uniform_,
+    __iadd__=add_, __isub__=sub_, __imul__=mul_, __itruediv__=div_,
+    item=item, tolist=lambda self: self._data.tolist(), __bool__=__bool__, __index__=__index__,
+    __len__=__len__, __iter__=__iter__, __format__=__format__, __repr__=__repr__,
+    __float__=lambda self: float(self.item()), __int__=lambda self: int(self.item()),
+    to=_to, type=_type, cpu=lambda self, memory_format=None: self, cuda=_no_accelerator,
+    float=lambda self, memory_format=None: _convert(self, _t.float32),
+    double=lambda self, memory_format=None: _convert(self, _t.float64),
+    half=lambda self, memory_format=None: _convert(self, np.float16),
+    long=lambda self, memory_format=None: _convert(self, _t.int64),
+    int=lambda self, memory_format=None: _convert(self, np.int32),
+    short=lambda self, memory_format=None: _convert(self, np.int16),
+    char=lambda self, memory_format=None: _convert(self, np.int8),
+    byte=lambda self, memory_format=None: _convert(self, np.uint8),
+    bool=lambda self, memory_format=None: _convert(self, _t.bool_),
+    is_floating_point=is_floating_point, requires_grad_=requires_grad_,
+    size=lambda self, dim=None: self.shape if dim is None else self.shape[dim],
+    dim=lambda self: self.ndim, numel=lambda self: self._data.size,
+    sqrt=lambda self: self ** 0.5, min=_min, flatten=flatten, transpose=transpose,
+    t=lambda self: self.transpose(0, 1) if self.ndim == 2 else self,
+    unsqueeze=unsqueeze, squeeze=squeeze, softmax=softmax, log_softmax=log_softmax,
+    matmul=lambda self, other: self @ other, __abs__=lambda self: self.abs(),
+)
+for _name in ("abs", "sqrt", "exp", "log", "relu", "sigmoid", "tanh"):
+    _TENSOR_METHODS[_name + "_"] = (lambda n: lambda self: self._inplace(lambda s: getattr(s, n)()))(_name)
+_TENSOR_METHODS["neg_"] = lambda self: self._inplace(Tensor.__neg__)
+_TENSOR_PROPERTIES = dict(
+    device=property(lambda self: CPU, doc="Always ember.device('cpu')."),
+    is_cuda=property(lambda self: False), is_cpu=property(lambda self: True),
+    T=property(lambda self: self.transpose(-1, -2) if self.ndim >= 2 else self),
+    grad_fn=property(lambda self: None if self._ctx is None else self._ctx.fn,
+                     doc="The op class that produced this tensor (None for leaves)."),
+)
+
+
+def attach(ember) -> None:
+    """Install the names above on ``Tensor``, ``ember`` and ``ember.autograd`` (idempotent)."""
+    for name, fn in {**_TENSOR_METHODS, **_TENSOR_PROPERTIES}.items():
+        setattr(Tensor, name, fn)
+    for name, d in DTYPES.items():
+        setattr(ember, name, d)
+    for fn in ("tensor", "zeros", "ones", "rand", "randn", "arange"):
+        setattr(ember, fn, _with_device(getattr(_t, fn)))
+    for name in ("device", "cuda", "accelerator", "get_default_dtype", "set_default_dtype", "result_type",
+                 "is_floating_point"):
+        setattr(ember, name, globals()[name])
+    ember.set_grad_enabled, ember.inference_mode = autograd.set_grad_enabled, autograd.inference_mode
+    autograd.Function.__init_subclass__ = classmethod(_init_subclass)
+    autograd.FunctionCtx, autograd.grad = FunctionCtx, grad
