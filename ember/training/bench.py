@@ -1,6 +1,6 @@
 """LeNet-5 training and inference speed: ember against PyTorch, in one process, on the same data.
 
-    ember bench [--threads 2] [--out report.md] [--json results.json]   # full run (a few minutes)
+    ember bench [--threads N] [--out report.md] [--json results.json]   # full run (a few minutes)
     ember bench --tiny                          # seconds: what CI runs so the code cannot rot
     python benchmarks/lenet.py [same options]   # the same, as a script (it imports this module)
 
@@ -8,9 +8,11 @@ Method (why the numbers are comparable on a small, noisy machine):
 - Same process, same batches (real Fashion-MNIST when installed, else random images), same
   initial weights (ember's LeNet-5 state_dict copied into an identical torch.nn.Sequential),
   the same SGD (lr 0.01, momentum 0.9).
-- Threads fixed for both: ``torch.set_num_threads(T)`` and ``ember.threads.set_num_threads(T)``
-  (T = 2 by default). ``OMP_WAIT_POLICY=PASSIVE`` is set before torch is imported, so PyTorch's
-  OpenMP workers sleep instead of spinning on the cores NumPy's BLAS needs between torch runs.
+- Both libraries at their defaults: no PyTorch setting is changed (no ``OMP_WAIT_POLICY``, no
+  thread count); ``torch.get_num_threads()`` and ember's thread count are reported as they come.
+  ``--threads N`` sets both (``torch.set_num_threads`` and ``ember.threads.set_num_threads``).
+  (Before issue 13 this module set ``OMP_WAIT_POLICY=PASSIVE``, which slows PyTorch down: the
+  figures measured that way do not hold.)
 - Alternating runs: ember, torch, ember, torch, ... (``--repeats`` ≥ 3 each), after an untimed
   warm-up of each; every figure is the median, and the ratio is the median of the per-pair
   ratios, so a slow minute hurts both sides of a pair alike.
@@ -30,27 +32,24 @@ Method (why the numbers are comparable on a small, noisy machine):
 """
 from __future__ import annotations
 
+import argparse
+import datetime
+import json
 import os
+import platform
+import statistics
+import sys
+import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede the torch import (OpenMP reads it once)
+import numpy as np
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from .. import __version__, threads  # noqa: E402
-from ..autograd import no_grad  # noqa: E402
-from ..models import lenet5  # noqa: E402
-from ..nn import functional as F  # noqa: E402
-from ..optim import SGD  # noqa: E402
-from ..random import manual_seed  # noqa: E402
-from ..tensor import Tensor  # noqa: E402
+from .. import __version__, threads
+from ..autograd import no_grad
+from ..models import lenet5
+from ..nn import functional as F
+from ..optim import SGD
+from ..random import manual_seed
+from ..tensor import Tensor
 
 EPOCH_IMAGES = 60_000
 
@@ -64,7 +63,8 @@ def parse_args(argv=None):
 
 def add_arguments(p):
     """Add the benchmark's options to the argparse parser ``p`` (``ember bench`` and the script)."""
-    p.add_argument("--threads", type=int, default=2, help="threads for both libraries (default: 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both libraries (default: each library's own default, unchanged)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="default: 64 256")
     p.add_argument("--steps", type=int, default=None,
                    help="timed training steps per run (default: ~6400 images' worth, at least 24)")
@@ -224,12 +224,14 @@ def _memory_child(lib, B, threads_n):
     x, y, _ = load_images(B, synthetic=True)
     if lib == "torch":
         import torch
-        torch.set_num_threads(threads_n)
+        if threads_n:
+            torch.set_num_threads(threads_n)
         _, (model, opt) = make_pair(torch)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         step = lambda: torch_train(torch, model, opt, [(x, y)])  # noqa: E731
     else:
-        threads.set_num_threads(threads_n)
+        if threads_n:
+            threads.set_num_threads(threads_n)
         (model, opt), _ = make_pair(None)
         step = lambda: ember_train(model, opt, [(x, y)])  # noqa: E731
     step()
@@ -390,11 +392,15 @@ def run(args) -> dict:
         args.batch_sizes, args.steps, args.infer_batch = [16], 2, 32
         args.repeats = max(3, min(args.repeats, 3))
     T = args.threads
-    threads.set_num_threads(T)
-    if torch is not None:
-        torch.set_num_threads(T)
+    if T:
+        threads.set_num_threads(T)
+        if torch is not None:
+            torch.set_num_threads(T)
     rng = np.random.default_rng(0)
-    res = {"machine": machine_info(torch), "threads": T, "configs": [], "ops": []}
+    res = {"machine": machine_info(torch), "threads": T, "configs": [], "ops": [],
+           "ember_threads": threads.get_num_threads(),
+           "torch_threads": torch.get_num_threads() if torch is not None else None,
+           "kernels": _kernel_names()}
     flops_img = train_flops_per_image(lenet5())
     res["train_flops_per_image"] = flops_img
     n_gemm = 256 if args.tiny else 1024
@@ -426,6 +432,7 @@ def run(args) -> dict:
             row["torch_epoch_s"] = statistics.median(times[1]) * scale
             row["torch_runs_s"] = [t * scale for t in times[1]]
             row["ratio"] = pair_ratio(times[0], times[1])
+            row["run_ratios"] = [a / b for a, b in zip(times[0], times[1])]
             row["torch_cpu_epoch_s"] = statistics.median(cpu[1]) * scale
             row["cpu_ratio"] = pair_ratio(cpu[0], cpu[1])
             row["torch_gflops"] = flops_img * steps * B / statistics.median(times[1]) / 1e9
@@ -445,6 +452,7 @@ def run(args) -> dict:
     if tpair:
         inf["torch_img_s"] = 3 * IB / statistics.median(times[1])
         inf["ratio"] = pair_ratio(times[1], times[0])  # throughput ratio ember/torch = time_torch/time_ember
+        inf["run_ratios"] = [b / a for a, b in zip(times[0], times[1])]
     res["inference"] = inf
     if not args.no_ops:
         res["ops"] = per_op(torch, args.batch_sizes[0], args.repeats, rng)
@@ -462,10 +470,13 @@ def run(args) -> dict:
 def markdown(res) -> str:
     m, lim = res["machine"], res["gemm_gflops"]
     torch_on = "torch_gflops" in (res["configs"][0] if res["configs"] else {})
-    L = [f"### LeNet-5, {res['threads']} thread(s), {res['data']}",
+    L = [f"### LeNet-5, {res['data']}",
          "",
          f"{m['date']} · {m['cpu']} ({m['cores']} cores) · Python {m['python']} · NumPy {m['numpy']} · "
          f"BLAS {m.get('blas')} · PyTorch {m['torch']} · OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']} · "
+         f"threads: ember {res.get('ember_threads')}, PyTorch {res.get('torch_threads')} "
+         f"({'--threads ' + str(res['threads']) if res['threads'] else 'defaults'}) · "
+         f"kernels {res.get('kernels')} · "
          f"load average at start {tuple(round(x, 1) for x in m.get('load_average_at_start', ()))}",
          "",
          f"Large float32 GEMM limit (1024³, same threads): NumPy {lim['numpy']:.0f} GFLOP/s"
@@ -483,8 +494,12 @@ def markdown(res) -> str:
                      f"| {r['torch_gflops']:.1f} ({100 * r['torch_gflops'] / lim['torch']:.0f}%) "
                      f"| {_mib(r['ember_peak_bytes'])} / {_mib(r['torch_peak_bytes'])} |")
         i = res["inference"]
-        L += ["", f"Inference at batch {i['batch']}: ember {i['ember_img_s']:,.0f} img/s, PyTorch "
-              f"{i['torch_img_s']:,.0f} img/s, throughput ratio ember/PyTorch **{i['ratio']:.2f}**."]
+        L += ["", "Every run (ember/PyTorch time of each alternating pair): "
+              + "; ".join(f"batch {r['batch']}: " + ", ".join(f"{x:.2f}" for x in r["run_ratios"])
+                          for r in res["configs"]),
+              "", f"Inference at batch {i['batch']}: ember {i['ember_img_s']:,.0f} img/s, PyTorch "
+              f"{i['torch_img_s']:,.0f} img/s, throughput ratio ember/PyTorch **{i['ratio']:.2f}** "
+              f"(runs: {', '.join(f'{x:.2f}' for x in i['run_ratios'])})."]
     else:
         L += ["| batch | ember epoch s | ember GFLOP/s | peak step memory |", "|---:|---:|---:|---:|"]
         for r in res["configs"]:
@@ -502,6 +517,14 @@ def markdown(res) -> str:
             r = f"{o['ratio']:.2f}" if o["ratio"] is not None else "–"
             L.append(f"| {o['op']} | {o['ember_ms']:.3f} | {t} | {r} |")
     return "\n".join(L) + "\n"
+
+
+def _kernel_names():
+    """Which kernels dispatch picks for conv2d and max-pool now, e.g. 'numba_conv.Conv2d, numba_pool.MaxPool2d'."""
+    from .. import kernels
+    from ..ops import conv, pool
+    return ", ".join(f"{k.__module__.rpartition('.')[2]}.{k.__name__}"
+                     for k in (kernels.dispatch(conv.Conv2d), kernels.dispatch(pool.MaxPool2d)))
 
 
 def _mib(b):
