@@ -27,6 +27,10 @@ Method (why the numbers are comparable on a small, noisy machine):
 - GFLOP/s counts the multiply-adds of conv and linear layers (forward, weight gradient, and input
   gradient except for the first layer), and is compared with each library's own large float32
   GEMM (1024³) measured in the same run with the same threads.
+- Beyond LeNet (``--no-beyond`` skips it): training-step time of the deck-001 network
+  (``ember.nn.summary.deck001_example``: Conv2d(3,16,7), ... on 3×256×256, batch 8) and of a
+  CIFAR-style network of 3×3 convolutions (ResNet-20's conv layers 16–64 channels at 32×32 as a
+  plain Sequential with ReLU, no residuals or batch norm, batch 128), same weights in both.
 - Per-op: conv2d forward / input-gradient / weight-gradient, max_pool2d forward / backward and
   cross_entropy forward+backward at LeNet's shapes, each library calling its own kernels.
 """
@@ -73,6 +77,7 @@ def add_arguments(p):
     p.add_argument("--tiny", action="store_true", help="a few seconds: tiny sizes, to check that it runs")
     p.add_argument("--no-torch", action="store_true", help="ember only (no ratios)")
     p.add_argument("--no-ops", action="store_true", help="skip the per-op table")
+    p.add_argument("--no-beyond", action="store_true", help="skip the deck-001 and CIFAR-style networks")
     p.add_argument("--synthetic", action="store_true", help="random images instead of Fashion-MNIST")
     p.add_argument("--out", help="also write the markdown report to this file")
     p.add_argument("--json", help="also write the raw results as JSON to this file")
@@ -130,6 +135,58 @@ def train_flops_per_image(model):
                 first = False
             x = y
     return total
+
+
+# Beyond LeNet: (name, batch, input (C, H, W), layers); each layer ("conv", C_in, C_out, k, stride,
+# padding) is followed by a ReLU except the last conv of deck 001's net; ("head", C, classes) is a
+# global average pool, flatten and linear layer (deck 001's net gets one too, for a 10-class loss).
+_CIFAR = [("conv", 3, 16, 3, 1, 1)] + [("conv", 16, 16, 3, 1, 1)] * 6 + [("conv", 16, 32, 3, 2, 1)] \
+    + [("conv", 32, 32, 3, 1, 1)] * 5 + [("conv", 32, 64, 3, 2, 1)] + [("conv", 64, 64, 3, 1, 1)] * 5 + [("head", 64, 10)]
+NETWORKS = [("deck-001 network (Conv2d(3,16,7), ... on 3×256×256, + pool/linear head)", 8, (3, 256, 256),
+             [("conv", 3, 16, 7, 1, 0), ("conv", 16, 32, 3, 2, 1), ("conv", 32, 64, 3, 1, 1), ("last", 64, 64, 1, 1, 0),
+              ("head", 64, 10)]),
+            ("CIFAR-style: ResNet-20's 19 3×3 convs (16–64 ch) as a plain net, 3×32×32", 128, (3, 32, 32), _CIFAR)]
+
+
+def build_net(nn, layers):
+    """The Sequential ``layers`` describes, from ``nn`` (ember.nn or torch.nn: same module names)."""
+    mods = []
+    for kind, *a in layers:
+        if kind == "head":
+            mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(a[0], a[1])]
+        else:
+            c, o, k, st, pad = a
+            mods += [nn.Conv2d(c, o, k, stride=st, padding=pad)] + ([nn.ReLU()] if kind == "conv" else [])
+    return nn.Sequential(*mods)
+
+
+def network_step_ratio(torch, name, B, shape, layers, repeats, tiny=False):
+    """ember and PyTorch training steps of one network, alternating; the row for the report."""
+    from .. import nn as enn
+    if tiny:
+        B, shape = 2, (shape[0], 16, 16)
+    manual_seed(0)
+    em = build_net(enn, layers)
+    eo = SGD(em.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B,) + shape).astype(np.float32)
+    with no_grad():
+        out = em(Tensor(x))
+    y = rng.integers(0, out.shape[1], B)
+    fns = [lambda: ember_train(em, eo, [(x, y)])]
+    if torch is not None:
+        tm = build_net(torch.nn, layers)
+        tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in em.state_dict().items()})
+        to = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
+        tb = [(torch.from_numpy(x), torch.from_numpy(y))]
+        fns.append(lambda: torch_train(torch, tm, to, tb))
+    times = alternate(fns, repeats)
+    row = {"network": name, "batch": B, "ember_ms": statistics.median(times[0]) * 1e3,
+           "ember_runs_ms": [t * 1e3 for t in times[0]]}
+    if torch is not None:
+        row.update(torch_ms=statistics.median(times[1]) * 1e3, torch_runs_ms=[t * 1e3 for t in times[1]],
+                   ratio=pair_ratio(times[0], times[1]), run_ratios=[a / b for a, b in zip(*times)])
+    return row
 
 
 # --------------------------------------------------------------------------------------------- timing
@@ -454,6 +511,8 @@ def run(args) -> dict:
         inf["ratio"] = pair_ratio(times[1], times[0])  # throughput ratio ember/torch = time_torch/time_ember
         inf["run_ratios"] = [b / a for a, b in zip(times[0], times[1])]
     res["inference"] = inf
+    res["networks"] = [] if args.no_beyond else [network_step_ratio(torch, *net, args.repeats, args.tiny)
+                                                 for net in NETWORKS]
     if not args.no_ops:
         res["ops"] = per_op(torch, args.batch_sizes[0], args.repeats, rng)
     report = markdown(res)
@@ -508,6 +567,18 @@ def markdown(res) -> str:
         L += ["", f"Inference at batch {res['inference']['batch']}: ember {res['inference']['ember_img_s']:,.0f} img/s."]
     L += ["", f"Epoch seconds extrapolated from {', '.join(str(r['steps_timed']) for r in res['configs'])} timed "
           "steps per run; medians of the alternating runs; ratio = median of per-pair ratios."]
+    if res.get("networks"):
+        L += ["", "Training step beyond LeNet (ms; every run, then the median; ratio = median of per-pair ratios):", "",
+              "| network | batch | ember ms (runs) | PyTorch ms (runs) | ratio ember/PyTorch (runs) |",
+              "|---|---:|---:|---:|---:|"]
+        for r in res["networks"]:
+            runs = lambda xs: ", ".join(f"{x:.0f}" for x in xs)  # noqa: E731
+            if "ratio" in r:
+                L.append(f"| {r['network']} | {r['batch']} | {r['ember_ms']:.0f} ({runs(r['ember_runs_ms'])}) "
+                         f"| {r['torch_ms']:.0f} ({runs(r['torch_runs_ms'])}) | **{r['ratio']:.2f}** "
+                         f"({', '.join(f'{x:.2f}' for x in r['run_ratios'])}) |")
+            else:
+                L.append(f"| {r['network']} | {r['batch']} | {r['ember_ms']:.0f} ({runs(r['ember_runs_ms'])}) | – | – |")
     if res["ops"]:
         L += ["", f"Per-op, batch {res['configs'][0]['batch'] if res['configs'] else '?'} (LeNet's conv2 and pool1 "
               "shapes; ms per call, median):", "",
