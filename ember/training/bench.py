@@ -326,7 +326,9 @@ def step_peak_bytes(lib, B, threads_n):
 def per_op(torch, B, repeats, rng):
     """Median ms of each LeNet op in both libraries, called directly (no autograd graph)."""
     from ..autograd import Context           # imported here: the op classes are not needed to parse options
-    from ..kernels import conv as ember_conv, pool as ember_pool   # the fast paths
+    from .. import kernels
+    from ..ops import conv as ref_conv, pool as ref_pool
+    ConvK, PoolK = kernels.dispatch(ref_conv.Conv2d), kernels.dispatch(ref_pool.MaxPool2d)   # what models run
     from ..ops import loss as ember_loss
     x1 = np.maximum(rng.standard_normal((B, 6, 14, 14)), 0).astype(np.float32)  # conv2's input
     w = (rng.standard_normal((16, 6, 5, 5)) * 0.1).astype(np.float32)
@@ -339,18 +341,18 @@ def per_op(torch, B, repeats, rng):
 
     def e_conv(need):
         def f():
-            ctx = Context(ember_conv.Conv2d, None, need)
-            ember_conv.Conv2d.forward(ctx, x1, w, b)
+            ctx = Context(ConvK, None, need)
+            ConvK.forward(ctx, x1, w, b)
             if any(need):
-                ember_conv.Conv2d.backward(ctx, g)
+                ConvK.backward(ctx, g)
         return f
 
     def e_pool(back):
         def f():
-            ctx = Context(ember_pool.MaxPool2d, None, (True,))
-            ember_pool.MaxPool2d.forward(ctx, p_in, (2, 2), (2, 2))
+            ctx = Context(PoolK, None, (True,))
+            PoolK.forward(ctx, p_in, (2, 2), (2, 2))
             if back:
-                ember_pool.MaxPool2d.backward(ctx, gp)
+                PoolK.backward(ctx, gp)
         return f
 
     def e_xent():
