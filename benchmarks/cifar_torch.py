@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see benchmarks/lenet.py)
+# (no OMP_WAIT_POLICY: PyTorch runs at its defaults, issue 13)
 
 import argparse  # noqa: E402
 import io  # noqa: E402

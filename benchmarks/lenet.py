@@ -5,12 +5,9 @@
 
 The same as ``ember bench``; the method is in ``ember/training/bench.py``'s docstring.
 """
-import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see ember/training/bench.py)
-
-from ember.training import bench  # noqa: E402
+from ember.training import bench
 
 if __name__ == "__main__":
     sys.exit(bench.main())

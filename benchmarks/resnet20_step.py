@@ -1,32 +1,28 @@
 """One ResNet-20 training step at batch 128 (CIFAR-10's 32x32x3 pictures): ember against PyTorch,
 in one process, to estimate the time of a CIFAR-10 epoch (391 steps of 128).
 
-    python benchmarks/resnet20_step.py [--batch-size 128] [--steps 3] [--repeats 3] [--threads 2]
+    python benchmarks/resnet20_step.py [--batch-size 128] [--steps 3] [--repeats 3] [--threads N]
 
 Method as ``ember bench`` (``ember/training/bench.py``, whose helpers it uses): same random batches, same initial
 weights (ember's ``resnet20`` state_dict loaded into ``cifar_torch.ResNet20``), the same SGD
-(lr 0.1, momentum 0.9, Nesterov, weight decay 5e-4 on every parameter), threads fixed for both,
-OMP_WAIT_POLICY=PASSIVE, one untimed warm-up each, then ``--repeats`` alternating rounds of
+(lr 0.1, momentum 0.9, Nesterov, weight decay 5e-4 on every parameter), both libraries at their
+defaults (no PyTorch setting changed; ``--threads N`` sets both), one untimed warm-up each, then ``--repeats`` alternating rounds of
 ``--steps`` steps each; medians, and the median of the per-round ratios. A step is forward,
 cross-entropy, zero_grad, backward and the SGD update.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede the torch import
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import ember  # noqa: E402
-from cifar_torch import ResNet20  # noqa: E402
-from ember import threads  # noqa: E402
-from ember.models import resnet20  # noqa: E402
-from ember.training.bench import _with_cpu, alternate, ember_train, pair_ratio, torch_train  # noqa: E402
+import ember
+from cifar_torch import ResNet20
+from ember import threads
+from ember.models import resnet20
+from ember.training.bench import _with_cpu, alternate, ember_train, pair_ratio, torch_train
 
 STEPS_PER_EPOCH = 391   # ceil(50,000 / 128)
 
@@ -36,10 +32,11 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=3, help="training steps per timed run")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None, help="threads for both (default: each library's own)")
     args = p.parse_args(argv)
-    threads.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        threads.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     ember.manual_seed(0)
     rng = np.random.default_rng(0)
     batches = [(rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32),
@@ -56,7 +53,8 @@ def main(argv=None) -> dict:
     per_step = {name: statistics.median(w for w, _ in runs) / args.steps for name, runs in (("ember", e), ("torch", t))}
     cpu = {name: statistics.median(c for _, c in runs) / args.steps for name, runs in (("ember", e), ("torch", t))}
     ratio = pair_ratio([w for w, _ in e], [w for w, _ in t])
-    print(f"ResNet-20, batch {args.batch_size}, {args.threads} threads, {args.repeats} rounds of {args.steps} steps")
+    print(f"ResNet-20, batch {args.batch_size}, threads ember {threads.get_num_threads()} / PyTorch "
+          f"{torch.get_num_threads()}, {args.repeats} rounds of {args.steps} steps")
     for name in ("ember", "torch"):
         print(f"  {name:5s}: {per_step[name]:.3f} s/step wall ({cpu[name]:.3f} s CPU), "
               f"~{per_step[name] * STEPS_PER_EPOCH / 60:.1f} min per 50,000-picture epoch")

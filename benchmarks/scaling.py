@@ -16,9 +16,8 @@ the load-independent view: on a shared machine a wall-clock row can jump 2× wit
 """
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see ember/training/bench.py)
+# (no OMP_WAIT_POLICY: PyTorch runs at its defaults, issue 13)
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402

@@ -14,14 +14,20 @@ import ember
 from ember.kernels import threads
 from ember.models import lenet5
 from ember.nn import functional as F
-from ember.kernels import conv as conv_ops  # the fast (CHWN, blocked, threaded) Conv2d
+from ember.kernels import conv as conv_ops  # the NumPy fast (CHWN, blocked, threaded) Conv2d
+from ember.kernels import pool as pool_ops
+from ember.ops import conv as ref_conv, pool as ref_pool
 from ember.optim import SGD
 from ember.tensor import Tensor
 
 
 @pytest.fixture(autouse=True)
-def fast_kernels():
-    """These tests are about the kernels: run them on the fast path even under EMBER_KERNELS=reference."""
+def fast_kernels(monkeypatch):
+    """These tests are about the NumPy kernels that use ember's thread pool (kernels.conv.Conv2d,
+    kernels.pool.MaxPool2d): dispatch picks them here even when numba's kernels are registered,
+    and even under EMBER_KERNELS=reference."""
+    monkeypatch.setitem(ember.kernels._KERNELS, ref_conv.Conv2d, conv_ops.Conv2d)
+    monkeypatch.setitem(ember.kernels._KERNELS, ref_pool.MaxPool2d, pool_ops.MaxPool2d)
     with ember.kernels.use("fast"):
         yield
 

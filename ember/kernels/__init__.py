@@ -6,8 +6,10 @@ where the speed lives: layouts, cache-sized blocking, fused passes and the worke
 same result, and its docstring says which op it equals, why it is faster, and the measured
 figure. ``tests/test_ops.py`` runs the whole op table through both paths and compares them.
 
-    conv.Conv2d          = ops.conv.Conv2d          CHWN layout, cache-sized blocks, threads
-    pool.MaxPool2d       = ops.pool.MaxPool2d       maximum passes over strided views, threads
+    numba_conv.Conv2d    = ops.conv.Conv2d          direct convolution compiled by numba (if installed)
+    numba_pool.MaxPool2d = ops.pool.MaxPool2d       one compiled pass, argmax kept (if numba installed)
+    conv.Conv2d          = ops.conv.Conv2d          without numba: CHWN layout, cache-sized blocks, threads
+    pool.MaxPool2d       = ops.pool.MaxPool2d       without numba: maximum passes over strided views
     pool.AvgPool2d       = ops.pool.AvgPool2d       strided adds, no window temporary
     activation.ReLU      = ops.activation.ReLU      SIMD-friendly maximum, threads
     matmul.Linear        = ops.matmul.Linear        GEMMs under ember's BLAS thread rule
@@ -75,12 +77,15 @@ def kernels() -> dict:
 
 from . import threads  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
-from . import activation, conv, matmul, pool  # noqa: E402
+from . import activation, conv, matmul, numba_conv, numba_pool, pool  # noqa: E402
 from ..ops import activation as _act, conv as _conv, matmul as _mm, pool as _pool  # noqa: E402
 
 # The table dispatch reads: reference op -> its kernel (a subclass with the same signature).
-_KERNELS = {_conv.Conv2d: conv.Conv2d, _pool.MaxPool2d: pool.MaxPool2d, _pool.AvgPool2d: pool.AvgPool2d,
-            _act.ReLU: activation.ReLU, _mm.Linear: matmul.Linear}
+# Conv2d and MaxPool2d: the numba kernels when numba imports (``_jit.AVAILABLE``), else the NumPy
+# ones (measured in benchmarks/RESULTS.md, issue 13).
+_KERNELS = {_conv.Conv2d: numba_conv.Conv2d if numba_conv.AVAILABLE else conv.Conv2d,
+            _pool.MaxPool2d: numba_pool.MaxPool2d if numba_pool.AVAILABLE else pool.MaxPool2d,
+            _pool.AvgPool2d: pool.AvgPool2d, _act.ReLU: activation.ReLU, _mm.Linear: matmul.Linear}
 
 # Tensor.relu() & co. take the fast path too, without tensor.py importing the kernels (the module
 # from sys.modules: the attribute ember.tensor is the tensor() function)

@@ -1,6 +1,6 @@
 """LeNet-5 training and inference speed: ember against PyTorch, in one process, on the same data.
 
-    ember bench [--threads 2] [--out report.md] [--json results.json]   # full run (a few minutes)
+    ember bench [--threads N] [--out report.md] [--json results.json]   # full run (a few minutes)
     ember bench --tiny                          # seconds: what CI runs so the code cannot rot
     python benchmarks/lenet.py [same options]   # the same, as a script (it imports this module)
 
@@ -8,9 +8,11 @@ Method (why the numbers are comparable on a small, noisy machine):
 - Same process, same batches (real Fashion-MNIST when installed, else random images), same
   initial weights (ember's LeNet-5 state_dict copied into an identical torch.nn.Sequential),
   the same SGD (lr 0.01, momentum 0.9).
-- Threads fixed for both: ``torch.set_num_threads(T)`` and ``ember.threads.set_num_threads(T)``
-  (T = 2 by default). ``OMP_WAIT_POLICY=PASSIVE`` is set before torch is imported, so PyTorch's
-  OpenMP workers sleep instead of spinning on the cores NumPy's BLAS needs between torch runs.
+- Both libraries at their defaults: no PyTorch setting is changed (no ``OMP_WAIT_POLICY``, no
+  thread count); ``torch.get_num_threads()`` and ember's thread count are reported as they come.
+  ``--threads N`` sets both (``torch.set_num_threads`` and ``ember.threads.set_num_threads``).
+  (Before issue 13 this module set ``OMP_WAIT_POLICY=PASSIVE``, which slows PyTorch down: the
+  figures measured that way do not hold.)
 - Alternating runs: ember, torch, ember, torch, ... (``--repeats`` ≥ 3 each), after an untimed
   warm-up of each; every figure is the median, and the ratio is the median of the per-pair
   ratios, so a slow minute hurts both sides of a pair alike.
@@ -25,32 +27,33 @@ Method (why the numbers are comparable on a small, noisy machine):
 - GFLOP/s counts the multiply-adds of conv and linear layers (forward, weight gradient, and input
   gradient except for the first layer), and is compared with each library's own large float32
   GEMM (1024³) measured in the same run with the same threads.
+- Beyond LeNet (``--no-beyond`` skips it): training-step time of the deck-001 network
+  (``ember.nn.summary.deck001_example``: Conv2d(3,16,7), ... on 3×256×256, batch 8) and of a
+  CIFAR-style network of 3×3 convolutions (ResNet-20's conv layers 16–64 channels at 32×32 as a
+  plain Sequential with ReLU, no residuals or batch norm, batch 128), same weights in both.
 - Per-op: conv2d forward / input-gradient / weight-gradient, max_pool2d forward / backward and
   cross_entropy forward+backward at LeNet's shapes, each library calling its own kernels.
 """
 from __future__ import annotations
 
+import argparse
+import datetime
+import json
 import os
+import platform
+import statistics
+import sys
+import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede the torch import (OpenMP reads it once)
+import numpy as np
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from .. import __version__, threads  # noqa: E402
-from ..autograd import no_grad  # noqa: E402
-from ..models import lenet5  # noqa: E402
-from ..nn import functional as F  # noqa: E402
-from ..optim import SGD  # noqa: E402
-from ..random import manual_seed  # noqa: E402
-from ..tensor import Tensor  # noqa: E402
+from .. import __version__, threads
+from ..autograd import no_grad
+from ..models import lenet5
+from ..nn import functional as F
+from ..optim import SGD
+from ..random import manual_seed
+from ..tensor import Tensor
 
 EPOCH_IMAGES = 60_000
 
@@ -64,7 +67,8 @@ def parse_args(argv=None):
 
 def add_arguments(p):
     """Add the benchmark's options to the argparse parser ``p`` (``ember bench`` and the script)."""
-    p.add_argument("--threads", type=int, default=2, help="threads for both libraries (default: 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both libraries (default: each library's own default, unchanged)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="default: 64 256")
     p.add_argument("--steps", type=int, default=None,
                    help="timed training steps per run (default: ~6400 images' worth, at least 24)")
@@ -73,6 +77,7 @@ def add_arguments(p):
     p.add_argument("--tiny", action="store_true", help="a few seconds: tiny sizes, to check that it runs")
     p.add_argument("--no-torch", action="store_true", help="ember only (no ratios)")
     p.add_argument("--no-ops", action="store_true", help="skip the per-op table")
+    p.add_argument("--no-beyond", action="store_true", help="skip the deck-001 and CIFAR-style networks")
     p.add_argument("--synthetic", action="store_true", help="random images instead of Fashion-MNIST")
     p.add_argument("--out", help="also write the markdown report to this file")
     p.add_argument("--json", help="also write the raw results as JSON to this file")
@@ -130,6 +135,58 @@ def train_flops_per_image(model):
                 first = False
             x = y
     return total
+
+
+# Beyond LeNet: (name, batch, input (C, H, W), layers); each layer ("conv", C_in, C_out, k, stride,
+# padding) is followed by a ReLU except the last conv of deck 001's net; ("head", C, classes) is a
+# global average pool, flatten and linear layer (deck 001's net gets one too, for a 10-class loss).
+_CIFAR = [("conv", 3, 16, 3, 1, 1)] + [("conv", 16, 16, 3, 1, 1)] * 6 + [("conv", 16, 32, 3, 2, 1)] \
+    + [("conv", 32, 32, 3, 1, 1)] * 5 + [("conv", 32, 64, 3, 2, 1)] + [("conv", 64, 64, 3, 1, 1)] * 5 + [("head", 64, 10)]
+NETWORKS = [("deck-001 network (Conv2d(3,16,7), ... on 3×256×256, + pool/linear head)", 8, (3, 256, 256),
+             [("conv", 3, 16, 7, 1, 0), ("conv", 16, 32, 3, 2, 1), ("conv", 32, 64, 3, 1, 1), ("last", 64, 64, 1, 1, 0),
+              ("head", 64, 10)]),
+            ("CIFAR-style: ResNet-20's 19 3×3 convs (16–64 ch) as a plain net, 3×32×32", 128, (3, 32, 32), _CIFAR)]
+
+
+def build_net(nn, layers):
+    """The Sequential ``layers`` describes, from ``nn`` (ember.nn or torch.nn: same module names)."""
+    mods = []
+    for kind, *a in layers:
+        if kind == "head":
+            mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(a[0], a[1])]
+        else:
+            c, o, k, st, pad = a
+            mods += [nn.Conv2d(c, o, k, stride=st, padding=pad)] + ([nn.ReLU()] if kind == "conv" else [])
+    return nn.Sequential(*mods)
+
+
+def network_step_ratio(torch, name, B, shape, layers, repeats, tiny=False):
+    """ember and PyTorch training steps of one network, alternating; the row for the report."""
+    from .. import nn as enn
+    if tiny:
+        B, shape = 2, (shape[0], 16, 16)
+    manual_seed(0)
+    em = build_net(enn, layers)
+    eo = SGD(em.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B,) + shape).astype(np.float32)
+    with no_grad():
+        out = em(Tensor(x))
+    y = rng.integers(0, out.shape[1], B)
+    fns = [lambda: ember_train(em, eo, [(x, y)])]
+    if torch is not None:
+        tm = build_net(torch.nn, layers)
+        tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in em.state_dict().items()})
+        to = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
+        tb = [(torch.from_numpy(x), torch.from_numpy(y))]
+        fns.append(lambda: torch_train(torch, tm, to, tb))
+    times = alternate(fns, repeats)
+    row = {"network": name, "batch": B, "ember_ms": statistics.median(times[0]) * 1e3,
+           "ember_runs_ms": [t * 1e3 for t in times[0]]}
+    if torch is not None:
+        row.update(torch_ms=statistics.median(times[1]) * 1e3, torch_runs_ms=[t * 1e3 for t in times[1]],
+                   ratio=pair_ratio(times[0], times[1]), run_ratios=[a / b for a, b in zip(*times)])
+    return row
 
 
 # --------------------------------------------------------------------------------------------- timing
@@ -224,12 +281,14 @@ def _memory_child(lib, B, threads_n):
     x, y, _ = load_images(B, synthetic=True)
     if lib == "torch":
         import torch
-        torch.set_num_threads(threads_n)
+        if threads_n:
+            torch.set_num_threads(threads_n)
         _, (model, opt) = make_pair(torch)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         step = lambda: torch_train(torch, model, opt, [(x, y)])  # noqa: E731
     else:
-        threads.set_num_threads(threads_n)
+        if threads_n:
+            threads.set_num_threads(threads_n)
         (model, opt), _ = make_pair(None)
         step = lambda: ember_train(model, opt, [(x, y)])  # noqa: E731
     step()
@@ -267,7 +326,9 @@ def step_peak_bytes(lib, B, threads_n):
 def per_op(torch, B, repeats, rng):
     """Median ms of each LeNet op in both libraries, called directly (no autograd graph)."""
     from ..autograd import Context           # imported here: the op classes are not needed to parse options
-    from ..kernels import conv as ember_conv, pool as ember_pool   # the fast paths
+    from .. import kernels
+    from ..ops import conv as ref_conv, pool as ref_pool
+    ConvK, PoolK = kernels.dispatch(ref_conv.Conv2d), kernels.dispatch(ref_pool.MaxPool2d)   # what models run
     from ..ops import loss as ember_loss
     x1 = np.maximum(rng.standard_normal((B, 6, 14, 14)), 0).astype(np.float32)  # conv2's input
     w = (rng.standard_normal((16, 6, 5, 5)) * 0.1).astype(np.float32)
@@ -280,18 +341,18 @@ def per_op(torch, B, repeats, rng):
 
     def e_conv(need):
         def f():
-            ctx = Context(ember_conv.Conv2d, None, need)
-            ember_conv.Conv2d.forward(ctx, x1, w, b)
+            ctx = Context(ConvK, None, need)
+            ConvK.forward(ctx, x1, w, b)
             if any(need):
-                ember_conv.Conv2d.backward(ctx, g)
+                ConvK.backward(ctx, g)
         return f
 
     def e_pool(back):
         def f():
-            ctx = Context(ember_pool.MaxPool2d, None, (True,))
-            ember_pool.MaxPool2d.forward(ctx, p_in, (2, 2), (2, 2))
+            ctx = Context(PoolK, None, (True,))
+            PoolK.forward(ctx, p_in, (2, 2), (2, 2))
             if back:
-                ember_pool.MaxPool2d.backward(ctx, gp)
+                PoolK.backward(ctx, gp)
         return f
 
     def e_xent():
@@ -390,11 +451,15 @@ def run(args) -> dict:
         args.batch_sizes, args.steps, args.infer_batch = [16], 2, 32
         args.repeats = max(3, min(args.repeats, 3))
     T = args.threads
-    threads.set_num_threads(T)
-    if torch is not None:
-        torch.set_num_threads(T)
+    if T:
+        threads.set_num_threads(T)
+        if torch is not None:
+            torch.set_num_threads(T)
     rng = np.random.default_rng(0)
-    res = {"machine": machine_info(torch), "threads": T, "configs": [], "ops": []}
+    res = {"machine": machine_info(torch), "threads": T, "configs": [], "ops": [],
+           "ember_threads": threads.get_num_threads(),
+           "torch_threads": torch.get_num_threads() if torch is not None else None,
+           "kernels": _kernel_names()}
     flops_img = train_flops_per_image(lenet5())
     res["train_flops_per_image"] = flops_img
     n_gemm = 256 if args.tiny else 1024
@@ -426,6 +491,7 @@ def run(args) -> dict:
             row["torch_epoch_s"] = statistics.median(times[1]) * scale
             row["torch_runs_s"] = [t * scale for t in times[1]]
             row["ratio"] = pair_ratio(times[0], times[1])
+            row["run_ratios"] = [a / b for a, b in zip(times[0], times[1])]
             row["torch_cpu_epoch_s"] = statistics.median(cpu[1]) * scale
             row["cpu_ratio"] = pair_ratio(cpu[0], cpu[1])
             row["torch_gflops"] = flops_img * steps * B / statistics.median(times[1]) / 1e9
@@ -445,7 +511,10 @@ def run(args) -> dict:
     if tpair:
         inf["torch_img_s"] = 3 * IB / statistics.median(times[1])
         inf["ratio"] = pair_ratio(times[1], times[0])  # throughput ratio ember/torch = time_torch/time_ember
+        inf["run_ratios"] = [b / a for a, b in zip(times[0], times[1])]
     res["inference"] = inf
+    res["networks"] = [] if args.no_beyond else [network_step_ratio(torch, *net, args.repeats, args.tiny)
+                                                 for net in NETWORKS]
     if not args.no_ops:
         res["ops"] = per_op(torch, args.batch_sizes[0], args.repeats, rng)
     report = markdown(res)
@@ -462,10 +531,13 @@ def run(args) -> dict:
 def markdown(res) -> str:
     m, lim = res["machine"], res["gemm_gflops"]
     torch_on = "torch_gflops" in (res["configs"][0] if res["configs"] else {})
-    L = [f"### LeNet-5, {res['threads']} thread(s), {res['data']}",
+    L = [f"### LeNet-5, {res['data']}",
          "",
          f"{m['date']} · {m['cpu']} ({m['cores']} cores) · Python {m['python']} · NumPy {m['numpy']} · "
          f"BLAS {m.get('blas')} · PyTorch {m['torch']} · OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']} · "
+         f"threads: ember {res.get('ember_threads')}, PyTorch {res.get('torch_threads')} "
+         f"({'--threads ' + str(res['threads']) if res['threads'] else 'defaults'}) · "
+         f"kernels {res.get('kernels')} · "
          f"load average at start {tuple(round(x, 1) for x in m.get('load_average_at_start', ()))}",
          "",
          f"Large float32 GEMM limit (1024³, same threads): NumPy {lim['numpy']:.0f} GFLOP/s"
@@ -483,8 +555,12 @@ def markdown(res) -> str:
                      f"| {r['torch_gflops']:.1f} ({100 * r['torch_gflops'] / lim['torch']:.0f}%) "
                      f"| {_mib(r['ember_peak_bytes'])} / {_mib(r['torch_peak_bytes'])} |")
         i = res["inference"]
-        L += ["", f"Inference at batch {i['batch']}: ember {i['ember_img_s']:,.0f} img/s, PyTorch "
-              f"{i['torch_img_s']:,.0f} img/s, throughput ratio ember/PyTorch **{i['ratio']:.2f}**."]
+        L += ["", "Every run (ember/PyTorch time of each alternating pair): "
+              + "; ".join(f"batch {r['batch']}: " + ", ".join(f"{x:.2f}" for x in r["run_ratios"])
+                          for r in res["configs"]),
+              "", f"Inference at batch {i['batch']}: ember {i['ember_img_s']:,.0f} img/s, PyTorch "
+              f"{i['torch_img_s']:,.0f} img/s, throughput ratio ember/PyTorch **{i['ratio']:.2f}** "
+              f"(runs: {', '.join(f'{x:.2f}' for x in i['run_ratios'])})."]
     else:
         L += ["| batch | ember epoch s | ember GFLOP/s | peak step memory |", "|---:|---:|---:|---:|"]
         for r in res["configs"]:
@@ -493,6 +569,18 @@ def markdown(res) -> str:
         L += ["", f"Inference at batch {res['inference']['batch']}: ember {res['inference']['ember_img_s']:,.0f} img/s."]
     L += ["", f"Epoch seconds extrapolated from {', '.join(str(r['steps_timed']) for r in res['configs'])} timed "
           "steps per run; medians of the alternating runs; ratio = median of per-pair ratios."]
+    if res.get("networks"):
+        L += ["", "Training step beyond LeNet (ms; every run, then the median; ratio = median of per-pair ratios):", "",
+              "| network | batch | ember ms (runs) | PyTorch ms (runs) | ratio ember/PyTorch (runs) |",
+              "|---|---:|---:|---:|---:|"]
+        for r in res["networks"]:
+            runs = lambda xs: ", ".join(f"{x:.0f}" for x in xs)  # noqa: E731
+            if "ratio" in r:
+                L.append(f"| {r['network']} | {r['batch']} | {r['ember_ms']:.0f} ({runs(r['ember_runs_ms'])}) "
+                         f"| {r['torch_ms']:.0f} ({runs(r['torch_runs_ms'])}) | **{r['ratio']:.2f}** "
+                         f"({', '.join(f'{x:.2f}' for x in r['run_ratios'])}) |")
+            else:
+                L.append(f"| {r['network']} | {r['batch']} | {r['ember_ms']:.0f} ({runs(r['ember_runs_ms'])}) | – | – |")
     if res["ops"]:
         L += ["", f"Per-op, batch {res['configs'][0]['batch'] if res['configs'] else '?'} (LeNet's conv2 and pool1 "
               "shapes; ms per call, median):", "",
@@ -502,6 +590,14 @@ def markdown(res) -> str:
             r = f"{o['ratio']:.2f}" if o["ratio"] is not None else "–"
             L.append(f"| {o['op']} | {o['ember_ms']:.3f} | {t} | {r} |")
     return "\n".join(L) + "\n"
+
+
+def _kernel_names():
+    """Which kernels dispatch picks for conv2d and max-pool now, e.g. 'numba_conv.Conv2d, numba_pool.MaxPool2d'."""
+    from .. import kernels
+    from ..ops import conv, pool
+    return ", ".join(f"{k.__module__.rpartition('.')[2]}.{k.__name__}"
+                     for k in (kernels.dispatch(conv.Conv2d), kernels.dispatch(pool.MaxPool2d)))
 
 
 def _mib(b):
