@@ -90,9 +90,8 @@ class TrainConfig:
     allow_changed_flags: bool = _option(False, "with --resume: continue with a changed {meaning} (the new "
                                         "values apply from the resumed epoch on; metrics.json records them "
                                         "under resume_changes)")
-    threads: int | None = _option(None, "threads for NumPy's BLAS (matmuls, the big GEMMs) and for ember's ops "
-                                  "that split their work (conv2d, ReLU, pooling) (default: BLAS's setting; "
-                                  "under mpiexec: cores ÷ ranks)", minimum=1)
+    threads: int | None = _option(None, "ember's threads: BLAS and the ops that split large work (conv2d, ReLU, "
+                                  "pooling) (default: NumPy's setting; under mpiexec: cores ÷ ranks)", minimum=1)
     subset: int | None = _option(None, "train and test on only N images of each split, a fixed "
                                  "random sample (smoke runs; default: all)", minimum=1, metavar="N",
                                  resume="fixed")
