@@ -567,3 +567,14 @@ def test_item10_sigterm_stops_training_like_ctrl_c(data, tmp_path):
     assert err == "ember train: terminated by SIGTERM; the last saved checkpoint is kept\n"
     _finite_checkpoint(out)
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_item3_weight_decay_cannot_be_switched_on_when_resuming_a_run_without_it(data, tmp_path):
+    """A run trained with --weight-decay 0 has no group to decay: turning it on at --resume would be
+    silently ignored, so it is refused with a message naming the flag (with or without the override)."""
+    out = tmp_path / "run"
+    train(_cfg(data, out, epochs=1, weight_decay=0.0), **QUIET)
+    with pytest.raises(ValueError, match=r"^--weight-decay 0.001: the resumed run was trained without weight "
+                                         r"decay, which cannot be turned on when resuming; start a new run instead"):
+        train(_cfg(data, tmp_path / "b", epochs=2, resume=str(out), weight_decay=1e-3, allow_changed_flags=True),
+              **QUIET)

@@ -194,7 +194,13 @@ def load_train_state(folder, cfg, model, optimizer, schedule) -> dict:
 
 def _apply_changed_flags(cfg, saved_cfg: dict, optimizer, schedule) -> None:
     """With --allow-changed-flags: put the new --lr (scaling the schedule's base rates), --momentum,
-    --nesterov and --weight-decay into the restored optimizer (--augment is read by the loop)."""
+    --nesterov and --weight-decay into the restored optimizer (--augment is read by the loop).
+
+    Raises: ValueError for --weight-decay when the saved run had none (its decayed and undecayed
+    parameter groups cannot be told apart, so the new value could not be applied: refused, never ignored)."""
+    if saved_cfg.get("weight_decay", cfg.weight_decay) == 0 and cfg.weight_decay != 0:
+        raise ValueError(f"--weight-decay {cfg.weight_decay}: the resumed run was trained without weight decay, "
+                         f"which cannot be turned on when resuming; start a new run instead")
     scale = cfg.lr / saved_cfg.get("lr", cfg.lr)
     for group in optimizer.param_groups:
         for key in ("lr", "initial_lr", "max_lr", "min_lr"):
