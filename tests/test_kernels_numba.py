@@ -65,9 +65,9 @@ def _run(fn, arrays, kw, grad_out=None, seed=1):
     ts = [Tensor(a.copy(order="K"), requires_grad=True) for a in arrays]   # keeps CHWN order
     y = fn.apply(*ts, **kw)
     if grad_out is None:
-        grad_out = np.random.default_rng(seed).standard_normal(y.shape).astype(y.data.dtype)
+        grad_out = np.random.default_rng(seed).standard_normal(y.shape).astype(y._data.dtype)
     y.backward(Tensor(grad_out))
-    return y.data, [t.grad.data for t in ts], grad_out
+    return y._data, [t.grad._data for t in ts], grad_out
 
 
 def _close(actual, expected, tol, what):
@@ -109,8 +109,8 @@ def test_conv2d_without_bias_and_partial_grads():
     xr, wr = Tensor(x), Tensor(w, requires_grad=True)
     yr = ref_conv.Conv2d.apply(xr, wr, None, **kw)
     yr.backward(Tensor(go))
-    _close(y.data, yr.data, 1e-10, "no-bias forward")
-    _close(wt.grad.data, wr.grad.data, 1e-10, "no-bias grad_w")
+    _close(y._data, yr._data, 1e-10, "no-bias forward")
+    _close(wt.grad._data, wr.grad._data, 1e-10, "no-bias grad_w")
     assert xt.grad is None
 
 
@@ -145,7 +145,7 @@ def test_conv2d_falls_back_for_other_dtypes():
 
 def test_output_keeps_the_batch_innermost_layout():
     x, w, b, kw = _conv_inputs(CONV_ROWS["lenet_c3"], np.float32)
-    y = nc.Conv2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw).data
+    y = nc.Conv2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw)._data
     assert y.transpose(1, 2, 3, 0).flags.c_contiguous         # (C_out, OH, OW, N) underneath
 
 
@@ -161,8 +161,8 @@ def test_imports_and_falls_back_without_numba(tmp_path):
         "assert not nc.AVAILABLE\n"
         "x = np.random.default_rng(0).standard_normal((2, 3, 7, 7)).astype(np.float32)\n"
         "w = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)\n"
-        "a = nc.Conv2d.apply(Tensor(x), Tensor(w), None, padding=(1, 1)).data\n"
-        "r = nc._FallbackConv2d.apply(Tensor(x), Tensor(w), None, padding=(1, 1)).data\n"
+        "a = nc.Conv2d.apply(Tensor(x), Tensor(w), None, padding=(1, 1))._data\n"
+        "r = nc._FallbackConv2d.apply(Tensor(x), Tensor(w), None, padding=(1, 1))._data\n"
         "assert np.array_equal(a, r)\n"
         "print('ok')\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -271,12 +271,12 @@ def test_pool_threads_work_in_a_forked_child(monkeypatch):
     monkeypatch.setattr(_jit, "THREADING", "pool")
     monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)
     x, w, b, kw = _conv_inputs(CONV_ROWS["lenet_c3"], np.float32)
-    expected = nc.Conv2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw).data   # starts the pool here
+    expected = nc.Conv2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw)._data   # starts the pool here
     r, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:                                               # child: same call, report, exit
         try:
-            y = nc.Conv2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw).data
+            y = nc.Conv2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw)._data
             os.write(wfd, b"1" if np.array_equal(y, expected) else b"0")
         finally:
             os._exit(0)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 EMBER = Path(__file__).resolve().parent.parent / "ember"
-CORE_BUDGET = 1200          # tensor.py + autograd/ + ops/
+CORE_BUDGET = 1200          # tensor.py + the engine (autograd/__init__.py, once autograd.py) + ops/
 CONV_BUDGET = 50            # reference Conv2d.forward + Conv2d.backward
 ROOT_MODULES = {"__init__", "__main__", "tensor", "cli", "random", "serialization"}
 
@@ -45,7 +45,10 @@ def code_lines(source: str, first: int = 1, last: int | None = None) -> int:
 
 
 def core_files() -> list[Path]:
-    return [EMBER / "tensor.py", *sorted((EMBER / "autograd").glob("*.py")), *sorted((EMBER / "ops").glob("*.py"))]
+    """The files issue 11's budget counts: tensor.py, the engine and the reference ops. The engine
+    is ``autograd/__init__.py`` (``autograd.py`` when the issue measured 1,369 lines); anomaly mode,
+    a debugging aid that lived beside it in ``ember/anomaly.py`` then, was not counted and is not now."""
+    return [EMBER / "tensor.py", EMBER / "autograd" / "__init__.py", *sorted((EMBER / "ops").glob("*.py"))]
 
 
 def _imports(path: Path) -> set[str]:
@@ -76,7 +79,7 @@ def test_the_counter_skips_docstrings_comments_and_blank_lines():
 def test_core_line_budget():
     counts = {str(p.relative_to(EMBER)): code_lines(p.read_text()) for p in core_files()}
     total = sum(counts.values())
-    assert total <= CORE_BUDGET, f"tensor.py + autograd/ + ops/ hold {total} lines of code (budget " \
+    assert total <= CORE_BUDGET, f"tensor.py + autograd/__init__.py + ops/ hold {total} lines of code (budget " \
                                  f"{CORE_BUDGET}): {counts}"
 
 
