@@ -108,7 +108,8 @@ def test_a_killed_rank_stops_the_job_the_checkpoint_loads_and_resume_continues(t
     job = subprocess.Popen(mpi_cmd(2, *flags(data, out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
-        while not (out / "resume.safetensors").exists() and job.poll() is None and time.monotonic() < deadline:
+        # metrics.json is the last file an epoch writes (resume.safetensors comes first): wait for a whole epoch
+        while not (out / "metrics.json").exists() and job.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         victim = _rank_pid(out, 1)
         assert job.poll() is None and victim is not None, "the run ended before a rank could be killed"
