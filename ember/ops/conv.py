@@ -100,16 +100,16 @@ class Conv2d(Function):
         cols, wg = ctx.saved_tensors
         need = ctx.needs_input_grad
         N, C_out, OH, OW = grad_out.shape
-        G, Og, K = wg.shape
+        (G, Og, K), (KH, KW) = wg.shape, ctx.kernel
         g = grad_out.reshape(N, G, Og, OH * OW)                    # (N, G, C_out/G, L)
         grad_b = grad_out.sum(axis=(0, 2, 3)) if ctx.has_bias and need[2] else None   # (C_out,)
         grad_w = None
         if need[1]:
             grad_w = np.matmul(g, cols.swapaxes(-1, -2)).sum(axis=0)   # (G, C_out/G, K)
-            grad_w = grad_w.reshape(C_out, K // (ctx.kernel[0] * ctx.kernel[1]), *ctx.kernel)
+            grad_w = grad_w.reshape(C_out, K // (KH * KW), KH, KW)
         grad_x = None
         if need[0]:
             gcols = np.matmul(wg.swapaxes(-1, -2), g)              # wᵀ g: (N, G, K, L)
-            gcols = gcols.reshape(N, -1, *ctx.kernel, OH, OW)      # (N, C_in, KH, KW, OH, OW)
+            gcols = gcols.reshape(N, G * K // (KH * KW), KH, KW, OH, OW)   # (N, C_in, KH, KW, OH, OW)
             grad_x = unpad2d(col2im(gcols, ctx.padded_shape, *ctx.stride, *ctx.dilation), *ctx.padding)
         return grad_x, grad_w, grad_b
