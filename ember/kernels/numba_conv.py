@@ -29,6 +29,7 @@ import numpy as np
 from ..autograd import Function
 from ..ops.conv import Conv2d as _RefConv2d   # the reference op (its name, whatever is patched later)
 from ._jit import AVAILABLE, kernel_pair, prange, run
+from .conv import _to_chwn as to_chwn   # the NumPy kernel's layout change, shared
 
 try:  # after the layout change the NumPy fast path is ember.kernels.conv: the better fallback
     from .conv import Conv2d as _FallbackConv2d
@@ -346,16 +347,6 @@ _relu_mask = kernel_pair(_relu_mask_body)
 
 
 # ------------------------------------------------------------------------------- plain arrays
-
-def to_chwn(x, PH, PW):
-    """(N, C, H, W) -> zero-padded (C, H+2PH, W+2PW, N), C-contiguous (free if it already is)."""
-    xc = x.transpose(1, 2, 3, 0)
-    if PH or PW:
-        C, H, W, N = xc.shape
-        out = np.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=x.dtype)
-        out[:, PH:PH + H, PW:PW + W] = xc
-        return out
-    return np.ascontiguousarray(xc)
 
 
 def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False):
