@@ -3,8 +3,9 @@
 A Tensor holds ``._data`` (its NumPy array, the storage ember's own ops read; ``.numpy()`` is
 the public way), ``.grad`` (a Tensor or None), ``.requires_grad``, ``._ctx`` (the graph node that
 produced it, None for leaves) and ``._vc`` (its version counter, a one-item list shared with
-``detach()``, bumped by every in-place write: PyTorch's ``_version``). ``.data`` is a Tensor sharing
-the storage with ``requires_grad=False``, as in PyTorch. Every method that computes
+``detach()`` and with the views of the tensor, bumped by every in-place write: PyTorch's
+``_version``) and ``._base`` (for a view: the tensor it views and how, see ``_view``). ``.data`` is a
+Tensor sharing the storage with ``requires_grad=False`` and its own counter, as in PyTorch. Every method that computes
 something calls an op in ``ember.ops`` (through ``ember.kernels.dispatch`` where a fast kernel
 exists, see ``_dispatch``); nothing here defines a gradient. The ops are imported at the bottom of this file: they
 subclass ``autograd.Function``, whose ``apply`` returns Tensors (the core's one import circle,
@@ -51,14 +52,14 @@ class Tensor:
         requires_grad: record operations on this tensor so ``backward`` reaches it.
     Attributes:
         data (Tensor sharing the storage, untracked), grad (Tensor | None), requires_grad (bool),
-        shape, dtype, ndim, _version (int: in-place writes so far).
+        shape, dtype, ndim, _version (int: in-place writes so far, shared with views and ``detach()``).
     """
-    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_vc", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_vc", "_base", "__weakref__")
     __array_priority__ = 1000  # make ndarray + Tensor dispatch to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False):
         self._data = data if type(data) is np.ndarray else _as_array(data)
-        self.grad, self.requires_grad, self._ctx, self._vc = None, requires_grad, None, [0]
+        self.grad, self.requires_grad, self._ctx, self._vc, self._base = None, requires_grad, None, [0], None
         if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self._data.dtype}")
 
@@ -110,38 +111,70 @@ class Tensor:
         """
         autograd.backward(self, gradient, retain_graph)
 
-    def _inplace(self, compute, *args) -> "Tensor":
-        """Write ``compute(self, *args)`` (an out-of-place result) into self: PyTorch's in-place rules.
+    def _view(self, out, fn) -> "Tensor":
+        """``out``, made from self by a view op (indexing, reshape, permute): when NumPy gave a view of
+        self's storage it becomes a PyTorch view, sharing self's version counter and recording in
+        ``_base`` (base, fn, the base's node then): the first tensor up the chain that is no view,
+        and ``fn`` taking this view from the base's array (for writes through it, see ``_inplace``)."""
+        if np.may_share_memory(out._data, self._data):
+            base, f = self._base[:2] if self._base else (self, None)
+            out._vc, out._base = self._vc, (base, fn if f is None else lambda a: fn(f(a)), base._ctx)
+        return out
 
-        Untracked (no_grad, or nothing requires grad): written into the storage, which every view
-        (``.data``, ``detach()``) shares. Tracked: the result's graph node becomes self's (the
-        storage is replaced, so arrays saved for backward stay intact). Either way the version
-        counter is bumped, so a backward that saved the old values raises instead of using them.
-        Raises: RuntimeError for a leaf that requires grad outside no_grad, a result that does not
-            fit self's shape or cannot be cast to its dtype (PyTorch's messages).
+    def _inplace(self, compute, *args) -> "Tensor":
+        """Write ``compute(self, *args)`` (an out-of-place result) into self's storage, which its views
+        and ``detach()`` share, and bump the version counter (PyTorch's in-place rules), so a backward
+        that saved the old values raises instead of using them. Tracked (grad mode and something
+        requires grad): compute reads a copy of self with self's graph node, and the result's node
+        becomes self's; through a view, the base's node becomes ``ViewScatter`` (PyTorch's
+        CopySlices) and the view's a ``ViewOf`` the new base.
+        Raises: RuntimeError for a leaf that requires grad (or a view of one) outside no_grad, an
+            expanded tensor, a result that does not fit self's shape or cannot be cast to its dtype
+            (PyTorch's messages).
         """
         track = autograd.is_grad_enabled() and (self.requires_grad or any(getattr(a, "requires_grad", False) for a in args))
-        if track and self.requires_grad and self._ctx is None:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        self._vc[0] += 1          # first: what compute saves of self records the new version
+        base = self._base and self._base[0]
+        if track and any(t is not None and t.requires_grad and t._ctx is None for t in (self, base)):
+            raise RuntimeError(f"a {'view of a ' if base is not None else ''}leaf Variable that requires grad is being used in an in-place operation.")
+        self._writable()
+        self._vc[0] += 1
+        old = self
+        if track:
+            old = Tensor(self._data.copy(), self.requires_grad)
+            old._ctx = self._ctx
         with autograd.set_grad_enabled(track):
-            r = compute(self, *args)
+            r = compute(old, *args)
         if not np.can_cast(r.dtype, self.dtype, "same_kind"):
             raise RuntimeError(f"result type {r.dtype} can't be cast to the desired output type {self.dtype}")
         if r.shape != self.shape:
             raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(r.shape)}")
-        if track:
-            r = r.astype(self.dtype)
-            self._data, self._ctx, self.requires_grad, self._vc = r._data, r._ctx, True, r._vc
-        else:
-            self._data[...] = r._data
+        self._data[...] = r._data
+        if track and base is not None:
+            base._ctx, base.requires_grad = _mv.ViewScatter.apply(base, r.astype(self.dtype), fn=self._base[1])._ctx, True
+            self.requires_grad = True
+            self._rebase()
+        elif track:
+            self._ctx, self.requires_grad = r.astype(self.dtype)._ctx, True
         return self
+
+    def _rebase(self):
+        """Take this view's graph node anew from its base (``ViewOf``), whose node changed since the
+        view was taken (an in-place write through another view, or to the base itself): PyTorch
+        regenerates a view's grad_fn the same way. Called by the engine's ``_graph_parent``."""
+        base, fn, _ = self._base
+        self._ctx, self._base = _mv.ViewOf.apply(base, fn=fn)._ctx, (base, fn, base._ctx)
+
+    def _writable(self):
+        if not self._data.flags.writeable:
+            raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a single "
+                               "memory location. Please clone() the tensor before performing the operation.")
 
     def __setitem__(self, idx, value):
         """``x[idx] = value`` in place (tracked as ``SetItem`` when a gradient flows through)."""
         if autograd.is_grad_enabled() and (self.requires_grad or getattr(value, "requires_grad", False)):
             self._inplace(lambda s, v: _mv.SetItem.apply(s, s._wrap(v), index=_index(idx)), value)
         else:
+            self._writable()
             self._data[_index(idx)] = value._data if isinstance(value, Tensor) else value
             self._vc[0] += 1
 
@@ -177,7 +210,7 @@ class Tensor:
     def __neg__(self): return _ew.Neg.apply(self)
     def __matmul__(self, o): return _mm.MatMul.apply(self, self._wrap(o))
     def __rmatmul__(self, o): return _mm.MatMul.apply(self._wrap(o), self)
-    def __getitem__(self, idx): return _mv.GetItem.apply(self, index=_index(idx))
+    def __getitem__(self, idx): return self._view(_mv.GetItem.apply(self, index=_index(idx)), lambda a, i=_index(idx): a[i])
 
     def __pow__(self, o):
         if isinstance(o, numbers.Number) and _kind(o) <= _KIND[self.dtype.kind]:
@@ -218,12 +251,12 @@ class Tensor:
         return Tensor(np.asarray(np.argmax(self._data, axis=dim, keepdims=keepdim), dtype=int64))
 
     def reshape(self, *shape):
-        return _mv.Reshape.apply(self, shape=_sizes(shape))
+        return self._view(_mv.Reshape.apply(self, shape=_sizes(shape)), lambda a, s=_sizes(shape): a.reshape(s))
 
     view = reshape
 
     def permute(self, *dims):
-        return _mv.Permute.apply(self, dims=_sizes(dims))
+        return self._view(_mv.Permute.apply(self, dims=_sizes(dims)), lambda a, d=_sizes(dims): a.transpose(d))
 
 class MaxResult(tuple):
     """``(values, indices)`` returned by ``Tensor.max(dim)``, as torch.return_types.max."""
@@ -254,12 +287,10 @@ def _dims(dim):
 
 
 def _index(idx):
-    """Turn Tensors inside an index expression into ndarrays."""
-    if isinstance(idx, Tensor):
-        return idx._data
-    if isinstance(idx, tuple):
-        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
-    return idx
+    """The index as a tuple of NumPy indices (Tensors turned into ndarrays) ending in ``...``: the
+    same selection, but an index of integers gives a 0-d view, as torch's select, not NumPy's copy."""
+    idx = tuple(i._data if isinstance(i, Tensor) else i for i in (idx if isinstance(idx, tuple) else (idx,)))
+    return idx if any(i is Ellipsis for i in idx) else (*idx, ...)
 
 
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:

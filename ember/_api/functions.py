@@ -146,8 +146,10 @@ def einsum(equation: str, *operands) -> Tensor:
     indices that appear once, sorted), ``...`` for broadcast dims, operands also as one list.
     Computed by contracting pairs of operands with one batched matmul each (after summing out
     indices no one else needs), so it is differentiable through MatMul/Permute/Reshape/Sum and
-    never builds the full outer product. Raises ValueError for a malformed equation and
-    NotImplementedError for a repeated index within one operand (a diagonal, 'ii->i')."""
+    never builds the full outer product. An index repeated within one operand takes that
+    operand's diagonal first ('ii->i', 'ii' the trace, 'bii->bi'), as torch, through GetItem.
+    Raises ValueError for a malformed equation, RuntimeError for a repeated index whose sizes
+    differ (torch's message)."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     eq = equation.replace(" ", "")
@@ -163,8 +165,6 @@ def einsum(equation: str, *operands) -> Tensor:
             s = s.replace("...", pool[len(pool) - (o.ndim - len(s.replace("...", ""))):])
         if not s.isalpha() and s or len(s) != o.ndim:
             raise ValueError(f"einsum(): the subscripts {s!r} do not match an operand with {o.ndim} dims")
-        if len(set(s)) != len(s):
-            raise NotImplementedError(f"einsum(): repeated index in one operand ({s!r}) is not supported")
         letters.append(s)
     if arrow:
         out = rhs.replace("...", pool)
@@ -173,12 +173,30 @@ def einsum(equation: str, *operands) -> Tensor:
         out = pool + "".join(sorted(c for c in set(counts) if counts.count(c) == 1 and c not in pool))
     if not set(out) <= set("".join(letters)):
         raise ValueError(f"einsum(): output index not found in the inputs: {equation!r}")
+    operands, letters = zip(*[_diagonal(o, s, k) for k, (o, s) in enumerate(zip(operands, letters))])
     t, s = operands[0], letters[0]
     for i in range(1, len(operands)):
         later = set(out).union(*letters[i + 1:])
         t, s = _contract(t, s, operands[i], letters[i], later)
     t, s = _sum_out(t, s, set(out))
     return t.permute(*[s.index(c) for c in out]) if s != out else t
+
+
+def _diagonal(t, s, k):
+    """Operand k, ``t`` with letters ``s``, reduced to its diagonal over each letter that ``s``
+    repeats (``t[..., r, r]`` after moving those axes last, r = 0..n-1: a GetItem, so the gradient
+    lands on the diagonal); returns (tensor, letters), the repeated letter once and last.
+    Raises RuntimeError when the repeated axes differ in size (torch's message)."""
+    for c in sorted({c for c in s if s.count(c) > 1}):
+        pos = [i for i, d in enumerate(s) if d == c]
+        sizes = [t.shape[i] for i in pos]
+        if builtins.any(n != sizes[0] for n in sizes):
+            raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {k} but the sizes don't match, "
+                               f"{sizes[0]} != {next(n for n in sizes if n != sizes[0])}")
+        rest = [i for i in range(len(s)) if i not in pos]
+        t = t.permute(*rest, *pos)[(Ellipsis,) + (np.arange(sizes[0]),) * len(pos)]
+        s = "".join(s[i] for i in rest) + c
+    return t, s
 
 
 def _sum_out(t, s, needed):

@@ -56,26 +56,32 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
 
 
+def _write(t, values, writes: int = 1):
+    """Store ``values`` in t's storage (cast to its dtype) and count the in-place writes torch's
+    initialiser makes on its version counter (``t._version``), so a backward that saved t
+    before it was re-initialised raises instead of using the new values."""
+    t._data[...] = values
+    t._vc[0] += writes
+    return t
+
+
 def _gain(nonlinearity, a=0.0):
     return calculate_gain(nonlinearity, a)
 
 
 def uniform_(t, a: float = 0.0, b: float = 1.0):
     """Fill t in place with U(a, b)."""
-    t._data[...] = default_generator().uniform(a, b, t.shape)
-    return t
+    return _write(t, default_generator().uniform(a, b, t.shape))
 
 
 def normal_(t, mean: float = 0.0, std: float = 1.0):
     """Fill t in place with N(mean, std²)."""
-    t._data[...] = default_generator().normal(mean, std, t.shape)
-    return t
+    return _write(t, default_generator().normal(mean, std, t.shape))
 
 
 def constant_(t, val: float):
     """Fill t in place with the value ``val`` (dtype kept)."""
-    t._data[...] = val
-    return t
+    return _write(t, val)
 
 
 def zeros_(t):
@@ -171,8 +177,7 @@ def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: fl
             accept = np.log(rng.uniform(size=pending.size)) <= -0.5 * ((x - mean) / std) ** 2 - log_peak
             out[pending[accept]] = x[accept]
             pending = pending[~accept]
-    t._data[...] = out.reshape(t.shape)
-    return t
+    return _write(t, out.reshape(t.shape), writes=5)   # torch: uniform_, erfinv_, mul_, add_, clamp_
 
 
 def orthogonal_(t, gain: float = 1, generator=None):
@@ -203,5 +208,4 @@ def orthogonal_(t, gain: float = 1, generator=None):
     q *= np.sign(np.diag(r))
     if rows < cols:
         q = q.T
-    t._data[...] = (gain * q).reshape(t.shape)
-    return t
+    return _write(t, (gain * q).reshape(t.shape), writes=2)   # torch: copy_, mul_

@@ -205,14 +205,13 @@ class Module:
         """Yield every Parameter (for the optimizer)."""
         return (p for _, p in self.named_parameters())
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True, _persistent_only: bool = False):
+    def named_buffers(self, prefix: str = "", recurse: bool = True):
         """Yield (dotted name, buffer Tensor) of this module and (with ``recurse``) every descendant,
         e.g. ('1.running_mean', ...), as torch.nn.Module.named_buffers."""
         modules = self.named_modules(prefix) if recurse else [(prefix, self)]
         for mname, m in modules:
-            skip = m.__dict__.get("_non_persistent_buffers_set", ()) if _persistent_only else ()
             for bname, b in m._buffers.items():
-                if b is not None and bname not in skip:
+                if b is not None:
                     yield (f"{mname}.{bname}" if mname else bname), b
 
     def buffers(self, recurse: bool = True):
@@ -277,12 +276,23 @@ class Module:
         return self
 
     # ---- state --------------------------------------------------------------------------
+    def _state_items(self):
+        """(key, Parameter or buffer) in PyTorch's state_dict order: per module, depth first
+        from self, its own parameters, then its own persistent buffers, then its children (a
+        parameter or module reachable under two names is listed under both, as torch)."""
+        stack = [("", self)]
+        while stack:
+            prefix, m = stack.pop()
+            skip = m.__dict__.get("_non_persistent_buffers_set", ())
+            yield from ((prefix + n, p) for n, p in m._parameters.items() if p is not None)
+            yield from ((prefix + n, b) for n, b in m._buffers.items() if b is not None and n not in skip)
+            stack.extend((f"{prefix}{n}.", c) for n, c in reversed(m._modules.items()) if c is not None)
+
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Return an ordered dict name -> ndarray (a copy) of every parameter and buffer,
-        with PyTorch's keys (``0.weight``, ``features.3.bias``, ``bn.running_mean``)."""
-        out = OrderedDict((n, p._data.copy()) for n, p in self.named_parameters())
-        out.update((n, b._data.copy()) for n, b in self.named_buffers(_persistent_only=True))
-        return out
+        """Return an ordered dict name -> ndarray (a copy) of every parameter and persistent
+        buffer, with PyTorch's keys (``0.weight``, ``features.3.bias``, ``bn.running_mean``) in
+        PyTorch's order (each module's parameters, then its buffers, then its children)."""
+        return OrderedDict((n, t._data.copy()) for n, t in self._state_items())
 
     def load_state_dict(self, state, strict: bool = True):
         """Copy arrays (NumPy arrays, Tensors, or anything with ``.numpy()``) into the parameters.
@@ -292,8 +302,7 @@ class Module:
             ValueError: naming each key whose shape differs, with both shapes.
         Returns: (missing_keys, unexpected_keys).
         """
-        own = OrderedDict(self.named_parameters())
-        own.update(self.named_buffers(_persistent_only=True))
+        own = OrderedDict(self._state_items())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):

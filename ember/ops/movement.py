@@ -83,6 +83,41 @@ class SetItem(Function):
         return grad_x, unbroadcast(np.asarray(grad_out[ctx.index]), ctx.v_shape)
 
 
+class ViewOf(Function):
+    """y = view(x), ``view`` a function returning a NumPy view (a PyTorch view taken again from its
+    base after an in-place write through it);  grad_x = zeros of x's layout, grad_out written into
+    the view."""
+    @staticmethod
+    def forward(ctx, x, fn):
+        ctx.view, ctx.like = fn, x
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_x = np.zeros_like(ctx.like)
+        ctx.view(grad_x)[...] = grad_out
+        return grad_x
+
+
+class ViewScatter(Function):
+    """y = x with ``view(x)`` overwritten by v, written into x's storage (an in-place op through a
+    view of x, PyTorch's CopySlices);  grad_x = grad_out with zeros in the view, grad_v = the view of
+    grad_out."""
+    @staticmethod
+    def forward(ctx, x, v, fn):
+        ctx.view, ctx.like = fn, x
+        fn(x)[...] = v
+        return x
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        g = np.zeros_like(ctx.like)
+        g[...] = grad_out
+        grad_v = ctx.view(g).copy()
+        ctx.view(g)[...] = 0
+        return g, grad_v
+
+
 class Pad(Function):
     """y = x padded with ``value``; ``pad`` lists (before, after) pairs starting from the LAST
     axis, as torch.nn.functional.pad;  grad_x = grad_out cropped back to x's region."""
