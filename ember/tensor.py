@@ -4,7 +4,7 @@ A Tensor holds ``._data`` (its NumPy array, the storage ember's own ops read; ``
 the public way), ``.grad`` (a Tensor or None), ``.requires_grad``, ``._ctx`` (the graph node that
 produced it, None for leaves) and ``._vc`` (its version counter, a one-item list shared with
 ``detach()`` and with the views of the tensor, bumped by every in-place write: PyTorch's
-``_version``) and ``._base`` (for a view: the tensor it views and how, see ``_view``). ``.data`` is a
+``_version``) and ``._viewed`` (for a view: the tensor it views and how, see ``_view``). ``.data`` is a
 Tensor sharing the storage with ``requires_grad=False`` and its own counter, as in PyTorch. Every method that computes
 something calls an op in ``ember.ops`` (through ``ember.kernels.dispatch`` where a fast kernel
 exists, see ``_dispatch``); nothing here defines a gradient. The ops are imported at the bottom of this file: they
@@ -54,12 +54,12 @@ class Tensor:
         data (Tensor sharing the storage, untracked), grad (Tensor | None), requires_grad (bool),
         shape, dtype, ndim, _version (int: in-place writes so far, shared with views and ``detach()``).
     """
-    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_vc", "_base", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_vc", "_viewed", "__weakref__")
     __array_priority__ = 1000  # make ndarray + Tensor dispatch to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False):
         self._data = data if type(data) is np.ndarray else _as_array(data)
-        self.grad, self.requires_grad, self._ctx, self._vc, self._base = None, requires_grad, None, [0], None
+        self.grad, self.requires_grad, self._ctx, self._vc, self._viewed = None, requires_grad, None, [0], None
         if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self._data.dtype}")
 
@@ -114,11 +114,11 @@ class Tensor:
     def _view(self, out, fn) -> "Tensor":
         """``out``, made from self by a view op (indexing, reshape, permute): when NumPy gave a view of
         self's storage it becomes a PyTorch view, sharing self's version counter and recording in
-        ``_base`` (base, fn, the base's node then): the first tensor up the chain that is no view,
+        ``_viewed`` (base, fn, the base's node then): the first tensor up the chain that is no view,
         and ``fn`` taking this view from the base's array (for writes through it, see ``_inplace``)."""
         if np.may_share_memory(out._data, self._data):
-            base, f = self._base[:2] if self._base else (self, None)
-            out._vc, out._base = self._vc, (base, fn if f is None else lambda a: fn(f(a)), base._ctx)
+            base, f = self._viewed[:2] if self._viewed else (self, None)
+            out._vc, out._viewed = self._vc, (base, fn if f is None else lambda a: fn(f(a)), base._ctx)
         return out
 
     def _inplace(self, compute, *args) -> "Tensor":
@@ -133,7 +133,7 @@ class Tensor:
             (PyTorch's messages).
         """
         track = autograd.is_grad_enabled() and (self.requires_grad or any(getattr(a, "requires_grad", False) for a in args))
-        base = self._base and self._base[0]
+        base = self._viewed and self._viewed[0]
         if track and any(t is not None and t.requires_grad and t._ctx is None for t in (self, base)):
             raise RuntimeError(f"a {'view of a ' if base is not None else ''}leaf Variable that requires grad is being used in an in-place operation.")
         self._writable()
@@ -150,7 +150,7 @@ class Tensor:
             raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(r.shape)}")
         self._data[...] = r._data
         if track and base is not None:
-            base._ctx, base.requires_grad = _mv.ViewScatter.apply(base, r.astype(self.dtype), fn=self._base[1])._ctx, True
+            base._ctx, base.requires_grad = _mv.ViewScatter.apply(base, r.astype(self.dtype), fn=self._viewed[1])._ctx, True
             self.requires_grad = True
             self._rebase()
         elif track:
@@ -161,8 +161,8 @@ class Tensor:
         """Take this view's graph node anew from its base (``ViewOf``), whose node changed since the
         view was taken (an in-place write through another view, or to the base itself): PyTorch
         regenerates a view's grad_fn the same way. Called by the engine's ``_graph_parent``."""
-        base, fn, _ = self._base
-        self._ctx, self._base = _mv.ViewOf.apply(base, fn=fn)._ctx, (base, fn, base._ctx)
+        base, fn, _ = self._viewed
+        self._ctx, self._viewed = _mv.ViewOf.apply(base, fn=fn)._ctx, (base, fn, base._ctx)
 
     def _writable(self):
         if not self._data.flags.writeable:

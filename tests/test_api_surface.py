@@ -259,6 +259,13 @@ FUNCTIONS = [
     ("einsum_three", lambda m, a, b, c: m.einsum("i,ij,j->", a, b, c), A[:, 0].copy(), A, V),
     ("einsum_outer_ellipsis", lambda m, a, b: m.einsum("...i,j->...ij", a, b), A, V),
     ("einsum_bilinear", lambda m, a, w, b: m.einsum("bi,oij,bj->bo", a, w, b), A, R.standard_normal((2, 4, 4)), B),
+    ("einsum_diagonal", lambda m, a: m.einsum("ii->i", a), R.standard_normal((4, 4))),
+    ("einsum_trace", lambda m, a: m.einsum("ii", a), R.standard_normal((4, 4))),
+    ("einsum_diagonal_summed", lambda m, a: m.einsum("iij->j", a), R.standard_normal((3, 3, 2))),
+    ("einsum_batched_diagonal", lambda m, a: m.einsum("bii->bi", a), R.standard_normal((2, 3, 3))),
+    ("einsum_split_diagonal", lambda m, a: m.einsum("iji->ij", a), R.standard_normal((3, 2, 3))),
+    ("einsum_diagonal_times", lambda m, a, b: m.einsum("ii,i->i", a, b), R.standard_normal((4, 4)), V),
+    ("einsum_triple", lambda m, a: m.einsum("iii->i", a), R.standard_normal((2, 2, 2))),
     ("mul", lambda m, a, b: m.mul(a, b), A, B), ("add", lambda m, a, b: m.add(a, b, alpha=2), A, B),
     ("sub", lambda m, a, b: m.sub(a, b), A, B), ("div", lambda m, a, b: m.div(a, b), A, P),
     ("pow", lambda m, a: m.pow(a, 2), A), ("neg", lambda m, a: m.neg(a), A), ("square", lambda m, a: m.square(a), A),
@@ -328,8 +335,10 @@ def test_function_errors_match_torch_types():
             call(ember)
     with pytest.raises(ValueError, match="operands"):
         ember.einsum("ij,jk->ik", ember.ones(2, 2))
-    with pytest.raises(NotImplementedError, match="repeated index"):
-        ember.einsum("ii->i", ember.ones(2, 2))
+    for m in (torch, ember):          # a repeated index takes a diagonal: its sizes must agree
+        with pytest.raises(RuntimeError) as info:
+            m.einsum("ii->i", m.ones(2, 3))
+        assert str(info.value) == "einsum(): subscript i is repeated for operand 0 but the sizes don't match, 3 != 2"
 
 
 def test_where_single_argument_is_nonzero():

@@ -192,7 +192,7 @@ def _diagonal(t, s, k):
         sizes = [t.shape[i] for i in pos]
         if builtins.any(n != sizes[0] for n in sizes):
             raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {k} but the sizes don't match, "
-                               f"{sizes[0]} != {next(n for n in sizes if n != sizes[0])}")
+                               f"{next(n for n in sizes if n != sizes[0])} != {sizes[0]}")
         rest = [i for i in range(len(s)) if i not in pos]
         t = t.permute(*rest, *pos)[(Ellipsis,) + (np.arange(sizes[0]),) * len(pos)]
         s = "".join(s[i] for i in rest) + c

@@ -32,7 +32,6 @@ from ..tensor import Tensor
 
 # ember op (class name) -> PyTorch's node name for the same call; a function of the Context where
 # PyTorch's node depends on the arguments. Ops not listed are named "<Op>Backward0".
-_D = lambda ctx, one, other: one if getattr(ctx, "dim_given", None) is None else other  # noqa: E731
 NAMES = {
     "Add": "AddBackward0", "Sub": "SubBackward0", "Mul": "MulBackward0", "Div": "DivBackward0",
     "Neg": "NegBackward0", "Exp": "ExpBackward0", "Log": "LogBackward0", "Sin": "SinBackward0",
@@ -49,9 +48,9 @@ NAMES = {
     "MatMul": lambda ctx: _matmul_node(ctx), "Linear": "AddmmBackward0", "Conv2d": "ConvolutionBackward0",
     "MaxPool2d": "MaxPool2DWithIndicesBackward0", "AvgPool2d": "AvgPool2DBackward0",
     "AdaptiveAvgPool2d": "AdaptiveAvgPool2DBackward0", "BatchNorm": "NativeBatchNormBackward0",
-    "LayerNorm": "NativeLayerNormBackward0", "Dropout": "NativeDropoutBackward0",
+    "LayerNorm": "NativeLayerNormBackward0", "Dropout": "MulBackward0",
     "CrossEntropy": "NllLossBackward0", "NLLLoss": "NllLossBackward0", "MSELoss": "MseLossBackward0",
-    "L1Loss": "L1LossBackward0", "SmoothL1Loss": "SmoothL1LossBackward0", "HuberLoss": "HuberLossBackward0",
+    "SmoothL1Loss": "SmoothL1LossBackward0", "HuberLoss": "HuberLossBackward0",
     "BCELoss": "BinaryCrossEntropyBackward0", "BCEWithLogitsLoss": "BinaryCrossEntropyWithLogitsBackward0",
     "MultiMarginLoss": "MultiMarginLossBackward0", "Expand": "ExpandBackward0",
 }
@@ -70,11 +69,9 @@ def _index_node(index) -> str:
 
 def _matmul_node(ctx) -> str:
     """PyTorch's node for ``a @ b``: MmBackward0 (2-D @ 2-D), DotBackward0 (1-D @ 1-D), MvBackward0
-    (2-D @ 1-D), BmmBackward0 (3-D @ 3-D); UnsafeViewBackward0 for the other batched shapes."""
-    shapes = getattr(ctx, "shapes", None)
-    ranks = tuple(len(s) for s in shapes) if shapes else None
-    return {(2, 2): "MmBackward0", (1, 1): "DotBackward0", (2, 1): "MvBackward0",
-            (3, 3): "BmmBackward0"}.get(ranks, "UnsafeViewBackward0")
+    (2-D @ 1-D); UnsafeViewBackward0 (the reshape after a batched product) otherwise."""
+    ranks = tuple(p.ndim for p in ctx.parents or () if isinstance(p, Tensor))
+    return {(2, 2): "MmBackward0", (1, 1): "DotBackward0", (2, 1): "MvBackward0"}.get(ranks, "UnsafeViewBackward0")
 
 
 _CLASSES: dict = {}
@@ -92,7 +89,8 @@ class Node:
     """One node of the backward graph, as ``torch.autograd.graph.Node``.
 
     ``name()`` -> str (PyTorch's name, e.g. 'MulBackward0'); ``next_functions`` -> tuple of
-    ``(Node | None, int)``, one per input of the op; ``metadata`` -> dict; ``register_hook(fn)``:
+    ``(Node | None, int)``, one per floating-point input of the op (as torch: integer and bool
+    inputs such as class labels or a ``where`` condition have no entry); ``metadata`` -> dict; ``register_hook(fn)``:
     ``fn(grad_inputs, grad_outputs)`` runs after the node's backward and may return replacement
     grad_inputs; ``register_prehook(fn)``: ``fn(grad_outputs)`` runs before it and may return
     replacement grad_outputs. Both return a handle with ``remove()``. Raises RuntimeError for a hook
@@ -115,7 +113,7 @@ class Node:
     @property
     def next_functions(self) -> tuple:
         ctx = self._ctx
-        return tuple(edge(p) for p in (ctx.parents or ()) if isinstance(p, (Tensor, np.ndarray)))
+        return tuple(edge(p) for p in (ctx.parents or ()) if isinstance(p, (Tensor, np.ndarray)) and p.dtype.kind in "fc")
 
     @property
     def metadata(self) -> dict: return self._ctx.__dict__.setdefault("metadata", {})
@@ -147,15 +145,24 @@ _ACCUMULATORS: "weakref.WeakValueDictionary[int, AccumulateGrad]" = weakref.Weak
 
 def node_of(ctx) -> Node:
     """The Node of Context ``ctx`` (the same object while anyone holds it)."""
-    if getattr(ctx.fn, "_output_of", False):           # one output of a multi-output user Function
-        return node_of(ctx.parents[0]._ctx) if ctx.parents else _node_class(ctx.node_name)(ctx)
+    owner = ctx.__dict__.get("owner")                   # one output of a multi-output user Function
+    if owner is not None:
+        return node_of(owner)
     ref = ctx.__dict__.get("node")
     node = ref() if ref is not None else None
     if node is None:
-        name = NAMES.get(ctx.fn.__name__, f"{ctx.fn.__name__}Backward0")
+        name = ctx.__dict__.get("torch_name") or NAMES.get(ctx.fn.__name__, f"{ctx.fn.__name__}Backward0")
         node = _node_class(name if isinstance(name, str) else name(ctx))(ctx)
         ctx.__dict__["node"] = weakref.ref(node)
     return node
+
+
+def named(t: Tensor, name: str) -> Tensor:
+    """``t`` whose node will be called ``name`` (PyTorch's name for the method that made it, where
+    ember composes it of another op: ``transpose`` is a Permute, torch's TransposeBackward0)."""
+    if t._ctx is not None:
+        t._ctx.torch_name = name
+    return t
 
 
 def edge(p) -> tuple:

@@ -19,6 +19,7 @@ import types
 import numpy as np
 
 from .. import autograd
+from . import nodes
 from ..autograd import no_grad
 from ..ops import activation as _act
 from ..tensor import MaxResult, Tensor
@@ -264,7 +265,7 @@ def __repr__(self):
     if self.dtype != _t._DEFAULT_FLOAT and self.dtype.kind == "f":
         extra += f", dtype=ember.{self.dtype}"
     if self._ctx is not None:
-        extra += f", grad_fn=<{self._ctx.fn.__name__}Backward>"
+        extra += f", grad_fn=<{self.grad_fn.name()}>"
     elif self.requires_grad:
         extra += ", requires_grad=True"
     return f"tensor({body}{extra})"
@@ -284,21 +285,44 @@ def flatten(self, start_dim=0, end_dim=-1):
 
 
 def transpose(self, dim0, dim1):
+    """self with dims dim0 and dim1 swapped: a view (node TransposeBackward0, as torch)."""
     dims = list(range(self.ndim))
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-    return self.permute(*dims)
+    return nodes.named(self.permute(*dims), "TransposeBackward0")
+
+
+def t(self):
+    """The transpose of a 2-D tensor (self for fewer dims): a view (node TBackward0, as torch).
+    Raises RuntimeError for more than 2 dims (PyTorch's message)."""
+    if self.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+    return nodes.named(self.permute(1, 0), "TBackward0") if self.ndim == 2 else self
 
 
 def unsqueeze(self, dim):
+    """self with a size-1 dim inserted at ``dim``: a view (node UnsqueezeBackward0)."""
     dim = dim % (self.ndim + 1)
-    return self.reshape(*self.shape[:dim], 1, *self.shape[dim:])
+    return nodes.named(self.reshape(*self.shape[:dim], 1, *self.shape[dim:]), "UnsqueezeBackward0")
 
 
 def squeeze(self, dim=None):
+    """self without its size-1 dims (or only ``dim``, if it has size 1): a view (node
+    SqueezeBackward0, SqueezeBackward1 with ``dim``, as torch)."""
     if dim is None:
-        return self.reshape(*[n for n in self.shape if n != 1])
+        return nodes.named(self.reshape(*[n for n in self.shape if n != 1]), "SqueezeBackward0")
     dim = dim % self.ndim
-    return self.reshape(*self.shape[:dim], *self.shape[dim + 1:]) if self.shape[dim] == 1 else self
+    out = self.reshape(*self.shape[:dim], *self.shape[dim + 1:]) if self.shape[dim] == 1 else self
+    return nodes.named(out, "SqueezeBackward1") if out is not self else self
+
+
+def view(self, *shape):
+    """self with another shape, sharing its storage (torch.Tensor.view); differentiable.
+    Raises RuntimeError where no view is possible (PyTorch's message: use reshape)."""
+    out = self.reshape(*shape)
+    if out._viewed is None and self._data.size > 1:
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one dimension "
+                           "spans across two contiguous subspaces). Use .reshape(...) instead.")
+    return out
 
 
 def _min(self, dim=None, keepdim=False):
@@ -325,15 +349,19 @@ log_softmax = _float_only(_act.LogSoftmax, "log_softmax")
 # ---- autograd API --------------------------------------------------------------------------
 class FunctionCtx:
     """The ``ctx`` a user-defined ``autograd.Function`` sees: ``save_for_backward(*tensors)`` /
-    ``saved_tensors``, ``needs_input_grad``, ``mark_non_differentiable(*outputs)``, and any
-    attribute the user sets (as torch's FunctionCtx)."""
+    ``saved_tensors``, ``needs_input_grad``, ``mark_non_differentiable(*outputs)``,
+    ``set_materialize_grads(value)``, and any attribute the user sets (as torch's FunctionCtx)."""
 
     def __init__(self, needs_input_grad):
         self.needs_input_grad, self.saved, self.non_differentiable = needs_input_grad, (), ()
+        self.materialize_grads = True
 
     def save_for_backward(self, *tensors): self.saved = tensors
     def mark_non_differentiable(self, *outputs): self.non_differentiable = outputs
-    def set_materialize_grads(self, value): pass
+
+    def set_materialize_grads(self, value: bool):
+        """With False, ``backward`` receives None (not zeros) for an output that got no gradient."""
+        self.materialize_grads = bool(value)
 
     @property
     def saved_tensors(self):
@@ -346,23 +374,40 @@ class FunctionCtx:
 class _UserNode(autograd.Function):
     """The array-level graph node that runs a user's tensor-level Function: forward hands it the
     input Tensors (detached, sharing their storage and version counters) under no_grad; backward
-    hands it grad_output as a Tensor and takes back Tensors (or None)."""
+    hands it one gradient Tensor per output and takes back Tensors (or None).
+
+    One Tensor output: this node's output is it. Several outputs (a tuple): this node's output is
+    a 0-d placeholder, and each differentiable output is an ``_Output`` node on it, whose backward
+    files its gradient here (``ctx.grads``) and sends 0 to the placeholder; this node then calls the
+    user's backward with every output's gradient, zeros (or None after
+    ``ctx.set_materialize_grads(False)``) where one got none, None for non-tensor outputs (torch)."""
     @staticmethod
-    def forward(ctx, *arrays, user, inputs):
-        ctx.user, ctx.uctx = user, FunctionCtx(ctx.needs_input_grad)
+    def forward(ctx, *arrays, user, inputs, box):
+        ctx.user, ctx.uctx, ctx.torch_name = user, FunctionCtx(ctx.needs_input_grad), f"{user.__name__}Backward"
         with no_grad():
             out = user.forward(ctx.uctx, *[a.detach() if isinstance(a, Tensor) else a for a in inputs])
-        if not isinstance(out, Tensor):
-            raise NotImplementedError(f"{user.__name__}.forward returned {type(out).__name__}: ember's "
-                                      f"autograd.Function supports one Tensor output")
+        if not isinstance(out, (Tensor, tuple, list)):
+            raise TypeError(f"{user.__name__}.forward returned {type(out).__name__}: an autograd.Function returns "
+                            f"a Tensor or a tuple of Tensors (and other values)")
         ctx.save_for_backward(*[t._data for t in ctx.uctx.saved if isinstance(t, Tensor)])  # versions checked
-        ctx.non_differentiable = any(o is out for o in ctx.uctx.non_differentiable)
-        return out._data
+        ctx.non_differentiable = [any(o is t for t in ctx.uctx.non_differentiable) for o in
+                                  (out if isinstance(out, (tuple, list)) else (out,))]
+        box.append(out)
+        if isinstance(out, Tensor):
+            return out._data
+        ctx.outputs = [(o.shape, o.dtype) if isinstance(o, Tensor) else None for o in out]
+        return np.zeros((), np.float64)
 
     @staticmethod
     def backward(ctx, grad_out):
+        if not hasattr(ctx, "outputs"):
+            grads = (Tensor(grad_out),)
+        else:
+            filed, zeros = ctx.__dict__.pop("grads", {}), ctx.uctx.materialize_grads
+            grads = tuple(Tensor(filed[i]) if i in filed else Tensor(np.zeros(*meta)) if meta and zeros else None
+                          for i, meta in enumerate(ctx.outputs))
         with no_grad():
-            grads = ctx.user.backward(ctx.uctx, Tensor(grad_out))
+            grads = ctx.user.backward(ctx.uctx, *grads)
         grads = grads if isinstance(grads, tuple) else (grads,)
         if len(grads) != len(ctx.needs_input_grad):
             raise RuntimeError(f"function {ctx.user.__name__}Backward returned an incorrect number of gradients "
@@ -370,15 +415,46 @@ class _UserNode(autograd.Function):
         return tuple(g._data if isinstance(g, Tensor) else g for g in grads)
 
 
+class _Output(autograd.Function):
+    """Output ``index`` of a multi-output user Function, hung on its node's 0-d placeholder:
+    forward returns the output's values; backward files grad_out with the Function's node and
+    returns 0 for the placeholder (see ``_UserNode``)."""
+    _output_of = True
+
+    @staticmethod
+    def forward(ctx, placeholder, values, index):
+        ctx.output_nr = index
+        return values
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        ctx.owner.__dict__.setdefault("grads", {})[ctx.output_nr] = grad_out
+        return np.zeros((), np.float64)
+
+
 def _user_apply(cls, *args, **kwargs):
     """``MyFn.apply(*args)`` for a user-defined Function (torch.autograd.Function.apply): runs its
-    tensor-level forward inside one graph node whose backward calls its tensor-level backward."""
+    tensor-level forward inside one graph node whose backward calls its tensor-level backward.
+    Returns what forward returned: a Tensor, or a tuple whose floating-point Tensors (unless marked
+    non-differentiable) are outputs of the node. Raises TypeError for keyword arguments."""
     if kwargs:
         raise TypeError(f"{cls.__name__}.apply() takes positional arguments only, as torch")
-    out = _UserNode.apply(*args, user=cls, inputs=args)
-    if out._ctx is not None and out._ctx.__dict__.get("non_differentiable"):
-        out._ctx, out.requires_grad = None, False
-    return out
+    box = []
+    node = _UserNode.apply(*args, user=cls, inputs=args, box=box)
+    out, ctx = box[0], node._ctx
+    if ctx is None:
+        return out
+    if isinstance(out, Tensor):
+        if ctx.non_differentiable[0]:
+            node._ctx, node.requires_grad = None, False
+        return node
+    outs = []
+    for i, (o, nondiff) in enumerate(zip(out, ctx.non_differentiable)):
+        if isinstance(o, Tensor) and o.dtype.kind == "f" and not nondiff:
+            o = _Output.apply(node, o._data, index=i)
+            o._ctx.owner = ctx
+        outs.append(o)
+    return type(out)(outs) if isinstance(out, tuple) else outs
 
 
 def _init_subclass(cls, **kwargs):
@@ -453,10 +529,12 @@ _TENSOR_METHODS = dict(
     is_floating_point=is_floating_point, requires_grad_=requires_grad_,
     size=lambda self, dim=None: self.shape if dim is None else self.shape[dim],
     dim=lambda self: self.ndim, numel=lambda self: self._data.size,
-    sqrt=lambda self: self ** 0.5, min=_min, flatten=flatten, transpose=transpose,
-    t=lambda self: self.transpose(0, 1) if self.ndim == 2 else self,
+    sqrt=lambda self: nodes.named(self ** 0.5, "SqrtBackward0"), min=_min, flatten=flatten, transpose=transpose,
+    t=t, view=view,
     unsqueeze=unsqueeze, squeeze=squeeze, softmax=softmax, log_softmax=log_softmax,
     matmul=lambda self, other: self @ other, __abs__=lambda self: self.abs(),
+    register_hook=nodes.register_hook, retain_grad=nodes.retain_grad, _is_view=lambda self: self._viewed is not None,
+    is_contiguous=lambda self, memory_format=None: self._data.flags.c_contiguous,
 )
 for _name in ("abs", "sqrt", "exp", "log", "relu", "sigmoid", "tanh"):
     _TENSOR_METHODS[_name + "_"] = (lambda n: lambda self: self._inplace(lambda s: getattr(s, n)()))(_name)
@@ -465,8 +543,9 @@ _TENSOR_PROPERTIES = dict(
     device=property(lambda self: CPU, doc="Always ember.device('cpu')."),
     is_cuda=property(lambda self: False), is_cpu=property(lambda self: True),
     T=property(lambda self: self.transpose(-1, -2) if self.ndim >= 2 else self),
-    grad_fn=property(lambda self: None if self._ctx is None else self._ctx.fn,
-                     doc="The op class that produced this tensor (None for leaves)."),
+    grad_fn=property(nodes.grad_fn, doc=nodes.grad_fn.__doc__),
+    _base=property(lambda self: self._viewed and self._viewed[0], doc="The tensor this view views (None if no view)."),
+    retains_grad=property(nodes.retains_grad, doc=nodes.retains_grad.__doc__),
 )
 
 

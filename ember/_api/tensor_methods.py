@@ -15,6 +15,7 @@ import operator
 
 import numpy as np
 
+from ..autograd import Function, unbroadcast
 from ..nn.functional import cat
 from ..ops import elementwise as _ew, reduce as _red
 from ..tensor import MaxResult, Tensor, _sizes
@@ -126,7 +127,8 @@ def bmm(self, mat2):
     """Batched matrix product (b, n, m) @ (b, m, p) -> (b, n, p) (torch.bmm, no broadcasting);
     differentiable. Raises RuntimeError for other ranks or mismatched sizes."""
     _matrix_check("bmm", self, mat2, 3)
-    return self @ mat2
+    from .nodes import named
+    return named(self @ mat2, "BmmBackward0")
 
 
 # ---- comparisons and logic (boolean results, outside the graph) ----------------------------------
@@ -164,13 +166,29 @@ reshape_as = view_as
 
 
 def contiguous(self, memory_format=None):
-    """self: ember's tensors need no contiguous copy for any op (torch.Tensor.contiguous)."""
-    return self
+    """self if its storage is in row-major order, else a copy that is (torch.Tensor.contiguous: so
+    an in-place write to the result never reaches a tensor that ``self`` is a view of)."""
+    return self if self._data.flags.c_contiguous else self.clone()
+
+
+class Expand(Function):
+    """y = x broadcast to ``shape`` (a read-only NumPy view, no copy: torch.Tensor.expand);
+    grad_x = grad_out summed over the broadcast dims (``unbroadcast``). The one op defined here
+    rather than in ``ember/ops``: it exists for PyTorch's ``expand`` alone."""
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return unbroadcast(grad_out, ctx.in_shape)
 
 
 def expand(self, *sizes):
     """self broadcast to ``sizes`` (torch.Tensor.expand): -1 keeps a size, new leading dims may be
-    added, only size-1 dims may grow. Differentiable (the gradient sums over the copies).
+    added, only size-1 dims may grow. A view sharing self's storage (read-only: an in-place write
+    to it raises PyTorch's error), differentiable (the gradient sums over the copies).
     Raises RuntimeError for an impossible size."""
     sizes = tuple(_sizes(sizes))
     lead = len(sizes) - self.ndim
@@ -189,9 +207,8 @@ def expand(self, *sizes):
                                f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  "
                                f"Tensor sizes: {list(self.shape)}")
         shape.append(n)
-    if tuple(shape) == self.shape:
-        return self
-    return self * Tensor(np.ones(shape, dtype=self.dtype))      # exact: x * 1 == x; Mul unbroadcasts the grad
+    shape = tuple(shape)
+    return self._view(Expand.apply(self, shape=shape), lambda a: np.broadcast_to(a, shape))
 
 
 def expand_as(self, other):

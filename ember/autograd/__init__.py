@@ -185,7 +185,7 @@ def _graph_parent(t, ctx):
     fell from 25 MB to 16 MB, at batch 64 from 6.1 to 3.9 MiB (both conv outputs, the ReLUs'
     inputs, had been kept until backward; benchmarks/RESULTS.md).
     """
-    if t._base is not None and t._base[2] is not t._base[0]._ctx:   # a view whose base was written in place since
+    if t._viewed is not None and t._viewed[2] is not t._viewed[0]._ctx:   # a view whose base was written in place since
         t._rebase()
     if t._ctx is None:
         return t
@@ -196,7 +196,7 @@ def _graph_parent(t, ctx):
     if s is None:
         s = type(t).__new__(type(t))
         s._data = _zeros_view(t._data)
-        s.grad, s.requires_grad, s._ctx, s._vc, s._base = None, True, t._ctx, t._vc, None
+        s.grad, s.requires_grad, s._ctx, s._vc, s._viewed = None, True, t._ctx, t._vc, None
         t._ctx.__dict__["stand_in"] = weakref.ref(s)
     return s
 
