@@ -43,7 +43,8 @@ NAMES = {
     "Sum": lambda ctx: "SumBackward0" if ctx.dim is None else "SumBackward1",
     "Mean": lambda ctx: "MeanBackward0" if ctx.dim is None else "MeanBackward1",
     "Max": "MaxBackward1", "MaxDim": "MaxBackward0", "Cumsum": "CumsumBackward0",
-    "Reshape": "ViewBackward0", "Permute": "PermuteBackward0", "SetItem": "CopySlices",
+    "Reshape": "ViewBackward0", "Permute": "PermuteBackward0", "SetItem": "CopySlices", "ViewScatter": "CopySlices",
+    "ViewOf": "AsStridedBackward0",
     "GetItem": lambda ctx: _index_node(ctx.index), "Pad": "ConstantPadNdBackward0", "Cat": "CatBackward0",
     "MatMul": lambda ctx: _matmul_node(ctx), "Linear": "AddmmBackward0", "Conv2d": "ConvolutionBackward0",
     "MaxPool2d": "MaxPool2DWithIndicesBackward0", "AvgPool2d": "AvgPool2DBackward0",
@@ -100,7 +101,9 @@ class Node:
 
     def __init__(self, ctx): self._ctx = ctx
 
-    def name(self) -> str: return type(self).__name__
+    def name(self) -> str:
+        n = type(self).__name__
+        return "torch::autograd::CopySlices" if n == "CopySlices" else n
 
     def __repr__(self): return f"<{type(self).__name__} object at {id(self):#x}>"
 
@@ -151,17 +154,30 @@ def node_of(ctx) -> Node:
     ref = ctx.__dict__.get("node")
     node = ref() if ref is not None else None
     if node is None:
-        name = ctx.__dict__.get("torch_name") or NAMES.get(ctx.fn.__name__, f"{ctx.fn.__name__}Backward0")
+        name = getattr(ctx.fn, "_torch_name", None) or NAMES.get(ctx.fn.__name__, f"{ctx.fn.__name__}Backward0")
         node = _node_class(name if isinstance(name, str) else name(ctx))(ctx)
         ctx.__dict__["node"] = weakref.ref(node)
     return node
+
+
+_RENAMED: dict = {}
+
+
+def renamed(op: type, name: str) -> type:
+    """A subclass of ``op`` (same ``__name__`` and behaviour) whose nodes are called ``name``: set as
+    a Context's ``fn``, the name outlives ``backward()`` (which clears the Context's attributes)."""
+    cls = _RENAMED.get((op, name))
+    if cls is None:
+        cls = _RENAMED[op, name] = type(op.__name__, (op,), {"_torch_name": name, "__module__": op.__module__,
+                                                              "__doc__": op.__doc__})
+    return cls
 
 
 def named(t: Tensor, name: str) -> Tensor:
     """``t`` whose node will be called ``name`` (PyTorch's name for the method that made it, where
     ember composes it of another op: ``transpose`` is a Permute, torch's TransposeBackward0)."""
     if t._ctx is not None:
-        t._ctx.torch_name = name
+        t._ctx.fn = renamed(t._ctx.fn, name)
     return t
 
 
@@ -251,8 +267,8 @@ def register_hook(self: Tensor, hook):
     Raises: RuntimeError for a tensor that does not require grad (PyTorch's message)."""
     if not self.requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    if self._ctx is not None:
-        return self.grad_fn.register_prehook(lambda grads: (lambda new: None if new is None else (new,))(hook(grads[0])))
+    if self._ctx is not None:     # this tensor's own node (for an output of a multi-output Function, its _Output)
+        return _add_hook(self._ctx, "pre", lambda grads: (lambda new: None if new is None else (new,))(hook(grads[0])))
     entry = _LEAF_HOOKS.setdefault(id(self), (self, []))
     if entry[0] is not self:                    # a dead tensor's id reused
         entry = _LEAF_HOOKS[id(self)] = (self, [])
@@ -266,9 +282,8 @@ def retain_grad(self: Tensor) -> None:
     a no-op for a leaf. Raises RuntimeError for a tensor that does not require grad."""
     if not self.requires_grad:
         raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-    if self._ctx is None or getattr(self._ctx, "retains", False):
+    if self._ctx is None or getattr(self._ctx.fn, "_retains", False):
         return
-    self._ctx.retains = True
     ref = weakref.ref(self)
 
     def store(grad):
@@ -276,8 +291,9 @@ def retain_grad(self: Tensor) -> None:
         if t is not None:
             t.grad = Tensor(grad._data.copy()) if t.grad is None else Tensor(t.grad._data + grad._data)
     self.register_hook(store)
+    self._ctx.fn._retains = True            # the node's own hooked class (see _add_hook)
 
 
 def retains_grad(self: Tensor) -> bool:
     """True after ``retain_grad()`` on a non-leaf (torch.Tensor.retains_grad)."""
-    return self._ctx is not None and bool(getattr(self._ctx, "retains", False))
+    return self._ctx is not None and getattr(self._ctx.fn, "_retains", False)

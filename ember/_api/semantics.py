@@ -383,7 +383,8 @@ class _UserNode(autograd.Function):
     ``ctx.set_materialize_grads(False)``) where one got none, None for non-tensor outputs (torch)."""
     @staticmethod
     def forward(ctx, *arrays, user, inputs, box):
-        ctx.user, ctx.uctx, ctx.torch_name = user, FunctionCtx(ctx.needs_input_grad), f"{user.__name__}Backward"
+        ctx.user, ctx.uctx = user, FunctionCtx(ctx.needs_input_grad)
+        ctx.fn = nodes.renamed(_UserNode, f"{user.__name__}Backward")
         with no_grad():
             out = user.forward(ctx.uctx, *[a.detach() if isinstance(a, Tensor) else a for a in inputs])
         if not isinstance(out, (Tensor, tuple, list)):
@@ -452,7 +453,7 @@ def _user_apply(cls, *args, **kwargs):
     for i, (o, nondiff) in enumerate(zip(out, ctx.non_differentiable)):
         if isinstance(o, Tensor) and o.dtype.kind == "f" and not nondiff:
             o = _Output.apply(node, o._data, index=i)
-            o._ctx.owner = ctx
+            o._ctx.owner, o._ctx.fn = ctx, nodes.renamed(_Output, ctx.fn._torch_name)
         outs.append(o)
     return type(out)(outs) if isinstance(out, tuple) else outs
 
@@ -470,37 +471,48 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """d(outputs)/d(inputs), returned rather than accumulated (torch.autograd.grad).
 
     Args:
-        outputs: a Tensor or sequence of Tensors; inputs: a Tensor or sequence of leaf Tensors.
+        outputs: a Tensor or sequence of Tensors; inputs: a Tensor or sequence of Tensors (leaves,
+            or non-leaves of the graph: their gradient is caught as it reaches their node).
         grad_outputs: upstream gradients (default 1 for scalar outputs).
-        retain_graph: keep the graph (default: create_graph). allow_unused: None for an input
-            the outputs do not depend on (else RuntimeError, PyTorch's message).
+        retain_graph: keep the graph for another backward (default: False, as torch).
+        allow_unused: None for an input the outputs do not depend on (else RuntimeError, PyTorch's
+            message); materialize_grads: zeros instead of None there (implies allow_unused).
     Returns: a tuple of Tensors, one per input. Leaves' ``.grad`` are left untouched.
-    Raises: NotImplementedError for create_graph=True (ember has no double backward) or a
-        non-leaf input.
+    Raises: NotImplementedError for create_graph=True (ember's backward functions run on NumPy
+        arrays, so a gradient cannot itself be differentiated: no double backward) and for
+        is_grads_batched=True.
     """
     if create_graph:
-        raise NotImplementedError("ember.autograd.grad: create_graph=True (higher-order gradients) is not "
-                                  "supported; ember's backward runs on arrays")
+        raise NotImplementedError("ember.autograd.grad: create_graph=True (higher-order gradients, double backward) is "
+                                  "not supported: ember's backward functions compute on NumPy arrays and record no graph")
+    if is_grads_batched:
+        raise NotImplementedError("ember.autograd.grad: is_grads_batched=True is not supported; loop over the grad_outputs")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    if any(not t.is_leaf for t in inputs):
-        raise NotImplementedError("ember.autograd.grad: gradients with respect to non-leaf tensors are not "
-                                  "supported; pass leaf tensors")
     grad_outputs = [None] * len(outputs) if grad_outputs is None else \
         [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
     leaves = {id(t): t for o in outputs for n in autograd._topological_order(o)
               for t in n._ctx.parents if isinstance(t, Tensor) and t._ctx is None}
     leaves.update({id(t): t for t in [*inputs, *outputs] if t._ctx is None})
     kept = {k: t.grad for k, t in leaves.items()}
+    caught, handles = {}, []
+    for i, t in enumerate(inputs):      # a non-leaf input: catch the gradient arriving at its node
+        if t._ctx is not None:
+            handles.append(nodes._add_hook(t._ctx, "pre", lambda g, i=i: caught.__setitem__(
+                i, g[0] if i not in caught else caught[i] + g[0])))
     try:
         for t in leaves.values():
             t.grad = None
-        for o, g in zip(outputs, grad_outputs):
-            autograd.backward(o, g, retain_graph=True if retain_graph is None else retain_graph)
-        result = tuple(t.grad for t in inputs)
+        for k, (o, g) in enumerate(zip(outputs, grad_outputs)):   # one pass per output; the graph kept till the last
+            autograd.backward(o, g, retain_graph=bool(retain_graph) or k < len(outputs) - 1)
+        result = tuple(caught.get(i) if t._ctx is not None else t.grad for i, t in enumerate(inputs))
     finally:
         for k, t in leaves.items():
             t.grad = kept[k]
+        for h in handles:
+            h.remove()
+    if materialize_grads:
+        return tuple(Tensor(np.zeros_like(t._data)) if g is None else g for g, t in zip(result, inputs))
     unused = [i for i, g in enumerate(result) if g is None]
     if unused and not allow_unused:
         raise RuntimeError(f"The differentiated Tensor at index {unused[0]} appears to not have been used in the "

@@ -473,9 +473,11 @@ def triu(self, diagonal=0):
 
 
 def flip(self, *dims):
-    """self reversed along each of ``dims`` (torch.flip); differentiable."""
+    """A copy of self reversed along each of ``dims`` (torch.flip: not a view); differentiable."""
     dims = {_dim(self, d) for d in _sizes(dims)}
-    return self[tuple(slice(None, None, -1) if i in dims else slice(None) for i in range(self.ndim))]
+    from .nodes import named
+    return named(self[tuple(slice(None, None, -1) if i in dims else slice(None) for i in range(self.ndim))].clone(),
+                 "FlipBackward0")
 
 
 def tan(self):

@@ -177,7 +177,7 @@ def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: fl
             accept = np.log(rng.uniform(size=pending.size)) <= -0.5 * ((x - mean) / std) ** 2 - log_peak
             out[pending[accept]] = x[accept]
             pending = pending[~accept]
-    return _write(t, out.reshape(t.shape), writes=5)   # torch: uniform_, erfinv_, mul_, add_, clamp_
+    return _write(t, out.reshape(t.shape))
 
 
 def orthogonal_(t, gain: float = 1, generator=None):
