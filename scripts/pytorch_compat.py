@@ -45,7 +45,8 @@ SECTIONS = [
         cumsum sort argsort topk abs exp log sqrt pow sin cos tanh sigmoid relu softmax log_softmax
         clamp clip matmul mm bmm add sub mul div neg eq ne gt lt ge le any all norm zero_ fill_
         add_ sub_ mul_ div_ copy_ clamp_ normal_ uniform_ masked_fill masked_fill_ index_select
-        gather scatter_ new_zeros new_ones new_tensor new_full retain_grad register_hook
+        gather scatter_ new_zeros new_ones new_tensor new_full retain_grad register_hook retains_grad
+        is_contiguous
         __getitem__ __setitem__ __index__ __format__ __len__ __iter__ __iadd__ __isub__ __imul__
         __itruediv__ __array__ __bool__ __float__ __int__ __matmul__ __pow__ __neg__ __abs__"""),
     ("torch.nn", "torch.nn", "ember.nn", """
@@ -120,12 +121,35 @@ DIFFERENCES = [
     "**`empty`, `empty_like`.** Filled with zeros (PyTorch leaves the memory uninitialised).",
     "**`div(..., rounding_mode=)`.** The rounded quotient is outside the graph (PyTorch's gradient "
     "there is zero everywhere).",
-    "**`einsum`.** A repeated index within one operand (a diagonal, `'ii->i'`) raises "
-    "NotImplementedError.",
     "**`norm(p=inf, dim=...)`.** With `dim`, ties send the gradient to the first maximum (PyTorch "
     "shares it); without `dim` it is shared, as PyTorch.",
-    "**`state_dict()` order.** All parameters, then all buffers; PyTorch interleaves them module "
-    "by module. Keys and values are the same.",
+    "**`state_dict()` values.** NumPy arrays (copies), under PyTorch's keys in PyTorch's order; "
+    "`load_state_dict` takes arrays or tensors.",
+    "**`grad_fn`.** A node with PyTorch's name (`MulBackward0`, `AddmmBackward0`, ...), "
+    "`next_functions`, `metadata`, `register_hook`/`register_prehook`, one object per node. Where "
+    "ember computes an operation as one op that PyTorch composes of several (or the reverse), the "
+    "graph has ember's shape: `F.linear` is one `AddmmBackward0` node whose inputs are `(x, weight, "
+    "bias)` (PyTorch: `(bias, x, TBackward0(weight))`); `cross_entropy` is one `NllLossBackward0` "
+    "with no `LogSoftmaxBackward0` before it; `2 - x` is `SubBackward0` with `(None, 0)` for the 2 "
+    "(PyTorch: `RsubBackward1`); `x.min()`, `var`, `std`, `norm`, `prod`, `repeat`, `sort` and the "
+    "losses other than MSE are chains of ember's ops; `x[0, :2]` is one node (PyTorch: a select "
+    "then a slice); `reshape` of a non-contiguous tensor is `ViewBackward0`. After `backward()` "
+    "without `retain_graph`, `next_functions` is empty (ember frees the links to the inputs) and the "
+    "outputs of a multi-output `autograd.Function` no longer share one node object. Hooks on "
+    "`AccumulateGrad` nodes raise NotImplementedError (use `Tensor.register_hook` on the leaf).",
+    "**`autograd.grad(create_graph=True)`** raises NotImplementedError: ember's backward functions "
+    "compute on NumPy arrays and record no graph, so there is no double backward (gradients of "
+    "gradients, Hessian-vector products, gradient penalties). `is_grads_batched=True` raises "
+    "NotImplementedError too. `retain_graph`, `allow_unused`, `grad_outputs`, `materialize_grads` "
+    "and non-leaf inputs work as in PyTorch.",
+    "**Views.** Basic indexing, `view`/`reshape` (when a view is possible), `permute`, `transpose`, "
+    "`t`, `T`, `unsqueeze`, `squeeze`, `flatten`, `expand`, `split`, `chunk` return views sharing "
+    "storage and the version counter with their base, as PyTorch (`.data` has its own counter, "
+    "`detach()` shares it). Differences: an index that is a 0-d integer *tensor* "
+    "(`a[ember.tensor(0)]`) makes a copy (NumPy's advanced indexing); a view taken under `no_grad` "
+    "may be modified in place with grad mode on (PyTorch raises); the node of a view whose base was "
+    "modified through another view is taken anew when the view is next used in an op (as PyTorch), "
+    "not when its `grad_fn` is read.",
     "**`nn.init.trunc_normal_` / `orthogonal_`.** Same algorithms and distributions as PyTorch, "
     "drawn from ember's stream; `trunc_normal_` raises ValueError for `std <= 0` or `a > b`.",
 ]

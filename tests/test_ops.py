@@ -228,6 +228,16 @@ def _set_mask(a, b):
 
 row("setitem_slice_broadcast", _set_slice, _set_slice, N(3, 4), N(2))
 row("setitem_bool_mask_0d_value", _set_mask, _set_mask, N(3, 4), N())
+
+
+def _through_views(a, b):  # in place through a view: the base's node is ViewScatter, an older view's ViewOf
+    y = a * 1
+    older = y[:, 1:]
+    y[:, :2].mul_(b)
+    return older.t() * y[:, 2:].sum()
+
+
+row("inplace_through_views", _through_views, _through_views, N(3, 4), N(3, 2))
 row("pad_last_dim", lambda a: F.pad(a, (1, 2)), lambda a: TF.pad(a, (1, 2)), N(2, 3))
 row("pad_2d_value", lambda a: F.pad(a, (1, 0, 2, 1), value=0.5), lambda a: TF.pad(a, (1, 0, 2, 1), value=0.5),
     T(2, 3, 4))

@@ -6,7 +6,9 @@ budget; the modules here hold the thin PyTorch names built on them, so a reader 
 not buried in aliases. Every gradient still lives in ``ember/ops``.
 
 ``semantics``: devices, dtypes, in-place methods, Python protocols, the user-facing
-``autograd.Function`` and ``autograd.grad`` (issue 12, groups 1-3, 8, 9).
+``autograd.Function`` (several outputs too) and ``autograd.grad`` (issue 12, groups 1-3, 8, 9);
+``nodes``: ``grad_fn`` as PyTorch's graph nodes (names, ``next_functions``, hooks),
+``Tensor.register_hook`` and ``retain_grad``.
 ``tensor_methods`` attaches Tensor methods (``t.mm``, ``t.std``, ``t.topk``, ...) made of ember's ops,
 ``creation`` holds the creation functions (``linspace``, ``full``, ``eye``, ``randint``, ``*_like``),
 ``functions`` the module-level functions (``ember.sin``, ``ember.max``, ``ember.where``, ...)

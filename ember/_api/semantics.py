@@ -551,6 +551,7 @@ _TENSOR_METHODS = dict(
 for _name in ("abs", "sqrt", "exp", "log", "relu", "sigmoid", "tanh"):
     _TENSOR_METHODS[_name + "_"] = (lambda n: lambda self: self._inplace(lambda s: getattr(s, n)()))(_name)
 _TENSOR_METHODS["neg_"] = lambda self: self._inplace(Tensor.__neg__)
+_TENSOR_METHODS["masked_fill_"] = lambda self, mask, value: self._inplace(lambda s: s.masked_fill(mask, value))
 _TENSOR_PROPERTIES = dict(
     device=property(lambda self: CPU, doc="Always ember.device('cpu')."),
     is_cuda=property(lambda self: False), is_cpu=property(lambda self: True),
