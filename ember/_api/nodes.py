@@ -216,7 +216,7 @@ def _add_hook(ctx, kind, fn):
     runs the hooks (so an unhooked graph pays nothing)."""
     if ctx.saved_tensors is None:
         raise RuntimeError("ember: cannot register a hook on a node whose graph was freed by backward()")
-    hooks = ctx.__dict__.setdefault("hooks", {"pre": [], "post": []})
+    hooks = ctx.__dict__.setdefault("hooks", {"pre": [], "post": [], "retain": []})
     if not getattr(ctx.fn, "_hooked", False):
         ctx.fn = _hooked_class(ctx.fn)
     hooks[kind].append(fn)
@@ -229,10 +229,10 @@ def _as_arrays(tensors): return tuple(None if t is None else t._data if isinstan
 
 def _hooked_class(op):
     """A subclass of op (same name) whose backward runs ``ctx.hooks``: pre-hooks on (grad_out,),
-    the op's backward, then post-hooks on (grad_inputs, grad_outputs)."""
+    then ``retain_grad``'s, the op's backward, then post-hooks on (grad_inputs, grad_outputs)."""
     def backward(ctx, grad_out):
-        hooks = ctx.__dict__.get("hooks") or {"pre": [], "post": []}
-        for fn in hooks["pre"]:
+        hooks = ctx.__dict__.get("hooks") or {"pre": [], "post": [], "retain": []}
+        for fn in hooks["pre"] + hooks["retain"]:       # retain_grad's last, as torch: it keeps the hooked gradient
             new = fn(_as_tensors((grad_out,)))
             if new is not None:
                 grad_out = _as_arrays(new if isinstance(new, (tuple, list)) else (new,))[0]
@@ -286,11 +286,11 @@ def retain_grad(self: Tensor) -> None:
         return
     ref = weakref.ref(self)
 
-    def store(grad):
+    def store(grads):
         t = ref()
         if t is not None:
-            t.grad = Tensor(grad._data.copy()) if t.grad is None else Tensor(t.grad._data + grad._data)
-    self.register_hook(store)
+            t.grad = Tensor(grads[0]._data.copy()) if t.grad is None else Tensor(t.grad._data + grads[0]._data)
+    _add_hook(self._ctx, "retain", store)
     self._ctx.fn._retains = True            # the node's own hooked class (see _add_hook)
 
 

@@ -31,6 +31,7 @@ PROGRAMS = {
     "save_load_roundtrip.py": None,
     "custom_autograd_function.py": None,
     "tensor_manipulation.py": None,
+    "autograd_graph_and_views.py": None,
 }
 
 
