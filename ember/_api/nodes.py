@@ -247,12 +247,12 @@ def _hooked_class(op):
                                      "__module__": op.__module__, "__doc__": op.__doc__})
 
 
-_LEAF_HOOKS: dict = {}        # id(leaf) -> (leaf, [hooks]); the engine's _accumulate is wrapped while any exist
+_LEAF_HOOKS: dict = {}        # id(leaf) -> (weak ref to the leaf, [hooks]); the engine's _accumulate is wrapped once any exist
 
 
 def _accumulate_with_hooks(leaf, g, _plain=autograd._accumulate):
     entry = _LEAF_HOOKS.get(id(leaf))
-    if entry is not None and entry[0] is leaf:
+    if entry is not None and entry[0]() is leaf:
         for fn in entry[1]:
             new = fn(Tensor(g))
             if new is not None:
@@ -269,9 +269,9 @@ def register_hook(self: Tensor, hook):
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
     if self._ctx is not None:     # this tensor's own node (for an output of a multi-output Function, its _Output)
         return _add_hook(self._ctx, "pre", lambda grads: (lambda new: None if new is None else (new,))(hook(grads[0])))
-    entry = _LEAF_HOOKS.setdefault(id(self), (self, []))
-    if entry[0] is not self:                    # a dead tensor's id reused
-        entry = _LEAF_HOOKS[id(self)] = (self, [])
+    entry = _LEAF_HOOKS.get(id(self))
+    if entry is None or entry[0]() is not self:
+        entry = _LEAF_HOOKS[id(self)] = (weakref.ref(self, lambda _, k=id(self): _LEAF_HOOKS.pop(k, None)), [])
     autograd._accumulate = _accumulate_with_hooks
     entry[1].append(hook)
     return _Handle(entry[1], hook)
