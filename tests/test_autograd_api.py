@@ -279,13 +279,17 @@ INITS = {"normal_": lambda I, t: I.normal_(t), "uniform_": lambda I, t: I.unifor
          "ones_": lambda I, t: I.ones_(t), "constant_": lambda I, t: I.constant_(t, 0.3),
          "kaiming_uniform_": lambda I, t: I.kaiming_uniform_(t), "kaiming_normal_": lambda I, t: I.kaiming_normal_(t),
          "xavier_uniform_": lambda I, t: I.xavier_uniform_(t), "xavier_normal_": lambda I, t: I.xavier_normal_(t),
-         "trunc_normal_": lambda I, t: I.trunc_normal_(t), "orthogonal_": lambda I, t: I.orthogonal_(t)}
+         "orthogonal_": lambda I, t: I.orthogonal_(t),
+         # torch counts one write, and one more (a copy_) when some samples had to be drawn again
+         "trunc_normal_never_redrawn": lambda I, t: I.trunc_normal_(t, a=-100.0, b=100.0),
+         "trunc_normal_redrawn": lambda I, t: I.trunc_normal_(t, a=-0.5, b=2.0),
+         "trunc_normal_rejection_sampled": lambda I, t: I.trunc_normal_(t, a=1.0, b=3.0)}
 
 
 @pytest.mark.parametrize("name", list(INITS))
 def test_init_bumps_the_version_counter_as_torch(name):
     def run(lib):
-        t = lib.nn.Parameter(lib.zeros(3, 4))
+        t = lib.nn.Parameter(lib.zeros(10, 10))
         loss = (t * t).sum()
         INITS[name](lib.nn.init, t)
         return t._version, t.requires_grad, t.grad_fn, _error(loss.backward)[:len(VERSION_ERROR)]

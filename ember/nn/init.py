@@ -165,19 +165,22 @@ def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: fl
     if _normal_cdf((b - mean) / std) - _normal_cdf((a - mean) / std) > 0.3:
         out = rng.normal(mean, std, n)
         bad = np.flatnonzero((out < a) | (out > b))
+        redrawn = bad.size > 0
         while bad.size:
             out[bad] = rng.normal(mean, std, bad.size)
             bad = bad[(out[bad] < a) | (out[bad] > b)]
     else:
         log_peak = -0.5 * ((max(a, min(mean, b)) - mean) / std) ** 2
         out = np.empty(n)
-        pending = np.arange(n)
+        pending, rounds = np.arange(n), 0
         while pending.size:
+            rounds += 1
             x = rng.uniform(a, b, pending.size)
             accept = np.log(rng.uniform(size=pending.size)) <= -0.5 * ((x - mean) / std) ** 2 - log_peak
             out[pending[accept]] = x[accept]
             pending = pending[~accept]
-    return _write(t, out.reshape(t.shape))
+        redrawn = rounds > 1
+    return _write(t, out.reshape(t.shape), writes=2 if redrawn else 1)   # torch: normal_/uniform_, copy_ after redraws
 
 
 def orthogonal_(t, gain: float = 1, generator=None):
