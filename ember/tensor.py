@@ -210,7 +210,7 @@ class Tensor:
     def __neg__(self): return _ew.Neg.apply(self)
     def __matmul__(self, o): return _mm.MatMul.apply(self, self._wrap(o))
     def __rmatmul__(self, o): return _mm.MatMul.apply(self._wrap(o), self)
-    def __getitem__(self, idx): return self._view(_mv.GetItem.apply(self, index=_index(idx)), lambda a, i=_index(idx): a[i])
+    def __getitem__(self, idx): return self._view(_mv.GetItem.apply(self, index=(i := _index(idx))), lambda a: a[i])
 
     def __pow__(self, o):
         if isinstance(o, numbers.Number) and _kind(o) <= _KIND[self.dtype.kind]:
@@ -289,8 +289,8 @@ def _dims(dim):
 def _index(idx):
     """The index as a tuple of NumPy indices (Tensors turned into ndarrays) ending in ``...``: the
     same selection, but an index of integers gives a 0-d view, as torch's select, not NumPy's copy."""
-    idx = tuple(i._data if isinstance(i, Tensor) else i for i in (idx if isinstance(idx, tuple) else (idx,)))
-    return idx if any(i is Ellipsis for i in idx) else (*idx, ...)
+    idx = [i._data if isinstance(i, Tensor) else i for i in (idx if type(idx) is tuple else (idx,))]
+    return tuple(idx) if type(...) in map(type, idx) else (*idx, ...)
 
 
 def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
