@@ -82,7 +82,7 @@ def _node_class(name: str) -> type:
     """The Node subclass called ``name`` (one per name, so ``type(y.grad_fn).__name__`` reads as torch's)."""
     cls = _CLASSES.get(name)
     if cls is None:
-        cls = _CLASSES[name] = type(name, (Node,), {"__slots__": (), "__module__": "ember.autograd.graph"})
+        cls = _CLASSES[name] = type(name, (Node,), {"__slots__": (), "__module__": __name__})
     return cls
 
 
@@ -91,8 +91,8 @@ class Node:
 
     ``name()`` -> str (PyTorch's name, e.g. 'MulBackward0'); ``next_functions`` -> tuple of
     ``(Node | None, int)``, one per floating-point input of the op (as torch: integer and bool
-    inputs such as class labels or a ``where`` condition have no entry); ``metadata`` -> dict; ``register_hook(fn)``:
-    ``fn(grad_inputs, grad_outputs)`` runs after the node's backward and may return replacement
+    inputs such as class labels or a ``where`` condition have no entry); ``metadata`` -> dict;
+    ``register_hook(fn)``: ``fn(grad_inputs, grad_outputs)`` runs after the node's backward and may return replacement
     grad_inputs; ``register_prehook(fn)``: ``fn(grad_outputs)`` runs before it and may return
     replacement grad_outputs. Both return a handle with ``remove()``. Raises RuntimeError for a hook
     registered on a node whose graph was already freed by ``backward()``.
