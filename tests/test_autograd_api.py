@@ -210,6 +210,16 @@ def test_which_ops_make_views_and_share_the_version_counter(expr):
 
 
 @LIBS
+def test_views_pickle_and_copy_as_tensors(lib):
+    import copy
+    import pickle
+    a = lib.arange(6.0).reshape(2, 3)
+    for v in (a[1], a.t(), a[:, 1:]):
+        for c in (pickle.loads(pickle.dumps(v)), copy.deepcopy(v)):
+            assert c.tolist() == v.tolist() and not c._is_view()
+
+
+@LIBS
 def test_data_has_its_own_counter_detach_shares_it(lib):
     a = lib.zeros(2)
     a.data.add_(1)

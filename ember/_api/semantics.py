@@ -271,6 +271,13 @@ def __repr__(self):
     return f"tensor({body}{extra})"
 
 
+def __getstate__(self):
+    """Pickle state without the view record (whose ``fn`` is a closure): an unpickled view is a
+    tensor of its own, as ``copy.deepcopy`` of a view is (DataLoader workers send batches this way)."""
+    return None, {"_data": self._data, "grad": self.grad, "requires_grad": self.requires_grad, "_ctx": self._ctx,
+                  "_vc": self._vc, "_viewed": None}
+
+
 # ---- shape methods and the like (thin wrappers over the core's ops) ---------------------------
 def requires_grad_(self, requires_grad: bool = True):
     """Set ``requires_grad`` in place (torch.Tensor.requires_grad_); returns self."""
@@ -526,7 +533,7 @@ _TENSOR_METHODS = dict(
     copy_=copy_, normal_=normal_, uniform_=uniform_,
     __iadd__=add_, __isub__=sub_, __imul__=mul_, __itruediv__=div_,
     item=item, tolist=lambda self: self._data.tolist(), __bool__=__bool__, __index__=__index__,
-    __len__=__len__, __iter__=__iter__, __format__=__format__, __repr__=__repr__,
+    __len__=__len__, __iter__=__iter__, __format__=__format__, __repr__=__repr__, __getstate__=__getstate__,
     __float__=lambda self: float(self.item()), __int__=lambda self: int(self.item()),
     to=_to, type=_type, cpu=lambda self, memory_format=None: self, cuda=_no_accelerator,
     float=lambda self, memory_format=None: _convert(self, _t.float32),
