@@ -1,0 +1,205 @@
+"""Where the deck-001 and CIFAR-style training steps spend their time: every conv shape, and the rest.
+
+    python benchmarks/conv_layers.py [--threads N] [--repeats 5] [--only deck|cifar] [--no-step]
+
+Part 1, per conv layer shape of the two networks of ``ember bench`` (ember/training/bench.py),
+forward, grad_x and grad_w timed separately, in one process, alternating between the paths
+within each round (median of ``--repeats`` rounds; wall and CPU ms):
+    numba   ember.kernels.numba_conv's direct convolution (the CHWN arrays it works on)
+    numpy   ember.kernels.conv.Conv2d (CHWN im2col + GEMM + col2im, cache-sized blocks)
+    gemm    ember.kernels.gemm_conv (when it exists: the path chosen by shape)
+    torch   torch.nn.functional.conv2d, and aten.convolution_backward with one output mask
+Part 2 (unless ``--no-step``): one training step of each network with every ember Function's
+forward/backward wrapped in a wall-clock counter: ms per step per op, and the rest.
+``--threads N`` sets ember's and PyTorch's thread counts; without it both run at their defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import ember
+from ember import kernels, threads
+from ember.autograd import Context, Function
+from ember.kernels import conv as np_conv, numba_conv
+from ember.training.bench import NETWORKS, build_net
+
+try:
+    from ember.kernels import gemm_conv
+except ImportError:  # before the GEMM path exists
+    gemm_conv = None
+
+
+def shapes(only=None):
+    """Unique (network, N, C, H, W, C_out, K, stride, padding, first) conv shapes of both networks."""
+    out = []
+    for name, B, (C, H, W), layers in NETWORKS:
+        net = "deck" if name.startswith("deck") else "cifar"
+        first = True
+        for kind, *a in layers:
+            if kind == "head":
+                continue
+            c, o, k, s, p = a
+            row = (net, B, c, H, W, o, k, s, p, first)
+            if row not in out and (only is None or only == net):
+                out.append(row)
+            H, W = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+            first = False
+    return out
+
+
+def timed(f):
+    w0, c0 = time.perf_counter(), time.process_time()
+    f()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def layer_table(repeats, only):
+    rng = np.random.default_rng(0)
+    print("| layer | pass | " + " | ".join(["numba", "numpy"] + (["gemm"] if gemm_conv else []) + ["torch"])
+          + " | (wall ms / CPU ms, median of rounds) |")
+    for net, N, C, H, W, O, K, S, P, first in shapes(only):
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = (rng.standard_normal((O, C, K, K)) / np.sqrt(C * K * K)).astype(np.float32)
+        b = rng.standard_normal(O).astype(np.float32)
+        st, pd, dl = (S, S), (P, P), (1, 1)
+        OH = (H + 2 * P - K) // S + 1
+        g = rng.standard_normal((N, O, OH, OH)).astype(np.float32)
+        xc = np_conv._to_chwn(x, P, P)
+        gc = np.ascontiguousarray(g.transpose(1, 2, 3, 0))
+        tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
+
+        def np_pass(need):
+            def f():
+                ctx = Context(np_conv.Conv2d, (), (True, True, True))
+                np_conv.Conv2d.forward(ctx, x, w, b, st, pd, dl, 1)
+                if need is None:
+                    return
+                ctx.needs_input_grad = need
+                np_conv.Conv2d.backward(ctx, g)
+            return f
+
+        def torch_bw(mask):
+            return lambda: torch.ops.aten.convolution_backward(tg, tx, tw, [O], [S, S], [P, P], [1, 1],
+                                                                False, [0, 0], 1, mask)
+        paths = {
+            "forward": {"numba": lambda: numba_conv.conv2d_forward(xc, w, b, st, dl, 1),
+                        "numpy": np_pass(None),
+                        "torch": lambda: torch.nn.functional.conv2d(tx, tw, tb, S, P)},
+            "grad_x": {"numba": lambda: numba_conv.conv2d_grad_x(gc, w, H, W, pd, st, dl, 1),
+                       "numpy": np_pass((True, False, False)),     # includes a forward
+                       "torch": torch_bw([True, False, False])},
+            "grad_w": {"numba": lambda: numba_conv.conv2d_grad_w(gc, xc, w.shape, st, dl, 1),
+                       "numpy": np_pass((False, True, False)),     # includes a forward
+                       "torch": torch_bw([False, True, False])},
+        }
+        if gemm_conv is not None:
+            paths["forward"]["gemm"] = lambda: gemm_conv.forward(xc, w, b, st)
+            paths["grad_x"]["gemm"] = lambda: gemm_conv.grad_x(gc, w, H + 2 * P, W + 2 * P, st)
+            paths["grad_w"]["gemm"] = lambda: gemm_conv.grad_w(gc, xc, w.shape, st)
+        for pas, fns in paths.items():
+            if pas == "grad_x" and first:
+                continue                                       # the first layer needs no grad_x
+            names = list(fns)
+            for f in fns.values():
+                f()                                            # warm-up (and JIT)
+            runs = {n: [] for n in names}
+            for _ in range(repeats):
+                for n in names:
+                    runs[n].append(timed(fns[n]))
+            cells = []
+            for n in names:
+                wall = statistics.median(r[0] for r in runs[n]) * 1e3
+                cpu = statistics.median(r[1] for r in runs[n]) * 1e3
+                cells.append(f"{wall:.1f} / {cpu:.1f}")
+            flops = 2 * N * O * OH * OH * C * K * K
+            tmed = statistics.median(r[0] for r in runs["torch"])
+            print(f"| {net} {C}→{O} k{K} s{S} p{P} {H}×{W} N{N} | {pas} | " + " | ".join(cells)
+                  + f" | torch {flops / tmed / 1e9:.0f} GFLOP/s |", flush=True)
+
+
+def step_profile(repeats, only):
+    counter = collections.Counter()
+    wrapped = set()
+
+    def wrap(cls):
+        for meth in ("forward", "backward"):
+            f = cls.__dict__.get(meth)
+            if f is None or (cls, meth) in wrapped:
+                continue
+            wrapped.add((cls, meth))
+            f = f.__func__ if isinstance(f, staticmethod) else f
+
+            def t(*a, _f=f, _key=f"{cls.__module__.split('.')[-1]}.{cls.__name__}.{meth}", **k):
+                t0 = time.perf_counter()
+                out = _f(*a, **k)
+                counter[_key] += time.perf_counter() - t0
+                return out
+            setattr(cls, meth, staticmethod(t))
+
+    def all_subclasses(c):
+        for s in c.__subclasses__():
+            yield s
+            yield from all_subclasses(s)
+    for cls in set(all_subclasses(Function)):
+        if cls.__module__.startswith("ember."):
+            wrap(cls)
+    for name, B, shape, layers in NETWORKS:
+        if only and only != ("deck" if name.startswith("deck") else "cifar"):
+            continue
+        ember.manual_seed(0)
+        model = build_net(ember.nn, layers)
+        opt = ember.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((B,) + shape).astype(np.float32)
+        y = rng.integers(0, 10, B)
+
+        def step():
+            loss = ember.nn.functional.cross_entropy(model(ember.Tensor(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss.item()
+        step()
+        counter.clear()
+        totals = []
+        for _ in range(repeats):
+            totals.append(timed(step))
+        total = statistics.median(t[0] for t in totals) * 1e3
+        print(f"\n{name}, batch {B}: step {total:.1f} ms wall (runs "
+              + ", ".join(f"{t[0] * 1e3:.0f}/{t[1] * 1e3:.0f}" for t in totals) + " wall/CPU ms)")
+        for key, sec in counter.most_common():
+            ms = sec / repeats * 1e3
+            print(f"  {key:40s} {ms:8.2f} ms  {100 * ms / total:5.1f}%")
+        rest = total - sum(counter.values()) / repeats * 1e3
+        print(f"  {'rest (modules, engine, SGD)':40s} {rest:8.2f} ms")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--only", choices=["deck", "cifar"])
+    p.add_argument("--no-step", action="store_true")
+    p.add_argument("--no-layers", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        threads.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    print(f"threads: ember {threads.get_num_threads()}, torch {torch.get_num_threads()}; "
+          f"kernels {kernels.mode()}; load {' '.join(load)}")
+    if not args.no_layers:
+        layer_table(args.repeats, args.only)
+    if not args.no_step:
+        step_profile(args.repeats, args.only)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Conv2d as im2col + GEMM in cache-sized chunks: numba nogil im2col/col2im loops, one BLAS sgemm per chunk.
+
+Notation as ember/ops/conv.py: N batch, C / C_out channels, KH, KW, SH, SW, PH, PW, DH, DW,
+OH, OW output size, K = C*KH*KW (the length of a receptive field). Layout "CHWN", the batch
+innermost, as ``kernels.conv`` and ``kernels.numba_conv``: the input is held padded as
+xc (C, Hp, Wp, N), the output as y (C_out, OH, OW, N); the flattened output pixel q = oh*OW + ow
+owns the N columns q*N .. q*N+N-1 of y viewed as (C_out, OH*OW*N).
+
+The output pixels are cut into chunks of Q consecutive pixels, Q fixed by the shapes alone
+(the chunk's columns take ~``CHUNK_BYTES``, so the columns, the GEMM's packed panels and the
+output chunk stay in the L2 cache). Per chunk [q0, q1):
+    cols  = im2col(xc)[:, q0*N:q1*N]      (K, Q*N)     _im2col: a numba loop, copies of OW*N floats
+    y     = w (C_out, K) @ cols + b                     one sgemm (np.matmul; BLAS releases the GIL)
+    gw   += g (C_out, Q*N) @ colsᵀ                      grad_w: one sgemm per chunk, chunk order
+    gcols = wᵀ (K, C_out) @ g (C_out, Q*N)             grad_x: one sgemm, then
+    gx   += col2im(gcols)                               _col2im: the adjoint of _im2col (adds)
+(1×1 kernels with stride 1 and no padding need no im2col: cols is xc itself.)
+
+Threads (``ember.kernels.threads``): each thread takes a contiguous run of whole chunks and its
+own columns buffer; the chunks are the same whatever the thread count and every BLAS call runs
+on one thread (``threads.matmul`` keeps OpenBLAS at 1 thread while ember's workers run), so
+ember's pool and OpenBLAS's threads are never used at once. Determinism: every output element
+is one GEMM's dot product; grad_w sums one partial per fixed *group* of chunks, then the groups
+in order; grad_x splits the padded *input rows* between threads: each thread runs the chunks
+that touch its rows (a boundary chunk's GEMM twice) and its col2im writes only its own rows,
+in chunk order. So results are bit-identical across reruns and thread counts (tested).
+
+Compiled lazily: numba compiles ``_im2col``/``_col2im`` (or loads them from its disk cache) on
+the first call of this path; LeNet's shapes never take it, so ``ember train`` never compiles it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import conv as _ref
+from ..ops.conv import out_size
+from ._jit import AVAILABLE, njit
+from .threads import matmul, num_parts, parallel_for, split_range
+
+CHUNK_BYTES = 1 << 19       # columns of one chunk (float32: 128k floats); see the measured table in choose()
+GROUP_CHUNKS = 8            # grad_w: chunks summed into one partial (the unit of work of a thread)
+
+
+@njit(nogil=True, cache=True)
+def _im2col(x, cols, N, OW, KH, KW, SH, SW, DH, DW, q0, q1):
+    """cols[(c*KH + kh)*KW + kw, (q - q0)*N + n] = x[c, oh*SH + kh*DH, (ow*SW + kw*DW)*N + n], q = oh*OW + ow.
+
+    x: padded input (C, Hp, Wp*N); cols: (C*KH*KW, >= (q1-q0)*N). With SW == 1 the pixels of
+    one output row are one contiguous run of the input row, copied in one loop.
+    """
+    C = x.shape[0]
+    for c in range(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                row = cols[(c * KH + kh) * KW + kw]
+                q = q0
+                while q < q1:
+                    oh, ow = q // OW, q % OW
+                    e = min(q1, (oh + 1) * OW)                 # end of this output row in the chunk
+                    xr = x[c, oh * SH + kh * DH]
+                    d = (q - q0) * N
+                    if SW == 1:
+                        s = (ow + kw * DW) * N
+                        for j in range((e - q) * N):
+                            row[d + j] = xr[s + j]
+                    else:
+                        for p in range(e - q):
+                            s = ((ow + p) * SW + kw * DW) * N
+                            for n in range(N):
+                                row[d + p * N + n] = xr[s + n]
+                    q = e
+
+
+@njit(nogil=True, cache=True)
+def _col2im(gcols, gx, N, OW, KH, KW, SH, SW, DH, DW, q0, q1, r0, r1):
+    """The adjoint of _im2col, restricted to input rows [r0, r1): gx[c, h, ...] += gcols[...].
+
+    gx: the padded input gradient (C, Hp, Wp*N); rows outside [r0, r1) are not touched, so
+    threads that own disjoint row ranges never write the same float. Adds in (c, kh, kw, q)
+    order: a fixed order for every element.
+    """
+    C = gx.shape[0]
+    for c in range(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                row = gcols[(c * KH + kh) * KW + kw]
+                q = q0
+                while q < q1:
+                    oh, ow = q // OW, q % OW
+                    e = min(q1, (oh + 1) * OW)
+                    h = oh * SH + kh * DH
+                    if r0 <= h < r1:
+                        xr = gx[c, h]
+                        d = (q - q0) * N
+                        if SW == 1:
+                            s = (ow + kw * DW) * N
+                            for j in range((e - q) * N):
+                                xr[s + j] += row[d + j]
+                        else:
+                            for p in range(e - q):
+                                s = ((ow + p) * SW + kw * DW) * N
+                                for n in range(N):
+                                    xr[s + n] += row[d + p * N + n]
+                    q = e
+
+
+def _chunks(P, K, N, itemsize):
+    """[(q0, q1)]: the output pixels [0, P) in runs whose columns (K × run·N) take ~CHUNK_BYTES."""
+    Q = max(1, CHUNK_BYTES // max(1, K * N * itemsize))
+    return [(q, min(P, q + Q)) for q in range(0, P, Q)]
+
+
+def _direct(KH, KW, stride, padding, dilation):
+    """1×1, stride 1, no padding: the columns are the input itself (no im2col)."""
+    return KH == KW == 1 and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+
+
+def _run(fn, items, work):
+    """parallel_for over contiguous runs of ``items`` (one per thread, if the work is worth it)."""
+    parts = min(num_parts(work), len(items))
+    return parallel_for(fn, [items[a:b] for a, b in split_range(len(items), parts)])
+
+
+def forward(xc, w, b, stride=(1, 1), dilation=(1, 1)):
+    """y (C_out, OH, OW, N) = conv(xc, w) + b, from the padded input xc (C, Hp, Wp, N) (C-contiguous).
+
+    w (C_out, C, KH, KW), b (C_out,) or None; dtypes float32/float64 (all alike). Groups = 1.
+    """
+    (SH, SW), (DH, DW) = stride, dilation
+    C, Hp, Wp, N = xc.shape
+    C_out, _, KH, KW = w.shape
+    OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
+    K, P = C * KH * KW, OH * OW
+    y = np.empty((C_out, OH, OW, N), xc.dtype)
+    y2, wm = y.reshape(C_out, P * N), np.ascontiguousarray(w).reshape(C_out, K)
+    x3 = xc.reshape(C, Hp, Wp * N)
+    direct = _direct(KH, KW, stride, (Hp - OH, Wp - OW), dilation)
+
+    def run(chunks):
+        cols = None if direct or not chunks else np.empty((K, (chunks[0][1] - chunks[0][0]) * N), xc.dtype)
+        for q0, q1 in chunks:
+            cs = slice(q0 * N, q1 * N)
+            if direct:
+                c = xc.reshape(C, P * N)[:, cs]
+            else:
+                c = cols[:, :(q1 - q0) * N]
+                _im2col(x3, c, N, OW, KH, KW, SH, SW, DH, DW, q0, q1)
+            matmul(wm, c, out=y2[:, cs])
+            if b is not None:
+                y2[:, cs] += b[:, None]
+    _run(run, _chunks(P, K, N, xc.itemsize), K * P * N)
+    return y
+
+
+def grad_w(g, xc, w_shape, stride=(1, 1), dilation=(1, 1)):
+    """grad_w (C_out, C, KH, KW) = Σ_{oh,ow,n} g ⊗ windows(xc), g (C_out, OH, OW, N) C-contiguous."""
+    (SH, SW), (DH, DW) = stride, dilation
+    C, Hp, Wp, N = xc.shape
+    C_out, OH, OW, _ = g.shape
+    _, _, KH, KW = w_shape
+    K, P = C * KH * KW, OH * OW
+    g2, x3 = g.reshape(C_out, P * N), xc.reshape(C, Hp, Wp * N)
+    direct = _direct(KH, KW, stride, (Hp - OH, Wp - OW), dilation)
+    chunks = _chunks(P, K, N, xc.itemsize)
+    groups = [chunks[i:i + GROUP_CHUNKS] for i in range(0, len(chunks), GROUP_CHUNKS)]
+
+    def run(my_groups):
+        cols = None if direct else np.empty((K, (chunks[0][1] - chunks[0][0]) * N), xc.dtype)
+        sums = []
+        for grp in my_groups:
+            acc = np.zeros((C_out, K), g.dtype)
+            for q0, q1 in grp:
+                cs = slice(q0 * N, q1 * N)
+                if direct:
+                    c = xc.reshape(C, P * N)[:, cs]
+                else:
+                    c = cols[:, :(q1 - q0) * N]
+                    _im2col(x3, c, N, OW, KH, KW, SH, SW, DH, DW, q0, q1)
+                acc += matmul(g2[:, cs], c.T)
+            sums.append(acc)
+        return sums
+    gw = np.zeros((C_out, K), g.dtype)
+    for part in _run(run, groups, K * P * N):                  # the groups' partials, in order
+        for s in part:
+            gw += s
+    return gw.reshape(w_shape)
+
+
+def grad_x(g, w, Hp, Wp, stride=(1, 1), dilation=(1, 1)):
+    """The padded input gradient (C, Hp, Wp, N) = col2im(wᵀ g), g (C_out, OH, OW, N) C-contiguous."""
+    (SH, SW), (DH, DW) = stride, dilation
+    C_out, OH, OW, N = g.shape
+    _, C, KH, KW = w.shape
+    K, P = C * KH * KW, OH * OW
+    g2, wt = g.reshape(C_out, P * N), np.ascontiguousarray(np.ascontiguousarray(w).reshape(C_out, K).T)
+    if _direct(KH, KW, stride, (Hp - OH, Wp - OW), dilation):
+        gx = np.empty((C, Hp, Wp, N), g.dtype)
+        gx2 = gx.reshape(C, P * N)
+
+        def run_direct(chunks):
+            for q0, q1 in chunks:
+                matmul(wt, g2[:, q0 * N:q1 * N], out=gx2[:, q0 * N:q1 * N])
+        _run(run_direct, _chunks(P, C_out, N, g.itemsize), K * P * N)
+        return gx
+    gx = np.zeros((C, Hp, Wp, N), g.dtype)
+    gx3 = gx.reshape(C, Hp, Wp * N)
+    chunks = _chunks(P, K, N, g.itemsize)
+    parts = num_parts(K * P * N)
+
+    def run(rows):                                             # the chunks that touch input rows [r0, r1)
+        r0, r1 = rows
+        gcols = np.empty((K, (chunks[0][1] - chunks[0][0]) * N), g.dtype)
+        for q0, q1 in chunks:
+            lo, hi = (q0 // OW) * SH, ((q1 - 1) // OW) * SH + (KH - 1) * DH   # input rows it touches
+            if hi < r0 or lo >= r1:
+                continue
+            c = gcols[:, :(q1 - q0) * N]
+            matmul(wt, g2[:, q0 * N:q1 * N], out=c)
+            _col2im(c, gx3, N, OW, KH, KW, SH, SW, DH, DW, q0, q1, r0, r1)
+    parallel_for(run, split_range(Hp, parts))
+    return gx
+
+
+def covers(x, w, b, stride, padding, dilation, groups):
+    """Whether this path handles the call: numba present, groups = 1, float32/float64 alike, N > 0."""
+    return (AVAILABLE and groups == 1 and x.dtype == w.dtype and x.dtype in (np.float32, np.float64)
+            and (b is None or b.dtype == x.dtype) and x.size > 0 and w.size > 0)
+
+
+def choose(x_shape, w_shape, stride, padding, dilation, groups):
+    """'gemm' (this module) or 'direct' (numba_conv's direct convolution) for a conv call."""
+    N, C, H, W = x_shape
+    C_out, _, KH, KW = w_shape
+    return "gemm" if C_out >= 16 and N * H * W * C >= 1 << 16 else "direct"
+
+
+class Conv2d(_ref.Conv2d):
+    """Conv2d that picks, per call, im2col + GEMM (this module) or numba_conv's direct convolution.
+
+    Equals ``ember.ops.conv.Conv2d`` (tested to 1e-10 in float64, 1e-5 in float32, and against
+    torch): x (N, C_in, H, W), w (C_out, C_in/G, KH, KW), b (C_out,) or None -> y (N, C_out,
+    H_out, W_out), H_out = ⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1, returned as a view of a
+    (C_out, H_out, W_out, N) array. The choice (``choose``) is made from the shapes alone; groups
+    other than 1, other dtypes, N = 0 and a missing numba go to numba_conv.Conv2d, which hands
+    them on to the NumPy path.
+    """
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        from .numba_conv import Conv2d as Direct
+        if not covers(x, w, b, stride, padding, dilation, groups) or \
+                choose(x.shape, w.shape, stride, padding, dilation, groups) != "gemm":
+            ctx.other = Direct
+            return Direct.forward(ctx, x, w, b, stride, padding, dilation, groups)
+        ctx.other = None
+        from .conv import _to_chwn
+        xc = _to_chwn(x, *padding)                             # (C, Hp, Wp, N)
+        y = forward(xc, w, b, stride, dilation)                # (C_out, OH, OW, N)
+        ctx.save_for_backward(xc, w)
+        ctx.stride, ctx.padding, ctx.dilation, ctx.has_bias = stride, padding, dilation, b is not None
+        return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if ctx.other is not None:
+            return ctx.other.backward(ctx, grad_out)
+        from .numba_conv import conv2d_grad_b
+        xc, w = ctx.saved_tensors
+        (PH, PW), need = ctx.padding, ctx.needs_input_grad
+        C, Hp, Wp, N = xc.shape
+        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
+        grad_b = conv2d_grad_b(g) if ctx.has_bias and need[2] else None
+        grad_w_ = grad_w(g, xc, w.shape, ctx.stride, ctx.dilation) if need[1] else None
+        grad_x_ = None
+        if need[0]:
+            gx = grad_x(g, w, Hp, Wp, ctx.stride, ctx.dilation)   # (C, Hp, Wp, N), padded
+            grad_x_ = gx[:, PH:Hp - PH, PW:Wp - PW].transpose(3, 0, 1, 2)   # (N, C, H, W) view
+        return grad_x_, grad_w_, grad_b
