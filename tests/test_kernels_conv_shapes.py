@@ -134,12 +134,18 @@ def test_gemm_conv_bit_identical_across_reruns_and_thread_counts(name, forced, m
         threads.set_num_threads(saved)
 
 
-def test_choice_keeps_lenet_on_the_direct_kernel_and_takes_gemm_beyond():
-    lenet = [((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), (2, 2)), ((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0))]
-    for xs, ws, s, p in lenet:
-        assert gc.choose(xs, ws, s, p, (1, 1), 1) == "direct"
-    assert gc.choose((128, 16, 32, 32), (16, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1) == "gemm"
-    assert gc.choose((8, 32, 125, 125), (64, 32, 3, 3), (1, 1), (1, 1), (1, 1), 1) == "gemm"
+def test_choice_keeps_lenet_on_the_direct_kernel_and_takes_gemm_where_measured():
+    d = (1, 1)
+    for B in (1, 64, 256, 1000):                               # LeNet's convs stay on numba_conv
+        assert gc.choose((B, 1, 28, 28), (6, 1, 5, 5), d, (2, 2), d, "forward") == "direct"
+        assert gc.choose((B, 6, 14, 14), (16, 6, 5, 5), d, (0, 0), d, "grad_x") == "direct"
+    deck = [((8, 3, 256, 256), (16, 3, 7, 7), 1, "direct"), ((8, 16, 250, 250), (32, 16, 3, 3), 2, "gemm"),
+            ((8, 32, 125, 125), (64, 32, 3, 3), 1, "direct"), ((8, 64, 125, 125), (64, 64, 1, 1), 1, "gemm")]
+    cifar = [((128, 16, 32, 32), (16, 16, 3, 3), 1, "direct"), ((128, 16, 32, 32), (32, 16, 3, 3), 2, "direct"),
+             ((128, 32, 16, 16), (64, 32, 3, 3), 2, "gemm"), ((128, 64, 8, 8), (64, 64, 3, 3), 1, "direct")]
+    for xs, ws, s, path in deck + cifar:
+        for which in ("forward", "grad_x", "grad_w"):
+            assert gc.choose(xs, ws, (s, s), (1, 1), d, which) == path, (xs, ws, s, which)
 
 
 def test_registered_conv_is_the_shape_choice():
@@ -150,8 +156,10 @@ def test_registered_conv_is_the_shape_choice():
         assert kernels.dispatch(Ref) is Ref
 
 
-@pytest.mark.parametrize("xs, ws, s, p", [((3, 16, 12, 12), (16, 16, 3, 3), 1, 1),
-                                          ((2, 1, 12, 12), (6, 1, 5, 5), 1, 2)])
+@pytest.mark.parametrize("xs, ws, s, p", [((3, 16, 12, 12), (16, 16, 3, 3), 1, 1),      # direct
+                                          ((2, 1, 12, 12), (6, 1, 5, 5), 1, 2),         # direct
+                                          ((3, 16, 11, 12), (32, 16, 3, 3), 2, 1),      # gemm (small N, s2)
+                                          ((2, 8, 7, 9), (8, 8, 1, 1), 1, 0)])          # gemm (1×1)
 def test_registered_conv_equals_reference_either_path(xs, ws, s, p):
     rng = np.random.default_rng(5)
     x, w, b = (rng.standard_normal(a) for a in (xs, ws, ws[:1]))

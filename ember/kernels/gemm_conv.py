@@ -227,51 +227,110 @@ def covers(x, w, b, stride, padding, dilation, groups):
             and (b is None or b.dtype == x.dtype) and x.size > 0 and w.size > 0)
 
 
-def choose(x_shape, w_shape, stride, padding, dilation, groups):
-    """'gemm' (this module) or 'direct' (numba_conv's direct convolution) for a conv call."""
-    N, C, H, W = x_shape
+def choose(x_shape, w_shape, stride, padding, dilation, which):
+    """'gemm' (this module) or 'direct' (numba_conv's direct convolution) for pass ``which``
+    ('forward', 'grad_x' or 'grad_w') of a groups = 1 conv call on x (N, C, H, W), w (C_out, C, KH, KW).
+
+    The direct kernel's innermost loop runs over one contiguous stretch of an output row: OW*N
+    floats with stride 1, but only N floats with a larger stride (each output pixel reads its own
+    input pixel); and a 1×1 kernel gives it one term per pass instead of blocks of 4. There the
+    GEMM wins. Elsewhere the direct kernel wins: OpenBLAS's sgemm with 16-32 output channels runs
+    at 16-28 GFLOP/s here (it packs the K×pixels columns for only 16 FMAs each), the direct
+    kernel at ~58 GFLOP/s. Measured (benchmarks/conv_layers.py and a per-round A/B of the two
+    paths, 1 thread, float32, ember alone in the process, 2-core Xeon (Emerald Rapids) shared with
+    other jobs at load 5-7: median ms of 5-7 alternating rounds, and the median per-round ratio):
+
+        layer (N, C→C_out, K, stride, H×W)      pass    direct   gemm   gemm/direct
+        deck  8,  3→16, 7×7, s1, 256×256        fwd       60.3   211.4   3.15
+                                                grad_w    77.3   238.7   3.22
+        deck  8, 16→32, 3×3, s2, 250×250        fwd      396.5   154.0   0.39  gemm
+                                                grad_x   615.5   193.1   0.32  gemm
+                                                grad_w   480.3   185.7   0.38  gemm
+        deck  8, 32→64, 3×3, s1, 125×125        fwd      230.8   259.9   1.10
+                                                grad_x   255.2   252.8   1.00
+                                                grad_w   296.1   358.5   1.18
+        deck  8, 64→64, 1×1, s1, 125×125        fwd      104.7    60.8   0.55  gemm
+                                                grad_x    90.0    37.5   0.38  gemm
+                                                grad_w   281.2    59.7   0.22  gemm
+        cifar 128, 3→16, 3×3, s1, 32×32         fwd        7.7    16.2   2.11
+        cifar 128, 16→16, 3×3, s1, 32×32        fwd       17.4    39.5   2.43
+                                                grad_x    19.0    48.7   2.62
+                                                grad_w    24.6    59.1   2.41
+        cifar 128, 16→32, 3×3, s2, 32×32        fwd       15.3    16.4   1.08
+                                                grad_x    14.8    17.3   1.15
+                                                grad_w    14.0    20.5   1.38
+        cifar 128, 32→32, 3×3, s1, 16×16        fwd/gx/gw 10.5/15.1/13.1  18.3/24.9/28.3  1.56/1.58/2.17
+        cifar 128, 32→64, 3×3, s2, 16×16        fwd       10.9     9.6   0.86  gemm
+                                                grad_x    10.8     8.2   0.76  gemm
+                                                grad_w    11.1    10.1   0.86  gemm
+        cifar 128, 64→64, 3×3, s1, 8×8          fwd/gx/gw 12.8/13.0/13.3  14.5/15.8/20.5  1.12/1.19/1.56
+
+    So: 'gemm' for 1×1 kernels, and for strided convolutions when the batch is small (N < 32:
+    runs of N floats) or the output has ≥ 64 channels (the GEMM is efficient there); 'direct'
+    otherwise, which keeps LeNet's shapes (5×5, stride 1) on numba_conv as before. The same
+    answer for all three passes (``which`` is there for a rule that differs per pass).
+    """
+    N = x_shape[0]
     C_out, _, KH, KW = w_shape
-    return "gemm" if C_out >= 16 and N * H * W * C >= 1 << 16 else "direct"
+    if KH * KW == 1:
+        return "gemm"
+    if max(stride) > 1 and (N < 32 or C_out >= 64):
+        return "gemm"
+    return "direct"
 
 
 class Conv2d(_ref.Conv2d):
-    """Conv2d that picks, per call, im2col + GEMM (this module) or numba_conv's direct convolution.
+    """Conv2d that picks, per call and per pass, im2col + GEMM (this module) or numba_conv's direct convolution.
 
     Equals ``ember.ops.conv.Conv2d`` (tested to 1e-10 in float64, 1e-5 in float32, and against
     torch): x (N, C_in, H, W), w (C_out, C_in/G, KH, KW), b (C_out,) or None -> y (N, C_out,
     H_out, W_out), H_out = ⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1, returned as a view of a
-    (C_out, H_out, W_out, N) array. The choice (``choose``) is made from the shapes alone; groups
+    (C_out, H_out, W_out, N) array. Both paths work on the same arrays (the padded input in
+    CHWN order, the output gradient as (C_out, H_out, W_out, N)), so the forward, grad_x and
+    grad_w of one call can each take the faster one (``choose``, from the shapes alone). Groups
     other than 1, other dtypes, N = 0 and a missing numba go to numba_conv.Conv2d, which hands
-    them on to the NumPy path.
+    them on to the NumPy path. Raises what the reference raises (shape mismatches).
     """
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-        from .numba_conv import Conv2d as Direct
-        if not covers(x, w, b, stride, padding, dilation, groups) or \
-                choose(x.shape, w.shape, stride, padding, dilation, groups) != "gemm":
-            ctx.other = Direct
-            return Direct.forward(ctx, x, w, b, stride, padding, dilation, groups)
+        from . import numba_conv as nc
+        if not covers(x, w, b, stride, padding, dilation, groups):
+            ctx.other = nc.Conv2d
+            return nc.Conv2d.forward(ctx, x, w, b, stride, padding, dilation, groups)
         ctx.other = None
         from .conv import _to_chwn
         xc = _to_chwn(x, *padding)                             # (C, Hp, Wp, N)
-        y = forward(xc, w, b, stride, dilation)                # (C_out, OH, OW, N)
+        if choose(x.shape, w.shape, stride, padding, dilation, "forward") == "gemm":
+            y = forward(xc, w, b, stride, dilation)            # (C_out, OH, OW, N)
+        else:
+            y = nc.conv2d_forward(xc, w, b, stride, dilation, 1)
         ctx.save_for_backward(xc, w)
-        ctx.stride, ctx.padding, ctx.dilation, ctx.has_bias = stride, padding, dilation, b is not None
+        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
+        ctx.has_bias = b is not None
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
 
     @staticmethod
     def backward(ctx, grad_out):
         if ctx.other is not None:
             return ctx.other.backward(ctx, grad_out)
-        from .numba_conv import conv2d_grad_b
+        from . import numba_conv as nc
         xc, w = ctx.saved_tensors
-        (PH, PW), need = ctx.padding, ctx.needs_input_grad
-        C, Hp, Wp, N = xc.shape
+        stride, padding, dilation, need = ctx.stride, ctx.padding, ctx.dilation, ctx.needs_input_grad
+        (PH, PW), (N, C, H, W) = padding, ctx.x_shape
         g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
-        grad_b = conv2d_grad_b(g) if ctx.has_bias and need[2] else None
-        grad_w_ = grad_w(g, xc, w.shape, ctx.stride, ctx.dilation) if need[1] else None
+        grad_b = nc.conv2d_grad_b(g) if ctx.has_bias and need[2] else None
+        grad_w_ = None
+        if need[1]:
+            if choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_w") == "gemm":
+                grad_w_ = grad_w(g, xc, w.shape, stride, dilation)
+            else:
+                grad_w_ = nc.conv2d_grad_w(g, xc, w.shape, stride, dilation, 1)
         grad_x_ = None
         if need[0]:
-            gx = grad_x(g, w, Hp, Wp, ctx.stride, ctx.dilation)   # (C, Hp, Wp, N), padded
-            grad_x_ = gx[:, PH:Hp - PH, PW:Wp - PW].transpose(3, 0, 1, 2)   # (N, C, H, W) view
+            if choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_x") == "gemm":
+                gx = grad_x(g, w, H + 2 * PH, W + 2 * PW, stride, dilation)   # (C, Hp, Wp, N)
+                gx = gx[:, PH:PH + H, PW:PW + W]
+            else:
+                gx = nc.conv2d_grad_x(g, w, H, W, padding, stride, dilation, 1)   # (C, H, W, N)
+            grad_x_ = gx.transpose(3, 0, 1, 2)                 # (N, C, H, W) view
         return grad_x_, grad_w_, grad_b
