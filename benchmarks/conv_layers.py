@@ -1,6 +1,7 @@
 """Where the deck-001 and CIFAR-style training steps spend their time: every conv shape, and the rest.
 
     python benchmarks/conv_layers.py [--threads N] [--repeats 5] [--only deck|cifar] [--no-step]
+    python benchmarks/conv_layers.py --memory     # peak memory of one training step, ember and torch
 
 Part 1, per conv layer shape of the two networks of ``ember bench`` (ember/training/bench.py),
 forward, grad_x and grad_w timed separately, in one process, alternating between the paths
@@ -180,6 +181,61 @@ def step_profile(repeats, only):
         print(f"  {'rest (modules, engine, SGD)':40s} {rest:8.2f} ms")
 
 
+def _memory_child(lib, net, threads_n):
+    """In this fresh process: peak RSS growth (bytes) of one training step after two warm-up steps."""
+    from ember.training.bench import _rss_kib
+    name, B, shape, layers = next(n for n in NETWORKS if n[0].lower().startswith(net))
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((B,) + shape).astype(np.float32), rng.integers(0, 10, B)
+    if threads_n:
+        threads.set_num_threads(threads_n)
+        torch.set_num_threads(threads_n)
+    if lib == "torch":
+        model = build_net(torch.nn, layers)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(model(xt), yt)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    else:
+        model = build_net(ember.nn, layers)
+        opt = ember.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def step():
+            loss = ember.nn.functional.cross_entropy(model(ember.Tensor(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    step()
+    step()
+    base = _rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                                           # reset the peak-RSS mark (VmHWM)
+    step()
+    return (_rss_kib("VmHWM") - base) * 1024
+
+
+def memory(threads_n):
+    """Peak memory of one training step of each network, ember and torch, each in a fresh process
+    (the method of ``ember.training.bench.step_peak_bytes``: glibc maps every large buffer fresh)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    for net in ("deck", "cifar"):
+        row = []
+        for lib in ("ember", "torch"):
+            code = ("import sys; sys.path.insert(0, 'benchmarks'); import conv_layers; "
+                    f"print(conv_layers._memory_child({lib!r}, {net!r}, {threads_n}))")
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            row.append(int(out.stdout.strip().splitlines()[-1]))
+        print(f"{net}: peak step memory ember {row[0] / 2**20:.1f} MiB, torch {row[1] / 2**20:.1f} MiB "
+              f"(ember/torch {row[0] / row[1]:.2f})", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=None)
@@ -187,7 +243,10 @@ def main(argv=None):
     p.add_argument("--only", choices=["deck", "cifar"])
     p.add_argument("--no-step", action="store_true")
     p.add_argument("--no-layers", action="store_true")
+    p.add_argument("--memory", action="store_true", help="only the peak memory of a training step")
     args = p.parse_args(argv)
+    if args.memory:
+        return memory(args.threads)
     if args.threads:
         threads.set_num_threads(args.threads)
         torch.set_num_threads(args.threads)
