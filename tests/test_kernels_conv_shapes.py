@@ -169,3 +169,36 @@ def test_registered_conv_equals_reference_either_path(xs, ws, s, p):
     _close(y, y_ref, 1e-10, "forward")
     for a, e in zip(gs, g_ref):
         _close(a, e, 1e-10, "grad")
+
+
+def test_registered_conv_bit_identical_across_thread_counts_on_both_paths(monkeypatch):
+    """A small network-like chain through the registered Conv2d (real choice: direct for the 3×3
+    stride-1 layer, GEMM for the strided and the 1×1 ones), with every call split over threads."""
+    from ember.kernels import _jit
+    monkeypatch.setattr(threads, "MIN_PART_FLOATS", 1)
+    monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 15, 15)).astype(np.float32)
+    ws = [rng.standard_normal(s).astype(np.float32) for s in ((16, 3, 3, 3), (32, 16, 3, 3), (32, 32, 1, 1))]
+    strides, pads = (1, 2, 1), (1, 1, 0)
+    assert [gc.choose((4, w.shape[1], 15, 15), w.shape, (s, s), (p, p), (1, 1), "forward")
+            for w, s, p in zip(ws, strides, pads)] == ["direct", "gemm", "gemm"]
+
+    def chain():
+        h = Tensor(x, requires_grad=True)
+        params = [Tensor(w, requires_grad=True) for w in ws]
+        out = h
+        for w, s, p in zip(params, strides, pads):
+            out = gc.Conv2d.apply(out, w, None, stride=(s, s), padding=(p, p), dilation=(1, 1))
+        (out * out).sum().backward()
+        return [out._data.copy(), h.grad._data.copy()] + [w.grad._data.copy() for w in params]
+    saved = threads.get_num_threads()
+    try:
+        threads.set_num_threads(1)
+        base = chain()
+        for n in (2, 1, 2):
+            threads.set_num_threads(n)
+            for a, e in zip(chain(), base):
+                assert np.array_equal(a, e)
+    finally:
+        threads.set_num_threads(saved)

@@ -25,6 +25,11 @@ in order; grad_x splits the padded *input rows* between threads: each thread run
 that touch its rows (a boundary chunk's GEMM twice) and its col2im writes only its own rows,
 in chunk order. So results are bit-identical across reruns and thread counts (tested).
 
+Source: the im2col + GEMM formulation of deck 002 ("convolution via matrix multiply: im2col"),
+as Caffe runs it (Jia et al. 2014; Chellapilla et al. 2006); here the columns are built one
+chunk at a time instead of for the whole batch. The reference is ``ember.ops.conv.Conv2d``.
+Which path runs for which shape is ``choose`` (its docstring holds the measured table).
+
 Compiled lazily: numba compiles ``_im2col``/``_col2im`` (or loads them from its disk cache) on
 the first call of this path; LeNet's shapes never take it, so ``ember train`` never compiles it.
 """
@@ -37,7 +42,8 @@ from ..ops.conv import out_size
 from ._jit import AVAILABLE, njit
 from .threads import matmul, num_parts, parallel_for, split_range
 
-CHUNK_BYTES = 1 << 19       # columns of one chunk (float32: 128k floats); see the measured table in choose()
+CHUNK_BYTES = 1 << 19       # columns of one chunk (float32: 128k floats); 1 and 2 MiB measured no faster
+                            # (CIFAR 16→16 and deck 32→64 forward, 1-2 threads, load ~7: within the noise)
 GROUP_CHUNKS = 8            # grad_w: chunks summed into one partial (the unit of work of a thread)
 
 
