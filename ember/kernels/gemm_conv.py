@@ -271,6 +271,13 @@ def choose(x_shape, w_shape, stride, padding, dilation, which):
                                                 grad_w    11.1    10.1   0.86  gemm
         cifar 128, 64→64, 3×3, s1, 8×8          fwd/gx/gw 12.8/13.0/13.3  14.5/15.8/20.5  1.12/1.19/1.56
 
+    In a whole training step (ember bench's networks, ember and PyTorch alternating in one
+    process, 2 threads each, 5 rounds, load 8-9): the deck-001 network 1.90 s with this choice vs
+    2.99 s with the direct kernel for every layer (0.64×); the CIFAR-style network 2.02 vs 2.55 s
+    (the same choice: only its 32→64 stride-2 layer takes the GEMM), and 4.69 s with the GEMM for
+    every layer. (PyTorch's step under that load: 1.98 s and 5.95 s; on a quiet machine 0.21 s
+    and 0.17 s, so these loaded figures say nothing about the ratio to PyTorch.)
+
     So: 'gemm' for 1×1 kernels, and for strided convolutions when the batch is small (N < 32:
     runs of N floats) or the output has ≥ 64 channels (the GEMM is efficient there); 'direct'
     otherwise, which keeps LeNet's shapes (5×5, stride 1) on numba_conv as before. The same
