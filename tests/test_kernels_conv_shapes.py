@@ -7,6 +7,10 @@ chunks, so a call spans many chunks and several threads); the registered Conv2d 
 the networks' own shape classes too. Bit-identical results across reruns and thread counts.
 No timing here (benchmarks/conv_layers.py times them).
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -202,3 +206,29 @@ def test_registered_conv_bit_identical_across_thread_counts_on_both_paths(monkey
                 assert np.array_equal(a, e)
     finally:
         threads.set_num_threads(saved)
+
+
+def test_without_numba_dispatch_takes_the_numpy_path(tmp_path):
+    """numba not importable: gemm_conv still imports, dispatch picks kernels.conv's NumPy path,
+    and gemm_conv.Conv2d itself hands every call on to it (through numba_conv's fallback)."""
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from ember import kernels\n"
+        "from ember.kernels import conv as kc, gemm_conv as gc\n"
+        "from ember.ops import conv as ref\n"
+        "from ember.tensor import Tensor\n"
+        "assert not gc.AVAILABLE and kernels.dispatch(ref.Conv2d) is kc.Conv2d\n"
+        "x = np.random.default_rng(0).standard_normal((2, 16, 9, 9)).astype(np.float32)\n"
+        "w = np.random.default_rng(1).standard_normal((32, 16, 3, 3)).astype(np.float32)\n"
+        "kw = dict(stride=(2, 2), padding=(1, 1))\n"
+        "a = gc.Conv2d.apply(Tensor(x), Tensor(w), None, **kw)._data\n"
+        "r = kc.Conv2d.apply(Tensor(x), Tensor(w), None, **kw)._data\n"
+        "assert np.array_equal(a, r)\n"
+        "print('ok')\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
