@@ -2,6 +2,8 @@
 
     python benchmarks/conv_layers.py [--threads N] [--repeats 5] [--only deck|cifar] [--no-step]
     python benchmarks/conv_layers.py --memory     # peak memory of one training step, ember and torch
+    python benchmarks/conv_layers.py --ab-passes  # per shape and pass: direct vs GEMM, per-round ratio
+    python benchmarks/conv_layers.py --ab-steps direct,choose,gemm   # whole steps per path choice, and torch
 
 Part 1, per conv layer shape of the two networks of ``ember bench`` (ember/training/bench.py),
 forward, grad_x and grad_w timed separately, in one process, alternating between the paths
@@ -236,6 +238,78 @@ def memory(threads_n):
               f"(ember/torch {row[0] / row[1]:.2f})", flush=True)
 
 
+def ab_passes(repeats, only):
+    """Per conv shape and pass: numba_conv's direct kernel vs gemm_conv, ember alone, alternating;
+    min and median ms of each, and the median of the per-round ratios gemm/direct."""
+    rng = np.random.default_rng(0)
+    for net, N, C, H, W, O, K, S, P, first in shapes(only):
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = rng.standard_normal((O, C, K, K)).astype(np.float32)
+        b = rng.standard_normal(O).astype(np.float32)
+        st, pd, OH = (S, S), (P, P), (H + 2 * P - K) // S + 1
+        xc = np_conv._to_chwn(x, P, P)
+        g = np.ascontiguousarray(rng.standard_normal((O, OH, OH, N)).astype(np.float32))
+        passes = {"forward": (lambda: numba_conv.conv2d_forward(xc, w, b, st, (1, 1), 1),
+                              lambda: gemm_conv.forward(xc, w, b, st)),
+                  "grad_x": (lambda: numba_conv.conv2d_grad_x(g, w, H, W, pd, st, (1, 1), 1),
+                             lambda: gemm_conv.grad_x(g, w, H + 2 * P, W + 2 * P, st)),
+                  "grad_w": (lambda: numba_conv.conv2d_grad_w(g, xc, w.shape, st, (1, 1), 1),
+                             lambda: gemm_conv.grad_w(g, xc, w.shape, st))}
+        for pas, (fd, fg) in passes.items():
+            if pas == "grad_x" and first:
+                continue
+            fd(), fg()
+            td, tg = [], []
+            for _ in range(repeats):
+                td.append(timed(fd)[0])
+                tg.append(timed(fg)[0])
+            ratio = statistics.median(b_ / a_ for a_, b_ in zip(td, tg))
+            print(f"{net} N{N} {C}→{O} k{K} s{S} {H}×{W} {pas}: direct min {min(td) * 1e3:.1f} med "
+                  f"{statistics.median(td) * 1e3:.1f} ms | gemm min {min(tg) * 1e3:.1f} med "
+                  f"{statistics.median(tg) * 1e3:.1f} ms | gemm/direct {ratio:.2f}", flush=True)
+
+
+def ab_steps(repeats, only, policies):
+    """Training steps of each network with gemm_conv.choose replaced by each policy ('direct',
+    'gemm' or 'choose', the shipped rule), and PyTorch's step, alternating; per-round ratios."""
+    from ember.training.bench import ember_train, torch_train
+    shipped = gemm_conv.choose
+    rules = {"direct": lambda *a: "direct", "gemm": lambda *a: "gemm", "choose": shipped}
+    try:
+        for name, B, shape, layers in NETWORKS:
+            if only and only != ("deck" if name.startswith("deck") else "cifar"):
+                continue
+            ember.manual_seed(0)
+            em = build_net(ember.nn, layers)
+            eo = ember.optim.SGD(em.parameters(), lr=0.01, momentum=0.9)
+            rng = np.random.default_rng(0)
+            x, y = rng.standard_normal((B,) + shape).astype(np.float32), rng.integers(0, 10, B)
+            tm = build_net(torch.nn, layers)
+            tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in em.state_dict().items()})
+            to = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
+            tb = [(torch.from_numpy(x), torch.from_numpy(y))]
+
+            def ember_step(rule):
+                gemm_conv.choose = rules[rule]
+                return timed(lambda: ember_train(em, eo, [(x, y)]))
+            fns = [(r, lambda r=r: ember_step(r)) for r in policies]
+            fns.append(("torch", lambda: timed(lambda: torch_train(torch, tm, to, tb))))
+            for _, f in fns:
+                f()
+            runs = {n: [] for n, _ in fns}
+            for _ in range(repeats):
+                for n, f in fns:
+                    runs[n].append(f())
+            print(f"{name}, batch {B}:")
+            for n, r in runs.items():
+                ratio = statistics.median(a[0] / t[0] for a, t in zip(r, runs["torch"]))
+                print(f"  {n:7s} median {statistics.median(a for a, _ in r) * 1e3:7.1f} ms wall, "
+                      f"{statistics.median(c for _, c in r) * 1e3:7.1f} ms CPU, ratio to torch {ratio:.2f}; runs "
+                      + ", ".join(f"{a * 1e3:.0f}/{c * 1e3:.0f}" for a, c in r), flush=True)
+    finally:
+        gemm_conv.choose = shipped
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=None)
@@ -244,6 +318,8 @@ def main(argv=None):
     p.add_argument("--no-step", action="store_true")
     p.add_argument("--no-layers", action="store_true")
     p.add_argument("--memory", action="store_true", help="only the peak memory of a training step")
+    p.add_argument("--ab-passes", action="store_true", help="only the direct-vs-GEMM A/B per shape and pass")
+    p.add_argument("--ab-steps", help="only whole steps per path choice, e.g. direct,choose,gemm")
     args = p.parse_args(argv)
     if args.memory:
         return memory(args.threads)
@@ -254,6 +330,12 @@ def main(argv=None):
         load = f.read().split()[:3]
     print(f"threads: ember {threads.get_num_threads()}, torch {torch.get_num_threads()}; "
           f"kernels {kernels.mode()}; load {' '.join(load)}")
+    if args.ab_passes or args.ab_steps:
+        if args.ab_passes:
+            ab_passes(args.repeats, args.only)
+        if args.ab_steps:
+            ab_steps(args.repeats, args.only, args.ab_steps.split(","))
+        return
     if not args.no_layers:
         layer_table(args.repeats, args.only)
     if not args.no_step:
