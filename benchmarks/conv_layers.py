@@ -126,6 +126,18 @@ def layer_table(repeats, only):
                   + f" | torch {flops / tmed / 1e9:.0f} GFLOP/s |", flush=True)
 
 
+def ember_networks(only):
+    """(name, batch, layers, ember model, its SGD, x, y) for each network of ``ember bench`` (seed 0)."""
+    for name, B, shape, layers in NETWORKS:
+        if only and only != ("deck" if name.startswith("deck") else "cifar"):
+            continue
+        ember.manual_seed(0)
+        model = build_net(ember.nn, layers)
+        opt = ember.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        rng = np.random.default_rng(0)
+        yield name, B, layers, model, opt, rng.standard_normal((B,) + shape).astype(np.float32), rng.integers(0, 10, B)
+
+
 def step_profile(repeats, only):
     counter = collections.Counter()
     wrapped = set()
@@ -152,15 +164,7 @@ def step_profile(repeats, only):
     for cls in set(all_subclasses(Function)):
         if cls.__module__.startswith("ember."):
             wrap(cls)
-    for name, B, shape, layers in NETWORKS:
-        if only and only != ("deck" if name.startswith("deck") else "cifar"):
-            continue
-        ember.manual_seed(0)
-        model = build_net(ember.nn, layers)
-        opt = ember.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((B,) + shape).astype(np.float32)
-        y = rng.integers(0, 10, B)
+    for name, B, layers, model, opt, x, y in ember_networks(only):
 
         def step():
             loss = ember.nn.functional.cross_entropy(model(ember.Tensor(x)), y)
@@ -276,14 +280,7 @@ def ab_steps(repeats, only, policies):
     shipped = gemm_conv.choose
     rules = {"direct": lambda *a: "direct", "gemm": lambda *a: "gemm", "choose": shipped}
     try:
-        for name, B, shape, layers in NETWORKS:
-            if only and only != ("deck" if name.startswith("deck") else "cifar"):
-                continue
-            ember.manual_seed(0)
-            em = build_net(ember.nn, layers)
-            eo = ember.optim.SGD(em.parameters(), lr=0.01, momentum=0.9)
-            rng = np.random.default_rng(0)
-            x, y = rng.standard_normal((B,) + shape).astype(np.float32), rng.integers(0, 10, B)
+        for name, B, layers, em, eo, x, y in ember_networks(only):
             tm = build_net(torch.nn, layers)
             tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in em.state_dict().items()})
             to = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
