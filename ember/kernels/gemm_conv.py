@@ -276,7 +276,12 @@ def choose(x_shape, w_shape, stride, padding, dilation, which):
     2.99 s with the direct kernel for every layer (0.64×); the CIFAR-style network 2.02 vs 2.55 s
     (the same choice: only its 32→64 stride-2 layer takes the GEMM), and 4.69 s with the GEMM for
     every layer. (PyTorch's step under that load: 1.98 s and 5.95 s; on a quiet machine 0.21 s
-    and 0.17 s, so these loaded figures say nothing about the ratio to PyTorch.)
+    and 0.17 s, so these loaded figures say nothing about the ratio to PyTorch.) With one thread
+    each (load 10-12, where PyTorch is not slowed by its threads' waits; medians of 5 rounds,
+    ``benchmarks/conv_layers.py --ab-steps direct,choose --threads 1``): deck-001 direct 4.11 s,
+    this choice 2.11 s, PyTorch 1.30 s (ratios 2.59 and 1.71); CIFAR-style 2.85 s, 2.86 s and
+    1.90 s (1.47 and 1.51): the CIFAR-style network is not helped, its 3×3 stride-1 layers stay
+    on the direct kernel.
 
     So: 'gemm' for 1×1 kernels, and for strided convolutions when the batch is small (N < 32:
     runs of N floats) or the output has ≥ 64 channels (the GEMM is efficient there); 'direct'
