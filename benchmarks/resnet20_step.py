@@ -59,6 +59,12 @@ def main(argv=None) -> dict:
         print(f"  {name:5s}: {per_step[name]:.3f} s/step wall ({cpu[name]:.3f} s CPU), "
               f"~{per_step[name] * STEPS_PER_EPOCH / 60:.1f} min per 50,000-picture epoch")
     print(f"  ratio ember/PyTorch (wall, median of rounds): {ratio:.2f}")
+    for name, runs in (("ember", e), ("torch", t)):
+        print(f"  {name:5s} every round, s/step wall/CPU: "
+              + ", ".join(f"{w / args.steps:.3f}/{c / args.steps:.3f}" for w, c in runs))
+    print("  per-round ratios: " + ", ".join(f"{a[0] / b[0]:.2f}" for a, b in zip(e, t)))
+    with open("/proc/loadavg") as f:
+        print("  load average after the runs: " + " ".join(f.read().split()[:3]))
     return dict(per_step=per_step, cpu=cpu, ratio=ratio)
 
 

@@ -632,9 +632,9 @@ def test_float32_stays_float32(path):
 
 # ---- choosing the path: ember.kernels.dispatch / use / EMBER_KERNELS -----------------------------
 def test_dispatch_follows_use_and_restores_the_previous_mode():
-    from ember.kernels import conv as kconv, numba_conv
+    from ember.kernels import conv as kconv, gemm_conv
     from ember.ops import conv as rconv
-    fast = numba_conv.Conv2d if numba_conv.AVAILABLE else kconv.Conv2d   # numba's when it imports
+    fast = gemm_conv.Conv2d if gemm_conv.AVAILABLE else kconv.Conv2d     # by shape, when numba imports
     with ember.kernels.use("fast"):
         assert ember.kernels.dispatch(rconv.Conv2d) is fast
         with ember.kernels.use("reference"):

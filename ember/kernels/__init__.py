@@ -6,6 +6,8 @@ where the speed lives: layouts, cache-sized blocking, fused passes and the worke
 same result, and its docstring says which op it equals, why it is faster, and the measured
 figure. ``tests/test_ops.py`` runs the whole op table through both paths and compares them.
 
+    gemm_conv.Conv2d     = ops.conv.Conv2d          by shape: im2col + GEMM in chunks, or numba_conv's
+                                                    direct convolution (LeNet's shapes) (if numba installed)
     numba_conv.Conv2d    = ops.conv.Conv2d          direct convolution compiled by numba (if installed)
     numba_pool.MaxPool2d = ops.pool.MaxPool2d       one compiled pass, argmax kept (if numba installed)
     conv.Conv2d          = ops.conv.Conv2d          without numba: CHWN layout, cache-sized blocks, threads
@@ -77,13 +79,14 @@ def kernels() -> dict:
 
 from . import threads  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
-from . import activation, conv, matmul, numba_conv, numba_pool, pool  # noqa: E402
+from . import activation, conv, gemm_conv, matmul, numba_conv, numba_pool, pool  # noqa: E402
 from ..ops import activation as _act, conv as _conv, matmul as _mm, pool as _pool  # noqa: E402
 
 # The table dispatch reads: reference op -> its kernel (a subclass with the same signature).
 # Conv2d and MaxPool2d: the numba kernels when numba imports (``_jit.AVAILABLE``), else the NumPy
-# ones (measured in benchmarks/RESULTS.md, issue 13).
-_KERNELS = {_conv.Conv2d: numba_conv.Conv2d if numba_conv.AVAILABLE else conv.Conv2d,
+# ones (measured in benchmarks/RESULTS.md, issue 13). Conv2d picks its path per call by shape
+# (``gemm_conv.choose``: im2col + GEMM beyond LeNet, numba_conv's direct convolution for LeNet).
+_KERNELS = {_conv.Conv2d: gemm_conv.Conv2d if gemm_conv.AVAILABLE else conv.Conv2d,
             _pool.MaxPool2d: numba_pool.MaxPool2d if numba_pool.AVAILABLE else pool.MaxPool2d,
             _pool.AvgPool2d: pool.AvgPool2d, _act.ReLU: activation.ReLU, _mm.Linear: matmul.Linear}
 
