@@ -28,7 +28,8 @@ import numpy as np
 
 from ..autograd import Function
 from ..ops.conv import Conv2d as _RefConv2d   # the reference op (its name, whatever is patched later)
-from ._jit import AVAILABLE, kernel_pair, prange, run
+from ._jit import AVAILABLE, kernel_pair, njit, prange, run
+from .numba_pool import max_into
 from .conv import _to_chwn as to_chwn   # the NumPy kernel's layout change, shared
 
 try:  # after the layout change the NumPy fast path is ember.kernels.conv: the better fallback
@@ -46,15 +47,91 @@ def out_size(n, k, s, p, d=1):
 # Arrays arrive flattened to 3-D: x (C, Hp, Wp*N), y and g (C_out, OH, OW*N), gx (C, H, W*N).
 # With SW == 1 an output row is one block of OW*N floats; otherwise OW blocks of N floats.
 
+_FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (FMA, reordered lanes); the order is still fixed
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
+    """yt[c0 + r, row] = the output row of channel co0 + r (r < nco ≤ 4), bias included.
+
+    The row is b[co0 + r] + Σ_t wf[co0 + r, t] · (input row of term t): term t = (ci, kh, kw)
+    reads xf from base0 + rel[t] (+ ob*SWN for the ob-th of nblk blocks of blk floats). The T
+    terms are added in blocks of 4 channels x 4 terms per pass: each input float loaded feeds 4
+    channels and each output float is loaded and stored once per 4 multiply-adds, 16 FMAs per
+    8 loads + 4 stores (one term at a time took 2 loads + 1 store per FMA and was memory-bound
+    in L1). Shared by the conv forward (yt = y) and the fused conv + ReLU + max-pool (yt = a
+    scratch block of rows).
+    """
+    T = wf.shape[1]
+    for r in range(nco):
+        yr = yt[c0 + r, row]
+        for j in range(nblk * blk):
+            yr[j] = b[co0 + r]
+    for ob in range(nblk):
+        base = base0 + ob * SWN
+        if nco == 4:                                           # 4 channels x 4 terms per pass
+            y0, y1 = yt[c0, row, ob * blk:], yt[c0 + 1, row, ob * blk:]
+            y2, y3 = yt[c0 + 2, row, ob * blk:], yt[c0 + 3, row, ob * blk:]
+            t = 0
+            while t + 4 <= T:
+                x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                a0, a1, a2, a3 = wf[co0, t], wf[co0, t + 1], wf[co0, t + 2], wf[co0, t + 3]
+                b0, b1, b2, b3 = wf[co0 + 1, t], wf[co0 + 1, t + 1], wf[co0 + 1, t + 2], wf[co0 + 1, t + 3]
+                c_0, c_1, c_2, c_3 = wf[co0 + 2, t], wf[co0 + 2, t + 1], wf[co0 + 2, t + 2], wf[co0 + 2, t + 3]
+                d0, d1, d2, d3 = wf[co0 + 3, t], wf[co0 + 3, t + 1], wf[co0 + 3, t + 2], wf[co0 + 3, t + 3]
+                for j in range(blk):
+                    u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+                    y0[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+                    y1[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+                    y2[j] += c_0 * u0 + c_1 * u1 + c_2 * u2 + c_3 * u3
+                    y3[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+                t += 4
+            while t < T:                                       # the last T % 4 terms
+                x0 = xf[base + rel[t]:]
+                a0, b0, c_0, d0 = wf[co0, t], wf[co0 + 1, t], wf[co0 + 2, t], wf[co0 + 3, t]
+                for j in range(blk):
+                    u0 = x0[j]
+                    y0[j] += a0 * u0
+                    y1[j] += b0 * u0
+                    y2[j] += c_0 * u0
+                    y3[j] += d0 * u0
+                t += 1
+        else:                                                  # 1-3 channels: one at a time
+            for r in range(nco):
+                ys = yt[c0 + r, row, ob * blk:]
+                co = co0 + r
+                t = 0
+                while t + 4 <= T:
+                    x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                    x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                    a0, a1, a2, a3 = wf[co, t], wf[co, t + 1], wf[co, t + 2], wf[co, t + 3]
+                    for j in range(blk):
+                        ys[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
+                    t += 4
+                while t < T:
+                    x0, a0 = xf[base + rel[t]:], wf[co, t]
+                    for j in range(blk):
+                        ys[j] += a0 * x0[j]
+                    t += 1
+
+
+@njit(cache=True, nogil=True)
+def _term_offsets(Cg, KH, KW, Hp, WpN, DH, DWN):
+    """rel[t] for term t = (ci*KH + kh)*KW + kw: its offset (ci*Hp + kh*DH)*WpN + kw*DW*N in x."""
+    rel = np.empty(Cg * KH * KW, np.int64)
+    for ci in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DWN
+    return rel
+
+
 def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
     """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
-    Equals ops.conv.Conv2d.forward (on the padded input). One item = the rows oh of a block of
-    up to 4 output channels of one group: they are set to the bias, then the T = Cg*KH*KW terms
-    (ci, kh, kw), each a weight times a shifted input row, are added in blocks of 4 channels x 4
-    terms per pass: each input float loaded feeds 4 channels and each output float is loaded and
-    stored once per 4 multiply-adds, 16 FMAs per 8 loads + 4 stores (one term at a time took
-    2 loads + 1 store per FMA and was memory-bound in L1). relu = 1: y = max(y, 0) on the rows
+    Equals ops.conv.Conv2d.forward (on the padded input). One item = the row oh of a block of
+    up to 4 output channels of one group (``_conv_rows``). relu = 1: y = max(y, 0) on the rows
     while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
     """
     C, Hp, WpN = x.shape
@@ -66,66 +143,13 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
     nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
     xf = x.reshape(-1)
     wf = w.reshape(C_out, T)                                   # term t = (ci*KH + kh)*KW + kw
-    rel = np.empty(T, np.int64)                                # term -> offset in x
-    for ci in range(Cg):
-        for kh in range(KH):
-            for kw in range(KW):
-                rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DW * N
+    rel = _term_offsets(Cg, KH, KW, Hp, WpN, DH, DW * N)
     for item in prange(lo, hi):
         q, oh = item // OH, item % OH
         grp = q // nq
         co0 = grp * Og + (q % nq) * 4
         nco = min(4, (grp + 1) * Og - co0)
-        for co in range(co0, co0 + nco):
-            yr = y[co, oh]
-            for j in range(OW * N):
-                yr[j] = b[co]
-        for ob in range(nblk):
-            base = (grp * Cg * Hp + oh * SH) * WpN + ob * SW * N
-            if nco == 4:                                       # 4 channels x 4 terms per pass
-                y0, y1 = y[co0, oh, ob * blk:], y[co0 + 1, oh, ob * blk:]
-                y2, y3 = y[co0 + 2, oh, ob * blk:], y[co0 + 3, oh, ob * blk:]
-                t = 0
-                while t + 4 <= T:
-                    x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
-                    x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
-                    a0, a1, a2, a3 = wf[co0, t], wf[co0, t + 1], wf[co0, t + 2], wf[co0, t + 3]
-                    b0, b1, b2, b3 = wf[co0 + 1, t], wf[co0 + 1, t + 1], wf[co0 + 1, t + 2], wf[co0 + 1, t + 3]
-                    c0, c1, c2, c3 = wf[co0 + 2, t], wf[co0 + 2, t + 1], wf[co0 + 2, t + 2], wf[co0 + 2, t + 3]
-                    d0, d1, d2, d3 = wf[co0 + 3, t], wf[co0 + 3, t + 1], wf[co0 + 3, t + 2], wf[co0 + 3, t + 3]
-                    for j in range(blk):
-                        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-                        y0[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
-                        y1[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
-                        y2[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
-                        y3[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
-                    t += 4
-                while t < T:                                   # the last T % 4 terms
-                    x0 = xf[base + rel[t]:]
-                    a0, b0, c0, d0 = wf[co0, t], wf[co0 + 1, t], wf[co0 + 2, t], wf[co0 + 3, t]
-                    for j in range(blk):
-                        u0 = x0[j]
-                        y0[j] += a0 * u0
-                        y1[j] += b0 * u0
-                        y2[j] += c0 * u0
-                        y3[j] += d0 * u0
-                    t += 1
-            else:                                              # 1-3 channels: one at a time
-                for co in range(co0, co0 + nco):
-                    ys = y[co, oh, ob * blk:]
-                    t = 0
-                    while t + 4 <= T:
-                        x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
-                        x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
-                        a0, a1, a2, a3 = wf[co, t], wf[co, t + 1], wf[co, t + 2], wf[co, t + 3]
-                        for j in range(blk):
-                            ys[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
-                        t += 4
-                    while t < T:
-                        x0, a0 = xf[base + rel[t]:], wf[co, t]
-                        for j in range(blk):
-                            ys[j] += a0 * x0[j]
-                        t += 1
+        _conv_rows(xf, wf, rel, b, y, co0, oh, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
         if relu:
             for co in range(co0, co0 + nco):
                 yr = y[co, oh]
@@ -134,11 +158,96 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
                         yr[j] = 0
 
 
+def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW, lo, hi):
+    """yp[co, ph, pw, n] = max_{r<PKH, s<PKW} relu(conv(x)[co, ph*PKH + r, pw*PKW + s, n]).
+
+    Equals ops.pool.MaxPool2d(kernel = stride = (PKH, PKW)) of ops.activation.ReLU of
+    ops.conv.Conv2d; arg = the first offset r*PKW + s (row-major) holding the window's max, as
+    numba_pool's kernel keeps it. One item = pooled row ph of a block of up to 4 output
+    channels: its PKH conv rows are computed into a scratch block (``_conv_rows``), set to
+    max(·, 0) and pooled while in cache, so the conv output is never written to memory.
+    """
+    C, Hp, WpN = x.shape
+    C_out, Cg, KH, KW = w.shape
+    PH = yp.shape[1]
+    PW = yp.shape[2] // N
+    Og, T = C_out // G, Cg * KH * KW
+    nq = (Og + 3) // 4
+    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    xf = x.reshape(-1)
+    wf = w.reshape(C_out, T)
+    rel = _term_offsets(Cg, KH, KW, Hp, WpN, DH, DW * N)
+    for item in prange(lo, hi):
+        q, ph = item // PH, item % PH
+        grp = q // nq
+        co0 = grp * Og + (q % nq) * 4
+        nco = min(4, (grp + 1) * Og - co0)
+        rows = np.empty((4, PKH, OW * N), x.dtype)             # the conv rows of this pooled row
+        for r in range(PKH):
+            oh = ph * PKH + r
+            _conv_rows(xf, wf, rel, b, rows, 0, r, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
+        for c in range(nco):
+            for r in range(PKH):                               # ReLU (a NaN stays NaN)
+                yr = rows[c, r]
+                for j in range(OW * N):
+                    if yr[j] < 0:
+                        yr[j] = 0
+            out, ar = yp[co0 + c, ph], arg[co0 + c, ph]
+            for pw in range(PW):
+                o, a = out[pw * N:(pw + 1) * N], ar[pw * N:(pw + 1) * N]
+                for i in range(N):
+                    o[i], a[i] = -np.inf, 0
+                for r in range(PKH):
+                    for s in range(PKW):
+                        max_into(o, a, rows[c, r, (pw * PKW + s) * N:], r * PKW + s)
+
+
 def _relu_mask_body(go, y, g, lo, hi):
     """g[c, j] = go[c, j] * [y[c, j] > 0]: ops.elementwise.ReLU's backward, one pass per channel."""
     for c in prange(lo, hi):
         for j in range(g.shape[1]):
             g[c, j] = go[c, j] * (y[c, j] > 0)
+
+
+def _unpool_relu_body(gp, yp, arg, g, gb, N, PKH, PKW, lo, hi):
+    """g[co, oh, ow, n] = gp[co, ph, pw, n]·[yp[co, ph, pw, n] > 0] at the offset arg keeps, else 0;
+    gb[co] = Σ g[co] (the bias gradient, summed in float64 in the order of ph).
+
+    Equals ops.pool.MaxPool2d's backward (each window's gradient to its first maximum) followed
+    by ops.activation.ReLU's (grad·[y > 0]): the pooled value yp is the ReLU output at that
+    maximum, so one mask per window is the ReLU mask of the one pixel that gets a gradient (a
+    NaN or inf gradient times a 0 mask gives NaN, as the reference's product does). Conv rows
+    and columns no window covers (the floor of an odd size) get 0. One item = one channel co.
+    """
+    OH, OWN = g.shape[1], g.shape[2]
+    PH, PWN = gp.shape[1], gp.shape[2]
+    PW = PWN // N
+    zero = g.dtype.type(0)
+    for co in prange(lo, hi):
+        s = 0.0
+        gm = np.empty(PWN, g.dtype)                            # a pooled row's gradient, ReLU-masked
+        for ph in range(PH):
+            gr, yr, ar = gp[co, ph], yp[co, ph], arg[co, ph]
+            t = zero
+            for j in range(PWN):
+                v = gr[j]
+                gm[j] = v if yr[j] > 0 else v * zero           # grad·[y > 0], NaN for inf·0 too
+                t += gm[j]
+            s += t
+            for r in range(PKH):
+                out = g[co, ph * PKH + r]
+                for pw in range(PW):
+                    for c in range(PKW):
+                        k, o = r * PKW + c, (pw * PKW + c) * N
+                        for i in range(N):
+                            j = pw * N + i
+                            out[o + i] = gm[j] if ar[j] == k else zero
+                for j in range(PW * PKW * N, OWN):             # columns past the last window
+                    out[j] = zero
+        for oh in range(PH * PKH, OH):                         # rows past the last window
+            for j in range(OWN):
+                g[co, oh, j] = zero
+        gb[co] = s
 
 
 def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
@@ -338,12 +447,13 @@ def _grad_b_body(g, gb, lo, hi):
         gb[co] = s
 
 
-_FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (FMA, reordered lanes); the order is still fixed
 _forward = kernel_pair(_forward_body, fastmath=_FM)
 _grad_x = kernel_pair(_grad_x_body, fastmath=_FM)
 _grad_w = kernel_pair(_grad_w_body, fastmath=_FM)
 _grad_b = kernel_pair(_grad_b_body, fastmath=_FM)
 _relu_mask = kernel_pair(_relu_mask_body)
+_forward_pool = kernel_pair(_forward_pool_body, fastmath=_FM)
+_unpool_relu = kernel_pair(_unpool_relu_body)
 
 
 # ------------------------------------------------------------------------------- plain arrays
@@ -407,6 +517,36 @@ def conv2d_grad_b(g):
     return gb
 
 
+def conv2d_relu_pool_forward(xc, w, b, stride, dilation, groups, pool):
+    """(yp (C_out, PH, PW, N), arg uint8 alike, (OH, OW)): max-pool (kernel = stride = pool) of
+    relu(conv2d) from padded xc (C, Hp, Wp, N); PH = OH // pool[0], PW = OW // pool[1]."""
+    (SH, SW), (DH, DW), (PKH, PKW) = stride, dilation, pool
+    C, Hp, Wp, N = xc.shape
+    C_out, _, KH, KW = w.shape
+    OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
+    PH, PW = OH // PKH, OW // PKW
+    yp = np.empty((C_out, PH, PW, N), xc.dtype)
+    arg = np.empty((C_out, PH, PW, N), np.uint8)
+    bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
+    blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
+    run(_forward_pool, blocks * PH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
+        yp.reshape(C_out, PH, PW * N), arg.reshape(C_out, PH, PW * N), N, SH, SW, DH, DW, groups,
+        OH, OW, PKH, PKW, work=C_out * PH * PKH * OW * N * w[0].size)
+    return yp, arg, (OH, OW)
+
+
+def unpool_relu(grad_out_t, yp, arg, OH, OW, pool):
+    """(g (C_out, OH, OW, N), grad_b (C_out,)): the conv output's gradient under a fused ReLU and
+    max-pool, from grad_out_t (C_out, PH, PW, N) (any strides) and the forward's yp and arg."""
+    C_out, PH, PW, N = yp.shape
+    gp = np.ascontiguousarray(grad_out_t, dtype=yp.dtype)
+    g = np.empty((C_out, OH, OW, N), yp.dtype)
+    gb = np.empty(C_out, yp.dtype)
+    run(_unpool_relu, C_out, gp.reshape(C_out, PH, PW * N), yp.reshape(C_out, PH, PW * N),
+        arg.reshape(C_out, PH, PW * N), g.reshape(C_out, OH, OW * N), gb, N, pool[0], pool[1], work=g.size)
+    return g, gb
+
+
 def covers(x, w, b=None):
     """Whether the compiled kernels handle these arrays (else the NumPy path runs)."""
     return (AVAILABLE and x.dtype == w.dtype and x.dtype in (np.float32, np.float64)
@@ -414,6 +554,29 @@ def covers(x, w, b=None):
 
 
 # ------------------------------------------------------------------------------- the Function
+
+def _conv_grads(ctx, g, xc, w, grad_b=None):
+    """(grad_x, grad_w, grad_b) of a conv from g (C_out, OH, OW, N), each only if needed;
+    grad_b: already computed (by a fused pass), else summed here. grad_x is an (N, C, H, W) view."""
+    (N, C, H, W), need = ctx.x_shape, ctx.needs_input_grad
+    stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
+    if not (ctx.has_bias and need[2]):
+        grad_b = None
+    elif grad_b is None:
+        grad_b = conv2d_grad_b(g)
+    grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
+    grad_x = None
+    if need[0]:
+        gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
+        grad_x = gx.transpose(3, 0, 1, 2)                      # (N, C, H, W) view
+    return grad_x, grad_w, grad_b
+
+
+def _keep(ctx, x, stride, padding, dilation, groups, b):
+    """Record on ctx what the conv gradients need besides the saved arrays."""
+    ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
+    ctx.groups, ctx.has_bias = groups, b is not None
+
 
 class Conv2d(_RefConv2d):
     """Conv2d with compiled direct-convolution kernels; equals ``ember.ops.conv.Conv2d``.
@@ -435,8 +598,7 @@ class Conv2d(_RefConv2d):
         xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
         y = conv2d_forward(xc, w, b, stride, dilation, groups)  # (C_out, OH, OW, N)
         ctx.save_for_backward(xc, w)
-        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
-        ctx.groups, ctx.has_bias = groups, b is not None
+        _keep(ctx, x, stride, padding, dilation, groups, b)
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
 
     @staticmethod
@@ -444,17 +606,8 @@ class Conv2d(_RefConv2d):
         if ctx.fallback is not None:
             return ctx.fallback.backward(ctx, grad_out)
         xc, w = ctx.saved_tensors
-        (N, C, H, W), has_bias = ctx.x_shape, ctx.has_bias
-        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
-        need = ctx.needs_input_grad
         g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
-        grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
-        grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
-        grad_x = None
-        if need[0]:
-            gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
-            grad_x = gx.transpose(3, 0, 1, 2)                  # (N, C, H, W) view
-        return grad_x, grad_w, grad_b
+        return _conv_grads(ctx, g, xc, w)
 
 
 class Conv2dReLU(Function):
@@ -477,8 +630,7 @@ class Conv2dReLU(Function):
         xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
         y = conv2d_forward(xc, w, b, stride, dilation, groups, relu=True)   # (C_out, OH, OW, N)
         ctx.save_for_backward(xc, w, y)
-        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
-        ctx.groups, ctx.has_bias = groups, b is not None
+        _keep(ctx, x, stride, padding, dilation, groups, b)
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
 
     @staticmethod
@@ -486,14 +638,65 @@ class Conv2dReLU(Function):
         if ctx.fallback is not None:
             return ctx.fallback.backward(ctx, grad_out * (ctx.relu_out > 0))
         xc, w, y = ctx.saved_tensors
-        (N, C, H, W), has_bias = ctx.x_shape, ctx.has_bias
-        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
-        need = ctx.needs_input_grad
         g = relu_mask(grad_out.transpose(1, 2, 3, 0), y)       # (C_out, OH, OW, N)
-        grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
-        grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
-        grad_x = None
-        if need[0]:
-            gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
-            grad_x = gx.transpose(3, 0, 1, 2)                  # (N, C, H, W) view
-        return grad_x, grad_w, grad_b
+        return _conv_grads(ctx, g, xc, w)
+
+
+class Conv2dReLUMaxPool2d(Function):
+    """max_pool2d(relu(conv2d(x, w, b)), pool) in one op; equals ``ops.pool.MaxPool2d`` (kernel =
+    stride = pool, no padding) of ``ops.activation.ReLU`` of ``ops.conv.Conv2d``.
+
+    Forward (x, w, b=None, stride, padding, dilation, groups, pool=(PKH, PKW)): x (N, C, H, W),
+    w (C_out, C/G, KH, KW), b (C_out,) -> (N, C_out, OH // PKH, OW // PKW), a view of a
+    (C_out, PH, PW, N) array (the layout the next conv reads for free). float32/float64.
+    Why it is faster than the three ops: the conv rows of each pooled row are computed into a
+    scratch block and ReLU'd and pooled while in cache, so the conv output (the largest array
+    of LeNet's step) is never written, read back or kept for backward; backward builds the
+    conv output's gradient in one pass (``unpool_relu``: the pool's routing and the ReLU's
+    mask, with the bias gradient summed on the way), then the conv's grad_w and grad_x. One op
+    instead of three: 2 kernel calls instead of 5 (+2 NumPy ReLU passes) per conv layer.
+    Saved for backward: the padded input, w, and the pooled output with its argmax offsets
+    (uint8), a quarter of the conv output's size (PyTorch keeps the conv output and int64
+    indices). Run by ``ember.kernels.fusion`` for an ``nn.Sequential``'s Conv2d → ReLU →
+    MaxPool2d; arrays the kernels do not cover run the three ops one after the other.
+    Raises: nothing of its own (the callers validate shapes as F.conv2d/F.max_pool2d do).
+    """
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, pool=(2, 2)):
+        if not covers(x, w, b):                                # the three ops, chained
+            ctx.chain = _chain(ctx.needs_input_grad)
+            (conv, c1), (relu, c2), (pool_op, c3) = ctx.chain
+            y = conv.forward(c1, x, w, b, stride, padding, dilation, groups)
+            return pool_op.forward(c3, relu.forward(c2, y), pool, pool, (0, 0))
+        ctx.chain = None
+        xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
+        yp, arg, ctx.conv_size = conv2d_relu_pool_forward(xc, w, b, stride, dilation, groups, pool)
+        ctx.save_for_backward(xc, w, yp, arg)
+        _keep(ctx, x, stride, padding, dilation, groups, b)
+        ctx.pool = pool
+        return yp.transpose(3, 0, 1, 2)                        # (N, C_out, PH, PW) view
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if ctx.chain is not None:
+            (conv, c1), (relu, c2), (pool_op, c3) = ctx.chain
+            g = _only(pool_op.backward(c3, grad_out))
+            return conv.backward(c1, _only(relu.backward(c2, g)))
+        xc, w, yp, arg = ctx.saved_tensors
+        g, gb = unpool_relu(grad_out.transpose(1, 2, 3, 0), yp, arg, *ctx.conv_size, ctx.pool)
+        return _conv_grads(ctx, g, xc, w, grad_b=gb)
+
+
+def _chain(needs):
+    """[(op, its Context)] of conv → ReLU → max-pool, for the arrays the fused kernels do not
+    cover: the conv's NumPy fast path, the reference ReLU and max-pool."""
+    from ..autograd import Context
+    from ..ops.activation import ReLU
+    from .numba_pool import _RefMaxPool2d
+    return [(_FallbackConv2d, Context(_FallbackConv2d, None, needs)), (ReLU, Context(ReLU, None, (True,))),
+            (_RefMaxPool2d, Context(_RefMaxPool2d, None, (True,)))]
+
+
+def _only(grads):
+    """The one input gradient of a one-input op's backward (a 1-tuple or the array itself)."""
+    return grads[0] if isinstance(grads, tuple) else grads

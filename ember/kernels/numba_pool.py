@@ -20,7 +20,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..ops.conv import out_size
-from ._jit import AVAILABLE, kernel_pair, prange, run
+from ._jit import AVAILABLE, kernel_pair, njit, prange, run
 
 try:  # the reference op: ops/pool.py after the layout change, ops/conv.py before it
     from ..ops.pool import MaxPool2d as _RefMaxPool2d
@@ -30,6 +30,22 @@ try:  # the NumPy fast path, the fallback for what the kernels do not cover
     from .pool import MaxPool2d as _FallbackMaxPool2d
 except ImportError:
     _FallbackMaxPool2d = _RefMaxPool2d
+
+
+@njit(cache=True, nogil=True)
+def max_into(y, arg, x, k):
+    """y[i], arg[i] = x[i], k where x[i] > y[i] (i < len(y)): one window offset k of a running max.
+
+    A NaN wins once and then stays (the first NaN of a window is its max and takes the gradient,
+    as np.argmax and PyTorch choose); a tie keeps the earlier offset. Shared by the pool kernel
+    and the fused conv + ReLU + max-pool (numba_conv).
+    """
+    for i in range(y.shape[0]):
+        v, b = x[i], y[i]
+        if v > b:
+            y[i], arg[i] = v, k
+        elif v != v and b == b:
+            y[i], arg[i] = v, k
 
 
 def _forward_body(x, y, arg, KH, KW, SH, SW, PH, PW, lo, hi):
@@ -52,13 +68,7 @@ def _forward_body(x, y, arg, KH, KW, SH, SW, PH, PW, lo, hi):
                         iw = ow * SW + kw - PW
                         if ih < 0 or ih >= H or iw < 0 or iw >= W:
                             continue                           # padding: -inf never wins
-                        xr, k = x[p, ih, iw], kh * KW + kw
-                        for i in range(I):
-                            v, b = xr[i], yr[i]
-                            if v > b:
-                                yr[i], ar[i] = v, k
-                            elif v != v and b == b:            # the first NaN: y is NaN, and its
-                                yr[i], ar[i] = v, k            # gradient goes there (argmax, torch)
+                        max_into(yr, ar, x[p, ih, iw], kh * KW + kw)
 
 
 def _backward_body(g, arg, gx, KH, KW, SH, SW, PH, PW, lo, hi):
@@ -87,8 +97,64 @@ def _backward_body(g, arg, gx, KH, KW, SH, SW, PH, PW, lo, hi):
                                 xr[i] += gr[i]
 
 
+def _forward_rows_body(x, y, arg, KH, KW, SH, SW, PH, PW, lo, hi):
+    """The same as ``_forward_body`` for a run I = 1 (NCHW planes x (P, H, W)): the innermost loop
+    runs over ow instead, so it is a loop of OW iterations, not one of length 1 per window.
+
+    For each output pixel the offsets are still visited in row-major order (kh, then kw), so the
+    maximum, its first offset and the NaN rule are those of ``_forward_body``.
+    """
+    H, W = x.shape[1], x.shape[2]
+    OH, OW = y.shape[1], y.shape[2]
+    for p in prange(lo, hi):
+        for oh in range(OH):
+            yr, ar = y[p, oh], arg[p, oh]
+            for ow in range(OW):
+                yr[ow], ar[ow] = -np.inf, 0
+            for kh in range(KH):
+                ih = oh * SH + kh - PH
+                if ih < 0 or ih >= H:
+                    continue                                   # padding: -inf never wins
+                xr = x[p, ih]
+                for kw in range(KW):
+                    k = kh * KW + kw
+                    ow0 = max(0, (PW - kw + SW - 1) // SW)     # first ow with iw >= 0
+                    ow1 = min(OW, (W - 1 + PW - kw) // SW + 1)  # past the last ow with iw < W
+                    for ow in range(ow0, ow1):
+                        v, b = xr[ow * SW + kw - PW], yr[ow]
+                        if v > b:
+                            yr[ow], ar[ow] = v, k
+                        elif v != v and b == b:                # the first NaN (as _forward_body)
+                            yr[ow], ar[ow] = v, k
+
+
+def _backward_rows_body(g, arg, gx, KH, KW, SH, SW, PH, PW, lo, hi):
+    """``_backward_body`` for NCHW planes (P, H, W): the innermost loop over ow adds g where
+    arg == k at input column ow*SW + kw - PW (each window's gradient goes to its one offset)."""
+    H, W = gx.shape[1], gx.shape[2]
+    OH, OW = g.shape[1], g.shape[2]
+    for p in prange(lo, hi):
+        gx[p] = 0
+        for oh in range(OH):
+            gr, ar = g[p, oh], arg[p, oh]
+            for kh in range(KH):
+                ih = oh * SH + kh - PH
+                if ih < 0 or ih >= H:
+                    continue
+                xr = gx[p, ih]
+                for kw in range(KW):
+                    k = kh * KW + kw
+                    ow0 = max(0, (PW - kw + SW - 1) // SW)
+                    ow1 = min(OW, (W - 1 + PW - kw) // SW + 1)
+                    for ow in range(ow0, ow1):
+                        if ar[ow] == k:
+                            xr[ow * SW + kw - PW] += gr[ow]
+
+
 _forward = kernel_pair(_forward_body)
 _backward = kernel_pair(_backward_body)
+_forward_rows = kernel_pair(_forward_rows_body)
+_backward_rows = kernel_pair(_backward_rows_body)
 
 
 def _planes(x):
@@ -135,7 +201,11 @@ class MaxPool2d(_RefMaxPool2d):
         P, _, _, I = xp.shape
         y = np.empty((P, OH, OW, I), x.dtype)
         arg = np.empty((P, OH, OW, I), np.uint8)
-        run(_forward, P, xp, y, arg, KH, KW, SH, SW, PH, PW, work=y.size * KH * KW)
+        if I == 1:                                             # NCHW: rows, the ow loop innermost
+            run(_forward_rows, P, xp[..., 0], y[..., 0], arg[..., 0], KH, KW, SH, SW, PH, PW,
+                work=y.size * KH * KW)
+        else:
+            run(_forward, P, xp, y, arg, KH, KW, SH, SW, PH, PW, work=y.size * KH * KW)
         ctx.save_for_backward(arg)
         ctx.x_shape, ctx.layout = (N, C, H, W), layout
         ctx.kernel_size, ctx.stride, ctx.padding = (KH, KW), (SH, SW), (PH, PW)
@@ -151,5 +221,9 @@ class MaxPool2d(_RefMaxPool2d):
         g = _as_layout(grad_out, layout)
         P, _, _, I = g.shape
         gx = np.empty((P, H, W, I), g.dtype)
-        run(_backward, P, g, arg, gx, KH, KW, SH, SW, PH, PW, work=g.size * KH * KW)
+        if I == 1:
+            run(_backward_rows, P, g[..., 0], arg[..., 0], gx[..., 0], KH, KW, SH, SW, PH, PW,
+                work=g.size * KH * KW)
+        else:
+            run(_backward, P, g, arg, gx, KH, KW, SH, SW, PH, PW, work=g.size * KH * KW)
         return _unplanes(gx, layout, N, C)
