@@ -165,12 +165,14 @@ def _ops(out):
 
 
 def _step(model, x, y):
-    """Logits and every parameter's gradient after one forward + cross-entropy + backward."""
+    """Logits, the ops of its graph and every parameter's gradient after one forward +
+    cross-entropy + backward."""
     for p in model.parameters():
         p.grad = None
     out = model(Tensor(x))
+    ops = _ops(out)                                            # before backward frees the graph
     ember.nn.functional.cross_entropy(out, y).backward()
-    return out, [p.grad._data.copy() for p in model.parameters()]
+    return out, ops, [p.grad._data.copy() for p in model.parameters()]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -184,15 +186,16 @@ def test_lenet_fused_equals_layers_one_by_one_and_reference(dtype, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((9, 1, 28, 28)).astype(dtype)
     y = rng.integers(0, 10, 9)
-    out, grads = _step(model, x, y)
-    assert _ops(out) & {nc.Conv2dReLUMaxPool2d} and not _ops(out) & {ref_pool.MaxPool2d}
+    out, ops, grads = _step(model, x, y)
+    assert nc.Conv2dReLUMaxPool2d in ops                       # both conv → ReLU → pool stages fused
+    assert not any(issubclass(c, (ref_conv.Conv2d, ref_pool.MaxPool2d)) for c in ops)
     monkeypatch.setattr(fusion, "enabled", False)
-    out_1, grads_1 = _step(model, x, y)
-    assert nc.Conv2dReLUMaxPool2d not in _ops(out_1)
+    out_1, ops_1, grads_1 = _step(model, x, y)
+    assert nc.Conv2dReLUMaxPool2d not in ops_1
     monkeypatch.setattr(fusion, "enabled", True)
     with kernels.use("reference"):
-        out_r, grads_r = _step(model, x, y)
-    assert nc.Conv2dReLUMaxPool2d not in _ops(out_r)
+        out_r, ops_r, grads_r = _step(model, x, y)
+    assert nc.Conv2dReLUMaxPool2d not in ops_r and ref_pool.MaxPool2d in ops_r
     for other, o in ((grads_1, out_1), (grads_r, out_r)):
         _close(out._data, o._data, TOL[dtype], "logits")
         for a, e in zip(grads, other):
@@ -222,8 +225,10 @@ def test_fusion_only_where_the_layers_are_exactly_conv_relu_pool():
     wrapped = _net(nn.MaxPool2d(2))                                   # as summary/feature_maps do
     object.__setattr__(wrapped[0], "forward", wrapped[0].forward)
     assert not _fused(wrapped, x)
-    assert not _fused(_net(nn.MaxPool2d(2)), x.astype(np.float64))   # dtype differs from the weights
-    assert not _fused(_net(nn.MaxPool2d(8)), x)                       # the pool does not fit: 7 // 8 = 0
+    with pytest.raises(TypeError, match="dtype"):                     # not fused: the layer refuses it
+        _fused(_net(nn.MaxPool2d(2)), x.astype(np.float64))
+    with pytest.raises(nn.ModuleError, match=r"^2 \(MaxPool2d\): .*smaller than the kernel"):
+        _fused(_net(nn.MaxPool2d(8)), x)                              # 7×7 conv output: the pool's error
     with kernels.use("reference"):
         assert not _fused(_net(nn.MaxPool2d(2)), x)
 

@@ -164,8 +164,11 @@ def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW,
     Equals ops.pool.MaxPool2d(kernel = stride = (PKH, PKW)) of ops.activation.ReLU of
     ops.conv.Conv2d; arg = the first offset r*PKW + s (row-major) holding the window's max, as
     numba_pool's kernel keeps it. One item = pooled row ph of a block of up to 4 output
-    channels: its PKH conv rows are computed into a scratch block (``_conv_rows``), set to
-    max(·, 0) and pooled while in cache, so the conv output is never written to memory.
+    channels: its PKH conv rows are computed into a scratch block (``_conv_rows``) and pooled
+    while in cache, so the conv output is never written to memory. The ReLU is applied after
+    the max (max(relu(v)) = relu(max(v)), a quarter of the values): where the max is > 0 its
+    first offset is the same, and where it is not the pooled value is 0 and backward's ReLU
+    mask stops the gradient whatever offset arg holds (a NaN is the max and stays NaN).
     """
     C, Hp, WpN = x.shape
     C_out, Cg, KH, KW = w.shape
@@ -187,11 +190,6 @@ def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW,
             oh = ph * PKH + r
             _conv_rows(xf, wf, rel, b, rows, 0, r, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
         for c in range(nco):
-            for r in range(PKH):                               # ReLU (a NaN stays NaN)
-                yr = rows[c, r]
-                for j in range(OW * N):
-                    if yr[j] < 0:
-                        yr[j] = 0
             out, ar = yp[co0 + c, ph], arg[co0 + c, ph]
             for pw in range(PW):
                 o, a = out[pw * N:(pw + 1) * N], ar[pw * N:(pw + 1) * N]
@@ -200,6 +198,9 @@ def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW,
                 for r in range(PKH):
                     for s in range(PKW):
                         max_into(o, a, rows[c, r, (pw * PKW + s) * N:], r * PKW + s)
+                for i in range(N):                             # ReLU after the max: the same
+                    if o[i] < 0:                               # value, and the same first max
+                        o[i] = 0                               # wherever it is > 0 (a NaN stays)
 
 
 def _relu_mask_body(go, y, g, lo, hi):
@@ -237,11 +238,11 @@ def _unpool_relu_body(gp, yp, arg, g, gb, N, PKH, PKW, lo, hi):
             for r in range(PKH):
                 out = g[co, ph * PKH + r]
                 for pw in range(PW):
+                    a, v = ar[pw * N:(pw + 1) * N], gm[pw * N:(pw + 1) * N]
                     for c in range(PKW):
-                        k, o = r * PKW + c, (pw * PKW + c) * N
-                        for i in range(N):
-                            j = pw * N + i
-                            out[o + i] = gm[j] if ar[j] == k else zero
+                        k, o = arg.dtype.type(r * PKW + c), out[(pw * PKW + c) * N:]
+                        for i in range(N):                     # select: SIMD over the batch
+                            o[i] = v[i] if a[i] == k else zero
                 for j in range(PW * PKW * N, OWN):             # columns past the last window
                     out[j] = zero
         for oh in range(PH * PKH, OH):                         # rows past the last window

@@ -40,12 +40,12 @@ def max_into(y, arg, x, k):
     as np.argmax and PyTorch choose); a tie keeps the earlier offset. Shared by the pool kernel
     and the fused conv + ReLU + max-pool (numba_conv).
     """
-    for i in range(y.shape[0]):
+    kk = arg.dtype.type(k)
+    for i in range(y.shape[0]):                                # branch-free: selects, SIMD
         v, b = x[i], y[i]
-        if v > b:
-            y[i], arg[i] = v, k
-        elif v != v and b == b:
-            y[i], arg[i] = v, k
+        take = (v > b) | ((v != v) & (b == b))
+        y[i] = v if take else b
+        arg[i] = kk if take else arg[i]
 
 
 def _forward_body(x, y, arg, KH, KW, SH, SW, PH, PW, lo, hi):
