@@ -184,6 +184,8 @@ POOL_ROWS = {
     "overlap_3s2_p1": ((2, 3, 9, 8), (3, 3), (2, 2), (1, 1), "chwn"),
     "rect_odd": ((2, 2, 7, 11), (2, 3), (1, 2), (1, 1), "nchw"),
     "odd_size_floor": ((5, 2, 7, 7), (2, 2), (2, 2), (0, 0), "chwn"),
+    "nchw_batch_copied_to_chwn": ((12, 3, 9, 8), (3, 2), (2, 2), (1, 1), "nchw"),   # N >= CHWN_MIN_BATCH
+    "nchw_rows_overlap": ((2, 3, 9, 10), (3, 3), (2, 1), (1, 1), "nchw"),
 }
 
 
