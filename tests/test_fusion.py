@@ -152,6 +152,13 @@ def test_fused_op_falls_back_for_mixed_dtypes():
 
 # ------------------------------------------------------------------------- the fusion point
 
+@pytest.fixture
+def fast():
+    """Kernels on for the test (the suite also runs with EMBER_KERNELS=reference)."""
+    with kernels.use("fast"):
+        yield
+
+
 def _ops(out):
     """The op classes in the graph that produced ``out``."""
     seen, stack = set(), [out]
@@ -176,7 +183,7 @@ def _step(model, x, y):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lenet_fused_equals_layers_one_by_one_and_reference(dtype, monkeypatch):
+def test_lenet_fused_equals_layers_one_by_one_and_reference(dtype, monkeypatch, fast):
     from ember.models import lenet5
     ember.manual_seed(0)
     model = lenet5()
@@ -210,7 +217,7 @@ def _fused(model, x):
     return nc.Conv2dReLUMaxPool2d in _ops(model(Tensor(x, requires_grad=True)))
 
 
-def test_fusion_only_where_the_layers_are_exactly_conv_relu_pool():
+def test_fusion_only_where_the_layers_are_exactly_conv_relu_pool(fast):
     x = np.random.default_rng(0).standard_normal((2, 2, 9, 9)).astype(np.float32)
     assert _fused(_net(nn.MaxPool2d(2)), x)
     assert _fused(_net(nn.MaxPool2d((2, 3))), x)
@@ -233,13 +240,13 @@ def test_fusion_only_where_the_layers_are_exactly_conv_relu_pool():
         assert not _fused(_net(nn.MaxPool2d(2)), x)
 
 
-def test_a_bad_input_is_still_reported_by_the_layer():
+def test_a_bad_input_is_still_reported_by_the_layer(fast):
     model = _net(nn.MaxPool2d(2))
     with pytest.raises(nn.ModuleError, match=r"^0 \(Conv2d\): .*channels"):
         model(Tensor(np.zeros((1, 3, 9, 9), np.float32)))
 
 
-def test_fusion_under_no_grad_gives_the_same_logits():
+def test_fusion_under_no_grad_gives_the_same_logits(fast):
     from ember.models import lenet5
     ember.manual_seed(1)
     model = lenet5().eval()

@@ -56,15 +56,53 @@ _FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (FMA, reordered l
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
+def madd4x4(y0, y1, y2, y3, x0, x1, x2, x3, m, n):
+    """y_r[j] += Σ_s m[r, s] · x_s[j] for r, s < 4 and j < n: a 4×4 block of axpys in one pass.
+
+    Each x float loaded feeds 4 rows and each y float is loaded and stored once per 4
+    multiply-adds: 16 FMAs per 8 loads + 4 stores (one axpy at a time took 2 loads + 1 store
+    per FMA and was memory-bound in L1). The conv forward's (rows: output channels, s: terms)
+    and grad_x's (rows: input channels, s: output channels) inner loop.
+    """
+    a0, a1, a2, a3 = m[0, 0], m[0, 1], m[0, 2], m[0, 3]
+    b0, b1, b2, b3 = m[1, 0], m[1, 1], m[1, 2], m[1, 3]
+    c0, c1, c2, c3 = m[2, 0], m[2, 1], m[2, 2], m[2, 3]
+    d0, d1, d2, d3 = m[3, 0], m[3, 1], m[3, 2], m[3, 3]
+    for j in range(n):
+        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+        y0[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+        y1[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+        y2[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
+        y3[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def madd4x1(y0, y1, y2, y3, x, m, n):
+    """y_r[j] += m[r] · x[j] for r < 4 and j < n: one input row into 4 rows (a 4×4 block's tail)."""
+    a0, a1, a2, a3 = m[0], m[1], m[2], m[3]
+    for j in range(n):
+        u = x[j]
+        y0[j] += a0 * u
+        y1[j] += a1 * u
+        y2[j] += a2 * u
+        y3[j] += a3 * u
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def madd1x4(y, x0, x1, x2, x3, m, n):
+    """y[j] += Σ_s m[s] · x_s[j] for s < 4 and j < n: 4 input rows into one row."""
+    a0, a1, a2, a3 = m[0], m[1], m[2], m[3]
+    for j in range(n):
+        y[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
 def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
     """yt[c0 + r, row] = the output row of channel co0 + r (r < nco ≤ 4), bias included.
 
     The row is b[co0 + r] + Σ_t wf[co0 + r, t] · (input row of term t): term t = (ci, kh, kw)
     reads xf from base0 + rel[t] (+ ob*SWN for the ob-th of nblk blocks of blk floats). The T
-    terms are added in blocks of 4 channels x 4 terms per pass: each input float loaded feeds 4
-    channels and each output float is loaded and stored once per 4 multiply-adds, 16 FMAs per
-    8 loads + 4 stores (one term at a time took 2 loads + 1 store per FMA and was memory-bound
-    in L1). Shared by the conv forward (yt = y) and the fused conv + ReLU + max-pool (yt = a
+    terms are added in blocks of 4 channels x 4 terms per pass (``madd4x4``). Shared by the conv forward (yt = y) and the fused conv + ReLU + max-pool (yt = a
     scratch block of rows).
     """
     T = wf.shape[1]
@@ -81,26 +119,10 @@ def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
             while t + 4 <= T:
                 x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
                 x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
-                a0, a1, a2, a3 = wf[co0, t], wf[co0, t + 1], wf[co0, t + 2], wf[co0, t + 3]
-                b0, b1, b2, b3 = wf[co0 + 1, t], wf[co0 + 1, t + 1], wf[co0 + 1, t + 2], wf[co0 + 1, t + 3]
-                c_0, c_1, c_2, c_3 = wf[co0 + 2, t], wf[co0 + 2, t + 1], wf[co0 + 2, t + 2], wf[co0 + 2, t + 3]
-                d0, d1, d2, d3 = wf[co0 + 3, t], wf[co0 + 3, t + 1], wf[co0 + 3, t + 2], wf[co0 + 3, t + 3]
-                for j in range(blk):
-                    u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-                    y0[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
-                    y1[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
-                    y2[j] += c_0 * u0 + c_1 * u1 + c_2 * u2 + c_3 * u3
-                    y3[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+                madd4x4(y0, y1, y2, y3, x0, x1, x2, x3, wf[co0:co0 + 4, t:t + 4], blk)
                 t += 4
             while t < T:                                       # the last T % 4 terms
-                x0 = xf[base + rel[t]:]
-                a0, b0, c_0, d0 = wf[co0, t], wf[co0 + 1, t], wf[co0 + 2, t], wf[co0 + 3, t]
-                for j in range(blk):
-                    u0 = x0[j]
-                    y0[j] += a0 * u0
-                    y1[j] += b0 * u0
-                    y2[j] += c_0 * u0
-                    y3[j] += d0 * u0
+                madd4x1(y0, y1, y2, y3, xf[base + rel[t]:], wf[co0:co0 + 4, t], blk)
                 t += 1
         else:                                                  # 1-3 channels: one at a time
             for r in range(nco):
@@ -110,9 +132,7 @@ def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
                 while t + 4 <= T:
                     x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
                     x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
-                    a0, a1, a2, a3 = wf[co, t], wf[co, t + 1], wf[co, t + 2], wf[co, t + 3]
-                    for j in range(blk):
-                        ys[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
+                    madd1x4(ys, x0, x1, x2, x3, wf[co, t:t + 4], blk)
                     t += 4
                 while t < T:
                     x0, a0 = xf[base + rel[t]:], wf[co, t]
@@ -122,14 +142,30 @@ def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
 
 
 @njit(cache=True, nogil=True)
-def _term_offsets(Cg, KH, KW, Hp, WpN, DH, DWN):
-    """rel[t] for term t = (ci*KH + kh)*KW + kw: its offset (ci*Hp + kh*DH)*WpN + kw*DW*N in x."""
+def _channel_block(q, nq, Og):
+    """(group, first channel, channels) of block q of up to 4 channels (nq blocks per group of Og)."""
+    grp = q // nq
+    co0 = grp * Og + (q % nq) * 4
+    return grp, co0, min(4, (grp + 1) * Og - co0)
+
+
+@njit(cache=True, nogil=True)
+def _forward_setup(x, w, N, OW, SW, DH, DW, G):
+    """What both forward kernels derive from x (C, Hp, Wp*N) and w (C_out, Cg, KH, KW):
+    Cg, Hp, Wp*N, Og, nq (blocks of 4 output channels per group), the row blocks (nblk, blk)
+    (one of OW*N floats when SW == 1, else OW of N), x and w flattened to xf and wf (C_out, T),
+    and rel[t]: the offset in x of term t = (ci*KH + kh)*KW + kw, (ci*Hp + kh*DH)*WpN + kw*DW*N.
+    """
+    Hp, WpN = x.shape[1], x.shape[2]
+    C_out, Cg, KH, KW = w.shape
+    Og = C_out // G
     rel = np.empty(Cg * KH * KW, np.int64)
     for ci in range(Cg):
         for kh in range(KH):
             for kw in range(KW):
-                rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DWN
-    return rel
+                rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DW * N
+    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    return Cg, Hp, WpN, Og, (Og + 3) // 4, nblk, blk, x.reshape(-1), w.reshape(C_out, Cg * KH * KW), rel
 
 
 def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
@@ -139,21 +175,12 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
     up to 4 output channels of one group (``_conv_rows``). relu = 1: y = max(y, 0) on the rows
     while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
     """
-    C, Hp, WpN = x.shape
-    C_out, Cg, KH, KW = w.shape
     OH = y.shape[1]
     OW = y.shape[2] // N
-    Og, T = C_out // G, Cg * KH * KW
-    nq = (Og + 3) // 4                                         # blocks of 4 channels per group
-    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
-    xf = x.reshape(-1)
-    wf = w.reshape(C_out, T)                                   # term t = (ci*KH + kh)*KW + kw
-    rel = _term_offsets(Cg, KH, KW, Hp, WpN, DH, DW * N)
+    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
     for item in prange(lo, hi):
-        q, oh = item // OH, item % OH
-        grp = q // nq
-        co0 = grp * Og + (q % nq) * 4
-        nco = min(4, (grp + 1) * Og - co0)
+        oh = item % OH
+        grp, co0, nco = _channel_block(item // OH, nq, Og)
         _conv_rows(xf, wf, rel, b, y, co0, oh, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
         if relu:
             for co in range(co0, co0 + nco):
@@ -175,21 +202,12 @@ def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW,
     first offset is the same, and where it is not the pooled value is 0 and backward's ReLU
     mask stops the gradient whatever offset arg holds (a NaN is the max and stays NaN).
     """
-    C, Hp, WpN = x.shape
-    C_out, Cg, KH, KW = w.shape
     PH = yp.shape[1]
     PW = yp.shape[2] // N
-    Og, T = C_out // G, Cg * KH * KW
-    nq = (Og + 3) // 4
-    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
-    xf = x.reshape(-1)
-    wf = w.reshape(C_out, T)
-    rel = _term_offsets(Cg, KH, KW, Hp, WpN, DH, DW * N)
+    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
     for item in prange(lo, hi):
-        q, ph = item // PH, item % PH
-        grp = q // nq
-        co0 = grp * Og + (q % nq) * 4
-        nco = min(4, (grp + 1) * Og - co0)
+        ph = item % PH
+        grp, co0, nco = _channel_block(item // PH, nq, Og)
         rows = np.empty((4, PKH, OW * N), x.dtype)             # the conv rows of this pooled row
         for r in range(PKH):
             oh = ph * PKH + r
@@ -304,26 +322,10 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
                         while co + 4 <= (grp + 1) * Og:        # 4 input x 4 output channels
                             g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
                             g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                            a0, a1, a2, a3 = w[co, ci0, kh, kw], w[co + 1, ci0, kh, kw], w[co + 2, ci0, kh, kw], w[co + 3, ci0, kh, kw]
-                            b0, b1, b2, b3 = w[co, ci0 + 1, kh, kw], w[co + 1, ci0 + 1, kh, kw], w[co + 2, ci0 + 1, kh, kw], w[co + 3, ci0 + 1, kh, kw]
-                            c_0, c_1, c_2, c_3 = w[co, ci0 + 2, kh, kw], w[co + 1, ci0 + 2, kh, kw], w[co + 2, ci0 + 2, kh, kw], w[co + 3, ci0 + 2, kh, kw]
-                            d0, d1, d2, d3 = w[co, ci0 + 3, kh, kw], w[co + 1, ci0 + 3, kh, kw], w[co + 2, ci0 + 3, kh, kw], w[co + 3, ci0 + 3, kh, kw]
-                            for j in range(blk):
-                                v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
-                                x0[j] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
-                                x1[j] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
-                                x2[j] += c_0 * v0 + c_1 * v1 + c_2 * v2 + c_3 * v3
-                                x3[j] += d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3
+                            madd4x4(x0, x1, x2, x3, g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 4, kh, kw].T, blk)
                             co += 4
                         while co < (grp + 1) * Og:             # the last Og % 4 output channels
-                            g0 = g[co, oh, go:]
-                            a0, b0, c_0, d0 = w[co, ci0, kh, kw], w[co, ci0 + 1, kh, kw], w[co, ci0 + 2, kh, kw], w[co, ci0 + 3, kh, kw]
-                            for j in range(blk):
-                                v0 = g0[j]
-                                x0[j] += a0 * v0
-                                x1[j] += b0 * v0
-                                x2[j] += c_0 * v0
-                                x3[j] += d0 * v0
+                            madd4x1(x0, x1, x2, x3, g[co, oh, go:], w[co, ci0:ci0 + 4, kh, kw], blk)
                             co += 1
                     else:                                      # 1-3 input channels: one at a time
                         for ci in range(ci0, ci0 + nci):
@@ -332,9 +334,7 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
                             while co + 4 <= (grp + 1) * Og:
                                 g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
                                 g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                                a0, a1, a2, a3 = w[co, ci, kh, kw], w[co + 1, ci, kh, kw], w[co + 2, ci, kh, kw], w[co + 3, ci, kh, kw]
-                                for j in range(blk):
-                                    xs[j] += a0 * g0[j] + a1 * g1[j] + a2 * g2[j] + a3 * g3[j]
+                                madd1x4(xs, g0, g1, g2, g3, w[co:co + 4, ci, kh, kw], blk)
                                 co += 4
                             while co < (grp + 1) * Og:
                                 g0, a0 = g[co, oh, go:], w[co, ci, kh, kw]
