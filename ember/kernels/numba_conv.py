@@ -55,7 +55,7 @@ def out_size(n, k, s, p, d=1):
 _FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (FMA, reordered lanes); the order is still fixed
 
 
-@njit(cache=True, nogil=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
 def madd4x4(y0, y1, y2, y3, x0, x1, x2, x3, m, n):
     """y_r[j] += Σ_s m[r, s] · x_s[j] for r, s < 4 and j < n: a 4×4 block of axpys in one pass.
 
@@ -76,7 +76,7 @@ def madd4x4(y0, y1, y2, y3, x0, x1, x2, x3, m, n):
         y3[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
 
 
-@njit(cache=True, nogil=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
 def madd4x1(y0, y1, y2, y3, x, m, n):
     """y_r[j] += m[r] · x[j] for r < 4 and j < n: one input row into 4 rows (a 4×4 block's tail)."""
     a0, a1, a2, a3 = m[0], m[1], m[2], m[3]
@@ -88,7 +88,7 @@ def madd4x1(y0, y1, y2, y3, x, m, n):
         y3[j] += a3 * u
 
 
-@njit(cache=True, nogil=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
 def madd1x4(y, x0, x1, x2, x3, m, n):
     """y[j] += Σ_s m[s] · x_s[j] for s < 4 and j < n: 4 input rows into one row."""
     a0, a1, a2, a3 = m[0], m[1], m[2], m[3]
@@ -96,7 +96,7 @@ def madd1x4(y, x0, x1, x2, x3, m, n):
         y[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
 
 
-@njit(cache=True, nogil=True, fastmath=_FM)
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
 def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
     """yt[c0 + r, row] = the output row of channel co0 + r (r < nco ≤ 4), bias included.
 
@@ -141,7 +141,7 @@ def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
                     t += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _channel_block(q, nq, Og):
     """(group, first channel, channels) of block q of up to 4 channels (nq blocks per group of Og)."""
     grp = q // nq
@@ -149,7 +149,7 @@ def _channel_block(q, nq, Og):
     return grp, co0, min(4, (grp + 1) * Og - co0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _forward_setup(x, w, N, OW, SW, DH, DW, G):
     """What both forward kernels derive from x (C, Hp, Wp*N) and w (C_out, Cg, KH, KW):
     Cg, Hp, Wp*N, Og, nq (blocks of 4 output channels per group), the row blocks (nblk, blk)
