@@ -32,13 +32,17 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+# (nn.Conv2d, nn.ReLU, nn.MaxPool2d): set by ember.nn when it defines them (ember.kernels does not
+# import ember.nn: the layers sit above the kernels); None until then, and nothing is fused.
+LAYERS = None
+
+
 def _fusable(conv, relu, pool, x):
     """Whether conv → relu → pool can run as Conv2dReLUMaxPool2d on input x (see module doc)."""
-    from ..nn import Conv2d, MaxPool2d, ReLU, Module
     from ..tensor import Tensor
-    if not (type(conv) is Conv2d and type(relu) is ReLU and type(pool) is MaxPool2d):
+    if LAYERS is None or (type(conv), type(relu), type(pool)) != LAYERS:
         return False
-    if Module.__call__.__qualname__ != "Module.__call__" or any("forward" in m.__dict__ for m in (conv, relu, pool)):
+    if type(conv).__call__.__qualname__ != "Module.__call__" or any("forward" in m.__dict__ for m in (conv, relu, pool)):
         return False
     w, b = conv.weight, conv.bias
     if not (isinstance(x, Tensor) and x.ndim == 4 and x.shape[1] == conv.in_channels and x.size
