@@ -256,3 +256,36 @@ def test_fusion_under_no_grad_gives_the_same_logits(fast):
         with kernels.use("reference"):
             ref = model(x)._data
     _close(fast, ref, 1e-5, "inference logits")
+
+
+def test_without_numba_the_layers_run_one_by_one(tmp_path):
+    """numba not importable: nothing is fused, and the fused op itself runs the three ops."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np, ember\n"
+        "from ember.kernels import numba_conv as nc\n"
+        "from ember.models import lenet5\n"
+        "from ember.tensor import Tensor\n"
+        "assert not nc.AVAILABLE\n"
+        "x = Tensor(np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32))\n"
+        "out = lenet5()(x)\n"
+        "seen, stack = set(), [out]\n"
+        "while stack:\n"
+        "    t = stack.pop()\n"
+        "    if getattr(t, '_ctx', None) is not None:\n"
+        "        seen.add(t._ctx.fn.__name__); stack.extend(t._ctx.parents)\n"
+        "assert 'Conv2dReLUMaxPool2d' not in seen and 'MaxPool2d' in seen, seen\n"
+        "w = Tensor(np.ones((2, 1, 3, 3), np.float32), requires_grad=True)\n"
+        "y = nc.Conv2dReLUMaxPool2d.apply(x, w, None, pool=(2, 2))\n"
+        "y.sum().backward()\n"
+        "assert y.shape == (3, 2, 13, 13) and w.grad is not None\n"
+        "print('ok')\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
