@@ -96,7 +96,7 @@ def madd1x4(y, x0, x1, x2, x3, m, n):
         y[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
 
 
-@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
+@njit(cache=True, nogil=True, fastmath=_FM)
 def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
     """yt[c0 + r, row] = the output row of channel co0 + r (r < nco ≤ 4), bias included.
 
@@ -141,7 +141,7 @@ def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
                     t += 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _channel_block(q, nq, Og):
     """(group, first channel, channels) of block q of up to 4 channels (nq blocks per group of Og)."""
     grp = q // nq
@@ -149,7 +149,7 @@ def _channel_block(q, nq, Og):
     return grp, co0, min(4, (grp + 1) * Og - co0)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _forward_setup(x, w, N, OW, SW, DH, DW, G):
     """What both forward kernels derive from x (C, Hp, Wp*N) and w (C_out, Cg, KH, KW):
     Cg, Hp, Wp*N, Og, nq (blocks of 4 output channels per group), the row blocks (nblk, blk)
