@@ -260,9 +260,7 @@ def test_fusion_under_no_grad_gives_the_same_logits(fast):
 
 def test_without_numba_the_layers_run_one_by_one(tmp_path):
     """numba not importable: nothing is fused, and the fused op itself runs the three ops."""
-    import os
-    import subprocess
-    import sys
+    from test_kernels_numba import run_python
     code = (
         "import sys; sys.modules['numba'] = None\n"
         "import numpy as np, ember\n"
@@ -283,9 +281,4 @@ def test_without_numba_the_layers_run_one_by_one(tmp_path):
         "y.sum().backward()\n"
         "assert y.shape == (3, 2, 13, 13) and w.grad is not None\n"
         "print('ok')\n")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "ok"
+    assert run_python(code, tmp_path) == "ok"
