@@ -165,12 +165,18 @@ def test_imports_and_falls_back_without_numba(tmp_path):
         "r = nc._FallbackConv2d.apply(Tensor(x), Tensor(w), None, padding=(1, 1))._data\n"
         "assert np.array_equal(a, r)\n"
         "print('ok')\n")
+    assert run_python(code, tmp_path) == "ok"
+
+
+def run_python(code, cwd, timeout=300):
+    """Run ``code`` in a fresh Python with this checkout's ember first on the path; its stdout
+    (stripped). Raises AssertionError with the end of stderr if it fails."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+                         cwd=cwd, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
 
 
 # ---------------------------------------------------------------------------------- max pool
@@ -184,6 +190,8 @@ POOL_ROWS = {
     "overlap_3s2_p1": ((2, 3, 9, 8), (3, 3), (2, 2), (1, 1), "chwn"),
     "rect_odd": ((2, 2, 7, 11), (2, 3), (1, 2), (1, 1), "nchw"),
     "odd_size_floor": ((5, 2, 7, 7), (2, 2), (2, 2), (0, 0), "chwn"),
+    "nchw_batch_copied_to_chwn": ((12, 3, 9, 8), (3, 2), (2, 2), (1, 1), "nchw"),   # N >= CHWN_MIN_BATCH
+    "nchw_rows_overlap": ((2, 3, 9, 10), (3, 3), (2, 1), (1, 1), "nchw"),
 }
 
 

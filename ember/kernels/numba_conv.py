@@ -23,12 +23,18 @@ forward 0.30–0.62 ms (50–104 GFLOP/s), grad_w 0.31–0.54 ms (57–99 GFLOP/
 forward + backward. One term per pass (the first version): 19 GFLOP/s forward. LeNet-5 training
 step (benchmarks/kernels_numba.py, load ~2, medians of 7): batch 64 5.5 ms vs 12.5 ms NumPy path,
 batch 256 17.1 vs 34.4 ms; with Conv2dReLU fused: 4.7 and 14.8 ms.
+
+Conv2dReLUMaxPool2d (conv → ReLU → 2×2 max-pool as one op, run by ``ember.kernels.fusion`` for
+nn.Sequential): per LeNet-5 training step at batch 64 (same process, alternating with the layers
+run one by one; the machine at load 5–9, so CPU time is the figure that means something) -20%
+CPU (medians 6.43 vs 8.08 and 4.61 vs 5.74 ms in two runs), and the conv output is never stored.
 """
 import numpy as np
 
 from ..autograd import Function
 from ..ops.conv import Conv2d as _RefConv2d   # the reference op (its name, whatever is patched later)
-from ._jit import AVAILABLE, kernel_pair, prange, run
+from ._jit import AVAILABLE, kernel_pair, njit, prange, run
+from .numba_pool import max_into
 from .conv import _to_chwn as to_chwn   # the NumPy kernel's layout change, shared
 
 try:  # after the layout change the NumPy fast path is ember.kernels.conv: the better fallback
@@ -46,86 +52,136 @@ def out_size(n, k, s, p, d=1):
 # Arrays arrive flattened to 3-D: x (C, Hp, Wp*N), y and g (C_out, OH, OW*N), gx (C, H, W*N).
 # With SW == 1 an output row is one block of OW*N floats; otherwise OW blocks of N floats.
 
-def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
-    """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
+_FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (FMA, reordered lanes); the order is still fixed
 
-    Equals ops.conv.Conv2d.forward (on the padded input). One item = the rows oh of a block of
-    up to 4 output channels of one group: they are set to the bias, then the T = Cg*KH*KW terms
-    (ci, kh, kw), each a weight times a shifted input row, are added in blocks of 4 channels x 4
-    terms per pass: each input float loaded feeds 4 channels and each output float is loaded and
-    stored once per 4 multiply-adds, 16 FMAs per 8 loads + 4 stores (one term at a time took
-    2 loads + 1 store per FMA and was memory-bound in L1). relu = 1: y = max(y, 0) on the rows
-    while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
+
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
+def madd4x4(y0, y1, y2, y3, x0, x1, x2, x3, m, n):
+    """y_r[j] += Σ_s m[r, s] · x_s[j] for r, s < 4 and j < n: a 4×4 block of axpys in one pass.
+
+    Each x float loaded feeds 4 rows and each y float is loaded and stored once per 4
+    multiply-adds: 16 FMAs per 8 loads + 4 stores (one axpy at a time took 2 loads + 1 store
+    per FMA and was memory-bound in L1). The conv forward's (rows: output channels, s: terms)
+    and grad_x's (rows: input channels, s: output channels) inner loop.
     """
-    C, Hp, WpN = x.shape
-    C_out, Cg, KH, KW = w.shape
-    OH = y.shape[1]
-    OW = y.shape[2] // N
-    Og, T = C_out // G, Cg * KH * KW
-    nq = (Og + 3) // 4                                         # blocks of 4 channels per group
-    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
-    xf = x.reshape(-1)
-    wf = w.reshape(C_out, T)                                   # term t = (ci*KH + kh)*KW + kw
-    rel = np.empty(T, np.int64)                                # term -> offset in x
-    for ci in range(Cg):
-        for kh in range(KH):
-            for kw in range(KW):
-                rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DW * N
-    for item in prange(lo, hi):
-        q, oh = item // OH, item % OH
-        grp = q // nq
-        co0 = grp * Og + (q % nq) * 4
-        nco = min(4, (grp + 1) * Og - co0)
-        for co in range(co0, co0 + nco):
-            yr = y[co, oh]
-            for j in range(OW * N):
-                yr[j] = b[co]
-        for ob in range(nblk):
-            base = (grp * Cg * Hp + oh * SH) * WpN + ob * SW * N
-            if nco == 4:                                       # 4 channels x 4 terms per pass
-                y0, y1 = y[co0, oh, ob * blk:], y[co0 + 1, oh, ob * blk:]
-                y2, y3 = y[co0 + 2, oh, ob * blk:], y[co0 + 3, oh, ob * blk:]
+    a0, a1, a2, a3 = m[0, 0], m[0, 1], m[0, 2], m[0, 3]
+    b0, b1, b2, b3 = m[1, 0], m[1, 1], m[1, 2], m[1, 3]
+    c0, c1, c2, c3 = m[2, 0], m[2, 1], m[2, 2], m[2, 3]
+    d0, d1, d2, d3 = m[3, 0], m[3, 1], m[3, 2], m[3, 3]
+    for j in range(n):
+        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+        y0[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+        y1[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+        y2[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
+        y3[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+
+
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
+def madd4x1(y0, y1, y2, y3, x, m, n):
+    """y_r[j] += m[r] · x[j] for r < 4 and j < n: one input row into 4 rows (a 4×4 block's tail)."""
+    a0, a1, a2, a3 = m[0], m[1], m[2], m[3]
+    for j in range(n):
+        u = x[j]
+        y0[j] += a0 * u
+        y1[j] += a1 * u
+        y2[j] += a2 * u
+        y3[j] += a3 * u
+
+
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
+def madd1x4(y, x0, x1, x2, x3, m, n):
+    """y[j] += Σ_s m[s] · x_s[j] for s < 4 and j < n: 4 input rows into one row."""
+    a0, a1, a2, a3 = m[0], m[1], m[2], m[3]
+    for j in range(n):
+        y[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
+    """yt[c0 + r, row] = the output row of channel co0 + r (r < nco ≤ 4), bias included.
+
+    The row is b[co0 + r] + Σ_t wf[co0 + r, t] · (input row of term t): term t = (ci, kh, kw)
+    reads xf from base0 + rel[t] (+ ob*SWN for the ob-th of nblk blocks of blk floats). The T
+    terms are added in blocks of 4 channels x 4 terms per pass (``madd4x4``). Shared by the conv forward (yt = y) and the fused conv + ReLU + max-pool (yt = a
+    scratch block of rows).
+    """
+    T = wf.shape[1]
+    for r in range(nco):
+        yr = yt[c0 + r, row]
+        for j in range(nblk * blk):
+            yr[j] = b[co0 + r]
+    for ob in range(nblk):
+        base = base0 + ob * SWN
+        if nco == 4:                                           # 4 channels x 4 terms per pass
+            y0, y1 = yt[c0, row, ob * blk:], yt[c0 + 1, row, ob * blk:]
+            y2, y3 = yt[c0 + 2, row, ob * blk:], yt[c0 + 3, row, ob * blk:]
+            t = 0
+            while t + 4 <= T:
+                x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                madd4x4(y0, y1, y2, y3, x0, x1, x2, x3, wf[co0:co0 + 4, t:t + 4], blk)
+                t += 4
+            while t < T:                                       # the last T % 4 terms
+                madd4x1(y0, y1, y2, y3, xf[base + rel[t]:], wf[co0:co0 + 4, t], blk)
+                t += 1
+        else:                                                  # 1-3 channels: one at a time
+            for r in range(nco):
+                ys = yt[c0 + r, row, ob * blk:]
+                co = co0 + r
                 t = 0
                 while t + 4 <= T:
                     x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
                     x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
-                    a0, a1, a2, a3 = wf[co0, t], wf[co0, t + 1], wf[co0, t + 2], wf[co0, t + 3]
-                    b0, b1, b2, b3 = wf[co0 + 1, t], wf[co0 + 1, t + 1], wf[co0 + 1, t + 2], wf[co0 + 1, t + 3]
-                    c0, c1, c2, c3 = wf[co0 + 2, t], wf[co0 + 2, t + 1], wf[co0 + 2, t + 2], wf[co0 + 2, t + 3]
-                    d0, d1, d2, d3 = wf[co0 + 3, t], wf[co0 + 3, t + 1], wf[co0 + 3, t + 2], wf[co0 + 3, t + 3]
-                    for j in range(blk):
-                        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-                        y0[j] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
-                        y1[j] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
-                        y2[j] += c0 * u0 + c1 * u1 + c2 * u2 + c3 * u3
-                        y3[j] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
+                    madd1x4(ys, x0, x1, x2, x3, wf[co, t:t + 4], blk)
                     t += 4
-                while t < T:                                   # the last T % 4 terms
-                    x0 = xf[base + rel[t]:]
-                    a0, b0, c0, d0 = wf[co0, t], wf[co0 + 1, t], wf[co0 + 2, t], wf[co0 + 3, t]
+                while t < T:
+                    x0, a0 = xf[base + rel[t]:], wf[co, t]
                     for j in range(blk):
-                        u0 = x0[j]
-                        y0[j] += a0 * u0
-                        y1[j] += b0 * u0
-                        y2[j] += c0 * u0
-                        y3[j] += d0 * u0
+                        ys[j] += a0 * x0[j]
                     t += 1
-            else:                                              # 1-3 channels: one at a time
-                for co in range(co0, co0 + nco):
-                    ys = y[co, oh, ob * blk:]
-                    t = 0
-                    while t + 4 <= T:
-                        x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
-                        x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
-                        a0, a1, a2, a3 = wf[co, t], wf[co, t + 1], wf[co, t + 2], wf[co, t + 3]
-                        for j in range(blk):
-                            ys[j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
-                        t += 4
-                    while t < T:
-                        x0, a0 = xf[base + rel[t]:], wf[co, t]
-                        for j in range(blk):
-                            ys[j] += a0 * x0[j]
-                        t += 1
+
+
+@njit(cache=True, nogil=True)
+def _channel_block(q, nq, Og):
+    """(group, first channel, channels) of block q of up to 4 channels (nq blocks per group of Og)."""
+    grp = q // nq
+    co0 = grp * Og + (q % nq) * 4
+    return grp, co0, min(4, (grp + 1) * Og - co0)
+
+
+@njit(cache=True, nogil=True)
+def _forward_setup(x, w, N, OW, SW, DH, DW, G):
+    """What both forward kernels derive from x (C, Hp, Wp*N) and w (C_out, Cg, KH, KW):
+    Cg, Hp, Wp*N, Og, nq (blocks of 4 output channels per group), the row blocks (nblk, blk)
+    (one of OW*N floats when SW == 1, else OW of N), x and w flattened to xf and wf (C_out, T),
+    and rel[t]: the offset in x of term t = (ci*KH + kh)*KW + kw, (ci*Hp + kh*DH)*WpN + kw*DW*N.
+    """
+    Hp, WpN = x.shape[1], x.shape[2]
+    C_out, Cg, KH, KW = w.shape
+    Og = C_out // G
+    rel = np.empty(Cg * KH * KW, np.int64)
+    for ci in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DW * N
+    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    return Cg, Hp, WpN, Og, (Og + 3) // 4, nblk, blk, x.reshape(-1), w.reshape(C_out, Cg * KH * KW), rel
+
+
+def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
+    """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
+
+    Equals ops.conv.Conv2d.forward (on the padded input). One item = the row oh of a block of
+    up to 4 output channels of one group (``_conv_rows``). relu = 1: y = max(y, 0) on the rows
+    while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
+    """
+    OH = y.shape[1]
+    OW = y.shape[2] // N
+    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    for item in prange(lo, hi):
+        oh = item % OH
+        grp, co0, nco = _channel_block(item // OH, nq, Og)
+        _conv_rows(xf, wf, rel, b, y, co0, oh, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
         if relu:
             for co in range(co0, co0 + nco):
                 yr = y[co, oh]
@@ -134,11 +190,88 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
                         yr[j] = 0
 
 
+def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW, lo, hi):
+    """yp[co, ph, pw, n] = max_{r<PKH, s<PKW} relu(conv(x)[co, ph*PKH + r, pw*PKW + s, n]).
+
+    Equals ops.pool.MaxPool2d(kernel = stride = (PKH, PKW)) of ops.activation.ReLU of
+    ops.conv.Conv2d; arg = the first offset r*PKW + s (row-major) holding the window's max, as
+    numba_pool's kernel keeps it. One item = pooled row ph of a block of up to 4 output
+    channels: its PKH conv rows are computed into a scratch block (``_conv_rows``) and pooled
+    while in cache, so the conv output is never written to memory. The ReLU is applied after
+    the max (max(relu(v)) = relu(max(v)), a quarter of the values): where the max is > 0 its
+    first offset is the same, and where it is not the pooled value is 0 and backward's ReLU
+    mask stops the gradient whatever offset arg holds (a NaN is the max and stays NaN).
+    """
+    PH = yp.shape[1]
+    PW = yp.shape[2] // N
+    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    for item in prange(lo, hi):
+        ph = item % PH
+        grp, co0, nco = _channel_block(item // PH, nq, Og)
+        rows = np.empty((4, PKH, OW * N), x.dtype)             # the conv rows of this pooled row
+        for r in range(PKH):
+            oh = ph * PKH + r
+            _conv_rows(xf, wf, rel, b, rows, 0, r, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
+        for c in range(nco):
+            out, ar = yp[co0 + c, ph], arg[co0 + c, ph]
+            for pw in range(PW):
+                o, a = out[pw * N:(pw + 1) * N], ar[pw * N:(pw + 1) * N]
+                for i in range(N):
+                    o[i], a[i] = -np.inf, 0
+                for r in range(PKH):
+                    for s in range(PKW):
+                        max_into(o, a, rows[c, r, (pw * PKW + s) * N:], r * PKW + s)
+                for i in range(N):                             # ReLU after the max: the same
+                    if o[i] < 0:                               # value, and the same first max
+                        o[i] = 0                               # wherever it is > 0 (a NaN stays)
+
+
 def _relu_mask_body(go, y, g, lo, hi):
     """g[c, j] = go[c, j] * [y[c, j] > 0]: ops.elementwise.ReLU's backward, one pass per channel."""
     for c in prange(lo, hi):
         for j in range(g.shape[1]):
             g[c, j] = go[c, j] * (y[c, j] > 0)
+
+
+def _unpool_relu_body(gp, yp, arg, g, gb, N, PKH, PKW, lo, hi):
+    """g[co, oh, ow, n] = gp[co, ph, pw, n]·[yp[co, ph, pw, n] > 0] at the offset arg keeps, else 0;
+    gb[co] = Σ g[co] (the bias gradient, summed in float64 in the order of ph).
+
+    Equals ops.pool.MaxPool2d's backward (each window's gradient to its first maximum) followed
+    by ops.activation.ReLU's (grad·[y > 0]): the pooled value yp is the ReLU output at that
+    maximum, so one mask per window is the ReLU mask of the one pixel that gets a gradient (a
+    NaN or inf gradient times a 0 mask gives NaN, as the reference's product does). Conv rows
+    and columns no window covers (the floor of an odd size) get 0. One item = one channel co.
+    """
+    OH, OWN = g.shape[1], g.shape[2]
+    PH, PWN = gp.shape[1], gp.shape[2]
+    PW = PWN // N
+    zero = g.dtype.type(0)
+    for co in prange(lo, hi):
+        s = 0.0
+        gm = np.empty(PWN, g.dtype)                            # a pooled row's gradient, ReLU-masked
+        for ph in range(PH):
+            gr, yr, ar = gp[co, ph], yp[co, ph], arg[co, ph]
+            t = zero
+            for j in range(PWN):
+                v = gr[j]
+                gm[j] = v if yr[j] > 0 else v * zero           # grad·[y > 0], NaN for inf·0 too
+                t += gm[j]
+            s += t
+            for r in range(PKH):
+                out = g[co, ph * PKH + r]
+                for pw in range(PW):
+                    a, v = ar[pw * N:(pw + 1) * N], gm[pw * N:(pw + 1) * N]
+                    for c in range(PKW):
+                        k, o = arg.dtype.type(r * PKW + c), out[(pw * PKW + c) * N:]
+                        for i in range(N):                     # select: SIMD over the batch
+                            o[i] = v[i] if a[i] == k else zero
+                for j in range(PW * PKW * N, OWN):             # columns past the last window
+                    out[j] = zero
+        for oh in range(PH * PKH, OH):                         # rows past the last window
+            for j in range(OWN):
+                g[co, oh, j] = zero
+        gb[co] = s
 
 
 def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
@@ -189,26 +322,10 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
                         while co + 4 <= (grp + 1) * Og:        # 4 input x 4 output channels
                             g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
                             g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                            a0, a1, a2, a3 = w[co, ci0, kh, kw], w[co + 1, ci0, kh, kw], w[co + 2, ci0, kh, kw], w[co + 3, ci0, kh, kw]
-                            b0, b1, b2, b3 = w[co, ci0 + 1, kh, kw], w[co + 1, ci0 + 1, kh, kw], w[co + 2, ci0 + 1, kh, kw], w[co + 3, ci0 + 1, kh, kw]
-                            c_0, c_1, c_2, c_3 = w[co, ci0 + 2, kh, kw], w[co + 1, ci0 + 2, kh, kw], w[co + 2, ci0 + 2, kh, kw], w[co + 3, ci0 + 2, kh, kw]
-                            d0, d1, d2, d3 = w[co, ci0 + 3, kh, kw], w[co + 1, ci0 + 3, kh, kw], w[co + 2, ci0 + 3, kh, kw], w[co + 3, ci0 + 3, kh, kw]
-                            for j in range(blk):
-                                v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
-                                x0[j] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
-                                x1[j] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
-                                x2[j] += c_0 * v0 + c_1 * v1 + c_2 * v2 + c_3 * v3
-                                x3[j] += d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3
+                            madd4x4(x0, x1, x2, x3, g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 4, kh, kw].T, blk)
                             co += 4
                         while co < (grp + 1) * Og:             # the last Og % 4 output channels
-                            g0 = g[co, oh, go:]
-                            a0, b0, c_0, d0 = w[co, ci0, kh, kw], w[co, ci0 + 1, kh, kw], w[co, ci0 + 2, kh, kw], w[co, ci0 + 3, kh, kw]
-                            for j in range(blk):
-                                v0 = g0[j]
-                                x0[j] += a0 * v0
-                                x1[j] += b0 * v0
-                                x2[j] += c_0 * v0
-                                x3[j] += d0 * v0
+                            madd4x1(x0, x1, x2, x3, g[co, oh, go:], w[co, ci0:ci0 + 4, kh, kw], blk)
                             co += 1
                     else:                                      # 1-3 input channels: one at a time
                         for ci in range(ci0, ci0 + nci):
@@ -217,9 +334,7 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
                             while co + 4 <= (grp + 1) * Og:
                                 g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
                                 g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                                a0, a1, a2, a3 = w[co, ci, kh, kw], w[co + 1, ci, kh, kw], w[co + 2, ci, kh, kw], w[co + 3, ci, kh, kw]
-                                for j in range(blk):
-                                    xs[j] += a0 * g0[j] + a1 * g1[j] + a2 * g2[j] + a3 * g3[j]
+                                madd1x4(xs, g0, g1, g2, g3, w[co:co + 4, ci, kh, kw], blk)
                                 co += 4
                             while co < (grp + 1) * Og:
                                 g0, a0 = g[co, oh, go:], w[co, ci, kh, kw]
@@ -338,12 +453,13 @@ def _grad_b_body(g, gb, lo, hi):
         gb[co] = s
 
 
-_FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (FMA, reordered lanes); the order is still fixed
 _forward = kernel_pair(_forward_body, fastmath=_FM)
 _grad_x = kernel_pair(_grad_x_body, fastmath=_FM)
 _grad_w = kernel_pair(_grad_w_body, fastmath=_FM)
 _grad_b = kernel_pair(_grad_b_body, fastmath=_FM)
 _relu_mask = kernel_pair(_relu_mask_body)
+_forward_pool = kernel_pair(_forward_pool_body, fastmath=_FM)
+_unpool_relu = kernel_pair(_unpool_relu_body)
 
 
 # ------------------------------------------------------------------------------- plain arrays
@@ -407,6 +523,36 @@ def conv2d_grad_b(g):
     return gb
 
 
+def conv2d_relu_pool_forward(xc, w, b, stride, dilation, groups, pool):
+    """(yp (C_out, PH, PW, N), arg uint8 alike, (OH, OW)): max-pool (kernel = stride = pool) of
+    relu(conv2d) from padded xc (C, Hp, Wp, N); PH = OH // pool[0], PW = OW // pool[1]."""
+    (SH, SW), (DH, DW), (PKH, PKW) = stride, dilation, pool
+    C, Hp, Wp, N = xc.shape
+    C_out, _, KH, KW = w.shape
+    OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
+    PH, PW = OH // PKH, OW // PKW
+    yp = np.empty((C_out, PH, PW, N), xc.dtype)
+    arg = np.empty((C_out, PH, PW, N), np.uint8)
+    bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
+    blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
+    run(_forward_pool, blocks * PH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
+        yp.reshape(C_out, PH, PW * N), arg.reshape(C_out, PH, PW * N), N, SH, SW, DH, DW, groups,
+        OH, OW, PKH, PKW, work=C_out * PH * PKH * OW * N * w[0].size)
+    return yp, arg, (OH, OW)
+
+
+def unpool_relu(grad_out_t, yp, arg, OH, OW, pool):
+    """(g (C_out, OH, OW, N), grad_b (C_out,)): the conv output's gradient under a fused ReLU and
+    max-pool, from grad_out_t (C_out, PH, PW, N) (any strides) and the forward's yp and arg."""
+    C_out, PH, PW, N = yp.shape
+    gp = np.ascontiguousarray(grad_out_t, dtype=yp.dtype)
+    g = np.empty((C_out, OH, OW, N), yp.dtype)
+    gb = np.empty(C_out, yp.dtype)
+    run(_unpool_relu, C_out, gp.reshape(C_out, PH, PW * N), yp.reshape(C_out, PH, PW * N),
+        arg.reshape(C_out, PH, PW * N), g.reshape(C_out, OH, OW * N), gb, N, pool[0], pool[1], work=g.size)
+    return g, gb
+
+
 def covers(x, w, b=None):
     """Whether the compiled kernels handle these arrays (else the NumPy path runs)."""
     return (AVAILABLE and x.dtype == w.dtype and x.dtype in (np.float32, np.float64)
@@ -414,6 +560,29 @@ def covers(x, w, b=None):
 
 
 # ------------------------------------------------------------------------------- the Function
+
+def _conv_grads(ctx, g, xc, w, grad_b=None):
+    """(grad_x, grad_w, grad_b) of a conv from g (C_out, OH, OW, N), each only if needed;
+    grad_b: already computed (by a fused pass), else summed here. grad_x is an (N, C, H, W) view."""
+    (N, C, H, W), need = ctx.x_shape, ctx.needs_input_grad
+    stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
+    if not (ctx.has_bias and need[2]):
+        grad_b = None
+    elif grad_b is None:
+        grad_b = conv2d_grad_b(g)
+    grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
+    grad_x = None
+    if need[0]:
+        gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
+        grad_x = gx.transpose(3, 0, 1, 2)                      # (N, C, H, W) view
+    return grad_x, grad_w, grad_b
+
+
+def _keep(ctx, x, stride, padding, dilation, groups, b):
+    """Record on ctx what the conv gradients need besides the saved arrays."""
+    ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
+    ctx.groups, ctx.has_bias = groups, b is not None
+
 
 class Conv2d(_RefConv2d):
     """Conv2d with compiled direct-convolution kernels; equals ``ember.ops.conv.Conv2d``.
@@ -435,8 +604,7 @@ class Conv2d(_RefConv2d):
         xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
         y = conv2d_forward(xc, w, b, stride, dilation, groups)  # (C_out, OH, OW, N)
         ctx.save_for_backward(xc, w)
-        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
-        ctx.groups, ctx.has_bias = groups, b is not None
+        _keep(ctx, x, stride, padding, dilation, groups, b)
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
 
     @staticmethod
@@ -444,17 +612,8 @@ class Conv2d(_RefConv2d):
         if ctx.fallback is not None:
             return ctx.fallback.backward(ctx, grad_out)
         xc, w = ctx.saved_tensors
-        (N, C, H, W), has_bias = ctx.x_shape, ctx.has_bias
-        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
-        need = ctx.needs_input_grad
         g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
-        grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
-        grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
-        grad_x = None
-        if need[0]:
-            gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
-            grad_x = gx.transpose(3, 0, 1, 2)                  # (N, C, H, W) view
-        return grad_x, grad_w, grad_b
+        return _conv_grads(ctx, g, xc, w)
 
 
 class Conv2dReLU(Function):
@@ -477,8 +636,7 @@ class Conv2dReLU(Function):
         xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
         y = conv2d_forward(xc, w, b, stride, dilation, groups, relu=True)   # (C_out, OH, OW, N)
         ctx.save_for_backward(xc, w, y)
-        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
-        ctx.groups, ctx.has_bias = groups, b is not None
+        _keep(ctx, x, stride, padding, dilation, groups, b)
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
 
     @staticmethod
@@ -486,14 +644,65 @@ class Conv2dReLU(Function):
         if ctx.fallback is not None:
             return ctx.fallback.backward(ctx, grad_out * (ctx.relu_out > 0))
         xc, w, y = ctx.saved_tensors
-        (N, C, H, W), has_bias = ctx.x_shape, ctx.has_bias
-        stride, padding, dilation, groups = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
-        need = ctx.needs_input_grad
         g = relu_mask(grad_out.transpose(1, 2, 3, 0), y)       # (C_out, OH, OW, N)
-        grad_b = conv2d_grad_b(g) if has_bias and need[2] else None
-        grad_w = conv2d_grad_w(g, xc, w.shape, stride, dilation, groups) if need[1] else None
-        grad_x = None
-        if need[0]:
-            gx = conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups)     # (C, H, W, N)
-            grad_x = gx.transpose(3, 0, 1, 2)                  # (N, C, H, W) view
-        return grad_x, grad_w, grad_b
+        return _conv_grads(ctx, g, xc, w)
+
+
+class Conv2dReLUMaxPool2d(Function):
+    """max_pool2d(relu(conv2d(x, w, b)), pool) in one op; equals ``ops.pool.MaxPool2d`` (kernel =
+    stride = pool, no padding) of ``ops.activation.ReLU`` of ``ops.conv.Conv2d``.
+
+    Forward (x, w, b=None, stride, padding, dilation, groups, pool=(PKH, PKW)): x (N, C, H, W),
+    w (C_out, C/G, KH, KW), b (C_out,) -> (N, C_out, OH // PKH, OW // PKW), a view of a
+    (C_out, PH, PW, N) array (the layout the next conv reads for free). float32/float64.
+    Why it is faster than the three ops: the conv rows of each pooled row are computed into a
+    scratch block and ReLU'd and pooled while in cache, so the conv output (the largest array
+    of LeNet's step) is never written, read back or kept for backward; backward builds the
+    conv output's gradient in one pass (``unpool_relu``: the pool's routing and the ReLU's
+    mask, with the bias gradient summed on the way), then the conv's grad_w and grad_x. One op
+    instead of three: 2 kernel calls instead of 5 (+2 NumPy ReLU passes) per conv layer.
+    Saved for backward: the padded input, w, and the pooled output with its argmax offsets
+    (uint8), a quarter of the conv output's size (PyTorch keeps the conv output and int64
+    indices). Run by ``ember.kernels.fusion`` for an ``nn.Sequential``'s Conv2d → ReLU →
+    MaxPool2d; arrays the kernels do not cover run the three ops one after the other.
+    Raises: nothing of its own (the callers validate shapes as F.conv2d/F.max_pool2d do).
+    """
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, pool=(2, 2)):
+        if not covers(x, w, b):                                # the three ops, chained
+            ctx.chain = _chain(ctx.needs_input_grad)
+            (conv, c1), (relu, c2), (pool_op, c3) = ctx.chain
+            y = conv.forward(c1, x, w, b, stride, padding, dilation, groups)
+            return pool_op.forward(c3, relu.forward(c2, y), pool, pool, (0, 0))
+        ctx.chain = None
+        xc = to_chwn(x, *padding)                              # (C, Hp, Wp, N)
+        yp, arg, ctx.conv_size = conv2d_relu_pool_forward(xc, w, b, stride, dilation, groups, pool)
+        ctx.save_for_backward(xc, w, yp, arg)
+        _keep(ctx, x, stride, padding, dilation, groups, b)
+        ctx.pool = pool
+        return yp.transpose(3, 0, 1, 2)                        # (N, C_out, PH, PW) view
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if ctx.chain is not None:
+            (conv, c1), (relu, c2), (pool_op, c3) = ctx.chain
+            g = _only(pool_op.backward(c3, grad_out))
+            return conv.backward(c1, _only(relu.backward(c2, g)))
+        xc, w, yp, arg = ctx.saved_tensors
+        g, gb = unpool_relu(grad_out.transpose(1, 2, 3, 0), yp, arg, *ctx.conv_size, ctx.pool)
+        return _conv_grads(ctx, g, xc, w, grad_b=gb)
+
+
+def _chain(needs):
+    """[(op, its Context)] of conv → ReLU → max-pool, for the arrays the fused kernels do not
+    cover: the conv's NumPy fast path, the reference ReLU and max-pool."""
+    from ..autograd import Context
+    from ..ops.activation import ReLU
+    from .numba_pool import _RefMaxPool2d
+    return [(_FallbackConv2d, Context(_FallbackConv2d, None, needs)), (ReLU, Context(ReLU, None, (True,))),
+            (_RefMaxPool2d, Context(_RefMaxPool2d, None, (True,)))]
+
+
+def _only(grads):
+    """The one input gradient of a one-input op's backward (a 1-tuple or the array itself)."""
+    return grads[0] if isinstance(grads, tuple) else grads

@@ -11,3 +11,5 @@ from .container import Identity, ModuleDict, ModuleList
 from .conv import AdaptiveAvgPool2d, Conv1d, Conv2d, LocallyConnected2d
 from .norm import BatchNorm1d, BatchNorm2d, Dropout, LayerNorm
 from . import parallel  # noqa: E402  (DistributedDataParallel; imports the layers above)
+from ..kernels import fusion as _fusion  # noqa: E402
+_fusion.LAYERS = (Conv2d, ReLU, MaxPool2d)   # the layers Sequential may fuse (ember/kernels/fusion.py)

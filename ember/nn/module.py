@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..kernels import fusion as _fusion
 from ..tensor import Tensor
 from ._validation import ShapeError
 
@@ -352,6 +353,8 @@ class Sequential(Module):
                 setattr(self, str(i), layer)
 
     def forward(self, x):
+        if _fusion.mode() == "fast":   # the same loop, Conv2d → ReLU → MaxPool2d fused (kernels/fusion.py)
+            return _fusion.sequential_forward(self._modules.values(), x)
         for layer in self._modules.values():
             x = layer(x)
         return x

@@ -255,9 +255,11 @@ def write_graph(model, out: str, name: str = "model") -> list:
     The graph is one forward pass of a 1×1×28×28 zero image plus the cross-entropy loss, with
     parameters named as in the state dict. Returns the paths written.
     """
+    from .. import kernels
     from ..nn import functional as F
     x = Tensor(np.zeros((1, 1, 28, 28), dtype=np.float32))
-    loss = F.cross_entropy(model(x), np.zeros(1, dtype=np.int64))
+    with kernels.use("reference"):      # one node per layer: no fused Conv2d → ReLU → MaxPool2d
+        loss = F.cross_entropy(model(x), np.zeros(1, dtype=np.int64))
     params = dict(model.named_parameters())
     os.makedirs(out, exist_ok=True)
     dot_path = os.path.join(out, "graph.dot")

@@ -1,0 +1,284 @@
+"""The fused Conv2d → ReLU → MaxPool2d (numba_conv.Conv2dReLUMaxPool2d, kernels/fusion.py).
+
+The op against the three reference ops it replaces (ember.ops: Conv2d, then ReLU, then
+MaxPool2d), forward and every gradient under a random upstream gradient (float64 1e-10,
+float32 1e-5 relative to the largest reference magnitude), against PyTorch in float64, and
+bit-identical across reruns, threading modes and thread counts. Then the fusion point: an
+nn.Sequential runs the op exactly where it may (and gives the same model outputs and gradients
+as the layers one by one), and never where a layer is wrapped, subclassed or differently
+configured, or with kernels off. No timing here (benchmarks/profile_ops.py, RESULTS.md).
+"""
+import numpy as np
+import pytest
+
+import ember
+import ember.nn as nn
+from ember import kernels
+from ember.kernels import _jit, fusion
+from ember.kernels import numba_conv as nc
+from ember.ops import activation as ref_act, conv as ref_conv, pool as ref_pool
+from ember.tensor import Tensor
+
+pytestmark = pytest.mark.skipif(not nc.AVAILABLE, reason="numba is not installed")
+
+TOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+# id: (N, C_in, H, W), (C_out, KH, KW), stride, padding, dilation, groups, pool
+ROWS = {
+    "lenet_c1": ((5, 1, 28, 28), (6, 5, 5), (1, 1), (2, 2), (1, 1), 1, (2, 2)),
+    "lenet_c3": ((3, 6, 14, 14), (16, 5, 5), (1, 1), (0, 0), (1, 1), 1, (2, 2)),
+    "odd_out_floor": ((2, 3, 9, 7), (5, 3, 3), (1, 1), (1, 1), (1, 1), 1, (2, 2)),     # 9×7 -> 4×3
+    "rect_pool_s2": ((3, 2, 11, 12), (4, 2, 3), (2, 1), (1, 0), (1, 1), 1, (2, 3)),
+    "pool3_dilated": ((2, 2, 13, 12), (3, 3, 2), (1, 1), (2, 1), (2, 2), 1, (3, 3)),
+    "groups2": ((2, 4, 8, 9), (6, 3, 3), (1, 1), (1, 1), (1, 1), 2, (2, 2)),
+    "pool1": ((2, 3, 6, 5), (7, 3, 3), (1, 1), (1, 1), (1, 1), 1, (1, 1)),
+}
+
+
+def _inputs(row, dtype, seed=0):
+    xs, (C_out, KH, KW), stride, padding, dilation, groups, pool = row
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal((C_out, xs[1] // groups, KH, KW)).astype(dtype)
+    b = rng.standard_normal(C_out).astype(dtype)
+    return x, w, b, dict(stride=stride, padding=padding, dilation=dilation, groups=groups), pool
+
+
+class _Reference:
+    """The composition the fused op equals: the reference conv, ReLU and max-pool ops."""
+    @staticmethod
+    def apply(x, w, b, pool, **kw):
+        y = ref_act.ReLU.apply(ref_conv.Conv2d.apply(x, w, b, **kw))
+        return ref_pool.MaxPool2d.apply(y, kernel_size=pool, stride=pool, padding=(0, 0))
+
+
+def _run(fn, arrays, kw, pool, grad_out=None, seed=1):
+    ts = [None if a is None else Tensor(a.copy(), requires_grad=True) for a in arrays]
+    y = fn.apply(*ts, pool=pool, **kw)
+    if grad_out is None:
+        grad_out = np.random.default_rng(seed).standard_normal(y.shape).astype(y._data.dtype)
+    y.backward(Tensor(grad_out))
+    return y._data, [None if t is None else t.grad._data for t in ts], grad_out
+
+
+def _close(actual, expected, tol, what):
+    scale = float(np.abs(expected).max()) if np.size(expected) else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ROWS)
+def test_fused_op_equals_conv_relu_pool_reference(name, dtype):
+    x, w, b, kw, pool = _inputs(ROWS[name], dtype)
+    y_ref, g_ref, go = _run(_Reference, [x, w, b], kw, pool)
+    y, gs, _ = _run(nc.Conv2dReLUMaxPool2d, [x, w, b], kw, pool, grad_out=go)
+    assert y.shape == y_ref.shape and (y == 0).any() and (y > 0).any()
+    _close(y, y_ref, TOL[dtype], f"{name} forward")
+    for what, a, e in zip(("grad_x", "grad_w", "grad_b"), gs, g_ref):
+        assert np.abs(e).max() > 0, what
+        _close(a, e, TOL[dtype], f"{name} {what}")
+
+
+def test_fused_op_without_bias_and_without_input_grad():
+    x, w, _, kw, pool = _inputs(ROWS["odd_out_floor"], np.float64)
+    go = np.random.default_rng(3).standard_normal((2, 5, 4, 3))
+    grads = []
+    for fn in (nc.Conv2dReLUMaxPool2d, _Reference):
+        xt, wt = Tensor(x), Tensor(w, requires_grad=True)      # the input needs no gradient
+        y = fn.apply(xt, wt, None, pool=pool, **kw)
+        y.backward(Tensor(go))
+        assert xt.grad is None
+        grads.append((y._data, wt.grad._data))
+    _close(grads[0][0], grads[1][0], 1e-10, "no-bias forward")
+    _close(grads[0][1], grads[1][1], 1e-10, "no-bias grad_w")
+
+
+@pytest.mark.parametrize("name", ["lenet_c1", "odd_out_floor", "rect_pool_s2", "groups2"])
+def test_fused_op_equals_torch(name):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw, pool = _inputs(ROWS[name], np.float64, seed=2)
+    y, gs, go = _run(nc.Conv2dReLUMaxPool2d, [x, w, b], kw, pool)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(tx, tw, tb, **kw)), pool)
+    ty.backward(torch.tensor(go))
+    _close(y, ty.detach().numpy(), 1e-10, f"{name} forward vs torch")
+    for what, a, t in zip(("grad_x", "grad_w", "grad_b"), gs, (tx, tw, tb)):
+        _close(a, t.grad.numpy(), 1e-10, f"{name} {what} vs torch")
+
+
+@pytest.mark.parametrize("mode", ["parallel", "pool", "serial"])
+def test_fused_op_bit_identical_across_reruns_and_threading(mode, monkeypatch):
+    x, w, b, kw, pool = _inputs(ROWS["lenet_c3"], np.float32)
+    monkeypatch.setattr(_jit, "THREADING", "serial")
+    base_y, base_g, go = _run(nc.Conv2dReLUMaxPool2d, [x, w, b], kw, pool)
+    monkeypatch.setattr(_jit, "THREADING", mode)
+    monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)          # split even these small calls
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(_jit, "num_threads", lambda n=threads: n)
+        for _ in range(2):
+            y, gs, _ = _run(nc.Conv2dReLUMaxPool2d, [x, w, b], kw, pool, grad_out=go)
+            assert np.array_equal(y, base_y)
+            for a, e in zip(gs, base_g):
+                assert np.array_equal(a, e)
+
+
+def test_fused_op_with_a_nan_matches_the_reference():
+    """A NaN conv output: its window's max is NaN and the ReLU mask (NaN > 0 is False) stops its
+    gradient, as the three ops do; an inf upstream gradient through a 0 mask gives NaN in both."""
+    x, w, b, kw, pool = _inputs(ROWS["lenet_c3"], np.float64)
+    x[1, 2, 5, 5] = np.nan
+    go = np.random.default_rng(5).standard_normal((3, 16, 5, 5))
+    go[0, 0, 0, 0] = np.inf
+    y_ref, g_ref, _ = _run(_Reference, [x, w, b], kw, pool, grad_out=go)
+    y, gs, _ = _run(nc.Conv2dReLUMaxPool2d, [x, w, b], kw, pool, grad_out=go)
+    assert np.isnan(y).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+    for a, e in zip([y] + gs, [y_ref] + g_ref):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
+        ok = np.isfinite(e)
+        _close(a[ok], e[ok], 1e-10, "finite part")
+
+
+def test_fused_op_falls_back_for_mixed_dtypes():
+    x, w, b, kw, pool = _inputs(ROWS["lenet_c3"], np.float64)
+    x32 = x.astype(np.float32)
+    assert not nc.covers(x32, w, b)
+    y_ref, g_ref, go = _run(_Reference, [x32, w, b], kw, pool)
+    y, gs, _ = _run(nc.Conv2dReLUMaxPool2d, [x32, w, b], kw, pool, grad_out=go)
+    _close(y, y_ref, 1e-10, "fallback forward")
+    for a, e in zip(gs, g_ref):
+        _close(a, e, 1e-10, "fallback grad")
+
+
+# ------------------------------------------------------------------------- the fusion point
+
+@pytest.fixture
+def fast():
+    """Kernels on for the test (the suite also runs with EMBER_KERNELS=reference)."""
+    with kernels.use("fast"):
+        yield
+
+
+def _ops(out):
+    """The op classes in the graph that produced ``out``."""
+    seen, stack = set(), [out]
+    while stack:
+        t = stack.pop()
+        if t is None or getattr(t, "_ctx", None) is None:
+            continue
+        seen.add(t._ctx.fn)
+        stack.extend(t._ctx.parents)
+    return seen
+
+
+def _step(model, x, y):
+    """Logits, the ops of its graph and every parameter's gradient after one forward +
+    cross-entropy + backward."""
+    for p in model.parameters():
+        p.grad = None
+    out = model(Tensor(x))
+    ops = _ops(out)                                            # before backward frees the graph
+    ember.nn.functional.cross_entropy(out, y).backward()
+    return out, ops, [p.grad._data.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lenet_fused_equals_layers_one_by_one_and_reference(dtype, monkeypatch, fast):
+    from ember.models import lenet5
+    ember.manual_seed(0)
+    model = lenet5()
+    if dtype == np.float64:
+        for p in model.parameters():
+            p._data = p._data.astype(np.float64)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 1, 28, 28)).astype(dtype)
+    y = rng.integers(0, 10, 9)
+    out, ops, grads = _step(model, x, y)
+    assert nc.Conv2dReLUMaxPool2d in ops                       # both conv → ReLU → pool stages fused
+    assert not any(issubclass(c, (ref_conv.Conv2d, ref_pool.MaxPool2d)) for c in ops)
+    monkeypatch.setattr(fusion, "enabled", False)
+    out_1, ops_1, grads_1 = _step(model, x, y)
+    assert nc.Conv2dReLUMaxPool2d not in ops_1
+    monkeypatch.setattr(fusion, "enabled", True)
+    with kernels.use("reference"):
+        out_r, ops_r, grads_r = _step(model, x, y)
+    assert nc.Conv2dReLUMaxPool2d not in ops_r and ref_pool.MaxPool2d in ops_r
+    for other, o in ((grads_1, out_1), (grads_r, out_r)):
+        _close(out._data, o._data, TOL[dtype], "logits")
+        for a, e in zip(grads, other):
+            _close(a, e, TOL[dtype], "parameter gradient")
+
+
+def _net(*layers):
+    return nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), *layers, nn.Flatten())
+
+
+def _fused(model, x):
+    return nc.Conv2dReLUMaxPool2d in _ops(model(Tensor(x, requires_grad=True)))
+
+
+def test_fusion_only_where_the_layers_are_exactly_conv_relu_pool(fast):
+    x = np.random.default_rng(0).standard_normal((2, 2, 9, 9)).astype(np.float32)
+    assert _fused(_net(nn.MaxPool2d(2)), x)
+    assert _fused(_net(nn.MaxPool2d((2, 3))), x)
+    assert not _fused(_net(nn.MaxPool2d(2, stride=1)), x)            # overlapping windows
+    assert not _fused(_net(nn.MaxPool2d(2, padding=1)), x)
+    assert not _fused(_net(nn.AvgPool2d(2)), x)
+    assert not _fused(nn.Sequential(nn.Conv2d(2, 4, 3), nn.MaxPool2d(2), nn.ReLU()), x)
+
+    class MyReLU(nn.ReLU):
+        pass
+    assert not _fused(nn.Sequential(nn.Conv2d(2, 4, 3), MyReLU(), nn.MaxPool2d(2)), x)
+    wrapped = _net(nn.MaxPool2d(2))                                   # as summary/feature_maps do
+    object.__setattr__(wrapped[0], "forward", wrapped[0].forward)
+    assert not _fused(wrapped, x)
+    with pytest.raises(TypeError, match="dtype"):                     # not fused: the layer refuses it
+        _fused(_net(nn.MaxPool2d(2)), x.astype(np.float64))
+    with pytest.raises(nn.ModuleError, match=r"^2 \(MaxPool2d\): .*smaller than the kernel"):
+        _fused(_net(nn.MaxPool2d(8)), x)                              # 7×7 conv output: the pool's error
+    with kernels.use("reference"):
+        assert not _fused(_net(nn.MaxPool2d(2)), x)
+
+
+def test_a_bad_input_is_still_reported_by_the_layer(fast):
+    model = _net(nn.MaxPool2d(2))
+    with pytest.raises(nn.ModuleError, match=r"^0 \(Conv2d\): .*channels"):
+        model(Tensor(np.zeros((1, 3, 9, 9), np.float32)))
+
+
+def test_fusion_under_no_grad_gives_the_same_logits(fast):
+    from ember.models import lenet5
+    ember.manual_seed(1)
+    model = lenet5().eval()
+    x = Tensor(np.random.default_rng(1).standard_normal((4, 1, 28, 28)).astype(np.float32))
+    with ember.no_grad():
+        fast = model(x)._data
+        with kernels.use("reference"):
+            ref = model(x)._data
+    _close(fast, ref, 1e-5, "inference logits")
+
+
+def test_without_numba_the_layers_run_one_by_one(tmp_path):
+    """numba not importable: nothing is fused, and the fused op itself runs the three ops."""
+    from test_kernels_numba import run_python
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np, ember\n"
+        "from ember.kernels import numba_conv as nc\n"
+        "from ember.models import lenet5\n"
+        "from ember.tensor import Tensor\n"
+        "assert not nc.AVAILABLE\n"
+        "x = Tensor(np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32))\n"
+        "out = lenet5()(x)\n"
+        "seen, stack = set(), [out]\n"
+        "while stack:\n"
+        "    t = stack.pop()\n"
+        "    if getattr(t, '_ctx', None) is not None:\n"
+        "        seen.add(t._ctx.fn.__name__); stack.extend(t._ctx.parents)\n"
+        "assert 'Conv2dReLUMaxPool2d' not in seen and 'MaxPool2d' in seen, seen\n"
+        "w = Tensor(np.ones((2, 1, 3, 3), np.float32), requires_grad=True)\n"
+        "y = nc.Conv2dReLUMaxPool2d.apply(x, w, None, pool=(2, 2))\n"
+        "y.sum().backward()\n"
+        "assert y.shape == (3, 2, 13, 13) and w.grad is not None\n"
+        "print('ok')\n")
+    assert run_python(code, tmp_path) == "ok"
