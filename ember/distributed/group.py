@@ -28,8 +28,10 @@ import enum
 import hashlib
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 
 import numpy as np
@@ -84,6 +86,27 @@ class _Group:
         self.timeout, self.backend = timeout, backend
         self.peers = [(socket.gethostname(), os.getpid())]
         self.broken = False
+        self.peer_failed = False      # set by SIGUSR1: mpiexec -disable-auto-cleanup reports a failed rank
+        self.sentinel = None          # (socket, address) of this host's sentinel process, see sentinel.py
+        self.sentinel_process = None  # the Popen, on the rank that started it
+
+    def tell_sentinel(self, kind: str, text: str | None = None) -> None:
+        """Send the host's sentinel ``bye R`` (ending on purpose), ``abort R`` (about to call
+        MPI_Abort after reporting an error) or ``note TEXT``; never raises."""
+        if self.sentinel is None:
+            return
+        sock, address = self.sentinel
+        try:
+            sock.sendto(f"{kind} {self.rank if text is None else text}".encode()[:60000], address)
+        except OSError:
+            pass
+
+    def abort(self, code: int = 1) -> None:
+        """MPI_Abort the job after this rank has said why (the sentinel stays quiet)."""
+        self.broken = True
+        self.tell_sentinel("abort")
+        sys.stderr.flush()
+        self.comm.Abort(code)
 
 
 _group: _Group | None = None
@@ -161,8 +184,10 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
                              f"as {what} {actual}")
     group = _Group(comm, r, w, seconds, name)
     if w > 1:
-        group.peers = comm.allgather(group.peers[0])
+        group.peers = [tuple(p) for p in comm.allgather(group.peers[0])]
         _install_fault_handlers(group)
+        _start_sentinel(group)
+        _wait(group, comm.Ibarrier(), "init_process_group")   # every host's sentinel is listening
     _group = group
 
 
@@ -170,6 +195,7 @@ def destroy_process_group() -> None:
     """Leave the default process group (after this, ``is_initialized()`` is False)."""
     global _group
     g, _group = _require("destroy_process_group"), None
+    g.tell_sentinel("bye")
     if g.comm is not None and not g.broken:
         g.comm.Free()
 
@@ -207,17 +233,50 @@ def _install_fault_handlers(group: _Group) -> None:
         previous(kind, value, tb)
         sys.stderr.flush()
         if _group is group and group.comm is not None:
-            group.broken = True
-            group.comm.Abort(1)
+            group.abort(1)
 
     def exit_without_finalize():
+        group.tell_sentinel("bye")
         if group.broken:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(1)
 
+    def peer_failed(signum, frame):   # collectives notice it in _wait
+        group.peer_failed = True
+
     sys.excepthook = abort_on_exception
     atexit.register(exit_without_finalize)   # runs before mpi4py's MPI_Finalize (LIFO)
+    # mpiexec -disable-auto-cleanup tells the survivors of a failed rank with SIGUSR1, whose
+    # default action would kill them silently; MPICH itself installs no handler for it.
+    if signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, peer_failed)
+
+
+def _start_sentinel(group: _Group) -> None:
+    """Start this host's sentinel (``sentinel.py``) on its lowest rank; every rank of the host
+    opens a socket to it. A rank killed outright is then named by rank, which MPICH's launcher,
+    killing the other ranks at once, does not do. Best effort: without Unix sockets or when the
+    process cannot start, the job runs on without it."""
+    host = group.peers[group.rank][0]
+    local = [(r, pid) for r, (h, pid) in enumerate(group.peers) if h == host]
+    address = f"\0ember-sentinel-{host}-{local[0][1]}"
+    try:
+        if local[0][0] == group.rank:
+            import subprocess
+            config = {"host": host, "ranks": local, "world": group.size, "address": address[1:]}
+            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sentinel.py")
+            proc = subprocess.Popen([sys.executable, "-I", "-S", path, json.dumps(config)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    start_new_session=True)   # the launcher's clean-up leaves it alone
+            ready = proc.stdout.readline()
+            proc.stdout.close()
+            if ready.strip() != b"ready":
+                return
+            group.sentinel_process = proc
+        group.sentinel = (socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), address)
+    except OSError:
+        group.sentinel = None
 
 
 def _peer_state(host: str, pid: int) -> str:
@@ -251,21 +310,37 @@ def _fail(group: _Group, what: str, why: str):
                            f"{_lost_ranks_message(group)}") from None
 
 
+# How long a waiting rank polls its request without pausing before it starts to sleep between
+# polls. MPICH has no progress thread: a non-blocking collective advances only inside MPI calls
+# (here ``Test``), so a rank that sleeps stalls its peers too (the 241 KiB allreduce of LeNet-5 is
+# several shared-memory exchanges, each needing both ranks). Sleeping after ~0.2 ms, as this did
+# before, cost 0.5-1 ms per training step; busy-polling for a few ms, as MPICH's blocking calls
+# do, covers the normal imbalance of a step, and the sleep keeps a long wait (rank 0 writing a
+# checkpoint, a dead peer) from burning a core.
+SPIN_SECONDS = 0.005
+
+
 def _wait(group: _Group, request, what: str) -> None:
     """Poll a non-blocking MPI request until it completes or the group's timeout passes.
 
-    Spins for the first ~0.2 ms (small allreduces finish in microseconds), then sleeps with a
-    growing pause of at most 1 ms, so a waiting rank leaves the CPU to the others.
+    Busy-polls (``Test``) for the first ``SPIN_SECONDS``, then sleeps between polls with a
+    growing pause of at most 1 ms, so a long wait leaves the CPU to the others.
+    Raises DistBackendError naming the lost ranks on a timeout or an MPI error.
     """
     MPI = _mpi()
-    start = time.perf_counter()
-    deadline, pause, spins = start + group.timeout, 0.0, 0
+    test = request.Test
     try:
-        while not request.Test():
-            spins += 1
-            if spins > 200:
-                now = time.perf_counter()
-                if now > deadline:
+        if test():
+            return
+        now = time.perf_counter
+        start = now()
+        spin_end, deadline, pause = start + SPIN_SECONDS, start + group.timeout, 0.0
+        while not test():
+            t = now()
+            if t > spin_end:
+                if group.peer_failed:
+                    _fail(group, what, "stopped: mpiexec reports a failed rank")
+                if t > deadline:
                     _fail(group, what, f"timed out after {group.timeout:g} s")
                 pause = min(1e-3, pause + 1e-5)
                 time.sleep(pause)
@@ -382,19 +457,28 @@ def _check_group(group, async_op, what):
 
 # ---- consistency check ----------------------------------------------------------------------
 
-def check_same(obj, what: str = "config") -> str:
+def check_same(obj, what: str = "config", describe=None) -> str:
     """Check that ``obj`` is identical on every rank; return its SHA-256 (hex).
 
     Call it at start with the training flags and the model's parameter shapes (see
     ``parameter_signature``): a rank started with other flags or another model would otherwise
-    train silently wrong or hang in a collective of another size.
+    train silently wrong or hang in a collective of another size. The ranks compare hashes (one
+    32-byte allgather); only when they differ are the objects themselves gathered, so that the
+    error can say what differs.
 
     Args:
         obj: anything JSON-serialisable (dicts are compared with sorted keys); other objects are
             compared through ``repr``.
         what: the name used in the error ("config", "model").
+        describe: ``describe(key, value) -> str`` words one differing entry (a dict key and its
+            value; for a list, the entry itself with key None). Default: ``key=value``, or the
+            entry's repr.
     Raises:
-        RuntimeError: naming every rank whose ``what`` differs from rank 0's, with both hashes.
+        MismatchError (a RuntimeError): naming, for every rank whose ``obj`` differs from rank
+            0's, the first differences (every differing key of a dict, the first differing entry
+            of a list), e.g. ``the config differs between ranks: rank 1 has lr=0.05 but rank 0
+            has lr=0.1``. ``.differences`` holds ``(rank, key, value there, value on rank 0)``.
+        DistBackendError: a rank died or the timeout passed.
     """
     text = json.dumps(obj, sort_keys=True, default=repr)
     digest = hashlib.sha256(text.encode()).digest()
@@ -406,11 +490,55 @@ def check_same(obj, what: str = "config") -> str:
     _wait(g, g.comm.Iallgather(mine, everyone), f"check_same({what})")
     bad = [r for r in range(1, g.size) if not np.array_equal(everyone[r], everyone[0])]
     if bad:
-        raise RuntimeError(f"ember.distributed: the {what} differs between ranks: "
-                           + "; ".join(f"rank {r} has {bytes(everyone[r]).hex()[:12]}" for r in bad)
-                           + f", rank 0 has {bytes(everyone[0]).hex()[:12]} (sha256 of the {what}); "
-                           f"start every rank with the same flags and model")
+        texts = _allgather_text(g, text, f"check_same({what})")
+        objs = [json.loads(t) for t in texts]
+        found = [(r, *d) for r in bad for d in _differences(objs[r], objs[0])]
+        say = describe or (lambda k, v: repr(v) if k is None else f"{k}={v!r}")
+        raise MismatchError(
+            f"ember.distributed: the {what} differs between ranks: "
+            + "; ".join(f"rank {r} has {say(k, a)} but rank 0 has {say(k, b)}" for r, k, a, b in found)
+            + "; start every rank with the same flags and model", found)
     return digest.hex()
+
+
+class MismatchError(RuntimeError):
+    """``check_same`` found ranks whose object differs from rank 0's; ``.differences`` lists
+    ``(rank, key, value on that rank, value on rank 0)``."""
+
+    def __init__(self, message: str, differences: list):
+        super().__init__(message)
+        self.differences = differences
+
+
+_MISSING = "<missing>"
+
+
+def _differences(a, b) -> list:
+    """(key, a's value, b's value) of what differs: every differing key of two dicts (sorted;
+    ``<missing>`` where one lacks it); the first differing entry of two lists (key None; an entry
+    past the end of the shorter list is ``<missing>``); else the two objects whole."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [(k, a.get(k, _MISSING), b.get(k, _MISSING)) for k in sorted(set(a) | set(b), key=str)
+                if a.get(k, _MISSING) != b.get(k, _MISSING)]
+    if isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            x, y = (a[i] if i < len(a) else _MISSING), (b[i] if i < len(b) else _MISSING)
+            if x != y:
+                return [(None, x, y)]
+        return []
+    return [(None, a, b)]
+
+
+def _allgather_text(g: _Group, text: str, what: str) -> list[str]:
+    """Every rank's ``text`` (strings of any length), through the group's timed collectives."""
+    data = np.frombuffer(text.encode(), np.uint8).copy()
+    sizes = np.empty(g.size, np.int64)
+    _wait(g, g.comm.Iallgather(np.array([data.size], np.int64), sizes), what)
+    MPI = _mpi()
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    out = np.empty(int(sizes.sum()), np.uint8)
+    _wait(g, g.comm.Iallgatherv(data, [out, sizes.tolist(), offsets.tolist(), MPI.BYTE]), what)
+    return [bytes(out[o:o + n]).decode() for o, n in zip(offsets, sizes)]
 
 
 def parameter_signature(module) -> list:
