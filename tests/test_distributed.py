@@ -5,6 +5,7 @@ tests/distributed/; they skip (with the reason) when mpi4py or mpiexec is missin
 one-process tests (fallback group, sampler rules against PyTorch, launch helpers) always run.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -286,8 +287,21 @@ def test_without_ddp_two_ranks_do_not_match(tmp_path):
 def test_model_mismatch_between_ranks_is_caught_at_start(tmp_path):
     r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", env={"MISMATCH": "1"})
     assert r.returncode != 0
-    assert "the model (parameter names, shapes, dtypes) differs between ranks: rank 1 has" in r.stderr
-    assert "start every rank with the same flags and model" in r.stderr
+    assert ("ember.distributed.group.MismatchError: ember.distributed: the model (parameter names, shapes, dtypes) "
+            "differs between ranks: rank 1 has 4.weight of shape (11, 144) and dtype float64 but rank 0 has "
+            "4.weight of shape (10, 144) and dtype float64; start every rank with the same flags and model\n") in r.stderr
+
+
+def test_differences_name_what_differs():
+    """What check_same's error lists: every differing key of a dict, the first differing entry of a list."""
+    diff = dist.group._differences
+    assert diff({"lr": 0.1, "seed": 0, "epochs": 3}, {"lr": 0.05, "seed": 0, "epochs": 2}) == [
+        ("epochs", 3, 2), ("lr", 0.1, 0.05)]
+    assert diff({"a": 1}, {"b": 1}) == [("a", 1, "<missing>"), ("b", "<missing>", 1)]
+    sig = [["0.weight", [6, 1, 5, 5], "float32"], ["0.bias", [6], "float32"]]
+    assert diff(sig, sig) == []
+    assert diff(sig[:1] + [["0.bias", [7], "float32"]], sig) == [(None, ["0.bias", [7], "float32"], sig[1])]
+    assert diff(sig[:1], sig) == [(None, "<missing>", sig[1])]
 
 
 @needs_mpi
@@ -312,3 +326,22 @@ def test_killed_rank_makes_the_other_exit(tmp_path):
                   "--kill-rank", "1", "--kill-step", "3")
     assert r.returncode != 0 and time.monotonic() - t0 < 60
     assert "BAD TERMINATION" in r.stdout + r.stderr and "Killed (signal 9)" in r.stdout + r.stderr
+    # ember's sentinel names the rank (no checkpoint note in a plain script)
+    assert re.search(r"^ember: rank 1 \(PID \d+ on \S+\) was lost: it ended without finishing or reporting an "
+                     r"error \(killed, or crashed\); the other ranks are stopped$", r.stderr, re.M), r.stderr
+
+
+@needs_mpi
+def test_a_clean_run_leaves_no_sentinel_message_and_no_process(tmp_path):
+    r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", "--steps", "3")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    time.sleep(0.5)
+    left = [p for p in os.listdir("/proc") if p.isdigit() and "sentinel.py" in _cmdline(p) and str(ROOT) in _cmdline(p)]
+    assert left == []
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""

@@ -175,16 +175,21 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
                                f"mpi4py is not installed: pip install 'ember[distributed]'")
         comm, r, w = None, 0, 1
     else:
-        comm = MPI.COMM_WORLD.Dup()   # our own communicator: no clash with the user's MPI calls
+        r, w = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+        if w > 1:   # our own communicator (no clash with the user's MPI calls), made under the timeout
+            comm, request = MPI.COMM_WORLD.Idup()
+            _wait(_Group(comm, r, w, seconds, name), request, "init_process_group")
+        else:
+            comm = MPI.COMM_WORLD.Dup()
         comm.Set_errhandler(MPI.ERRORS_RETURN)
-        r, w = comm.Get_rank(), comm.Get_size()
     for given, actual, what in ((world_size, w, "world_size"), (rank, r, "rank")):
         if given not in (-1, None) and given != actual:
             raise ValueError(f"init_process_group: {what}={given} but the launcher started this process "
                              f"as {what} {actual}")
     group = _Group(comm, r, w, seconds, name)
     if w > 1:
-        group.peers = [tuple(p) for p in comm.allgather(group.peers[0])]
+        group.peers = [tuple(json.loads(t)) for t in
+                       _allgather_text(group, json.dumps(group.peers[0]), "init_process_group")]
         _install_fault_handlers(group)
         _start_sentinel(group)
         _wait(group, comm.Ibarrier(), "init_process_group")   # every host's sentinel is listening
@@ -291,12 +296,23 @@ def _peer_state(host: str, pid: int) -> str:
     return {"Z": "exited", "X": "exited", "T": "stopped", "t": "stopped"}.get(state, "alive")
 
 
-def _lost_ranks_message(group: _Group) -> str:
-    lost = []
-    for r, (host, pid) in enumerate(group.peers):
-        state = "alive" if r == group.rank else _peer_state(host, pid)
-        if state in ("exited", "stopped"):
-            lost.append(f"rank {r} (pid {pid} on {host}) has {state}")
+def _lost_ranks_message(group: _Group, patience: float = 0.0) -> str:
+    """Name the ranks on this host that have exited or stopped (from /proc, by the pids the ranks
+    exchanged at start), looking again for up to ``patience`` seconds while none has: a killed
+    process takes a moment to tear down after mpiexec has noticed it."""
+    if len(group.peers) != group.size:   # still in init_process_group: the pids are not known yet
+        return (f"rank(s) {', '.join(str(r) for r in range(group.size) if r != group.rank)} did not join "
+                f"(started by the launcher, but not calling init_process_group, or hung or dead before it)")
+    give_up = time.monotonic() + patience
+    while True:
+        lost = []
+        for r, (host, pid) in enumerate(group.peers):
+            state = "alive" if r == group.rank else _peer_state(host, pid)
+            if state in ("exited", "stopped"):
+                lost.append(f"rank {r} (pid {pid} on {host}) has {state}")
+        if lost or time.monotonic() > give_up:
+            break
+        time.sleep(0.05)
     if lost:
         return "lost " + "; ".join(lost)
     return ("no rank on this host has exited; a rank on another host or one that is still running "
@@ -307,7 +323,7 @@ def _lost_ranks_message(group: _Group) -> str:
 def _fail(group: _Group, what: str, why: str):
     group.broken = True
     raise DistBackendError(f"ember.distributed: rank {group.rank}: {what} {why}: "
-                           f"{_lost_ranks_message(group)}") from None
+                           f"{_lost_ranks_message(group, 1.0 if group.peer_failed else 0.0)}") from None
 
 
 # How long a waiting rank polls its request without pausing before it starts to sleep between
@@ -317,7 +333,7 @@ def _fail(group: _Group, what: str, why: str):
 # before, cost 0.5-1 ms per training step; busy-polling for a few ms, as MPICH's blocking calls
 # do, covers the normal imbalance of a step, and the sleep keeps a long wait (rank 0 writing a
 # checkpoint, a dead peer) from burning a core.
-SPIN_SECONDS = 0.005
+SPIN_SECONDS = 0.002
 
 
 def _wait(group: _Group, request, what: str) -> None:

@@ -46,7 +46,13 @@ class Ranks:
     def __init__(self, cfg):
         self.cfg, self.started = cfg, False
         if not dist.is_initialized() and _launched_ranks() > 1:
-            dist.init_process_group("mpi", timeout=cfg.timeout)
+            try:
+                dist.init_process_group("mpi", timeout=cfg.timeout)
+            except dist.DistBackendError as e:   # a rank that never joined: stop the whole job now
+                from mpi4py import MPI
+                print(f"ember train: error on rank {MPI.COMM_WORLD.Get_rank()} of {_launched_ranks()}: {e}",
+                      file=sys.stderr, flush=True)
+                MPI.COMM_WORLD.Abort(1)
             self.started = True
         on = dist.is_initialized()
         self.rank = dist.get_rank() if on else 0
