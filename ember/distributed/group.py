@@ -13,12 +13,16 @@ The transport is MPI through mpi4py (a well-kept binding; ember writes only this
 Without mpi4py, or when the launcher started one process, the group has one rank and every
 collective is the identity, so a script written for N ranks runs unchanged in one process.
 
-Faults: every collective is started non-blocking (``Iallreduce``, ``Ibcast``, ...) and polled
-against a deadline (``timeout``), so a rank whose peer died or hangs does not wait forever: it
-raises ``DistBackendError`` naming the ranks that are gone (for peers on the same host, read from
-/proc by the pid each rank sent at start; for remote peers "not responding"). An uncaught
-exception on any rank aborts the whole job (``MPI_Abort``, as ``python -m mpi4py`` does), so the
-launcher stops the other ranks at once instead of leaving them in a collective.
+Faults: every collective (and ``init_process_group`` itself) is started non-blocking
+(``Iallreduce``, ``Ibcast``, ``Idup``, ...) and polled against a deadline (``timeout``), so a
+rank whose peer died or hangs does not wait forever: it raises ``DistBackendError`` naming the
+ranks that are gone (for peers on the same host, read from /proc by the pid each rank sent at
+start; for remote peers "not responding"). An uncaught exception on any rank aborts the whole job
+(``MPI_Abort``, as ``python -m mpi4py`` does), so the launcher stops the other ranks at once
+instead of leaving them in a collective. A rank killed outright is named by the host's sentinel
+process (``sentinel.py``), since MPICH's launcher kills the survivors before they can say
+anything; ``mpiexec -disable-auto-cleanup`` sends them SIGUSR1 instead, which the next wait
+turns into ``DistBackendError``.
 """
 from __future__ import annotations
 

@@ -39,8 +39,11 @@ class Ranks:
     Attributes:
         rank, world: this process's rank and the number of ranks (0 and 1 without a launcher).
         main: True on rank 0, the rank that prints and writes files.
-    Raises (at ``__enter__``): RuntimeError naming the differing ranks when the ranks were started
-        with different flags (``check_config``) or models (DistributedDataParallel).
+    Errors: a rank that never joins (``init_process_group`` times out after ``--timeout``), flags
+        that differ between ranks (``check_flags``: MismatchError naming each flag and both
+        values), a model that differs (DistributedDataParallel's check) or any error inside the
+        ``with`` block on one rank: that rank prints one line on stderr and calls MPI_Abort, so
+        the launcher stops every rank and exits non-zero.
     """
 
     def __init__(self, cfg):
