@@ -149,6 +149,20 @@ def test_process_group_errors():
         dist.destroy_process_group()
 
 
+def test_spin_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("EMBER_DIST_SPIN_MS", "0.5")
+    dist.init_process_group()
+    try:
+        assert dist.group._group.spin == 0.0005
+    finally:
+        dist.destroy_process_group()
+    for bad in ("fast", "-1", "inf"):
+        monkeypatch.setenv("EMBER_DIST_SPIN_MS", bad)
+        with pytest.raises(ValueError, match=f"EMBER_DIST_SPIN_MS must be a number of milliseconds >= 0, got '{bad}'"):
+            dist.init_process_group()
+    assert not dist.is_initialized()
+
+
 def test_without_mpi4py_a_launched_job_refuses_to_run(monkeypatch):
     monkeypatch.setattr(dist.group, "_mpi", lambda: None)
     dist.init_process_group()          # no launcher: a one-rank group

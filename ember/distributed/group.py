@@ -88,6 +88,7 @@ class _Group:
     def __init__(self, comm, rank, size, timeout, backend):
         self.comm, self.rank, self.size = comm, rank, size
         self.timeout, self.backend = timeout, backend
+        self.spin = _spin_seconds()   # busy-polling before a waiting rank sleeps (see _wait)
         self.peers = [(socket.gethostname(), os.getpid())]
         self.broken = False
         self.peer_failed = False      # set by SIGUSR1: mpiexec -disable-auto-cleanup reports a failed rank
@@ -172,6 +173,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         raise ValueError(f"init_process_group: init_method {init_method!r} is not supported: start the "
                          f"ranks with an MPI launcher (mpiexec -n N ...), which does the rendezvous")
     seconds = _seconds(timeout)
+    _spin_seconds()   # a bad EMBER_DIST_SPIN_MS fails here, on every rank alike
     MPI = _mpi()
     if MPI is None:
         if _launched_ranks() > 1:
@@ -331,19 +333,34 @@ def _fail(group: _Group, what: str, why: str):
 
 
 # How long a waiting rank polls its request without pausing before it starts to sleep between
-# polls. MPICH has no progress thread: a non-blocking collective advances only inside MPI calls
-# (here ``Test``), so a rank that sleeps stalls its peers too (the 241 KiB allreduce of LeNet-5 is
-# several shared-memory exchanges, each needing both ranks). Sleeping after ~0.2 ms, as this did
-# before, cost 0.5-1 ms per training step; busy-polling for a few ms, as MPICH's blocking calls
-# do, covers the normal imbalance of a step, and the sleep keeps a long wait (rank 0 writing a
-# checkpoint, a dead peer) from burning a core.
+# polls (environment variable EMBER_DIST_SPIN_MS, milliseconds, read by init_process_group).
+# MPICH has no progress thread: a non-blocking collective advances only inside MPI calls (here
+# ``Test``), so a rank that sleeps stalls its peer too (the 241 KiB allreduce of LeNet-5 is a few
+# shared-memory hand-shakes, each needing both ranks). Busy-polling for a few ms, as MPICH's
+# blocking calls do, covers the normal imbalance of a training step; the sleep keeps a long wait
+# (rank 0 writing a checkpoint, a dead peer) from burning a core. On a machine with more runnable
+# processes than cores, spinning takes CPU from the peer instead: EMBER_DIST_SPIN_MS=0 there.
 SPIN_SECONDS = 0.002
+
+
+def _spin_seconds() -> float:
+    text = os.environ.get("EMBER_DIST_SPIN_MS")
+    if text is None:
+        return SPIN_SECONDS
+    try:
+        ms = float(text)
+    except ValueError:
+        ms = -1.0
+    if not 0 <= ms < float("inf"):
+        raise ValueError(f"init_process_group: EMBER_DIST_SPIN_MS must be a number of milliseconds >= 0, "
+                         f"got {text!r}")
+    return ms / 1000
 
 
 def _wait(group: _Group, request, what: str) -> None:
     """Poll a non-blocking MPI request until it completes or the group's timeout passes.
 
-    Busy-polls (``Test``) for the first ``SPIN_SECONDS``, then sleeps between polls with a
+    Busy-polls (``Test``) for the first ``group.spin`` seconds, then sleeps between polls with a
     growing pause of at most 1 ms, so a long wait leaves the CPU to the others.
     Raises DistBackendError naming the lost ranks on a timeout or an MPI error.
     """
@@ -354,7 +371,7 @@ def _wait(group: _Group, request, what: str) -> None:
             return
         now = time.perf_counter
         start = now()
-        spin_end, deadline, pause = start + SPIN_SECONDS, start + group.timeout, 0.0
+        spin_end, deadline, pause = start + group.spin, start + group.timeout, 0.0
         while not test():
             t = now()
             if t > spin_end:
