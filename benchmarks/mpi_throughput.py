@@ -1,21 +1,26 @@
 """Issue 17's throughput criterion: images/s of `mpiexec -n 2 ember train` against one process.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi_throughput.py --runs 5
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi_throughput.py --runs 5 \
+        --spin-ms 2,0 --baseline /path/to/main        # A/B: polling, and the code before this change
     python benchmarks/mpi_throughput.py --runs 1 --subset 2048      # a smoke run (seconds)
 
-Runs the real command line, alternating, ``--runs`` times each (1 rank first in every pair):
+Runs the real command line, alternating, ``--runs`` rounds of (1 rank first in every round):
 
     ember train --epochs 1 --threads 1 [--subset N] --out TMP/...                      (1 rank × 1 thread)
     mpiexec -n 2 ember train --epochs 1 --threads 1 [--subset N] --out TMP/...          (2 ranks × 1 thread)
 
-(with ``--spin-ms 2,0``: the parallel command once per value of ``EMBER_DIST_SPIN_MS``, an A/B of
-how a waiting rank polls), both at the same global batch (``--batch-size``, default 64: 32 per rank on 2 ranks), and reads the
-images/s that ``ember train`` prints on its epoch line (global training images over rank 0's wall
-time of the epoch's training loop; evaluation, start-up and saving are not in it) and the test
-accuracy. For every run it prints and records the load average (1 min, from /proc/loadavg, before
-and after), the command's wall time and its CPU time (user + system of all its processes, from
-``getrusage(RUSAGE_CHILDREN)``), then each parallel run's ratio to its round's 1-rank run and the
-median of the ratios (the criterion: >= 1.5). ``--json FILE`` writes every figure. Nothing is dropped: every run is listed.
+at the same global batch (``--batch-size``, default 64: 32 per rank on 2 ranks). ``--spin-ms 2,0``
+runs the parallel command once per value of ``EMBER_DIST_SPIN_MS`` (how long a rank waiting in
+a collective busy-polls before it sleeps); ``--baseline DIR`` adds a parallel run of another
+ember checkout (PYTHONPATH=DIR) to every round. It reads the images/s that ``ember train``
+prints on its epoch line (global training images over rank 0's wall time of the epoch's
+training loop; evaluation, start-up and saving are not in it) and the test accuracy. For every
+run it prints and records the load average (1 min, from /proc/loadavg, before and after), the
+command's wall time and its CPU time (user + system of all its processes, from
+``getrusage(RUSAGE_CHILDREN)``), then each parallel run's ratio to its round's 1-rank run and,
+per kind of run, the median of the ratios (the criterion: >= 1.5). ``--json FILE`` writes every
+figure. Nothing is dropped: every run is listed.
 """
 from __future__ import annotations
 
@@ -72,6 +77,8 @@ def main(argv=None) -> int:
     p.add_argument("--spin-ms", default=None, metavar="A,B,...",
                    help="run the parallel command once per value, with EMBER_DIST_SPIN_MS set to it (how long a "
                         "rank waiting in a collective busy-polls before it sleeps; default: ember's 2 ms, one run)")
+    p.add_argument("--baseline", default=None, metavar="DIR",
+                   help="also run the parallel command with another ember checkout (PYTHONPATH=DIR), every round")
     p.add_argument("--json", default=None, metavar="FILE", help="write every run's figures here")
     args = p.parse_args(argv)
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -85,6 +92,9 @@ def main(argv=None) -> int:
     ember = [sys.executable, "-m", "ember", "train"]
     variants = [None] if args.spin_ms is None else [float(v) for v in args.spin_ms.split(",")]
     names = {v: f"{args.ranks} ranks" + ("" if v is None else f", EMBER_DIST_SPIN_MS={v:g}") for v in variants}
+    if args.baseline:   # another checkout's ember (e.g. the main branch before this change), same flags
+        variants.append("baseline")
+        names["baseline"] = f"{args.ranks} ranks, {args.baseline}"
     rows, ratios = [], {v: [] for v in variants}
     print(f"# {args.runs} rounds of: 1 rank × 1 thread, then {' then '.join(names.values())} (× 1 thread each); "
           f"global batch {args.batch_size}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
@@ -101,11 +111,12 @@ def main(argv=None) -> int:
             rows.append({"round": k, "run": "1 rank", **one})
             show(k, "1 rank", one, "")
             for v in variants:
-                e = env if v is None else dict(env, EMBER_DIST_SPIN_MS=f"{v:g}")
+                e = (env if v is None else dict(env, PYTHONPATH=str(Path(args.baseline).resolve())) if v == "baseline"
+                     else dict(env, EMBER_DIST_SPIN_MS=f"{v:g}"))
                 par = one_run([mpiexec, "-n", str(args.ranks)] + ember + flags + ["--out", f"{tmp}/par"], e)
                 ratio = round(par["img_per_s"] / one["img_per_s"], 3)
                 ratios[v].append(ratio)
-                rows.append({"round": k, "run": names[v], "spin_ms": v, **par, "ratio": ratio})
+                rows.append({"round": k, "run": names[v], **par, "ratio": ratio})
                 show(k, names[v], par, f"{ratio:.2f}")
     for v in variants:
         median = statistics.median(ratios[v])
