@@ -23,8 +23,10 @@ launcher stops after the first loss.
 
 Limits: a sentinel sees only its own host. On several hosts the host of the lost rank names it;
 the other hosts' sentinels see their ranks killed by the launcher, cannot tell that from a loss,
-and print the same line for their first rank with "(first on this host)" added: mpiexec's PID
-names the rank that failed first. Needs Linux >= 5.3 (``os.pidfd_open``); elsewhere, it polls
+and print the same line for their first rank with "(the first on HOST to end so)" added:
+mpiexec's PID names the rank that failed first. On a loaded machine the sentinel may wake only
+after the launcher has killed the other ranks too; it then names all of them as ended at once
+and points to mpiexec's PID. Needs Linux >= 5.3 (``os.pidfd_open``); elsewhere, it polls
 ``/proc`` every 20 ms.
 
 Protocol: ``python sentinel.py JSON`` with JSON = {"host": str, "ranks": [[rank, pid], ...],
@@ -63,6 +65,10 @@ def main(config: dict) -> int:
     sock.setblocking(False)
     print("ready", flush=True)   # to the rank that started it: messages now arrive
     sys.stdout.close()
+    try:   # wake before the launcher's clean-up when both wait for the CPU (best effort; needs root)
+        os.nice(-5)
+    except OSError:
+        pass
     fds, ended = _watchers(config["ranks"])
     poll = select.poll()
     poll.register(sock.fileno(), select.POLLIN)
@@ -87,6 +93,7 @@ def main(config: dict) -> int:
             elif kind in ("bye", "abort") and text.isdigit():
                 said[int(text)] = kind
                 aborted |= kind == "abort"
+        lost = []
         for fd, _ in events:
             if fd == sock.fileno() or fd not in fds:
                 continue
@@ -95,14 +102,29 @@ def main(config: dict) -> int:
                 poll.unregister(fd)
                 os.close(fd)
             ended.append(rank)
-            if rank in said or reported or aborted:
-                continue
+            if rank not in said and not reported and not aborted:
+                lost.append(rank)
+        if lost:
             reported = True
-            where = "" if len(pids) == world else f" (the first on {host} to end so)"
-            kept = f" ({note})" if note else ""
-            print(f"ember: rank {rank} (PID {pids[rank]} on {host}) was lost{where}: it ended without "
-                  f"finishing or reporting an error (killed, or crashed); the other ranks are stopped{kept}",
-                  file=sys.stderr, flush=True)
+            print(_message(sorted(lost), pids, host, len(pids) < world, note), file=sys.stderr, flush=True)
+    return 0
+
+
+def _message(lost: list, pids: dict, host: str, several_hosts: bool, note: str) -> str:
+    """The report of the rank(s) that ended first without saying why. Two or more at once: this
+    process woke up only after the launcher had already killed the others (a loaded machine),
+    so it cannot tell which was first; mpiexec's "BAD TERMINATION ... PID" line can."""
+    kept = f" ({note})" if note else ""
+    where = f" (the first on {host} to end so)" if several_hosts else ""
+    if len(lost) == 1:
+        return (f"ember: rank {lost[0]} (PID {pids[lost[0]]} on {host}) was lost{where}: it ended without "
+                f"finishing or reporting an error (killed, or crashed); the other ranks are stopped{kept}")
+    names = ", ".join(f"rank {r} (PID {pids[r]})" for r in lost)
+    return (f"ember: {names} on {host} ended at once without finishing or reporting an error: one was killed "
+            f"or crashed and mpiexec stopped the others (its BAD TERMINATION line names the PID that "
+            f"failed first){kept}")
+
+
     return 0
 
 
