@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     rows, ratios = [], {v: [] for v in variants}
     print(f"# {args.runs} rounds of: 1 rank × 1 thread, then {' then '.join(names.values())} (× 1 thread each); "
           f"global batch {args.batch_size}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
-    print("| round | run | img/s | test acc | wall s | CPU s | load (1 min) before–after | ratio to the round's 1 rank |")
+    print("| round | run | img/s | test acc | wall s | CPU s | load (1 min) before–after "
+          "| ratio to the round's 1 rank |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
 
     def show(k, name, d, ratio):

@@ -303,7 +303,8 @@ def test_model_mismatch_between_ranks_is_caught_at_start(tmp_path):
     assert r.returncode != 0
     assert ("ember.distributed.group.MismatchError: ember.distributed: the model (parameter names, shapes, dtypes) "
             "differs between ranks: rank 1 has 4.weight of shape (11, 144) and dtype float64 but rank 0 has "
-            "4.weight of shape (10, 144) and dtype float64; start every rank with the same flags and model\n") in r.stderr
+            "4.weight of shape (10, 144) and dtype float64; start every rank with the same flags and "
+            "model\n") in r.stderr
 
 
 def test_differences_name_what_differs():

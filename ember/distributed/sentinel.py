@@ -39,7 +39,6 @@ import os
 import select
 import socket
 import sys
-import time
 
 
 def _watchers(ranks):
