@@ -72,7 +72,8 @@ class Ranks:
                 launch.per_rank_batch_size(self.cfg.batch_size, self.world)   # ValueError if it does not split
                 self.check_flags()
                 if self.main:
-                    _group._group.tell_sentinel("note", "no checkpoint was written")
+                    _group._group.tell_sentinel("note", f"last checkpoint: the resumed run in {self.cfg.resume}"
+                                                if self.cfg.resume else "no checkpoint was written")
             except Exception as e:
                 self._abort(e)
         return self
