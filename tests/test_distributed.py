@@ -5,6 +5,7 @@ tests/distributed/; they skip (with the reason) when mpi4py or mpiexec is missin
 one-process tests (fallback group, sampler rules against PyTorch, launch helpers) always run.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -148,6 +149,20 @@ def test_process_group_errors():
         dist.destroy_process_group()
 
 
+def test_spin_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("EMBER_DIST_SPIN_MS", "0.5")
+    dist.init_process_group()
+    try:
+        assert dist.group._group.spin == 0.0005
+    finally:
+        dist.destroy_process_group()
+    for bad in ("fast", "-1", "inf"):
+        monkeypatch.setenv("EMBER_DIST_SPIN_MS", bad)
+        with pytest.raises(ValueError, match=f"EMBER_DIST_SPIN_MS must be a number of milliseconds >= 0, got '{bad}'"):
+            dist.init_process_group()
+    assert not dist.is_initialized()
+
+
 def test_without_mpi4py_a_launched_job_refuses_to_run(monkeypatch):
     monkeypatch.setattr(dist.group, "_mpi", lambda: None)
     dist.init_process_group()          # no launcher: a one-rank group
@@ -286,8 +301,22 @@ def test_without_ddp_two_ranks_do_not_match(tmp_path):
 def test_model_mismatch_between_ranks_is_caught_at_start(tmp_path):
     r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", env={"MISMATCH": "1"})
     assert r.returncode != 0
-    assert "the model (parameter names, shapes, dtypes) differs between ranks: rank 1 has" in r.stderr
-    assert "start every rank with the same flags and model" in r.stderr
+    assert ("ember.distributed.group.MismatchError: ember.distributed: the model (parameter names, shapes, dtypes) "
+            "differs between ranks: rank 1 has 4.weight of shape (11, 144) and dtype float64 but rank 0 has "
+            "4.weight of shape (10, 144) and dtype float64; start every rank with the same flags and "
+            "model\n") in r.stderr
+
+
+def test_differences_name_what_differs():
+    """What check_same's error lists: every differing key of a dict, the first differing entry of a list."""
+    diff = dist.group._differences
+    assert diff({"lr": 0.1, "seed": 0, "epochs": 3}, {"lr": 0.05, "seed": 0, "epochs": 2}) == [
+        ("epochs", 3, 2), ("lr", 0.1, 0.05)]
+    assert diff({"a": 1}, {"b": 1}) == [("a", 1, "<missing>"), ("b", "<missing>", 1)]
+    sig = [["0.weight", [6, 1, 5, 5], "float32"], ["0.bias", [6], "float32"]]
+    assert diff(sig, sig) == []
+    assert diff(sig[:1] + [["0.bias", [7], "float32"]], sig) == [(None, ["0.bias", [7], "float32"], sig[1])]
+    assert diff(sig[:1], sig) == [(None, "<missing>", sig[1])]
 
 
 @needs_mpi
@@ -312,3 +341,37 @@ def test_killed_rank_makes_the_other_exit(tmp_path):
                   "--kill-rank", "1", "--kill-step", "3")
     assert r.returncode != 0 and time.monotonic() - t0 < 60
     assert "BAD TERMINATION" in r.stdout + r.stderr and "Killed (signal 9)" in r.stdout + r.stderr
+    # ember's sentinel names the rank (no checkpoint note in a plain script); on a loaded machine it
+    # may wake after mpiexec has killed rank 0 as well, and then names both as ended at once
+    assert re.search(r"^ember: rank 1 \(PID \d+ on \S+\) was lost: it ended without finishing or reporting an "
+                     r"error \(killed, or crashed\); the other ranks are stopped$", r.stderr, re.M) or re.search(
+        r"^ember: rank 0 \(PID \d+\), rank 1 \(PID \d+\) on \S+ ended at once", r.stderr, re.M), r.stderr
+
+
+def test_sentinel_messages():
+    from ember.distributed.sentinel import _message
+    pids = {0: 10, 1: 11}
+    assert _message([1], pids, "vm", False, "last checkpoint: epoch 2 in runs/x") == (
+        "ember: rank 1 (PID 11 on vm) was lost: it ended without finishing or reporting an error (killed, or "
+        "crashed); the other ranks are stopped (last checkpoint: epoch 2 in runs/x)")
+    assert _message([0, 1], pids, "vm", False, "") == (
+        "ember: rank 0 (PID 10), rank 1 (PID 11) on vm ended at once without finishing or reporting an error: one "
+        "was killed or crashed and mpiexec stopped the others (its BAD TERMINATION line names the PID that failed "
+        "first)")
+    assert "was lost (the first on b to end so):" in _message([1], pids, "b", True, "")
+
+
+@needs_mpi
+def test_a_clean_run_leaves_no_sentinel_message_and_no_process(tmp_path):
+    r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", "--steps", "3")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    time.sleep(0.5)
+    left = [p for p in os.listdir("/proc") if p.isdigit() and "sentinel.py" in _cmdline(p) and str(ROOT) in _cmdline(p)]
+    assert left == []
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""

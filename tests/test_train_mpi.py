@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,13 +121,21 @@ def test_a_killed_rank_stops_the_job_the_checkpoint_loads_and_resume_continues(t
     finally:
         if job.poll() is None:
             job.kill()
-    # MPICH's launcher sees the dead process and stops the other rank itself, naming the pid:
+    # MPICH's launcher stops the other rank itself (SIGKILL) and names the pid; ember's sentinel
+    # (ember/distributed/sentinel.py) names the rank and the last checkpoint rank 0 reported
     said = out_text + err
     assert "BAD TERMINATION" in said and f"PID {victim}" in said, said
+    lost = [ln for ln in err.splitlines() if ln.startswith("ember: ")]
+    head = (f"ember: rank 1 (PID {victim} on {socket.gethostname()}) was lost: it ended without finishing or "
+            f"reporting an error (killed, or crashed); the other ranks are stopped (last checkpoint: epoch ")
+    # (a sentinel that woke only after mpiexec had killed rank 0 too names both "at once": a loaded machine)
+    tie = f"rank 1 (PID {victim}) on {socket.gethostname()} ended at once"
+    assert len(lost) == 1 and (lost[0].startswith(head) or tie in lost[0]) and lost[0].endswith(f" in {out})"), err
     model, cfg = load_checkpoint(str(out))   # the last atomic checkpoint is whole
     assert cfg.model == "lenet5" and sum(p.numel() for p in model.parameters()) == 61706
     done = len(json.loads((out / "metrics.json").read_text())["epochs"])
-    assert 1 <= done <= 6
+    named = int(lost[0].rsplit("(last checkpoint: epoch ", 1)[1].split()[0])
+    assert 1 <= named <= done <= 6   # what it names is on disk
     r = run_mpi(2, *flags(data, out, "--resume", str(out)))
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("resuming") == 1
@@ -139,5 +148,72 @@ def test_flags_that_differ_between_ranks_stop_every_rank_at_start(small_data, tm
     r = subprocess.run([MPIEXEC, "-genv", "PYTHONPATH", env_path, "-n", "1", *rank, ":", "-n", "1", *rank,
                         "--lr", "0.1"], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
-    assert "the config (ember train's flags) differs between ranks: rank 1 has" in r.stderr, r.stderr
+    assert ("ember train: error: rank 1 was started with --lr 0.1 but rank 0 with --lr 0.05; start every "
+            "rank with the same flags\n") in r.stderr, r.stderr
+    assert "ember: rank" not in r.stderr   # an error a rank reported itself: the sentinel says nothing
     assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_several_differing_flags_are_all_named(small_data, tmp_path):  # noqa: F811
+    env_path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
+    rank = [sys.executable, "-m", "ember", *flags(small_data, tmp_path / "x", "--epochs", "1")]
+    r = subprocess.run([MPIEXEC, "-genv", "PYTHONPATH", env_path, "-n", "1", *rank, ":", "-n", "1", *rank,
+                        "--augment", "--threads", "2"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert ("ember train: error: rank 1 was started with --augment but rank 0 with --no-augment; rank 1 was "
+            "started with --threads 2 but rank 0 with --threads 1; start every rank with the same flags") in r.stderr
+
+
+def test_timeout_flag_is_checked(tmp_path):
+    for bad in ("0", "-5", "nan"):
+        r = run_cli("train", "--timeout", bad, "--out", str(tmp_path / "t"))
+        assert r.returncode == 1
+        assert r.stderr.strip() == f"ember train: error: --timeout must be positive, got {float(bad)}"
+
+
+def test_a_rank_that_never_joins_stops_the_other_within_the_timeout(small_data, tmp_path):  # noqa: F811
+    env_path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
+    rank0 = [sys.executable, "-m", "ember", *flags(small_data, tmp_path / "x", "--epochs", "1", "--timeout", "3")]
+    absent = [sys.executable, "-c", "from mpi4py import MPI; import time; time.sleep(120)"]   # MPI, but no ember
+    t0 = time.monotonic()
+    r = subprocess.run([MPIEXEC, "-genv", "PYTHONPATH", env_path, "-n", "1", *rank0, ":", "-n", "1", *absent],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and time.monotonic() - t0 < 60
+    assert ("ember train: error on rank 0 of 2: ember.distributed: rank 0: init_process_group timed out after "
+            "3 s: rank(s) 1 did not join (started by the launcher, but not calling init_process_group, or hung "
+            "or dead before it)\n") in r.stderr, r.stderr
+
+
+def test_a_hung_rank_stops_the_other_within_the_timeout(small_data, tmp_path):  # noqa: F811
+    out = tmp_path / "hung"
+    job = subprocess.Popen(mpi_cmd(2, *flags(small_data, out, "--epochs", "200", "--timeout", "4")),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "metrics.json").exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        victim = _rank_pid(out, 1)
+        assert job.poll() is None and victim is not None, "the run ended before a rank could be stopped"
+        os.kill(victim, signal.SIGSTOP)   # hung: alive, but never reaches its next allreduce
+        stopped = time.monotonic()
+        _, err = job.communicate(timeout=120)
+        assert time.monotonic() - stopped < 60 and job.returncode != 0
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert (f"ember train: error on rank 0 of 2: ember.distributed: rank 0: all_reduce timed out after 4 s: lost "
+            f"rank 1 (pid {victim} on {socket.gethostname()}) has stopped\n") in err, err
+    load_checkpoint(str(out))
+
+
+def test_threads_default_to_cores_over_ranks(tmp_path):
+    """Without --threads each of W ranks on a host gets cores ÷ W threads (at least 1)."""
+    script = ("import ember.training.parallel as P, ember.training.config as C\n"
+              "from ember.kernels.threads import get_num_threads\n"
+              "with P.Ranks(C.TrainConfig()) as r: print(f'rank {r.rank} threads {get_num_threads()}', flush=True)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    want = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert sorted(r.stdout.split("\n")[:2]) == [f"rank 0 threads {want}", f"rank 1 threads {want}"], r.stdout

@@ -13,12 +13,16 @@ The transport is MPI through mpi4py (a well-kept binding; ember writes only this
 Without mpi4py, or when the launcher started one process, the group has one rank and every
 collective is the identity, so a script written for N ranks runs unchanged in one process.
 
-Faults: every collective is started non-blocking (``Iallreduce``, ``Ibcast``, ...) and polled
-against a deadline (``timeout``), so a rank whose peer died or hangs does not wait forever: it
-raises ``DistBackendError`` naming the ranks that are gone (for peers on the same host, read from
-/proc by the pid each rank sent at start; for remote peers "not responding"). An uncaught
-exception on any rank aborts the whole job (``MPI_Abort``, as ``python -m mpi4py`` does), so the
-launcher stops the other ranks at once instead of leaving them in a collective.
+Faults: every collective (and ``init_process_group`` itself) is started non-blocking
+(``Iallreduce``, ``Ibcast``, ``Idup``, ...) and polled against a deadline (``timeout``), so a
+rank whose peer died or hangs does not wait forever: it raises ``DistBackendError`` naming the
+ranks that are gone (for peers on the same host, read from /proc by the pid each rank sent at
+start; for remote peers "not responding"). An uncaught exception on any rank aborts the whole job
+(``MPI_Abort``, as ``python -m mpi4py`` does), so the launcher stops the other ranks at once
+instead of leaving them in a collective. A rank killed outright is named by the host's sentinel
+process (``sentinel.py``), since MPICH's launcher kills the survivors before they can say
+anything; ``mpiexec -disable-auto-cleanup`` sends them SIGUSR1 instead, which the next wait
+turns into ``DistBackendError``.
 """
 from __future__ import annotations
 
@@ -28,8 +32,10 @@ import enum
 import hashlib
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 
 import numpy as np
@@ -82,8 +88,31 @@ class _Group:
     def __init__(self, comm, rank, size, timeout, backend):
         self.comm, self.rank, self.size = comm, rank, size
         self.timeout, self.backend = timeout, backend
+        self.spin = _spin_seconds()   # busy-polling before a waiting rank sleeps (see _wait)
+        self.spin_miss, self.waits = 0.0, 0
         self.peers = [(socket.gethostname(), os.getpid())]
         self.broken = False
+        self.peer_failed = False      # set by SIGUSR1: mpiexec -disable-auto-cleanup reports a failed rank
+        self.sentinel = None          # (socket, address) of this host's sentinel process, see sentinel.py
+        self.sentinel_process = None  # the Popen, on the rank that started it
+
+    def tell_sentinel(self, kind: str, text: str | None = None) -> None:
+        """Send the host's sentinel ``bye R`` (ending on purpose), ``abort R`` (about to call
+        MPI_Abort after reporting an error) or ``note TEXT``; never raises."""
+        if self.sentinel is None:
+            return
+        sock, address = self.sentinel
+        try:
+            sock.sendto(f"{kind} {self.rank if text is None else text}".encode()[:60000], address)
+        except OSError:
+            pass
+
+    def abort(self, code: int = 1) -> None:
+        """MPI_Abort the job after this rank has said why (the sentinel stays quiet)."""
+        self.broken = True
+        self.tell_sentinel("abort")
+        sys.stderr.flush()
+        self.comm.Abort(code)
 
 
 _group: _Group | None = None
@@ -145,6 +174,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         raise ValueError(f"init_process_group: init_method {init_method!r} is not supported: start the "
                          f"ranks with an MPI launcher (mpiexec -n N ...), which does the rendezvous")
     seconds = _seconds(timeout)
+    _spin_seconds()   # a bad EMBER_DIST_SPIN_MS fails here, on every rank alike
     MPI = _mpi()
     if MPI is None:
         if _launched_ranks() > 1:
@@ -152,17 +182,24 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
                                f"mpi4py is not installed: pip install 'ember[distributed]'")
         comm, r, w = None, 0, 1
     else:
-        comm = MPI.COMM_WORLD.Dup()   # our own communicator: no clash with the user's MPI calls
+        r, w = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+        if w > 1:   # our own communicator (no clash with the user's MPI calls), made under the timeout
+            comm, request = MPI.COMM_WORLD.Idup()
+            _wait(_Group(comm, r, w, seconds, name), request, "init_process_group")
+        else:
+            comm = MPI.COMM_WORLD.Dup()
         comm.Set_errhandler(MPI.ERRORS_RETURN)
-        r, w = comm.Get_rank(), comm.Get_size()
     for given, actual, what in ((world_size, w, "world_size"), (rank, r, "rank")):
         if given not in (-1, None) and given != actual:
             raise ValueError(f"init_process_group: {what}={given} but the launcher started this process "
                              f"as {what} {actual}")
     group = _Group(comm, r, w, seconds, name)
     if w > 1:
-        group.peers = comm.allgather(group.peers[0])
+        group.peers = [tuple(json.loads(t)) for t in
+                       _allgather_text(group, json.dumps(group.peers[0]), "init_process_group")]
         _install_fault_handlers(group)
+        _start_sentinel(group)
+        _wait(group, comm.Ibarrier(), "init_process_group")   # every host's sentinel is listening
     _group = group
 
 
@@ -170,6 +207,7 @@ def destroy_process_group() -> None:
     """Leave the default process group (after this, ``is_initialized()`` is False)."""
     global _group
     g, _group = _require("destroy_process_group"), None
+    g.tell_sentinel("bye")
     if g.comm is not None and not g.broken:
         g.comm.Free()
 
@@ -207,17 +245,50 @@ def _install_fault_handlers(group: _Group) -> None:
         previous(kind, value, tb)
         sys.stderr.flush()
         if _group is group and group.comm is not None:
-            group.broken = True
-            group.comm.Abort(1)
+            group.abort(1)
 
     def exit_without_finalize():
+        group.tell_sentinel("bye")
         if group.broken:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(1)
 
+    def peer_failed(signum, frame):   # collectives notice it in _wait
+        group.peer_failed = True
+
     sys.excepthook = abort_on_exception
     atexit.register(exit_without_finalize)   # runs before mpi4py's MPI_Finalize (LIFO)
+    # mpiexec -disable-auto-cleanup tells the survivors of a failed rank with SIGUSR1, whose
+    # default action would kill them silently; MPICH itself installs no handler for it.
+    if signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, peer_failed)
+
+
+def _start_sentinel(group: _Group) -> None:
+    """Start this host's sentinel (``sentinel.py``) on its lowest rank; every rank of the host
+    opens a socket to it. A rank killed outright is then named by rank, which MPICH's launcher,
+    killing the other ranks at once, does not do. Best effort: without Unix sockets or when the
+    process cannot start, the job runs on without it."""
+    host = group.peers[group.rank][0]
+    local = [(r, pid) for r, (h, pid) in enumerate(group.peers) if h == host]
+    address = f"\0ember-sentinel-{host}-{local[0][1]}"
+    try:
+        if local[0][0] == group.rank:
+            import subprocess
+            config = {"host": host, "ranks": local, "world": group.size, "address": address[1:]}
+            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sentinel.py")
+            proc = subprocess.Popen([sys.executable, "-I", "-S", path, json.dumps(config)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    start_new_session=True)   # the launcher's clean-up leaves it alone
+            ready = proc.stdout.readline()
+            proc.stdout.close()
+            if ready.strip() != b"ready":
+                return
+            group.sentinel_process = proc
+        group.sentinel = (socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), address)
+    except OSError:
+        group.sentinel = None
 
 
 def _peer_state(host: str, pid: int) -> str:
@@ -232,12 +303,23 @@ def _peer_state(host: str, pid: int) -> str:
     return {"Z": "exited", "X": "exited", "T": "stopped", "t": "stopped"}.get(state, "alive")
 
 
-def _lost_ranks_message(group: _Group) -> str:
-    lost = []
-    for r, (host, pid) in enumerate(group.peers):
-        state = "alive" if r == group.rank else _peer_state(host, pid)
-        if state in ("exited", "stopped"):
-            lost.append(f"rank {r} (pid {pid} on {host}) has {state}")
+def _lost_ranks_message(group: _Group, patience: float = 0.0) -> str:
+    """Name the ranks on this host that have exited or stopped (from /proc, by the pids the ranks
+    exchanged at start), looking again for up to ``patience`` seconds while none has: a killed
+    process takes a moment to tear down after mpiexec has noticed it."""
+    if len(group.peers) != group.size:   # still in init_process_group: the pids are not known yet
+        return (f"rank(s) {', '.join(str(r) for r in range(group.size) if r != group.rank)} did not join "
+                f"(started by the launcher, but not calling init_process_group, or hung or dead before it)")
+    give_up = time.monotonic() + patience
+    while True:
+        lost = []
+        for r, (host, pid) in enumerate(group.peers):
+            state = "alive" if r == group.rank else _peer_state(host, pid)
+            if state in ("exited", "stopped"):
+                lost.append(f"rank {r} (pid {pid} on {host}) has {state}")
+        if lost or time.monotonic() > give_up:
+            break
+        time.sleep(0.05)
     if lost:
         return "lost " + "; ".join(lost)
     return ("no rank on this host has exited; a rank on another host or one that is still running "
@@ -248,27 +330,67 @@ def _lost_ranks_message(group: _Group) -> str:
 def _fail(group: _Group, what: str, why: str):
     group.broken = True
     raise DistBackendError(f"ember.distributed: rank {group.rank}: {what} {why}: "
-                           f"{_lost_ranks_message(group)}") from None
+                           f"{_lost_ranks_message(group, 1.0 if group.peer_failed else 0.0)}") from None
+
+
+# How long a waiting rank polls its request without pausing before it starts to sleep between
+# polls (environment variable EMBER_DIST_SPIN_MS, milliseconds, read by init_process_group).
+# MPICH has no progress thread: a non-blocking collective advances only inside MPI calls (here
+# ``Test``), so a rank that sleeps stalls its peer too (the 241 KiB allreduce of LeNet-5 is a few
+# shared-memory hand-shakes, each needing both ranks). Busy-polling for a few ms, as MPICH's
+# blocking calls do, covers the normal imbalance of a training step; the sleep keeps a long wait
+# (rank 0 writing a checkpoint, a dead peer) from burning a core. On a machine with more runnable
+# processes than cores spinning takes CPU from the peer instead, so _wait stops spinning while
+# most spins fail; EMBER_DIST_SPIN_MS=0 never spins.
+SPIN_SECONDS = 0.002
+
+
+def _spin_seconds() -> float:
+    text = os.environ.get("EMBER_DIST_SPIN_MS")
+    if text is None:
+        return SPIN_SECONDS
+    try:
+        ms = float(text)
+    except ValueError:
+        ms = -1.0
+    if not 0 <= ms < float("inf"):
+        raise ValueError(f"init_process_group: EMBER_DIST_SPIN_MS must be a number of milliseconds >= 0, "
+                         f"got {text!r}")
+    return ms / 1000
 
 
 def _wait(group: _Group, request, what: str) -> None:
     """Poll a non-blocking MPI request until it completes or the group's timeout passes.
 
-    Spins for the first ~0.2 ms (small allreduces finish in microseconds), then sleeps with a
-    growing pause of at most 1 ms, so a waiting rank leaves the CPU to the others.
+    Busy-polls (``Test``) for up to ``group.spin`` seconds, then sleeps between polls with a
+    growing pause of at most 1 ms, so a long wait leaves the CPU to the others. The spinning is
+    adaptive: ``group.spin_miss``, a moving average of how often a wait outlasted its spin, turns
+    it off above 1/2 (a machine with more runnable processes than cores, where spinning only takes
+    CPU from the peer: measured 0.66-0.85x against 0.94-1.22x without it, load 9) and every 16th
+    wait spins again to see whether it pays once more.
+    Raises DistBackendError naming the lost ranks on a timeout or an MPI error.
     """
     MPI = _mpi()
-    start = time.perf_counter()
-    deadline, pause, spins = start + group.timeout, 0.0, 0
+    test = request.Test
     try:
-        while not request.Test():
-            spins += 1
-            if spins > 200:
-                now = time.perf_counter()
-                if now > deadline:
+        if test():
+            return
+        now = time.perf_counter
+        start = now()
+        group.waits += 1
+        spin = group.spin if group.spin_miss < 0.5 or group.waits % 16 == 0 else 0.0
+        spin_end, deadline, pause = start + spin, start + group.timeout, 0.0
+        while not test():
+            t = now()
+            if t > spin_end:
+                if group.peer_failed:
+                    _fail(group, what, "stopped: mpiexec reports a failed rank")
+                if t > deadline:
                     _fail(group, what, f"timed out after {group.timeout:g} s")
                 pause = min(1e-3, pause + 1e-5)
                 time.sleep(pause)
+        if spin > 0:
+            group.spin_miss = 0.8 * group.spin_miss + 0.2 * (pause > 0)
     except MPI.Exception as e:
         _fail(group, what, f"failed ({e.Get_error_string()})")
 
@@ -382,19 +504,28 @@ def _check_group(group, async_op, what):
 
 # ---- consistency check ----------------------------------------------------------------------
 
-def check_same(obj, what: str = "config") -> str:
+def check_same(obj, what: str = "config", describe=None) -> str:
     """Check that ``obj`` is identical on every rank; return its SHA-256 (hex).
 
     Call it at start with the training flags and the model's parameter shapes (see
     ``parameter_signature``): a rank started with other flags or another model would otherwise
-    train silently wrong or hang in a collective of another size.
+    train silently wrong or hang in a collective of another size. The ranks compare hashes (one
+    32-byte allgather); only when they differ are the objects themselves gathered, so that the
+    error can say what differs.
 
     Args:
         obj: anything JSON-serialisable (dicts are compared with sorted keys); other objects are
             compared through ``repr``.
         what: the name used in the error ("config", "model").
+        describe: ``describe(key, value) -> str`` words one differing entry (a dict key and its
+            value; for a list, the entry itself with key None). Default: ``key=value``, or the
+            entry's repr.
     Raises:
-        RuntimeError: naming every rank whose ``what`` differs from rank 0's, with both hashes.
+        MismatchError (a RuntimeError): naming, for every rank whose ``obj`` differs from rank
+            0's, the first differences (every differing key of a dict, the first differing entry
+            of a list), e.g. ``the config differs between ranks: rank 1 has lr=0.05 but rank 0
+            has lr=0.1``. ``.differences`` holds ``(rank, key, value there, value on rank 0)``.
+        DistBackendError: a rank died or the timeout passed.
     """
     text = json.dumps(obj, sort_keys=True, default=repr)
     digest = hashlib.sha256(text.encode()).digest()
@@ -406,11 +537,55 @@ def check_same(obj, what: str = "config") -> str:
     _wait(g, g.comm.Iallgather(mine, everyone), f"check_same({what})")
     bad = [r for r in range(1, g.size) if not np.array_equal(everyone[r], everyone[0])]
     if bad:
-        raise RuntimeError(f"ember.distributed: the {what} differs between ranks: "
-                           + "; ".join(f"rank {r} has {bytes(everyone[r]).hex()[:12]}" for r in bad)
-                           + f", rank 0 has {bytes(everyone[0]).hex()[:12]} (sha256 of the {what}); "
-                           f"start every rank with the same flags and model")
+        texts = _allgather_text(g, text, f"check_same({what})")
+        objs = [json.loads(t) for t in texts]
+        found = [(r, *d) for r in bad for d in _differences(objs[r], objs[0])]
+        say = describe or (lambda k, v: repr(v) if k is None else f"{k}={v!r}")
+        raise MismatchError(
+            f"ember.distributed: the {what} differs between ranks: "
+            + "; ".join(f"rank {r} has {say(k, a)} but rank 0 has {say(k, b)}" for r, k, a, b in found)
+            + "; start every rank with the same flags and model", found)
     return digest.hex()
+
+
+class MismatchError(RuntimeError):
+    """``check_same`` found ranks whose object differs from rank 0's; ``.differences`` lists
+    ``(rank, key, value on that rank, value on rank 0)``."""
+
+    def __init__(self, message: str, differences: list):
+        super().__init__(message)
+        self.differences = differences
+
+
+_MISSING = "<missing>"
+
+
+def _differences(a, b) -> list:
+    """(key, a's value, b's value) of what differs: every differing key of two dicts (sorted;
+    ``<missing>`` where one lacks it); the first differing entry of two lists (key None; an entry
+    past the end of the shorter list is ``<missing>``); else the two objects whole."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [(k, a.get(k, _MISSING), b.get(k, _MISSING)) for k in sorted(set(a) | set(b), key=str)
+                if a.get(k, _MISSING) != b.get(k, _MISSING)]
+    if isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            x, y = (a[i] if i < len(a) else _MISSING), (b[i] if i < len(b) else _MISSING)
+            if x != y:
+                return [(None, x, y)]
+        return []
+    return [(None, a, b)]
+
+
+def _allgather_text(g: _Group, text: str, what: str) -> list[str]:
+    """Every rank's ``text`` (strings of any length), through the group's timed collectives."""
+    data = np.frombuffer(text.encode(), np.uint8).copy()
+    sizes = np.empty(g.size, np.int64)
+    _wait(g, g.comm.Iallgather(np.array([data.size], np.int64), sizes), what)
+    MPI = _mpi()
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    out = np.empty(int(sizes.sum()), np.uint8)
+    _wait(g, g.comm.Iallgatherv(data, [out, sizes.tolist(), offsets.tolist(), MPI.BYTE]), what)
+    return [bytes(out[o:o + n]).decode() for o, n in zip(offsets, sizes)]
 
 
 def parameter_signature(module) -> list:

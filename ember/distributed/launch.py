@@ -5,9 +5,9 @@ same sequence of GLOBAL batches a single process would see (same shuffling, same
 each rank then keeps its shard of each global batch (``shard``) and trains on it under
 ``DistributedDataParallel``. With equal shards the averaged gradient is exactly the gradient of
 the global batch; ``shard_weight`` corrects the loss when a last, short batch splits unevenly.
-Only rank 0 prints and writes files (``is_main_process``). Loading the full global batch on every
-rank costs little for in-memory data sets such as Fashion-MNIST; a data set that does not fit
-should use ``ember.data.DistributedSampler`` instead.
+Only rank 0 prints and writes files (``is_main_process``). ``ember train`` goes one step further
+and fetches only the shard's rows of each global batch of indices (``ember.training.parallel``);
+a data set that does not fit in memory should use ``ember.data.DistributedSampler`` instead.
 """
 from __future__ import annotations
 

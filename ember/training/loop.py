@@ -111,8 +111,8 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
         x_train, y_train = x_train[order[n_val:]], y_train[order[n_val:]]
     check_split_sizes(len(x_train), len(x_test), None if x_val is None else len(x_val), cfg.val_split)
     opt = build_optimizer(model, cfg)
-    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=cfg.batch_size, shuffle=True,
-                        generator=default_generator())
+    loader = DataLoader(ranks.dataset(TensorDataset(x_train, y_train)), batch_size=cfg.batch_size,
+                        shuffle=True, generator=default_generator())  # under mpiexec: this rank's rows
     rehearse(cfg, len(loader))  # a schedule that cannot finish the run fails now, not after an epoch
     schedule = Schedule(opt, cfg, len(loader))  # sets the lr of step 0
     augment = augmentation(cfg.dataset) if cfg.augment else None
@@ -188,6 +188,7 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
             _save_or_stop(cfg, epoch, model, opt, schedule, metrics,
                           {"epoch": epoch, "step": step, "metrics": metrics, "early_stopping": best,
                            "config": dataclasses.asdict(cfg), "world_size": ranks.world}, weights=improved)
+            ranks.saved(epoch, cfg.out)   # under mpiexec: what the fault report names as kept
             run_log.epoch(row, opt.param_groups[0]["lr"], metrics)  # epochs.csv, steps.csv, curves.png
         log(f"epoch {epoch}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f"{val_text}  test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s  "

@@ -37,16 +37,28 @@ class _Bucket:
         self.sizes = [int(np.prod(s)) for s in shapes]
         self.offsets = np.cumsum([0] + self.sizes)
         self.flat = np.empty(int(self.offsets[-1]), dtype)
+        self._views = None
 
-    def pack(self, arrays):
+    def pack(self, arrays, divisor=None):
+        """Copy the arrays into the flat buffer (None: zeros), divided by ``divisor`` if given
+        (PyTorch's DDP divides by the world size before its SUM allreduce, in the same pass)."""
+        flat = self.flat
         for i, off, n in zip(self.index, self.offsets, self.sizes):
             a = arrays[i]
-            self.flat[off:off + n] = 0 if a is None else a.reshape(-1)
+            if a is None:
+                flat[off:off + n] = 0
+            elif divisor is None:
+                flat[off:off + n] = a.reshape(-1)
+            else:
+                np.divide(a.reshape(-1), divisor, out=flat[off:off + n])
 
     def views(self):
-        """(index, view shaped like the array) for each array in the bucket."""
-        return [(i, self.flat[off:off + n].reshape(s))
-                for i, off, n, s in zip(self.index, self.offsets, self.sizes, self.shapes)]
+        """(index, view of the flat buffer shaped like the array) for each array in the bucket
+        (made once: the buffer is never reallocated)."""
+        if self._views is None:
+            self._views = [(i, self.flat[off:off + n].reshape(s))
+                           for i, off, n, s in zip(self.index, self.offsets, self.sizes, self.shapes)]
+        return self._views
 
 
 def _make_buckets(arrays, cap_bytes):
@@ -62,6 +74,14 @@ def _make_buckets(arrays, cap_bytes):
     if cur:
         buckets.append(_Bucket(cur, [arrays[j].shape for j in cur], dtype))
     return buckets
+
+
+def _describe_parameter(key, entry) -> str:
+    """Words for one ``parameter_signature`` entry in a mismatch error."""
+    if not isinstance(entry, list):
+        return "no further parameter"
+    name, shape, dtype = entry
+    return f"{name} of shape {tuple(shape)} and dtype {dtype}"
 
 
 def _broadcast_in_place(arrays, src=0):
@@ -142,8 +162,10 @@ class DistributedDataParallel(Module):
         self.find_unused_parameters = find_unused_parameters
         self.require_backward_grad_sync = True
         self.world_size = dist.get_world_size()
-        dist.check_same(dist.parameter_signature(module), what="model (parameter names, shapes, dtypes)")
+        dist.check_same(dist.parameter_signature(module), what="model (parameter names, shapes, dtypes)",
+                        describe=_describe_parameter)
         self._params = [p for p in module.parameters() if p.requires_grad]
+        self._has_buffers = any(True for _ in module.named_buffers())   # LeNet-5: none, no per-step walk
         self._grad_buckets = self._buckets_for_params()
         if self.world_size > 1:
             _broadcast_in_place([_array(p) for p in module.parameters()]
@@ -154,10 +176,8 @@ class DistributedDataParallel(Module):
             raise RuntimeError("DistributedDataParallel: the last backward() queued the gradient allreduce "
                                "but the autograd engine never ran it (ember.autograd.backward runs "
                                "ember.autograd._post_backward_callbacks at its end)")
-        if self.world_size > 1 and self.broadcast_buffers and self.module.training:
-            buffers = [_array(b) for _, b in self.module.named_buffers()]
-            if buffers:
-                _broadcast_in_place(buffers)
+        if self.world_size > 1 and self.broadcast_buffers and self._has_buffers and self.module.training:
+            _broadcast_in_place([_array(b) for _, b in self.module.named_buffers()])
         out = self.module(*inputs, **kwargs)
         if self.world_size > 1 and self.require_backward_grad_sync and is_grad_enabled():
             out = self._mark(out)
@@ -174,22 +194,27 @@ class DistributedDataParallel(Module):
         return out
 
     def _reduce_gradients(self) -> None:
-        """Average every parameter's gradient over the ranks: one SUM allreduce per bucket, in a
-        fixed order, then divide by the world size. Called once per backward pass."""
-        grads = [None if p.grad is None else _array(p.grad) for p in self._params]
-        if self._bucket_layout != [(p.shape, p.dtype) for p in self._params]:   # after .to(float64)
+        """Average every parameter's gradient over the ranks: each gradient divided by the world
+        size as it is copied into its bucket (PyTorch's order), then one SUM allreduce per
+        bucket, in place, in a fixed order, and the averages copied back into the ``.grad``
+        arrays. The buckets are allocated once (again only if a parameter changes shape or dtype,
+        e.g. after ``.to(float64)``). Called once per backward pass."""
+        params = self._params
+        arrays = [_array(p) for p in params]
+        if self._bucket_layout != [(a.shape, a.dtype) for a in arrays]:
             self._grad_buckets = self._buckets_for_params()
+        grads = [None if p.grad is None else _array(p.grad) for p in params]
         for b in self._grad_buckets:
-            b.pack(grads)
-            dist.all_reduce(b.flat, dist.ReduceOp.AVG)
+            b.pack(grads, self.world_size)
+            dist.all_reduce(b.flat, dist.ReduceOp.SUM)
             for i, v in b.views():
                 if grads[i] is None:
-                    self._params[i].grad = Tensor(v.copy())
+                    params[i].grad = Tensor(v.copy())
                 else:
                     grads[i][...] = v
 
     def _buckets_for_params(self):
-        self._bucket_layout = [(p.shape, p.dtype) for p in self._params]
+        self._bucket_layout = [(_array(p).shape, _array(p).dtype) for p in self._params]
         return _make_buckets([_array(p) for p in self._params], self.bucket_cap_mb * 2 ** 20)
 
     @contextlib.contextmanager

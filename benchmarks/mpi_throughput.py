@@ -1,0 +1,135 @@
+"""Issue 17's throughput criterion: images/s of `mpiexec -n 2 ember train` against one process.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi_throughput.py --runs 5
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi_throughput.py --runs 5 \
+        --spin-ms 2,0 --baseline /path/to/main        # A/B: polling, and the code before this change
+    python benchmarks/mpi_throughput.py --runs 1 --subset 2048      # a smoke run (seconds)
+
+Runs the real command line, alternating, ``--runs`` rounds of (1 rank first in every round):
+
+    ember train --epochs 1 --threads 1 [--subset N] --out TMP/...                      (1 rank × 1 thread)
+    mpiexec -n 2 ember train --epochs 1 --threads 1 [--subset N] --out TMP/...          (2 ranks × 1 thread)
+
+at the same global batch (``--batch-size``, default 64: 32 per rank on 2 ranks). ``--spin-ms 2,0``
+runs the parallel command once per value of ``EMBER_DIST_SPIN_MS`` (how long a rank waiting in
+a collective busy-polls before it sleeps); ``--baseline DIR`` adds a parallel run of another
+ember checkout (PYTHONPATH=DIR) to every round. It reads the images/s that ``ember train``
+prints on its epoch line (global training images over rank 0's wall time of the epoch's
+training loop; evaluation, start-up and saving are not in it) and the test accuracy. For every
+run it prints and records the load average (1 min, from /proc/loadavg, before and after), the
+command's wall time and its CPU time (user + system of all its processes, from
+``getrusage(RUSAGE_CHILDREN)``), then each parallel run's ratio to its round's 1-rank run and,
+per kind of run, the median of the ratios (the criterion: >= 1.5). ``--json FILE`` writes every
+figure. Nothing is dropped: every run is listed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCH = re.compile(r"^epoch \d+/\d+ .*test loss [\d.]+ acc ([\d.]+) .* ([\d,]+) img/s$")
+
+
+def load() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def one_run(cmd: list[str], env: dict) -> dict:
+    """Run ``cmd``; return its epoch-line figures, wall and CPU seconds and the load around it."""
+    before, cpu0, t0 = load(), cpu_children(), time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    wall, cpu, after = time.perf_counter() - t0, cpu_children() - cpu0, load()
+    if r.returncode != 0:
+        sys.exit(f"mpi_throughput: {' '.join(cmd)} failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
+    found = [m for m in map(EPOCH.match, r.stdout.splitlines()) if m]
+    if not found:
+        sys.exit(f"mpi_throughput: no epoch line in the output of {' '.join(cmd)}:\n{r.stdout[-2000:]}")
+    acc, rate = found[-1].groups()
+    return {"img_per_s": int(rate.replace(",", "")), "test_accuracy": float(acc), "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 2), "load_before": before, "load_after": after}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=int, default=3, help="runs of each kind, alternating (default: %(default)s)")
+    p.add_argument("--ranks", type=int, default=2, help="ranks of the parallel run (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="global batch (default: %(default)s)")
+    p.add_argument("--subset", type=int, default=None, help="train on N images only (smoke runs)")
+    p.add_argument("--data-dir", default=None, help="ember train's --data-dir")
+    p.add_argument("--progress", action="store_true", help="keep ember train's progress bar (default: --no-progress)")
+    p.add_argument("--spin-ms", default=None, metavar="A,B,...",
+                   help="run the parallel command once per value, with EMBER_DIST_SPIN_MS set to it (how long a "
+                        "rank waiting in a collective busy-polls before it sleeps; default: ember's 2 ms, one run)")
+    p.add_argument("--baseline", default=None, metavar="DIR",
+                   help="also run the parallel command with another ember checkout (PYTHONPATH=DIR), every round")
+    p.add_argument("--json", default=None, metavar="FILE", help="write every run's figures here")
+    args = p.parse_args(argv)
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        sys.exit("mpi_throughput: no mpiexec found (pip install 'ember[distributed]')")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    flags = ["--epochs", "1", "--threads", "1", "--batch-size", str(args.batch_size), "--overwrite"]
+    flags += [] if args.progress else ["--no-progress"]
+    flags += ["--subset", str(args.subset)] if args.subset else []
+    flags += ["--data-dir", args.data_dir] if args.data_dir else []
+    ember = [sys.executable, "-m", "ember", "train"]
+    variants = [None] if args.spin_ms is None else [float(v) for v in args.spin_ms.split(",")]
+    names = {v: f"{args.ranks} ranks" + ("" if v is None else f", EMBER_DIST_SPIN_MS={v:g}") for v in variants}
+    if args.baseline:   # another checkout's ember (e.g. the main branch before this change), same flags
+        variants.append("baseline")
+        names["baseline"] = f"{args.ranks} ranks, {args.baseline}"
+    rows, ratios = [], {v: [] for v in variants}
+    print(f"# {args.runs} rounds of: 1 rank × 1 thread, then {' then '.join(names.values())} (× 1 thread each); "
+          f"global batch {args.batch_size}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
+    print("| round | run | img/s | test acc | wall s | CPU s | load (1 min) before–after "
+          "| ratio to the round's 1 rank |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+
+    def show(k, name, d, ratio):
+        print(f"| {k} | {name} | {d['img_per_s']:,} | {d['test_accuracy']:.4f} | {d['wall_s']} | {d['cpu_s']} | "
+              f"{d['load_before']:.1f}–{d['load_after']:.1f} | {ratio} |", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="mpi-throughput-") as tmp:
+        for k in range(1, args.runs + 1):
+            one = one_run(ember + flags + ["--out", f"{tmp}/one"], env)
+            rows.append({"round": k, "run": "1 rank", **one})
+            show(k, "1 rank", one, "")
+            for v in variants:
+                e = (env if v is None else dict(env, PYTHONPATH=str(Path(args.baseline).resolve())) if v == "baseline"
+                     else dict(env, EMBER_DIST_SPIN_MS=f"{v:g}"))
+                par = one_run([mpiexec, "-n", str(args.ranks)] + ember + flags + ["--out", f"{tmp}/par"], e)
+                ratio = round(par["img_per_s"] / one["img_per_s"], 3)
+                ratios[v].append(ratio)
+                rows.append({"round": k, "run": names[v], **par, "ratio": ratio})
+                show(k, names[v], par, f"{ratio:.2f}")
+    for v in variants:
+        median = statistics.median(ratios[v])
+        print(f"{names[v]}: median ratio {median:.2f} over {len(ratios[v])} rounds (every ratio: "
+              f"{', '.join(f'{x:.2f}' for x in ratios[v])}); criterion >= 1.5: {'met' if median >= 1.5 else 'not met'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": rows, "median_ratio": {names[v]: statistics.median(ratios[v])
+                                                                             for v in variants},
+                                               "ranks": args.ranks, "batch_size": args.batch_size,
+                                               "subset": args.subset}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
