@@ -164,23 +164,35 @@ def child(argv):
     import tqdm
     mark("train_imports")
     from numba.core import dispatcher as nd
+    from numba.core.compiler_lock import global_compiler_lock
+    lock = global_compiler_lock._lock    # its RLock (without the lock events numba times itself with)
 
     compiles = []
     original = nd.Dispatcher.compile
+    import threading
+    depth = threading.local()
 
     def timed_compile(self, sig):
-        hits = sum(self._cache_hits.values())
-        known = len(self.overloads)
+        # Only the outermost compile of a thread is timed (numba compiles the overloads a kernel
+        # uses inside it); a thread that waited for another's compile of the same kernel is a
+        # lookup: neither numba's cache-hit nor its cache-miss counter moves.
+        outer = not getattr(depth, "n", 0)
+        depth.n = getattr(depth, "n", 0) + 1
+        lock.acquire()               # numba's own (reentrant) lock, so the counters are this thread's
+        hits, misses = sum(self._cache_hits.values()), sum(self._cache_misses.values())
         c0, w0 = time.thread_time(), time.monotonic()
         try:
             return original(self, sig)
         finally:
-            if len(self.overloads) > known:   # a new signature (not a lookup of a known one)
-                kind = "cache load" if sum(self._cache_hits.values()) > hits else "compile"
+            lock.release()
+            depth.n -= 1
+            how = ("cache load" if sum(self._cache_hits.values()) > hits else
+                   "compile" if sum(self._cache_misses.values()) > misses else None)
+            if outer and how:
                 name = f"{self.py_func.__module__.rsplit('.', 1)[-1]}.{self.py_func.__name__}"
                 if self.targetoptions.get("parallel"):
                     name += " (parallel=True)"
-                compiles.append({"kernel": name, "how": kind, "cpu": time.thread_time() - c0,
+                compiles.append({"kernel": name, "how": how, "cpu": time.thread_time() - c0,
                                  "wall": time.monotonic() - w0, "signature": str(sig)})
 
     nd.Dispatcher.compile = timed_compile

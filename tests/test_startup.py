@@ -1,0 +1,194 @@
+"""Start-up of ``ember train`` (issue 13): what ``import ember`` pulls in, the first-batch marker
+benchmarks/startup.py times, and where numba's compiled kernels are cached (and found again).
+
+Every check runs in a fresh interpreter (subprocess), since what a process imports or caches is
+the point; nothing here is timed.
+"""
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _python(code, env=None, cwd=None, root=ROOT, timeout=300):
+    """Run ``python -c code`` with ``root`` first on sys.path; return the CompletedProcess."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------ imports
+
+HEAVY = ["matplotlib", "onnx", "onnxruntime", "mpi4py", "PIL", "torch", "scipy"]
+
+
+def test_import_ember_does_not_import_optional_packages(tmp_path):
+    """``import ember`` (and the modules ``ember train`` adds) load none of the optional
+    packages: plotting, ONNX, MPI, images and PyTorch are imported where they are used."""
+    code = ("import sys\n"
+            "import ember\n"
+            f"heavy = {HEAVY!r}\n"
+            "print(' '.join(sorted(m for m in heavy if m in sys.modules)) or 'none')\n"
+            "import ember.cli, ember.training, ember.onnx.cli\n"
+            "print(' '.join(sorted(m for m in heavy if m in sys.modules)) or 'none')\n")
+    out = _python(code, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    after_import, after_cli = out.stdout.split("\n")[:2]
+    assert after_import == "none", f"import ember imported {after_import}"
+    assert after_cli == "none", f"import ember.cli / ember.training imported {after_cli}"
+
+
+def test_heavy_import_check_sees_an_imported_package(tmp_path):
+    """The check above can fail: importing one of the packages is reported."""
+    pytest.importorskip("PIL")
+    out = _python("import sys, ember, PIL\nprint('PIL' in sys.modules)", cwd=tmp_path)
+    assert out.stdout.strip() == "True", out.stderr
+
+
+# ------------------------------------------------------------------------------ first-batch marker
+
+def _train(tmp_path, env_extra, *flags):
+    env = dict(os.environ, EMBER_KERNELS="reference", **env_extra)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "ember.cli", "train", "--epochs", "1", "--subset", "200",
+                           "--batch-size", "50", "--no-progress", "--out", str(tmp_path / "run"), *flags],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+
+
+def test_first_batch_marker_is_written_once_with_a_system_wide_clock(tmp_path):
+    """EMBER_FIRST_BATCH_FILE gets one line "<monotonic> <process_time>" (the end of batch 1 of
+    the first epoch only), between the launch and the end of the run on the parent's clock."""
+    import time
+    marker = tmp_path / "first"
+    t0 = time.monotonic()
+    out = _train(tmp_path, {"EMBER_FIRST_BATCH_FILE": str(marker)}, "--epochs", "2")
+    t1 = time.monotonic()
+    assert out.returncode == 0, out.stderr
+    lines = marker.read_text().splitlines()
+    assert len(lines) == 1                                      # 2 epochs x 4 batches: still one line
+    mono, cpu = map(float, lines[0].split())
+    assert t0 < mono < t1
+    assert 0 < cpu < 600
+    assert str(marker) not in out.stdout + out.stderr           # nothing about it in the output
+
+
+def test_no_marker_without_the_variable(tmp_path, monkeypatch):
+    """Without EMBER_FIRST_BATCH_FILE training writes no marker (only the run folder appears)."""
+    monkeypatch.delenv("EMBER_FIRST_BATCH_FILE", raising=False)
+    out = _train(tmp_path, {})
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+# ------------------------------------------------------------------------------ numba's disk cache
+
+numba = pytest.importorskip("numba")
+
+# Compiles (or loads) the smallest kernel, conv's grad_b, and prints where its cache lives and
+# whether this process compiled it or loaded it from the disk cache.
+_GRAD_B = ("import numpy as np\n"
+           "from ember.kernels import numba_conv as nc\n"
+           "g = np.ones((3, 2, 8), np.float32)\n"
+           "assert np.array_equal(nc.conv2d_grad_b(g.reshape(3, 2, 4, 2)), np.full(3, 16, np.float32))\n"
+           "d = nc._grad_b['serial']\n"
+           "print(d._cache._cache_path if hasattr(d._cache, '_cache_path') else 'none')\n"
+           "print(sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))\n")
+
+
+def _copy_package(tmp_path):
+    """A copy of the ember package in its own folder (an installed, non-editable package)."""
+    site = tmp_path / "site"
+    shutil.copytree(os.path.join(ROOT, "ember"), site / "ember",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    return site
+
+
+def _read_only(folder):
+    for dirpath, dirnames, filenames in os.walk(folder):
+        os.chmod(dirpath, stat.S_IRUSR | stat.S_IXUSR)
+
+
+def _writable(folder):
+    for dirpath, dirnames, filenames in os.walk(folder):
+        os.chmod(dirpath, stat.S_IRWXU)
+
+
+def _clean_env(tmp_path, home):
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "EMBER_KERNELS")}
+    env["HOME"] = str(home)
+    return env
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_installed_package_caches_next_to_its_source_and_hits_it(tmp_path):
+    """A writable installed package: numba's cache in ember/kernels/__pycache__, hit by the next process."""
+    site = _copy_package(tmp_path)
+    env = _clean_env(tmp_path, tmp_path / "home")
+    first = _python(_GRAD_B, env, tmp_path, root=str(site))
+    assert first.returncode == 0, first.stderr
+    path, counts = first.stdout.split("\n")[:2]
+    assert path == str(site / "ember" / "kernels" / "__pycache__")
+    assert counts == "0 1"                                      # compiled
+    second = _python(_GRAD_B, env, tmp_path, root=str(site))
+    assert second.stdout.split("\n")[1] == "1 0", second.stderr  # loaded from the disk cache
+    assert first.stderr == second.stderr == ""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_read_only_package_caches_in_the_user_cache_folder(tmp_path):
+    """Package folder read-only: the cache goes to $XDG_CACHE_HOME/ember/numba and is hit next time."""
+    site = _copy_package(tmp_path)
+    _read_only(site)
+    try:
+        env = _clean_env(tmp_path, tmp_path / "home")
+        env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+        first = _python(_GRAD_B, env, tmp_path, root=str(site))
+        assert first.returncode == 0, first.stderr
+        path, counts = first.stdout.split("\n")[:2]
+        assert path.startswith(str(tmp_path / "xdg" / "ember" / "numba")), path
+        assert counts == "0 1"
+        second = _python(_GRAD_B, env, tmp_path, root=str(site))
+        assert second.stdout.split("\n")[1] == "1 0", second.stderr
+        assert first.stderr == second.stderr == ""
+    finally:
+        _writable(site)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_nothing_writable_compiles_in_memory_quietly(tmp_path):
+    """Package folder and home both read-only: ember imports, the kernel works, nothing is printed."""
+    site = _copy_package(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    _read_only(site)
+    _read_only(home)
+    try:
+        env = _clean_env(tmp_path, home)
+        out = _python(_GRAD_B, env, tmp_path, root=str(site))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split("\n")[:2] == ["none", "0 1"]    # no disk cache; compiled
+        assert out.stderr == ""
+    finally:
+        _writable(site)
+        _writable(home)
+
+
+def test_import_compiles_nothing(tmp_path):
+    """``import ember`` (and a model build) compiles no kernel: numba compiles on a kernel's first call."""
+    code = ("from numba.core import dispatcher as d\n"
+            "calls = []\n"
+            "orig = d.Dispatcher.compile\n"
+            "d.Dispatcher.compile = lambda self, sig: calls.append(self.py_func.__name__) or orig(self, sig)\n"
+            "import ember\n"
+            "from ember.models import get_model\n"
+            "get_model('lenet5')\n"
+            "print(calls)\n")
+    out = _python(code, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
