@@ -101,82 +101,102 @@ _GRAD_B = ("import numpy as np\n"
            "print(sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))\n")
 
 
-def _copy_package(tmp_path):
+# Read-only folders: chmod for an ordinary user. Root writes anywhere, so as root the child is told
+# instead: os.access, os.makedirs and numba's cache-folder probe fail for those folders, as they
+# would for a user without write permission.
+AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+_PRETEND = """import os
+from numba.core import caching
+RO = {ro!r}
+def _ro(p):
+    p = os.path.abspath(p)
+    return any(p == r or p.startswith(r + os.sep) for r in RO)
+_access, _makedirs, _ensure = os.access, os.makedirs, caching._CacheLocator.ensure_cache_path
+os.access = lambda p, m, *a, **k: False if m & os.W_OK and _ro(p) else _access(p, m, *a, **k)
+def _mk(p, *a, **k):
+    if _ro(p) and not os.path.isdir(p):
+        raise PermissionError(13, "Permission denied", p)
+    return _makedirs(p, *a, **k)
+os.makedirs = _mk
+def _probe(self):
+    if _ro(self.get_cache_path()):
+        raise PermissionError(13, "Permission denied", self.get_cache_path())
+    return _ensure(self)
+caching._CacheLocator.ensure_cache_path = _probe
+"""
+
+
+@pytest.fixture
+def box(tmp_path):
+    """A fresh folder, made writable again after the test (so pytest can remove it)."""
+    yield str(tmp_path)
+    for dirpath, _, _ in os.walk(tmp_path):
+        os.chmod(dirpath, stat.S_IRWXU)
+
+
+def _copy_package(box):
     """A copy of the ember package in its own folder (an installed, non-editable package)."""
-    site = tmp_path / "site"
-    shutil.copytree(os.path.join(ROOT, "ember"), site / "ember",
+    site = os.path.join(box, "site")
+    shutil.copytree(os.path.join(ROOT, "ember"), os.path.join(site, "ember"),
                     ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
     return site
 
 
-def _read_only(folder):
-    for dirpath, dirnames, filenames in os.walk(folder):
-        os.chmod(dirpath, stat.S_IRUSR | stat.S_IXUSR)
-
-
-def _writable(folder):
-    for dirpath, dirnames, filenames in os.walk(folder):
-        os.chmod(dirpath, stat.S_IRWXU)
-
-
-def _clean_env(tmp_path, home):
+def _child(box, site, home, xdg=None, read_only=()):
+    """Run _GRAD_B with the package copy ``site`` and HOME ``home``, the folders ``read_only`` not writable."""
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "EMBER_KERNELS")}
-    env["HOME"] = str(home)
-    return env
+    env["HOME"] = home
+    if xdg:
+        env["XDG_CACHE_HOME"] = xdg
+    env["PYTHONPATH"] = site + os.pathsep + env.get("PYTHONPATH", "")
+    code = _GRAD_B
+    if read_only and AS_ROOT:
+        code = _PRETEND.format(ro=[os.path.abspath(p) for p in read_only]) + code
+    elif read_only:
+        for folder in read_only:
+            for dirpath, _, _ in os.walk(folder):
+                os.chmod(dirpath, stat.S_IRUSR | stat.S_IXUSR)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=box, timeout=300)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
-def test_installed_package_caches_next_to_its_source_and_hits_it(tmp_path):
+def test_installed_package_caches_next_to_its_source_and_hits_it(box):
     """A writable installed package: numba's cache in ember/kernels/__pycache__, hit by the next process."""
-    site = _copy_package(tmp_path)
-    env = _clean_env(tmp_path, tmp_path / "home")
-    first = _python(_GRAD_B, env, tmp_path, root=str(site))
+    site = _copy_package(box)
+    first = _child(box, site, box)
     assert first.returncode == 0, first.stderr
     path, counts = first.stdout.split("\n")[:2]
-    assert path == str(site / "ember" / "kernels" / "__pycache__")
+    assert path == os.path.join(site, "ember", "kernels", "__pycache__")
     assert counts == "0 1"                                      # compiled
-    second = _python(_GRAD_B, env, tmp_path, root=str(site))
+    second = _child(box, site, box)
     assert second.stdout.split("\n")[1] == "1 0", second.stderr  # loaded from the disk cache
     assert first.stderr == second.stderr == ""
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
-def test_read_only_package_caches_in_the_user_cache_folder(tmp_path):
+def test_read_only_package_caches_in_the_user_cache_folder(box):
     """Package folder read-only: the cache goes to $XDG_CACHE_HOME/ember/numba and is hit next time."""
-    site = _copy_package(tmp_path)
-    _read_only(site)
-    try:
-        env = _clean_env(tmp_path, tmp_path / "home")
-        env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
-        first = _python(_GRAD_B, env, tmp_path, root=str(site))
-        assert first.returncode == 0, first.stderr
-        path, counts = first.stdout.split("\n")[:2]
-        assert path.startswith(str(tmp_path / "xdg" / "ember" / "numba")), path
-        assert counts == "0 1"
-        second = _python(_GRAD_B, env, tmp_path, root=str(site))
-        assert second.stdout.split("\n")[1] == "1 0", second.stderr
-        assert first.stderr == second.stderr == ""
-    finally:
-        _writable(site)
+    site = _copy_package(box)
+    xdg = os.path.join(box, "xdg")
+    first = _child(box, site, box, xdg, read_only=[site])
+    assert first.returncode == 0, first.stderr
+    path, counts = first.stdout.split("\n")[:2]
+    assert path.startswith(os.path.join(xdg, "ember", "numba")), path
+    assert counts == "0 1"
+    assert not os.path.exists(os.path.join(site, "ember", "kernels", "__pycache__"))
+    second = _child(box, site, box, xdg, read_only=[site])
+    assert second.stdout.split("\n")[1] == "1 0", second.stderr
+    assert first.stderr == second.stderr == ""
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
-def test_nothing_writable_compiles_in_memory_quietly(tmp_path):
+def test_nothing_writable_compiles_in_memory_quietly(box):
     """Package folder and home both read-only: ember imports, the kernel works, nothing is printed."""
-    site = _copy_package(tmp_path)
-    home = tmp_path / "home"
-    home.mkdir()
-    _read_only(site)
-    _read_only(home)
-    try:
-        env = _clean_env(tmp_path, home)
-        out = _python(_GRAD_B, env, tmp_path, root=str(site))
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.split("\n")[:2] == ["none", "0 1"]    # no disk cache; compiled
-        assert out.stderr == ""
-    finally:
-        _writable(site)
-        _writable(home)
+    site = _copy_package(box)
+    home = os.path.join(box, "home")
+    os.mkdir(home)
+    out = _child(box, site, home, read_only=[site, home])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["none", "0 1"]      # no disk cache; compiled
+    assert out.stderr == ""
 
 
 def test_import_compiles_nothing(tmp_path):
@@ -192,3 +212,31 @@ def test_import_compiles_nothing(tmp_path):
     out = _python(code, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_parallel_and_nogil_variants_do_not_share_a_cache_entry(tmp_path):
+    """``_jit.kernel_pair``: the parallel=True and the nogil variant of one body are compiled and
+    cached apart (numba keys its disk cache by function name and types, not by options; one
+    shared entry made the second variant called load the first one's machine code)."""
+    (tmp_path / "pairmod.py").write_text(
+        "from ember.kernels._jit import kernel_pair, prange\n"
+        "def body(a, lo, hi):\n"
+        "    for i in prange(lo, hi):\n"
+        "        a[i] += 1.0\n"
+        "pair = kernel_pair(body)\n")
+    code = ("import numpy as np, pairmod\n"
+            "a = np.zeros(8)\n"
+            "for kind in ('serial', 'parallel'):\n"
+            "    d = pairmod.pair[kind]\n"
+            "    d(a, 0, 8)\n"
+            "    print(kind, sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))\n"
+            "print(a.tolist() == [2.0] * 8)\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split("\n")[:3] == ["serial 0 1", "parallel 0 1", "True"]   # each compiled
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert second.stdout.split("\n")[:3] == ["serial 1 0", "parallel 1 0", "True"], second.stderr
+    names = sorted(p.name.split("-")[0] for p in (tmp_path / "__pycache__").glob("*.nbi"))
+    assert names == ["pairmod.body", "pairmod.body_parallel"]
