@@ -240,3 +240,64 @@ def test_parallel_and_nogil_variants_do_not_share_a_cache_entry(tmp_path):
     assert second.stdout.split("\n")[:3] == ["serial 1 0", "parallel 1 0", "True"], second.stderr
     names = sorted(p.name.split("-")[0] for p in (tmp_path / "__pycache__").glob("*.nbi"))
     assert names == ["pairmod.body", "pairmod.body_parallel"]
+
+
+# ------------------------------------------------------------------- decoded Fashion-MNIST cache
+
+def _idx_folder(folder, n=7, seed=0):
+    """A Fashion-MNIST folder of n random training and test images, as gzip IDX files."""
+    import numpy as np
+    from ember.data import write_idx
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "t10k"):
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+    return folder
+
+
+def test_decoded_arrays_are_cached_and_read_back(tmp_path, monkeypatch):
+    """load_data keeps the decoded IDX arrays in ARRAY_CACHE and reads them instead of the gzip files
+    next time (same result, bit for bit); a changed file is read again."""
+    import numpy as np
+    from ember.data import datasets, read_idx
+    from ember.training import data
+    monkeypatch.setattr(data, "ARRAY_CACHE", tmp_path / "cache")
+    root = _idx_folder(tmp_path / "fashion-mnist")
+    x, y = data.load_data("fashion-mnist", str(root), train=True)
+    images = read_idx(root / "train-images-idx3-ubyte.gz")
+    expect = (images[:, None].astype(np.float32) / np.float32(255) - np.float32(0.2860)) / np.float32(0.3530)
+    assert np.array_equal(x, expect) and x.dtype == np.float32 and x.shape == (7, 1, 28, 28)
+    assert np.array_equal(y, read_idx(root / "train-labels-idx1-ubyte.gz")) and y.dtype == np.int64
+    assert len(list((tmp_path / "cache").glob("idx-*.npz"))) == 1
+
+    def no_reading(*a, **k):
+        raise AssertionError("read the IDX files again")
+    monkeypatch.setattr(datasets, "read_idx", no_reading)
+    x2, y2 = data.load_data("fashion-mnist", str(root), train=True)
+    assert np.array_equal(x2, x) and np.array_equal(y2, y)
+    monkeypatch.undo()
+    monkeypatch.setattr(data, "ARRAY_CACHE", tmp_path / "cache")
+    _idx_folder(root, n=9, seed=1)                                # new files: the copy is stale
+    x3, _ = data.load_data("fashion-mnist", str(root), train=True)
+    assert x3.shape == (9, 1, 28, 28)
+    assert np.array_equal(x3[:, 0], (read_idx(root / "train-images-idx3-ubyte.gz").astype(np.float32) / np.float32(255)
+                                     - np.float32(0.2860)) / np.float32(0.3530))
+
+
+def test_damaged_or_unwritable_cache_is_ignored(tmp_path, monkeypatch):
+    """A damaged cache file is read over; a cache folder that cannot be made costs nothing but the cache."""
+    import numpy as np
+    from ember.training import data
+    root = _idx_folder(tmp_path / "fashion-mnist")
+    monkeypatch.setattr(data, "ARRAY_CACHE", tmp_path / "cache")
+    x, y = data.load_data("fashion-mnist", str(root), train=False)
+    (cached,) = (tmp_path / "cache").glob("idx-*.npz")
+    cached.write_bytes(b"not a zip file")
+    x2, y2 = data.load_data("fashion-mnist", str(root), train=False)
+    assert np.array_equal(x2, x) and np.array_equal(y2, y)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(data, "ARRAY_CACHE", blocker / "cache")     # under a file: mkdir fails
+    x3, _ = data.load_data("fashion-mnist", str(root), train=False)
+    assert np.array_equal(x3, x)
