@@ -68,10 +68,16 @@ def loadavg() -> str:
         return "?"
 
 
+PYCACHE = None   # main(): a folder for Python's bytecode, as an installed package has it
+
+
 def _env(mode, cache, marker=None):
     """The child's environment for ``mode`` with numba's cache folder ``cache``."""
     import os
     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+    if PYCACHE:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE
     env.pop("EMBER_KERNELS", None)
     if mode == "reference":
         env["EMBER_KERNELS"] = "reference"
@@ -279,7 +285,7 @@ def import_profile(top=12):
     _, _, os, _, _, _, subprocess, _ = _stdlib()
     code = "import ember.cli, ember.training, ember.onnx.cli, tqdm"
     p = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
-                       capture_output=True, text=True, env=dict(os.environ), check=True)
+                       capture_output=True, text=True, env=_env("warm", ""), check=True)
     per = {}
     for line in p.stderr.splitlines():   # "import time: <self us> | <cumulative us> | <indented name>"
         parts = line.split("|")
@@ -310,7 +316,7 @@ def _summary(runs, statistics):
 
 
 def main(argv=None):
-    argparse, json, os, shutil, _, statistics, _, tempfile = _stdlib()
+    argparse, json, os, shutil, _, statistics, subprocess, tempfile = _stdlib()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of every mode x launcher (default 3)")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated: cold, warm, reference")
@@ -320,6 +326,8 @@ def main(argv=None):
     p.add_argument("--full", action="store_true", help="let each `ember train` finish its epoch")
     p.add_argument("--json", default=None, help="write every run to this JSON file")
     p.add_argument("--train-args", default="", help="extra `ember train` flags, e.g. '--subset 2000'")
+    p.add_argument("--no-bytecode", action="store_true", help="keep the caller's bytecode setting (by default "
+                   "the runs read .pyc files from a folder filled once first, as an installed package does)")
     args = p.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     launchers = [x for x in args.launchers.split(",") if x]
@@ -335,7 +343,12 @@ def main(argv=None):
           f"{os.cpu_count()} CPUs; load {loadavg()}; {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
     work = tempfile.mkdtemp(prefix="ember-startup-")
     runs, breakdowns = [], []
+    global PYCACHE
     try:
+        if not args.no_bytecode:   # pip compiles an installed package's .pyc files; so does a first import
+            PYCACHE = os.path.join(work, "pycache")
+            subprocess.run([sys.executable, "-c", "import ember.cli, ember.training, ember.onnx.cli, tqdm"],
+                           env=_env("reference", os.path.join(work, "unused")), check=True)
         warm = os.path.join(work, "warm-cache")
         os.makedirs(warm)
         print(f"{'#':>3} {'round':>5} {'mode':9s} {'launcher':8s} {'seconds':>8} {'CPU s':>7}  load (1, 5, 15 min)")
