@@ -54,10 +54,13 @@ def test_heavy_import_check_sees_an_imported_package(tmp_path):
 # ------------------------------------------------------------------------------ first-batch marker
 
 def _train(tmp_path, env_extra, *flags):
-    env = dict(os.environ, EMBER_KERNELS="reference", **env_extra)
+    """``ember train`` on 16 random images in batches of 4 (reference kernels: nothing compiles)."""
+    data = _idx_folder(tmp_path.parent / f"{tmp_path.name}-data" / "fashion-mnist", n=16)
+    env = dict(os.environ, EMBER_KERNELS="reference", HOME=str(tmp_path.parent / f"{tmp_path.name}-data"),
+               **env_extra)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "ember.cli", "train", "--epochs", "1", "--subset", "200",
-                           "--batch-size", "50", "--no-progress", "--out", str(tmp_path / "run"), *flags],
+    return subprocess.run([sys.executable, "-m", "ember.cli", "train", "--epochs", "1", "--data-dir", str(data),
+                           "--batch-size", "4", "--no-progress", "--out", str(tmp_path / "run"), *flags],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
 
 
@@ -71,7 +74,7 @@ def test_first_batch_marker_is_written_once_with_a_system_wide_clock(tmp_path):
     t1 = time.monotonic()
     assert out.returncode == 0, out.stderr
     lines = marker.read_text().splitlines()
-    assert len(lines) == 1                                      # 2 epochs x 4 batches: still one line
+    assert len(lines) == 1                                      # 2 epochs x 4 batches: one line
     mono, cpu = map(float, lines[0].split())
     assert t0 < mono < t1
     assert 0 < cpu < 600
@@ -301,3 +304,24 @@ def test_damaged_or_unwritable_cache_is_ignored(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "ARRAY_CACHE", blocker / "cache")     # under a file: mkdir fails
     x3, _ = data.load_data("fashion-mnist", str(root), train=False)
     assert np.array_equal(x3, x)
+
+
+def test_startup_benchmark_tiny_runs(tmp_path):
+    """benchmarks/startup.py end to end on a 7-image data set, reference mode (nothing compiles):
+    a launch timed to its first-batch marker and an in-process breakdown. Timings are not tested."""
+    import json
+    data = _idx_folder(tmp_path / "fashion-mnist")
+    out = tmp_path / "runs.json"
+    env = dict(os.environ, HOME=str(tmp_path), PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "startup.py"), "--rounds", "1",
+                           "--modes", "reference", "--launchers", "module", "--breakdown", "1", "--no-bytecode",
+                           "--json", str(out), "--train-args", f"--data-dir {data} --batch-size 4 --no-progress"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    got = json.loads(out.read_text())
+    (run,) = got["runs"]
+    assert run["mode"] == "reference" and run["launcher"] == "module" and run["seconds"] > 0 and run["cpu"] > 0
+    (b,) = got["breakdowns"]
+    assert b["compiles"] == [] and b["total"][0] > 0
+    assert "data loading (train + test)" in b["phases"] and "batch 1: the step itself" in b["phases"]
+    assert "Summary" in proc.stdout and "Breakdown 1, reference" in proc.stdout
