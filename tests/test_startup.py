@@ -4,6 +4,7 @@ benchmarks/startup.py times, and where numba's compiled kernels are cached (and 
 Every check runs in a fresh interpreter (subprocess), since what a process imports or caches is
 the point; nothing here is timed.
 """
+import importlib.util
 import os
 import shutil
 import stat
@@ -91,7 +92,7 @@ def test_no_marker_without_the_variable(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------ numba's disk cache
 
-numba = pytest.importorskip("numba")
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba is not installed")
 
 # Compiles (or loads) the smallest kernel, conv's grad_b, and prints where its cache lives and
 # whether this process compiled it or loaded it from the disk cache.
@@ -163,6 +164,7 @@ def _child(box, site, home, xdg=None, read_only=()):
                           cwd=box, timeout=300)
 
 
+@needs_numba
 def test_installed_package_caches_next_to_its_source_and_hits_it(box):
     """A writable installed package: numba's cache in ember/kernels/__pycache__, hit by the next process."""
     site = _copy_package(box)
@@ -176,6 +178,7 @@ def test_installed_package_caches_next_to_its_source_and_hits_it(box):
     assert first.stderr == second.stderr == ""
 
 
+@needs_numba
 def test_read_only_package_caches_in_the_user_cache_folder(box):
     """Package folder read-only: the cache goes to $XDG_CACHE_HOME/ember/numba and is hit next time."""
     site = _copy_package(box)
@@ -191,6 +194,7 @@ def test_read_only_package_caches_in_the_user_cache_folder(box):
     assert first.stderr == second.stderr == ""
 
 
+@needs_numba
 def test_nothing_writable_compiles_in_memory_quietly(box):
     """Package folder and home both read-only: ember imports, the kernel works, nothing is printed."""
     site = _copy_package(box)
@@ -202,6 +206,7 @@ def test_nothing_writable_compiles_in_memory_quietly(box):
     assert out.stderr == ""
 
 
+@needs_numba
 def test_import_compiles_nothing(tmp_path):
     """``import ember`` (and a model build) compiles no kernel: numba compiles on a kernel's first call."""
     code = ("from numba.core import dispatcher as d\n"
@@ -217,6 +222,7 @@ def test_import_compiles_nothing(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
+@needs_numba
 def test_parallel_and_nogil_variants_do_not_share_a_cache_entry(tmp_path):
     """``_jit.kernel_pair``: the parallel=True and the nogil variant of one body are compiled and
     cached apart (numba keys its disk cache by function name and types, not by options; one
