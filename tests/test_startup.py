@@ -248,7 +248,7 @@ def test_parallel_and_nogil_variants_do_not_share_a_cache_entry(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert second.stdout.split("\n")[:3] == ["serial 1 0", "parallel 1 0", "True"], second.stderr
     names = sorted(p.name.split("-")[0] for p in (tmp_path / "__pycache__").glob("*.nbi"))
-    assert names == ["pairmod.body", "pairmod.body_parallel"]
+    assert names == ["pairmod.body_nogil", "pairmod.body_parallel"]
 
 
 # ------------------------------------------------------------------- decoded Fashion-MNIST cache

@@ -100,15 +100,16 @@ if hasattr(os, "register_at_fork"):
 def kernel_pair(body, **options):
     """{"parallel": njit(parallel=True), "serial": njit(nogil=True)} of one kernel body.
 
-    Both are lazy: numba compiles (or loads from its cache) only the one ``run`` calls. The
-    parallel one is compiled from a copy of ``body`` named ``<name>_parallel``: numba's disk cache
-    is keyed by file, function name, line and argument types, not by options, so two dispatchers
-    of one function share one cache entry and the second one called would load the first one's
-    machine code (the plain loop as the "parallel" kernel, or the GIL-holding prange code as the
-    nogil one; checked with numba 0.68 in tests/test_startup.py).
+    Both are lazy: numba compiles (or loads from its cache) only the one ``run`` calls. Each is
+    compiled from a copy of ``body`` named ``<name>_parallel`` / ``<name>_nogil``: numba's disk
+    cache is keyed by file, function name, line and argument types, not by options, so two
+    dispatchers of one function share one cache entry and the second one called would load the
+    first one's machine code (the plain loop as the "parallel" kernel, or the GIL-holding prange
+    code as the nogil one; checked with numba 0.68 in tests/test_startup.py). New names for both
+    also leave any such mixed entry of an older ember unused.
     """
     return {"parallel": njit(cache=True, parallel=True, **options)(_renamed(body, "_parallel")),
-            "serial": njit(cache=True, nogil=True, **options)(body)}
+            "serial": njit(cache=True, nogil=True, **options)(_renamed(body, "_nogil"))}
 
 
 def _renamed(f, suffix):
