@@ -316,6 +316,7 @@ def _summary(runs, statistics):
 
 
 def main(argv=None):
+    """The command line (see the module docstring): alternating timed runs, then breakdowns."""
     argparse, json, os, shutil, _, statistics, subprocess, tempfile = _stdlib()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of every mode x launcher (default 3)")
