@@ -6,11 +6,13 @@ fails to import, e.g. against a newer NumPy) ``njit`` returns the Python functio
 
 Compiled code is cached on disk (``cache=True``): next to the source when the package folder is
 writable (numba's default, ``__pycache__``), else in ``$XDG_CACHE_HOME/ember/numba`` (usually
-``~/.cache/ember/numba``). When neither is writable numba warns once and compiles in memory; that
-warning is silenced here, since the kernels still work (the first call of each is just slower).
+``~/.cache/ember/numba``). When neither is writable the kernels are compiled in memory, quietly
+(numba would refuse ``cache=True`` at import: "no locator available"), so they still work; each
+process then pays the compile on its first call of each kernel.
 """
 import os
 import threading
+import types
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,12 +47,26 @@ except Exception:  # not installed, or broken against this NumPy: the NumPy path
 
 
 def njit(*args, **kwargs):
-    """``numba.njit`` when numba is there, else a decorator that returns the function itself."""
-    if AVAILABLE:
-        return numba.njit(*args, **kwargs)
+    """``numba.njit`` when numba is there, else a decorator that returns the function itself.
+
+    With ``cache=True`` and no writable cache folder (package folder, ``NUMBA_CACHE_DIR`` and the
+    user cache all read-only), the function is compiled without the disk cache instead of failing.
+    """
+    if not AVAILABLE:
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
     if args and callable(args[0]):
-        return args[0]
-    return lambda f: f
+        return njit(**kwargs)(args[0])
+
+    def decorate(f):
+        try:
+            return numba.njit(*args, **kwargs)(f)
+        except RuntimeError as e:   # "cannot cache function ...: no locator available for file ..."
+            if not kwargs.get("cache") or "cache" not in str(e):
+                raise
+            return numba.njit(*args, **dict(kwargs, cache=False))(f)
+    return decorate
 
 
 # ------------------------------------------------------------------------------------ threads
@@ -84,10 +100,23 @@ if hasattr(os, "register_at_fork"):
 def kernel_pair(body, **options):
     """{"parallel": njit(parallel=True), "serial": njit(nogil=True)} of one kernel body.
 
-    Both are lazy: numba compiles (or loads from its cache) only the one ``run`` calls.
+    Both are lazy: numba compiles (or loads from its cache) only the one ``run`` calls. Each is
+    compiled from a copy of ``body`` named ``<name>_parallel`` / ``<name>_nogil``: numba's disk
+    cache is keyed by file, function name, line and argument types, not by options, so two
+    dispatchers of one function share one cache entry and the second one called would load the
+    first one's machine code (the plain loop as the "parallel" kernel, or the GIL-holding prange
+    code as the nogil one; checked with numba 0.68 in tests/test_startup.py). New names for both
+    also leave any such mixed entry of an older ember unused.
     """
-    return {"parallel": njit(cache=True, parallel=True, **options)(body),
-            "serial": njit(cache=True, nogil=True, **options)(body)}
+    return {"parallel": njit(cache=True, parallel=True, **options)(_renamed(body, "_parallel")),
+            "serial": njit(cache=True, nogil=True, **options)(_renamed(body, "_nogil"))}
+
+
+def _renamed(f, suffix):
+    """A copy of function ``f`` whose __qualname__ (numba's cache file name) ends in ``suffix``."""
+    g = types.FunctionType(f.__code__, f.__globals__, f.__name__ + suffix, f.__defaults__, f.__closure__)
+    g.__qualname__, g.__module__, g.__doc__ = f.__qualname__ + suffix, f.__module__, f.__doc__
+    return g
 
 
 def num_threads():

@@ -11,6 +11,11 @@ raw picture with zeros, as torchvision does, would give).
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from ..data import transforms
@@ -48,21 +53,87 @@ def load_data(name: str, data_dir: str | None, train: bool, subset: int | None =
         raise ValueError(f"--subset must be at least 1, got {subset}")
     from ..data import DatasetNotFoundError
     cls = DATASETS[name][0]
-    try:
-        ds = cls(root=data_dir, train=train, download=download)
-    except DatasetNotFoundError as e:       # the command-line user's words for download=True
-        raise DatasetNotFoundError(str(e).replace("pass download=True", "pass --download")) from None
-    images, labels = ds.data, np.asarray(ds.targets, dtype=np.int64)
+    files = _idx_files(cls, data_dir, train)
+    arrays = _load_decoded(files) if files else None
+    if arrays is None:
+        try:
+            ds = cls(root=data_dir, train=train, download=download)
+        except DatasetNotFoundError as e:       # the command-line user's words for download=True
+            raise DatasetNotFoundError(str(e).replace("pass download=True", "pass --download")) from None
+        arrays = ds.data, np.asarray(ds.targets, dtype=np.int64)
+        if files or download:
+            _save_decoded(files or _idx_files(cls, data_dir, train), *arrays)
+    images, labels = arrays
     if subset is not None and subset < len(labels):   # picture folders are sorted by class: sample
         keep = np.sort(np.random.default_rng(0).permutation(len(labels))[:subset])
         images, labels = images[keep], labels[keep]
     chw = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)   # (N, C, H, W) view
-    x = np.array(chw, dtype=np.float32, order="C")
     mean, std = _channel_stats(name)
-    x /= 255
-    x -= mean[:, None, None]
-    x /= std[:, None, None]
+    mean, std = mean[:, None, None], std[:, None, None]
+    x = np.empty(chw.shape, np.float32)
+    for i in range(0, len(x), 256):   # x = (x / 255 - mean) / std, 256 images at a time (in cache)
+        block = x[i:i + 256]
+        block[...] = chw[i:i + 256]
+        block /= 255
+        block -= mean
+        block /= std
     return x, labels
+
+
+# Decoded IDX arrays (Fashion-MNIST, MNIST) are kept as .npz in the user's cache folder: gunzipping
+# Fashion-MNIST's training images takes ~0.3 s of CPU at every `ember train` (a third of its start-up
+# with a warm JIT cache), reading the decoded copy ~0.02 s (benchmarks/RESULTS.md, issue 13).
+ARRAY_CACHE = Path.home() / ".cache" / "ember" / "arrays"
+
+
+def _idx_files(cls, data_dir, train: bool) -> list[Path] | None:
+    """The image and label files dataset class ``cls`` would read, found as it finds them (the first
+    folder holding both); None for a data set that is not IDX files, or when they are not found."""
+    from ..data.datasets import _SPLITS, MNIST, FashionMNIST, dataset_folders
+    if cls not in (FashionMNIST, MNIST):
+        return None
+    for folder in dataset_folders(cls.name, data_dir, cls.system_dir):
+        files = [cls._file(folder, stem) for stem in _SPLITS[bool(train)]]
+        if all(files):
+            return files
+    return None
+
+
+def _decoded_path(files) -> Path:
+    """The cache file of IDX ``files``: named by their absolute paths, sizes and modification times."""
+    stats = [(str(Path(f).resolve()), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    return ARRAY_CACHE / f"idx-{hashlib.sha256(repr(stats).encode()).hexdigest()[:24]}.npz"
+
+
+def _load_decoded(files):
+    """(images uint8 (N, H, W), labels int64 (N,)) from the cache, or None (absent, unreadable, stale)."""
+    try:
+        with np.load(_decoded_path(files)) as z:
+            images, labels = z["images"], z["labels"]
+    except Exception:   # no copy yet (or a damaged one): the IDX files are read
+        return None
+    if images.dtype != np.uint8 or images.ndim != 3 or labels.dtype != np.int64 or labels.shape != images.shape[:1]:
+        return None
+    return images, labels
+
+
+def _save_decoded(files, images, labels) -> None:
+    """Keep the decoded arrays (written atomically); quietly nothing when the cache is not writable."""
+    if not files:
+        return
+    try:
+        path = _decoded_path(files)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".idx-", suffix=".npz.part", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, images=images, labels=labels)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def augmentation(name: str) -> transforms.Compose:

@@ -34,6 +34,16 @@ from .safety import check_split_sizes, os_error_message, prepare_out
 from .schedules import Schedule, build_optimizer, rehearse
 
 
+def _first_batch_done(path: str) -> None:
+    """Append "<time.monotonic()> <time.process_time()>" to ``path``: the end of the run's first batch.
+
+    Only when ``$EMBER_FIRST_BATCH_FILE`` names a file (benchmarks/startup.py times the start-up
+    with it: the clock is system-wide, so the launcher compares it with its launch time).
+    """
+    with open(path, "a") as f:
+        f.write(f"{time.monotonic():.6f} {time.process_time():.6f}\n")
+
+
 class TrainingError(RuntimeError):
     """Training stopped (e.g. a non-finite loss); the message says where and what was kept."""
 
@@ -125,6 +135,7 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
         ranks.check_resume(saved, cfg.resume)
         log(f"resuming {cfg.resume} after epoch {saved['epoch']}")
     run_log = RunLog(cfg.out, cfg.resume, start - 1) if ranks.main else RunLog.null()  # steps.csv, epochs.csv
+    first_batch_file = os.environ.get("EMBER_FIRST_BATCH_FILE") if ranks.main else None  # start-up timing
     for epoch in range(start, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -156,6 +167,9 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
             loss_sum += value * n
             run_log.step(step, epoch, value, lr, time.perf_counter() - t_step)
             correct += int((logits._data.argmax(1) == yb._data).sum())
+            if first_batch_file:
+                _first_batch_done(first_batch_file)
+                first_batch_file = None
             if i % 25 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
         bar.close()
