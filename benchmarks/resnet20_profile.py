@@ -89,12 +89,16 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--bn", choices=["kernel", "reference", "both"], default="kernel",
+                   help="BatchNorm's path: the numba kernel (dispatch's choice), the reference op, or "
+                        "both in alternating rounds of --steps steps, --rounds times (default: kernel)")
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
     if args.threads:
         ember.kernels.set_num_threads(args.threads)
     instrument()
     ember.manual_seed(0)
-    n = args.batch_size * (args.steps + args.warmup)
+    n = args.batch_size * max(args.steps, args.warmup)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, n)
@@ -105,25 +109,49 @@ def main(argv=None):
     augment = augmentation("cifar10")
     loader = DataLoader(TensorDataset(x, y), batch_size=args.batch_size, shuffle=True,
                         generator=ember.random.default_generator())
-    it = iter(loader)
     model.train()
-    total_w = total_c = 0.0
-    for step in range(args.steps + args.warmup):
-        if step == args.warmup:
-            WALL.clear(), CPU.clear()
-            total_w, total_c = time.perf_counter(), time.process_time()
-        xb, yb = timed("data: DataLoader batch (gather)", next, it)
-        xb = timed("data: augmentation (crop + flip)", augment, xb)
-        loss = F.cross_entropy(model(xb), yb)
-        loss.item()
-        timed("optimizer: zero_grad", opt.zero_grad)
-        loss.backward()
-        timed("optimizer: SGD step", opt.step)
-    total_w, total_c = time.perf_counter() - total_w, time.process_time() - total_c
+    from ember.kernels import _KERNELS
+    from ember.ops.norm import BatchNorm
+    kernel = _KERNELS.get(BatchNorm)
+
+    def steps(count, bn):
+        """Run ``count`` steps with BatchNorm on path ``bn``; (wall, CPU) seconds in all."""
+        if bn == "kernel" and kernel is not None:
+            _KERNELS[BatchNorm] = kernel
+        else:
+            _KERNELS.pop(BatchNorm, None)
+        it = iter(loader)
+        w, c = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            xb, yb = timed("data: DataLoader batch (gather)", next, it)
+            xb = timed("data: augmentation (crop + flip)", augment, xb)
+            loss = F.cross_entropy(model(xb), yb)
+            loss.item()
+            timed("optimizer: zero_grad", opt.zero_grad)
+            loss.backward()
+            timed("optimizer: SGD step", opt.step)
+        return time.perf_counter() - w, time.process_time() - c
+
+    if args.bn == "both":                       # alternating rounds, same process, same batches
+        for bn in ("kernel", "reference"):
+            steps(args.warmup, bn)
+        per = {"kernel": [], "reference": []}
+        for _ in range(args.rounds):
+            for bn in ("kernel", "reference"):
+                w, c = steps(args.steps, bn)
+                per[bn].append((w / args.steps, c / args.steps))
+        load = open("/proc/loadavg").read().split()[:3]
+        for bn, runs in per.items():
+            print(f"BatchNorm {bn:9s}: per step wall {', '.join(f'{w:.3f}' for w, _ in runs)} s; "
+                  f"CPU {', '.join(f'{c:.3f}' for _, c in runs)} s (load {' '.join(load)})")
+        return per
+    steps(args.warmup, args.bn)
+    WALL.clear(), CPU.clear()
+    total_w, total_c = steps(args.steps, args.bn)
     ops_w = sum(WALL.values())
     WALL["other (autograd engine, modules, Tensor wrapping)"] = total_w - ops_w
     CPU["other (autograd engine, modules, Tensor wrapping)"] = total_c - sum(CPU.values())
-    print(f"ResNet-20 step, batch {args.batch_size}, {args.steps} steps after {args.warmup} warm-up: "
+    print(f"ResNet-20 step (BatchNorm: {args.bn}), batch {args.batch_size}, {args.steps} steps after {args.warmup} warm-up: "
           f"{total_w / args.steps:.3f} s wall, {total_c / args.steps:.3f} s CPU per step; "
           f"threads {ember.kernels.get_num_threads()}; load {open('/proc/loadavg').read().split()[:3]}")
     print(f"{'op':58s} {'CPU share':>9s} {'CPU ms':>8s} {'wall ms':>8s}")

@@ -12,7 +12,8 @@ Formulas (Ioffe & Szegedy 2015, Algorithm 1 and its backward pass; M = N·H·W p
     μ = Σx / M,  σ² = Σ(x − μ)² / M,  r = 1/sqrt(σ² + ε),  x̂ = (x − μ)·r,  y = γ·x̂ + β
     grad_β = Σg,  grad_γ = Σ g·x̂,  grad_x = γ·r·(g − grad_β/M − x̂·grad_γ/M)
 Threads: items are channels, each computed whole by one thread in a fixed order, so results are
-bit-identical for every thread count and rerun. Evaluation mode (running statistics given),
+bit-identical for every thread count and rerun (the sums are SIMD reductions, fastmath reassoc as
+in numba_conv: their lane order is fixed when numba compiles them). Evaluation mode (running statistics given),
 inputs of another rank or dtype, a missing γ or β, or no numba: the reference op's code.
 Measured: benchmarks/RESULTS.md, issue 16 (ResNet-20 step).
 """
@@ -72,8 +73,9 @@ def _backward_body(g, x, w, mean, rstd, gx, gw, gb, lo, hi):
                 gx[a, c, i] = k * (g[a, c, i] - m1 - (x[a, c, i] - mu) * r * m2)
 
 
-_forward = kernel_pair(_forward_body)
-_backward = kernel_pair(_backward_body)
+_FM = {"reassoc", "contract"}   # lets LLVM vectorise the sums (lanes in an order fixed at compile time)
+_forward = kernel_pair(_forward_body, fastmath=_FM)
+_backward = kernel_pair(_backward_body, fastmath=_FM)
 
 
 def _acb(x):
