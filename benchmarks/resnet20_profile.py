@@ -33,8 +33,23 @@ from ember.nn import functional as F  # noqa: E402
 from ember.training.config import TrainConfig  # noqa: E402
 from ember.training.data import augmentation  # noqa: E402
 from ember.training.schedules import build_optimizer  # noqa: E402
+from ember.models.cifar import BasicBlock  # noqa: E402
 
 WALL, CPU = defaultdict(float), defaultdict(float)
+
+
+def _plain_shortcut(self, x):
+    """ResNet-20's option-A shortcut as main had it before issue 16's step work (the result is
+    always NCHW, so ``out + shortcut(x)`` mixes layouts after the first downsampling block)."""
+    if self.stride != 1:
+        x = x[:, :, ::self.stride, ::self.stride]
+    if self.extra:
+        x = F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+    return x
+
+
+SHORTCUTS = {"plain": _plain_shortcut, "layout": BasicBlock.shortcut}
+VARIANTS = {"before": ("reference", "plain"), "bn": ("kernel", "plain"), "after": ("kernel", "layout")}
 _depth = [0]
 
 
@@ -89,9 +104,11 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--bn", choices=["kernel", "reference", "both"], default="kernel",
-                   help="BatchNorm's path: the numba kernel (dispatch's choice), the reference op, or "
-                        "both in alternating rounds of --steps steps, --rounds times (default: kernel)")
+    p.add_argument("--variant", choices=[*VARIANTS, "compare"], default="after",
+                   help="before: BatchNorm's reference op and the plain option-A shortcut (main before issue "
+                        "16's step work); bn: the numba BatchNorm kernel; after: the kernel and the shortcut "
+                        "that keeps the CHWN layout (this branch); compare: the three in alternating rounds "
+                        "of --steps steps, --rounds times (default: after)")
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
     if args.threads:
@@ -114,12 +131,14 @@ def main(argv=None):
     from ember.ops.norm import BatchNorm
     kernel = _KERNELS.get(BatchNorm)
 
-    def steps(count, bn):
-        """Run ``count`` steps with BatchNorm on path ``bn``; (wall, CPU) seconds in all."""
+    def steps(count, variant):
+        """Run ``count`` steps of ``variant`` (a VARIANTS key); (wall, CPU) seconds in all."""
+        bn, shortcut = VARIANTS[variant]
         if bn == "kernel" and kernel is not None:
             _KERNELS[BatchNorm] = kernel
         else:
             _KERNELS.pop(BatchNorm, None)
+        BasicBlock.shortcut = SHORTCUTS[shortcut]
         it = iter(loader)
         w, c = time.perf_counter(), time.process_time()
         for _ in range(count):
@@ -132,26 +151,30 @@ def main(argv=None):
             timed("optimizer: SGD step", opt.step)
         return time.perf_counter() - w, time.process_time() - c
 
-    if args.bn == "both":                       # alternating rounds, same process, same batches
-        for bn in ("kernel", "reference"):
-            steps(args.warmup, bn)
-        per = {"kernel": [], "reference": []}
+    if args.variant == "compare":               # alternating rounds, same process, same batches
+        for v in VARIANTS:
+            steps(args.warmup, v)
+        per = {v: [] for v in VARIANTS}
+        loads = [open("/proc/loadavg").read().split()[0]]
         for _ in range(args.rounds):
-            for bn in ("kernel", "reference"):
-                w, c = steps(args.steps, bn)
-                per[bn].append((w / args.steps, c / args.steps))
-        load = open("/proc/loadavg").read().split()[:3]
-        for bn, runs in per.items():
-            print(f"BatchNorm {bn:9s}: per step wall {', '.join(f'{w:.3f}' for w, _ in runs)} s; "
-                  f"CPU {', '.join(f'{c:.3f}' for _, c in runs)} s (load {' '.join(load)})")
+            for v in VARIANTS:
+                w, c = steps(args.steps, v)
+                per[v].append((w / args.steps, c / args.steps))
+            loads.append(open("/proc/loadavg").read().split()[0])
+        print(f"ResNet-20 step, batch {args.batch_size}, {args.rounds} alternating rounds of {args.steps} steps "
+              f"per variant; 1-min load average before/after each round: {', '.join(loads)}")
+        for v, runs in per.items():
+            cpu = sorted(c for _, c in runs)
+            print(f"  {v:6s}: CPU s/step {', '.join(f'{c:.3f}' for _, c in runs)} (median {cpu[len(cpu) // 2]:.3f}); "
+                  f"wall s/step {', '.join(f'{w:.3f}' for w, _ in runs)}")
         return per
-    steps(args.warmup, args.bn)
+    steps(args.warmup, args.variant)
     WALL.clear(), CPU.clear()
-    total_w, total_c = steps(args.steps, args.bn)
+    total_w, total_c = steps(args.steps, args.variant)
     ops_w = sum(WALL.values())
     WALL["other (autograd engine, modules, Tensor wrapping)"] = total_w - ops_w
     CPU["other (autograd engine, modules, Tensor wrapping)"] = total_c - sum(CPU.values())
-    print(f"ResNet-20 step (BatchNorm: {args.bn}), batch {args.batch_size}, {args.steps} steps after {args.warmup} warm-up: "
+    print(f"ResNet-20 step ({args.variant}), batch {args.batch_size}, {args.steps} steps after {args.warmup} warm-up: "
           f"{total_w / args.steps:.3f} s wall, {total_c / args.steps:.3f} s CPU per step; "
           f"threads {ember.kernels.get_num_threads()}; load {open('/proc/loadavg').read().split()[:3]}")
     print(f"{'op':58s} {'CPU share':>9s} {'CPU ms':>8s} {'wall ms':>8s}")
