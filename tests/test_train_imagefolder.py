@@ -18,6 +18,7 @@ from ember.training import TrainConfig, load_checkpoint
 from ember.training.data import augmentation, build_model, check_model_fits, data_spec, load_data
 
 Image = pytest.importorskip("PIL.Image")
+USUAL_CACHE = images_mod.default_cache_dir
 
 
 @pytest.fixture(autouse=True)
@@ -237,3 +238,16 @@ def test_a_zip_run_is_resumed_bit_for_bit_and_evaluate_and_visualize_reload_its_
     pytest.importorskip("matplotlib")
     status, out, err = cli(capsys, "visualize", "confusion", "--checkpoint", str(part))
     assert status == 0 and Path(out.strip().splitlines()[-1]).is_file(), err
+
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10" / "cifar10-jpeg.zip"
+
+
+@pytest.mark.skipif(not SHARED.is_file(), reason="no shared CIFAR-10 copy")
+def test_the_shared_cifar10_zip_as_an_imagefolder_measures_cifar10s_statistics(monkeypatch):
+    monkeypatch.setattr(images_mod, "default_cache_dir", USUAL_CACHE)      # decoded once, by any earlier run
+    from ember.data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD
+    spec = data_spec("imagefolder", str(SHARED.resolve()))
+    assert spec.shape == (3, 32, 32) and spec.classes == tuple(CIFAR10.classes)
+    np.testing.assert_allclose(spec.mean, CIFAR10_MEAN, atol=5e-5)
+    np.testing.assert_allclose(spec.std, CIFAR10_STD, atol=5e-5)
