@@ -194,8 +194,6 @@ def add_visualize(sub):
     q.add_argument("--model", default="lenet5", help="model name when no --checkpoint (default: %(default)s)")
 
 
-
-
 def run_visualize(args) -> None:
     """Body of ``ember visualize WHAT`` (see ``add_visualize``)."""
     from ..training import load_checkpoint
