@@ -182,6 +182,8 @@ def test_a_model_for_other_pictures_is_refused_before_training(capsys, tmp_path)
 @pytest.mark.parametrize("layout, extra, message", [
     ("train-only", [], "{root} has a train/ folder but no test/ folder: give both train/<class>/ and test/<class>/ "
                        "folders, or only class folders (then --test-split holds out a fraction of each class)"),
+    ("wrapped", [], "{root} has one class folder, set/: a classifier needs two or more; if the class folders are "
+                    "inside it, give --data-dir {root}/set"),
     ("classes", ["--test-split", "1.5"], "--test-split must be in (0, 1), got 1.5"),
     ("classes", ["--test-split", "0.01"], "--test-split 0.01 of the 9 pictures in {root} leaves no test picture "
                                            "(0 held out, round(fraction × pictures) of each class); change --test-split"),
@@ -190,8 +192,8 @@ def test_a_model_for_other_pictures_is_refused_before_training(capsys, tmp_path)
 ])
 def test_bad_split_flags_are_one_line(capsys, tmp_path, layout, extra, message):
     files = pictures(n=3)
-    if layout == "train-only":
-        files = {f"train/{k}": v for k, v in files.items()}
+    if layout != "classes":
+        files = {f"{'train' if layout == 'train-only' else 'set'}/{k}": v for k, v in files.items()}
     root, err = bad(capsys, tmp_path, files, *extra)
     assert err == ["ember train: error: " + message.format(root=root)]
 

@@ -61,7 +61,7 @@ class TrainConfig:
                                    "/usr/share/datasets/<name>, ~/.cache/ember/<name>)", metavar="DIR")
     test_split: float | None = _option(None, "--dataset imagefolder whose --data-dir has no train/ and test/ "
                                        "folders: fraction of each class held out as the test set (default: 0.2)",
-                                       resume="fixed")
+                                       metavar="F", resume="fixed")
     download: bool = _option(False, "fetch the data set over the network (checksummed) if it is not found")
     epochs: int = _option(10, "passes over the training set", minimum=1)
     batch_size: int = _option(64, "images per optimizer step", minimum=1, resume="fixed")

@@ -19,9 +19,10 @@ raw picture with zeros, as torchvision does, would give).
   class's pictures, chosen by NumPy's ``default_rng(0)`` (the same for every ``--seed``, so that
   ``ember evaluate`` finds the same test set), is the test split; the rest, in folder order, trains.
 
-All pictures must have one size (else an error names two files of different sizes); colour
-pictures give 3 channels, and a set whose pictures are all grayscale (R = G = B in every pixel of
-both splits) gives 1. The classes (sorted folder names), the input shape (C, H, W) and the
+There must be two classes or more (a single folder, such as a zip's one top folder that holds
+the class folders, is refused, naming the --data-dir to give instead). All pictures must have one
+size (else an error names two files of different sizes); colour pictures give 3 channels, and a
+set whose pictures are all grayscale (R = G = B in every pixel of both splits) gives 1. The classes (sorted folder names), the input shape (C, H, W) and the
 per-channel mean and standard deviation (of the training split's pixels in [0, 1], population std)
 come from the data: ``data_spec``. Models are built for its channels and classes
 (``ember.models.model_for``); a model's picture size H×W must be the data's.
@@ -140,6 +141,9 @@ def _read_folder(data_dir, test_split, download) -> _Folder:
                              f"{'no test' if not held.any() else 'no training'} picture ({held.sum()} held out, "
                              f"round(fraction × pictures) of each class); change --test-split")
         (xtr, ytr), (xte, yte) = ((every.data[m], every.targets[m]) for m in (~held, held))
+    if len(classes) < 2:                                # e.g. a zip of one folder that holds the classes
+        raise ImageDataError(f"{where} has one class folder, {classes[0]}/: a classifier needs two or more; if the "
+                             f"class folders are inside it, give --data-dir {os.path.join(where, classes[0])}")
     if (xtr[..., :1] == xtr[..., 1:]).all() and (xte[..., :1] == xte[..., 1:]).all():
         xtr, xte = xtr[..., 0], xte[..., 0]             # grayscale: one channel
     mean, std = _pixel_stats(xtr)
