@@ -56,14 +56,14 @@ def add_evaluate(sub):
 
 
 def run_evaluate(args):
-    from .training import evaluate, load_checkpoint, load_data
+    from .training import evaluate, load_checkpoint
+    from .training.data import load_run_data
     from .training.runs import find_run
     folder = find_run(args.checkpoint)
     if os.path.isdir(args.checkpoint) and folder != args.checkpoint:   # the newest run below it
         print(f"run: {folder}")
     model, cfg = load_checkpoint(folder)
-    x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False, subset=cfg.subset,
-                     download=args.download)
+    x, y = load_run_data(cfg, args.data_dir, subset=cfg.subset, download=args.download, model=model)
     loss, acc = evaluate(model, x, y)
     print(f"{cfg.model} on {cfg.dataset} test set: loss {loss:.4f}, accuracy {acc:.4f} ({len(y)} images)")
 

@@ -194,7 +194,7 @@ def test_item3_the_meaning_marker_lives_in_the_field_metadata_and_help_documents
     text = " ".join(capsys.readouterr().out.split())
     assert ("may change only the other flags (--data-dir, --download, --epochs, --out, --overwrite, --progress, "
             "--detect-anomaly, --patience, --threads, --timeout: --epochs to extend); a changed --lr, --momentum, "
-            "--nesterov, --weight-decay, --augment needs --allow-changed-flags; --model, --dataset, --batch-size, "
+            "--nesterov, --weight-decay, --augment needs --allow-changed-flags; --model, --dataset, --test-split, --batch-size, "
             "--seed, --optimizer, --schedule, --warmup, --val-split, --subset never change") in text
     assert "--allow-changed-flags with --resume: continue with a changed --lr, --momentum" in text
 

@@ -166,7 +166,7 @@ def test_train_flags_are_generated_from_the_config_fields():
             "--out", "o", "--no-progress", "--detect-anomaly", "--optimizer", "adam", "--schedule", "step",
             "--warmup", "0.5", "--augment", "--val-split", "0.2", "--patience", "2", "--resume", "r",
             "--threads", "3", "--download", "--overwrite", "--subset", "100", "--timeout", "60",
-            "--allow-changed-flags"]
+            "--allow-changed-flags", "--test-split", "0.3"]
     args = _parse(*argv)[1]
     with pytest.raises(ValueError, match="^--momentum applies to --optimizer sgd only, not --optimizer adam"):
         TrainConfig.from_args(args)                          # (tests/test_train_runs.py: ignored flags)
@@ -177,7 +177,7 @@ def test_train_flags_are_generated_from_the_config_fields():
                               detect_anomaly=True, optimizer="adam", schedule="step", warmup=0.5, augment=True,
                               val_split=0.2, patience=2, resume="r", threads=3,
                               download=True, overwrite=True, subset=100, timeout=60.0,
-                              allow_changed_flags=True)
+                              allow_changed_flags=True, test_split=0.3)
     assert [f.name for f in fields if getattr(cfg, f.name) == f.default] == []  # argv changed every field
     assert TrainConfig.from_args(_parse("--no-nesterov", "--nesterov")[1]).nesterov is True
     assert TrainConfig.from_args(_parse("--nesterov", "--no-nesterov")[1]).nesterov is False

@@ -15,6 +15,7 @@ figure. ``tests/test_ops.py`` runs the whole op table through both paths and com
     pool.AvgPool2d       = ops.pool.AvgPool2d       strided adds, no window temporary
     activation.ReLU      = ops.activation.ReLU      SIMD-friendly maximum, threads
     matmul.Linear        = ops.matmul.Linear        GEMMs under ember's BLAS thread rule
+    numba_norm.BatchNorm = ops.norm.BatchNorm       training-mode forward/backward compiled by numba
 
 Choosing the path:
     dispatch(op)             the kernel registered for ``op`` when kernels are on, else ``op``
@@ -81,6 +82,8 @@ from . import threads  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
 from . import activation, conv, gemm_conv, matmul, numba_conv, numba_pool, pool  # noqa: E402
 from ..ops import activation as _act, conv as _conv, matmul as _mm, pool as _pool  # noqa: E402
+from . import numba_norm  # noqa: E402
+from ..ops import norm as _norm  # noqa: E402
 
 # The table dispatch reads: reference op -> its kernel (a subclass with the same signature).
 # Conv2d and MaxPool2d: the numba kernels when numba imports (``_jit.AVAILABLE``), else the NumPy
@@ -89,6 +92,7 @@ from ..ops import activation as _act, conv as _conv, matmul as _mm, pool as _poo
 _KERNELS = {_conv.Conv2d: gemm_conv.Conv2d if gemm_conv.AVAILABLE else conv.Conv2d,
             _pool.MaxPool2d: numba_pool.MaxPool2d if numba_pool.AVAILABLE else pool.MaxPool2d,
             _pool.AvgPool2d: pool.AvgPool2d, _act.ReLU: activation.ReLU, _mm.Linear: matmul.Linear}
+_KERNELS[_norm.BatchNorm] = numba_norm.BatchNorm   # training-mode kernels (the reference code otherwise)
 
 # Tensor.relu() & co. take the fast path too, without tensor.py importing the kernels (the module
 # from sys.modules: the attribute ember.tensor is the tensor() function)

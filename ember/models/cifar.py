@@ -29,12 +29,23 @@ class BasicBlock(nn.Module):
         self.stride, self.extra = stride, planes - in_planes
 
     def shortcut(self, x):
-        """Option A: subsample by ``stride`` and zero-pad the channels (no parameters)."""
-        if self.stride != 1:
-            x = x[:, :, ::self.stride, ::self.stride]                      # (N, C_in, H/2, W/2)
-        if self.extra:
-            x = F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))  # (N, planes, ., .)
-        return x
+        """Option A: subsample by ``stride`` and zero-pad the channels (no parameters).
+
+        When x is stored batch-innermost (CHWN, as ember's conv kernels write it), the same
+        slicing and padding run on its (C, H, W, N) view, so the result keeps that memory order
+        and ``out + shortcut(x)`` adds two arrays of one layout (adding a CHWN array to an NCHW
+        one costs ~13x as much in NumPy, and the NCHW sum then makes the next conv convert it).
+        The values are the same either way."""
+        if self.stride == 1 and not self.extra:
+            return x
+        chwn = x._data.ndim == 4 and x._data.transpose(1, 2, 3, 0).flags.c_contiguous
+        if chwn:
+            x = x.permute(1, 2, 3, 0)                                      # (C_in, H, W, N) view
+        s, e = self.stride, (0, 0) if chwn else ()                        # e: no padding of N
+        x = x[:, ::s, ::s] if chwn else x[:, :, ::s, ::s]                  # (.., H/2, W/2, ..)
+        if self.extra:                                                     # zero channels, half on each side
+            x = F.pad(x, e + (0, 0, 0, 0) + (self.extra // 2, self.extra - self.extra // 2))
+        return x.permute(3, 0, 1, 2) if chwn else x                        # (N, planes, H/2, W/2)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))

@@ -324,14 +324,14 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
-        return _norm.BatchNorm.apply(x, weight, bias, mean=running_mean._data, var=running_var._data, eps=eps)
+        return dispatch(_norm.BatchNorm).apply(x, weight, bias, mean=running_mean._data, var=running_var._data, eps=eps)
     m = x._data.size // C
     if m == 0:  # an empty batch (issue 14 item 7): an empty output, running statistics untouched, as torch
-        return _norm.BatchNorm.apply(x, weight, bias, mean=np.zeros(C, x.dtype), var=np.ones(C, x.dtype), eps=eps)
+        return dispatch(_norm.BatchNorm).apply(x, weight, bias, mean=np.zeros(C, x.dtype), var=np.ones(C, x.dtype), eps=eps)
     if m <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
     stats = {}
-    out = _norm.BatchNorm.apply(x, weight, bias, eps=eps, stats=stats)
+    out = dispatch(_norm.BatchNorm).apply(x, weight, bias, eps=eps, stats=stats)
     if running_mean is not None and running_var is not None:
         mu, var = stats["mean"], stats["var"]                  # batch mean, biased variance (C,)
         mom = running_mean.dtype.type(momentum)

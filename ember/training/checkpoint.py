@@ -24,6 +24,7 @@ from ..serialization import CheckpointError, atomic_write_json, load_state_dict,
 from ..models import get_model
 from ..random import get_rng_state, set_rng_state
 from .config import TrainConfig
+from .data import saved_model_kwargs
 from .runs import find_run
 
 RESUME_FILE = "resume.safetensors"
@@ -103,9 +104,9 @@ def load_checkpoint(folder: str):
     """
     folder = find_run(folder)   # also `run/model.safetensors` itself
     cfg = read_config(folder)
-    model = get_model(cfg.model)
     path = os.path.join(folder, "model.safetensors")
     state = load_state_dict(path)
+    model = get_model(cfg.model, **saved_model_kwargs(cfg, state))   # imagefolder: its channels and classes
     bad = non_finite(state)
     if bad:
         raise NonFiniteError(f"{path}: the weights hold NaN/inf ({', '.join(bad[:3])}); this model diverged "

@@ -17,6 +17,7 @@ import typing
 
 from ..data import datasets
 from ..data.cifar import CIFAR10, CIFAR10_MEAN, CIFAR10_STD
+from ..data.images import ImageFolder
 from ..models import MODELS
 from .schedules import OPTIMIZERS, SCHEDULES, onecycle_warmup_message
 
@@ -25,6 +26,7 @@ DATASETS = {
     "fashion-mnist": (datasets.FashionMNIST, 0.2860, 0.3530),
     "mnist": (datasets.MNIST, 0.1307, 0.3081),
     "cifar10": (CIFAR10, CIFAR10_MEAN, CIFAR10_STD),   # one value per RGB channel
+    "imagefolder": (ImageFolder, None, None),         # any --data-dir of class folders: measured (data.py)
 }
 
 
@@ -54,8 +56,12 @@ class TrainConfig:
     dataset: str = _option("fashion-mnist", "dataset: {choices}", choices=lambda: list(DATASETS),
                           resume="fixed")
     data_dir: str | None = _option(None, "folder holding the data set's files (IDX; CIFAR-10's binary files, "
-                                   "pictures or their zip) (default: $EMBER_DATA/<name>, "
+                                   "pictures or their zip; for imagefolder, required: a folder or zip of "
+                                   "class folders, or of train/ and test/ ones) (default: $EMBER_DATA/<name>, "
                                    "/usr/share/datasets/<name>, ~/.cache/ember/<name>)", metavar="DIR")
+    test_split: float | None = _option(None, "--dataset imagefolder whose --data-dir has no train/ and test/ "
+                                       "folders: fraction of each class held out as the test set (default: 0.2)",
+                                       metavar="F", resume="fixed")
     download: bool = _option(False, "fetch the data set over the network (checksummed) if it is not found")
     epochs: int = _option(10, "passes over the training set", minimum=1)
     batch_size: int = _option(64, "images per optimizer step", minimum=1, resume="fixed")
@@ -124,6 +130,9 @@ class TrainConfig:
             raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
         if not 0 <= self.warmup <= self.epochs:
             raise ValueError(f"--warmup must be between 0 and --epochs ({self.epochs}), got {self.warmup}")
+        if self.test_split is not None and (self.dataset != "imagefolder" or not 0 < self.test_split < 1):
+            raise ValueError(f"--test-split must be in (0, 1), got {self.test_split}" if self.dataset == "imagefolder"
+                             else f"--test-split applies to --dataset imagefolder only, not {self.dataset}")
         if not 0 <= self.val_split < 1:
             raise ValueError(f"--val-split must be in [0, 1), got {self.val_split}")
         if self.patience and not self.val_split:

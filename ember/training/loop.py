@@ -20,13 +20,12 @@ import numpy as np
 from .. import nn
 from ..autograd import no_grad
 from ..data import DataLoader, TensorDataset
-from ..models import get_model
 from ..nn import functional as F
 from ..random import default_generator, manual_seed
 from ..tensor import Tensor
 from .checkpoint import NonFiniteError, load_train_state, save_epoch
 from .config import TrainConfig
-from .data import augmentation, check_model_fits, load_data
+from .data import augmentation, build_model, check_model_fits, load_data, spec_of
 from .log import RunLog
 from .parallel import Ranks
 from .runs import choose_folder
@@ -94,7 +93,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         with detect_anomaly():
             return train(cfg, log)
     cfg.validate()
-    check_model_fits(cfg.model, cfg.dataset)
+    check_model_fits(cfg.model, cfg.dataset, spec_of(cfg))  # imagefolder: reads the pictures
     with Ranks(cfg) as ranks:   # one rank, or W under mpiexec (parallel.py); only rank 0 logs and writes
         return _run(cfg, log if ranks.main else (lambda message: None), ranks)
 
@@ -106,12 +105,14 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
     if ranks.main:
         prepare_out(cfg.out)  # a bad --out fails now, not after an epoch (issue 14 item 6)
     manual_seed(cfg.seed)
-    x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True, subset=cfg.subset, download=cfg.download)
-    x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False, subset=cfg.subset, download=cfg.download)
+    x_train, y_train = load_data(cfg.dataset, cfg.data_dir, train=True, subset=cfg.subset, download=cfg.download,
+                                 test_split=cfg.test_split)
+    x_test, y_test = load_data(cfg.dataset, cfg.data_dir, train=False, subset=cfg.subset, download=cfg.download,
+                               test_split=cfg.test_split)
     if cfg.threads is not None:
         from ..kernels.threads import set_num_threads
         set_num_threads(cfg.threads)
-    model = get_model(cfg.model)
+    model = build_model(cfg)   # imagefolder: the data's channels and classes
     net = ranks.wrap(model)   # DistributedDataParallel on several ranks: forward through it
     x_val = y_val = None
     if cfg.val_split > 0:  # a seeded hold-out carved from the training set (after the init draws)
@@ -125,7 +126,7 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
                         shuffle=True, generator=default_generator())  # under mpiexec: this rank's rows
     rehearse(cfg, len(loader))  # a schedule that cannot finish the run fails now, not after an epoch
     schedule = Schedule(opt, cfg, len(loader))  # sets the lr of step 0
-    augment = augmentation(cfg.dataset) if cfg.augment else None
+    augment = augmentation(cfg.dataset, spec_of(cfg)) if cfg.augment else None
     metrics = {"test_accuracy": None, "epochs": []}
     start, step, best = 1, 0, {"loss": math.inf, "epoch": 0, "bad": 0}
     log(f"run folder: {cfg.out}")

@@ -194,14 +194,10 @@ def add_visualize(sub):
     q.add_argument("--model", default="lenet5", help="model name when no --checkpoint (default: %(default)s)")
 
 
-def _class_names(dataset: str):
-    from ..training import DATASETS
-    return list(DATASETS[dataset][0].classes)
-
-
 def run_visualize(args) -> None:
     """Body of ``ember visualize WHAT`` (see ``add_visualize``)."""
-    from ..training import load_checkpoint, load_data
+    from ..training import load_checkpoint
+    from ..training.data import class_names, load_run_data
     plots._pyplot()  # fail early, with the install hint, when matplotlib is missing
     if args.checkpoint:
         from ..training.runs import find_run
@@ -219,10 +215,10 @@ def run_visualize(args) -> None:
     if args.what == "filters":
         print(plots.plot_filters(model, os.path.join(out, "filters.png")))
     elif args.what == "activations":
-        x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False)
+        x, y = load_run_data(cfg, args.data_dir, model=model)
         if not 0 <= args.index < len(x):
             raise ValueError(f"--index {args.index} is out of range: the test set has {len(x)} images")
-        names = _class_names(cfg.dataset)
+        names = class_names(cfg, args.data_dir)
         maps_in = x[args.index:args.index + 1]
         with no_grad():
             pred = int(model(Tensor(maps_in))._data.argmax(1)[0])
@@ -231,7 +227,7 @@ def run_visualize(args) -> None:
         print(plots.plot_activations(model, maps_in, os.path.join(out, f"activations-{args.index}.png"), title,
                                      shared_scale=args.shared_scale))
     elif args.what == "confusion":
-        x, y = load_data(cfg.dataset, args.data_dir or cfg.data_dir, train=False)
+        x, y = load_run_data(cfg, args.data_dir, model=model)
         if args.limit is not None:
             if args.limit < 1:
                 raise ValueError(f"--limit must be at least 1, got {args.limit}")
@@ -240,7 +236,7 @@ def run_visualize(args) -> None:
         with no_grad():
             for i in range(0, len(x), 1000):
                 preds.append(model(Tensor(x[i:i + 1000]))._data.argmax(1))
-        names = _class_names(cfg.dataset)
+        names = class_names(cfg, args.data_dir)
         cm = plots.confusion_matrix(y, np.concatenate(preds), len(names))
         title = f"{cfg.model} on {cfg.dataset} test set: {cm.sum()} images, accuracy {np.trace(cm) / cm.sum():.4f}"
         print(plots.plot_confusion(cm, names, os.path.join(out, "confusion.png"), title))
