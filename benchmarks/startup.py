@@ -30,7 +30,7 @@ Method:
 - ``--breakdown K``: K more runs per mode of ``ember train`` in-process (``ember.cli.main``, the
   same code path) with timers around its phases: interpreter start-up (CPU at the child's first
   line), imports (``import numba``, ``import ember``, then the modules ``ember train`` imports),
-  data loading (``ember.training.loop.load_data``, both splits), model build (``get_model``),
+  data loading (``ember.training.loop.load_data``, both splits), model build (``build_model``),
   the schedule rehearsal, the rest of the set-up, and batch 1 split into JIT (every numba
   ``Dispatcher.compile`` call: compile or cache load, per kernel, CPU of the compiling thread)
   and the step itself. It also lists the third-party packages imported by then.
@@ -214,7 +214,7 @@ def child(argv):
         setattr(module, name, wrapped)
 
     wrap(loop, "load_data", "data_start", "data_end")
-    wrap(loop, "get_model", "model_start", "model_end")
+    wrap(loop, "build_model", "model_start", "model_end")
     wrap(loop, "rehearse", "rehearse_start", "rehearse_end")
     bar = tqdm.tqdm
 
