@@ -205,3 +205,21 @@ def torch_parity(fn, tfn, arrays, name="op", rtol=None, atol=None, seed=0, check
         assert_close(t.grad.numpy(), tg, rtol, atol if atol is not None else rtol * gscale,
                      f"{name}: gradient of input {k} differs from torch")
     return True
+
+
+def run_with_grads(fn, arrays, kw, grad_out=None, seed=1):
+    """Apply op ``fn`` to copies of ``arrays`` (each a leaf requiring grad; memory order kept, so a
+    CHWN-ordered input stays CHWN) with keywords ``kw``, backpropagate ``grad_out`` (seeded normal
+    when None); return (output array, [input gradient arrays], grad_out). Kernel-vs-reference tests."""
+    ts = [Tensor(a.copy(order="K"), requires_grad=True) for a in arrays]
+    y = fn.apply(*ts, **kw)
+    if grad_out is None:
+        grad_out = np.random.default_rng(seed).standard_normal(y.shape).astype(y._data.dtype)
+    y.backward(Tensor(grad_out))
+    return y._data, [t.grad._data for t in ts], grad_out
+
+
+def close_scaled(actual, expected, tol, what):
+    """assert_close with rtol = tol and atol = tol × the largest |expected| (kernel tests)."""
+    scale = float(np.abs(expected).max()) if np.size(expected) else 1.0
+    assert_close(actual, expected, rtol=tol, atol=tol * scale, what=what)

@@ -363,11 +363,20 @@ def test_sentinel_messages():
 
 @needs_mpi
 def test_a_clean_run_leaves_no_sentinel_message_and_no_process(tmp_path):
-    r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", "--steps", "3")
+    token = f"EMBER_TEST_RUN={tmp_path.name}"   # only this run's sentinel (other test runs may have theirs)
+    r = run_ranks(2, "train_parity.py", "--out", tmp_path / "x.npz", "--steps", "3", env=dict([token.split("=")]))
     assert r.returncode == 0 and r.stderr == "", r.stderr
     time.sleep(0.5)
-    left = [p for p in os.listdir("/proc") if p.isdigit() and "sentinel.py" in _cmdline(p) and str(ROOT) in _cmdline(p)]
+    left = [p for p in os.listdir("/proc") if p.isdigit() and "sentinel.py" in _cmdline(p)
+            and token in _read(f"/proc/{p}/environ")]
     assert left == []
+
+
+def _read(path):
+    try:
+        return Path(path).read_bytes().decode(errors="replace")
+    except OSError:   # the process ended meanwhile
+        return ""
 
 
 def _cmdline(pid):

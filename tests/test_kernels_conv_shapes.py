@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import assert_close
+from helpers import close_scaled as _close, run_with_grads as _run
 
 from ember import kernels, threads
 from ember.kernels import gemm_conv as gc
@@ -58,18 +58,6 @@ def _inputs(row, dtype, seed=0):
     return x, w, b, dict(stride=stride, padding=padding, dilation=dilation)
 
 
-def _run(fn, arrays, kw, grad_out=None, seed=1):
-    ts = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-    y = fn.apply(*ts, **kw)
-    if grad_out is None:
-        grad_out = np.random.default_rng(seed).standard_normal(y.shape).astype(y._data.dtype)
-    y.backward(Tensor(grad_out))
-    return y._data, [t.grad._data for t in ts], grad_out
-
-
-def _close(actual, expected, tol, what):
-    scale = float(np.abs(expected).max()) if np.size(expected) else 1.0
-    assert_close(actual, expected, rtol=tol, atol=tol * scale, what=what)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

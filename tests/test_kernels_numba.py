@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import assert_close
+from helpers import close_scaled as _close, run_with_grads as _run
 
 from ember.kernels import _jit
 from ember.kernels import numba_conv as nc
@@ -61,18 +61,6 @@ def _conv_inputs(row, dtype, seed=0):
     return x, w, b, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
-def _run(fn, arrays, kw, grad_out=None, seed=1):
-    ts = [Tensor(a.copy(order="K"), requires_grad=True) for a in arrays]   # keeps CHWN order
-    y = fn.apply(*ts, **kw)
-    if grad_out is None:
-        grad_out = np.random.default_rng(seed).standard_normal(y.shape).astype(y._data.dtype)
-    y.backward(Tensor(grad_out))
-    return y._data, [t.grad._data for t in ts], grad_out
-
-
-def _close(actual, expected, tol, what):
-    scale = float(np.abs(expected).max()) if np.size(expected) else 1.0
-    assert_close(actual, expected, rtol=tol, atol=tol * scale, what=what)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
