@@ -15,7 +15,8 @@ the layers one by one, so errors are raised by the layers themselves, with their
   and ``Module.__call__`` not replaced (``ember.onnx.export`` traces layer by layer);
 - a 4-D float32/float64 Tensor with the conv's channel count and dtype, big enough for the
   conv and the pool (the checks F.conv2d and F.max_pool2d would make, so they cannot fail);
-- numba installed and kernels on (``EMBER_KERNELS=reference`` never fuses).
+- numba installed and kernels on (``EMBER_KERNELS=reference`` never fuses), and anomaly mode
+  off (``detect_anomaly`` names the layer whose op produced a NaN, so it runs them one by one).
 
 Measured (LeNet-5 training step at batch 64, 2 threads, same process, fused and unfused runs
 alternating, 2026-12-01 on the shared 2-core machine at load 5–9, so CPU time is the figure to
@@ -60,7 +61,8 @@ def sequential_forward(layers, x):
     """``for layer in layers: x = layer(x)``, with each fusable Conv2d → ReLU → MaxPool2d run
     as one op. layers: the Sequential's modules in order; x: its input. Returns the output."""
     layers = list(layers)
-    if mode() != "fast" or not numba_conv.AVAILABLE or not enabled:
+    from ..autograd import is_anomaly_enabled
+    if mode() != "fast" or not numba_conv.AVAILABLE or not enabled or is_anomaly_enabled():
         for layer in layers:
             x = layer(x)
         return x
