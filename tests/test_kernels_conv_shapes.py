@@ -216,6 +216,7 @@ def test_without_numba_dispatch_takes_the_numpy_path(tmp_path):
         "print('ok')\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("EMBER_KERNELS", None)   # the default (fast) mode, also when the suite runs with =reference
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
