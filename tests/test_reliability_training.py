@@ -569,6 +569,22 @@ def test_item10_sigterm_stops_training_like_ctrl_c(data, tmp_path):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_sigterm_whose_exception_was_swallowed_still_stops_the_next_step(data, tmp_path):
+    """SIGTERM's exception is lost when the signal lands in a weakref callback or __del__ (seen in
+    CI, inside an import); the handler's flag makes the training loop stop at the next step."""
+    import os
+    from ember.training import safety
+
+    class Swallow:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)   # the handler runs here; Python ignores its exception
+
+    with safety.sigterm_as_interrupt():
+        Swallow()   # dropped at once: __del__ runs, the Terminated it raises is printed and ignored
+        with pytest.raises(safety.Terminated, match="terminated by SIGTERM"):
+            train(_cfg(data, tmp_path / "run", epochs=1), **QUIET)
+
+
 def test_item3_weight_decay_cannot_be_switched_on_when_resuming_a_run_without_it(data, tmp_path):
     """A run trained with --weight-decay 0 has no group to decay: turning it on at --resume would be
     silently ignored, so it is refused with a message naming the flag (with or without the override)."""

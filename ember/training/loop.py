@@ -29,7 +29,7 @@ from .data import augmentation, build_model, check_model_fits, load_data, spec_o
 from .log import RunLog
 from .parallel import Ranks
 from .runs import choose_folder
-from .safety import check_split_sizes, os_error_message, prepare_out
+from .safety import check_split_sizes, check_terminated, os_error_message, prepare_out
 from .schedules import Schedule, build_optimizer, rehearse
 
 
@@ -145,6 +145,7 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
                    disable=not (cfg.progress and ranks.main), dynamic_ncols=True)
         for i, (xb, yb) in enumerate(bar, 1):
+            check_terminated()   # a SIGTERM whose exception was swallowed stops here
             t_step, lr = time.perf_counter(), opt.param_groups[0]["lr"]
             if augment is not None:
                 xb = augment(xb)

@@ -102,9 +102,27 @@ def sigterm_as_interrupt():
         return
 
     def handler(signum, frame):
+        global _sigterm_pending
+        _sigterm_pending = True
         raise Terminated("terminated by SIGTERM")
+    global _sigterm_pending
+    _sigterm_pending = False
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# Set by the SIGTERM handler. Its exception can be swallowed when the signal lands where Python
+# ignores exceptions (a weakref callback or __del__, e.g. inside an import: seen in CI), so the
+# training loop also checks this once per step (``check_terminated``) and stops there.
+_sigterm_pending = False
+
+
+def check_terminated() -> None:
+    """Raise ``Terminated`` if SIGTERM arrived and its exception was swallowed (see above)."""
+    global _sigterm_pending
+    if _sigterm_pending:
+        _sigterm_pending = False
+        raise Terminated("terminated by SIGTERM")
