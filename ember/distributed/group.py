@@ -111,11 +111,36 @@ class _Group:
         """MPI_Abort the job after this rank has said why (the sentinel stays quiet)."""
         self.broken = True
         self.tell_sentinel("abort")
-        sys.stderr.flush()
-        self.comm.Abort(code)
+        abort_job(self.comm, code)
 
 
 _group: _Group | None = None
+
+
+def abort_job(comm, code: int = 1, patience: float = 2.0) -> None:
+    """``comm.Abort(code)``, once the launcher has read what this rank wrote to stderr.
+
+    Hydra's ``mpiexec`` kills every rank and exits as soon as it handles the abort; a line still
+    in the pipe to its proxy is then lost, so the job ends with status 1 and no message at all
+    (seen once in CI, on a loaded machine). So wait, up to ``patience`` seconds, until the pipe
+    under stderr is empty (``FIONREAD``; a file or terminal has nothing unread and passes at once).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    give_up = time.monotonic() + patience
+    try:
+        import array
+        import fcntl
+        import termios
+        unread = array.array("i", [0])
+        while time.monotonic() < give_up:
+            fcntl.ioctl(sys.stderr.fileno(), termios.FIONREAD, unread, True)
+            if unread[0] == 0:
+                break
+            time.sleep(0.005)
+    except (OSError, ValueError, AttributeError, ImportError):   # no fd, no ioctl: abort at once
+        pass
+    comm.Abort(code)
 
 
 def is_available() -> bool:

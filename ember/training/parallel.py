@@ -55,7 +55,7 @@ class Ranks:
                 from mpi4py import MPI
                 print(f"ember train: error on rank {MPI.COMM_WORLD.Get_rank()} of {_launched_ranks()}: {e}",
                       file=sys.stderr, flush=True)
-                MPI.COMM_WORLD.Abort(1)
+                _group.abort_job(MPI.COMM_WORLD, 1)
             self.started = True
         on = dist.is_initialized()
         self.rank = dist.get_rank() if on else 0
