@@ -20,6 +20,13 @@ The recipe (He et al. 2016, section 4.2, with a cosine schedule instead of the p
 
 Printed per epoch: training loss and accuracy, test accuracy, and the wall time of the training
 pass and of the evaluation. Threads: ``torch.set_num_threads(--threads)`` (default 2).
+
+``--checkpoint FILE`` saves, after every epoch, everything the run needs to go on (model,
+optimizer, schedule, both random generators, the epochs so far; written to FILE.tmp, then
+renamed, so a killed run never leaves half a file); started again with the same FILE and the same
+flags, the run continues after the last saved epoch with the numbers it would have had (a long
+run can be split over several sittings: ``--stop-after EPOCH`` ends a sitting early, or kill it).
+Flags other than --json/--threads/--stop-after differing from the saved run's are refused.
 """
 from __future__ import annotations
 
@@ -142,7 +149,11 @@ def main(argv=None):
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, default=None, help="write the per-epoch figures here")
+    p.add_argument("--json", type=Path, default=None, help="write the per-epoch figures here (after every epoch)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="save the run here after every epoch and continue from it if it exists")
+    p.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+                   help="end this sitting after epoch EPOCH (the schedule still spans --epochs); with --checkpoint")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -160,8 +171,20 @@ def main(argv=None):
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     print(f"ResNet-20 ({sum(p.numel() for p in model.parameters()):,} parameters), {len(x_train)} training pictures, "
           f"batch {args.batch_size}, {args.epochs} epochs, {args.threads} threads", flush=True)
-    history = []
-    for epoch in range(1, args.epochs + 1):
+    history, first = [], 1
+    recipe = {k: str(v) for k, v in vars(args).items() if k not in ("json", "threads", "checkpoint", "stop_after")}
+    if args.checkpoint and args.checkpoint.exists():
+        saved = torch.load(args.checkpoint, weights_only=False)
+        if saved["recipe"] != recipe:
+            raise SystemExit(f"cifar_torch.py: {args.checkpoint} holds a run with other flags: {saved['recipe']}")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["schedule"])
+        torch.set_rng_state(saved["torch_rng"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        history, first = saved["history"], saved["epoch"] + 1
+        print(f"continuing {args.checkpoint} after epoch {saved['epoch']}", flush=True)
+    for epoch in range(first, args.epochs + 1):
         model.train()
         t, cpu = time.perf_counter(), time.process_time()
         order, loss_sum, correct = rng.permutation(len(x_train)), 0.0, 0
@@ -184,8 +207,17 @@ def main(argv=None):
         history.append(row)
         print(f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
               f"test acc {acc:.4f}  train {train_s:.1f} s (CPU {train_cpu:.1f} s)  eval {row['eval_seconds']:.1f} s", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()}, epochs=history), indent=1))
+        if args.checkpoint:
+            tmp = args.checkpoint.with_name(args.checkpoint.name + ".tmp")
+            torch.save(dict(recipe=recipe, epoch=epoch, model=model.state_dict(), optimizer=opt.state_dict(),
+                            schedule=sched.state_dict(), torch_rng=torch.get_rng_state(),
+                            numpy_rng=rng.bit_generator.state, history=history), tmp)
+            os.replace(tmp, args.checkpoint)
+        if args.stop_after is not None and epoch >= args.stop_after:
+            break
+        if args.json:
+            args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()}, epochs=history),
+                                            indent=1))
     return history
 
 

@@ -143,6 +143,19 @@ def test_benchmark_scripts_run(tmp_path):
     rows = json.loads((tmp_path / "r.json").read_text())["epochs"]
     assert [r["epoch"] for r in rows] == [1, 2] and all(0 <= r["test_acc"] <= 1 for r in rows)
     assert "decoded 30 + 10 pictures" in proc.stdout and "269,722 parameters" in proc.stdout
+    # the same 2 epochs in two sittings through --checkpoint: epoch 2 comes out the same
+    base = [sys.executable, str(repo / "benchmarks" / "cifar_torch.py"), "--data", str(tmp_path / "tiny.zip"),
+            "--batch-size", "8", "--threads", "1", "--checkpoint", str(tmp_path / "run.pt"), "--epochs", "2"]
+    for sitting in (["--stop-after", "1"], []):
+        split = subprocess.run(base + sitting + ["--json", str(tmp_path / "s.json")],
+                               capture_output=True, text=True, timeout=300, env=env)
+        assert split.returncode == 0, split.stderr[-2000:]
+    assert "continuing" in split.stdout and not (tmp_path / "run.pt.tmp").exists()
+    again = json.loads((tmp_path / "s.json").read_text())["epochs"]
+    assert [(r["epoch"], r["train_loss"], r["test_acc"]) for r in again] == \
+        [(r["epoch"], r["train_loss"], r["test_acc"]) for r in rows]
+    other = subprocess.run(base + ["--lr", "0.05"], capture_output=True, text=True, timeout=300, env=env)
+    assert other.returncode != 0 and "holds a run with other flags" in other.stderr
     proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "resnet20_step.py"), "--batch-size", "4",
                            "--steps", "1", "--repeats", "1", "--threads", "1"], capture_output=True, text=True,
                           timeout=300, env=env)
