@@ -11,9 +11,11 @@ global batch, the optimizers take the same step, and the copies stay identical (
 "PyTorch Distributed: Experiences on Accelerating Data Parallel Training", VLDB 2020).
 
 Gradients travel in a few flat buckets (``bucket_cap_mb``, PyTorch's 25 MB default: LeNet-5's
-61,706 float32 gradients are one 241 KiB bucket), one allreduce per bucket in a fixed order, so a
-rerun on the same ranks gives bit-identical weights. The reduction runs once backward() has
-finished (``engine_hook``), not overlapped with it as PyTorch does.
+61,706 float32 gradients are one 241 KiB bucket), one sum per bucket in a fixed order, so a
+rerun on the same ranks gives bit-identical weights. When every rank runs on one host the sum goes
+through a shared-memory window (``ember.distributed.shm.SharedSum``: the last rank to arrive
+finishes without waiting for the others to poll), else through MPI's allreduce. The reduction
+runs once backward() has finished (``engine_hook``), not overlapped with it as PyTorch does.
 """
 from __future__ import annotations
 
