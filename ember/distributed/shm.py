@@ -23,8 +23,8 @@ after call k - 1 has seen every counter at k - 1, i.e. after every rank has fini
 the last call that read that parity.
 
 Used by ``DistributedDataParallel`` when every rank is on one host (by the host names the ranks
-exchanged at ``init_process_group``) and ``EMBER_DIST_SHM`` is not ``0``; otherwise (several
-hosts, or a window MPI cannot allocate) DDP uses ``all_reduce`` (MPI's ``Iallreduce``).
+exchanged at ``init_process_group``), the windows take at most ``LIMIT_BYTES`` (64 MiB) on the
+host and ``EMBER_DIST_SHM`` is not ``0``; otherwise DDP uses ``all_reduce`` (MPI's ``Iallreduce``).
 """
 from __future__ import annotations
 
@@ -116,11 +116,18 @@ class SharedSum:
             self.win = None
 
 
-def enabled() -> bool:
-    """Whether DDP should sum through shared memory: several ranks, all on this host (by the
-    host names exchanged at ``init_process_group``), ``EMBER_DIST_SHM`` not ``0``. The same
+# The most shared memory the windows may take on a host, all ranks together (2 slots per rank
+# per byte summed): a container's /dev/shm is often small (Docker: 64 MiB), and a model whose
+# gradients do not fit takes MPI's allreduce instead. LeNet-5: 1 MB on 2 ranks; ResNet-20: 4.3 MB.
+LIMIT_BYTES = 64 * 2 ** 20
+
+
+def enabled(nbytes: int = 0) -> bool:
+    """Whether DDP should sum ``nbytes`` bytes of gradients (all buckets) through shared memory:
+    several ranks, all on this host (by the host names exchanged at ``init_process_group``),
+    2 · nbytes · world size ≤ ``LIMIT_BYTES``, and ``EMBER_DIST_SHM`` not ``0``. The same
     answer on every rank (the environment is the launcher's, the host list is shared)."""
     g = _g._group
     if g is None or g.size == 1 or g.comm is None or os.environ.get("EMBER_DIST_SHM", "1") == "0":
         return False
-    return len({host for host, _ in g.peers}) == 1
+    return len({host for host, _ in g.peers}) == 1 and 2 * nbytes * g.size <= LIMIT_BYTES

@@ -24,6 +24,7 @@ dist.init_process_group("mpi", timeout=3)
 r, W = dist.get_rank(), dist.get_world_size()
 off = os.environ.get("EMBER_DIST_SHM") == "0"
 assert shm.enabled() is not off
+assert shm.enabled(shm.LIMIT_BYTES // (2 * W)) is not off and not shm.enabled(shm.LIMIT_BYTES // (2 * W) + 1)
 
 
 def gathered(a):

@@ -230,7 +230,7 @@ class DistributedDataParallel(Module):
             if s is not None:
                 s.free()
         self._sums = [None] * len(buckets)
-        if self.world_size > 1 and shm.enabled():
+        if self.world_size > 1 and shm.enabled(sum(b.flat.nbytes for b in buckets)):
             self._sums = [shm.SharedSum(b.flat.size, b.flat.dtype) for b in buckets]
         return buckets
 
