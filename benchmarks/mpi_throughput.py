@@ -12,8 +12,9 @@ Runs the real command line, alternating, ``--runs`` rounds of (1 rank first in e
 
 at the same global batch (``--batch-size``, default 64: 32 per rank on 2 ranks). ``--spin-ms 2,0``
 runs the parallel command once per value of ``EMBER_DIST_SPIN_MS`` (how long a rank waiting in
-a collective busy-polls before it sleeps); ``--baseline DIR`` adds a parallel run of another
-ember checkout (PYTHONPATH=DIR) to every round. It reads the images/s that ``ember train``
+a collective busy-polls before it sleeps); ``--baseline DIR`` adds a 1-rank and a parallel run of
+another ember checkout (run in DIR with PYTHONPATH=DIR) to every round; the baseline's parallel
+run's ratio is to the baseline's 1-rank run. It reads the images/s that ``ember train``
 prints on its epoch line (global training images over rank 0's wall time of the epoch's
 training loop; evaluation, start-up and saving are not in it) and the test accuracy. For every
 run it prints and records the load average (1 min, from /proc/loadavg, before and after), the
@@ -51,10 +52,11 @@ def cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def one_run(cmd: list[str], env: dict) -> dict:
-    """Run ``cmd``; return its epoch-line figures, wall and CPU seconds and the load around it."""
+def one_run(cmd: list[str], env: dict, cwd=ROOT) -> dict:
+    """Run ``cmd`` in ``cwd`` (``python -m ember`` imports the ember found there first); return its
+    epoch-line figures, wall and CPU seconds and the load around it."""
     before, cpu0, t0 = load(), cpu_children(), time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     wall, cpu, after = time.perf_counter() - t0, cpu_children() - cpu0, load()
     if r.returncode != 0:
         sys.exit(f"mpi_throughput: {' '.join(cmd)} failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
                    help="run the parallel command once per value, with EMBER_DIST_SPIN_MS set to it (how long a "
                         "rank waiting in a collective busy-polls before it sleeps; default: ember's 2 ms, one run)")
     p.add_argument("--baseline", default=None, metavar="DIR",
-                   help="also run the parallel command with another ember checkout (PYTHONPATH=DIR), every round")
+                   help="also run both commands with another ember checkout (in DIR, PYTHONPATH=DIR), every round")
     p.add_argument("--json", default=None, metavar="FILE", help="write every run's figures here")
     args = p.parse_args(argv)
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -95,6 +97,8 @@ def main(argv=None) -> int:
     if args.baseline:   # another checkout's ember (e.g. the main branch before this change), same flags
         variants.append("baseline")
         names["baseline"] = f"{args.ranks} ranks, {args.baseline}"
+        base = Path(args.baseline).resolve()
+        base_env = dict(env, PYTHONPATH=str(base))
     rows, ratios = [], {v: [] for v in variants}
     print(f"# {args.runs} rounds of: 1 rank × 1 thread, then {' then '.join(names.values())} (× 1 thread each); "
           f"global batch {args.batch_size}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
@@ -111,11 +115,15 @@ def main(argv=None) -> int:
             one = one_run(ember + flags + ["--out", f"{tmp}/one"], env)
             rows.append({"round": k, "run": "1 rank", **one})
             show(k, "1 rank", one, "")
+            if args.baseline:   # its own 1-rank run: the baseline's ratio is to it
+                base_one = one_run(ember + flags + ["--out", f"{tmp}/one"], base_env, base)
+                rows.append({"round": k, "run": f"1 rank, {args.baseline}", **base_one})
+                show(k, f"1 rank, {args.baseline}", base_one, "")
             for v in variants:
-                e = (env if v is None else dict(env, PYTHONPATH=str(Path(args.baseline).resolve())) if v == "baseline"
-                     else dict(env, EMBER_DIST_SPIN_MS=f"{v:g}"))
-                par = one_run([mpiexec, "-n", str(args.ranks)] + ember + flags + ["--out", f"{tmp}/par"], e)
-                ratio = round(par["img_per_s"] / one["img_per_s"], 3)
+                e = (env if v is None else base_env if v == "baseline" else dict(env, EMBER_DIST_SPIN_MS=f"{v:g}"))
+                par = one_run([mpiexec, "-n", str(args.ranks)] + ember + flags + ["--out", f"{tmp}/par"], e,
+                              base if v == "baseline" else ROOT)
+                ratio = round(par["img_per_s"] / (base_one if v == "baseline" else one)["img_per_s"], 3)
                 ratios[v].append(ratio)
                 rows.append({"round": k, "run": names[v], **par, "ratio": ratio})
                 show(k, names[v], par, f"{ratio:.2f}")

@@ -259,6 +259,16 @@ def test_ddp_buffers_buckets_unused_parameters_two_ranks():
     assert "ddp ok" in r.stdout
 
 
+@needs_mpi
+@pytest.mark.parametrize("n, shm", [(2, "1"), (3, "1"), (2, "0")])
+def test_shared_memory_sum(n, shm):
+    """DDP's shared-memory sum (ember/distributed/shm.py): the rank-order sum on every rank, bit
+    for bit MPI's allreduce through DDP on 2 ranks, refused arrays, the timeout; EMBER_DIST_SHM=0."""
+    r = run_ranks(n, "shared_sum.py", env={"EMBER_DIST_SHM": shm})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shared sum ok" in r.stdout
+
+
 def _params(path):
     with np.load(path) as f:
         return {k: f[k] for k in f.files}

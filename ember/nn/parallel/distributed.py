@@ -11,9 +11,11 @@ global batch, the optimizers take the same step, and the copies stay identical (
 "PyTorch Distributed: Experiences on Accelerating Data Parallel Training", VLDB 2020).
 
 Gradients travel in a few flat buckets (``bucket_cap_mb``, PyTorch's 25 MB default: LeNet-5's
-61,706 float32 gradients are one 241 KiB bucket), one allreduce per bucket in a fixed order, so a
-rerun on the same ranks gives bit-identical weights. The reduction runs once backward() has
-finished (``engine_hook``), not overlapped with it as PyTorch does.
+61,706 float32 gradients are one 241 KiB bucket), one sum per bucket in a fixed order, so a
+rerun on the same ranks gives bit-identical weights. When every rank runs on one host the sum goes
+through a shared-memory window (``ember.distributed.shm.SharedSum``: the last rank to arrive
+finishes without waiting for the others to poll), else through MPI's allreduce. The reduction
+runs once backward() has finished (``engine_hook``), not overlapped with it as PyTorch does.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from ... import distributed as dist
 from ...autograd import Function, is_grad_enabled
+from ...distributed import shm
 from ...distributed.group import _array
 from ...tensor import Tensor
 from ..module import Module
@@ -166,7 +169,7 @@ class DistributedDataParallel(Module):
                         describe=_describe_parameter)
         self._params = [p for p in module.parameters() if p.requires_grad]
         self._has_buffers = any(True for _ in module.named_buffers())   # LeNet-5: none, no per-step walk
-        self._grad_buckets = self._buckets_for_params()
+        self._grad_buckets = self._buckets_for_params()   # and self._sums, one per bucket
         if self.world_size > 1:
             _broadcast_in_place([_array(p) for p in module.parameters()]
                                 + [_array(b) for _, b in module.named_buffers()])
@@ -204,9 +207,12 @@ class DistributedDataParallel(Module):
         if self._bucket_layout != [(a.shape, a.dtype) for a in arrays]:
             self._grad_buckets = self._buckets_for_params()
         grads = [None if p.grad is None else _array(p.grad) for p in params]
-        for b in self._grad_buckets:
+        for b, shared_sum in zip(self._grad_buckets, self._sums):
             b.pack(grads, self.world_size)
-            dist.all_reduce(b.flat, dist.ReduceOp.SUM)
+            if shared_sum is not None:
+                shared_sum(b.flat)
+            else:
+                dist.all_reduce(b.flat, dist.ReduceOp.SUM)
             for i, v in b.views():
                 if grads[i] is None:
                     params[i].grad = Tensor(v.copy())
@@ -214,8 +220,19 @@ class DistributedDataParallel(Module):
                     grads[i][...] = v
 
     def _buckets_for_params(self):
+        """The gradient buckets of the current parameters, and (``self._sums``) for each the
+        shared-memory sum that reduces it when every rank is on this host (``distributed/shm.py``;
+        else None: MPI's allreduce). Collective on several ranks: every rank calls it at the same
+        point (construction, or the first backward after a parameter changed shape or dtype)."""
         self._bucket_layout = [(_array(p).shape, _array(p).dtype) for p in self._params]
-        return _make_buckets([_array(p) for p in self._params], self.bucket_cap_mb * 2 ** 20)
+        buckets = _make_buckets([_array(p) for p in self._params], self.bucket_cap_mb * 2 ** 20)
+        for s in getattr(self, "_sums", ()):
+            if s is not None:
+                s.free()
+        self._sums = [None] * len(buckets)
+        if self.world_size > 1 and shm.enabled(sum(b.flat.nbytes for b in buckets)):
+            self._sums = [shm.SharedSum(b.flat.size, b.flat.dtype) for b in buckets]
+        return buckets
 
     @contextlib.contextmanager
     def no_sync(self):
