@@ -2,7 +2,7 @@
 from . import functional, init
 from ._validation import ShapeError
 from .layers import (ELU, GELU, AvgPool2d, Embedding, Flatten, Hardtanh, LeakyReLU, Linear, LogSoftmax, MaxPool2d,
-                     Mish, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus, Tanh, Unflatten)
+                     MaxUnpool2d, Mish, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus, Tanh, Unflatten)
 from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, HuberLoss, L1Loss,
                      LogisticLoss, MSELoss, MultiMarginLoss, NLLLoss, SmoothL1Loss)
 from . import utils
