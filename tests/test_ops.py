@@ -299,6 +299,8 @@ row("avg_pool2d_divisor_override", lambda x: F.avg_pool2d(x, 2, 1, 1, divisor_ov
     lambda x: TF.avg_pool2d(x, 2, 1, 1, divisor_override=3), N(1, 2, 4, 5))
 _UNPOOL_IDX = TF.max_pool2d(torch.from_numpy(np.random.default_rng(0).standard_normal((2, 2, 6, 7))), 2,
                             return_indices=True)[1]
+row("adaptive_max_pool2d_overlapping_bins", lambda x: F.adaptive_max_pool2d(x, (3, 4)),
+    lambda x: TF.adaptive_max_pool2d(x, (3, 4)), N(2, 2, 7, 6))
 row("max_unpool2d", lambda x: F.max_unpool2d(x, Tensor(_UNPOOL_IDX.numpy()), 2, output_size=(6, 7)),
     lambda x: TF.max_unpool2d(x, _UNPOOL_IDX, 2, output_size=(6, 7)), N(2, 2, 3, 3))
 

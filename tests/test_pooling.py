@@ -199,12 +199,6 @@ def test_max_unpool2d_inverts_max_pool2d_as_torch(shape, k, s, p, output_size, p
     np.testing.assert_array_equal(out.numpy(), TF.max_unpool2d(torch.tensor(pooled), ti, k, s, p, output_size).numpy())
 
 
-def test_max_unpool2d_repeated_index_keeps_the_last_value_as_torch():
-    x, i = np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), np.array([[[[3, 3], [0, 3]]]])
-    e = F.max_unpool2d(Tensor(x), Tensor(i), 2).numpy()
-    np.testing.assert_array_equal(e, TF.max_unpool2d(torch.tensor(x), torch.tensor(i), 2).numpy())
-
-
 # ---- errors: torch's messages, word for word -----------------------------------------------------
 BAD_CALLS = [
     ("max_pool2d", (1, 1, 3, 3), dict(kernel_size=2, padding=2)),
@@ -326,3 +320,65 @@ def test_fusion_is_skipped_for_pool_options_it_does_not_implement():
     with kernels.use("fast"):                                        # and a return_indices pool still returns a pair
         y, i = nn.Sequential(conv, relu, nn.MaxPool2d(2, return_indices=True))(x)
         assert y.shape == i.shape == (2, 4, 3, 3) and i.dtype == np.int64
+
+
+# ---- 1-D pools and adaptive max pooling ------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape,k,s,p,d,ceil", [((2, 3, 9), 3, 2, 1, 1, False), ((2, 3, 9), 2, None, 0, 1, True),
+                                                ((3, 10), 3, 2, 1, 2, True), ((1, 2, 7), (2,), (3,), (1,), (2,), True)])
+def test_pool1d_matches_torch(shape, k, s, p, d, ceil, dtype, path):
+    x = np.random.default_rng(11).standard_normal(shape)
+    _compare(lambda a: F.max_pool1d(a, k, s, p, d, ceil, True), lambda a: TF.max_pool1d(a, k, s, p, d, ceil, True),
+             x, dtype, "max_pool1d")
+    _compare(lambda a: F.max_pool1d_with_indices(a, k, s, p, d, ceil),
+             lambda a: TF.max_pool1d_with_indices(a, k, s, p, d, ceil), x, dtype, "max_pool1d_with_indices")
+    for cip in (True, False):
+        _compare(lambda a: F.avg_pool1d(a, k, s, p, ceil, cip), lambda a: TF.avg_pool1d(a, k, s, p, ceil, cip),
+                 x, dtype, "avg_pool1d")
+    for e, t in ((nn.MaxPool1d(k, s, p, d, False, ceil), torch.nn.MaxPool1d(k, s, p, d, False, ceil)),
+                 (nn.AvgPool1d(k, s, p, ceil), torch.nn.AvgPool1d(k, s, p, ceil))):
+        assert repr(e) == repr(t)
+        np.testing.assert_allclose(e(Tensor(x)).numpy(), t(torch.tensor(x)).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape,size", [((2, 3, 7, 6), (3, 4)), ((2, 3, 5, 5), 2), ((3, 8, 5), (None, 2)),
+                                        ((1, 2, 4, 4), (4, 4)), ((1, 2, 3, 3), 5), ((1, 1, 6, 9), (1, 1))])
+def test_adaptive_max_pool2d_matches_torch(shape, size, dtype):
+    x = np.random.default_rng(12).standard_normal(shape)
+    x[..., 0, :2] = x[..., 0, 2:3]                                   # a few ties
+    _compare(lambda a: F.adaptive_max_pool2d(a, size, True), lambda a: TF.adaptive_max_pool2d(a, size, True),
+             x, dtype, "adaptive_max_pool2d")
+    _compare(lambda a: F.adaptive_max_pool2d_with_indices(a, size),
+             lambda a: TF.adaptive_max_pool2d_with_indices(a, size), x, dtype, "with_indices")
+    _compare(lambda a: F.adaptive_avg_pool2d(a, size), lambda a: TF.adaptive_avg_pool2d(a, size), x, dtype, "avg")
+    e, t = nn.AdaptiveMaxPool2d(size, True), torch.nn.AdaptiveMaxPool2d(size, True)
+    assert repr(e) == repr(t)
+    (y, i), (ty, ti) = e(Tensor(x)), t(torch.tensor(x))
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+
+
+BAD_1D_ADAPTIVE = [
+    ("max_pool1d", (1, 1, 5), dict(kernel_size=0)), ("max_pool1d", (1, 1, 5), dict(kernel_size=2, stride=0)),
+    ("max_pool1d", (1, 1, 5), dict(kernel_size=2, padding=2)), ("max_pool1d", (1, 1, 5), dict(kernel_size=2, padding=-1)),
+    ("max_pool1d", (1, 1, 5), dict(kernel_size=2, dilation=0)), ("max_pool1d", (1, 1, 5), dict(kernel_size=6)),
+    ("max_pool1d", (1, 1, 5), dict(kernel_size=(2, 2))), ("max_pool1d", (1, 1, 5), dict(kernel_size=2, stride=(1, 1))),
+    ("max_pool1d", (1, 1, 5), dict(kernel_size=3, dilation=3)), ("max_pool1d", (5,), dict(kernel_size=2)),
+    ("max_pool1d", (1, 0, 5), dict(kernel_size=2)),
+    ("avg_pool1d", (1, 1, 5), dict(kernel_size=0)), ("avg_pool1d", (1, 1, 5), dict(kernel_size=2, padding=2)),
+    ("avg_pool1d", (1, 1, 5), dict(kernel_size=6)), ("avg_pool1d", (1, 1, 5), dict(kernel_size=(2, 2))),
+    ("avg_pool1d", (5,), dict(kernel_size=2)),
+    ("adaptive_max_pool2d", (5, 5), dict(output_size=2)), ("adaptive_avg_pool2d", (5, 5), dict(output_size=2)),
+    ("adaptive_max_pool2d", (1, 2, 0, 5), dict(output_size=2)), ("adaptive_avg_pool2d", (1, 2, 0, 5), dict(output_size=2)),
+    ("adaptive_avg_pool2d", (1, 2, 5, 5), dict(output_size=-1)), ("adaptive_avg_pool2d", (1, 2, 5, 5), dict(output_size=(2, 3, 4))),
+]
+
+
+@pytest.mark.parametrize("name,shape,kw", BAD_1D_ADAPTIVE, ids=str)
+def test_1d_and_adaptive_bad_arguments_raise_torchs_message(name, shape, kw):
+    with pytest.raises(RuntimeError) as te:
+        getattr(TF, name)(torch.zeros(shape), **kw)
+    with pytest.raises(ValueError) as ee:
+        getattr(F, name)(ember.zeros(*shape), **kw)
+    t = str(te.value)
+    assert str(ee.value) == (t if t.startswith(name) else f"{name}: {t}")

@@ -336,7 +336,7 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
     """The partial inverse of max_pool2d (torch.nn.functional.max_unpool2d): zeros everywhere
     except input[n, c, i, j] at flat position indices[n, c, i, j] of its output plane (a repeated
-    index keeps the last value in row-major order, as torch's CPU kernel).
+    index keeps the last value in row-major order; which one PyTorch keeps is unspecified).
 
     Shape: input, indices (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW) with the
         default OH = (H − 1)·SH − 2PH + KH (the size max_pool2d came from in floor mode), or
@@ -428,18 +428,146 @@ def locally_connected2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, s
     return _local.LocallyConnected2d.apply(x, weight, bias, stride=(SH, SW), padding=(PH, PW))
 
 
-def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
-    """Average over PyTorch's adaptive bins so the output is exactly ``output_size``.
+def _adaptive_args(x, output_size, what):
+    """x as (N, C, H, W) (and whether it was unbatched) and the output size (OH, OW), None
+    keeping that input size; torch's checks and wording after "<what>: "."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim not in (3, 4):
+        colon = ":" if what == "adaptive_max_pool2d" else ""             # torch's two wordings
+        raise ShapeError(f"{what}(): Expected 3D or 4D tensor, but got{colon} {list(x.shape)}")
+    for d in range(x.ndim - 3, x.ndim):
+        if x.shape[d] == 0:
+            raise ShapeError(f"{what}(): Expected input to have non-zero size for non-batch dimensions, "
+                             f"but input has sizes {list(x.shape)} with dimension {d} being empty")
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(size) != 2:
+        raise ValueError(f"{what}: output_size must be 2")
+    size = tuple(x.shape[x.ndim - 2 + i] if s is None else s for i, s in enumerate(size))
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
+        raise TypeError(f"{what}(): argument 'output_size' must be tuple of ints, not {type(output_size).__name__}")
+    if min(size) < 0:
+        raise ValueError(f"{what}: elements of output_size must be greater than or equal to 0 but received "
+                         f"{{{size[0]}, {size[1]}}}")
+    return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False), (int(size[0]), int(size[1]))
 
-    Shape: (N, C, H, W) -> (N, C, OH, OW); output_size is an int or (OH, OW), None keeps that size.
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Average over PyTorch's adaptive bins so the output is exactly ``output_size``
+    (torch.nn.functional.adaptive_avg_pool2d): bin i of n_out over n_in covers
+    [⌊i·n_in/n_out⌋, ⌈(i+1)·n_in/n_out⌉).
+
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW); output_size is an int or
+        (OH, OW), None keeping that input size, 0 giving an empty output (as torch).
+    Raises (torch's wording after "adaptive_avg_pool2d: "): ShapeError for another rank or an
+        empty C/H/W, ValueError for a negative size or one of length ≠ 2.
     """
-    _check_4d(x, "adaptive_avg_pool2d")
-    size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
-    size = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(size))
-    OH, OW = _pair(size, "output_size")
-    if OH < 1 or OW < 1:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size!r}")
-    return _local.AdaptiveAvgPool2d.apply(x, output_size=(OH, OW))
+    (x, unbatched), size = _adaptive_args(input, output_size, "adaptive_avg_pool2d")
+    y = _local.AdaptiveAvgPool2d.apply(x, output_size=size)
+    return y.squeeze(0) if unbatched else y
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Max over PyTorch's adaptive bins (see adaptive_avg_pool2d), torch.nn.functional.adaptive_max_pool2d.
+
+    Shape: as adaptive_avg_pool2d's. return_indices: also return the int64 indices of the maxima,
+    flat in each H×W input plane. The gradient of each bin goes to its first maximum (row-major).
+    Raises: as adaptive_avg_pool2d (messages after "adaptive_max_pool2d: ").
+    """
+    (x, unbatched), size = _adaptive_args(input, output_size, "adaptive_max_pool2d")
+    holder = [] if return_indices else None
+    y = _local.AdaptiveMaxPool2d.apply(x, output_size=size, indices=holder)
+    idx = Tensor(holder[0]) if return_indices else None
+    if unbatched:
+        y, idx = y.squeeze(0), (idx.squeeze(0) if return_indices else None)
+    return (y, idx) if return_indices else y
+
+
+def adaptive_max_pool2d_with_indices(input: Tensor, output_size, return_indices: bool = False):
+    """``adaptive_max_pool2d(..., return_indices=True)`` (return_indices is ignored, as torch's)."""
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def _pool1d_input(x, what):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
+    if what == "max_pool1d" and (x.ndim not in (2, 3) or 0 in x.shape[-2 if x.ndim == 3 else 0:]):
+        raise ShapeError("max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for "
+                         f"input, but got:{list(x.shape)}")
+    if what == "avg_pool1d" and x.ndim not in (2, 3):
+        raise ShapeError(f"avg_pool1d: Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for "
+                         "argument #1 'self' (while checking arguments for avg_pool1d)")
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Max over windows of a sequence, torch.nn.functional.max_pool1d: max_pool2d on a height-1 image.
+
+    Shape: (N, C, L) or (C, L) -> (N, C, OL) or (C, OL), OL = ⌊(L + 2P − D(K − 1) − 1)/S⌋ + 1
+        (ceil_mode as max_pool2d's). return_indices: also the int64 positions of the maxima in L.
+    Raises (torch's max_pool1d wording): ShapeError for another rank or an empty C or L;
+        ValueError "max_pool1d() kernel_size must be greater than zero, but got K", "... stride
+        must be greater than zero ...", "... padding must be non-negative ...", "... padding
+        should be at most half of kernel size, but got padding=P and kernel_size=K", "... dilation
+        must be greater than zero ...", "max_pool1d() Invalid computed output size: OL", and for
+        an argument of more than one int "max_pool1d() kernel_size must be an int, list of ints
+        or tuple of ints of size 1 but got size n" (likewise stride, padding, dilation).
+    """
+    _pool1d_input(input, "max_pool1d")
+    args = {}
+    for name, v, lead in (("kernel_size", kernel_size, "an int, list of ints or tuple of ints"),
+                          ("stride", stride, "None, an int, list of ints, or tuple of ints"),
+                          ("padding", padding, "an int, list of ints, or tuple of ints"),
+                          ("dilation", dilation, "an int, list of ints, or tuple of ints")):
+        if isinstance(v, (tuple, list)) and len(v) != 1 and not (name == "stride" and len(v) == 0):
+            raise ValueError(f"max_pool1d() {name} must be {lead} of size 1 but got size {len(v)}")
+        args[name] = _pool_ints(v, name, "max_pool1d", n=1, optional=name == "stride")
+    (k,), (p,), (d,) = args["kernel_size"], args["padding"], args["dilation"]
+    (s,) = args["stride"] or (k,)
+    for ok, msg in ((k > 0, f"kernel_size must be greater than zero, but got {k}"),
+                    (s > 0, f"stride must be greater than zero, but got {s}"),
+                    (p >= 0, f"padding must be non-negative, but got {p}"),
+                    (p <= k // 2, f"padding should be at most half of kernel size, but got padding={p} and "
+                                  f"kernel_size={k}"),
+                    (d > 0, f"dilation must be greater than zero, but got {d}")):
+        if not ok:
+            raise ValueError(f"max_pool1d() {msg}")
+    OL = _pool.pool_out_size(input.shape[-1], k, s, p, d, bool(ceil_mode))
+    if OL <= 0:
+        raise ShapeError(f"max_pool1d() Invalid computed output size: {OL}")
+    out = _max_pool2d(input.unsqueeze(-2), (1, k), (1, s), (0, p), (1, d), ceil_mode, return_indices)
+    return (out[0].squeeze(-2), out[1].squeeze(-2)) if return_indices else out.squeeze(-2)
+
+
+def max_pool1d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    """``max_pool1d(..., return_indices=True)`` (return_indices is ignored, as torch's)."""
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over windows of a sequence, torch.nn.functional.avg_pool1d: avg_pool2d on a height-1
+    image, as torch computes it (so its errors are avg_pool2d's, after "avg_pool1d: ").
+
+    Shape: (N, C, L) or (C, L) -> (N, C, OL) or (C, OL), OL = ⌊(L + 2P − K)/S⌋ + 1 (ceil_mode as
+        avg_pool2d's; count_include_pad: padding cells count in the divisor).
+    Raises: ShapeError for another rank; ValueError "avg_pool1d() argument 'kernel_size' should
+        contain one int (got n)" (likewise stride, padding), and avg_pool2d's errors.
+    """
+    _pool1d_input(input, "avg_pool1d")
+    args = {}
+    for name, v in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding)):
+        if isinstance(v, (tuple, list)) and len(v) != 1 and not (name == "stride" and len(v) == 0):
+            raise ValueError(f"avg_pool1d() argument '{name}' should contain one int (got {len(v)})")
+        args[name] = _pool_ints(v, name, "avg_pool1d", n=1, optional=name == "stride")
+    (k,), (p,) = args["kernel_size"], args["padding"]
+    (s,) = args["stride"] or (k,)
+    try:
+        y = avg_pool2d(input.unsqueeze(-2), (1, k), (1, s), (0, p), ceil_mode, count_include_pad)
+    except ValueError as e:                                    # ShapeError included
+        raise type(e)(str(e).replace("avg_pool2d: ", "avg_pool1d: ", 1)) from None
+    return y.squeeze(-2)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -102,6 +102,52 @@ class AvgPool2d(_Pool2d):
                             self.count_include_pad, self.divisor_override)
 
 
+class MaxPool1d(Module):
+    """Max pooling over windows of a sequence, torch.nn.MaxPool1d (MaxPool2d on a height-1 image).
+
+    Args: kernel_size, stride (default kernel_size), padding=0, dilation=1, return_indices=False,
+        ceil_mode=False: ints (or 1-tuples), kept as given.
+    Shape: (N, C, L) or (C, L) -> (N, C, OL) or (C, OL), OL = ⌊(L + 2P − D(K − 1) − 1)/S⌋ + 1
+        (ceil_mode: see MaxPool2d). Errors: ``F.max_pool1d``'s, at the call (as torch).
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.return_indices, self.ceil_mode = padding, dilation, return_indices, ceil_mode
+
+    def forward(self, input):
+        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    """Average pooling over windows of a sequence, torch.nn.AvgPool1d.
+
+    Args: kernel_size, stride (default kernel_size), padding=0 (stored as 1-tuples, as torch),
+        ceil_mode=False, count_include_pad=True.
+    Shape: (N, C, L) or (C, L) -> (N, C, OL) or (C, OL), OL = ⌊(L + 2P − K)/S⌋ + 1.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__()
+        one = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)  # noqa: E731  (torch's _single)
+        self.kernel_size = one(kernel_size)
+        self.stride = one(stride if stride is not None else kernel_size)
+        self.padding, self.ceil_mode, self.count_include_pad = one(padding), ceil_mode, count_include_pad
+
+    def forward(self, input):
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
 class MaxUnpool2d(Module):
     """The partial inverse of MaxPool2d, torch.nn.MaxUnpool2d: forward(input, indices,
     output_size=None) puts each input value at its index of a zero output plane.

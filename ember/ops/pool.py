@@ -155,7 +155,7 @@ class MaxUnpool2d(Function):
 
     Shapes: x and indices (N, C, H, W) -> (N, C, OH, OW); indices are flat positions in an
     OH×OW plane (MaxPool2d's ``return_indices``), checked by the caller to lie in [0, OH*OW).
-    A repeated index keeps the last value written (row-major), as PyTorch's CPU kernel.
+    A repeated index keeps the last value written (row-major); PyTorch leaves which unspecified.
     Backward: a gather, grad_x[n, c, i, j] = grad_out[n, c].flat[indices[n, c, i, j]].
     """
     @staticmethod
