@@ -57,6 +57,9 @@ CASES = [
     ("maxpool_dilated_ceil_no_extra_window", lambda: nn.MaxPool2d((3, 2), (2, 1), (1, 1), (2, 3), ceil_mode=True),
      [(2, 3, 9, 10)], {"MaxPool"}),
     ("maxpool_functional_dilated", lambda: Fn(lambda m, x: F.max_pool2d(x, 2, 1, 1, 2)), [(1, 2, 6, 7)], {"MaxPool"}),
+    ("maxpool1d_through_maxpool", lambda: nn.MaxPool1d(3, 2, 1), [(2, 3, 9)], {"MaxPool"}),
+    ("avgpool1d_through_averagepool", lambda: nn.AvgPool1d(3, 2, 1, count_include_pad=False), [(2, 3, 9)],
+     {"AveragePool"}),
     ("avgpool_no_pad_count", lambda: nn.AvgPool2d(3, 2, 1, count_include_pad=False), [(2, 3, 9, 10)], {"AveragePool"}),
     ("avgpool_functional_no_pad_count", lambda: Fn(lambda m, x: F.avg_pool2d(x, 2, 1, 1, False, False)),
      [(1, 2, 5, 6)], {"AveragePool"}),
@@ -243,6 +246,7 @@ def test_loader_forms_agree_with_reference(name, model, kinds):
     (lambda: nn.AvgPool2d(2, divisor_override=3), (1, 2, 4, 4), r"divisor_override has no ONNX AveragePool form"),
     (lambda: Fn(lambda m, x: F.avg_pool2d(x, 2, divisor_override=3)), (1, 2, 4, 4), r"divisor_override"),
     (lambda: nn.MaxPool2d(2), (2, 4, 4), r"ONNX pools need an \(N, C, H, W\) input, got shape \(2, 4, 4\)"),
+    (lambda: nn.AdaptiveAvgPool2d(1), (2, 4, 4), r"ONNX pools need an \(N, C, H, W\) input, got shape \(2, 4, 4\)"),
 ])
 def test_pool_options_onnx_would_get_wrong_are_refused(build, shape, msg):
     from ember.onnx import OnnxExportError

@@ -382,3 +382,10 @@ def test_1d_and_adaptive_bad_arguments_raise_torchs_message(name, shape, kw):
         getattr(F, name)(ember.zeros(*shape), **kw)
     t = str(te.value)
     assert str(ee.value) == (t if t.startswith(name) else f"{name}: {t}")
+
+
+def test_feature_maps_takes_the_output_of_a_pool_returning_indices():
+    from ember.viz.plots import feature_maps
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, return_indices=True))
+    maps = feature_maps(model, ember.randn(1, 1, 8, 8))
+    assert [(n, k, m.shape) for n, k, m in maps] == [("0", "Conv2d", (2, 6, 6)), ("1", "MaxPool2d", (2, 3, 3))]

@@ -172,6 +172,10 @@ class _Tracer:
         return self.node(op, [x], out, kernel_shape=k, strides=s, pads=p * 2, **extra)
 
     def adaptive_avg(self, x, xt, out):
+        if xt.ndim != 4:
+            raise OnnxExportError(f"nn.AdaptiveAvgPool2d in {self.where or 'the model'}: ONNX pools need an "
+                                  f"(N, C, H, W) input, got shape {tuple(xt.shape)} (add the batch dimension "
+                                  "before exporting)")
         (H, W), (OH, OW) = xt.shape[2:], out.shape[2:]
         if (OH, OW) == (1, 1):
             return self.node("GlobalAveragePool", [x], out)
