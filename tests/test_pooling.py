@@ -61,6 +61,13 @@ def _compare(efn, tfn, x, dtype, what, seed=1):
 
 
 # ---- max_pool2d: a sweep of every option against torch ----------------------------------------
+def _window_outside_input(case):
+    H, W, K, S, P, D, ceil = case
+    return any(not any(0 <= o * s - p + j * d < n for j in range(k))
+               for n, k, s, p, d in zip((H, W), K, S, P, D)
+               for o in range(ref_pool.pool_out_size(n, k, s, p, d, ceil)))
+
+
 def _max_cases():
     """(H, W, kernel, stride, padding, dilation, ceil_mode) that torch accepts: a seeded sweep."""
     rng, cases = np.random.default_rng(0), []
@@ -75,8 +82,13 @@ def _max_cases():
             TF.max_pool2d(torch.zeros(1, 1, H, W), K, S, P, D, c[6])
         except RuntimeError:
             continue
-        cases.append(c)
+        if not _window_outside_input(c):
+            cases.append(c)
     # ceil_mode's corner: the extra window would start in the right padding -> dropped (torch)
+    # a window with no cell inside x (dilation skips over it): y = −inf, torch's index ih0*W + iw0
+    # (here 2 and 3, inside the 4×1 plane: torch 2.13's backward writes past its buffer for an
+    # index beyond the plane, so only this safe case runs against it)
+    cases += [(4, 1, (2, 2), (3, 3), (1, 1), (2, 2), True)]
     cases += [(5, 5, (2, 2), (2, 2), (0, 0), (1, 1), True), (5, 5, (3, 3), (2, 2), (1, 1), (1, 1), True),
               (6, 6, (3, 3), (2, 2), (1, 1), (1, 1), True), (7, 6, (2, 3), (3, 2), (1, 1), (2, 1), True),
               (28, 28, (2, 2), (2, 2), (0, 0), (1, 1), True)]            # ceil_mode adding no window
