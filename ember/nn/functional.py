@@ -286,7 +286,16 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
         return_indices: also return the int64 indices (N, C, OH, OW) of each maximum, flat in its
         H×W input plane (ih·W + iw), the input ``max_unpool2d`` takes.
     The gradient of each window goes to its first maximum (row-major), as torch; a window of
-    −inf inputs to its first cell inside the input. Errors: torch's wording, see ``_pool2d_check``.
+    −inf inputs to its first cell inside the input.
+    Raises (torch's checks, in torch's order, its words after "max_pool2d: "; all listed in
+    ``_pool2d_check``): ShapeError "non-empty 3D or 4D (batch mode) tensor expected for input" (rank),
+    "Given input size: (CxHxW). Calculated output size: (CxOHxOW). Output size is too small";
+    ValueError "stride should not be zero", "pad must be non-negative, but got pad: P",
+    "pad should be at most half of effective kernel size, but got pad=P, kernel_size=K and
+    dilation=D", "pad should be smaller than or equal to half of kernel size, but got padW = ..,
+    padH = .., kW = .., kH = ..", "kernel size should be greater than zero, but got kH: .. kW: ..",
+    "dilation should be greater than zero, ..."; "max_pool2d: kernel_size must either be a single
+    int, or a tuple of two ints" (likewise stride, padding, dilation); TypeError for a non-int.
     """
     return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 

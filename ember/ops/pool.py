@@ -51,7 +51,9 @@ class MaxPool2d(Function):
     Backward: each window's gradient goes to ONE input, its first maximum in row-major order
     (as PyTorch; splitting it among ties would be another subgradient):
         k* = argmax over the window,   grad_x = col2im(onehot(k*) · grad_out)
-    A window whose inputs are all −inf takes its first position inside x (as PyTorch), never a pad.
+    A window whose inputs are all −inf takes its first position inside x (as PyTorch), never a pad;
+    a window with no cell inside x at all (dilation stepping over it) follows PyTorch's index
+    (``_stray_windows``).
     """
     @staticmethod
     def forward(ctx, x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False, indices=None):
