@@ -51,7 +51,8 @@ SECTIONS = [
         __itruediv__ __array__ __bool__ __float__ __int__ __matmul__ __pow__ __neg__ __abs__"""),
     ("torch.nn", "torch.nn", "ember.nn", """
         Module Parameter Sequential ModuleList ModuleDict ParameterList ParameterDict Identity
-        Linear Bilinear Conv1d Conv2d Conv3d ConvTranspose2d MaxPool1d MaxPool2d AvgPool2d
+        Linear Bilinear Conv1d Conv2d Conv3d ConvTranspose2d MaxPool1d MaxPool2d MaxUnpool2d
+        AvgPool1d AvgPool2d
         AdaptiveAvgPool2d AdaptiveMaxPool2d BatchNorm1d BatchNorm2d LayerNorm GroupNorm Dropout
         Dropout2d Embedding Flatten Unflatten ReLU LeakyReLU ELU GELU SiLU Mish Softplus Sigmoid Tanh
         Softmax LogSoftmax Hardtanh ReLU6 PReLU MSELoss L1Loss CrossEntropyLoss NLLLoss BCELoss
@@ -64,7 +65,9 @@ SECTIONS = [
         register_forward_pre_hook half double float type get_submodule"""),
     ("torch.nn.functional", "torch.nn.functional", "ember.nn.functional", """
         relu leaky_relu gelu silu elu softplus sigmoid tanh softmax log_softmax linear conv1d conv2d
-        conv_transpose2d max_pool2d avg_pool2d adaptive_avg_pool2d dropout batch_norm layer_norm
+        conv_transpose2d max_pool1d max_pool1d_with_indices max_pool2d max_pool2d_with_indices
+        max_unpool2d avg_pool1d avg_pool2d adaptive_avg_pool2d adaptive_max_pool2d
+        adaptive_max_pool2d_with_indices dropout batch_norm layer_norm
         cross_entropy nll_loss mse_loss l1_loss binary_cross_entropy
         binary_cross_entropy_with_logits huber_loss smooth_l1_loss kl_div one_hot pad interpolate
         normalize embedding cosine_similarity unfold fold hardtanh relu6 logsigmoid softmin glu"""),
@@ -152,6 +155,14 @@ DIFFERENCES = [
     "not when its `grad_fn` is read.",
     "**`nn.init.trunc_normal_` / `orthogonal_`.** Same algorithms and distributions as PyTorch, "
     "drawn from ember's stream; `trunc_normal_` raises ValueError for `std <= 0` or `a > b`.",
+    "**Pooling.** `max_pool1d/2d`, `avg_pool1d/2d`, `max_unpool2d`, `adaptive_max/avg_pool2d` and "
+    "their layers take PyTorch's full signatures (dilation, ceil_mode, return_indices, "
+    "count_include_pad, divisor_override, output_size, unbatched inputs) with PyTorch's numbers, "
+    "indices and gradients. Bad arguments raise PyTorch's message prefixed with the function's name "
+    "(`max_pool2d: pad should be at most half of effective kernel size, ...`) as ValueError or "
+    "ShapeError (a ValueError), where PyTorch raises RuntimeError; `nn.MaxPool2d`/`nn.AvgPool2d` "
+    "check kernel_size, stride, padding and dilation when built (PyTorch at the first call). A max "
+    "pooling window holding several NaNs takes the first (PyTorch's CPU kernel: the last).",
 ]
 
 

@@ -54,6 +54,15 @@ CASES = [
     ("maxpool_k3_s2_p1", lambda: nn.MaxPool2d(3, stride=2, padding=1), [(2, 3, 9, 10)], {"MaxPool"}),
     ("maxpool_k23_s12", lambda: Fn(lambda m, x: F.max_pool2d(x, (2, 3), (1, 2))), [(1, 2, 5, 8)], {"MaxPool"}),
     ("avgpool_k3_s2_p1", lambda: nn.AvgPool2d(3, stride=2, padding=1), [(2, 3, 9, 10)], {"AveragePool"}),
+    ("maxpool_dilated_ceil_no_extra_window", lambda: nn.MaxPool2d((3, 2), (2, 1), (1, 1), (2, 3), ceil_mode=True),
+     [(2, 3, 9, 10)], {"MaxPool"}),
+    ("maxpool_functional_dilated", lambda: Fn(lambda m, x: F.max_pool2d(x, 2, 1, 1, 2)), [(1, 2, 6, 7)], {"MaxPool"}),
+    ("maxpool1d_through_maxpool", lambda: nn.MaxPool1d(3, 2, 1), [(2, 3, 9)], {"MaxPool"}),
+    ("avgpool1d_through_averagepool", lambda: nn.AvgPool1d(3, 2, 1, count_include_pad=False), [(2, 3, 9)],
+     {"AveragePool"}),
+    ("avgpool_no_pad_count", lambda: nn.AvgPool2d(3, 2, 1, count_include_pad=False), [(2, 3, 9, 10)], {"AveragePool"}),
+    ("avgpool_functional_no_pad_count", lambda: Fn(lambda m, x: F.avg_pool2d(x, 2, 1, 1, False, False)),
+     [(1, 2, 5, 6)], {"AveragePool"}),
     ("avgpool_functional", lambda: Fn(lambda m, x: F.avg_pool2d(x, 2)), [(1, 2, 7, 5)], {"AveragePool"}),
     ("global_avgpool", lambda: nn.AdaptiveAvgPool2d(1), [(2, 3, 7, 5)], {"GlobalAveragePool"}),
     ("adaptive_avgpool_2x3", lambda: nn.AdaptiveAvgPool2d((2, 3)), [(1, 2, 6, 9)], {"AveragePool"}),
@@ -227,3 +236,19 @@ def test_loader_forms_agree_with_reference(name, model, kinds):
     loaded = load_model(model.SerializeToString()).eval()
     assert set(kinds) <= {type(m).__name__ for m in loaded.modules()}
     assert_close(loaded(*[ember.tensor(v) for v in feeds.values()]).numpy(), want, name)
+
+
+@pytest.mark.parametrize("build,shape,msg", [
+    (lambda: nn.MaxPool2d(2, ceil_mode=True), (1, 2, 5, 6), r"ceil_mode=True adds a window at input size \(5, 6\)"),
+    (lambda: nn.AvgPool2d(3, 2, 1, ceil_mode=True), (1, 2, 6, 6), r"ceil_mode=True adds a window"),
+    (lambda: nn.MaxPool2d(2, return_indices=True), (1, 2, 4, 4), r"return_indices=True has no ONNX form"),
+    (lambda: Fn(lambda m, x: F.max_pool2d(x, 2, return_indices=True)[0]), (1, 2, 4, 4), r"return_indices=True"),
+    (lambda: nn.AvgPool2d(2, divisor_override=3), (1, 2, 4, 4), r"divisor_override has no ONNX AveragePool form"),
+    (lambda: Fn(lambda m, x: F.avg_pool2d(x, 2, divisor_override=3)), (1, 2, 4, 4), r"divisor_override"),
+    (lambda: nn.MaxPool2d(2), (2, 4, 4), r"ONNX pools need an \(N, C, H, W\) input, got shape \(2, 4, 4\)"),
+    (lambda: nn.AdaptiveAvgPool2d(1), (2, 4, 4), r"ONNX pools need an \(N, C, H, W\) input, got shape \(2, 4, 4\)"),
+])
+def test_pool_options_onnx_would_get_wrong_are_refused(build, shape, msg):
+    from ember.onnx import OnnxExportError
+    with pytest.raises(OnnxExportError, match=msg):
+        export_bytes(build(), [ember.randn(*shape)])

@@ -289,6 +289,20 @@ row("max_pool2d_s1_odd", *pool(F.max_pool2d, TF.max_pool2d, 2, 1), N(1, 1, 5, 3)
 row("avg_pool2d_k2", *pool(F.avg_pool2d, TF.avg_pool2d, 2), N(2, 3, 6, 6))
 row("avg_pool2d_k3_s2_p1_9x7", *pool(F.avg_pool2d, TF.avg_pool2d, 3, 2, 1), N(2, 2, 9, 7))
 row("avg_pool2d_nonsquare", *pool(F.avg_pool2d, TF.avg_pool2d, (3, 2), (2, 1), (1, 0)), T(1, 2, 7, 5))
+row("max_pool2d_dilated_ceil", lambda x: F.max_pool2d(x, (3, 2), (2, 1), (1, 1), (2, 3), ceil_mode=True),
+    lambda x: TF.max_pool2d(x, (3, 2), (2, 1), (1, 1), (2, 3), ceil_mode=True), N(2, 2, 8, 7))
+row("max_pool2d_ceil_partial_window", lambda x: F.max_pool2d(x, 2, ceil_mode=True),
+    lambda x: TF.max_pool2d(x, 2, ceil_mode=True), N(1, 2, 5, 7))
+row("avg_pool2d_ceil_no_pad_count", lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+    lambda x: TF.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False), N(2, 2, 6, 7))
+row("avg_pool2d_divisor_override", lambda x: F.avg_pool2d(x, 2, 1, 1, divisor_override=3),
+    lambda x: TF.avg_pool2d(x, 2, 1, 1, divisor_override=3), N(1, 2, 4, 5))
+_UNPOOL_IDX = TF.max_pool2d(torch.from_numpy(np.random.default_rng(0).standard_normal((2, 2, 6, 7))), 2,
+                            return_indices=True)[1]
+row("adaptive_max_pool2d_overlapping_bins", lambda x: F.adaptive_max_pool2d(x, (3, 4)),
+    lambda x: TF.adaptive_max_pool2d(x, (3, 4)), N(2, 2, 7, 6))
+row("max_unpool2d", lambda x: F.max_unpool2d(x, Tensor(_UNPOOL_IDX.numpy()), 2, output_size=(6, 7)),
+    lambda x: TF.max_unpool2d(x, _UNPOOL_IDX, 2, output_size=(6, 7)), N(2, 2, 3, 3))
 
 
 # ---- losses ------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``nn.Sequential.forward`` calls ``sequential_forward(layers, x)`` when kernels are on. It calls
 the layers one by one, as the reference does, except that three consecutive layers
 
-    nn.Conv2d  →  nn.ReLU  →  nn.MaxPool2d(k)        (stride = k, no padding)
+    nn.Conv2d  →  nn.ReLU  →  nn.MaxPool2d(k)        (stride = k, no padding, no dilation,
+                                                      no return_indices, ceil_mode off)
 
 run as ``numba_conv.Conv2dReLUMaxPool2d`` (one op, two compiled passes forward and backward
 fewer, the conv output never stored: see its docstring), which equals the three ops (tested
@@ -51,6 +52,10 @@ def _fusable(conv, relu, pool, x):
         return False
     k, s, p = _pair(pool.kernel_size), _pair(pool.stride), _pair(pool.padding)
     if k != s or p != (0, 0) or min(k) < 1:
+        return False
+    # the fused kernel pools floor-mode windows only: any other option takes the layers one by one
+    # (a ceil_mode that adds a partial window, a dilated window, the indices output)
+    if _pair(pool.dilation) != (1, 1) or pool.return_indices or pool.ceil_mode:
         return False
     size = [numba_conv.out_size(x.shape[2 + i], conv.kernel_size[i], conv.stride[i], conv.padding[i],
                                 conv.dilation[i]) // k[i] for i in (0, 1)]

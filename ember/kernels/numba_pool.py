@@ -27,10 +27,7 @@ try:  # the reference op: ops/pool.py after the layout change, ops/conv.py befor
     from ..ops.pool import MaxPool2d as _RefMaxPool2d
 except ImportError:
     from ..ops.conv import MaxPool2d as _RefMaxPool2d
-try:  # the NumPy fast path, the fallback for what the kernels do not cover
-    from .pool import MaxPool2d as _FallbackMaxPool2d
-except ImportError:
-    _FallbackMaxPool2d = _RefMaxPool2d
+from .pool import MaxPool2d as _FallbackMaxPool2d, covers  # the NumPy path: what the kernels do not cover
 
 
 @njit(cache=True, nogil=True)
@@ -195,15 +192,17 @@ class MaxPool2d(_RefMaxPool2d):
 
     Same forward signature (x, kernel_size, stride, padding=(0, 0)); the output keeps x's memory
     order (CHWN after a conv). float32/float64 with KH*KW <= 256 (the offset is a uint8);
-    anything else, or no numba, runs the NumPy path. A subclass of the reference op.
+    anything else, or no numba, runs the NumPy path, and dilation, ``indices`` or a ceil_mode that
+    adds windows the reference op (through the NumPy path's ``covers``). A subclass of the reference op.
     """
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding=(0, 0)):
+    def forward(ctx, x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False, indices=None):
         (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
-        if not (AVAILABLE and x.dtype in (np.float32, np.float64) and KH * KW <= 256 and x.size):
-            ctx.fallback = _FallbackMaxPool2d
-            return _FallbackMaxPool2d.forward(ctx, x, kernel_size, stride, padding)
-        ctx.fallback = None
+        if not (AVAILABLE and x.dtype in (np.float32, np.float64) and KH * KW <= 256 and x.size
+                and covers(x.shape, kernel_size, stride, padding, dilation, ceil_mode, indices)):
+            ctx.numba_fallback = _FallbackMaxPool2d         # (it sets its own ctx.fallback)
+            return _FallbackMaxPool2d.forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode, indices)
+        ctx.numba_fallback = None
         N, C, H, W = x.shape
         OH, OW = out_size(H, KH, SH, PH), out_size(W, KW, SW, PW)
         xp, layout = _planes(x)
@@ -222,8 +221,8 @@ class MaxPool2d(_RefMaxPool2d):
 
     @staticmethod
     def backward(ctx, grad_out):
-        if ctx.fallback is not None:
-            return ctx.fallback.backward(ctx, grad_out)
+        if ctx.numba_fallback is not None:
+            return ctx.numba_fallback.backward(ctx, grad_out)
         (arg,) = ctx.saved_tensors
         (N, C, H, W), layout = ctx.x_shape, ctx.layout
         (KH, KW), (SH, SW), (PH, PW) = ctx.kernel_size, ctx.stride, ctx.padding

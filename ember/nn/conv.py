@@ -137,8 +137,9 @@ class LocallyConnected2d(Module):
 class AdaptiveAvgPool2d(Module):
     """Average pooling to a fixed output size, whatever the input size (PyTorch's bins).
 
-    Args: output_size: int or (OH, OW) (None keeps that input dim).
-    Shape: (N, C, H, W) -> (N, C, OH, OW). ``AdaptiveAvgPool2d(1)`` is global average pooling.
+    Args: output_size: int or (OH, OW) (None keeps that input dim), torch.nn.AdaptiveAvgPool2d.
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW). ``AdaptiveAvgPool2d(1)`` is
+    global average pooling. Errors: ``F.adaptive_avg_pool2d``'s.
     """
 
     def __init__(self, output_size):
@@ -147,6 +148,25 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x):
         return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed output size over PyTorch's adaptive bins, torch.nn.AdaptiveMaxPool2d.
+
+    Args: output_size: int or (OH, OW) (None keeps that input dim); return_indices=False (forward
+        returns (output, indices), the indices flat in each H×W input plane).
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW). Errors: ``F.adaptive_max_pool2d``'s.
+    """
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input):
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"

@@ -194,39 +194,203 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
                                         dilation=(DH, DW), groups=groups)
 
 
-def _pool_args(x, kernel_size, stride, padding, what):
-    _check_4d(x, what)
-    K = _pair(kernel_size, "kernel_size")
-    S = K if stride is None or stride == [] else _pair(stride, "stride")
-    P = _pair(padding, "padding")
-    _check_range(K, "kernel_size", 1, what)
-    _check_range(S, "stride", 1, what)
-    _check_range(P, "padding", 0, what)
+def _pool_ints(v, name, what, n=2, optional=False):
+    """kernel_size/stride/padding/dilation as an n-tuple of ints, as torch parses them: an int or
+    a tuple of 1 or n ints (stride: also None or () for "the kernel size", returned as None).
+    Raises: TypeError for a non-integer, ValueError for another length (torch's wording)."""
+    if optional and (v is None or (isinstance(v, (tuple, list)) and len(v) == 0)):
+        return None
+    vals = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in vals):
+        raise TypeError(f"{what}(): argument '{name}' must be tuple of ints, not {type(v).__name__}")
+    if len(vals) not in (1, n):
+        ints = "a single int" if n == 1 else f"a single int, or a tuple of {('one', 'two')[n - 1]} ints"
+        verb = "must be either" if name == "dilation" else "must either be"    # torch's two wordings
+        raise ValueError(f"{what}: {name} {verb} {'omitted, ' if optional else ''}{ints}")
+    return tuple(int(i) for i in vals) * (n // len(vals))
+
+
+def _pool2d_check(x, K, S, P, D, ceil_mode, what):
+    """torch's checks of a 2-D pool call, in torch's order and wording (ATen's
+    pooling_output_shape and pool2d_shape_check), each message prefixed with "<what>: " as all of
+    ember.nn.functional's (a layer's ModuleError shows torch's words after its path); returns (OH, OW).
+
+    Raises ValueError: "stride should not be zero", "pad must be non-negative, but got pad: P",
+    "pad should be at most half of effective kernel size, but got pad=P, kernel_size=K and
+    dilation=D" (P > ⌊(D(K−1)+1)/2⌋), "kernel size should be greater than zero, but got kH: .. kW: ..",
+    "stride should be greater than zero, but got dH: .. dW: ..", "dilation should be greater than
+    zero, but got dilationH: .. dilationW: ..", "pad should be smaller than or equal to half of
+    kernel size, but got padW = .., padH = .., kW = .., kH = .." (P > ⌊K/2⌋); ShapeError: "Given
+    input size: (CxHxW). Calculated output size: (CxOHxOW). Output size is too small", and for an
+    input with an empty C, H or W "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch
+    size for input, but got:[N, C, H, W]".
+    """
+    out = []
+    for n, k, s, p, d in zip(x.shape[2:], K, S, P, D):
+        if s == 0:
+            raise ValueError(f"{what}: stride should not be zero")
+        if p < 0:
+            raise ValueError(f"{what}: pad must be non-negative, but got pad: {p}")
+        if p > int(((k - 1) * d + 1) / 2):                    # C++'s division: truncates toward 0
+            raise ValueError(f"{what}: pad should be at most half of effective kernel size, but got pad={p}, "
+                             f"kernel_size={k} and dilation={d}")
+        out.append(_pool.pool_out_size(n, k, s, p, d, ceil_mode))
+    if min(K) <= 0:
+        raise ValueError(f"{what}: kernel size should be greater than zero, but got kH: {K[0]} kW: {K[1]}")
+    if min(S) <= 0:
+        raise ValueError(f"{what}: stride should be greater than zero, but got dH: {S[0]} dW: {S[1]}")
+    if min(D) <= 0:
+        raise ValueError(f"{what}: dilation should be greater than zero, but got dilationH: {D[0]} dilationW: {D[1]}")
+    if 0 in x.shape[1:]:
+        raise ShapeError(f"{what}: Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
+                         f"but got:{list(x.shape)}")
     if P[0] > K[0] // 2 or P[1] > K[1] // 2:
-        raise ValueError(f"{what}: padding should be at most half of the kernel size, got padding={P}, kernel_size={K}")
-    OH, OW = _conv.out_size(x.shape[2], K[0], S[0], P[0]), _conv.out_size(x.shape[3], K[1], S[1], P[1])
-    if OH < 1 or OW < 1:
-        raise ShapeError(f"{what}: input of size {x.shape[2]}x{x.shape[3]} is smaller than the kernel {K[0]}x{K[1]}")
-    return K, S, P
+        raise ValueError(f"{what}: pad should be smaller than or equal to half of kernel size, but got padW = {P[1]}, "
+                         f"padH = {P[0]}, kW = {K[1]}, kH = {K[0]}")
+    if min(out) < 1:
+        C, H, W = x.shape[1:]
+        raise ShapeError(f"{what}: Given input size: ({C}x{H}x{W}). Calculated output size: ({C}x{out[0]}x{out[1]}). "
+                         "Output size is too small")
+    return tuple(out)
 
 
-def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
-    """Max over each KH×KW window (deck 001's 2×2 stride-2 example).
+def _batched(x, what):
+    """x as (N, C, H, W) and whether it was an unbatched (C, H, W) input (torch accepts both).
+    Raises: TypeError for a non-Tensor; ShapeError "non-empty 3D or 4D (batch mode) tensor
+    expected for input" for another rank."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim not in (3, 4):
+        raise ShapeError(f"{what}: non-empty 3D or 4D (batch mode) tensor expected for input")
+    return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False)
 
-    Shape: (N, C, H, W) -> (N, C, OH, OW), OH = ⌊(H + 2*PH − KH)/SH⌋ + 1; stride defaults to
-    kernel_size. The gradient of each window goes to its first maximum (row-major), as torch.
+
+def max_pool2d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    """``max_pool2d(..., return_indices=True)``: the pooled Tensor and the int64 indices of each
+    maximum (torch.nn.functional.max_pool2d_with_indices; ``return_indices`` is ignored, as
+    torch's). See ``max_pool2d`` for shapes and errors."""
+    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Max over each KH×KW window (deck 001's 2×2 stride-2 example), torch.nn.functional.max_pool2d.
+
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW), any float dtype kept, with
+        OH = ⌊(H + 2PH − DH(KH − 1) − 1)/SH⌋ + 1  (ceil_mode=True: ⌈…⌉ + 1, less one when that
+        last window would start at or past H + PH: every window starts inside the input or the
+        left padding). Likewise OW.
+    Args: kernel_size, stride (default: kernel_size), padding (implicit −inf, at most half the
+        kernel), dilation (spacing of the window's cells): an int or a pair; ceil_mode;
+        return_indices: also return the int64 indices (N, C, OH, OW) of each maximum, flat in its
+        H×W input plane (ih·W + iw), the input ``max_unpool2d`` takes.
+    The gradient of each window goes to its first maximum (row-major), as torch; a window of
+    −inf inputs to its first cell inside the input.
+    Raises (torch's checks, in torch's order, its words after "max_pool2d: "; all listed in
+    ``_pool2d_check``): ShapeError "non-empty 3D or 4D (batch mode) tensor expected for input" (rank),
+    "Given input size: (CxHxW). Calculated output size: (CxOHxOW). Output size is too small";
+    ValueError "stride should not be zero", "pad must be non-negative, but got pad: P",
+    "pad should be at most half of effective kernel size, but got pad=P, kernel_size=K and
+    dilation=D", "pad should be smaller than or equal to half of kernel size, but got padW = ..,
+    padH = .., kW = .., kH = ..", "kernel size should be greater than zero, but got kH: .. kW: ..",
+    "dilation should be greater than zero, ..."; "max_pool2d: kernel_size must either be a single
+    int, or a tuple of two ints" (likewise stride, padding, dilation); TypeError for a non-int.
     """
-    K, S, P = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
-    return dispatch(_pool.MaxPool2d).apply(x, kernel_size=K, stride=S, padding=P)
+    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
-def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
-    """Mean over each KH×KW window (zero padding counted, as torch's default).
+def _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, what="max_pool2d"):
+    K = _pool_ints(kernel_size, "kernel_size", what)
+    S = _pool_ints(stride, "stride", what, optional=True) or K
+    P, D = _pool_ints(padding, "padding", what), _pool_ints(dilation, "dilation", what)
+    x4, unbatched = _batched(x, what)
+    _pool2d_check(x4, K, S, P, D, bool(ceil_mode), what)
+    holder = [] if return_indices else None
+    # the kernels run what they implement and hand the rest (dilation, indices, a ceil_mode that
+    # adds windows) to the reference op: ember.kernels.pool.covers
+    y = dispatch(_pool.MaxPool2d).apply(x4, kernel_size=K, stride=S, padding=P, dilation=D,
+                                        ceil_mode=bool(ceil_mode), indices=holder)
+    idx = Tensor(holder[0]) if return_indices else None
+    if unbatched:
+        y, idx = y.squeeze(0), (idx.squeeze(0) if return_indices else None)
+    return (y, idx) if return_indices else y
 
-    Shape: (N, C, H, W) -> (N, C, OH, OW), OH = ⌊(H + 2*PH − KH)/SH⌋ + 1.
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    """Mean over each KH×KW window, torch.nn.functional.avg_pool2d.
+
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW), OH as max_pool2d's with
+        dilation 1 (ceil_mode's rule included).
+    Divisor of each window: ``divisor_override`` if given; else with count_include_pad (torch's
+    default) its cells inside the zero-padded input [−P, H + P) — so a ceil_mode window that
+    reaches past the padding divides by fewer — else its cells inside the input.
+    Raises: ValueError "divisor must be not zero" for divisor_override=0, and max_pool2d's errors.
     """
-    K, S, P = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
-    return dispatch(_pool.AvgPool2d).apply(x, kernel_size=K, stride=S, padding=P)
+    what = "avg_pool2d"
+    K = _pool_ints(kernel_size, "kernel_size", what)
+    S = _pool_ints(stride, "stride", what, optional=True) or K
+    P = _pool_ints(padding, "padding", what)
+    if divisor_override is not None and divisor_override == 0:
+        raise ValueError(f"{what}: divisor must be not zero")
+    x4, unbatched = _batched(input, what)
+    _pool2d_check(x4, K, S, P, (1, 1), bool(ceil_mode), what)
+    y = dispatch(_pool.AvgPool2d).apply(x4, kernel_size=K, stride=S, padding=P, ceil_mode=bool(ceil_mode),
+                                        count_include_pad=bool(count_include_pad),
+                                        divisor_override=None if divisor_override is None else int(divisor_override))
+    return y.squeeze(0) if unbatched else y
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """The partial inverse of max_pool2d (torch.nn.functional.max_unpool2d): zeros everywhere
+    except input[n, c, i, j] at flat position indices[n, c, i, j] of its output plane (a repeated
+    index keeps the last value in row-major order; which one PyTorch keeps is unspecified).
+
+    Shape: input, indices (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW) with the
+        default OH = (H − 1)·SH − 2PH + KH (the size max_pool2d came from in floor mode), or
+        ``output_size``: (OH, OW) or (N, C, OH, OW) (e.g. the pooled input's ``.shape``), each
+        strictly between default − S and default + S.
+    Raises (torch's wording after "max_unpool2d: "): ShapeError "Input to max_unpooling2d should be a 3d or 4d Tensor, ..."
+        and "Expected shape of indices to be same as that of the input tensor (...)"; TypeError
+        "elements in indices should be type int64 but got: ..."; ValueError "output_size should be a
+        sequence containing 2 or 4 elements, ..." and "invalid output_size ... (dim d must be
+        between lo and hi)"; IndexError "Found an invalid max index: I (output volumes are of size OHxOW)".
+    """
+    what = "max_unpool2d"
+    K = _pool_ints(kernel_size, "kernel_size", what)
+    S = _pool_ints(stride, "stride", what, optional=True) or K
+    P = _pool_ints(padding, "padding", what)
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{what}: expected a Tensor, got {type(input).__name__}")
+    default = [(n - 1) * s + k - 2 * p for n, k, s, p in zip(input.shape[-2:], K, S, P)]
+    size = default
+    if output_size is not None:
+        size = output_size[2:] if len(output_size) == 4 else output_size
+        if len(size) != 2:
+            raise ValueError(f"{what}: output_size should be a sequence containing 2 or 4 elements, but it has a length of "
+                             f"'{len(size)}'")
+        for d in range(2):
+            lo, hi = default[d] - S[d], default[d] + S[d]
+            if not lo < size[d] < hi:
+                raise ValueError(f'{what}: invalid output_size "{size}" (dim {d} must be between {lo} and {hi})')
+        size = [int(v) for v in size]
+    if input.ndim not in (3, 4):
+        raise ShapeError(f"{what}: Input to max_unpooling2d should be a 3d or 4d Tensor, but got a tensor with "
+                         f"{input.ndim} dimensions.")
+    idx = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
+    if tuple(idx.shape) != tuple(input.shape):
+        raise ShapeError(f"{what}: Expected shape of indices to be same as that of the input tensor ({list(input.shape)}) "
+                         f"but got indices tensor with shape: {list(idx.shape)}")
+    if idx.dtype != np.int64:
+        raise TypeError(f"{what}: elements in indices should be type int64 but got: {idx.dtype}")
+    plane = size[0] * size[1]
+    if idx.size and (idx.min() < 0 or idx.max() >= plane):
+        bad = idx[(idx < 0) | (idx >= plane)][-1]                # torch names the last one
+        raise IndexError(f"{what}: Found an invalid max index: {bad} (output volumes are of size {size[0]}x{size[1]})")
+    x4, unbatched = _batched(input, what)
+    y = _pool.MaxUnpool2d.apply(x4, Tensor(idx.reshape(x4.shape)), output_size=tuple(size))
+    return y.squeeze(0) if unbatched else y
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
@@ -273,18 +437,146 @@ def locally_connected2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, s
     return _local.LocallyConnected2d.apply(x, weight, bias, stride=(SH, SW), padding=(PH, PW))
 
 
-def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
-    """Average over PyTorch's adaptive bins so the output is exactly ``output_size``.
+def _adaptive_args(x, output_size, what):
+    """x as (N, C, H, W) (and whether it was unbatched) and the output size (OH, OW), None
+    keeping that input size; torch's checks and wording after "<what>: "."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim not in (3, 4):
+        colon = ":" if what == "adaptive_max_pool2d" else ""             # torch's two wordings
+        raise ShapeError(f"{what}(): Expected 3D or 4D tensor, but got{colon} {list(x.shape)}")
+    for d in range(x.ndim - 3, x.ndim):
+        if x.shape[d] == 0:
+            raise ShapeError(f"{what}(): Expected input to have non-zero size for non-batch dimensions, "
+                             f"but input has sizes {list(x.shape)} with dimension {d} being empty")
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(size) != 2:
+        raise ValueError(f"{what}: output_size must be 2")
+    size = tuple(x.shape[x.ndim - 2 + i] if s is None else s for i, s in enumerate(size))
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
+        raise TypeError(f"{what}(): argument 'output_size' must be tuple of ints, not {type(output_size).__name__}")
+    if min(size) < 0:
+        raise ValueError(f"{what}: elements of output_size must be greater than or equal to 0 but received "
+                         f"{{{size[0]}, {size[1]}}}")
+    return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False), (int(size[0]), int(size[1]))
 
-    Shape: (N, C, H, W) -> (N, C, OH, OW); output_size is an int or (OH, OW), None keeps that size.
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Average over PyTorch's adaptive bins so the output is exactly ``output_size``
+    (torch.nn.functional.adaptive_avg_pool2d): bin i of n_out over n_in covers
+    [⌊i·n_in/n_out⌋, ⌈(i+1)·n_in/n_out⌉).
+
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW); output_size is an int or
+        (OH, OW), None keeping that input size, 0 giving an empty output (as torch).
+    Raises (torch's wording after "adaptive_avg_pool2d: "): ShapeError for another rank or an
+        empty C/H/W, ValueError for a negative size or one of length ≠ 2.
     """
-    _check_4d(x, "adaptive_avg_pool2d")
-    size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
-    size = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(size))
-    OH, OW = _pair(size, "output_size")
-    if OH < 1 or OW < 1:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size!r}")
-    return _local.AdaptiveAvgPool2d.apply(x, output_size=(OH, OW))
+    (x, unbatched), size = _adaptive_args(input, output_size, "adaptive_avg_pool2d")
+    y = _local.AdaptiveAvgPool2d.apply(x, output_size=size)
+    return y.squeeze(0) if unbatched else y
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Max over PyTorch's adaptive bins (see adaptive_avg_pool2d), torch.nn.functional.adaptive_max_pool2d.
+
+    Shape: as adaptive_avg_pool2d's. return_indices: also return the int64 indices of the maxima,
+    flat in each H×W input plane. The gradient of each bin goes to its first maximum (row-major).
+    Raises: as adaptive_avg_pool2d (messages after "adaptive_max_pool2d: ").
+    """
+    (x, unbatched), size = _adaptive_args(input, output_size, "adaptive_max_pool2d")
+    holder = [] if return_indices else None
+    y = _local.AdaptiveMaxPool2d.apply(x, output_size=size, indices=holder)
+    idx = Tensor(holder[0]) if return_indices else None
+    if unbatched:
+        y, idx = y.squeeze(0), (idx.squeeze(0) if return_indices else None)
+    return (y, idx) if return_indices else y
+
+
+def adaptive_max_pool2d_with_indices(input: Tensor, output_size, return_indices: bool = False):
+    """``adaptive_max_pool2d(..., return_indices=True)`` (return_indices is ignored, as torch's)."""
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def _pool1d_input(x, what):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
+    if what == "max_pool1d" and (x.ndim not in (2, 3) or 0 in x.shape[-2 if x.ndim == 3 else 0:]):
+        raise ShapeError("max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for "
+                         f"input, but got:{list(x.shape)}")
+    if what == "avg_pool1d" and x.ndim not in (2, 3):
+        raise ShapeError(f"avg_pool1d: Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for "
+                         "argument #1 'self' (while checking arguments for avg_pool1d)")
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Max over windows of a sequence, torch.nn.functional.max_pool1d: max_pool2d on a height-1 image.
+
+    Shape: (N, C, L) or (C, L) -> (N, C, OL) or (C, OL), OL = ⌊(L + 2P − D(K − 1) − 1)/S⌋ + 1
+        (ceil_mode as max_pool2d's). return_indices: also the int64 positions of the maxima in L.
+    Raises (torch's max_pool1d wording): ShapeError for another rank or an empty C or L;
+        ValueError "max_pool1d() kernel_size must be greater than zero, but got K", "... stride
+        must be greater than zero ...", "... padding must be non-negative ...", "... padding
+        should be at most half of kernel size, but got padding=P and kernel_size=K", "... dilation
+        must be greater than zero ...", "max_pool1d() Invalid computed output size: OL", and for
+        an argument of more than one int "max_pool1d() kernel_size must be an int, list of ints
+        or tuple of ints of size 1 but got size n" (likewise stride, padding, dilation).
+    """
+    _pool1d_input(input, "max_pool1d")
+    args = {}
+    for name, v, lead in (("kernel_size", kernel_size, "an int, list of ints or tuple of ints"),
+                          ("stride", stride, "None, an int, list of ints, or tuple of ints"),
+                          ("padding", padding, "an int, list of ints, or tuple of ints"),
+                          ("dilation", dilation, "an int, list of ints, or tuple of ints")):
+        if isinstance(v, (tuple, list)) and len(v) != 1 and not (name == "stride" and len(v) == 0):
+            raise ValueError(f"max_pool1d() {name} must be {lead} of size 1 but got size {len(v)}")
+        args[name] = _pool_ints(v, name, "max_pool1d", n=1, optional=name == "stride")
+    (k,), (p,), (d,) = args["kernel_size"], args["padding"], args["dilation"]
+    (s,) = args["stride"] or (k,)
+    for ok, msg in ((k > 0, f"kernel_size must be greater than zero, but got {k}"),
+                    (s > 0, f"stride must be greater than zero, but got {s}"),
+                    (p >= 0, f"padding must be non-negative, but got {p}"),
+                    (p <= k // 2, f"padding should be at most half of kernel size, but got padding={p} and "
+                                  f"kernel_size={k}"),
+                    (d > 0, f"dilation must be greater than zero, but got {d}")):
+        if not ok:
+            raise ValueError(f"max_pool1d() {msg}")
+    OL = _pool.pool_out_size(input.shape[-1], k, s, p, d, bool(ceil_mode))
+    if OL <= 0:
+        raise ShapeError(f"max_pool1d() Invalid computed output size: {OL}")
+    out = _max_pool2d(input.unsqueeze(-2), (1, k), (1, s), (0, p), (1, d), ceil_mode, return_indices)
+    return (out[0].squeeze(-2), out[1].squeeze(-2)) if return_indices else out.squeeze(-2)
+
+
+def max_pool1d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    """``max_pool1d(..., return_indices=True)`` (return_indices is ignored, as torch's)."""
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over windows of a sequence, torch.nn.functional.avg_pool1d: avg_pool2d on a height-1
+    image, as torch computes it (so its errors are avg_pool2d's, after "avg_pool1d: ").
+
+    Shape: (N, C, L) or (C, L) -> (N, C, OL) or (C, OL), OL = ⌊(L + 2P − K)/S⌋ + 1 (ceil_mode as
+        avg_pool2d's; count_include_pad: padding cells count in the divisor).
+    Raises: ShapeError for another rank; ValueError "avg_pool1d() argument 'kernel_size' should
+        contain one int (got n)" (likewise stride, padding), and avg_pool2d's errors.
+    """
+    _pool1d_input(input, "avg_pool1d")
+    args = {}
+    for name, v in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding)):
+        if isinstance(v, (tuple, list)) and len(v) != 1 and not (name == "stride" and len(v) == 0):
+            raise ValueError(f"avg_pool1d() argument '{name}' should contain one int (got {len(v)})")
+        args[name] = _pool_ints(v, name, "avg_pool1d", n=1, optional=name == "stride")
+    (k,), (p,) = args["kernel_size"], args["padding"]
+    (s,) = args["stride"] or (k,)
+    try:
+        y = avg_pool2d(input.unsqueeze(-2), (1, k), (1, s), (0, p), ceil_mode, count_include_pad)
+    except ValueError as e:                                    # ShapeError included
+        raise type(e)(str(e).replace("avg_pool2d: ", "avg_pool1d: ", 1)) from None
+    return y.squeeze(-2)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -39,6 +39,9 @@ class Linear(Module):
 
 
 class _Pool2d(Module):
+    """kernel_size, stride (None: kernel_size) and padding, kept as given (torch's attributes);
+    checked here so that a bad layer fails when built (the call checks the rest, torch's way)."""
+
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         _check_range(_pair(kernel_size, "kernel_size"), "kernel_size", 1)
@@ -54,22 +57,119 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling over KH×KW windows (deck 001: 2×2, stride 2).
+    """Max pooling over KH×KW windows (deck 001: 2×2, stride 2), torch.nn.MaxPool2d.
 
-    Args: kernel_size, stride (default kernel_size), padding=0.
-    Shape: (N, C, H, W) -> (N, C, OH, OW), OH = (H + 2*PH − KH) // SH + 1.
+    Args: kernel_size, stride (default kernel_size), padding=0 (−inf, at most half the kernel),
+        dilation=1, return_indices=False (forward returns (output, indices), the indices flat in
+        each H×W input plane, for MaxUnpool2d), ceil_mode=False: all ints or pairs.
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW),
+        OH = ⌊(H + 2PH − DH(KH − 1) − 1)/SH⌋ + 1, ceil_mode: ⌈…⌉ + 1, less one if the last
+        window would start at or past H + PH. See ``F.max_pool2d`` for the gradient and errors.
+    Raises: ValueError when built with a kernel_size or stride < 1, padding < 0 or dilation < 1.
     Example: MaxPool2d(2)(x) with x (8, 6, 28, 28) -> (8, 6, 14, 14).
     """
 
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__(kernel_size, stride, padding)
+        _check_range(_pair(dilation, "dilation"), "dilation", 1)
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling over KH×KW windows; same arguments and shapes as MaxPool2d."""
+    """Average pooling over KH×KW windows, torch.nn.AvgPool2d.
 
-    def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+    Args: kernel_size, stride (default kernel_size), padding=0 (zeros, at most half the kernel),
+        ceil_mode=False, count_include_pad=True (padding cells count in the divisor),
+        divisor_override=None (an int: the divisor of every window).
+    Shape: as MaxPool2d's with dilation 1. See ``F.avg_pool2d`` for the divisor and errors.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override=None):
+        super().__init__(kernel_size, stride, padding)
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+
+class MaxPool1d(Module):
+    """Max pooling over windows of a sequence, torch.nn.MaxPool1d (MaxPool2d on a height-1 image).
+
+    Args: kernel_size, stride (default kernel_size), padding=0, dilation=1, return_indices=False,
+        ceil_mode=False: ints (or 1-tuples), kept as given.
+    Shape: (N, C, L) or (C, L) -> (N, C, OL) or (C, OL), OL = ⌊(L + 2P − D(K − 1) − 1)/S⌋ + 1
+        (ceil_mode: see MaxPool2d). Errors: ``F.max_pool1d``'s, at the call (as torch).
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.return_indices, self.ceil_mode = padding, dilation, return_indices, ceil_mode
+
+    def forward(self, input):
+        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    """Average pooling over windows of a sequence, torch.nn.AvgPool1d.
+
+    Args: kernel_size, stride (default kernel_size), padding=0 (stored as 1-tuples, as torch),
+        ceil_mode=False, count_include_pad=True.
+    Shape: (N, C, L) or (C, L) -> (N, C, OL) or (C, OL), OL = ⌊(L + 2P − K)/S⌋ + 1.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__()
+        one = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)  # noqa: E731  (torch's _single)
+        self.kernel_size = one(kernel_size)
+        self.stride = one(stride if stride is not None else kernel_size)
+        self.padding, self.ceil_mode, self.count_include_pad = one(padding), ceil_mode, count_include_pad
+
+    def forward(self, input):
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool2d(Module):
+    """The partial inverse of MaxPool2d, torch.nn.MaxUnpool2d: forward(input, indices,
+    output_size=None) puts each input value at its index of a zero output plane.
+
+    Args: kernel_size, stride (default kernel_size), padding=0: ints or pairs, stored as pairs.
+    Shape: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW), default
+        OH = (H − 1)·SH − 2PH + KH, or ``output_size`` (see ``F.max_unpool2d``).
+    Example: pool = MaxPool2d(2, return_indices=True); y, i = pool(x); MaxUnpool2d(2)(y, i)
+        has x's shape (for even H, W) with x's maxima in place and zeros elsewhere.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride if stride is not None else kernel_size, "stride")
+        self.padding = _pair(padding, "padding")
+
+    def forward(self, input, indices, output_size=None):
+        return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class Flatten(Module):

@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from ..ops import pool as _pool
 from .errors import OnnxExportError
 
 MIN_OPSET = 17
@@ -30,8 +31,9 @@ MIN_OPSET = 17
 # against this dict by tests/test_onnx_docs.py.
 EXPORTED_OPS = {
     "Conv": "nn.Conv1d, nn.Conv2d, F.conv1d, F.conv2d (stride, padding, dilation, groups)",
-    "MaxPool": "nn.MaxPool2d, F.max_pool2d",
-    "AveragePool": "nn.AvgPool2d, F.avg_pool2d (count_include_pad=1); nn.AdaptiveAvgPool2d when the sizes divide",
+    "MaxPool": "nn.MaxPool2d, F.max_pool2d (dilation; ceil_mode where it adds no window; not return_indices)",
+    "AveragePool": "nn.AvgPool2d, F.avg_pool2d (count_include_pad; ceil_mode where it adds no window; not "
+                   "divisor_override); nn.AdaptiveAvgPool2d when the sizes divide",
     "GlobalAveragePool": "nn.AdaptiveAvgPool2d(1)",
     "Gemm": "nn.Linear, F.linear on a 2-D input",
     "MatMul": "Tensor @ Tensor; nn.Linear on a >2-D input (with Transpose and Add)",
@@ -141,13 +143,39 @@ class _Tracer:
         return self.node("Conv", ins, out, kernel_shape=list(w.shape[2:]), strides=_pairs(stride, k),
                          pads=_pairs(padding, k) * 2, dilations=_pairs(dilation, k), group=int(groups))
 
-    def pool(self, op, x, kernel_size, stride, padding, out):
+    def pool(self, op, x, kernel_size, stride, padding, out, xt=None, dilation=1, ceil_mode=False,
+             count_include_pad=True, divisor_override=None, return_indices=False):
+        """MaxPool / AveragePool with PyTorch's options; raises OnnxExportError for what ONNX
+        would compute differently: the indices output (ONNX's are flat over N·C·H·W, torch's per
+        plane), divisor_override, an unbatched (C, H, W) input (ONNX would pool it as 1-D), and a
+        ceil_mode that adds windows (ONNX's rounding rule for them is not PyTorch's)."""
         k = _pairs(kernel_size, 2)
         s = k if stride is None else _pairs(stride, 2)
-        extra = {"count_include_pad": 1} if op == "AveragePool" else {}
-        return self.node(op, [x], out, kernel_shape=k, strides=s, pads=_pairs(padding, 2) * 2, **extra)
+        p, d = _pairs(padding, 2), _pairs(dilation, 2)
+        layer = f"{'nn.MaxPool2d' if op == 'MaxPool' else 'nn.AvgPool2d'} in {self.where or 'the model'}"
+        if return_indices:
+            raise OnnxExportError(f"{layer}: return_indices=True has no ONNX form here (ONNX MaxPool's indices "
+                                  "are flat over the whole N·C·H·W tensor, PyTorch's per H×W plane)")
+        if divisor_override is not None:
+            raise OnnxExportError(f"{layer}: divisor_override has no ONNX AveragePool form")
+        if xt is not None and xt.ndim != 4:
+            raise OnnxExportError(f"{layer}: ONNX pools need an (N, C, H, W) input, got shape {tuple(xt.shape)} "
+                                  "(add the batch dimension before exporting)")
+        if ceil_mode and xt is not None and any(
+                _pool.pool_out_size(n, *a, True) != _pool.pool_out_size(n, *a, False)
+                for n, a in zip(xt.shape[2:], zip(k, s, p, d))):
+            raise OnnxExportError(f"{layer}: ceil_mode=True adds a window at input size {tuple(xt.shape[2:])}, and "
+                                  "ONNX runtimes size and divide such windows differently from PyTorch")
+        extra = {"count_include_pad": int(bool(count_include_pad))} if op == "AveragePool" else {}
+        if op == "MaxPool" and d != [1, 1]:
+            extra["dilations"] = d
+        return self.node(op, [x], out, kernel_shape=k, strides=s, pads=p * 2, **extra)
 
     def adaptive_avg(self, x, xt, out):
+        if xt.ndim != 4:
+            raise OnnxExportError(f"nn.AdaptiveAvgPool2d in {self.where or 'the model'}: ONNX pools need an "
+                                  f"(N, C, H, W) input, got shape {tuple(xt.shape)} (add the batch dimension "
+                                  "before exporting)")
         (H, W), (OH, OW) = xt.shape[2:], out.shape[2:]
         if (OH, OW) == (1, 1):
             return self.node("GlobalAveragePool", [x], out)
@@ -291,8 +319,10 @@ _LAYERS = {
     "Conv2d": _conv_layer,
     "Conv1d": _conv_layer,
     "Linear": lambda tr, m, x, xt, out: tr.linear(x, xt, m.weight, m.bias, out),
-    "MaxPool2d": lambda tr, m, x, xt, out: tr.pool("MaxPool", x, m.kernel_size, m.stride, m.padding, out),
-    "AvgPool2d": lambda tr, m, x, xt, out: tr.pool("AveragePool", x, m.kernel_size, m.stride, m.padding, out),
+    "MaxPool2d": lambda tr, m, x, xt, out: tr.pool("MaxPool", x, m.kernel_size, m.stride, m.padding, out, xt,
+                                                   m.dilation, m.ceil_mode, return_indices=m.return_indices),
+    "AvgPool2d": lambda tr, m, x, xt, out: tr.pool("AveragePool", x, m.kernel_size, m.stride, m.padding, out, xt,
+                                                   1, m.ceil_mode, m.count_include_pad, m.divisor_override),
     "AdaptiveAvgPool2d": lambda tr, m, x, xt, out: tr.adaptive_avg(x, xt, out),
     "ReLU": _act("Relu"),
     "LeakyReLU": lambda tr, m, x, xt, out: tr.node("LeakyRelu", [x], out, alpha=_f32(m.negative_slope)),
@@ -331,9 +361,12 @@ _OPS = {
     "Conv2d": lambda tr, n, a, kw, out: tr.conv(n[0], a[1], a[2] if len(a) > 2 else kw.get("b"), kw.get("stride", 1),
                                                 kw.get("padding", 0), kw.get("dilation", 1), kw.get("groups", 1), out),
     "MaxPool2d": lambda tr, n, a, kw, out: tr.pool("MaxPool", n[0], kw["kernel_size"], kw["stride"],
-                                                   kw.get("padding", 0), out),
+                                                   kw.get("padding", 0), out, a[0], kw.get("dilation", 1),
+                                                   kw.get("ceil_mode", False),
+                                                   return_indices=kw.get("indices") is not None),
     "AvgPool2d": lambda tr, n, a, kw, out: tr.pool("AveragePool", n[0], kw["kernel_size"], kw["stride"],
-                                                   kw.get("padding", 0), out),
+                                                   kw.get("padding", 0), out, a[0], 1, kw.get("ceil_mode", False),
+                                                   kw.get("count_include_pad", True), kw.get("divisor_override")),
     "AdaptiveAvgPool2d": lambda tr, n, a, kw, out: tr.adaptive_avg(n[0], a[0], out),
     "BatchNorm": _batch_norm_op,
     "GetItem": lambda tr, n, a, kw, out: tr.slice(n[0], a[0], kw["index"], out),

@@ -24,8 +24,8 @@ from .errors import OnnxImportError
 # ONNX op -> the ember module it becomes; docs/onnx.md's table is checked against it.
 IMPORTED_OPS = {
     "Conv": "nn.Conv1d / nn.Conv2d (symmetric pads, any stride, dilation, group)",
-    "MaxPool": "nn.MaxPool2d (symmetric pads, ceil_mode=0, no dilation)",
-    "AveragePool": "nn.AvgPool2d (count_include_pad=1, or no padding)",
+    "MaxPool": "nn.MaxPool2d (symmetric pads, ceil_mode=0, dilations)",
+    "AveragePool": "nn.AvgPool2d (symmetric pads, ceil_mode=0, no dilation, count_include_pad)",
     "GlobalAveragePool": "nn.AdaptiveAvgPool2d(1)",
     "Gemm": "nn.Linear (alpha = beta = 1, transA = 0, a constant B)",
     "MatMul": "nn.Linear when B is a constant matrix (an Add of a constant vector after it becomes its bias); "
@@ -323,14 +323,13 @@ def _pool(node, a, ins, c, rank):
     k = list(a["kernel_shape"])
     if len(k) != 2:
         raise OnnxImportError(f"node {node.name}: {len(k)}-D {node.op_type} is not supported (2-D is)")
-    if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
+    dil = tuple(a.get("dilations", [1, 1]))
+    if a.get("ceil_mode", 0) or (node.op_type == "AveragePool" and dil != (1, 1)):
         raise OnnxImportError(f"node {node.name}: {node.op_type} with ceil_mode or dilations is not supported")
-    pads = _sym_pads(node, a, 2)
-    if node.op_type == "AveragePool" and not a.get("count_include_pad", 0) and any(pads):
-        raise OnnxImportError(f"node {node.name}: AveragePool with count_include_pad=0 and padding is not "
-                              "supported (ember's AvgPool2d counts the padding, as PyTorch's default)")
-    cls = nn.MaxPool2d if node.op_type == "MaxPool" else nn.AvgPool2d
-    return cls(tuple(k), tuple(a.get("strides", [1, 1])), pads), ins[:1]
+    pads, s = _sym_pads(node, a, 2), tuple(a.get("strides", [1, 1]))
+    if node.op_type == "MaxPool":
+        return nn.MaxPool2d(tuple(k), s, pads, dilation=dil), ins[:1]
+    return nn.AvgPool2d(tuple(k), s, pads, count_include_pad=bool(a.get("count_include_pad", 0))), ins[:1]
 
 
 def _gemm(node, a, ins, c, rank):

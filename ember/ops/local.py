@@ -92,3 +92,45 @@ class AdaptiveAvgPool2d(Function):
                 area = grad_out.dtype.type((h1 - h0) * (w1 - w0))
                 gx[:, :, h0:h1, w0:w1] += (grad_out[:, :, i, j] / area)[:, :, None, None]
         return gx
+
+
+class AdaptiveMaxPool2d(Function):
+    """y[n, c, i, j] = max of x[n, c] over row bin i × column bin j (``adaptive_bins``),
+    torch.nn.functional.adaptive_max_pool2d.
+
+    Shapes: (N, C, H, W) -> (N, C, OH, OW). ``indices``: a list that, when given, receives the
+    int64 (N, C, OH, OW) flat positions ih*W + iw of the maxima (``return_indices=True``).
+    Backward: each bin's gradient goes to its first maximum (row-major), as PyTorch; bins may
+    overlap, so a pixel sums the gradients of the bins whose maximum it is:
+        k* = argmax over the bin,   grad_x[bin cell k*] += grad_out[i, j]
+    """
+    @staticmethod
+    def forward(ctx, x, output_size, indices=None):
+        (N, C, H, W), (OH, OW) = x.shape, output_size
+        rows, cols = adaptive_bins(H, OH), adaptive_bins(W, OW)
+        y = np.empty((N, C, OH, OW), dtype=x.dtype)
+        flat = np.empty((N, C, OH, OW), dtype=np.int64)
+        args = {}
+        for i, (h0, h1) in enumerate(rows):
+            for j, (w0, w1) in enumerate(cols):
+                cells = x[:, :, h0:h1, w0:w1].reshape(N, C, -1)
+                k = cells.argmax(axis=2)[:, :, None]                        # first maximum
+                y[:, :, i, j] = np.take_along_axis(cells, k, axis=2)[:, :, 0]
+                kh, kw = np.divmod(k[:, :, 0], w1 - w0)
+                flat[:, :, i, j] = (h0 + kh) * W + w0 + kw
+                args[i, j] = k
+        if indices is not None:
+            indices.append(flat)
+        ctx.in_shape, ctx.rows, ctx.cols, ctx.args = x.shape, rows, cols, args
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (N, C, H, W), rows, cols = ctx.in_shape, ctx.rows, ctx.cols
+        gx = np.zeros((N, C, H, W), dtype=grad_out.dtype)
+        for i, (h0, h1) in enumerate(rows):
+            for j, (w0, w1) in enumerate(cols):
+                g = np.zeros((N, C, (h1 - h0) * (w1 - w0)), dtype=grad_out.dtype)
+                np.put_along_axis(g, ctx.args[i, j], grad_out[:, :, i, j, None], axis=2)
+                gx[:, :, h0:h1, w0:w1] += g.reshape(N, C, h1 - h0, w1 - w0)
+        return gx

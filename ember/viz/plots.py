@@ -273,7 +273,8 @@ def feature_maps(model, x) -> list:
         if isinstance(m, (Conv2d, MaxPool2d, AvgPool2d)):
             def capture(*args, _m=m, _name=name, _fwd=m.forward, **kw):
                 y = _fwd(*args, **kw)
-                taken.append((_name, type(_m).__name__, np.array(y._data[0])))
+                out = y[0] if isinstance(y, tuple) else y       # MaxPool2d(return_indices=True)
+                taken.append((_name, type(_m).__name__, np.array(out._data[0])))
                 return y
             object.__setattr__(m, "forward", capture)     # instance attribute shadows the method
             patched.append(m)
