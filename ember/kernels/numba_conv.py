@@ -141,12 +141,85 @@ def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
                     t += 1
 
 
+# ResNet-20's 3×3 stride-1 layers (16-64 channels): the output-stationary block below. madd4x4
+# reads and writes its 4 output rows once per 4 terms, and those rows (4 × OW*N floats, 64 KiB
+# at 32×32, N = 128) come from L2; here 8 output channels × one strip of STRIP floats are summed
+# in a scratch block that stays in L1 across all the C*KH*KW terms and is written to y once.
+# The scratch is one array with a constant row stride, so LLVM checks it against the 4 input
+# rows with 4 runtime alias checks and vectorises the loop (8 separate output rows took 32
+# checks, over LLVM's limit of 8: the loop ran scalar at ~6 GFLOP/s).
+STRIP = 512     # floats of one output row per pass (2 KiB float32, 8 rows: 16 KiB of the 48 KiB L1)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
+def madd8x4(acc, x0, x1, x2, x3, m, n):
+    """acc[r, j] += Σ_s m[r, s] · x_s[j] for r < 8, s < 4 and j < n: 32 FMAs per 4 input loads
+    and 8 loads + 8 stores of the scratch block (in L1). m (8, 4): weights of 8 channels × 4 terms."""
+    a00, a01, a02, a03 = m[0, 0], m[0, 1], m[0, 2], m[0, 3]
+    a10, a11, a12, a13 = m[1, 0], m[1, 1], m[1, 2], m[1, 3]
+    a20, a21, a22, a23 = m[2, 0], m[2, 1], m[2, 2], m[2, 3]
+    a30, a31, a32, a33 = m[3, 0], m[3, 1], m[3, 2], m[3, 3]
+    a40, a41, a42, a43 = m[4, 0], m[4, 1], m[4, 2], m[4, 3]
+    a50, a51, a52, a53 = m[5, 0], m[5, 1], m[5, 2], m[5, 3]
+    a60, a61, a62, a63 = m[6, 0], m[6, 1], m[6, 2], m[6, 3]
+    a70, a71, a72, a73 = m[7, 0], m[7, 1], m[7, 2], m[7, 3]
+    for j in range(n):
+        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+        acc[0, j] += a00 * u0 + a01 * u1 + a02 * u2 + a03 * u3
+        acc[1, j] += a10 * u0 + a11 * u1 + a12 * u2 + a13 * u3
+        acc[2, j] += a20 * u0 + a21 * u1 + a22 * u2 + a23 * u3
+        acc[3, j] += a30 * u0 + a31 * u1 + a32 * u2 + a33 * u3
+        acc[4, j] += a40 * u0 + a41 * u1 + a42 * u2 + a43 * u3
+        acc[5, j] += a50 * u0 + a51 * u1 + a52 * u2 + a53 * u3
+        acc[6, j] += a60 * u0 + a61 * u1 + a62 * u2 + a63 * u3
+        acc[7, j] += a70 * u0 + a71 * u1 + a72 * u2 + a73 * u3
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _conv_rows8(xf, wf, rel, b, y, row, co0, base, n_row, relu):
+    """y[co0 + r, row, j] = b[co0 + r] + Σ_t wf[co0 + r, t] · xf[base + rel[t] + j] for r < 8 and
+    j < n_row (one stride-1 output row of n_row = OW*N floats; relu = 1: max(·, 0), NaN kept).
+
+    Output-stationary: per strip [s0, s0 + STRIP) of the row, the 8 channels' sums are kept in a
+    scratch block (acc, in L1) while the T terms are added, 4 terms per pass (``madd8x4``) in the
+    order of t, and written to y once. Each y float is summed in one fixed order (bit-identical
+    across reruns and thread counts; a different rounding from the 4-channel kernel's).
+    """
+    T = wf.shape[1]
+    acc = np.empty((8, STRIP), y.dtype)                        # constant row stride: see above
+    for s0 in range(0, n_row, STRIP):
+        n = min(STRIP, n_row - s0)
+        xb = base + s0
+        for r in range(8):                                     # acc = bias
+            a = b[co0 + r]
+            for j in range(n):
+                acc[r, j] = a
+        t = 0
+        while t + 4 <= T:                                      # 8 channels × 4 terms per pass
+            x0, x1 = xf[xb + rel[t]:], xf[xb + rel[t + 1]:]
+            x2, x3 = xf[xb + rel[t + 2]:], xf[xb + rel[t + 3]:]
+            madd8x4(acc, x0, x1, x2, x3, wf[co0:co0 + 8, t:t + 4], n)
+            t += 4
+        while t < T:                                           # the last T % 4 terms
+            x0 = xf[xb + rel[t]:]
+            for r in range(8):
+                a = wf[co0 + r, t]
+                for j in range(n):
+                    acc[r, j] += a * x0[j]
+            t += 1
+        for r in range(8):                                     # y = acc (ReLU'd), once
+            yr = y[co0 + r, row, s0:]
+            for j in range(n):
+                v = acc[r, j]
+                yr[j] = 0 if relu and v < 0 else v
+
+
 @njit(cache=True, nogil=True)
-def _channel_block(q, nq, Og):
-    """(group, first channel, channels) of block q of up to 4 channels (nq blocks per group of Og)."""
+def _channel_block(q, nq, Og, CB=4):
+    """(group, first channel, channels) of block q of up to CB channels (nq blocks per group of Og)."""
     grp = q // nq
-    co0 = grp * Og + (q % nq) * 4
-    return grp, co0, min(4, (grp + 1) * Og - co0)
+    co0 = grp * Og + (q % nq) * CB
+    return grp, co0, min(CB, (grp + 1) * Og - co0)
 
 
 @njit(cache=True, nogil=True)
@@ -168,26 +241,36 @@ def _forward_setup(x, w, N, OW, SW, DH, DW, G):
     return Cg, Hp, WpN, Og, (Og + 3) // 4, nblk, blk, x.reshape(-1), w.reshape(C_out, Cg * KH * KW), rel
 
 
-def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
+def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
     """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
     Equals ops.conv.Conv2d.forward (on the padded input). One item = the row oh of a block of
-    up to 4 output channels of one group (``_conv_rows``). relu = 1: y = max(y, 0) on the rows
-    while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
+    up to CB output channels of one group. CB = 8 (stride 1): a full block of 8 is summed
+    output-stationary (``_conv_rows8``), a shorter one as up to two blocks of 4; CB = 4: blocks of
+    4 channels, rows streamed by ``_conv_rows`` (the kernel of before; any stride). relu = 1:
+    y = max(y, 0) on the rows while they are still in cache (ops.elementwise.ReLU fused in; a NaN
+    stays NaN, as np.maximum).
     """
     OH = y.shape[1]
     OW = y.shape[2] // N
     Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
     for item in prange(lo, hi):
         oh = item % OH
-        grp, co0, nco = _channel_block(item // OH, nq, Og)
-        _conv_rows(xf, wf, rel, b, y, co0, oh, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
-        if relu:
-            for co in range(co0, co0 + nco):
-                yr = y[co, oh]
-                for j in range(OW * N):
-                    if yr[j] < 0:
-                        yr[j] = 0
+        grp, co0, nco = _channel_block(item // OH, nq, Og, CB)
+        base = (grp * Cg * Hp + oh * SH) * WpN
+        if nco == 8 and SW == 1:
+            _conv_rows8(xf, wf, rel, b, y, oh, co0, base, OW * N, relu)
+            continue
+        for c4 in range(co0, co0 + nco, 4):                    # blocks of up to 4 channels
+            n4 = min(4, co0 + nco - c4)
+            _conv_rows(xf, wf, rel, b, y, c4, oh, c4, n4, base, nblk, blk, SW * N)
+            if relu:
+                for co in range(c4, c4 + n4):
+                    yr = y[co, oh]
+                    for j in range(OW * N):
+                        if yr[j] < 0:
+                            yr[j] = 0
 
 
 def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW, lo, hi):
@@ -465,10 +548,12 @@ _unpool_relu = kernel_pair(_unpool_relu_body)
 # ------------------------------------------------------------------------------- plain arrays
 
 
-def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False):
+def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False, block=None):
     """y (C_out, OH, OW, N) from padded xc (C, Hp, Wp, N), w (C_out, C/G, KH, KW), b (C_out,) or None.
 
-    relu: return max(y, 0) instead (the fused conv + bias + ReLU).
+    relu: return max(y, 0) instead (the fused conv + bias + ReLU). block: output channels per
+    work item, 8 (stride 1, the output-stationary ``_conv_rows8``) or 4 (``_conv_rows``, the
+    kernel of before); default ``forward_block``. Same dtype as xc (float32 or float64).
     """
     (SH, SW), (DH, DW) = stride, dilation
     C, Hp, Wp, N = xc.shape
@@ -476,10 +561,19 @@ def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False):
     OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
     y = np.empty((C_out, OH, OW, N), xc.dtype)
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
-    blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
+    CB = forward_block(C_out // groups, SW) if block is None else int(block)
+    if CB not in (4, 8):
+        raise ValueError(f"conv2d_forward: block must be 4 or 8, got {block!r}")
+    blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
     run(_forward, blocks * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
-        y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, int(relu), work=y.size * w[0].size)
+        y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, int(relu), CB, work=y.size * w[0].size)
     return y
+
+
+def forward_block(Og, SW):
+    """Output channels per forward work item: 8 (output-stationary) for stride-1 rows when the
+    group has ≥ 8 output channels, else 4. Measured: RESULTS.md 2026-12-01 (conv 8-channel block)."""
+    return 8 if SW == 1 and Og >= 8 else 4
 
 
 def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups):
