@@ -154,7 +154,9 @@ STRIP = 512     # floats of one output row per pass (2 KiB float32, 8 rows: 16 K
 @njit(cache=True, nogil=True, fastmath=_FM, inline="always")
 def madd8x4(acc, x0, x1, x2, x3, m, n):
     """acc[r, j] += Σ_s m[r, s] · x_s[j] for r < 8, s < 4 and j < n: 32 FMAs per 4 input loads
-    and 8 loads + 8 stores of the scratch block (in L1). m (8, 4): weights of 8 channels × 4 terms."""
+    and 8 loads + 8 stores of the scratch block (in L1). m (8, 4): weights of 8 rows × 4 terms.
+    The forward's (rows: output channels, s: terms) and grad_x's (rows: input channels, s:
+    output channels) output-stationary inner loop."""
     a00, a01, a02, a03 = m[0, 0], m[0, 1], m[0, 2], m[0, 3]
     a10, a11, a12, a13 = m[1, 0], m[1, 1], m[1, 2], m[1, 3]
     a20, a21, a22, a23 = m[2, 0], m[2, 1], m[2, 2], m[2, 3]
@@ -357,73 +359,143 @@ def _unpool_relu_body(gp, yp, arg, g, gb, N, PKH, PKW, lo, hi):
         gb[co] = s
 
 
-def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
+def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, CB, lo, hi):
     """gx[c, ih, iw, n] = Σ_{co,kh,kw: ih+PH = oh*SH+kh*DH, iw+PW = ow*SW+kw*DW} w[co, ci, kh, kw] g[co, oh, ow, n].
 
     Equals ops.conv.Conv2d's grad_x (col2im of wᵀ g, un-padded) — a transposed convolution,
-    written as a gather: one item = input row ih of a block of up to 4 input channels of one
+    written as a gather: one item = input row ih of a block of up to CB input channels of one
     group, which collects every (co, kh, kw) term that reads it, so no two threads ever write
     the same row and no col2im buffer exists. Padding is handled by clipping the ow range, so
-    the result is unpadded (C, H, W*N). Per (kh, kw), 4 input channels x 4 output channels per
-    pass (16 FMAs per 8 loads + 4 stores, as the forward).
+    the result is unpadded (C, H, W*N). CB = 8 and stride 1: a full block of 8 channels is
+    summed output-stationary in an L1 scratch (``_grad_x_rows8``); otherwise blocks of up to 4
+    (``_grad_x_rows4``, the kernel of before: per (kh, kw), 4 input channels x 4 output
+    channels per pass, 16 FMAs per 8 loads + 4 stores).
     """
     C_out, Cg, KH, KW = w.shape
     H = gx.shape[1]
-    W = gx.shape[2] // N
-    OH = g.shape[1]
-    OW = g.shape[2] // N
     Og = C_out // G
-    nq = (Cg + 3) // 4                                         # blocks of 4 input channels per group
+    nq = (Cg + CB - 1) // CB                                   # blocks of CB input channels per group
     for item in prange(lo, hi):
         q, ih = item // H, item % H
         grp = q // nq
-        ci0 = (q % nq) * 4
-        nci = min(4, Cg - ci0)
-        c0 = grp * Cg + ci0
-        for c in range(c0, c0 + nci):
-            gr = gx[c, ih]
-            for j in range(W * N):
-                gr[j] = 0
-        for kh in range(KH):
-            t = ih + PH - kh * DH                              # = oh*SH for the row that reads ih
-            if t < 0 or t % SH != 0 or t // SH >= OH:
+        ci0 = (q % nq) * CB
+        nci = min(CB, Cg - ci0)
+        if nci == 8 and SH == 1 and SW == 1:
+            _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih)
+            continue
+        for c4 in range(ci0, ci0 + nci, 4):
+            _grad_x_rows4(g, w, gx, N, PH, PW, SH, SW, DH, DW, grp, c4, min(4, ci0 + nci - c4), ih)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_x_rows4(g, w, gx, N, PH, PW, SH, SW, DH, DW, grp, ci0, nci, ih):
+    """gx row ih of the nci ≤ 4 input channels grp*Cg + ci0 ... of group grp (``_grad_x_body``'s
+    formula): per (kh, kw), 4 input x 4 output channels per pass (``madd4x4``), streaming rows."""
+    C_out, Cg, KH, KW = w.shape
+    W = gx.shape[2] // N
+    OH = g.shape[1]
+    OW = g.shape[2] // N
+    Og = C_out // (gx.shape[0] // Cg)
+    c0 = grp * Cg + ci0
+    for c in range(c0, c0 + nci):
+        gr = gx[c, ih]
+        for j in range(W * N):
+            gr[j] = 0
+    for kh in range(KH):
+        t = ih + PH - kh * DH                              # = oh*SH for the row that reads ih
+        if t < 0 or t % SH != 0 or t // SH >= OH:
+            continue
+        oh = t // SH
+        for kw in range(KW):
+            s = kw * DW - PW                               # iw = ow*SW + s
+            ow0 = max(0, (SW - 1 - s) // SW)               # first ow with iw >= 0
+            ow1 = min(OW, (W - 1 - s) // SW + 1)           # past the last ow with iw < W
+            if ow1 <= ow0:
                 continue
-            oh = t // SH
-            for kw in range(KW):
-                s = kw * DW - PW                               # iw = ow*SW + s
-                ow0 = max(0, (SW - 1 - s) // SW)               # first ow with iw >= 0
-                ow1 = min(OW, (W - 1 - s) // SW + 1)           # past the last ow with iw < W
-                if ow1 <= ow0:
-                    continue
-                nblk, blk = (1, (ow1 - ow0) * N) if SW == 1 else (ow1 - ow0, N)
-                for ob in range(nblk):                         # SW == 1: iw*N + n = ow*N + n + s*N
-                    xo, go = ((ow0 + ob) * SW + s) * N, (ow0 + ob) * N
-                    co = grp * Og
-                    if nci == 4:
-                        x0, x1 = gx[c0, ih, xo:], gx[c0 + 1, ih, xo:]
-                        x2, x3 = gx[c0 + 2, ih, xo:], gx[c0 + 3, ih, xo:]
-                        while co + 4 <= (grp + 1) * Og:        # 4 input x 4 output channels
+            nblk, blk = (1, (ow1 - ow0) * N) if SW == 1 else (ow1 - ow0, N)
+            for ob in range(nblk):                         # SW == 1: iw*N + n = ow*N + n + s*N
+                xo, go = ((ow0 + ob) * SW + s) * N, (ow0 + ob) * N
+                co = grp * Og
+                if nci == 4:
+                    x0, x1 = gx[c0, ih, xo:], gx[c0 + 1, ih, xo:]
+                    x2, x3 = gx[c0 + 2, ih, xo:], gx[c0 + 3, ih, xo:]
+                    while co + 4 <= (grp + 1) * Og:        # 4 input x 4 output channels
+                        g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                        g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                        madd4x4(x0, x1, x2, x3, g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 4, kh, kw].T, blk)
+                        co += 4
+                    while co < (grp + 1) * Og:             # the last Og % 4 output channels
+                        madd4x1(x0, x1, x2, x3, g[co, oh, go:], w[co, ci0:ci0 + 4, kh, kw], blk)
+                        co += 1
+                else:                                      # 1-3 input channels: one at a time
+                    for ci in range(ci0, ci0 + nci):
+                        xs = gx[grp * Cg + ci, ih, xo:]
+                        co = grp * Og
+                        while co + 4 <= (grp + 1) * Og:
                             g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
                             g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                            madd4x4(x0, x1, x2, x3, g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 4, kh, kw].T, blk)
+                            madd1x4(xs, g0, g1, g2, g3, w[co:co + 4, ci, kh, kw], blk)
                             co += 4
-                        while co < (grp + 1) * Og:             # the last Og % 4 output channels
-                            madd4x1(x0, x1, x2, x3, g[co, oh, go:], w[co, ci0:ci0 + 4, kh, kw], blk)
+                        while co < (grp + 1) * Og:
+                            g0, a0 = g[co, oh, go:], w[co, ci, kh, kw]
+                            for j in range(blk):
+                                xs[j] += a0 * g0[j]
                             co += 1
-                    else:                                      # 1-3 input channels: one at a time
-                        for ci in range(ci0, ci0 + nci):
-                            xs = gx[grp * Cg + ci, ih, xo:]
-                            co = grp * Og
-                            while co + 4 <= (grp + 1) * Og:
-                                g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
-                                g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                                madd1x4(xs, g0, g1, g2, g3, w[co:co + 4, ci, kh, kw], blk)
-                                co += 4
-                            while co < (grp + 1) * Og:
-                                g0, a0 = g[co, oh, go:], w[co, ci, kh, kw]
-                                for j in range(blk):
-                                    xs[j] += a0 * g0[j]
-                                co += 1
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih):
+    """gx row ih of the 8 input channels grp*Cg + ci0 + r (r < 8) of group grp, stride 1:
+    gx[c, ih, j] = Σ_{kh,kw,co} w[co, ci0 + r, kh, kw] g[co, ih + PH − kh*DH, j − (kw*DW − PW)*N]
+    over the (kh, kw) whose output row and columns exist (``_grad_x_body``'s formula, SH = SW = 1).
+
+    Output-stationary, as ``_conv_rows8``: per strip [s0, s0 + STRIP) of the row, the 8 channels'
+    sums stay in a scratch block (L1) while every (kh, kw, co) term is added, 8 input channels x
+    4 output channels per pass (``madd8x4``), in the order (kh, kw, co); written to gx once.
+    """
+    C_out, Cg, KH, KW = w.shape
+    W = gx.shape[2] // N
+    OH = g.shape[1]
+    OW = g.shape[2] // N
+    Og = C_out // (gx.shape[0] // Cg)
+    c0 = grp * Cg + ci0
+    zero = gx.dtype.type(0)
+    acc = np.empty((8, STRIP), gx.dtype)                       # constant row stride: see STRIP
+    for s0 in range(0, W * N, STRIP):
+        n = min(STRIP, W * N - s0)
+        for r in range(8):
+            for j in range(n):
+                acc[r, j] = zero
+        for kh in range(KH):
+            oh = ih + PH - kh * DH                             # the output row that reads ih
+            if oh < 0 or oh >= OH:
+                continue
+            for kw in range(KW):
+                s = kw * DW - PW                               # iw = ow + s
+                ja = max(s0, max(0, -s) * N + s * N)           # gx columns of valid ow (0 <= ow < OW,
+                je = min(s0 + n, min(OW, W - s) * N + s * N)   # 0 <= iw < W), within the strip
+                if je <= ja:
+                    continue
+                o, go, m = ja - s0, ja - s * N, je - ja        # acc offset, g offset, length
+                co = grp * Og
+                while co + 4 <= (grp + 1) * Og:                # 8 input x 4 output channels
+                    g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                    g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                    # acc[:, o:], a view: the offset o added inside the index would keep LLVM
+                    # from vectorising (numba's negative-index fix-up of o + j)
+                    madd8x4(acc[:, o:], g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 8, kh, kw].T, m)
+                    co += 4
+                while co < (grp + 1) * Og:                     # the last Og % 4 output channels
+                    gr = g[co, oh, go:]
+                    for r in range(8):
+                        a = w[co, ci0 + r, kh, kw]
+                        for j in range(m):
+                            acc[r, o + j] += a * gr[j]
+                    co += 1
+        for r in range(8):
+            xr = gx[c0 + r, ih, s0:]
+            for j in range(n):
+                xr[j] = acc[r, j]
 
 
 def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, lo, hi):
@@ -576,15 +648,21 @@ def forward_block(Og, SW):
     return 8 if SW == 1 and Og >= 8 else 4
 
 
-def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups):
-    """grad_x (C, H, W, N) from g (C_out, OH, OW, N) contiguous and w (C_out, C/G, KH, KW)."""
+def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups, block=None):
+    """grad_x (C, H, W, N) from g (C_out, OH, OW, N) contiguous and w (C_out, C/G, KH, KW).
+
+    block: input channels per work item, 8 (stride 1: output-stationary ``_grad_x_rows8``) or 4
+    (``_grad_x_rows4``, the kernel of before); default ``forward_block(C/G, stride)``."""
     (PH, PW), (SH, SW), (DH, DW) = padding, stride, dilation
     C_out, OH, OW, N = g.shape
     C = w.shape[1] * groups
     gx = np.empty((C, H, W, N), g.dtype)
-    blocks = groups * ((C // groups + 3) // 4)                 # of up to 4 input channels
+    CB = forward_block(C // groups, max(SH, SW)) if block is None else int(block)
+    if CB not in (4, 8):
+        raise ValueError(f"conv2d_grad_x: block must be 4 or 8, got {block!r}")
+    blocks = groups * ((C // groups + CB - 1) // CB)          # of up to CB input channels
     run(_grad_x, blocks * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
-        gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups, work=g.size * w[0].size)
+        gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups, CB, work=g.size * w[0].size)
     return gx
 
 
