@@ -24,6 +24,18 @@ forward + backward. One term per pass (the first version): 19 GFLOP/s forward. L
 step (benchmarks/kernels_numba.py, load ~2, medians of 7): batch 64 5.5 ms vs 12.5 ms NumPy path,
 batch 256 17.1 vs 34.4 ms; with Conv2dReLU fused: 4.7 and 14.8 ms.
 
+Output-stationary 8-channel blocks (2026-12-01, issue 13: ResNet-20's 3×3 stride-1 layers,
+16-64 channels at 32×32 to 8×8, N = 128): the forward (``_conv_rows8``) and grad_x
+(``_grad_x_rows8``) sum 8 output (input) channels × a strip of ``STRIP`` floats of one row in an
+L1 scratch block over every term and write it once, instead of reading and writing 4 whole rows
+(from L2) every 4 terms. Blocks of 4 (the kernels above) remain for strides > 1, fewer than 8
+channels per group and the channel tail. Measured (benchmarks/conv_layers.py --ab-block, one
+thread, float32, load ~6 on the 2 shared cores, medians of 7 alternating rounds, wall ms old →
+new): 16→16 32×32 forward 31.1 → 24.3, grad_x 44.4 → 30.6; 32→32 16×16 32.2 → 32.0 and
+33.6 → 26.4; 64→64 8×8 37.3 → 30.9 and 38.1 → 21.6 (per-round ratios 0.57-0.95); PyTorch on
+the same arrays 22.6/29.0, 20.2/16.0, 12.2/15.2 ms. The kernels vectorise to AVX2 (ymm) FMAs:
+numba's LLVM target prefers 256-bit vectors on this CPU.
+
 Conv2dReLUMaxPool2d (conv → ReLU → 2×2 max-pool as one op, run by ``ember.kernels.fusion`` for
 nn.Sequential): per LeNet-5 training step at batch 64 (same process, alternating with the layers
 run one by one; the machine at load 5–9, so CPU time is the figure that means something) -20%
@@ -402,32 +414,32 @@ def _grad_x_rows4(g, w, gx, N, PH, PW, SH, SW, DH, DW, grp, ci0, nci, ih):
         for j in range(W * N):
             gr[j] = 0
     for kh in range(KH):
-        t = ih + PH - kh * DH                              # = oh*SH for the row that reads ih
+        t = ih + PH - kh * DH                                  # = oh*SH for the row that reads ih
         if t < 0 or t % SH != 0 or t // SH >= OH:
             continue
         oh = t // SH
         for kw in range(KW):
-            s = kw * DW - PW                               # iw = ow*SW + s
-            ow0 = max(0, (SW - 1 - s) // SW)               # first ow with iw >= 0
-            ow1 = min(OW, (W - 1 - s) // SW + 1)           # past the last ow with iw < W
+            s = kw * DW - PW                                   # iw = ow*SW + s
+            ow0 = max(0, (SW - 1 - s) // SW)                   # first ow with iw >= 0
+            ow1 = min(OW, (W - 1 - s) // SW + 1)               # past the last ow with iw < W
             if ow1 <= ow0:
                 continue
             nblk, blk = (1, (ow1 - ow0) * N) if SW == 1 else (ow1 - ow0, N)
-            for ob in range(nblk):                         # SW == 1: iw*N + n = ow*N + n + s*N
+            for ob in range(nblk):                             # SW == 1: iw*N + n = ow*N + n + s*N
                 xo, go = ((ow0 + ob) * SW + s) * N, (ow0 + ob) * N
                 co = grp * Og
                 if nci == 4:
                     x0, x1 = gx[c0, ih, xo:], gx[c0 + 1, ih, xo:]
                     x2, x3 = gx[c0 + 2, ih, xo:], gx[c0 + 3, ih, xo:]
-                    while co + 4 <= (grp + 1) * Og:        # 4 input x 4 output channels
+                    while co + 4 <= (grp + 1) * Og:            # 4 input x 4 output channels
                         g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
                         g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
                         madd4x4(x0, x1, x2, x3, g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 4, kh, kw].T, blk)
                         co += 4
-                    while co < (grp + 1) * Og:             # the last Og % 4 output channels
+                    while co < (grp + 1) * Og:                 # the last Og % 4 output channels
                         madd4x1(x0, x1, x2, x3, g[co, oh, go:], w[co, ci0:ci0 + 4, kh, kw], blk)
                         co += 1
-                else:                                      # 1-3 input channels: one at a time
+                else:                                          # 1-3 input channels: one at a time
                     for ci in range(ci0, ci0 + nci):
                         xs = gx[grp * Cg + ci, ih, xo:]
                         co = grp * Og
