@@ -276,10 +276,11 @@ def ab_passes(repeats, only):
 
 def ab_steps(repeats, only, policies):
     """Training steps of each network with gemm_conv.choose replaced by each policy ('direct',
-    'gemm' or 'choose', the shipped rule), and PyTorch's step, alternating; per-round ratios."""
+    'gemm' or 'choose', the shipped rule; 'block4': the shipped rule with numba_conv's 4-channel
+    blocks, its kernels before the 8-channel ones), and PyTorch's step, alternating; per-round ratios."""
     from ember.training.bench import ember_train, torch_train
-    shipped = gemm_conv.choose
-    rules = {"direct": lambda *a: "direct", "gemm": lambda *a: "gemm", "choose": shipped}
+    shipped, shipped_block = gemm_conv.choose, numba_conv.forward_block
+    rules = {"direct": lambda *a: "direct", "gemm": lambda *a: "gemm", "choose": shipped, "block4": shipped}
     try:
         for name, B, layers, em, eo, x, y in ember_networks(only):
             tm = build_net(torch.nn, layers)
@@ -289,6 +290,7 @@ def ab_steps(repeats, only, policies):
 
             def ember_step(rule):
                 gemm_conv.choose = rules[rule]
+                numba_conv.forward_block = (lambda Og, SW: 4) if rule == "block4" else shipped_block
                 return timed(lambda: ember_train(em, eo, [(x, y)]))
             fns = [(r, lambda r=r: ember_step(r)) for r in policies]
             fns.append(("torch", lambda: timed(lambda: torch_train(torch, tm, to, tb))))
@@ -305,7 +307,7 @@ def ab_steps(repeats, only, policies):
                       f"{statistics.median(c for _, c in r) * 1e3:7.1f} ms CPU, ratio to torch {ratio:.2f}; runs "
                       + ", ".join(f"{a * 1e3:.0f}/{c * 1e3:.0f}" for a, c in r), flush=True)
     finally:
-        gemm_conv.choose = shipped
+        gemm_conv.choose, numba_conv.forward_block = shipped, shipped_block
 
 
 def ab_block(repeats, only):
@@ -365,7 +367,7 @@ def main(argv=None):
     p.add_argument("--ab-passes", action="store_true", help="only the direct-vs-GEMM A/B per shape and pass")
     p.add_argument("--ab-block", action="store_true",
                    help="only numba_conv's 4- vs 8-channel blocks (forward, grad_x) per 3×3 stride-1 shape, and torch")
-    p.add_argument("--ab-steps", help="only whole steps per path choice, e.g. direct,choose,gemm")
+    p.add_argument("--ab-steps", help="only whole steps per path choice, e.g. direct,choose,gemm,block4")
     args = p.parse_args(argv)
     if args.memory:
         return memory(args.threads)
