@@ -1,7 +1,7 @@
-"""numba_conv's output-stationary 8-channel blocks (``_conv_rows8``, ``_grad_x_rows8``) against
+"""numba_conv's 8-channel blocks (``_conv_rows8``, ``_grad_x_rows8``, ``_grad_w_rows8``) against
 the reference op (ember.ops.conv.Conv2d), against PyTorch, and against the 4-channel kernel.
 
-Forward and grad_x run with block=8 (the new kernels) and block=4 (the kernels of before) on the
+Forward, grad_x and grad_w run with block=8 (the new kernels) and block=4 (the kernels of before) on the
 same inputs: float64 to 1e-10 and float32 to 1e-5 relative to the reference's largest
 magnitude. Shapes cover what the blocks split: channel counts that are and are not multiples of
 8 (a block of 8 plus a tail of 1-7 channels taken 4 at a time), rows of OW*N floats shorter and
@@ -47,10 +47,13 @@ def _inputs(row, dtype, seed=0):
 
 
 def _reference(x, w, b, P, G, go=None):
-    """(y, grad_x) of ops.conv.Conv2d (grad_x only when go is given)."""
+    """(y, grad_x, grad_w) of ops.conv.Conv2d (the gradients only when go is given)."""
     ctx = Context(Ref, None, (True, True, b is not None))
     y = Ref.forward(ctx, x, w, b, (1, 1), (P, P), (1, 1), G)
-    return y, (None if go is None else Ref.backward(ctx, go)[0])
+    if go is None:
+        return y, None, None
+    grads = Ref.backward(ctx, go)
+    return y, grads[0], grads[1]
 
 
 def _close(a, e, tol, what):
@@ -59,12 +62,14 @@ def _close(a, e, tol, what):
 
 
 def _kernel(x, w, b, P, G, go, block, relu=False):
-    """(y (N, C_out, OH, OW), grad_x (N, C, H, W)) through numba_conv with this block size."""
+    """(y (N, C_out, OH, OW), grad_x (N, C, H, W), grad_w) through numba_conv with this block size."""
     N, C, H, W = x.shape
-    y = nc.conv2d_forward(_to_chwn(x, P, P), w, b, (1, 1), (1, 1), G, relu=relu, block=block)
+    xc = _to_chwn(x, P, P)
+    y = nc.conv2d_forward(xc, w, b, (1, 1), (1, 1), G, relu=relu, block=block)
     g = np.ascontiguousarray(go.transpose(1, 2, 3, 0))
     gx = nc.conv2d_grad_x(g, w, H, W, (P, P), (1, 1), (1, 1), G, block=block)
-    return y.transpose(3, 0, 1, 2), gx.transpose(3, 0, 1, 2)
+    gw = nc.conv2d_grad_w(g, xc, w.shape, (1, 1), (1, 1), G, block=block)
+    return y.transpose(3, 0, 1, 2), gx.transpose(3, 0, 1, 2), gw
 
 
 @pytest.mark.parametrize("block", [8, 4])
@@ -72,37 +77,39 @@ def _kernel(x, w, b, P, G, go, block, relu=False):
 @pytest.mark.parametrize("name", ROWS)
 def test_block_equals_reference(name, dtype, block):
     x, w, b, P, G = _inputs(ROWS[name], dtype)
-    y_ref, _ = _reference(x, w, b, P, G)
+    y_ref = _reference(x, w, b, P, G)[0]
     go = np.random.default_rng(1).standard_normal(y_ref.shape).astype(dtype)
-    _, gx_ref = _reference(x, w, b, P, G, go)
-    y, gx = _kernel(x, w, b, P, G, go, block)
-    assert y.dtype == dtype and gx.dtype == dtype
+    _, gx_ref, gw_ref = _reference(x, w, b, P, G, go)
+    y, gx, gw = _kernel(x, w, b, P, G, go, block)
+    assert y.dtype == dtype and gx.dtype == dtype and gw.dtype == dtype
     _close(y, y_ref, TOL[dtype], "forward")
     _close(gx, gx_ref, TOL[dtype], "grad_x")
-    yr, _ = _kernel(x, w, b, P, G, go, block, relu=True)      # the fused ReLU (Conv2dReLU)
+    _close(gw, gw_ref, TOL[dtype], "grad_w")
+    yr = _kernel(x, w, b, P, G, go, block, relu=True)[0]      # the fused ReLU (Conv2dReLU)
     _close(yr, np.maximum(y_ref, 0), TOL[dtype], "forward + ReLU")
 
 
 @pytest.mark.parametrize("name", ["16to16_p1", "tail_channels", "pad2", "groups2"])
 def test_block8_equals_torch(name):
     x, w, b, P, G = _inputs(ROWS[name], np.float64)
-    tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w)
+    tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
     ty = torch.nn.functional.conv2d(tx, tw, None if b is None else torch.from_numpy(b), padding=P, groups=G)
     go = np.random.default_rng(2).standard_normal(ty.shape)
     ty.backward(torch.from_numpy(go))
-    y, gx = _kernel(x, w, b, P, G, go, 8)
+    y, gx, gw = _kernel(x, w, b, P, G, go, 8)
     _close(y, ty.detach().numpy(), 1e-10, "forward")
     _close(gx, tx.grad.numpy(), 1e-10, "grad_x")
+    _close(gw, tw.grad.numpy(), 1e-10, "grad_w")
 
 
 def test_block8_keeps_nan_under_relu():
     """A NaN input gives NaN outputs with and without the fused ReLU, as np.maximum does."""
     x, w, b, P, G = _inputs(ROWS["16to16_p1"], np.float32)
     x[1, 3, 2, 4] = np.nan
-    y_ref, _ = _reference(x, w, b, P, G)
+    y_ref = _reference(x, w, b, P, G)[0]
     go = np.ones(y_ref.shape, np.float32)
     for relu in (False, True):
-        y, _ = _kernel(x, w, b, P, G, go, 8, relu=relu)
+        y = _kernel(x, w, b, P, G, go, 8, relu=relu)[0]
         assert np.array_equal(np.isnan(y), np.isnan(y_ref))
 
 
@@ -117,6 +124,8 @@ def test_default_block_is_8_only_for_stride1_and_8_or_more_channels():
         nc.conv2d_forward(xc, w, b, (1, 1), (1, 1), 1, block=16)
     with pytest.raises(ValueError, match="block must be 4 or 8"):
         nc.conv2d_grad_x(np.zeros((16, 7, 9, 3), np.float32), w, 7, 9, (1, 1), (1, 1), (1, 1), 1, block=3)
+    with pytest.raises(ValueError, match="block must be 4 or 8"):
+        nc.conv2d_grad_w(np.zeros((16, 7, 9, 3), np.float32), xc, w.shape, (1, 1), (1, 1), 1, block=2)
 
 
 @pytest.mark.parametrize("name", ["row_over_strip", "tail_channels", "groups2"])

@@ -510,101 +510,199 @@ def _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih):
                 xr[j] = acc[r, j]
 
 
-def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, lo, hi):
+def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
     """gw[co, ci, kh, kw] = Σ_{oh,ow,n} g[co, oh, ow, n] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
-    Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to 4 output channels
-    co and one input channel ci: for each output row, 4 x 4 dot products of output-gradient rows
-    (4 channels) with shifted input rows (4 kernel offsets) in one pass, 16 FMAs per 8 loads;
-    each row's dots are added to float64 sums in the order of oh. The dots are SIMD reductions
+    Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to CB output channels
+    co and one input channel ci. CB = 8, KW = 3 and stride 1: a full block of 8 channels takes
+    ``_grad_w_rows8`` (8 channels × the 3 kw offsets of one kh per pass); otherwise blocks of up
+    to 4 (``_grad_w_block4``, the kernel of before: 4 channels × 4 kernel offsets per pass).
+    Each row's dots are added to float64 sums in the order of oh. The dots are SIMD reductions
     (fastmath reassoc: lanes summed in an order fixed at compile time, so still deterministic).
     """
     C, Hp, WpN = x.shape
     C_out, Cg, KH, KW = gw.shape
-    OH = g.shape[1]
     OW = g.shape[2] // N
     Og, T = C_out // G, KH * KW
-    nq = (Og + 3) // 4
+    nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
     nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
     xf = x.reshape(-1)
     rel = np.empty(T, np.int64)                                # term (kh, kw) -> offset in x[c]
     for kh in range(KH):
         for kw in range(KW):
             rel[kh * KW + kw] = kh * DH * WpN + kw * DW * N
-    zero = x.dtype.type(0)
     for item in prange(lo, hi):
         q, ci = item // Cg, item % Cg
         grp = q // nq
-        co0 = grp * Og + (q % nq) * 4
-        nco = min(4, (grp + 1) * Og - co0)
+        co0 = grp * Og + (q % nq) * CB
+        nco = min(CB, (grp + 1) * Og - co0)
         c = grp * Cg + ci
-        acc = np.zeros((4, T), np.float64)
-        for oh in range(OH):
-            for ob in range(nblk):
-                base = (c * Hp + oh * SH) * WpN + ob * SW * N
-                g0 = g[co0, oh, ob * blk:]                      # rows past nco repeat co0 (unused)
-                g1 = g[co0 + min(1, nco - 1), oh, ob * blk:]
-                g2 = g[co0 + min(2, nco - 1), oh, ob * blk:]
-                g3 = g[co0 + min(3, nco - 1), oh, ob * blk:]
-                t = 0
-                while t + 4 <= T:
-                    x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
-                    x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
-                    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-                    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-                    for j in range(blk):
-                        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-                        v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
-                        s00 += v0 * u0
-                        s01 += v0 * u1
-                        s02 += v0 * u2
-                        s03 += v0 * u3
-                        s10 += v1 * u0
-                        s11 += v1 * u1
-                        s12 += v1 * u2
-                        s13 += v1 * u3
-                        s20 += v2 * u0
-                        s21 += v2 * u1
-                        s22 += v2 * u2
-                        s23 += v2 * u3
-                        s30 += v3 * u0
-                        s31 += v3 * u1
-                        s32 += v3 * u2
-                        s33 += v3 * u3
-                    acc[0, t] += s00
-                    acc[0, t + 1] += s01
-                    acc[0, t + 2] += s02
-                    acc[0, t + 3] += s03
-                    acc[1, t] += s10
-                    acc[1, t + 1] += s11
-                    acc[1, t + 2] += s12
-                    acc[1, t + 3] += s13
-                    acc[2, t] += s20
-                    acc[2, t + 1] += s21
-                    acc[2, t + 2] += s22
-                    acc[2, t + 3] += s23
-                    acc[3, t] += s30
-                    acc[3, t + 1] += s31
-                    acc[3, t + 2] += s32
-                    acc[3, t + 3] += s33
-                    t += 4
-                while t < T:                                   # the last T % 4 offsets
-                    x0 = xf[base + rel[t]:]
-                    s00 = s10 = s20 = s30 = zero
-                    for j in range(blk):
-                        u0 = x0[j]
-                        s00 += g0[j] * u0
-                        s10 += g1[j] * u0
-                        s20 += g2[j] * u0
-                        s30 += g3[j] * u0
-                    acc[0, t] += s00
-                    acc[1, t] += s10
-                    acc[2, t] += s20
-                    acc[3, t] += s30
-                    t += 1
-        for r in range(nco):
-            for t in range(T):
-                gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
+        if nco == 8 and KW == 3 and SH == 1 and SW == 1:
+            _grad_w_rows8(g, x, gw, N, DH, DW, co0, c, ci)
+            continue
+        for c4 in range(co0, co0 + nco, 4):
+            _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, co0, nco, c, ci):
+    """gw[co0 + r, ci] for r < nco ≤ 4 (``_grad_w_body``'s formula): for each output row, 4 x 4
+    dot products of output-gradient rows (4 channels) with shifted input rows of channel c
+    (4 kernel offsets, rel) in one pass, 16 FMAs per 8 loads."""
+    T = rel.shape[0]
+    KW = gw.shape[3]
+    OH = g.shape[1]
+    zero = xf.dtype.type(0)
+    acc = np.zeros((4, T), np.float64)
+    for oh in range(OH):
+        for ob in range(nblk):
+            base = (c * Hp + oh * SH) * WpN + ob * SW * N
+            g0 = g[co0, oh, ob * blk:]                      # rows past nco repeat co0 (unused)
+            g1 = g[co0 + min(1, nco - 1), oh, ob * blk:]
+            g2 = g[co0 + min(2, nco - 1), oh, ob * blk:]
+            g3 = g[co0 + min(3, nco - 1), oh, ob * blk:]
+            t = 0
+            while t + 4 <= T:
+                x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+                s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+                for j in range(blk):
+                    u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+                    v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
+                    s00 += v0 * u0
+                    s01 += v0 * u1
+                    s02 += v0 * u2
+                    s03 += v0 * u3
+                    s10 += v1 * u0
+                    s11 += v1 * u1
+                    s12 += v1 * u2
+                    s13 += v1 * u3
+                    s20 += v2 * u0
+                    s21 += v2 * u1
+                    s22 += v2 * u2
+                    s23 += v2 * u3
+                    s30 += v3 * u0
+                    s31 += v3 * u1
+                    s32 += v3 * u2
+                    s33 += v3 * u3
+                acc[0, t] += s00
+                acc[0, t + 1] += s01
+                acc[0, t + 2] += s02
+                acc[0, t + 3] += s03
+                acc[1, t] += s10
+                acc[1, t + 1] += s11
+                acc[1, t + 2] += s12
+                acc[1, t + 3] += s13
+                acc[2, t] += s20
+                acc[2, t + 1] += s21
+                acc[2, t + 2] += s22
+                acc[2, t + 3] += s23
+                acc[3, t] += s30
+                acc[3, t + 1] += s31
+                acc[3, t + 2] += s32
+                acc[3, t + 3] += s33
+                t += 4
+            while t < T:                                   # the last T % 4 offsets
+                x0 = xf[base + rel[t]:]
+                s00 = s10 = s20 = s30 = zero
+                for j in range(blk):
+                    u0 = x0[j]
+                    s00 += g0[j] * u0
+                    s10 += g1[j] * u0
+                    s20 += g2[j] * u0
+                    s30 += g3[j] * u0
+                acc[0, t] += s00
+                acc[1, t] += s10
+                acc[2, t] += s20
+                acc[3, t] += s30
+                t += 1
+    for r in range(nco):
+        for t in range(T):
+            gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_w_rows8(g, x, gw, N, DH, DW, co0, c, ci):
+    """gw[co0 + r, ci, kh, kw] = Σ_{oh,j} g[co0 + r, oh, j] x[c, oh + kh*DH, j + kw*DW*N] for r < 8,
+    KW = 3, stride 1 (``_grad_w_body``'s formula, j = ow*N + n over the row's OW*N floats).
+
+    Per output row and kh, 8 output-gradient rows × the 3 kw shifts of one input row in one pass:
+    24 dot products (24 FMAs per 11 loads; the 4 × 4 block took 8 loads per 16 and a ninth
+    offset alone, 4 per 5), each added to a float64 sum in the order of (oh, kh).
+    """
+    KH = gw.shape[2]
+    OH, OWN = g.shape[1], g.shape[2]
+    zero = x.dtype.type(0)
+    acc = np.zeros((8, KH * 3), np.float64)
+    for oh in range(OH):
+        g0, g1, g2, g3 = g[co0, oh], g[co0 + 1, oh], g[co0 + 2, oh], g[co0 + 3, oh]
+        g4, g5, g6, g7 = g[co0 + 4, oh], g[co0 + 5, oh], g[co0 + 6, oh], g[co0 + 7, oh]
+        for kh in range(KH):
+            xr = x[c, oh + kh * DH]
+            x0, x1, x2 = xr, xr[DW * N:], xr[2 * DW * N:]      # kw = 0, 1, 2 (slices: see madd8x4's caller)
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
+            s40 = s41 = s42 = s50 = s51 = s52 = s60 = s61 = s62 = s70 = s71 = s72 = zero
+            for j in range(OWN):
+                u0, u1, u2 = x0[j], x1[j], x2[j]
+                v = g0[j]
+                s00 += v * u0
+                s01 += v * u1
+                s02 += v * u2
+                v = g1[j]
+                s10 += v * u0
+                s11 += v * u1
+                s12 += v * u2
+                v = g2[j]
+                s20 += v * u0
+                s21 += v * u1
+                s22 += v * u2
+                v = g3[j]
+                s30 += v * u0
+                s31 += v * u1
+                s32 += v * u2
+                v = g4[j]
+                s40 += v * u0
+                s41 += v * u1
+                s42 += v * u2
+                v = g5[j]
+                s50 += v * u0
+                s51 += v * u1
+                s52 += v * u2
+                v = g6[j]
+                s60 += v * u0
+                s61 += v * u1
+                s62 += v * u2
+                v = g7[j]
+                s70 += v * u0
+                s71 += v * u1
+                s72 += v * u2
+            acc[0, kh * 3] += s00
+            acc[0, kh * 3 + 1] += s01
+            acc[0, kh * 3 + 2] += s02
+            acc[1, kh * 3] += s10
+            acc[1, kh * 3 + 1] += s11
+            acc[1, kh * 3 + 2] += s12
+            acc[2, kh * 3] += s20
+            acc[2, kh * 3 + 1] += s21
+            acc[2, kh * 3 + 2] += s22
+            acc[3, kh * 3] += s30
+            acc[3, kh * 3 + 1] += s31
+            acc[3, kh * 3 + 2] += s32
+            acc[4, kh * 3] += s40
+            acc[4, kh * 3 + 1] += s41
+            acc[4, kh * 3 + 2] += s42
+            acc[5, kh * 3] += s50
+            acc[5, kh * 3 + 1] += s51
+            acc[5, kh * 3 + 2] += s52
+            acc[6, kh * 3] += s60
+            acc[6, kh * 3 + 1] += s61
+            acc[6, kh * 3 + 2] += s62
+            acc[7, kh * 3] += s70
+            acc[7, kh * 3 + 1] += s71
+            acc[7, kh * 3 + 2] += s72
+    for r in range(8):
+        for t in range(KH * 3):
+            gw[co0 + r, ci, t // 3, t % 3] = acc[r, t]
 
 
 def _grad_b_body(g, gb, lo, hi):
@@ -678,15 +776,21 @@ def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups, block=None):
     return gx
 
 
-def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups):
-    """grad_w (C_out, C/G, KH, KW) from g (C_out, OH, OW, N) and padded xc (C, Hp, Wp, N)."""
+def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups, block=None):
+    """grad_w (C_out, C/G, KH, KW) from g (C_out, OH, OW, N) and padded xc (C, Hp, Wp, N).
+
+    block: output channels per work item, 8 (KW = 3, stride 1: ``_grad_w_rows8``) or 4
+    (``_grad_w_block4``, the kernel of before); default ``forward_block(C_out/G, stride)``."""
     (SH, SW), (DH, DW) = stride, dilation
     C_out, OH, OW, N = g.shape
     C, Hp, Wp, _ = xc.shape
     gw = np.empty(w_shape, g.dtype)
-    blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
+    CB = forward_block(C_out // groups, max(SH, SW)) if block is None else int(block)
+    if CB not in (4, 8):
+        raise ValueError(f"conv2d_grad_w: block must be 4 or 8, got {block!r}")
+    blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
     run(_grad_w, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
-        gw, N, SH, SW, DH, DW, groups, work=g.size * gw[0].size)
+        gw, N, SH, SW, DH, DW, groups, CB, work=g.size * gw[0].size)
     return gw
 
 
