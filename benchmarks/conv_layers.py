@@ -4,7 +4,7 @@
     python benchmarks/conv_layers.py --memory     # peak memory of one training step, ember and torch
     python benchmarks/conv_layers.py --ab-passes  # per shape and pass: direct vs GEMM, per-round ratio
     python benchmarks/conv_layers.py --ab-steps direct,choose,gemm   # whole steps per path choice, and torch
-    python benchmarks/conv_layers.py --ab-block   # 3×3 stride-1 layers: numba_conv block 4 vs 8, and torch
+    python benchmarks/conv_layers.py --ab-block   # 3×3 stride-1 layers: numba_conv block 4 vs 8 per pass, and torch
 
 Part 1, per conv layer shape of the two networks of ``ember bench`` (ember/training/bench.py),
 forward, grad_x and grad_w timed separately, in one process, alternating between the paths
@@ -311,7 +311,7 @@ def ab_steps(repeats, only, policies):
 
 
 def ab_block(repeats, only):
-    """Per 3×3 stride-1 conv shape: numba_conv's forward and grad_x with blocks of 4 channels (the
+    """Per 3×3 stride-1 conv shape: numba_conv's forward, grad_x and grad_w with blocks of 4 channels (the
     streaming kernels of before) vs 8 (the output-stationary ones), and PyTorch's pass on the same
     arrays; the three alternate in each round (the order rotates). Every round's wall ms, the
     CPU-ms medians and the median of the per-round ratios new/old and new/torch (wall)."""
@@ -332,7 +332,11 @@ def ab_block(repeats, only):
                   "grad_x": {"old": lambda: numba_conv.conv2d_grad_x(g, w, H, W, (P, P), (1, 1), (1, 1), 1, block=4),
                              "new": lambda: numba_conv.conv2d_grad_x(g, w, H, W, (P, P), (1, 1), (1, 1), 1, block=8),
                              "torch": lambda: torch.ops.aten.convolution_backward(
-                                 tg, tx, tw, [O], [1, 1], [P, P], [1, 1], False, [0, 0], 1, [True, False, False])}}
+                                 tg, tx, tw, [O], [1, 1], [P, P], [1, 1], False, [0, 0], 1, [True, False, False])},
+                  "grad_w": {"old": lambda: numba_conv.conv2d_grad_w(g, xc, w.shape, (1, 1), (1, 1), 1, block=4),
+                             "new": lambda: numba_conv.conv2d_grad_w(g, xc, w.shape, (1, 1), (1, 1), 1, block=8),
+                             "torch": lambda: torch.ops.aten.convolution_backward(
+                                 tg, tx, tw, [O], [1, 1], [P, P], [1, 1], False, [0, 0], 1, [False, True, False])}}
         for pas, fs in passes.items():
             if pas == "grad_x" and first:
                 continue
@@ -366,7 +370,7 @@ def main(argv=None):
     p.add_argument("--memory", action="store_true", help="only the peak memory of a training step")
     p.add_argument("--ab-passes", action="store_true", help="only the direct-vs-GEMM A/B per shape and pass")
     p.add_argument("--ab-block", action="store_true",
-                   help="only numba_conv's 4- vs 8-channel blocks (forward, grad_x) per 3×3 stride-1 shape, and torch")
+                   help="only numba_conv's 4- vs 8-channel blocks (forward, grad_x, grad_w) per 3×3 stride-1 shape, and torch")
     p.add_argument("--ab-steps", help="only whole steps per path choice, e.g. direct,choose,gemm,block4")
     args = p.parse_args(argv)
     if args.memory:
