@@ -28,12 +28,14 @@ Output-stationary 8-channel blocks (2026-12-01, issue 13: ResNet-20's 3×3 strid
 16-64 channels at 32×32 to 8×8, N = 128): the forward (``_conv_rows8``) and grad_x
 (``_grad_x_rows8``) sum 8 output (input) channels × a strip of ``STRIP`` floats of one row in an
 L1 scratch block over every term and write it once, instead of reading and writing 4 whole rows
-(from L2) every 4 terms. Blocks of 4 (the kernels above) remain for strides > 1, fewer than 8
+(from L2) every 4 terms; grad_w (``_grad_w_rows8``, KW = 3) takes 8 output channels × the 3 kw
+offsets of one kh per pass. Blocks of 4 (the kernels above) remain for strides > 1, fewer than 8
 channels per group and the channel tail. Measured (benchmarks/conv_layers.py --ab-block, one
 thread, float32, load ~6 on the 2 shared cores, medians of 7 alternating rounds, wall ms old →
 new): 16→16 32×32 forward 31.1 → 24.3, grad_x 44.4 → 30.6; 32→32 16×16 32.2 → 32.0 and
 33.6 → 26.4; 64→64 8×8 37.3 → 30.9 and 38.1 → 21.6 (per-round ratios 0.57-0.95); PyTorch on
-the same arrays 22.6/29.0, 20.2/16.0, 12.2/15.2 ms. The kernels vectorise to AVX2 (ymm) FMAs:
+the same arrays 22.6/29.0, 20.2/16.0, 12.2/15.2 ms; grad_w (a second run, load ~5.9) 25.8 → 24.1,
+16.9 → 16.3, 17.9 → 16.8 (per-round 0.87-0.97; PyTorch 16.7, 13.8, 9.5). The kernels vectorise to AVX2 (ymm) FMAs:
 numba's LLVM target prefers 256-bit vectors on this CPU.
 
 Conv2dReLUMaxPool2d (conv → ReLU → 2×2 max-pool as one op, run by ``ember.kernels.fusion`` for
