@@ -4,6 +4,7 @@
     python benchmarks/conv_layers.py --memory     # peak memory of one training step, ember and torch
     python benchmarks/conv_layers.py --ab-passes  # per shape and pass: direct vs GEMM, per-round ratio
     python benchmarks/conv_layers.py --ab-steps direct,choose,gemm   # whole steps per path choice, and torch
+    python benchmarks/conv_layers.py --ab-block   # 3×3 stride-1 layers: numba_conv block 4 vs 8 per pass, and torch
 
 Part 1, per conv layer shape of the two networks of ``ember bench`` (ember/training/bench.py),
 forward, grad_x and grad_w timed separately, in one process, alternating between the paths
@@ -275,10 +276,11 @@ def ab_passes(repeats, only):
 
 def ab_steps(repeats, only, policies):
     """Training steps of each network with gemm_conv.choose replaced by each policy ('direct',
-    'gemm' or 'choose', the shipped rule), and PyTorch's step, alternating; per-round ratios."""
+    'gemm' or 'choose', the shipped rule; 'block4': the shipped rule with numba_conv's 4-channel
+    blocks, its kernels before the 8-channel ones), and PyTorch's step, alternating; per-round ratios."""
     from ember.training.bench import ember_train, torch_train
-    shipped = gemm_conv.choose
-    rules = {"direct": lambda *a: "direct", "gemm": lambda *a: "gemm", "choose": shipped}
+    shipped, shipped_block = gemm_conv.choose, numba_conv.forward_block
+    rules = {"direct": lambda *a: "direct", "gemm": lambda *a: "gemm", "choose": shipped, "block4": shipped}
     try:
         for name, B, layers, em, eo, x, y in ember_networks(only):
             tm = build_net(torch.nn, layers)
@@ -288,6 +290,7 @@ def ab_steps(repeats, only, policies):
 
             def ember_step(rule):
                 gemm_conv.choose = rules[rule]
+                numba_conv.forward_block = (lambda Og, SW: 4) if rule == "block4" else shipped_block
                 return timed(lambda: ember_train(em, eo, [(x, y)]))
             fns = [(r, lambda r=r: ember_step(r)) for r in policies]
             fns.append(("torch", lambda: timed(lambda: torch_train(torch, tm, to, tb))))
@@ -304,7 +307,57 @@ def ab_steps(repeats, only, policies):
                       f"{statistics.median(c for _, c in r) * 1e3:7.1f} ms CPU, ratio to torch {ratio:.2f}; runs "
                       + ", ".join(f"{a * 1e3:.0f}/{c * 1e3:.0f}" for a, c in r), flush=True)
     finally:
-        gemm_conv.choose = shipped
+        gemm_conv.choose, numba_conv.forward_block = shipped, shipped_block
+
+
+def ab_block(repeats, only):
+    """Per 3×3 stride-1 conv shape: numba_conv's forward, grad_x and grad_w with blocks of 4 channels (the
+    streaming kernels of before) vs 8 (the output-stationary ones), and PyTorch's pass on the same
+    arrays; the three alternate in each round (the order rotates). Every round's wall ms, the
+    CPU-ms medians and the median of the per-round ratios new/old and new/torch (wall)."""
+    rng = np.random.default_rng(0)
+    for net, N, C, H, W, O, K, S, P, first in shapes(only):
+        if K != 3 or S != 1:
+            continue
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = (rng.standard_normal((O, C, K, K)) / np.sqrt(C * K * K)).astype(np.float32)
+        b = rng.standard_normal(O).astype(np.float32)
+        xc = np_conv._to_chwn(x, P, P)
+        g4 = rng.standard_normal((N, O, H, W)).astype(np.float32)
+        g = np.ascontiguousarray(g4.transpose(1, 2, 3, 0))
+        tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g4))
+        passes = {"forward": {"old": lambda: numba_conv.conv2d_forward(xc, w, b, (1, 1), (1, 1), 1, block=4),
+                              "new": lambda: numba_conv.conv2d_forward(xc, w, b, (1, 1), (1, 1), 1, block=8),
+                              "torch": lambda: torch.nn.functional.conv2d(tx, tw, tb, padding=P)},
+                  "grad_x": {"old": lambda: numba_conv.conv2d_grad_x(g, w, H, W, (P, P), (1, 1), (1, 1), 1, block=4),
+                             "new": lambda: numba_conv.conv2d_grad_x(g, w, H, W, (P, P), (1, 1), (1, 1), 1, block=8),
+                             "torch": lambda: torch.ops.aten.convolution_backward(
+                                 tg, tx, tw, [O], [1, 1], [P, P], [1, 1], False, [0, 0], 1, [True, False, False])},
+                  "grad_w": {"old": lambda: numba_conv.conv2d_grad_w(g, xc, w.shape, (1, 1), (1, 1), 1, block=4),
+                             "new": lambda: numba_conv.conv2d_grad_w(g, xc, w.shape, (1, 1), (1, 1), 1, block=8),
+                             "torch": lambda: torch.ops.aten.convolution_backward(
+                                 tg, tx, tw, [O], [1, 1], [P, P], [1, 1], False, [0, 0], 1, [False, True, False])}}
+        for pas, fs in passes.items():
+            if pas == "grad_x" and first:
+                continue
+            names = list(fs)
+            for f in fs.values():
+                f()
+            t = {k: [] for k in names}
+            for r in range(repeats):
+                for k in names[r % 3:] + names[:r % 3]:
+                    t[k].append(timed(fs[k]))
+            med = {k: statistics.median(a for a, _ in v) * 1e3 for k, v in t.items()}
+            cpu = {k: statistics.median(c for _, c in v) * 1e3 for k, v in t.items()}
+            r_old = statistics.median(a[0] / b_[0] for a, b_ in zip(t["new"], t["old"]))
+            r_torch = statistics.median(a[0] / b_[0] for a, b_ in zip(t["new"], t["torch"]))
+            print(f"{net} N{N} {C}→{O} {H}×{W} {pas}: wall med old {med['old']:.1f} new {med['new']:.1f} "
+                  f"torch {med['torch']:.1f} ms (CPU med {cpu['old']:.1f}/{cpu['new']:.1f}/{cpu['torch']:.1f}); "
+                  f"new/old {r_old:.2f}, new/torch {r_torch:.2f}", flush=True)
+            for k in names:
+                print(f"    {k:5s} every round, wall ms: " + ", ".join(f"{a * 1e3:.1f}" for a, _ in t[k]), flush=True)
+    with open("/proc/loadavg") as f:
+        print("load average after: " + " ".join(f.read().split()[:3]))
 
 
 def main(argv=None):
@@ -316,7 +369,9 @@ def main(argv=None):
     p.add_argument("--no-layers", action="store_true")
     p.add_argument("--memory", action="store_true", help="only the peak memory of a training step")
     p.add_argument("--ab-passes", action="store_true", help="only the direct-vs-GEMM A/B per shape and pass")
-    p.add_argument("--ab-steps", help="only whole steps per path choice, e.g. direct,choose,gemm")
+    p.add_argument("--ab-block", action="store_true",
+                   help="only numba_conv's 4- vs 8-channel blocks (forward, grad_x, grad_w) per 3×3 stride-1 shape, and torch")
+    p.add_argument("--ab-steps", help="only whole steps per path choice, e.g. direct,choose,gemm,block4")
     args = p.parse_args(argv)
     if args.memory:
         return memory(args.threads)
@@ -327,6 +382,8 @@ def main(argv=None):
         load = f.read().split()[:3]
     print(f"threads: ember {threads.get_num_threads()}, torch {torch.get_num_threads()}; "
           f"kernels {kernels.mode()}; load {' '.join(load)}")
+    if args.ab_block:
+        return ab_block(args.repeats, args.only)
     if args.ab_passes or args.ab_steps:
         if args.ab_passes:
             ab_passes(args.repeats, args.only)

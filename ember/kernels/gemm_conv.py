@@ -283,6 +283,13 @@ def choose(x_shape, w_shape, stride, padding, dilation, which):
     1.90 s (1.47 and 1.51): the CIFAR-style network is not helped, its 3×3 stride-1 layers stay
     on the direct kernel.
 
+    2026-12-01: numba_conv's forward and grad_x take 8-channel output-stationary blocks at
+    stride 1 (its docstring); per-round ratios new/old direct at the CIFAR 3×3 stride-1 shapes
+    (``benchmarks/conv_layers.py --ab-block``, 1 thread, load ~6, 7 rounds): forward 0.79 (16→16),
+    0.92 (32→32), 0.85 (64→64), 0.91 (3→16); grad_x 0.65, 0.95, 0.57; grad_w (8 channels × 3 kw
+    offsets per pass, a second run) 0.87, 0.97, 0.95. The GEMM lost there before, so the choice
+    is unchanged.
+
     So: 'gemm' for 1×1 kernels, and for strided convolutions when the batch is small (N < 32:
     runs of N floats) or the output has ≥ 64 channels (the GEMM is efficient there); 'direct'
     otherwise, which keeps LeNet's shapes (5×5, stride 1) on numba_conv as before. The same

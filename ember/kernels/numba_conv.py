@@ -24,6 +24,20 @@ forward + backward. One term per pass (the first version): 19 GFLOP/s forward. L
 step (benchmarks/kernels_numba.py, load ~2, medians of 7): batch 64 5.5 ms vs 12.5 ms NumPy path,
 batch 256 17.1 vs 34.4 ms; with Conv2dReLU fused: 4.7 and 14.8 ms.
 
+Output-stationary 8-channel blocks (2026-12-01, issue 13: ResNet-20's 3×3 stride-1 layers,
+16-64 channels at 32×32 to 8×8, N = 128): the forward (``_conv_rows8``) and grad_x
+(``_grad_x_rows8``) sum 8 output (input) channels × a strip of ``STRIP`` floats of one row in an
+L1 scratch block over every term and write it once, instead of reading and writing 4 whole rows
+(from L2) every 4 terms; grad_w (``_grad_w_rows8``, KW = 3) takes 8 output channels × the 3 kw
+offsets of one kh per pass. Blocks of 4 (the kernels above) remain for strides > 1, fewer than 8
+channels per group and the channel tail. Measured (benchmarks/conv_layers.py --ab-block, one
+thread, float32, load ~6 on the 2 shared cores, medians of 7 alternating rounds, wall ms old →
+new): 16→16 32×32 forward 31.1 → 24.3, grad_x 44.4 → 30.6; 32→32 16×16 32.2 → 32.0 and
+33.6 → 26.4; 64→64 8×8 37.3 → 30.9 and 38.1 → 21.6 (per-round ratios 0.57-0.95); PyTorch on
+the same arrays 22.6/29.0, 20.2/16.0, 12.2/15.2 ms; grad_w (a second run, load ~5.9) 25.8 → 24.1,
+16.9 → 16.3, 17.9 → 16.8 (per-round 0.87-0.97; PyTorch 16.7, 13.8, 9.5). The kernels vectorise to AVX2 (ymm) FMAs:
+numba's LLVM target prefers 256-bit vectors on this CPU.
+
 Conv2dReLUMaxPool2d (conv → ReLU → 2×2 max-pool as one op, run by ``ember.kernels.fusion`` for
 nn.Sequential): per LeNet-5 training step at batch 64 (same process, alternating with the layers
 run one by one; the machine at load 5–9, so CPU time is the figure that means something) -20%
@@ -141,12 +155,87 @@ def _conv_rows(xf, wf, rel, b, yt, c0, row, co0, nco, base0, nblk, blk, SWN):
                     t += 1
 
 
+# ResNet-20's 3×3 stride-1 layers (16-64 channels): the output-stationary block below. madd4x4
+# reads and writes its 4 output rows once per 4 terms, and those rows (4 × OW*N floats, 64 KiB
+# at 32×32, N = 128) come from L2; here 8 output channels × one strip of STRIP floats are summed
+# in a scratch block that stays in L1 across all the C*KH*KW terms and is written to y once.
+# The scratch is one array with a constant row stride, so LLVM checks it against the 4 input
+# rows with 4 runtime alias checks and vectorises the loop (8 separate output rows took 32
+# checks, over LLVM's limit of 8: the loop ran scalar at ~6 GFLOP/s).
+STRIP = 512     # floats of one output row per pass (2 KiB float32, 8 rows: 16 KiB of the 48 KiB L1)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM, inline="always")
+def madd8x4(acc, x0, x1, x2, x3, m, n):
+    """acc[r, j] += Σ_s m[r, s] · x_s[j] for r < 8, s < 4 and j < n: 32 FMAs per 4 input loads
+    and 8 loads + 8 stores of the scratch block (in L1). m (8, 4): weights of 8 rows × 4 terms.
+    The forward's (rows: output channels, s: terms) and grad_x's (rows: input channels, s:
+    output channels) output-stationary inner loop."""
+    a00, a01, a02, a03 = m[0, 0], m[0, 1], m[0, 2], m[0, 3]
+    a10, a11, a12, a13 = m[1, 0], m[1, 1], m[1, 2], m[1, 3]
+    a20, a21, a22, a23 = m[2, 0], m[2, 1], m[2, 2], m[2, 3]
+    a30, a31, a32, a33 = m[3, 0], m[3, 1], m[3, 2], m[3, 3]
+    a40, a41, a42, a43 = m[4, 0], m[4, 1], m[4, 2], m[4, 3]
+    a50, a51, a52, a53 = m[5, 0], m[5, 1], m[5, 2], m[5, 3]
+    a60, a61, a62, a63 = m[6, 0], m[6, 1], m[6, 2], m[6, 3]
+    a70, a71, a72, a73 = m[7, 0], m[7, 1], m[7, 2], m[7, 3]
+    for j in range(n):
+        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+        acc[0, j] += a00 * u0 + a01 * u1 + a02 * u2 + a03 * u3
+        acc[1, j] += a10 * u0 + a11 * u1 + a12 * u2 + a13 * u3
+        acc[2, j] += a20 * u0 + a21 * u1 + a22 * u2 + a23 * u3
+        acc[3, j] += a30 * u0 + a31 * u1 + a32 * u2 + a33 * u3
+        acc[4, j] += a40 * u0 + a41 * u1 + a42 * u2 + a43 * u3
+        acc[5, j] += a50 * u0 + a51 * u1 + a52 * u2 + a53 * u3
+        acc[6, j] += a60 * u0 + a61 * u1 + a62 * u2 + a63 * u3
+        acc[7, j] += a70 * u0 + a71 * u1 + a72 * u2 + a73 * u3
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _conv_rows8(xf, wf, rel, b, y, row, co0, base, n_row, relu):
+    """y[co0 + r, row, j] = b[co0 + r] + Σ_t wf[co0 + r, t] · xf[base + rel[t] + j] for r < 8 and
+    j < n_row (one stride-1 output row of n_row = OW*N floats; relu = 1: max(·, 0), NaN kept).
+
+    Output-stationary: per strip [s0, s0 + STRIP) of the row, the 8 channels' sums are kept in a
+    scratch block (acc, in L1) while the T terms are added, 4 terms per pass (``madd8x4``) in the
+    order of t, and written to y once. Each y float is summed in one fixed order (bit-identical
+    across reruns and thread counts; a different rounding from the 4-channel kernel's).
+    """
+    T = wf.shape[1]
+    acc = np.empty((8, STRIP), y.dtype)                        # constant row stride: see above
+    for s0 in range(0, n_row, STRIP):
+        n = min(STRIP, n_row - s0)
+        xb = base + s0
+        for r in range(8):                                     # acc = bias
+            a = b[co0 + r]
+            for j in range(n):
+                acc[r, j] = a
+        t = 0
+        while t + 4 <= T:                                      # 8 channels × 4 terms per pass
+            x0, x1 = xf[xb + rel[t]:], xf[xb + rel[t + 1]:]
+            x2, x3 = xf[xb + rel[t + 2]:], xf[xb + rel[t + 3]:]
+            madd8x4(acc, x0, x1, x2, x3, wf[co0:co0 + 8, t:t + 4], n)
+            t += 4
+        while t < T:                                           # the last T % 4 terms
+            x0 = xf[xb + rel[t]:]
+            for r in range(8):
+                a = wf[co0 + r, t]
+                for j in range(n):
+                    acc[r, j] += a * x0[j]
+            t += 1
+        for r in range(8):                                     # y = acc (ReLU'd), once
+            yr = y[co0 + r, row, s0:]
+            for j in range(n):
+                v = acc[r, j]
+                yr[j] = 0 if relu and v < 0 else v
+
+
 @njit(cache=True, nogil=True)
-def _channel_block(q, nq, Og):
-    """(group, first channel, channels) of block q of up to 4 channels (nq blocks per group of Og)."""
+def _channel_block(q, nq, Og, CB=4):
+    """(group, first channel, channels) of block q of up to CB channels (nq blocks per group of Og)."""
     grp = q // nq
-    co0 = grp * Og + (q % nq) * 4
-    return grp, co0, min(4, (grp + 1) * Og - co0)
+    co0 = grp * Og + (q % nq) * CB
+    return grp, co0, min(CB, (grp + 1) * Og - co0)
 
 
 @njit(cache=True, nogil=True)
@@ -168,26 +257,36 @@ def _forward_setup(x, w, N, OW, SW, DH, DW, G):
     return Cg, Hp, WpN, Og, (Og + 3) // 4, nblk, blk, x.reshape(-1), w.reshape(C_out, Cg * KH * KW), rel
 
 
-def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, lo, hi):
+def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
     """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
     Equals ops.conv.Conv2d.forward (on the padded input). One item = the row oh of a block of
-    up to 4 output channels of one group (``_conv_rows``). relu = 1: y = max(y, 0) on the rows
-    while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
+    up to CB output channels of one group. CB = 8 (stride 1): a full block of 8 is summed
+    output-stationary (``_conv_rows8``), a shorter one as up to two blocks of 4; CB = 4: blocks of
+    4 channels, rows streamed by ``_conv_rows`` (the kernel of before; any stride). relu = 1:
+    y = max(y, 0) on the rows while they are still in cache (ops.elementwise.ReLU fused in; a NaN
+    stays NaN, as np.maximum).
     """
     OH = y.shape[1]
     OW = y.shape[2] // N
     Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
     for item in prange(lo, hi):
         oh = item % OH
-        grp, co0, nco = _channel_block(item // OH, nq, Og)
-        _conv_rows(xf, wf, rel, b, y, co0, oh, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
-        if relu:
-            for co in range(co0, co0 + nco):
-                yr = y[co, oh]
-                for j in range(OW * N):
-                    if yr[j] < 0:
-                        yr[j] = 0
+        grp, co0, nco = _channel_block(item // OH, nq, Og, CB)
+        base = (grp * Cg * Hp + oh * SH) * WpN
+        if nco == 8 and SW == 1:
+            _conv_rows8(xf, wf, rel, b, y, oh, co0, base, OW * N, relu)
+            continue
+        for c4 in range(co0, co0 + nco, 4):                    # blocks of up to 4 channels
+            n4 = min(4, co0 + nco - c4)
+            _conv_rows(xf, wf, rel, b, y, c4, oh, c4, n4, base, nblk, blk, SW * N)
+            if relu:
+                for co in range(c4, c4 + n4):
+                    yr = y[co, oh]
+                    for j in range(OW * N):
+                        if yr[j] < 0:
+                            yr[j] = 0
 
 
 def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW, lo, hi):
@@ -274,170 +373,338 @@ def _unpool_relu_body(gp, yp, arg, g, gb, N, PKH, PKW, lo, hi):
         gb[co] = s
 
 
-def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, lo, hi):
+def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, CB, lo, hi):
     """gx[c, ih, iw, n] = Σ_{co,kh,kw: ih+PH = oh*SH+kh*DH, iw+PW = ow*SW+kw*DW} w[co, ci, kh, kw] g[co, oh, ow, n].
 
     Equals ops.conv.Conv2d's grad_x (col2im of wᵀ g, un-padded) — a transposed convolution,
-    written as a gather: one item = input row ih of a block of up to 4 input channels of one
+    written as a gather: one item = input row ih of a block of up to CB input channels of one
     group, which collects every (co, kh, kw) term that reads it, so no two threads ever write
     the same row and no col2im buffer exists. Padding is handled by clipping the ow range, so
-    the result is unpadded (C, H, W*N). Per (kh, kw), 4 input channels x 4 output channels per
-    pass (16 FMAs per 8 loads + 4 stores, as the forward).
+    the result is unpadded (C, H, W*N). CB = 8 and stride 1: a full block of 8 channels is
+    summed output-stationary in an L1 scratch (``_grad_x_rows8``); otherwise blocks of up to 4
+    (``_grad_x_rows4``, the kernel of before: per (kh, kw), 4 input channels x 4 output
+    channels per pass, 16 FMAs per 8 loads + 4 stores).
     """
     C_out, Cg, KH, KW = w.shape
     H = gx.shape[1]
-    W = gx.shape[2] // N
-    OH = g.shape[1]
-    OW = g.shape[2] // N
     Og = C_out // G
-    nq = (Cg + 3) // 4                                         # blocks of 4 input channels per group
+    nq = (Cg + CB - 1) // CB                                   # blocks of CB input channels per group
     for item in prange(lo, hi):
         q, ih = item // H, item % H
         grp = q // nq
-        ci0 = (q % nq) * 4
-        nci = min(4, Cg - ci0)
-        c0 = grp * Cg + ci0
-        for c in range(c0, c0 + nci):
-            gr = gx[c, ih]
-            for j in range(W * N):
-                gr[j] = 0
-        for kh in range(KH):
-            t = ih + PH - kh * DH                              # = oh*SH for the row that reads ih
-            if t < 0 or t % SH != 0 or t // SH >= OH:
+        ci0 = (q % nq) * CB
+        nci = min(CB, Cg - ci0)
+        if nci == 8 and SH == 1 and SW == 1:
+            _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih)
+            continue
+        for c4 in range(ci0, ci0 + nci, 4):
+            _grad_x_rows4(g, w, gx, N, PH, PW, SH, SW, DH, DW, grp, c4, min(4, ci0 + nci - c4), ih)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_x_rows4(g, w, gx, N, PH, PW, SH, SW, DH, DW, grp, ci0, nci, ih):
+    """gx row ih of the nci ≤ 4 input channels grp*Cg + ci0 ... of group grp (``_grad_x_body``'s
+    formula): per (kh, kw), 4 input x 4 output channels per pass (``madd4x4``), streaming rows."""
+    C_out, Cg, KH, KW = w.shape
+    W = gx.shape[2] // N
+    OH = g.shape[1]
+    OW = g.shape[2] // N
+    Og = C_out // (gx.shape[0] // Cg)
+    c0 = grp * Cg + ci0
+    for c in range(c0, c0 + nci):
+        gr = gx[c, ih]
+        for j in range(W * N):
+            gr[j] = 0
+    for kh in range(KH):
+        t = ih + PH - kh * DH                                  # = oh*SH for the row that reads ih
+        if t < 0 or t % SH != 0 or t // SH >= OH:
+            continue
+        oh = t // SH
+        for kw in range(KW):
+            s = kw * DW - PW                                   # iw = ow*SW + s
+            ow0 = max(0, (SW - 1 - s) // SW)                   # first ow with iw >= 0
+            ow1 = min(OW, (W - 1 - s) // SW + 1)               # past the last ow with iw < W
+            if ow1 <= ow0:
                 continue
-            oh = t // SH
-            for kw in range(KW):
-                s = kw * DW - PW                               # iw = ow*SW + s
-                ow0 = max(0, (SW - 1 - s) // SW)               # first ow with iw >= 0
-                ow1 = min(OW, (W - 1 - s) // SW + 1)           # past the last ow with iw < W
-                if ow1 <= ow0:
-                    continue
-                nblk, blk = (1, (ow1 - ow0) * N) if SW == 1 else (ow1 - ow0, N)
-                for ob in range(nblk):                         # SW == 1: iw*N + n = ow*N + n + s*N
-                    xo, go = ((ow0 + ob) * SW + s) * N, (ow0 + ob) * N
-                    co = grp * Og
-                    if nci == 4:
-                        x0, x1 = gx[c0, ih, xo:], gx[c0 + 1, ih, xo:]
-                        x2, x3 = gx[c0 + 2, ih, xo:], gx[c0 + 3, ih, xo:]
-                        while co + 4 <= (grp + 1) * Og:        # 4 input x 4 output channels
+            nblk, blk = (1, (ow1 - ow0) * N) if SW == 1 else (ow1 - ow0, N)
+            for ob in range(nblk):                             # SW == 1: iw*N + n = ow*N + n + s*N
+                xo, go = ((ow0 + ob) * SW + s) * N, (ow0 + ob) * N
+                co = grp * Og
+                if nci == 4:
+                    x0, x1 = gx[c0, ih, xo:], gx[c0 + 1, ih, xo:]
+                    x2, x3 = gx[c0 + 2, ih, xo:], gx[c0 + 3, ih, xo:]
+                    while co + 4 <= (grp + 1) * Og:            # 4 input x 4 output channels
+                        g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                        g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                        madd4x4(x0, x1, x2, x3, g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 4, kh, kw].T, blk)
+                        co += 4
+                    while co < (grp + 1) * Og:                 # the last Og % 4 output channels
+                        madd4x1(x0, x1, x2, x3, g[co, oh, go:], w[co, ci0:ci0 + 4, kh, kw], blk)
+                        co += 1
+                else:                                          # 1-3 input channels: one at a time
+                    for ci in range(ci0, ci0 + nci):
+                        xs = gx[grp * Cg + ci, ih, xo:]
+                        co = grp * Og
+                        while co + 4 <= (grp + 1) * Og:
                             g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
                             g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                            madd4x4(x0, x1, x2, x3, g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 4, kh, kw].T, blk)
+                            madd1x4(xs, g0, g1, g2, g3, w[co:co + 4, ci, kh, kw], blk)
                             co += 4
-                        while co < (grp + 1) * Og:             # the last Og % 4 output channels
-                            madd4x1(x0, x1, x2, x3, g[co, oh, go:], w[co, ci0:ci0 + 4, kh, kw], blk)
+                        while co < (grp + 1) * Og:
+                            g0, a0 = g[co, oh, go:], w[co, ci, kh, kw]
+                            for j in range(blk):
+                                xs[j] += a0 * g0[j]
                             co += 1
-                    else:                                      # 1-3 input channels: one at a time
-                        for ci in range(ci0, ci0 + nci):
-                            xs = gx[grp * Cg + ci, ih, xo:]
-                            co = grp * Og
-                            while co + 4 <= (grp + 1) * Og:
-                                g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
-                                g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
-                                madd1x4(xs, g0, g1, g2, g3, w[co:co + 4, ci, kh, kw], blk)
-                                co += 4
-                            while co < (grp + 1) * Og:
-                                g0, a0 = g[co, oh, go:], w[co, ci, kh, kw]
-                                for j in range(blk):
-                                    xs[j] += a0 * g0[j]
-                                co += 1
 
 
-def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, lo, hi):
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih):
+    """gx row ih of the 8 input channels grp*Cg + ci0 + r (r < 8) of group grp, stride 1:
+    gx[c, ih, j] = Σ_{kh,kw,co} w[co, ci0 + r, kh, kw] g[co, ih + PH − kh*DH, j − (kw*DW − PW)*N]
+    over the (kh, kw) whose output row and columns exist (``_grad_x_body``'s formula, SH = SW = 1).
+
+    Output-stationary, as ``_conv_rows8``: per strip [s0, s0 + STRIP) of the row, the 8 channels'
+    sums stay in a scratch block (L1) while every (kh, kw, co) term is added, 8 input channels x
+    4 output channels per pass (``madd8x4``), in the order (kh, kw, co); written to gx once.
+    """
+    C_out, Cg, KH, KW = w.shape
+    W = gx.shape[2] // N
+    OH = g.shape[1]
+    OW = g.shape[2] // N
+    Og = C_out // (gx.shape[0] // Cg)
+    c0 = grp * Cg + ci0
+    zero = gx.dtype.type(0)
+    acc = np.empty((8, STRIP), gx.dtype)                       # constant row stride: see STRIP
+    for s0 in range(0, W * N, STRIP):
+        n = min(STRIP, W * N - s0)
+        for r in range(8):
+            for j in range(n):
+                acc[r, j] = zero
+        for kh in range(KH):
+            oh = ih + PH - kh * DH                             # the output row that reads ih
+            if oh < 0 or oh >= OH:
+                continue
+            for kw in range(KW):
+                s = kw * DW - PW                               # iw = ow + s
+                ja = max(s0, max(0, -s) * N + s * N)           # gx columns of valid ow (0 <= ow < OW,
+                je = min(s0 + n, min(OW, W - s) * N + s * N)   # 0 <= iw < W), within the strip
+                if je <= ja:
+                    continue
+                o, go, m = ja - s0, ja - s * N, je - ja        # acc offset, g offset, length
+                co = grp * Og
+                while co + 4 <= (grp + 1) * Og:                # 8 input x 4 output channels
+                    g0, g1 = g[co, oh, go:], g[co + 1, oh, go:]
+                    g2, g3 = g[co + 2, oh, go:], g[co + 3, oh, go:]
+                    # acc[:, o:], a view: the offset o added inside the index would keep LLVM
+                    # from vectorising (numba's negative-index fix-up of o + j)
+                    madd8x4(acc[:, o:], g0, g1, g2, g3, w[co:co + 4, ci0:ci0 + 8, kh, kw].T, m)
+                    co += 4
+                while co < (grp + 1) * Og:                     # the last Og % 4 output channels
+                    gr = g[co, oh, go:]
+                    for r in range(8):
+                        a = w[co, ci0 + r, kh, kw]
+                        for j in range(m):
+                            acc[r, o + j] += a * gr[j]
+                    co += 1
+        for r in range(8):
+            xr = gx[c0 + r, ih, s0:]
+            for j in range(n):
+                xr[j] = acc[r, j]
+
+
+def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
     """gw[co, ci, kh, kw] = Σ_{oh,ow,n} g[co, oh, ow, n] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
-    Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to 4 output channels
-    co and one input channel ci: for each output row, 4 x 4 dot products of output-gradient rows
-    (4 channels) with shifted input rows (4 kernel offsets) in one pass, 16 FMAs per 8 loads;
-    each row's dots are added to float64 sums in the order of oh. The dots are SIMD reductions
+    Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to CB output channels
+    co and one input channel ci. CB = 8, KW = 3 and stride 1: a full block of 8 channels takes
+    ``_grad_w_rows8`` (8 channels × the 3 kw offsets of one kh per pass); otherwise blocks of up
+    to 4 (``_grad_w_block4``, the kernel of before: 4 channels × 4 kernel offsets per pass).
+    Each row's dots are added to float64 sums in the order of oh. The dots are SIMD reductions
     (fastmath reassoc: lanes summed in an order fixed at compile time, so still deterministic).
     """
     C, Hp, WpN = x.shape
     C_out, Cg, KH, KW = gw.shape
-    OH = g.shape[1]
     OW = g.shape[2] // N
     Og, T = C_out // G, KH * KW
-    nq = (Og + 3) // 4
+    nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
     nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
     xf = x.reshape(-1)
     rel = np.empty(T, np.int64)                                # term (kh, kw) -> offset in x[c]
     for kh in range(KH):
         for kw in range(KW):
             rel[kh * KW + kw] = kh * DH * WpN + kw * DW * N
-    zero = x.dtype.type(0)
     for item in prange(lo, hi):
         q, ci = item // Cg, item % Cg
         grp = q // nq
-        co0 = grp * Og + (q % nq) * 4
-        nco = min(4, (grp + 1) * Og - co0)
+        co0 = grp * Og + (q % nq) * CB
+        nco = min(CB, (grp + 1) * Og - co0)
         c = grp * Cg + ci
-        acc = np.zeros((4, T), np.float64)
-        for oh in range(OH):
-            for ob in range(nblk):
-                base = (c * Hp + oh * SH) * WpN + ob * SW * N
-                g0 = g[co0, oh, ob * blk:]                      # rows past nco repeat co0 (unused)
-                g1 = g[co0 + min(1, nco - 1), oh, ob * blk:]
-                g2 = g[co0 + min(2, nco - 1), oh, ob * blk:]
-                g3 = g[co0 + min(3, nco - 1), oh, ob * blk:]
-                t = 0
-                while t + 4 <= T:
-                    x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
-                    x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
-                    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-                    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-                    for j in range(blk):
-                        u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
-                        v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
-                        s00 += v0 * u0
-                        s01 += v0 * u1
-                        s02 += v0 * u2
-                        s03 += v0 * u3
-                        s10 += v1 * u0
-                        s11 += v1 * u1
-                        s12 += v1 * u2
-                        s13 += v1 * u3
-                        s20 += v2 * u0
-                        s21 += v2 * u1
-                        s22 += v2 * u2
-                        s23 += v2 * u3
-                        s30 += v3 * u0
-                        s31 += v3 * u1
-                        s32 += v3 * u2
-                        s33 += v3 * u3
-                    acc[0, t] += s00
-                    acc[0, t + 1] += s01
-                    acc[0, t + 2] += s02
-                    acc[0, t + 3] += s03
-                    acc[1, t] += s10
-                    acc[1, t + 1] += s11
-                    acc[1, t + 2] += s12
-                    acc[1, t + 3] += s13
-                    acc[2, t] += s20
-                    acc[2, t + 1] += s21
-                    acc[2, t + 2] += s22
-                    acc[2, t + 3] += s23
-                    acc[3, t] += s30
-                    acc[3, t + 1] += s31
-                    acc[3, t + 2] += s32
-                    acc[3, t + 3] += s33
-                    t += 4
-                while t < T:                                   # the last T % 4 offsets
-                    x0 = xf[base + rel[t]:]
-                    s00 = s10 = s20 = s30 = zero
-                    for j in range(blk):
-                        u0 = x0[j]
-                        s00 += g0[j] * u0
-                        s10 += g1[j] * u0
-                        s20 += g2[j] * u0
-                        s30 += g3[j] * u0
-                    acc[0, t] += s00
-                    acc[1, t] += s10
-                    acc[2, t] += s20
-                    acc[3, t] += s30
-                    t += 1
-        for r in range(nco):
-            for t in range(T):
-                gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
+        if nco == 8 and KW == 3 and SH == 1 and SW == 1:
+            _grad_w_rows8(g, x, gw, N, DH, DW, co0, c, ci)
+            continue
+        for c4 in range(co0, co0 + nco, 4):
+            _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, co0, nco, c, ci):
+    """gw[co0 + r, ci] for r < nco ≤ 4 (``_grad_w_body``'s formula): for each output row, 4 x 4
+    dot products of output-gradient rows (4 channels) with shifted input rows of channel c
+    (4 kernel offsets, rel) in one pass, 16 FMAs per 8 loads."""
+    T = rel.shape[0]
+    KW = gw.shape[3]
+    OH = g.shape[1]
+    zero = xf.dtype.type(0)
+    acc = np.zeros((4, T), np.float64)
+    for oh in range(OH):
+        for ob in range(nblk):
+            base = (c * Hp + oh * SH) * WpN + ob * SW * N
+            g0 = g[co0, oh, ob * blk:]                      # rows past nco repeat co0 (unused)
+            g1 = g[co0 + min(1, nco - 1), oh, ob * blk:]
+            g2 = g[co0 + min(2, nco - 1), oh, ob * blk:]
+            g3 = g[co0 + min(3, nco - 1), oh, ob * blk:]
+            t = 0
+            while t + 4 <= T:
+                x0, x1 = xf[base + rel[t]:], xf[base + rel[t + 1]:]
+                x2, x3 = xf[base + rel[t + 2]:], xf[base + rel[t + 3]:]
+                s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+                s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+                for j in range(blk):
+                    u0, u1, u2, u3 = x0[j], x1[j], x2[j], x3[j]
+                    v0, v1, v2, v3 = g0[j], g1[j], g2[j], g3[j]
+                    s00 += v0 * u0
+                    s01 += v0 * u1
+                    s02 += v0 * u2
+                    s03 += v0 * u3
+                    s10 += v1 * u0
+                    s11 += v1 * u1
+                    s12 += v1 * u2
+                    s13 += v1 * u3
+                    s20 += v2 * u0
+                    s21 += v2 * u1
+                    s22 += v2 * u2
+                    s23 += v2 * u3
+                    s30 += v3 * u0
+                    s31 += v3 * u1
+                    s32 += v3 * u2
+                    s33 += v3 * u3
+                acc[0, t] += s00
+                acc[0, t + 1] += s01
+                acc[0, t + 2] += s02
+                acc[0, t + 3] += s03
+                acc[1, t] += s10
+                acc[1, t + 1] += s11
+                acc[1, t + 2] += s12
+                acc[1, t + 3] += s13
+                acc[2, t] += s20
+                acc[2, t + 1] += s21
+                acc[2, t + 2] += s22
+                acc[2, t + 3] += s23
+                acc[3, t] += s30
+                acc[3, t + 1] += s31
+                acc[3, t + 2] += s32
+                acc[3, t + 3] += s33
+                t += 4
+            while t < T:                                   # the last T % 4 offsets
+                x0 = xf[base + rel[t]:]
+                s00 = s10 = s20 = s30 = zero
+                for j in range(blk):
+                    u0 = x0[j]
+                    s00 += g0[j] * u0
+                    s10 += g1[j] * u0
+                    s20 += g2[j] * u0
+                    s30 += g3[j] * u0
+                acc[0, t] += s00
+                acc[1, t] += s10
+                acc[2, t] += s20
+                acc[3, t] += s30
+                t += 1
+    for r in range(nco):
+        for t in range(T):
+            gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_w_rows8(g, x, gw, N, DH, DW, co0, c, ci):
+    """gw[co0 + r, ci, kh, kw] = Σ_{oh,j} g[co0 + r, oh, j] x[c, oh + kh*DH, j + kw*DW*N] for r < 8,
+    KW = 3, stride 1 (``_grad_w_body``'s formula, j = ow*N + n over the row's OW*N floats).
+
+    Per output row and kh, 8 output-gradient rows × the 3 kw shifts of one input row in one pass:
+    24 dot products (24 FMAs per 11 loads; the 4 × 4 block took 8 loads per 16 and a ninth
+    offset alone, 4 per 5), each added to a float64 sum in the order of (oh, kh).
+    """
+    KH = gw.shape[2]
+    OH, OWN = g.shape[1], g.shape[2]
+    zero = x.dtype.type(0)
+    acc = np.zeros((8, KH * 3), np.float64)
+    for oh in range(OH):
+        g0, g1, g2, g3 = g[co0, oh], g[co0 + 1, oh], g[co0 + 2, oh], g[co0 + 3, oh]
+        g4, g5, g6, g7 = g[co0 + 4, oh], g[co0 + 5, oh], g[co0 + 6, oh], g[co0 + 7, oh]
+        for kh in range(KH):
+            xr = x[c, oh + kh * DH]
+            x0, x1, x2 = xr, xr[DW * N:], xr[2 * DW * N:]      # kw = 0, 1, 2 (slices: see madd8x4's caller)
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
+            s40 = s41 = s42 = s50 = s51 = s52 = s60 = s61 = s62 = s70 = s71 = s72 = zero
+            for j in range(OWN):
+                u0, u1, u2 = x0[j], x1[j], x2[j]
+                v = g0[j]
+                s00 += v * u0
+                s01 += v * u1
+                s02 += v * u2
+                v = g1[j]
+                s10 += v * u0
+                s11 += v * u1
+                s12 += v * u2
+                v = g2[j]
+                s20 += v * u0
+                s21 += v * u1
+                s22 += v * u2
+                v = g3[j]
+                s30 += v * u0
+                s31 += v * u1
+                s32 += v * u2
+                v = g4[j]
+                s40 += v * u0
+                s41 += v * u1
+                s42 += v * u2
+                v = g5[j]
+                s50 += v * u0
+                s51 += v * u1
+                s52 += v * u2
+                v = g6[j]
+                s60 += v * u0
+                s61 += v * u1
+                s62 += v * u2
+                v = g7[j]
+                s70 += v * u0
+                s71 += v * u1
+                s72 += v * u2
+            acc[0, kh * 3] += s00
+            acc[0, kh * 3 + 1] += s01
+            acc[0, kh * 3 + 2] += s02
+            acc[1, kh * 3] += s10
+            acc[1, kh * 3 + 1] += s11
+            acc[1, kh * 3 + 2] += s12
+            acc[2, kh * 3] += s20
+            acc[2, kh * 3 + 1] += s21
+            acc[2, kh * 3 + 2] += s22
+            acc[3, kh * 3] += s30
+            acc[3, kh * 3 + 1] += s31
+            acc[3, kh * 3 + 2] += s32
+            acc[4, kh * 3] += s40
+            acc[4, kh * 3 + 1] += s41
+            acc[4, kh * 3 + 2] += s42
+            acc[5, kh * 3] += s50
+            acc[5, kh * 3 + 1] += s51
+            acc[5, kh * 3 + 2] += s52
+            acc[6, kh * 3] += s60
+            acc[6, kh * 3 + 1] += s61
+            acc[6, kh * 3 + 2] += s62
+            acc[7, kh * 3] += s70
+            acc[7, kh * 3 + 1] += s71
+            acc[7, kh * 3 + 2] += s72
+    for r in range(8):
+        for t in range(KH * 3):
+            gw[co0 + r, ci, t // 3, t % 3] = acc[r, t]
 
 
 def _grad_b_body(g, gb, lo, hi):
@@ -465,10 +732,12 @@ _unpool_relu = kernel_pair(_unpool_relu_body)
 # ------------------------------------------------------------------------------- plain arrays
 
 
-def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False):
+def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False, block=None):
     """y (C_out, OH, OW, N) from padded xc (C, Hp, Wp, N), w (C_out, C/G, KH, KW), b (C_out,) or None.
 
-    relu: return max(y, 0) instead (the fused conv + bias + ReLU).
+    relu: return max(y, 0) instead (the fused conv + bias + ReLU). block: output channels per
+    work item, 8 (stride 1, the output-stationary ``_conv_rows8``) or 4 (``_conv_rows``, the
+    kernel of before); default ``forward_block``. Same dtype as xc (float32 or float64).
     """
     (SH, SW), (DH, DW) = stride, dilation
     C, Hp, Wp, N = xc.shape
@@ -476,33 +745,54 @@ def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False):
     OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
     y = np.empty((C_out, OH, OW, N), xc.dtype)
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
-    blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
+    CB = forward_block(C_out // groups, SW) if block is None else int(block)
+    if CB not in (4, 8):
+        raise ValueError(f"conv2d_forward: block must be 4 or 8, got {block!r}")
+    blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
     run(_forward, blocks * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
-        y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, int(relu), work=y.size * w[0].size)
+        y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, int(relu), CB, work=y.size * w[0].size)
     return y
 
 
-def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups):
-    """grad_x (C, H, W, N) from g (C_out, OH, OW, N) contiguous and w (C_out, C/G, KH, KW)."""
+def forward_block(Og, SW):
+    """Output channels per forward work item: 8 (output-stationary) for stride-1 rows when the
+    group has ≥ 8 output channels, else 4. Measured: RESULTS.md 2026-12-01 (conv 8-channel block)."""
+    return 8 if SW == 1 and Og >= 8 else 4
+
+
+def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups, block=None):
+    """grad_x (C, H, W, N) from g (C_out, OH, OW, N) contiguous and w (C_out, C/G, KH, KW).
+
+    block: input channels per work item, 8 (stride 1: output-stationary ``_grad_x_rows8``) or 4
+    (``_grad_x_rows4``, the kernel of before); default ``forward_block(C/G, stride)``."""
     (PH, PW), (SH, SW), (DH, DW) = padding, stride, dilation
     C_out, OH, OW, N = g.shape
     C = w.shape[1] * groups
     gx = np.empty((C, H, W, N), g.dtype)
-    blocks = groups * ((C // groups + 3) // 4)                 # of up to 4 input channels
+    CB = forward_block(C // groups, max(SH, SW)) if block is None else int(block)
+    if CB not in (4, 8):
+        raise ValueError(f"conv2d_grad_x: block must be 4 or 8, got {block!r}")
+    blocks = groups * ((C // groups + CB - 1) // CB)          # of up to CB input channels
     run(_grad_x, blocks * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
-        gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups, work=g.size * w[0].size)
+        gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups, CB, work=g.size * w[0].size)
     return gx
 
 
-def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups):
-    """grad_w (C_out, C/G, KH, KW) from g (C_out, OH, OW, N) and padded xc (C, Hp, Wp, N)."""
+def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups, block=None):
+    """grad_w (C_out, C/G, KH, KW) from g (C_out, OH, OW, N) and padded xc (C, Hp, Wp, N).
+
+    block: output channels per work item, 8 (KW = 3, stride 1: ``_grad_w_rows8``) or 4
+    (``_grad_w_block4``, the kernel of before); default ``forward_block(C_out/G, stride)``."""
     (SH, SW), (DH, DW) = stride, dilation
     C_out, OH, OW, N = g.shape
     C, Hp, Wp, _ = xc.shape
     gw = np.empty(w_shape, g.dtype)
-    blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
+    CB = forward_block(C_out // groups, max(SH, SW)) if block is None else int(block)
+    if CB not in (4, 8):
+        raise ValueError(f"conv2d_grad_w: block must be 4 or 8, got {block!r}")
+    blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
     run(_grad_w, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
-        gw, N, SH, SW, DH, DW, groups, work=g.size * gw[0].size)
+        gw, N, SH, SW, DH, DW, groups, CB, work=g.size * gw[0].size)
     return gw
 
 
