@@ -39,7 +39,7 @@ x = ember.tensor(np.random.RandomState(0).randn(16, 1, 28, 28).astype(np.float32
 F.cross_entropy(m(x), ember.tensor(np.arange(16) % 10)).backward()
 if h is not None:
     h.close()
-    print("helper exit", h.proc.returncode)
+    print("reported", ",".join(n for n in h.names if n in h.done))
 for k in ("_unpool_relu", "_grad_w", "_grad_x"):
     d = nc.__dict__[k]["serial"]
     print(k, sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))
@@ -61,7 +61,7 @@ def test_cold_cache_backward_kernels_come_from_the_helper_bit_identical(tmp_path
     no helper. Gradients equal bit for bit to a step that compiled everything itself."""
     cold = _step(tmp_path / "a")
     assert cold["helper"] == "unpool_relu,grad_w,grad_x"
-    assert cold["helper exit"] == "0"
+    assert cold["reported"] == "unpool_relu,grad_w,grad_x"
     for k in ("_unpool_relu", "_grad_w", "_grad_x"):
         assert cold[k] == "1 0", (k, cold[k])
     warm = _step(tmp_path / "a")
@@ -81,12 +81,12 @@ def test_no_helper_in_reference_mode_or_without_an_on_disk_cache(tmp_path):
                            env=_env(tmp_path / "c", **extra), timeout=300)
         assert p.returncode == 0 and p.stdout.strip() == "None", (extra, p.stdout, p.stderr[-2000:])
     if _jit.AVAILABLE:
-        in_memory = ("import numba\nfrom ember.kernels import _jit\n_nj = numba.njit\n"
+        in_memory = ("import numba\n_nj = numba.njit\n"   # before ember: every kernel as _jit.njit's fallback makes it
                      "numba.njit = lambda *a, **k: _nj(*a, **dict(k, cache=False))\n" + code)
         p = subprocess.run([sys.executable, "-c", in_memory], capture_output=True, text=True,
                            env=_env(tmp_path / "d"), timeout=300)
         assert p.returncode == 0 and p.stdout.strip() == "None", (p.stdout, p.stderr[-2000:])
-    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+    assert not list(tmp_path.rglob("*.nbi"))                          # and nothing was compiled
 
 
 def test_needed_kernels_follow_the_model():
@@ -206,7 +206,9 @@ def test_no_helper_outlives_an_interrupted_ember_train(tmp_path, how):
             os.kill(p.pid, sig)
         rc = p.wait(timeout=120)
         assert rc != 0
-        deadline = time.monotonic() + 10
+        # closed by ember train before it exits; after SIGKILL, by the kernel (PR_SET_PDEATHSIG) at once.
+        # (Left alone, a helper would compile on for seconds, until its next report met the closed pipe.)
+        deadline = time.monotonic() + (3.0 if how == "sigkill" else 1.0)
         while any(_alive(h) for h in helpers) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(_alive(h) for h in helpers), f"helper {helpers} left running after {how}"

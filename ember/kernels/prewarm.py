@@ -6,7 +6,7 @@ one process never compiles two kernels at once, and a 2-core machine keeps one c
 LeNet-5's first step compiled for 7.6 s of CPU (quiet machine): the fused conv + ReLU + max-pool
 forward 3.6 s, then its backward: unpool 0.7 s, grad_w 1.4 s, grad_x 1.8 s.
 
-``start(model)`` launches ``python -m ember.kernels.prewarm`` (the "helper"): it compiles the
+``start(model)`` launches ``python -c _BOOT ...`` running ``main`` here (the "helper"): it compiles the
 backward kernels that the model's first step will call, for the model's dtype, into the same
 on-disk numba cache, while the training process compiles the forward on the other core. Before
 its first call of each of these kernels the training process waits for the helper to report it
@@ -137,8 +137,7 @@ class Helper:
         env = dict(os.environ, EMBER_PREWARM="0")
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ember.kernels.prewarm", "--parent", str(os.getpid()),
-             "--cache", cache_path, dtype, *self.names],
+            [sys.executable, "-c", _BOOT, "--parent", str(os.getpid()), "--cache", cache_path, dtype, *self.names],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         threading.Thread(target=self._read, name="ember-prewarm", daemon=True).start()
         self._hooks = {}
@@ -230,6 +229,14 @@ def _data_before_index():
         self._save_index(overloads)
     cls.save = save
     return True
+
+
+# The helper's command: tie its life to the parent's (as _die_with_parent) before importing
+# ember and numba (~1 s), then main().
+_BOOT = ("import ctypes, os, signal, sys\n"
+         "try:\n    ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))\nexcept Exception:\n    pass\n"
+         "if os.getppid() != int(sys.argv[2]):\n    os._exit(0)\n"
+         "from ember.kernels.prewarm import main\nsys.exit(main(sys.argv[1:]))\n")
 
 
 def _die_with_parent(parent):
