@@ -9,6 +9,9 @@ writable (numba's default, ``__pycache__``), else in ``$XDG_CACHE_HOME/ember/num
 ``~/.cache/ember/numba``). When neither is writable the kernels are compiled in memory, quietly
 (numba would refuse ``cache=True`` at import: "no locator available"), so they still work; each
 process then pays the compile on its first call of each kernel.
+
+On a cold cache ``ember train`` has the backward kernels compiled by a helper process meanwhile
+(``ember.kernels.prewarm``; ``run`` calls its ``BEFORE_FIRST_CALL`` hook, which waits for them).
 """
 import os
 import threading

@@ -139,12 +139,15 @@ class Helper:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BOOT, "--parent", str(os.getpid()), "--cache", cache_path, dtype, *self.names],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        threading.Thread(target=self._read, name="ember-prewarm", daemon=True).start()
         self._hooks = {}
-        for n in self.names:
-            pair = _pair(n)
-            self._hooks[id(pair)] = lambda n=n: self.wait_for(n)
-        _jit.BEFORE_FIRST_CALL.update(self._hooks)
+        try:
+            threading.Thread(target=self._read, name="ember-prewarm", daemon=True).start()
+            for n in self.names:
+                self._hooks[id(_pair(n))] = lambda n=n: self.wait_for(n)
+            _jit.BEFORE_FIRST_CALL.update(self._hooks)
+        except BaseException:   # no helper left behind by a half-made Helper
+            self.close()
+            raise
 
     def _read(self):
         try:
