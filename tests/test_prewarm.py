@@ -22,7 +22,8 @@ needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs L
 
 def _env(cache, **extra):
     env = {k: v for k, v in os.environ.items() if k not in ("EMBER_KERNELS", "EMBER_PREWARM", "EMBER_NUMBA_THREADING")}
-    env.update(NUMBA_CACHE_DIR=str(cache), PYTHONPATH=ROOT + os.pathsep + env.get("PYTHONPATH", ""), **extra)
+    env.update(NUMBA_CACHE_DIR=str(cache), PYTHONPATH=ROOT + os.pathsep + env.get("PYTHONPATH", ""))
+    env.update({"EMBER_PREWARM": "1", **extra})     # 1: whatever the load (tests run on busy machines)
     return env
 
 
@@ -87,6 +88,23 @@ def test_no_helper_in_reference_mode_or_without_an_on_disk_cache(tmp_path):
                            env=_env(tmp_path / "d"), timeout=300)
         assert p.returncode == 0 and p.stdout.strip() == "None", (p.stdout, p.stderr[-2000:])
     assert not list(tmp_path.rglob("*.nbi"))                          # and nothing was compiled
+
+
+def test_no_helper_without_a_free_core(monkeypatch):
+    """Auto (EMBER_PREWARM unset): a helper only with 2+ usable cores and a load average below
+    their number; EMBER_PREWARM=1 skips the check (start() would then launch: not called here)."""
+    from ember.kernels import prewarm
+    from ember.models.lenet import lenet5
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 3.0, 3.0))
+    assert prewarm.free_core()
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 0.0, 0.0))
+    assert not prewarm.free_core()
+    monkeypatch.delenv("EMBER_PREWARM", raising=False)
+    assert prewarm.start(lenet5()) is None                          # busy: nothing launched
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert not prewarm.free_core()                                  # one core: never
 
 
 def test_needed_kernels_follow_the_model():

@@ -16,6 +16,8 @@ code is the same either way (same source, options and CPU): results are bit-iden
 
 Only when it can help, otherwise nothing is launched and everything is as before:
 - kernels on (not ``EMBER_KERNELS=reference``), numba importable, ``EMBER_PREWARM`` not "0";
+- a core likely free for it (``free_core``: 2 or more cores, load average below their number;
+  ``EMBER_PREWARM=1`` skips this check);
 - the kernels cached on disk (not the in-memory fallback of ``_jit.njit`` when no cache folder
   is writable: the helper's work could not reach this process);
 - ``_jit.THREADING`` not "parallel" (the helper compiles the nogil variants that "pool" and
@@ -192,13 +194,37 @@ def _pair(name):
     return getattr(numba_conv, KERNELS[name])
 
 
+def free_core():
+    """Whether a core is likely free for the helper: at least 2 cores usable by this process and
+    a 1-minute load average below their number (os.getloadavg; unknown: assume so).
+
+    With every core busy a helper gets no core of its own: Linux shares the CPU between sessions
+    (autogroups, on by default), and the helper is in ``ember train``'s session, so it only adds
+    its own start-up and numba set-up (~2 s of CPU at load 6–8) to the run's share. Measured on the
+    shared 2-core machine at load 6–8 (benchmarks/RESULTS.md): with the helper the first batch came
+    after 33.9 s median (19.3–42.7, 9 runs), without 29.7 s (19.1–43.3, 9 runs), CPU 6.4 + 7.0 s
+    against 11.3 s. EMBER_PREWARM=1 launches it whatever the load.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    if n < 2:
+        return False
+    try:
+        return os.getloadavg()[0] < n
+    except (AttributeError, OSError):
+        return True
+
+
 def start(model):
     """Launch a helper for ``model``'s cold backward kernels; the Helper, or None when not useful
     (see the module doc). Never raises: any failure to launch returns None (compiling here)."""
     try:
         from . import _jit, mode
-        if (os.environ.get("EMBER_PREWARM", "1") == "0" or mode() != "fast" or not _jit.AVAILABLE
-                or _jit.THREADING == "parallel" or not sys.executable):
+        setting = os.environ.get("EMBER_PREWARM", "auto")
+        if (setting == "0" or mode() != "fast" or not _jit.AVAILABLE or _jit.THREADING == "parallel"
+                or not sys.executable or (setting != "1" and not free_core())):
             return None
         names, dtype = needed(model)
         names = cold(names)
