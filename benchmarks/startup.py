@@ -22,7 +22,11 @@ Method:
   ``time.monotonic() time.process_time()`` when batch 1 ends (nothing is written without it).
   The launcher reads ``time.monotonic()`` just before ``subprocess.Popen`` (CLOCK_MONOTONIC is
   system-wide, so the two clocks agree); seconds = marker − launch. CPU = the child's process
-  time at the marker (all its threads, from exec). The child is killed once the marker is there
+  time at the marker (all its threads, from exec); "helper" = the CPU of the child processes it
+  had reaped by then (the prewarm helper that compiles the backward kernels on a cold cache; a
+  third marker field, 0 for an ember without it).
+- Run it from outside the checkout you measure when you pass PYTHONPATH: ``python -m`` puts the
+  working folder first on ``sys.path``. The child is killed once the marker is there
   (``--full`` lets the epoch finish).
 - Rounds alternate: in each round every mode, and within it every launcher, runs once. Every run is
   listed with the 1-minute load average read just before it; medians and ranges per mode and

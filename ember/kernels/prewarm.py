@@ -201,9 +201,10 @@ def free_core():
     With every core busy a helper gets no core of its own: Linux shares the CPU between sessions
     (autogroups, on by default), and the helper is in ``ember train``'s session, so it only adds
     its own start-up and numba set-up (~2 s of CPU at load 6–8) to the run's share. Measured on the
-    shared 2-core machine at load 6–8 (benchmarks/RESULTS.md): with the helper the first batch came
-    after 33.9 s median (19.3–42.7, 9 runs), without 29.7 s (19.1–43.3, 9 runs), CPU 6.4 + 7.0 s
-    against 11.3 s. EMBER_PREWARM=1 launches it whatever the load.
+    shared 2-core machine at load 5.7–8.5 (benchmarks/RESULTS.md, two batches of alternating runs):
+    cold start with the helper 33.9 and 35.0 s median (9 and 6 runs), without it 29.7 and 27.8 s
+    (main) and 28.9 s (EMBER_PREWARM=0); CPU 6.4 + 7.0–7.3 s (helper) against 11.3–12.6 s.
+    EMBER_PREWARM=1 launches it whatever the load.
     """
     try:
         n = len(os.sched_getaffinity(0))
