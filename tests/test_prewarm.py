@@ -59,7 +59,8 @@ def _step(cache, **extra):
 def test_cold_cache_backward_kernels_come_from_the_helper_bit_identical(tmp_path):
     """Cold: the helper compiles unpool_relu, grad_w, grad_x and the step loads each from the
     cache (1 hit, 0 misses: the helper compiled exactly the signatures training calls). Warm:
-    no helper. Gradients equal bit for bit to a step that compiled everything itself."""
+    no helper. Gradients equal bit for bit to a step that compiled everything itself, and to one
+    on a cache whose helper was killed half-way."""
     cold = _step(tmp_path / "a")
     assert cold["helper"] == "unpool_relu,grad_w,grad_x"
     assert cold["reported"] == "unpool_relu,grad_w,grad_x"
@@ -70,6 +71,16 @@ def test_cold_cache_backward_kernels_come_from_the_helper_bit_identical(tmp_path
     alone = _step(tmp_path / "b", EMBER_PREWARM="0")
     assert alone["helper"] == "none" and alone["_grad_x"] == "0 1"     # compiled here
     assert cold["grads"] == warm["grads"] == alone["grads"]
+    # A helper SIGKILLed mid-way (after its first kernel, while compiling the next): the next run
+    # on that cache loads what it finished, compiles the rest, and computes the same gradients.
+    kill = ("import time\nfrom ember.models.lenet import lenet5\nfrom ember.kernels import prewarm\n"
+            "h = prewarm.start(lenet5())\nassert h.wait_for('unpool_relu')\ntime.sleep(0.5)\n"
+            "print('running', h.proc.poll() is None)\nh.proc.kill()\nh.close()\n")
+    p = subprocess.run([sys.executable, "-c", kill], capture_output=True, text=True, env=_env(tmp_path / "k"),
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    after = _step(tmp_path / "k", EMBER_PREWARM="0")
+    assert after["_unpool_relu"] == "1 0" and after["grads"] == alone["grads"]
 
 
 def test_no_helper_in_reference_mode_or_without_an_on_disk_cache(tmp_path):
