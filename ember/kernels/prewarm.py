@@ -159,7 +159,11 @@ class Helper:
                     with self._cond:
                         self.done.add(word[1])
                         self._cond.notify_all()
-        except (OSError, ValueError):  # the pipe closed under us (close())
+        except (OSError, ValueError):  # the pipe closed under us
+            pass
+        try:
+            self.proc.stdout.close()
+        except OSError:
             pass
         with self._cond:
             self.ended = True
