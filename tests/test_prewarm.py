@@ -103,13 +103,14 @@ def test_no_helper_in_reference_mode_or_without_an_on_disk_cache(tmp_path):
 
 def test_no_helper_without_a_free_core(monkeypatch):
     """Auto (EMBER_PREWARM unset): a helper only with 2+ usable cores and a load average below
-    their number; EMBER_PREWARM=1 skips the check (start() would then launch: not called here)."""
+    their number minus one; EMBER_PREWARM=1 skips the check (start() would then launch: not
+    called here)."""
     from ember.kernels import prewarm
     from ember.models.lenet import lenet5
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 3.0, 3.0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.6, 3.0, 3.0))
     assert prewarm.free_core()
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 0.0, 0.0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 0.0, 0.0))   # the other core busy
     assert not prewarm.free_core()
     monkeypatch.delenv("EMBER_PREWARM", raising=False)
     assert prewarm.start(lenet5()) is None                          # busy: nothing launched

@@ -16,8 +16,8 @@ code is the same either way (same source, options and CPU): results are bit-iden
 
 Only when it can help, otherwise nothing is launched and everything is as before:
 - kernels on (not ``EMBER_KERNELS=reference``), numba importable, ``EMBER_PREWARM`` not "0";
-- a core likely free for it (``free_core``: 2 or more cores, load average below their number;
-  ``EMBER_PREWARM=1`` skips this check);
+- a core likely free for it (``free_core``: 2 or more cores, load average below their number
+  minus one; ``EMBER_PREWARM=1`` skips this check);
 - the kernels cached on disk (not the in-memory fallback of ``_jit.njit`` when no cache folder
   is writable: the helper's work could not reach this process);
 - ``_jit.THREADING`` not "parallel" (the helper compiles the nogil variants that "pool" and
@@ -200,7 +200,8 @@ def _pair(name):
 
 def free_core():
     """Whether a core is likely free for the helper: at least 2 cores usable by this process and
-    a 1-minute load average below their number (os.getloadavg; unknown: assume so).
+    a 1-minute load average below their number minus one (the training process takes one core;
+    os.getloadavg; unknown: assume so).
 
     With every core busy a helper gets no core of its own: Linux shares the CPU between sessions
     (autogroups, on by default), and the helper is in ``ember train``'s session, so it only adds
@@ -208,7 +209,9 @@ def free_core():
     shared 2-core machine at load 5.7–8.5 (benchmarks/RESULTS.md, two batches of alternating runs):
     cold start with the helper 33.9 and 35.0 s median (9 and 6 runs), without it 29.7 and 27.8 s
     (main) and 28.9 s (EMBER_PREWARM=0); CPU 6.4 + 7.0–7.3 s (helper) against 11.3–12.6 s.
-    EMBER_PREWARM=1 launches it whatever the load.
+    At load 3–5 (12:15–12:24 UTC) it did not help either (forced on: 17.0 s median against 13.1 s
+    for main): with another session busy on one core, the run's session gets about one core, and
+    two processes in it split that core. EMBER_PREWARM=1 launches it whatever the load.
     """
     try:
         n = len(os.sched_getaffinity(0))
@@ -217,7 +220,7 @@ def free_core():
     if n < 2:
         return False
     try:
-        return os.getloadavg()[0] < n
+        return os.getloadavg()[0] < n - 1
     except (AttributeError, OSError):
         return True
 
