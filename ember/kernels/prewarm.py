@@ -209,8 +209,8 @@ def free_core():
     shared 2-core machine at load 5.7–8.5 (benchmarks/RESULTS.md, two batches of alternating runs):
     cold start with the helper 33.9 and 35.0 s median (9 and 6 runs), without it 29.7 and 27.8 s
     (main) and 28.9 s (EMBER_PREWARM=0); CPU 6.4 + 7.0–7.3 s (helper) against 11.3–12.6 s.
-    At load 3–5 (12:15–12:24 UTC) it did not help either (forced on: 17.0 s median against 13.1 s
-    for main): with another session busy on one core, the run's session gets about one core, and
+    At load 3–5 (12:15–12:24 UTC) it did not help either (forced on: 17.0 s median against 12.9 s
+    for main, 8 runs each): with another session busy on one core, the run's session gets about one core, and
     two processes in it split that core. EMBER_PREWARM=1 launches it whatever the load.
     """
     try:
