@@ -261,11 +261,12 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
     """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
     Equals ops.conv.Conv2d.forward (on the padded input). One item = the row oh of a block of
-    up to CB output channels of one group. CB = 8 (stride 1): a full block of 8 is summed
-    output-stationary (``_conv_rows8``), a shorter one as up to two blocks of 4; CB = 4: blocks of
-    4 channels, rows streamed by ``_conv_rows`` (the kernel of before; any stride). relu = 1:
-    y = max(y, 0) on the rows while they are still in cache (ops.elementwise.ReLU fused in; a NaN
-    stays NaN, as np.maximum).
+    up to CB output channels of one group, taken as blocks of up to 4 channels whose rows are
+    streamed by ``_conv_rows`` (any stride; ``_conv_rows4``). relu = 1: y = max(y, 0) on the rows
+    while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
+    ``_forward8_body`` is the same with full blocks of 8 channels summed output-stationary
+    (``_conv_rows8``, stride 1): a body of its own, so a network that never uses it never
+    compiles it (cold start, issue 13).
     """
     OH = y.shape[1]
     OW = y.shape[2] // N
@@ -274,19 +275,39 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
     for item in prange(lo, hi):
         oh = item % OH
         grp, co0, nco = _channel_block(item // OH, nq, Og, CB)
+        _conv_rows4(xf, wf, rel, b, y, oh, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N, relu)
+
+
+def _forward8_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
+    """``_forward_body`` with CB = 8 and stride 1: a full block of 8 output channels is summed
+    output-stationary (``_conv_rows8``), a shorter one as up to two blocks of 4."""
+    OH = y.shape[1]
+    OW = y.shape[2] // N
+    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    nq = (Og + CB - 1) // CB
+    for item in prange(lo, hi):
+        oh = item % OH
+        grp, co0, nco = _channel_block(item // OH, nq, Og, CB)
         base = (grp * Cg * Hp + oh * SH) * WpN
         if nco == 8 and SW == 1:
             _conv_rows8(xf, wf, rel, b, y, oh, co0, base, OW * N, relu)
-            continue
-        for c4 in range(co0, co0 + nco, 4):                    # blocks of up to 4 channels
-            n4 = min(4, co0 + nco - c4)
-            _conv_rows(xf, wf, rel, b, y, c4, oh, c4, n4, base, nblk, blk, SW * N)
-            if relu:
-                for co in range(c4, c4 + n4):
-                    yr = y[co, oh]
-                    for j in range(OW * N):
-                        if yr[j] < 0:
-                            yr[j] = 0
+        else:
+            _conv_rows4(xf, wf, rel, b, y, oh, co0, nco, base, nblk, blk, SW * N, relu)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _conv_rows4(xf, wf, rel, b, y, oh, co0, nco, base, nblk, blk, SWN, relu):
+    """Output row oh of channels co0 ... co0 + nco - 1 as blocks of up to 4 (``_conv_rows``),
+    then max(., 0) on them if relu."""
+    for c4 in range(co0, co0 + nco, 4):
+        n4 = min(4, co0 + nco - c4)
+        _conv_rows(xf, wf, rel, b, y, c4, oh, c4, n4, base, nblk, blk, SWN)
+        if relu:
+            for co in range(c4, c4 + n4):
+                yr = y[co, oh]
+                for j in range(yr.shape[0]):
+                    if yr[j] < 0:
+                        yr[j] = 0
 
 
 def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW, lo, hi):
@@ -380,25 +401,37 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, CB, lo, hi):
     written as a gather: one item = input row ih of a block of up to CB input channels of one
     group, which collects every (co, kh, kw) term that reads it, so no two threads ever write
     the same row and no col2im buffer exists. Padding is handled by clipping the ow range, so
-    the result is unpadded (C, H, W*N). CB = 8 and stride 1: a full block of 8 channels is
-    summed output-stationary in an L1 scratch (``_grad_x_rows8``); otherwise blocks of up to 4
-    (``_grad_x_rows4``, the kernel of before: per (kh, kw), 4 input channels x 4 output
-    channels per pass, 16 FMAs per 8 loads + 4 stores).
+    the result is unpadded (C, H, W*N). Blocks of up to 4 channels (``_grad_x_rows4``: per
+    (kh, kw), 4 input channels x 4 output channels per pass, 16 FMAs per 8 loads + 4 stores).
+    ``_grad_x8_body`` is the same with full blocks of 8 output-stationary: a body of its own, so
+    that a network that never uses it (LeNet-5) never compiles it (cold start, issue 13).
     """
-    C_out, Cg, KH, KW = w.shape
     H = gx.shape[1]
-    Og = C_out // G
+    Cg = w.shape[1]
     nq = (Cg + CB - 1) // CB                                   # blocks of CB input channels per group
     for item in prange(lo, hi):
         q, ih = item // H, item % H
-        grp = q // nq
-        ci0 = (q % nq) * CB
+        grp, ci0 = q // nq, (q % nq) * CB
+        end = ci0 + min(CB, Cg - ci0)
+        for c4 in range(ci0, end, 4):
+            _grad_x_rows4(g, w, gx, N, PH, PW, SH, SW, DH, DW, grp, c4, min(4, end - c4), ih)
+
+
+def _grad_x8_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, CB, lo, hi):
+    """``_grad_x_body`` with CB = 8 and stride 1: a full block of 8 input channels is summed
+    output-stationary in an L1 scratch (``_grad_x_rows8``); a shorter tail block as blocks of 4."""
+    H = gx.shape[1]
+    Cg = w.shape[1]
+    nq = (Cg + CB - 1) // CB
+    for item in prange(lo, hi):
+        q, ih = item // H, item % H
+        grp, ci0 = q // nq, (q % nq) * CB
         nci = min(CB, Cg - ci0)
         if nci == 8 and SH == 1 and SW == 1:
             _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih)
-            continue
-        for c4 in range(ci0, ci0 + nci, 4):
-            _grad_x_rows4(g, w, gx, N, PH, PW, SH, SW, DH, DW, grp, c4, min(4, ci0 + nci - c4), ih)
+        else:
+            for c4 in range(ci0, ci0 + nci, 4):
+                _grad_x_rows4(g, w, gx, N, PH, PW, SH, SW, DH, DW, grp, c4, min(4, ci0 + nci - c4), ih)
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
@@ -512,27 +545,51 @@ def _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih):
                 xr[j] = acc[r, j]
 
 
+@njit(cache=True, nogil=True)
+def _grad_w_setup(g, x, gw, N, SW, DH, DW):
+    """(x flat, rel, nblk, blk) for ``_grad_w_block4``: rel[kh*KW + kw] = the offset of term
+    (kh, kw) in a row of x; an output row is nblk contiguous blocks of blk floats."""
+    KH, KW = gw.shape[2], gw.shape[3]
+    WpN, OW = x.shape[2], g.shape[2] // N
+    rel = np.empty(KH * KW, np.int64)
+    for kh in range(KH):
+        for kw in range(KW):
+            rel[kh * KW + kw] = kh * DH * WpN + kw * DW * N
+    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
+    return x.reshape(-1), rel, nblk, blk
+
+
 def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
     """gw[co, ci, kh, kw] = Σ_{oh,ow,n} g[co, oh, ow, n] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
     Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to CB output channels
-    co and one input channel ci. CB = 8, KW = 3 and stride 1: a full block of 8 channels takes
-    ``_grad_w_rows8`` (8 channels × the 3 kw offsets of one kh per pass); otherwise blocks of up
-    to 4 (``_grad_w_block4``, the kernel of before: 4 channels × 4 kernel offsets per pass).
+    co and one input channel ci, taken as blocks of up to 4 (``_grad_w_block4``: 4 channels × 4
+    kernel offsets per pass). ``_grad_w8_body`` is the same with a full block of 8 channels,
+    KW = 3 and stride 1 on ``_grad_w_rows8`` (8 channels × the 3 kw offsets of one kh per pass):
+    a body of its own, so a network that never uses it (LeNet-5) never compiles it (issue 13).
     Each row's dots are added to float64 sums in the order of oh. The dots are SIMD reductions
     (fastmath reassoc: lanes summed in an order fixed at compile time, so still deterministic).
     """
-    C, Hp, WpN = x.shape
     C_out, Cg, KH, KW = gw.shape
-    OW = g.shape[2] // N
-    Og, T = C_out // G, KH * KW
+    Og, Hp, WpN = C_out // G, x.shape[1], x.shape[2]
     nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
-    nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
-    xf = x.reshape(-1)
-    rel = np.empty(T, np.int64)                                # term (kh, kw) -> offset in x[c]
-    for kh in range(KH):
-        for kw in range(KW):
-            rel[kh * KW + kw] = kh * DH * WpN + kw * DW * N
+    xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
+    for item in prange(lo, hi):
+        q, ci = item // Cg, item % Cg
+        grp = q // nq
+        co0 = grp * Og + (q % nq) * CB
+        nco = min(CB, (grp + 1) * Og - co0)
+        c = grp * Cg + ci
+        for c4 in range(co0, co0 + nco, 4):
+            _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
+
+
+def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
+    """``_grad_w_body`` with ``_grad_w_rows8`` for full blocks of 8 channels (KW = 3, stride 1)."""
+    C_out, Cg, KH, KW = gw.shape
+    Og, Hp, WpN = C_out // G, x.shape[1], x.shape[2]
+    nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
+    xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
     for item in prange(lo, hi):
         q, ci = item // Cg, item % Cg
         grp = q // nq
@@ -721,8 +778,11 @@ def _grad_b_body(g, gb, lo, hi):
 
 
 _forward = kernel_pair(_forward_body, fastmath=_FM)
+_forward8 = kernel_pair(_forward8_body, fastmath=_FM)
 _grad_x = kernel_pair(_grad_x_body, fastmath=_FM)
+_grad_x8 = kernel_pair(_grad_x8_body, fastmath=_FM)
 _grad_w = kernel_pair(_grad_w_body, fastmath=_FM)
+_grad_w8 = kernel_pair(_grad_w8_body, fastmath=_FM)
 _grad_b = kernel_pair(_grad_b_body, fastmath=_FM)
 _relu_mask = kernel_pair(_relu_mask_body)
 _forward_pool = kernel_pair(_forward_pool_body, fastmath=_FM)
@@ -749,7 +809,7 @@ def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False, block=None):
     if CB not in (4, 8):
         raise ValueError(f"conv2d_forward: block must be 4 or 8, got {block!r}")
     blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
-    run(_forward, blocks * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
+    run(_forward8 if CB == 8 and SW == 1 else _forward, blocks * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
         y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, int(relu), CB, work=y.size * w[0].size)
     return y
 
@@ -773,8 +833,9 @@ def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups, block=None):
     if CB not in (4, 8):
         raise ValueError(f"conv2d_grad_x: block must be 4 or 8, got {block!r}")
     blocks = groups * ((C // groups + CB - 1) // CB)          # of up to CB input channels
-    run(_grad_x, blocks * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w),
-        gx.reshape(C, H, W * N), N, PH, PW, SH, SW, DH, DW, groups, CB, work=g.size * w[0].size)
+    kernel = _grad_x8 if CB == 8 and SH == SW == 1 else _grad_x   # LeNet-5 never compiles _grad_x8
+    run(kernel, blocks * H, g.reshape(C_out, OH, OW * N), np.ascontiguousarray(w), gx.reshape(C, H, W * N),
+        N, PH, PW, SH, SW, DH, DW, groups, CB, work=g.size * w[0].size)
     return gx
 
 
@@ -791,8 +852,9 @@ def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups, block=None):
     if CB not in (4, 8):
         raise ValueError(f"conv2d_grad_w: block must be 4 or 8, got {block!r}")
     blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
-    run(_grad_w, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N),
-        gw, N, SH, SW, DH, DW, groups, CB, work=g.size * gw[0].size)
+    kernel = _grad_w8 if CB == 8 and w_shape[3] == 3 and SH == SW == 1 else _grad_w   # nor _grad_w8
+    run(kernel, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N), gw,
+        N, SH, SW, DH, DW, groups, CB, work=g.size * gw[0].size)
     return gw
 
 
