@@ -255,8 +255,9 @@ def _pool2d_check(x, K, S, P, D, ceil_mode, what):
 
 
 def _pooling():
-    """``ember._api.pooling``, PyTorch's pooling extras (indices, other divisors, unpooling, adaptive
-    max). Imported at the call: ``ember._api``'s package init imports this module (it sits above nn)."""
+    """``ember._api.pooling``, PyTorch's pooling beyond the decks (indices, other divisors, unpooling,
+    adaptive pools). Imported at the call: ``ember._api``'s package init imports this module (it
+    sits above nn), so importing it here at load time would be a circle."""
     from .._api import pooling
     return pooling
 
