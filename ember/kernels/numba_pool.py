@@ -192,16 +192,16 @@ class MaxPool2d(_RefMaxPool2d):
 
     Same forward signature (x, kernel_size, stride, padding=(0, 0)); the output keeps x's memory
     order (CHWN after a conv). float32/float64 with KH*KW <= 256 (the offset is a uint8);
-    anything else, or no numba, runs the NumPy path, and dilation, ``indices`` or a ceil_mode that
+    anything else, or no numba, runs the NumPy path, and dilation or a ceil_mode that
     adds windows the reference op (through the NumPy path's ``covers``). A subclass of the reference op.
     """
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False, indices=None):
+    def forward(ctx, x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
         (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
         if not (AVAILABLE and x.dtype in (np.float32, np.float64) and KH * KW <= 256 and x.size
-                and covers(x.shape, kernel_size, stride, padding, dilation, ceil_mode, indices)):
+                and covers(x.shape, kernel_size, stride, padding, dilation, ceil_mode)):
             ctx.numba_fallback = _FallbackMaxPool2d         # (it sets its own ctx.fallback)
-            return _FallbackMaxPool2d.forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode, indices)
+            return _FallbackMaxPool2d.forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode)
         ctx.numba_fallback = None
         N, C, H, W = x.shape
         OH, OW = out_size(H, KH, SH, PH), out_size(W, KW, SW, PW)

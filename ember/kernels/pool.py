@@ -10,11 +10,12 @@ from ..ops.conv import offset_slice, out_size, pad2d
 from .threads import num_parts, outer_slices, parallel_for
 
 
-def covers(x_shape, kernel_size, stride, padding, dilation=(1, 1), ceil_mode=False, indices=None):
-    """Whether the fast pools compute this call: no dilation, no indices asked for, and a
-    ceil_mode that adds no window (then the floor-mode windows are the same). Anything else runs
-    the reference op (``ember.ops.pool``), which implements every option."""
-    if tuple(dilation) != (1, 1) or indices is not None:
+def covers(x_shape, kernel_size, stride, padding, dilation=(1, 1), ceil_mode=False):
+    """Whether the fast pools compute this call: no dilation and a ceil_mode that adds no window
+    (then the floor-mode windows are the same). Anything else runs the reference op
+    (``ember.ops.pool``), which implements every option; PyTorch's extras (indices, other
+    divisors) are ``ember._api.pooling``'s ops, which ``ember.nn.functional`` calls directly."""
+    if tuple(dilation) != (1, 1):
         return False
     return not ceil_mode or all(
         pool.pool_out_size(n, k, s, p, 1, True) == pool.pool_out_size(n, k, s, p, 1, False)
@@ -50,14 +51,14 @@ class MaxPool2d(pool.MaxPool2d):
     each offset's view with y in row-major order and a ``free`` mask keeps later ties out. It
     keeps its input's memory order (CHWN after the fast conv), and large inputs are cut into one
     contiguous piece of channels per thread (``outer_slices``).
-    Dilation, ``indices`` and a ceil_mode that adds windows run the reference op (``covers``).
+    Dilation and a ceil_mode that adds windows run the reference op (``covers``).
     """
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False, indices=None):
-        ctx.fallback = None if covers(x.shape, kernel_size, stride, padding, dilation, ceil_mode, indices) \
+    def forward(ctx, x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+        ctx.fallback = None if covers(x.shape, kernel_size, stride, padding, dilation, ceil_mode) \
             else pool.MaxPool2d
         if ctx.fallback is not None:
-            return ctx.fallback.forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode, indices)
+            return ctx.fallback.forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode)
         (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
         xp = pad2d(x, PH, PW, value=-np.inf)
         OH, OW = out_size(xp.shape[2], KH, SH, 0), out_size(xp.shape[3], KW, SW, 0)
@@ -119,18 +120,15 @@ class AvgPool2d(pool.AvgPool2d):
 
     Shapes: (N, C, H, W) -> (N, C, OH, OW).
     Backward: every input of a window receives grad_out / (KH*KW), summed over the windows it is in.
-    Only the default divisor (count_include_pad=True, no divisor_override) and a ceil_mode that
-    adds no window; anything else runs the reference op.
+    Only a ceil_mode that adds no window; anything else runs the reference op (PyTorch's other
+    divisors are ``ember._api.pooling.AvgPool2d``'s).
     """
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_include_pad=True,
-                divisor_override=None):
-        plain = count_include_pad and divisor_override is None and covers(x.shape, kernel_size, stride, padding,
-                                                                          ceil_mode=ceil_mode)
+    def forward(ctx, x, kernel_size, stride, padding=(0, 0), ceil_mode=False, divisor=None):
+        plain = divisor is None and covers(x.shape, kernel_size, stride, padding, ceil_mode=ceil_mode)
         ctx.fallback = None if plain else pool.AvgPool2d
         if ctx.fallback is not None:
-            return ctx.fallback.forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                                        divisor_override)
+            return ctx.fallback.forward(ctx, x, kernel_size, stride, padding, ceil_mode, divisor)
         (KH, KW), (SH, SW), (PH, PW) = kernel_size, stride, padding
         xp = pad2d(x, PH, PW)
         OH, OW = out_size(xp.shape[2], KH, SH, 0), out_size(xp.shape[3], KW, SW, 0)

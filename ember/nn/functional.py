@@ -254,6 +254,14 @@ def _pool2d_check(x, K, S, P, D, ceil_mode, what):
     return tuple(out)
 
 
+def _pooling():
+    """``ember._api.pooling``, PyTorch's pooling beyond the decks (indices, other divisors, unpooling,
+    adaptive pools). Imported at the call: ``ember._api``'s package init imports this module (it
+    sits above nn), so importing it here at load time would be a circle."""
+    from .._api import pooling
+    return pooling
+
+
 def _batched(x, what):
     """x as (N, C, H, W) and whether it was an unbatched (C, H, W) input (torch accepts both).
     Raises: TypeError for a non-Tensor; ShapeError "non-empty 3D or 4D (batch mode) tensor
@@ -307,10 +315,12 @@ def _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_ind
     x4, unbatched = _batched(x, what)
     _pool2d_check(x4, K, S, P, D, bool(ceil_mode), what)
     holder = [] if return_indices else None
-    # the kernels run what they implement and hand the rest (dilation, indices, a ceil_mode that
-    # adds windows) to the reference op: ember.kernels.pool.covers
-    y = dispatch(_pool.MaxPool2d).apply(x4, kernel_size=K, stride=S, padding=P, dilation=D,
-                                        ceil_mode=bool(ceil_mode), indices=holder)
+    if return_indices or D != (1, 1):       # torch's indices, and windows dilation puts outside the input
+        y = _pooling().MaxPool2d.apply(x4, kernel_size=K, stride=S, padding=P, dilation=D,
+                                       ceil_mode=bool(ceil_mode), indices=holder)
+    else:   # the kernels run what they implement, the reference op the rest (ember.kernels.pool.covers)
+        y = dispatch(_pool.MaxPool2d).apply(x4, kernel_size=K, stride=S, padding=P, dilation=D,
+                                            ceil_mode=bool(ceil_mode))
     idx = Tensor(holder[0]) if return_indices else None
     if unbatched:
         y, idx = y.squeeze(0), (idx.squeeze(0) if return_indices else None)
@@ -336,9 +346,12 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
         raise ValueError(f"{what}: divisor must be not zero")
     x4, unbatched = _batched(input, what)
     _pool2d_check(x4, K, S, P, (1, 1), bool(ceil_mode), what)
-    y = dispatch(_pool.AvgPool2d).apply(x4, kernel_size=K, stride=S, padding=P, ceil_mode=bool(ceil_mode),
-                                        count_include_pad=bool(count_include_pad),
-                                        divisor_override=None if divisor_override is None else int(divisor_override))
+    if count_include_pad and divisor_override is None:
+        y = dispatch(_pool.AvgPool2d).apply(x4, kernel_size=K, stride=S, padding=P, ceil_mode=bool(ceil_mode))
+    else:                                   # torch's other divisors
+        y = _pooling().AvgPool2d.apply(x4, kernel_size=K, stride=S, padding=P, ceil_mode=bool(ceil_mode),
+                                       count_include_pad=bool(count_include_pad),
+                                       divisor_override=None if divisor_override is None else int(divisor_override))
     return y.squeeze(0) if unbatched else y
 
 
@@ -389,7 +402,7 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, paddi
         bad = idx[(idx < 0) | (idx >= plane)][-1]                # torch names the last one
         raise IndexError(f"{what}: Found an invalid max index: {bad} (output volumes are of size {size[0]}x{size[1]})")
     x4, unbatched = _batched(input, what)
-    y = _pool.MaxUnpool2d.apply(x4, Tensor(idx.reshape(x4.shape)), output_size=tuple(size))
+    y = _pooling().MaxUnpool2d.apply(x4, Tensor(idx.reshape(x4.shape)), output_size=tuple(size))
     return y.squeeze(0) if unbatched else y
 
 
@@ -472,7 +485,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
         empty C/H/W, ValueError for a negative size or one of length ≠ 2.
     """
     (x, unbatched), size = _adaptive_args(input, output_size, "adaptive_avg_pool2d")
-    y = _local.AdaptiveAvgPool2d.apply(x, output_size=size)
+    y = _pooling().AdaptiveAvgPool2d.apply(x, output_size=size)
     return y.squeeze(0) if unbatched else y
 
 
@@ -485,7 +498,7 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
     """
     (x, unbatched), size = _adaptive_args(input, output_size, "adaptive_max_pool2d")
     holder = [] if return_indices else None
-    y = _local.AdaptiveMaxPool2d.apply(x, output_size=size, indices=holder)
+    y = _pooling().AdaptiveMaxPool2d.apply(x, output_size=size, indices=holder)
     idx = Tensor(holder[0]) if return_indices else None
     if unbatched:
         y, idx = y.squeeze(0), (idx.squeeze(0) if return_indices else None)
