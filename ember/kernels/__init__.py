@@ -16,8 +16,6 @@ figure. ``tests/test_ops.py`` runs the whole op table through both paths and com
     activation.ReLU      = ops.activation.ReLU      SIMD-friendly maximum, threads
     matmul.Linear        = ops.matmul.Linear        GEMMs under ember's BLAS thread rule
     numba_norm.BatchNorm = ops.norm.BatchNorm       training-mode forward/backward compiled by numba
-    sgd.sgd_step         = optim.SGD's NumPy rule     one compiled pass per parameter, bit for bit
-                                                    (called by SGD.step itself, not by dispatch)
 
 Choosing the path:
     dispatch(op)             the kernel registered for ``op`` when kernels are on, else ``op``

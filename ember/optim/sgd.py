@@ -1,22 +1,7 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
 from __future__ import annotations
 
-from ..kernels import sgd as _kernel
 from .optimizer import Optimizer
-
-
-def _fused(opt, p, g, lr, mu, tau, wd, nesterov) -> bool:
-    """Update ``p`` with ``ember.kernels.sgd`` if it can (True), else leave it to the caller."""
-    if not _kernel.usable(p._data, g):
-        return False
-    state = opt.state.setdefault(p, {}) if mu != 0 else None
-    buf = None if state is None else state.get("momentum_buffer")
-    if buf is not None and (buf.dtype != p._data.dtype or buf.size != g.size or not buf.flags.c_contiguous):
-        return False
-    buf = _kernel.sgd_step(p._data, g, buf, lr, mu, tau, wd, nesterov)
-    if state is not None:
-        state["momentum_buffer"] = buf
-    return True
 
 
 class SGD(Optimizer):
@@ -33,9 +18,6 @@ class SGD(Optimizer):
     Note: as torch (and unlike Sutskever), lr multiplies the whole buffer at each step, and the
         buffer starts as g itself (not (1 − τ)g). Deck 002 covers momentum and Nesterov.
     Raises: ValueError for a negative lr/momentum/weight_decay or nesterov without momentum.
-    Speed: with ember's kernels on (and numba), each parameter is updated in one compiled pass,
-        bit for bit the NumPy code below (``ember/kernels/sgd.py``); ``EMBER_KERNELS=reference``
-        runs the NumPy code.
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
@@ -61,9 +43,6 @@ class SGD(Optimizer):
                 if p.grad is None:
                     continue
                 g = p.grad._data
-                if _fused(self, p, g, lr, mu, tau, wd, nesterov):   # the same rule in one compiled pass
-                    p._vc[0] += 1
-                    continue
                 if wd != 0:
                     g = g + wd * p._data
                 if mu != 0:
