@@ -190,7 +190,7 @@ def step_profile(repeats, only):
 
 def _memory_child(lib, net, threads_n):
     """In this fresh process: peak RSS growth (bytes) of one training step after two warm-up steps."""
-    from ember.training.bench import _rss_kib
+    from ember.training.bench import peak_step_growth
     name, B, shape, layers = next(n for n in NETWORKS if n[0].lower().startswith(net))
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((B,) + shape).astype(np.float32), rng.integers(0, 10, B)
@@ -216,29 +216,19 @@ def _memory_child(lib, net, threads_n):
             opt.zero_grad()
             loss.backward()
             opt.step()
-    step()
-    step()
-    base = _rss_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")                                           # reset the peak-RSS mark (VmHWM)
-    step()
-    return (_rss_kib("VmHWM") - base) * 1024
+    return peak_step_growth(step)
 
 
 def memory(threads_n):
     """Peak memory of one training step of each network, ember and torch, each in a fresh process
     (the method of ``ember.training.bench.step_peak_bytes``: glibc maps every large buffer fresh)."""
-    import os
-    import subprocess
-    import sys
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    from ember.training.bench import fresh_process_int
     for net in ("deck", "cifar"):
         row = []
         for lib in ("ember", "torch"):
             code = ("import sys; sys.path.insert(0, 'benchmarks'); import conv_layers; "
                     f"print(conv_layers._memory_child({lib!r}, {net!r}, {threads_n}))")
-            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-            row.append(int(out.stdout.strip().splitlines()[-1]))
+            row.append(fresh_process_int(code))
         print(f"{net}: peak step memory ember {row[0] / 2**20:.1f} MiB, torch {row[1] / 2**20:.1f} MiB "
               f"(ember/torch {row[0] / row[1]:.2f})", flush=True)
 

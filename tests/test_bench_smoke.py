@@ -52,3 +52,15 @@ def test_ember_bench_runs_the_installed_module(monkeypatch, capsys):
         cli.main(["bench", "--help"])
     assert "--batch-sizes" in capsys.readouterr().out
     assert "spec_from_file_location" not in open(cli.__file__).read()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux /proc needed")
+def test_peak_step_growth_measures_what_a_step_touches():
+    """The probe behind `ember bench`'s and conv_layers.py's peak-memory columns: a step that fills
+    a fresh 64 MiB array reports nearly that (≥ 60 MiB), one that allocates nothing little."""
+    from ember.training.bench import fresh_process_int
+    big = fresh_process_int("import numpy as np; from ember.training.bench import peak_step_growth; "
+                            "print(peak_step_growth(lambda: np.ones(8 << 20).sum()))")
+    small = fresh_process_int("from ember.training.bench import peak_step_growth; "
+                              "print(peak_step_growth(lambda: sum(range(100))))")
+    assert big >= 60 << 20 and small < 4 << 20, (big, small)

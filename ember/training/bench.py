@@ -291,6 +291,13 @@ def _memory_child(lib, B, threads_n):
             threads.set_num_threads(threads_n)
         (model, opt), _ = make_pair(None)
         step = lambda: ember_train(model, opt, [(x, y)])  # noqa: E731
+    return peak_step_growth(step)
+
+
+def peak_step_growth(step) -> int:
+    """Peak resident-set growth, in bytes, of one call of ``step()`` after two warm-up calls: VmHWM
+    (reset through /proc/self/clear_refs first) minus VmRSS before. Linux only; run it in a fresh
+    process started by ``fresh_process_int`` (benchmarks/conv_layers.py --memory uses it too)."""
     step()
     step()
     base = _rss_kib("VmRSS")
@@ -298,6 +305,18 @@ def _memory_child(lib, B, threads_n):
         f.write("5")                                           # reset the peak-RSS mark (VmHWM)
     step()
     return (_rss_kib("VmHWM") - base) * 1024
+
+
+def fresh_process_int(code: str, timeout: float = 300) -> int:
+    """Run ``python -c code`` in a fresh process with MALLOC_MMAP_THRESHOLD_=65536 (glibc maps
+    every large buffer fresh and unmaps it when freed, so the resident set follows what a step
+    allocates) and return the int its last line of output prints. Raises subprocess errors,
+    ValueError or IndexError when the child fails or prints no int."""
+    import subprocess
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=timeout, check=True).stdout
+    return int(out.strip().splitlines()[-1])
 
 
 def step_peak_bytes(lib, B, threads_n):
@@ -311,12 +330,9 @@ def step_peak_bytes(lib, B, threads_n):
     import subprocess
     if not os.path.exists("/proc/self/clear_refs"):
         return None
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     code = f"from ember.training import bench; print(bench._memory_child({lib!r}, {B}, {threads_n}))"
     try:
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                             timeout=300, check=True).stdout
-        return int(out.strip().splitlines()[-1])
+        return fresh_process_int(code)
     except (subprocess.SubprocessError, ValueError, IndexError, OSError):
         return None
 
