@@ -401,3 +401,25 @@ def test_feature_maps_takes_the_output_of_a_pool_returning_indices():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, return_indices=True))
     maps = feature_maps(model, ember.randn(1, 1, 8, 8))
     assert [(n, k, m.shape) for n, k, m in maps] == [("0", "Conv2d", (2, 6, 6)), ("1", "MaxPool2d", (2, 3, 3))]
+
+
+@pytest.mark.parametrize("mode", ["reference", "fast"])
+def test_every_pool_takes_an_empty_batch_on_both_paths(mode):
+    """A batch of 0 gives torch's (0, C, OH, OW) output and an empty gradient on both paths (the
+    reference ops once reshaped with -1, which NumPy cannot infer for a 0-size array)."""
+    torch = pytest.importorskip("torch")
+    x = np.zeros((0, 2, 6, 6), np.float32)
+    cases = [(lambda m, a: m.max_pool2d(a, 2), {}), (lambda m, a: m.max_pool2d(a, 3, 2, 1, 2, True), {}),
+             (lambda m, a: m.max_pool2d(a, 2, return_indices=True)[0], {}),
+             (lambda m, a: m.avg_pool2d(a, 3, 2, 1, True, False), {}),
+             (lambda m, a: m.avg_pool2d(a, 2, divisor_override=3), {}),
+             (lambda m, a: m.adaptive_max_pool2d(a, (4, 3)), {}), (lambda m, a: m.adaptive_avg_pool2d(a, 4), {})]
+    with kernels.use(mode):
+        for f, _ in cases:
+            xe, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+            ye, yt = f(F, xe), f(torch.nn.functional, xt)
+            assert ye.shape == tuple(yt.shape)
+            ye.sum().backward()
+            assert xe.grad.shape == x.shape
+        y, idx = F.max_pool2d(Tensor(x), 2, return_indices=True)
+        assert F.max_unpool2d(y, idx, 2).shape == (0, 2, 6, 6)

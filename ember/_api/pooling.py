@@ -41,7 +41,7 @@ class MaxPool2d(pool.MaxPool2d):
             gx = np.ascontiguousarray(gx)
             for i, j, f in zip(*ctx.stray):
                 if f < gx.shape[2] * gx.shape[3]:
-                    gx.reshape(N, C, -1)[:, :, f] += grad_out[:, :, i, j]
+                    gx.reshape(N, C, gx.shape[2] * gx.shape[3])[:, :, f] += grad_out[:, :, i, j]
         return gx
 
 
@@ -93,9 +93,9 @@ class MaxUnpool2d(Function):
     @staticmethod
     def forward(ctx, x, indices, output_size):
         N, C = x.shape[:2]
-        idx = indices.reshape(N, C, -1)
+        idx = indices.reshape(N, C, x.shape[2] * x.shape[3])   # (no -1: N may be 0)
         y = np.zeros((N, C, output_size[0] * output_size[1]), x.dtype)
-        np.put_along_axis(y, idx, x.reshape(N, C, -1), axis=2)
+        np.put_along_axis(y, idx, x.reshape(N, C, x.shape[2] * x.shape[3]), axis=2)
         ctx.save_for_backward(idx)
         ctx.x_shape = x.shape
         return y.reshape(N, C, *output_size)
@@ -104,7 +104,7 @@ class MaxUnpool2d(Function):
     def backward(ctx, grad_out):
         (idx,) = ctx.saved_tensors
         N, C = grad_out.shape[:2]
-        g = np.take_along_axis(grad_out.reshape(N, C, -1), idx, axis=2)
+        g = np.take_along_axis(grad_out.reshape(N, C, grad_out.shape[2] * grad_out.shape[3]), idx, axis=2)
         return g.reshape(ctx.x_shape), None
 
 
@@ -160,7 +160,7 @@ class AdaptiveMaxPool2d(Function):
         first = {}
         for i, (h0, h1) in enumerate(rows):
             for j, (w0, w1) in enumerate(cols):
-                cells = x[:, :, h0:h1, w0:w1].reshape(N, C, -1)
+                cells = x[:, :, h0:h1, w0:w1].reshape(N, C, (h1 - h0) * (w1 - w0))
                 k = cells.argmax(axis=2)[:, :, None]                        # first maximum
                 y[:, :, i, j] = np.take_along_axis(cells, k, axis=2)[:, :, 0]
                 kh, kw = np.divmod(k[:, :, 0], w1 - w0)

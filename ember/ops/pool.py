@@ -61,7 +61,7 @@ class MaxPool2d(Function):
                     for n, k, s, p, d in zip((H, W), kernel_size, stride, padding, dilation))
         pads = (kernel_size, stride, padding, dilation, out)
         xp = pool_pad(x, *pads, value=-np.inf)
-        cols = windows(xp, *kernel_size, *stride, *dilation).reshape(N, C, -1, *out)   # the im2col copy
+        cols = windows(xp, *kernel_size, *stride, *dilation).reshape(N, C, kernel_size[0] * kernel_size[1], *out)
         k = cols.argmax(axis=2)[:, :, None]                    # (N, C, 1, OH, OW): first maximum
         y = np.take_along_axis(cols, k, axis=2)[:, :, 0]
         cells = pool_pad(np.ones((1, 1, H, W), bool), *pads, value=False)      # True inside x
