@@ -15,6 +15,9 @@ Every failure names the op row, the input index, the worst element and both valu
 """
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import numpy as np
 
 from ember.tensor import Tensor
@@ -223,3 +226,19 @@ def close_scaled(actual, expected, tol, what):
     """assert_close with rtol = tol and atol = tol × the largest |expected| (kernel tests)."""
     scale = float(np.abs(expected).max()) if np.size(expected) else 1.0
     assert_close(actual, expected, rtol=tol, atol=tol * scale, what=what)
+
+
+def write_tree(root: Path, files: dict, prefix: str = "") -> Path:
+    """Write {relative path: bytes} under root/prefix (folders made as needed); return root."""
+    for rel, data in files.items():
+        (root / prefix / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / prefix / rel).write_bytes(data)
+    return root
+
+
+def write_zip(path: Path, files: dict, prefix: str = "") -> Path:
+    """Write {relative path: bytes} into a new zip at path, each name with prefix; return path."""
+    with zipfile.ZipFile(path, "w") as z:
+        for rel, data in files.items():
+            z.writestr(prefix + rel, data)
+    return path

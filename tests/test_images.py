@@ -20,6 +20,7 @@ from ember.data import (CIFAR10, CIFAR10_MEAN, CIFAR10_STD, DataLoader, DatasetN
                         ImageFolder, cifar10_transform, read_cifar10_bin)
 from ember.data import images as images_mod
 from ember.data import transforms as T
+from helpers import write_tree, write_zip
 
 Image = pytest.importorskip("PIL.Image")
 torch = pytest.importorskip("torch")
@@ -44,20 +45,6 @@ def picture_files(h=4, w=5):
         expect[rel] = np.repeat(a, 3, axis=2) if mode == "L" else a[..., :3]
     files["dog/notes.txt"] = b"not a picture, skipped by its extension"
     return files, expect
-
-
-def write_tree(root: Path, files: dict) -> Path:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    return root
-
-
-def write_zip(path: Path, files: dict, prefix: str = "") -> Path:
-    with zipfile.ZipFile(path, "w") as z:
-        for rel, data in files.items():
-            z.writestr(prefix + rel, data)
-    return path
 
 
 ORDER = ["ant/z.png", "cat/x.png", "cat/sub/y.png", "dog/a.png", "dog/b.png"]   # torchvision's walk order

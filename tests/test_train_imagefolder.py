@@ -16,6 +16,7 @@ from ember.data import images as images_mod
 from ember.models import get_model, model_for, model_kwargs_from_weights
 from ember.training import TrainConfig, load_checkpoint
 from ember.training.data import augmentation, build_model, check_model_fits, data_spec, load_data
+from helpers import write_tree, write_zip
 
 Image = pytest.importorskip("PIL.Image")
 USUAL_CACHE = images_mod.default_cache_dir
@@ -41,20 +42,6 @@ def pictures(classes=("ant", "bee", "cat"), n=10, size=(28, 28), rgb=False, seed
             a = (r.integers(0, 60, size + ((3,) if rgb else ())) + 60 * k).astype(np.uint8)
             files[f"{c}/{i:02d}.png"] = picture(a)
     return files
-
-
-def write_tree(root: Path, files: dict, prefix: str = "") -> Path:
-    for rel, data in files.items():
-        (root / prefix / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / prefix / rel).write_bytes(data)
-    return root
-
-
-def write_zip(path: Path, files: dict, prefix: str = "") -> Path:
-    with zipfile.ZipFile(path, "w") as z:
-        for rel, data in files.items():
-            z.writestr(prefix + rel, data)
-    return path
 
 
 def decoded(files: dict, names) -> np.ndarray:
