@@ -594,3 +594,28 @@ def test_item3_weight_decay_cannot_be_switched_on_when_resuming_a_run_without_it
                                          r"decay, which cannot be turned on when resuming; start a new run instead"):
         train(_cfg(data, tmp_path / "b", epochs=2, resume=str(out), weight_decay=1e-3, allow_changed_flags=True),
               **QUIET)
+
+
+def test_item3_resume_alone_continues_with_the_saved_flags(data, tmp_path, capsys):
+    """`ember train --resume RUN` with no other flag continues the run as it was started (model,
+    schedule, lr, batch size, seed... from RUN/config.json; here --epochs extends it): the same
+    weights as the run done in one go. Before, every flag not repeated took its default, so this
+    `--model mlp` run was refused as a checkpoint that does not fit lenet5."""
+    flags = ["--data-dir", str(data), "--model", "mlp", "--lr", "0.1", "--batch-size", "32",
+             "--schedule", "none", "--no-progress", "--seed", "3"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert _cli("train", *flags, "--epochs", "3", "--out", str(whole), capsys=capsys)[0] == 0
+    assert _cli("train", *flags, "--epochs", "1", "--out", str(cut), capsys=capsys)[0] == 0
+    status, out, err = _cli("train", "--resume", str(cut), "--epochs", "3", "--no-progress", capsys=capsys)
+    assert status == 0, err
+    assert f"resuming {cut} after epoch 1" in out and "epoch 3/3" in out
+    saved = json.loads((cut / "config.json").read_text())
+    assert (saved["model"], saved["lr"], saved["batch_size"], saved["schedule"], saved["epochs"]) == \
+        ("mlp", 0.1, 32, "none", 3)
+    a, b = load_state_dict(whole / "model.safetensors"), load_state_dict(cut / "model.safetensors")
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # a flag given with --resume still overrides its saved value, and is compared as before
+    status, out, err = _cli("train", "--resume", str(cut), "--epochs", "4", "--lr", "0.2", capsys=capsys)
+    assert status == 1 and "saved with other flags (--lr 0.1 -> 0.2)" in err, err

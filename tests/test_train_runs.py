@@ -231,7 +231,8 @@ def test_readme_train_commands_are_valid_flag_combinations(tmp_path, monkeypatch
              if line.strip().startswith("$ ember train") and "--help" not in line]
     assert len(lines) >= 5
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs" / "a").mkdir(parents=True)                 # the README's --resume runs/a
+    for run in ("a", "resnet20-cifar10"):                         # the README's --resume folders
+        (tmp_path / "runs" / run).mkdir(parents=True)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     for line in lines:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import typing
@@ -90,7 +91,8 @@ class TrainConfig:
     patience: int = _option(0, "early stopping: stop after this many epochs without a better validation "
                             "loss (0: never; needs --val-split)", minimum=0)
     resume: str | None = _option(None, "continue the run saved in DIR, bit for bit, in DIR unless --out says "
-                                 "otherwise; may change only the other flags ({safe}: --epochs to extend); a "
+                                 "otherwise, with the flags saved in DIR/config.json (a flag given here "
+                                 "overrides its saved value); may change only the other flags ({safe}: --epochs to extend); a "
                                  "changed {meaning} needs --allow-changed-flags; {fixed} never change "
                                  "(default: start afresh)", metavar="DIR")
     allow_changed_flags: bool = _option(False, "with --resume: continue with a changed {meaning} (the new "
@@ -166,10 +168,19 @@ class TrainConfig:
         except that a flag given on the command line which the chosen optimizer or schedule would
         silently ignore is refused.
 
+        With ``--resume DIR`` every flag not given on the command line takes its value from
+        ``DIR/config.json`` (except the ones of this invocation: ``--out``, ``--overwrite``, the
+        display flags, ``--download``), so ``ember train --resume DIR`` alone continues the run as
+        it was started, as PyTorch scripts reload their own settings with the checkpoint.
+
         Raises: ValueError naming both flags (e.g. ``--momentum`` with ``--optimizer adam``).
         """
-        cfg = cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
         given = getattr(args, "_given", set())
+        if values["resume"] is not None:   # continue the run as it was started: its flags are the defaults
+            values.update({k: v for k, v in _saved_flags(values["resume"]).items()
+                           if k in _FIELDS and k not in given and k not in _PER_INVOCATION})
+        cfg = cls(**values)
         for name in ("momentum", "nesterov"):
             flag = _flag(name) if name == "momentum" or cfg.nesterov else "--no-nesterov"
             if name in given and cfg.optimizer != "sgd":
@@ -187,6 +198,19 @@ class TrainConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# Flags of one invocation, not of the run: ``--resume`` never takes them from the saved config.
+_PER_INVOCATION = ("out", "overwrite", "progress", "detect_anomaly", "download", "resume", "allow_changed_flags")
+
+
+def _saved_flags(folder: str) -> dict:
+    """``folder/config.json`` as a dict; {} when it is missing or unreadable (loading the
+    checkpoint then reports what is wrong with the folder, naming the file)."""
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
 def _flag(name: str) -> str:
