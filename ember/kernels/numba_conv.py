@@ -230,7 +230,7 @@ def _conv_rows8(xf, wf, rel, b, y, row, co0, base, n_row, relu):
                 yr[j] = 0 if relu and v < 0 else v
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _channel_block(q, nq, Og, CB=4):
     """(group, first channel, channels) of block q of up to CB channels (nq blocks per group of Og)."""
     grp = q // nq
@@ -238,7 +238,7 @@ def _channel_block(q, nq, Og, CB=4):
     return grp, co0, min(CB, (grp + 1) * Og - co0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _forward_setup(x, w, N, OW, SW, DH, DW, G):
     """What both forward kernels derive from x (C, Hp, Wp*N) and w (C_out, Cg, KH, KW):
     Cg, Hp, Wp*N, Og, nq (blocks of 4 output channels per group), the row blocks (nblk, blk)
@@ -545,7 +545,7 @@ def _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih):
                 xr[j] = acc[r, j]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _grad_w_setup(g, x, gw, N, SW, DH, DW):
     """(x flat, rel, nblk, blk) for ``_grad_w_block4``: rel[kh*KW + kw] = the offset of term
     (kh, kw) in a row of x; an output row is nblk contiguous blocks of blk floats."""

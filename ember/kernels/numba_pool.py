@@ -30,7 +30,7 @@ except ImportError:
 from .pool import MaxPool2d as _FallbackMaxPool2d, covers  # the NumPy path: what the kernels do not cover
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def max_into(y, arg, x, k):
     """y[i], arg[i] = x[i], k where x[i] > y[i] (i < len(y)): one window offset k of a running max.
 
