@@ -72,6 +72,9 @@ def main(argv=None) -> int:
         loader = DataLoader(ranks.dataset(TensorDataset(x, y)), batch_size=cfg.batch_size, shuffle=True,
                             generator=default_generator())
         schedule = Schedule(opt, cfg, len(loader))
+        if args.warmup + args.steps > len(loader):   # the loop reads one epoch's batches
+            p.error(f"--warmup {args.warmup} + --steps {args.steps} is more than the {len(loader)} steps of an "
+                    f"epoch at --batch-size {args.batch_size}")
         run_log = RunLog(tempfile.mkdtemp()) if ranks.main else RunLog.null()
         phase = {}
         if ranks.world > 1:   # time DDP's reduction inside backward, in three parts

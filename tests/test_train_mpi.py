@@ -220,3 +220,28 @@ def test_threads_default_to_cores_over_ranks(tmp_path):
     # mpiexec forwards both ranks' stdout into one stream, where their lines can run together
     assert sorted(re.findall(r"rank \d+ threads \d+", r.stdout)) == [f"rank 0 threads {want}",
                                                                     f"rank 1 threads {want}"], r.stdout
+
+
+def test_a_rank_stopped_by_a_bug_shows_its_traceback_and_never_an_empty_line():
+    """What a rank prints before the job is aborted (``Ranks._abort``): one line for an error a user
+    can fix, as in one process; for a bug the traceback too, and the exception's type when it has
+    no message (before: "ember train: error on rank 0 of 2: " and nothing else for a StopIteration)."""
+    import io
+    from ember.training.parallel import report_error
+    from ember.training import TrainingError
+
+    def raised(e):
+        try:
+            raise e
+        except BaseException as caught:
+            return caught
+    out = io.StringIO()
+    report_error(raised(StopIteration()), 0, 2, out)
+    text = out.getvalue()
+    assert text.startswith("Traceback (most recent call last):") and "raise e" in text
+    assert text.endswith("StopIteration\nember train: error on rank 0 of 2: StopIteration\n"), text
+    for error, line in ((ValueError("--lr must be positive, got -1.0"), "--lr must be positive, got -1.0"),
+                        (TrainingError("loss became nan at epoch 1, step 3"), "loss became nan at epoch 1, step 3")):
+        out = io.StringIO()
+        report_error(raised(error), 1, 2, out)
+        assert out.getvalue() == f"ember train: error on rank 1 of 2: {line}\n"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -103,7 +104,7 @@ class Ranks:
         return False
 
     def _abort(self, error) -> None:
-        """Stop every rank now (MPI_Abort), saying on stderr, in one line, what went wrong here: the
+        """Stop every rank now (MPI_Abort), saying on stderr what went wrong here (``report_error``): the
         other ranks would otherwise wait in their next collective until --timeout.
 
         A mismatch of flags or model is found by every rank alike: rank 0 says it and aborts the
@@ -114,7 +115,7 @@ class Ranks:
                 time.sleep(10)
             print(f"ember train: error: {error}", file=sys.stderr, flush=True)
         else:
-            print(f"ember train: error on rank {self.rank} of {self.world}: {error}", file=sys.stderr, flush=True)
+            report_error(error, self.rank, self.world)
         _group._group.abort(1)
 
     def dataset(self, dataset):
@@ -182,6 +183,19 @@ class Ranks:
             how = f"mpiexec -n {was} ember train ..." if was > 1 else "ember train ... without mpiexec"
             raise ValueError(f"--resume {folder}: that run was trained on {was} rank(s), this one has "
                              f"{self.world}; resume it with the same number: {how}")
+
+
+def report_error(error: BaseException, rank: int, world: int, out=None) -> None:
+    """Say on ``out`` (stderr) why rank ``rank`` of ``world`` stops, before the job is aborted: one
+    line "ember train: error on rank R of W: ..." for an error a user can act on (ember's own
+    errors, ValueError, OSError), as ``ember train`` prints it in one process; for anything else
+    (a bug) the traceback first, as one process would show it, and the exception's type when it has
+    no message (a bare StopIteration would otherwise leave the line empty)."""
+    out = sys.stderr if out is None else out
+    if not (isinstance(error, (ValueError, OSError)) or type(error).__module__.split(".")[0] == "ember"):
+        traceback.print_exception(type(error), error, error.__traceback__, file=out)
+    text = str(error) or type(error).__name__
+    print(f"ember train: error on rank {rank} of {world}: {text}", file=out, flush=True)
 
 
 class _RankShard:
