@@ -576,9 +576,7 @@ def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
     xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
     for item in prange(lo, hi):
         q, ci = item // Cg, item % Cg
-        grp = q // nq
-        co0 = grp * Og + (q % nq) * CB
-        nco = min(CB, (grp + 1) * Og - co0)
+        grp, co0, nco = _channel_block(q, nq, Og, CB)
         c = grp * Cg + ci
         for c4 in range(co0, co0 + nco, 4):
             _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
@@ -592,9 +590,7 @@ def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
     xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
     for item in prange(lo, hi):
         q, ci = item // Cg, item % Cg
-        grp = q // nq
-        co0 = grp * Og + (q % nq) * CB
-        nco = min(CB, (grp + 1) * Og - co0)
+        grp, co0, nco = _channel_block(q, nq, Og, CB)
         c = grp * Cg + ci
         if nco == 8 and KW == 3 and SH == 1 and SW == 1:
             _grad_w_rows8(g, x, gw, N, DH, DW, co0, c, ci)

@@ -92,8 +92,8 @@ class TrainConfig:
                             "loss (0: never; needs --val-split)", minimum=0)
     resume: str | None = _option(None, "continue the run saved in DIR, bit for bit, in DIR unless --out says "
                                  "otherwise, with the flags saved in DIR/config.json (a flag given here "
-                                 "overrides its saved value); may change only the other flags ({safe}: --epochs to extend); a "
-                                 "changed {meaning} needs --allow-changed-flags; {fixed} never change "
+                                 "overrides its saved value); may change only the other flags ({safe}: "
+                                 "--epochs to extend); a changed {meaning} needs --allow-changed-flags; {fixed} never change "
                                  "(default: start afresh)", metavar="DIR")
     allow_changed_flags: bool = _option(False, "with --resume: continue with a changed {meaning} (the new "
                                         "values apply from the resumed epoch on; metrics.json records them "
