@@ -63,9 +63,12 @@ def timed(f):
     return time.perf_counter() - w0, time.process_time() - c0
 
 
+COLUMNS = ("numba", "numpy", "gemm", "torch")   # part 1's columns, in this order (header and cells)
+
+
 def layer_table(repeats, only):
     rng = np.random.default_rng(0)
-    print("| layer | pass | " + " | ".join(["numba", "numpy"] + (["gemm"] if gemm_conv else []) + ["torch"])
+    print("| layer | pass | " + " | ".join(n for n in COLUMNS if n != "gemm" or gemm_conv)
           + " | (wall ms / CPU ms, median of rounds) |")
     for net, N, C, H, W, O, K, S, P, first in shapes(only):
         x = rng.standard_normal((N, C, H, W)).astype(np.float32)
@@ -109,7 +112,7 @@ def layer_table(repeats, only):
         for pas, fns in paths.items():
             if pas == "grad_x" and first:
                 continue                                       # the first layer needs no grad_x
-            names = list(fns)
+            names = [n for n in COLUMNS if n in fns]           # the header's order (gemm was added last)
             for f in fns.values():
                 f()                                            # warm-up (and JIT)
             runs = {n: [] for n in names}
