@@ -167,6 +167,37 @@ def run_python(code, cwd, timeout=300):
     return out.stdout.strip()
 
 
+def test_wide_vectors_drops_llvms_256_bit_preference_only_on_avx512():
+    """The CPU features ember gives numba: the host's plus -prefer-256-bit where AVX-512 is
+    there (a "-avx512f" entry means absent), unchanged (None) without it or with
+    EMBER_VECTOR_WIDTH=256."""
+    assert _jit.wide_vectors("+avx2,+avx512f,+fma", "") == "+avx2,+avx512f,+fma,-prefer-256-bit"
+    assert _jit.wide_vectors("+avx2,-avx512f,+fma", "") is None
+    assert _jit.wide_vectors("+neon", "") is None
+    assert _jit.wide_vectors("+avx2,+avx512f", "256") is None
+    assert _jit.wide_vectors("+avx2,+avx512f", "512") == "+avx2,+avx512f,-prefer-256-bit"
+
+
+@pytest.mark.parametrize("env, wide", [({}, True), ({"EMBER_VECTOR_WIDTH": "256"}, False),
+                                       ({"NUMBA_CPU_FEATURES": "HOST"}, False)])
+def test_numba_compiles_with_the_features_ember_chose(tmp_path, monkeypatch, env, wide):
+    """In a fresh process importing ember's kernels, numba's code generator (whose features key
+    the disk cache) has -prefer-256-bit on an AVX-512 host by default, not with
+    EMBER_VECTOR_WIDTH=256, and a user's own NUMBA_CPU_FEATURES is left as given."""
+    from numba.core.codegen import get_host_cpu_features
+    host = get_host_cpu_features()
+    monkeypatch.delenv("EMBER_VECTOR_WIDTH", raising=False)
+    monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, host if v == "HOST" else v)
+    code = ("from ember.kernels import numba_conv\n"
+            "from numba.core.registry import cpu_target\n"
+            "print(cpu_target.target_context.codegen().magic_tuple()[2])\n")
+    features = run_python(code, tmp_path)
+    avx512 = "+avx512f" in host.split(",")
+    assert features == (host + ",-prefer-256-bit" if wide and avx512 else host)
+
+
 # ---------------------------------------------------------------------------------- max pool
 
 from ember.kernels import numba_pool as npool  # noqa: E402

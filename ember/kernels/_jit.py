@@ -46,6 +46,37 @@ except Exception:  # not installed, or broken against this NumPy: the NumPy path
     numba, prange, AVAILABLE = None, range, False
 
 
+def wide_vectors(features, setting):
+    """The CPU features numba should compile for: ``features`` (LLVM's host string, "+avx2,...")
+    with ",-prefer-256-bit" appended when the CPU has AVX-512 and ``setting`` (env
+    EMBER_VECTOR_WIDTH) is not "256"; else None (numba's own choice stands).
+
+    LLVM tunes Intel's AVX-512 CPUs (Skylake-SP to Emerald Rapids) to "prefer 256-bit" vectors:
+    the loop vectoriser then fills 8 float32 lanes, not 16, even though the FMA units take 16.
+    Dropping that preference makes the conv kernels' inner loops (``madd8x4``: 8 output channels
+    × 4 terms over a row of the batch) use 512-bit registers: 67-72 → 90-106 GFLOP/s on one core
+    for ResNet-20's 3×3 convs, and a ResNet-20 training step at one thread 13% faster (RESULTS.md,
+    seventh session). The preference exists because older AVX-512 CPUs lower their clock under
+    512-bit code; ``EMBER_VECTOR_WIDTH=256`` keeps LLVM's choice there.
+    """
+    if setting == "256" or "+avx512f" not in features.split(","):
+        return None
+    return features + ",-prefer-256-bit"
+
+
+if AVAILABLE and numba.config.CPU_FEATURES is None and numba.config.CPU_NAME is None:
+    # Read when numba builds its CPU target (the first @njit of the process, below or in user code
+    # imported earlier: then numba has its features already and this changes nothing). numba's
+    # cache keys each entry by these features, so 256- and 512-bit builds never mix.
+    try:
+        from numba.core.codegen import get_host_cpu_features
+        _features = wide_vectors(get_host_cpu_features(), os.environ.get("EMBER_VECTOR_WIDTH", ""))
+    except Exception:  # an internal moved in another numba: keep numba's default
+        _features = None
+    if _features is not None:
+        numba.config.CPU_FEATURES = _features
+
+
 def njit(*args, **kwargs):
     """``numba.njit`` when numba is there, else a decorator that returns the function itself.
 
