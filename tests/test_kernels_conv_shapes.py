@@ -221,3 +221,20 @@ def test_without_numba_dispatch_takes_the_numpy_path(tmp_path):
                          cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("shape, pad", [((3, 2, 5, 7), (1, 2)), ((2, 3, 4, 4), (0, 3)), ((2, 3, 4, 4), (2, 0)),
+                                        ((1, 1, 1, 1), (3, 3)), ((4, 16, 8, 8), (1, 1))])
+def test_to_chwn_zeroes_every_border_cell_of_uninitialised_memory(monkeypatch, shape, pad):
+    """The padded CHWN copy the conv kernels read equals np.pad's, even when the fresh buffer
+    it fills holds garbage (here NaN): its border is zeroed explicitly, not by np.zeros."""
+    import types
+    from ember.kernels import conv as conv_mod
+    poisoned = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    poisoned.empty = lambda shape, dtype=float: np.full(shape, np.nan, dtype)
+    monkeypatch.setattr(conv_mod, "np", poisoned)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    (ph, pw) = pad
+    got = conv_mod._to_chwn(x, ph, pw)
+    assert got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))).transpose(1, 2, 3, 0))

@@ -28,11 +28,20 @@ _ROW_SPLIT = 4
 
 
 def _to_chwn(x, PH, PW):
-    """(N, C, H, W) -> zero-padded (C, H+2PH, W+2PW, N), C-contiguous (free if it already is)."""
+    """(N, C, H, W) -> zero-padded (C, H+2PH, W+2PW, N), C-contiguous (free if it already is).
+
+    The border is zeroed and the interior copied, each once: ``np.zeros`` of the whole array
+    came from calloc, whose fresh pages the copy then faulted in (CIFAR-style 16×34×34×128
+    float32: 1.16 ms against 0.83 ms, 2026-12-01, RESULTS.md seventh session).
+    """
     xc = x.transpose(1, 2, 3, 0)                               # (C, H, W, N) view
     if PH or PW:
         C, H, W, N = xc.shape
-        out = np.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=x.dtype)
+        out = np.empty((C, H + 2 * PH, W + 2 * PW, N), dtype=x.dtype)
+        out[:, :PH] = 0
+        out[:, PH + H:] = 0
+        out[:, PH:PH + H, :PW] = 0
+        out[:, PH:PH + H, PW + W:] = 0
         out[:, PH:PH + H, PW:PW + W] = xc
         return out
     return np.ascontiguousarray(xc)
