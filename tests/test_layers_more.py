@@ -119,6 +119,20 @@ def test_adaptive_avg_pool2d(size, out):
     assert nn.AdaptiveAvgPool2d(1)(ember.randn(2, 3, 5, 5)).shape == (2, 3, 1, 1)
 
 
+@pytest.mark.parametrize("out", [(1, 1), (2, 3)])
+def test_adaptive_avg_pool2d_gradient_keeps_a_conv_outputs_memory_order(out):
+    """On an input stored (C, H, W, N), as ember's conv outputs are, the input gradient is stored
+    that way too (the conv's backward then reads it without a copy), with PyTorch's values."""
+    chwn = r(3, 5, 7, 4)
+    x = Tensor(chwn.transpose(3, 0, 1, 2), requires_grad=True)          # (N, C, H, W) view
+    g = r(4, 3, *out)
+    F.adaptive_avg_pool2d(x, out).backward(Tensor(g))
+    assert x.grad.numpy().transpose(1, 2, 3, 0).flags.c_contiguous
+    tx = torch.tensor(chwn.transpose(3, 0, 1, 2), requires_grad=True)
+    torch.nn.functional.adaptive_avg_pool2d(tx, out).backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
 # ---- Dropout ------------------------------------------------------------------------------
 def test_dropout_train_eval_and_gradient():
     ember.manual_seed(0)
