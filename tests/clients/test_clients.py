@@ -32,6 +32,7 @@ PROGRAMS = {
     "custom_autograd_function.py": None,
     "tensor_manipulation.py": None,
     "autograd_graph_and_views.py": None,
+    "cnn_classifier_tutorial.py": None,
 }
 
 
