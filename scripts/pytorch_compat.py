@@ -121,6 +121,10 @@ DIFFERENCES = [
     "are safetensors entries, the rest of the object (dicts, lists, tuples, numbers, strings, None) "
     "JSON in the header. Files are not interchangeable with `torch.save`'s; saving a whole `Module` "
     "raises TypeError pointing to `state_dict()`; `weights_only` changes nothing.",
+    "**`inplace=True`** (`nn.ReLU`, `LeakyReLU`, `ELU`, `Hardtanh`, `ReLU6`, `SiLU`, `Mish`, `Dropout` and their "
+    "functionals) writes the result into the input and returns it, with PyTorch's in-place rules (version counter, "
+    "views, a leaf that requires grad refused). It saves no memory: under autograd ember computes on a copy of the old "
+    "values (`Tensor._inplace`), and a conv → ReLU → max-pool of an `nn.Sequential` runs fused whatever `inplace` says.",
     "**`empty`, `empty_like`.** Filled with zeros (PyTorch leaves the memory uninitialised).",
     "**`div(..., rounding_mode=)`.** The rounded quotient is outside the graph (PyTorch's gradient "
     "there is zero everywhere).",

@@ -472,9 +472,10 @@ def triu(self, diagonal=0):
     return _triangle(self, diagonal, False)
 
 
-def flip(self, *dims):
-    """A copy of self reversed along each of ``dims`` (torch.flip: not a view); differentiable."""
-    dims = {_dim(self, d) for d in _sizes(dims)}
+def flip(self, *args, dims=None):
+    """A copy of self reversed along each of ``dims`` (torch.flip: not a view; ``flip(0, 1)``,
+    ``flip((0, 1))`` or ``flip(dims=[0, 1])``); differentiable."""
+    dims = {_dim(self, d) for d in _sizes(args if dims is None else dims)}
     from .nodes import named
     return named(self[tuple(slice(None, None, -1) if i in dims else slice(None) for i in range(self.ndim))].clone(),
                  "FlipBackward0")

@@ -18,13 +18,25 @@ from ._validation import (ShapeError, _check_4d, _check_float, _check_params, _c
 
 
 # ---- activations --------------------------------------------------------------------------
-def relu(x: Tensor) -> Tensor:
-    """max(x, 0) elementwise; any shape."""
+def _in_place(x: Tensor, f, *args) -> Tensor:
+    """``f(x, *args)`` written into x, and x returned: torch's ``inplace=True`` (x's storage, its
+    views and its version counter change as with ``x.relu_()``, ``Tensor._inplace``'s rules: a
+    leaf that requires grad is refused; a backward that saved x's old values raises)."""
+    return x._inplace(lambda s: f(s, *args))
+
+
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0) elementwise; any shape. ``inplace=True``: into x, x returned (``_in_place``)."""
+    if inplace:
+        return _in_place(x, relu)
     return dispatch(_act.ReLU).apply(x)
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """x if x > 0 else negative_slope * x (deck 000's "ReLU leakiness"); any shape."""
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x if x > 0 else negative_slope * x (deck 000's "ReLU leakiness"); any shape.
+    ``inplace=True``: into x, x returned (``_in_place``)."""
+    if inplace:
+        return _in_place(x, leaky_relu, negative_slope)
     return _act.LeakyReLU.apply(x, negative_slope=negative_slope)
 
 
@@ -47,8 +59,10 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return _act.GELU.apply(x, approximate=approximate)
 
 
-def silu(x: Tensor) -> Tensor:
-    """x σ(x) (swish, torch.nn.functional.silu); any shape."""
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
+    """x σ(x) (swish, torch.nn.functional.silu); any shape. ``inplace=True``: into x, x returned."""
+    if inplace:
+        return _in_place(x, silu)
     return _act.SiLU.apply(x)
 
 
@@ -58,19 +72,25 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return _act.Softplus.apply(x, beta=beta, threshold=threshold)
 
 
-def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """x clipped to [min_val, max_val] (torch.nn.functional.hardtanh); any shape."""
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """x clipped to [min_val, max_val] (torch.nn.functional.hardtanh); any shape.
+    ``inplace=True``: into x, x returned (``_in_place``)."""
+    if inplace:
+        return _in_place(x, hardtanh, min_val, max_val)
     return x.clamp(min_val, max_val)
 
 
-def relu6(x: Tensor) -> Tensor:
-    """min(max(x, 0), 6) (torch.nn.functional.relu6); any shape."""
-    return x.clamp(0.0, 6.0)
+def relu6(x: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6) (torch.nn.functional.relu6); any shape. ``inplace=True``: into x."""
+    return hardtanh(x, 0.0, 6.0, inplace)
 
 
-def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x if x > 0 else alpha (e^x − 1) (torch.nn.functional.elu; Clevert et al. 2015); any shape.
-    The exponential only sees min(x, 0), so no inf ever meets a zero gradient."""
+    The exponential only sees min(x, 0), so no inf ever meets a zero gradient.
+    ``inplace=True``: into x, x returned (``_in_place``)."""
+    if inplace:
+        return _in_place(x, elu, alpha)
     return _where(x > 0, x, (x.clamp(max=0.0).exp() - 1) * alpha)
 
 
@@ -592,16 +612,18 @@ def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     return y.squeeze(-2)
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Inverted dropout (Srivastava et al. 2014): zero each element with probability p and scale
     the rest by 1/(1 − p) in training; identity in evaluation. The mask comes from
-    ``ember.random.default_generator()``. Any shape.
+    ``ember.random.default_generator()``. Any shape. ``inplace=True``: into x, x returned.
     Raises: ValueError unless 0 ≤ p ≤ 1.
     """
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return x
+    if inplace:
+        return _in_place(x, dropout, p, training)
     if p == 1:
         return x * 0.0
     mask = default_generator().random(x.shape, dtype=np.float32) >= p

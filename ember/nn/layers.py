@@ -184,24 +184,31 @@ class Flatten(Module):
 
 
 class ReLU(Module):
-    """max(x, 0) elementwise; any shape."""
+    """max(x, 0) elementwise; any shape. ``inplace=True`` writes into the input (torch.nn.ReLU's)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, x):
-        return F.relu(x)
+        return F.relu(x, inplace=self.inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
     """x if x > 0 else negative_slope·x (default 0.01); any shape."""
 
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, x):
-        return F.leaky_relu(x, self.negative_slope)
+        return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class GELU(Module):
@@ -222,10 +229,17 @@ class GELU(Module):
 
 
 class SiLU(Module):
-    """x σ(x) elementwise (torch.nn.SiLU, "swish"); any shape."""
+    """x σ(x) elementwise (torch.nn.SiLU, "swish"); any shape. ``inplace=True``: into the input."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, x):
-        return F.silu(x)
+        return F.silu(x, inplace=self.inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Softplus(Module):
@@ -246,45 +260,61 @@ class Softplus(Module):
 class Hardtanh(Module):
     """x clipped to [min_val, max_val] (torch.nn.Hardtanh, defaults −1, 1); any shape."""
 
-    def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         super().__init__()
         if max_val <= min_val:
             raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
-        self.min_val, self.max_val = min_val, max_val
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
 
     def forward(self, x):
-        return F.hardtanh(x, self.min_val, self.max_val)
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
 
     def extra_repr(self):
-        return f"min_val={self.min_val}, max_val={self.max_val}"
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
 
 
 class ReLU6(Module):
-    """min(max(x, 0), 6) elementwise (torch.nn.ReLU6); any shape."""
+    """min(max(x, 0), 6) elementwise (torch.nn.ReLU6); any shape. ``inplace=True``: into the input."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, x):
-        return F.relu6(x)
+        return F.relu6(x, inplace=self.inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class ELU(Module):
     """x if x > 0 else alpha (e^x − 1) (torch.nn.ELU, alpha=1.0); any shape."""
 
-    def __init__(self, alpha: float = 1.0):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
-        self.alpha = alpha
+        self.alpha, self.inplace = alpha, inplace
 
     def forward(self, x):
-        return F.elu(x, self.alpha)
+        return F.elu(x, self.alpha, self.inplace)
 
     def extra_repr(self):
-        return f"alpha={self.alpha}"
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
 class Mish(Module):
-    """x tanh(softplus(x)) elementwise (torch.nn.Mish; Misra 2019); any shape."""
+    """x tanh(softplus(x)) elementwise (torch.nn.Mish; Misra 2019); any shape. ``inplace=True``:
+    into the input, which is returned."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, x):
-        return x * F.tanh(F.softplus(x))
+        mish = lambda t: t * F.tanh(F.softplus(t))  # noqa: E731
+        return x._inplace(mish) if self.inplace else mish(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Unflatten(Module):

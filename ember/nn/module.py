@@ -55,16 +55,38 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
+        """torch.nn.Module's rules: a Parameter or Module value is registered (and any plain
+        attribute of that name dropped, so ``self.down = None`` then ``self.down = Sequential(...)``
+        gives the Sequential); a Tensor given to a registered buffer's name updates the buffer;
+        anything else (None included) becomes a plain attribute.
+        Raises: TypeError for a non-Parameter given to a registered parameter's name (None aside)."""
+        d = self.__dict__
+        if "_parameters" not in d:
             raise AttributeError("cannot assign attributes before Module.__init__() call")
-        for d in (self._parameters, self._modules, self._buffers):
-            d.pop(name, None)
+        if isinstance(value, Tensor) and not isinstance(value, Parameter) and name in self._buffers:
+            self._buffers[name] = value
+            return
+        if value is not None and not isinstance(value, Parameter) and name in self._parameters:
+            raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                            "(ember.nn.Parameter or None expected)")
+        for store in (self._parameters, self._modules, self._buffers):
+            store.pop(name, None)
         if isinstance(value, Parameter):
+            d.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            d.pop(name, None)
             self._modules[name] = value
         else:
             object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        """``del self.name`` for a parameter, buffer or child module too (torch.nn.Module's)."""
+        for store in (self._parameters, self._buffers, self._modules):
+            if name in store:
+                del store[name]
+                return
+        object.__delattr__(self, name)
 
     def __getattr__(self, name):
         d = self.__dict__

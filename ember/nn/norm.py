@@ -115,18 +115,19 @@ class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability p and scale the others
     by 1/(1 − p); in evaluation, the identity. Masks come from ember's generator.
 
-    Args: p=0.5 (0 ≤ p ≤ 1). Shape: any -> same.
+    Args: p=0.5 (0 ≤ p ≤ 1); inplace=False (True: into the input, as torch.nn.Dropout's).
+    Shape: any -> same.
     Raises: ValueError for p outside [0, 1].
     """
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = p
+        self.p, self.inplace = p, inplace
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"

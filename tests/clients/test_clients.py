@@ -33,6 +33,7 @@ PROGRAMS = {
     "tensor_manipulation.py": None,
     "autograd_graph_and_views.py": None,
     "cnn_classifier_tutorial.py": None,
+    "resnet_block_schedule.py": None,
 }
 
 

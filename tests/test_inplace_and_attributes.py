@@ -1,0 +1,128 @@
+"""PyTorch idioms found missing or different by the client programs (tests/clients): activations'
+``inplace=True``, Module attribute assignment (a plain attribute replaced by a module, a buffer
+updated by assignment, ``del``), and ``flip(dims=...)``. Each checked against torch itself."""
+import numpy as np
+import pytest
+
+import ember
+from ember import nn
+from ember.nn import functional as F
+
+torch = pytest.importorskip("torch")
+
+ACTIVATIONS = [  # (name, ember functional call, torch functional call, ember module, torch module)
+    ("relu", lambda x, ip: F.relu(x, inplace=ip), lambda x, ip: torch.nn.functional.relu(x, inplace=ip),
+     lambda ip: nn.ReLU(inplace=ip), lambda ip: torch.nn.ReLU(inplace=ip)),
+    ("leaky_relu", lambda x, ip: F.leaky_relu(x, 0.2, ip), lambda x, ip: torch.nn.functional.leaky_relu(x, 0.2, ip),
+     lambda ip: nn.LeakyReLU(0.2, inplace=ip), lambda ip: torch.nn.LeakyReLU(0.2, inplace=ip)),
+    ("elu", lambda x, ip: F.elu(x, 0.7, ip), lambda x, ip: torch.nn.functional.elu(x, 0.7, ip),
+     lambda ip: nn.ELU(0.7, inplace=ip), lambda ip: torch.nn.ELU(0.7, inplace=ip)),
+    ("hardtanh", lambda x, ip: F.hardtanh(x, -0.5, 0.5, ip), lambda x, ip: torch.nn.functional.hardtanh(x, -0.5, 0.5, ip),
+     lambda ip: nn.Hardtanh(-0.5, 0.5, inplace=ip), lambda ip: torch.nn.Hardtanh(-0.5, 0.5, inplace=ip)),
+    ("relu6", lambda x, ip: F.relu6(x, inplace=ip), lambda x, ip: torch.nn.functional.relu6(x, inplace=ip),
+     lambda ip: nn.ReLU6(inplace=ip), lambda ip: torch.nn.ReLU6(inplace=ip)),
+    ("silu", lambda x, ip: F.silu(x, inplace=ip), lambda x, ip: torch.nn.functional.silu(x, inplace=ip),
+     lambda ip: nn.SiLU(inplace=ip), lambda ip: torch.nn.SiLU(inplace=ip)),
+    ("mish", None, None, lambda ip: nn.Mish(inplace=ip), lambda ip: torch.nn.Mish(inplace=ip)),
+]
+
+
+@pytest.mark.parametrize("name, ef, tf, em, tm", ACTIVATIONS, ids=[a[0] for a in ACTIVATIONS])
+def test_inplace_activation_writes_into_its_input_and_differentiates_as_torch(name, ef, tf, em, tm):
+    """On a non-leaf input: the same values and gradients as torch, the returned tensor *is* the
+    input (its values changed), the module's repr as torch's; a leaf that requires grad is
+    refused with torch's message; inplace=False leaves the input alone."""
+    a = np.random.default_rng(0).standard_normal((3, 5)) * (3 if name == "relu6" else 1)   # some above 6
+    calls = [(lambda x: em(True)(x), lambda x: tm(True)(x))]
+    if ef is not None:
+        calls.append((lambda x: ef(x, True), lambda x: tf(x, True)))
+    for e_call, t_call in calls:
+        ew = ember.tensor(a, requires_grad=True)
+        tw = torch.tensor(a, requires_grad=True)
+        ex, tx = ew * 1.5, tw * 1.5                         # non-leaf inputs
+        ey, ty = e_call(ex), t_call(tx)
+        assert ey is ex and ty is tx
+        np.testing.assert_allclose(ex.detach().numpy(), tx.detach().numpy(), rtol=1e-12, atol=1e-12)
+        (ey * ey).sum().backward()
+        (ty * ty).sum().backward()
+        np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
+            e_call(ember.tensor(a, requires_grad=True))
+    assert repr(em(True)) == repr(tm(True)) and repr(em(False)) == repr(tm(False))
+    x = ember.tensor(a)
+    em(False)(x)
+    np.testing.assert_array_equal(x.numpy(), a)
+
+
+def test_dropout_inplace_and_repr():
+    """Dropout(inplace=True) zeroes and scales its input itself in training (ember's generator
+    draws the mask, so the values are checked by rule, not against torch's); eval is the
+    identity; the repr is torch's."""
+    ember.manual_seed(0)
+    x = ember.ones(200, 10)
+    y = nn.Dropout(0.3, inplace=True)(x)
+    assert y is x
+    vals = np.unique(x.numpy())
+    assert len(vals) == 2 and vals[0] == 0 and np.isclose(vals[1], 1 / 0.7, rtol=1e-6)
+    d = nn.Dropout(0.3, inplace=True).eval()
+    z = ember.ones(4)
+    assert d(z) is z and z.numpy().tolist() == [1, 1, 1, 1]
+    assert repr(nn.Dropout(0.3, inplace=True)) == repr(torch.nn.Dropout(0.3, inplace=True))
+    assert repr(nn.Dropout()) == repr(torch.nn.Dropout())
+
+
+def _block(lib):
+    class Block(lib.nn.Module):
+        def __init__(self, down):
+            super().__init__()
+            self.conv = lib.nn.Conv2d(2, 4, 1, bias=False)
+            self.downsample = None
+            if down:                                            # the ResNet idiom: None, then a module
+                self.downsample = lib.nn.Sequential(lib.nn.Conv2d(2, 4, 1, bias=False))
+            self.register_buffer("steps", lib.zeros(1))
+
+        def forward(self, x):
+            self.steps = self.steps + 1                         # a buffer updated by assignment
+            identity = x if self.downsample is None else self.downsample(x)
+            return self.conv(x) + (identity if identity.shape[1] == 4 else 0)
+    return Block
+
+
+@pytest.mark.parametrize("down", [True, False])
+def test_module_attribute_rules_match_torch(down):
+    """A plain attribute (None) replaced by a module gives the module; a buffer assigned a new
+    tensor stays a buffer (in state_dict); the same parameter and buffer names as torch."""
+    eb, tb = _block(ember)(down), _block(torch)(down)
+    assert (eb.downsample is None) == (tb.downsample is None) == (not down)
+    x = np.random.default_rng(1).standard_normal((1, 2, 3, 3)).astype(np.float32)
+    eb(ember.tensor(x))
+    tb(torch.tensor(x))
+    assert sorted(eb.state_dict()) == sorted(tb.state_dict())
+    assert float(eb.state_dict()["steps"][0]) == float(tb.state_dict()["steps"][0]) == 1.0
+    assert [n for n, _ in eb.named_parameters()] == [n for n, _ in tb.named_parameters()]
+
+
+def test_module_setattr_errors_and_del_match_torch():
+    """Assigning a plain tensor to a parameter's name is refused (TypeError); ``del`` removes a
+    parameter, a buffer and a child module."""
+    for lib in (ember, torch):
+        m = lib.nn.Linear(2, 3)
+        with pytest.raises(TypeError, match="cannot assign '.*' as parameter 'weight'"):
+            m.weight = lib.zeros(3, 2)
+        seq = lib.nn.Sequential(lib.nn.Linear(2, 2))
+        seq.register_buffer("b", lib.zeros(1))
+        del seq.b
+        delattr(seq, "0")
+        del m.bias
+        assert "b" not in seq.state_dict() and len(list(seq.children())) == 0
+        assert [n for n, _ in m.named_parameters()] == ["weight"]
+
+
+def test_flip_takes_dims_as_torch():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    for args, kwargs in [(((2,),), {}), (((0, 2),), {}), ((), {"dims": [0, 2]}), ((), {"dims": (1,)})]:
+        np.testing.assert_array_equal(ember.flip(ember.tensor(a), *args, **kwargs).numpy(),
+                                      torch.flip(torch.tensor(a), *args, **kwargs).numpy())
+    for args, kwargs in [((2,), {}), ((0, 2), {}), ((), {"dims": [1]})]:
+        np.testing.assert_array_equal(ember.tensor(a).flip(*args, **kwargs).numpy(),
+                                      torch.tensor(a).flip(*args, **kwargs).numpy())
