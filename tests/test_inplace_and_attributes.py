@@ -126,3 +126,64 @@ def test_flip_takes_dims_as_torch():
     for args, kwargs in [((2,), {}), ((0, 2), {}), ((), {"dims": [1]})]:
         np.testing.assert_array_equal(ember.tensor(a).flip(*args, **kwargs).numpy(),
                                       torch.tensor(a).flip(*args, **kwargs).numpy())
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("with_weight, with_pos", [(True, False), (False, True), (True, True)])
+def test_bce_with_logits_weight_and_pos_weight_match_torch(reduction, with_weight, with_pos):
+    """Values and gradients (logits and target) of BCEWithLogitsLoss(weight, pos_weight) against
+    torch in float64, with logits at 0 and at ±40 (softplus's far tails) among them."""
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((5, 3)) * 3
+    z[0, 0], z[1, 1], z[2, 2] = 0.0, 40.0, -40.0
+    y = rng.uniform(0, 1, (5, 3))
+    w = rng.uniform(0.5, 2, (5, 1)) if with_weight else None
+    pw = np.array([1.0, 3.0, 0.25]) if with_pos else None
+    ez, ey = ember.tensor(z, requires_grad=True), ember.tensor(y, requires_grad=True)
+    tz, ty = torch.tensor(z, requires_grad=True), torch.tensor(y, requires_grad=True)
+    kw = lambda lib: dict(weight=None if w is None else lib.tensor(w), pos_weight=None if pw is None else lib.tensor(pw),  # noqa: E731
+                          reduction=reduction)
+    el = nn.BCEWithLogitsLoss(**kw(ember))(ez, ey)
+    tl = torch.nn.BCEWithLogitsLoss(**kw(torch))(tz, ty)
+    np.testing.assert_allclose(el.detach().numpy(), tl.detach().numpy(), rtol=1e-10, atol=1e-12)
+    g = rng.standard_normal(tl.shape)
+    el.backward(ember.tensor(g))
+    tl.backward(torch.tensor(g))
+    np.testing.assert_allclose(ez.grad.numpy(), tz.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ey.grad.numpy(), ty.grad.numpy(), rtol=1e-9, atol=1e-12)
+    assert sorted(nn.BCEWithLogitsLoss(**kw(ember)).state_dict()) == sorted(torch.nn.BCEWithLogitsLoss(**kw(torch)).state_dict())
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_weight_and_legacy_reduction_match_torch(reduction):
+    rng = np.random.default_rng(4)
+    p, y, w = rng.uniform(0.01, 0.99, (4, 3)), rng.uniform(0, 1, (4, 3)), rng.uniform(0.5, 2, (3,))
+    ep, tp = ember.tensor(p, requires_grad=True), torch.tensor(p, requires_grad=True)
+    el = nn.BCELoss(weight=ember.tensor(w), reduction=reduction)(ep, ember.tensor(y))
+    tl = torch.nn.BCELoss(weight=torch.tensor(w), reduction=reduction)(tp, torch.tensor(y))
+    np.testing.assert_allclose(el.detach().numpy(), tl.detach().numpy(), rtol=1e-10)
+    el.sum().backward()
+    tl.sum().backward()
+    np.testing.assert_allclose(ep.grad.numpy(), tp.grad.numpy(), rtol=1e-9)
+    legacy = F.binary_cross_entropy(ember.tensor(p), ember.tensor(y), size_average=False)
+    assert np.isclose(float(legacy), float(torch.nn.functional.binary_cross_entropy(torch.tensor(p), torch.tensor(y),
+                                                                                    reduction="sum")))
+
+
+def test_parameters_to_vector_and_back_match_torch():
+    """parameters_to_vector concatenates in order (and is differentiable); vector_to_parameters
+    gives each parameter its slice, as torch; a non-tensor vec is refused."""
+    from ember.nn.utils import parameters_to_vector, vector_to_parameters
+    em, tm = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    tm.load_state_dict({k: torch.tensor(v) for k, v in em.state_dict().items()})
+    ev, tv = parameters_to_vector(em.parameters()), torch.nn.utils.parameters_to_vector(tm.parameters())
+    np.testing.assert_array_equal(ev.detach().numpy(), tv.detach().numpy())
+    (ev * ev).sum().backward()
+    np.testing.assert_allclose(em.weight.grad.numpy(), 2 * em.weight.detach().numpy())
+    new = np.arange(8, dtype=np.float32)
+    vector_to_parameters(ember.tensor(new), em.parameters())
+    torch.nn.utils.vector_to_parameters(torch.tensor(new), tm.parameters())
+    np.testing.assert_array_equal(em.weight.detach().numpy(), tm.weight.detach().numpy())
+    np.testing.assert_array_equal(em.bias.detach().numpy(), [6, 7])
+    with pytest.raises(TypeError, match="expected torch.Tensor, but got"):
+        vector_to_parameters(new, em.parameters())

@@ -833,18 +833,41 @@ def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.
     return _loss.HuberLoss.apply(input, _same_shape(input, target, "huber_loss"), c=delta, reduction=reduction)
 
 
-def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """−mean[y log p + (1−y) log(1−p)] for probabilities p in [0, 1]; shapes must match."""
-    _check_reduction(reduction)
+def _weighted(loss: Tensor, weight, reduction: str) -> Tensor:
+    """loss (elementwise) × weight (broadcast to it), then reduced: mean over the elements, as torch."""
+    if weight is not None:
+        loss = loss * weight
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def binary_cross_entropy(input: Tensor, target, weight=None, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    """−mean[w (y log p + (1−y) log(1−p))] for probabilities p in [0, 1]; shapes must match;
+    ``weight`` (optional) broadcasts to them (torch.nn.functional.binary_cross_entropy).
+    Raises: ValueError for p outside [0, 1]; ShapeError for mismatched shapes."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     target = _same_shape(input, target, "binary_cross_entropy")
     if input._data.size and (input._data.min() < 0 or input._data.max() > 1):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                          "(use binary_cross_entropy_with_logits for logits)")
-    return _loss.BCELoss.apply(input, target, reduction=reduction)
+    if weight is None:
+        return _loss.BCELoss.apply(input, target, reduction=reduction)
+    return _weighted(_loss.BCELoss.apply(input, target, reduction="none"), weight, reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """BCE(σ(z), y) computed from logits z without overflow; shapes must match."""
-    _check_reduction(reduction)
-    return _loss.BCEWithLogitsLoss.apply(input, _same_shape(input, target, "binary_cross_entropy_with_logits"),
-                                         reduction=reduction)
+def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None) -> Tensor:
+    """BCE(σ(z), y) computed from logits z without overflow; shapes must match
+    (torch.nn.functional.binary_cross_entropy_with_logits). ``weight`` broadcasts to the loss;
+    ``pos_weight`` p (one per class, the last dim) weighs the positive term:
+        ℓ = −w [p y log σ(z) + (1 − y) log(1 − σ(z))] = w [(1 − y) z + ((p − 1) y + 1) softplus(−z)].
+    Raises: ShapeError for mismatched shapes."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    target = _same_shape(input, target, "binary_cross_entropy_with_logits")
+    if weight is None and pos_weight is None:
+        return _loss.BCEWithLogitsLoss.apply(input, target, reduction=reduction)
+    if pos_weight is None:
+        return _weighted(_loss.BCEWithLogitsLoss.apply(input, target, reduction="none"), weight, reduction)
+    target = target if isinstance(target, Tensor) else Tensor(np.asarray(target, input.dtype))
+    loss = (1 - target) * input + ((pos_weight - 1) * target + 1) * softplus(-input)
+    return _weighted(loss, weight, reduction)

@@ -134,15 +134,24 @@ class MSELoss(_Loss):
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
-class BCELoss(_Loss):
-    """Binary cross-entropy of probabilities in [0, 1]; same shapes -> scalar."""
+class BCELoss(_WeightedLoss):
+    """Binary cross-entropy of probabilities in [0, 1]; same shapes -> scalar. ``weight``
+    (optional) rescales each element's loss (broadcast), kept as a buffer as torch's."""
 
     def forward(self, input, target):
-        return F.binary_cross_entropy(input, target, reduction=self.reduction)
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy of logits (sigmoid fused, stable); same shapes -> scalar."""
+    """Binary cross-entropy of logits (sigmoid fused, stable); same shapes -> scalar. ``weight``
+    rescales each element's loss, ``pos_weight`` (per class) the positive term; both buffers,
+    as torch's (see F.binary_cross_entropy_with_logits)."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input, target):
-        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction)
+        return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)

@@ -1,6 +1,7 @@
-"""Gradient clipping and parameter-group helpers (``torch.nn.utils`` names).
+"""Gradient clipping, parameters as one vector, and parameter-group helpers (``torch.nn.utils`` names).
 
-Source: torch.nn.utils.clip_grad_norm_ / clip_grad_value_; deck 000's regularised gradient
+Source: torch.nn.utils.clip_grad_norm_ / clip_grad_value_ / parameters_to_vector /
+vector_to_parameters; deck 000's regularised gradient
 D = Δ/n + λΘ for j ≠ 0 and D = Δ/n for the bias column j = 0 (``param_groups_no_bias_decay``).
 """
 from __future__ import annotations
@@ -63,6 +64,31 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
     for g in _grads(parameters):
         np.clip(g._data, -clip_value, clip_value, out=g._data)
+
+
+def parameters_to_vector(parameters) -> Tensor:
+    """The parameters flattened and concatenated, in order: (Σ numel,) (torch.nn.utils.parameters_to_vector).
+
+    Differentiable (a cat of reshapes), like torch's. Args: an iterable of Tensors.
+    """
+    from .. import cat
+    return cat([p.reshape(-1) for p in parameters])
+
+
+def vector_to_parameters(vec: Tensor, parameters) -> None:
+    """Give each parameter, in order, the next numel values of the 1-D ``vec`` as its data
+    (torch.nn.utils.vector_to_parameters: ``param.data = vec[a:b].view_as(param).data``, so the
+    parameters then share vec's storage, as torch's do).
+
+    Raises: TypeError if vec is not a Tensor (torch's message).
+    """
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"expected torch.Tensor, but got: {type(vec).__module__}.{type(vec).__name__}")
+    pointer = 0
+    for p in parameters:
+        n = p.numel()
+        p.data = vec[pointer:pointer + n].view_as(p).data
+        pointer += n
 
 
 def param_groups_no_bias_decay(model, weight_decay: float) -> list:

@@ -34,6 +34,7 @@ PROGRAMS = {
     "autograd_graph_and_views.py": None,
     "cnn_classifier_tutorial.py": None,
     "resnet_block_schedule.py": None,
+    "finetune_checkpoint.py": None,
 }
 
 
