@@ -187,3 +187,56 @@ def test_parameters_to_vector_and_back_match_torch():
     np.testing.assert_array_equal(em.bias.detach().numpy(), [6, 7])
     with pytest.raises(TypeError, match="expected torch.Tensor, but got"):
         vector_to_parameters(new, em.parameters())
+
+
+def _hooked(lib, x):
+    """Forward hooks and pre-hooks as feature-extraction code uses them; what they saw and returned."""
+    lib.manual_seed(0)
+    net = lib.nn.Sequential(lib.nn.Conv2d(1, 2, 3), lib.nn.ReLU(), lib.nn.MaxPool2d(2), lib.nn.Flatten(),
+                            lib.nn.Linear(2 * 3 * 3, 2))
+    with lib.no_grad():
+        for p, v in zip(net.parameters(), _hook_weights()):
+            p.copy_(lib.tensor(v))
+    seen, order = {}, []
+    h1 = net[1].register_forward_hook(lambda m, args, out: seen.__setitem__("relu", out.detach().numpy().copy()))
+    net[0].register_forward_hook(lambda m, args, out: order.append("second"))
+    net[0].register_forward_hook(lambda m, args, out: order.append("first"), prepend=True)
+    net[0].register_forward_pre_hook(lambda m, args: (args[0] * 2,))            # doubles the input
+    net[4].register_forward_hook(lambda m, args, out: out + 1)                   # replaces the output
+    net[4].register_forward_pre_hook(lambda m, args, kwargs: ((args[0] * 0.5,), kwargs), with_kwargs=True)
+    y1 = net(lib.tensor(x)).detach().numpy().copy()
+    h1.remove()
+    h1.remove()
+    seen.pop("relu")
+    y2 = net(lib.tensor(x)).detach().numpy().copy()
+    calls = []
+    with net[3].register_forward_hook(lambda m, args, out: calls.append(1)):
+        net(lib.tensor(x))
+    net(lib.tensor(x))
+    failed = []
+    bad = lib.nn.Linear(3, 2)
+    bad.register_forward_hook(lambda m, args, out: failed.append(out), always_call=True)
+    try:
+        bad(lib.zeros(1, 4))                                 # the wrong width: forward raises
+    except (RuntimeError, ValueError):
+        pass
+    return y1, y2, order, sorted(seen), calls, failed
+
+
+def _hook_weights():
+    rng = np.random.default_rng(9)
+    return [rng.standard_normal(s).astype(np.float32) for s in [(2, 1, 3, 3), (2,), (2, 18), (2,)]]
+
+
+def test_forward_hooks_run_as_torchs_even_where_ember_fuses_layers():
+    """A hook on the ReLU of a Conv2d → ReLU → MaxPool2d (which ember otherwise runs fused) sees
+    the ReLU's output; pre-hooks and hooks replace inputs and outputs; prepend orders them;
+    remove() (twice) and the handle as a context manager unregister; always_call runs on a
+    failing forward. Same outputs and calls as torch."""
+    x = np.random.default_rng(2).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    e, t = _hooked(ember, x), _hooked(torch, x)
+    np.testing.assert_allclose(e[0], t[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(e[1], t[1], rtol=1e-5, atol=1e-6)
+    assert e[2] == t[2] == ["first", "second"] * 4
+    assert e[3] == t[3] == [] and e[4] == t[4] == [1]
+    assert e[5] == t[5] == [None]

@@ -12,7 +12,8 @@ against them and against PyTorch in tests/test_fusion.py). Anything else, or any
 the layers one by one, so errors are raised by the layers themselves, with their names:
 
 - the exact classes (a subclass may override ``forward``), no ``forward`` replaced on an
-  instance (``nn.summary`` and ``viz.feature_maps`` wrap layers that way to see their outputs)
+  instance (``nn.summary`` and ``viz.feature_maps`` wrap layers that way to see their outputs),
+  no forward hook or pre-hook registered on any of the three (they must run)
   and ``Module.__call__`` not replaced (``ember.onnx.export`` traces layer by layer);
 - a 4-D float32/float64 Tensor with the conv's channel count and dtype, big enough for the
   conv and the pool (the checks F.conv2d and F.max_pool2d would make, so they cannot fail);
@@ -44,7 +45,8 @@ def _fusable(conv, relu, pool, x):
     from ..tensor import Tensor
     if LAYERS is None or (type(conv), type(relu), type(pool)) != LAYERS:
         return False
-    if type(conv).__call__.__qualname__ != "Module.__call__" or any("forward" in m.__dict__ for m in (conv, relu, pool)):
+    if type(conv).__call__.__qualname__ != "Module.__call__" or any("forward" in m.__dict__ or m._has_hooks()
+                                                                     for m in (conv, relu, pool)):
         return False
     w, b = conv.weight, conv.bias
     if not (isinstance(x, Tensor) and x.ndim == 4 and x.shape[1] == conv.in_channels and x.size

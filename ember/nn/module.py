@@ -40,6 +40,26 @@ class ModuleError(ShapeError):
         return f"{where}: {self.message}"
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return: ``remove()``
+    unregisters the hook (twice is harmless); also a context manager that removes it on exit
+    (torch.utils.hooks.RemovableHandle)."""
+    _next_id = 0
+
+    def __init__(self, hooks):
+        self.hooks_dict_ref, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.hooks_dict_ref.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
 class Module:
     """Base class of every layer and model.
 
@@ -174,8 +194,62 @@ class Module:
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
+    # ---- hooks (torch.nn.Module's forward pre-hooks and forward hooks) ------------------
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
+        """Call ``hook(module, args)`` (``hook(module, args, kwargs)`` with ``with_kwargs``) before
+        each forward; a non-None result replaces the positional inputs (a single value is wrapped
+        in a tuple; with_kwargs: an ``(args, kwargs)`` pair). Returns a handle whose ``remove()``
+        unregisters it. Hooked modules are never fused (ember.kernels.fusion), so hooks always run.
+        Source: torch.nn.Module.register_forward_pre_hook."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False):
+        """Call ``hook(module, args, output)`` (``hook(module, args, kwargs, output)`` with
+        ``with_kwargs``) after each forward; a non-None result replaces the output. Returns a
+        handle whose ``remove()`` unregisters it; ``always_call`` runs it even when forward raised.
+        Source: torch.nn.Module.register_forward_hook."""
+        return self._add_hook("_forward_hooks", hook, prepend, with_kwargs, always_call)
+
+    def _add_hook(self, store, hook, prepend, *flags):
+        hooks = self.__dict__.get(store)
+        if hooks is None:
+            hooks = OrderedDict()
+            object.__setattr__(self, store, hooks)
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = (hook, *flags)
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def _has_hooks(self) -> bool:
+        return bool(self.__dict__.get("_forward_pre_hooks") or self.__dict__.get("_forward_hooks"))
+
+    def _call_with_hooks(self, args, kwargs):
+        for hook, with_kwargs in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
+            result = hook(self, args, kwargs) if with_kwargs else hook(self, args)
+            if result is not None:
+                if with_kwargs:
+                    args, kwargs = result
+                else:
+                    args = result if isinstance(result, tuple) else (result,)
+        try:
+            output = self.forward(*args, **kwargs)
+        except BaseException:
+            for hook, with_kwargs, always in list(self.__dict__.get("_forward_hooks", {}).values()):
+                if always:
+                    hook(self, args, kwargs, None) if with_kwargs else hook(self, args, None)
+            raise
+        for hook, with_kwargs, _ in list(self.__dict__.get("_forward_hooks", {}).values()):
+            result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
     def __call__(self, *args, **kwargs):
         try:
+            if self._has_hooks():
+                return self._call_with_hooks(args, kwargs)
             return self.forward(*args, **kwargs)
         except ModuleError as e:
             # Name the failing child by its attribute name in this module ("features.3").
