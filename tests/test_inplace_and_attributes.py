@@ -240,3 +240,83 @@ def test_forward_hooks_run_as_torchs_even_where_ember_fuses_layers():
     assert e[2] == t[2] == ["first", "second"] * 4
     assert e[3] == t[3] == [] and e[4] == t[4] == [1]
     assert e[5] == t[5] == [None]
+
+
+def _grads_match(e_fn, t_fn, arrays, rtol=1e-10):
+    """Forward values and every input's gradient of e_fn (ember) and t_fn (torch), float64."""
+    e_in = [ember.tensor(a, requires_grad=True) for a in arrays]
+    t_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    eo, to = e_fn(*e_in), t_fn(*t_in)
+    np.testing.assert_allclose(eo.detach().numpy(), to.detach().numpy(), rtol=rtol, atol=1e-12)
+    g = np.random.default_rng(0).standard_normal(tuple(to.shape))
+    eo.backward(ember.tensor(g))
+    to.backward(torch.tensor(g))
+    for e, t in zip(e_in, t_in):
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=1e-12)
+
+
+def test_prelu_glu_zeropad_match_torch():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 4, 4))
+    x[0, 0, 0, 0] = 0.0
+    _grads_match(F.prelu, torch.nn.functional.prelu, [x, np.array([0.1, 0.3, -0.2])])
+    _grads_match(F.prelu, torch.nn.functional.prelu, [x, np.array([0.25])])
+    _grads_match(lambda a: F.glu(a, 1), lambda a: torch.nn.functional.glu(a, 1), [rng.standard_normal((2, 6, 3))])
+    _grads_match(lambda a: nn.ZeroPad2d((1, 2, 0, 3))(a), lambda a: torch.nn.ZeroPad2d((1, 2, 0, 3))(a), [x])
+    with pytest.raises(RuntimeError, match="Halving dimension must be even"):
+        F.glu(ember.randn(2, 5))
+    with pytest.raises(RuntimeError, match="Mismatch of parameter numbers and input channel size"):
+        F.prelu(ember.randn(2, 3, 4), ember.ones(2))
+    m = nn.PReLU(3)
+    assert repr(m) == repr(torch.nn.PReLU(3)) and m.weight.numpy().tolist() == pytest.approx([0.25] * 3)
+    assert repr(nn.ZeroPad2d(2)) == repr(torch.nn.ZeroPad2d(2)) and repr(nn.GLU()) == repr(torch.nn.GLU())
+
+
+@pytest.mark.parametrize("reduction", ["batchmean", "sum", "none", "mean"])
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_matches_torch(reduction, log_target):
+    """Distillation's loss: input log-probabilities, target probabilities (zeros among them) or
+    log-probabilities; values and gradients of input and target."""
+    rng = np.random.default_rng(6)
+    logq = np.log(rng.dirichlet(np.ones(5), 4))
+    p = rng.dirichlet(np.ones(5), 4)
+    target = np.log(rng.dirichlet(np.ones(5), 4)) if log_target else p
+    kw = dict(reduction=reduction, log_target=log_target)
+    with pytest.warns(UserWarning) if reduction == "mean" else _nothing():
+        _grads_match(lambda a, b: F.kl_div(a, b, **kw), lambda a, b: torch.nn.functional.kl_div(a, b, **kw),
+                     [logq, target])
+        p[0, 1] = 0.0                                        # t log t = 0 where t = 0 (input gradient only)
+        _grads_match(lambda a: F.kl_div(a, ember.tensor(p), **kw), lambda a: torch.nn.functional.kl_div(a, torch.tensor(p), **kw),
+                     [logq])
+    e = nn.KLDivLoss(reduction="batchmean")(ember.tensor(logq), ember.tensor(p))
+    assert np.isclose(float(e), float(torch.nn.KLDivLoss(reduction="batchmean")(torch.tensor(logq), torch.tensor(p))))
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_channel_dropout_zeroes_whole_channels():
+    """Dropout2d/Dropout1d in training zero whole channels (a channel is all zeros or all
+    scaled by 1/(1 − p)); the identity in eval; inplace writes into the input; dropout1d takes
+    unbatched (C, L) and refuses 4-D (torch's message); dropout2d on 3-D warns as torch."""
+    ember.manual_seed(0)
+    x = ember.ones(8, 16, 3, 3)
+    y = nn.Dropout2d(0.5)(x).numpy()
+    per_channel = y.reshape(8, 16, -1)
+    assert np.all(per_channel.min(-1) == per_channel.max(-1))                 # constant per channel
+    assert set(np.unique(per_channel[..., 0]).tolist()) == {0.0, 2.0}
+    assert np.array_equal(nn.Dropout2d(0.5).eval()(x).numpy(), x.numpy())
+    z = ember.ones(4, 6, 5)
+    assert nn.Dropout1d(0.5, inplace=True)(z) is z and set(np.unique(z.numpy()).tolist()) == {0.0, 2.0}
+    u = F.dropout1d(ember.ones(6, 5), 0.5).numpy()
+    assert np.all(u.min(-1) == u.max(-1))
+    with pytest.raises(RuntimeError, match="dropout1d: Expected 2D or 3D input, but received a 4D input"):
+        F.dropout1d(ember.ones(1, 2, 3, 4), 0.5)
+    with pytest.warns(UserWarning, match="Received a 3D input to dropout2d"):
+        F.dropout2d(ember.ones(2, 3, 4), 0.5)
+    assert repr(nn.Dropout2d(0.2)) == repr(torch.nn.Dropout2d(0.2))

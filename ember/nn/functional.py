@@ -630,6 +630,105 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
     return _norm.Dropout.apply(x, mask, p=p)
 
 
+def _feature_dropout(x: Tensor, p: float, training: bool, inplace: bool) -> Tensor:
+    """Channel dropout over dims 0 and 1 of x: each x[n, c] kept whole with probability 1 − p and
+    scaled by 1/(1 − p), or zeroed (torch's feature_dropout); the mask from ember's generator."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return x
+    if inplace:
+        return _in_place(x, _feature_dropout, p, training, False)
+    if p == 1:
+        return x * 0.0
+    keep = default_generator().random(x.shape[:2]) >= p
+    mask = (keep / (1 - p)).astype(x.dtype).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+    return x * Tensor(mask)
+
+
+def dropout1d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Channel dropout for (N, C, L) or (C, L) inputs (torch.nn.functional.dropout1d): each channel
+    x[n, c] is zeroed with probability p, the others scaled by 1/(1 − p); identity in evaluation.
+    Raises: ValueError unless 0 ≤ p ≤ 1; RuntimeError for another number of dims (torch's message)."""
+    if x.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {x.ndim}D input. Note that dropout1d "
+                           "exists to provide channel-wise dropout on inputs with 1 spatial dimension, a channel "
+                           "dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
+    if x.ndim == 2:                                           # unbatched (C, L): one mask entry per channel
+        out = _feature_dropout(x.unsqueeze(0), p, training, False).squeeze(0)
+        return _in_place(x, lambda t: out) if inplace and out is not x else out
+    return _feature_dropout(x, p, training, inplace)
+
+
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Channel dropout for (N, C, H, W) inputs (torch.nn.functional.dropout2d; Tompson et al.
+    2015): each feature map x[n, c] is zeroed with probability p, the others scaled by 1/(1 − p);
+    identity in evaluation. A 3-D input is taken as (N, C, L), as torch does (with its warning).
+    Raises: ValueError unless 0 ≤ p ≤ 1."""
+    import warnings
+    if x.ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {x.ndim}-D input to dropout2d, which is deprecated and will result in "
+                      "an error in a future release. To retain the behavior and silence this warning, please use "
+                      "dropout instead.", stacklevel=2)
+    if x.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim.",
+                      stacklevel=2)
+    return _feature_dropout(x, p, training, inplace)
+
+
+def glu(x: Tensor, dim: int = -1) -> Tensor:
+    """Gated linear unit (torch.nn.functional.glu; Dauphin et al. 2017): a ⊗ σ(b) with a, b the
+    two halves of x along ``dim``. Shape: (*, 2M, *) -> (*, M, *).
+    Raises: RuntimeError for a 0-d x or an odd size along dim (torch's messages)."""
+    if x.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    if x.shape[dim] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim % x.ndim} is size {x.shape[dim]}")
+    a, b = x.chunk(2, dim)
+    return a * sigmoid(b)
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    """x where x > 0, else weight·x, with one weight or one per channel (dim 1)
+    (torch.nn.functional.prelu; He et al. 2015). Raises: RuntimeError when weight has
+    neither 1 element nor x's channel count."""
+    n = weight.numel()
+    if n != 1 and (x.ndim < 2 or x.shape[1] != n):
+        raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = {n} and "
+                           f"channel size = {x.shape[1] if x.ndim >= 2 else 1}.")
+    w = weight.reshape((1, n) + (1,) * (x.ndim - 2)) if n != 1 and x.ndim >= 2 else weight.reshape(())
+    return _where(x > 0, x, w * x)                             # at 0 the slope's branch, as torch's gradient
+
+
+def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """Kullback–Leibler divergence with input = log q: Σ t (log t − input) (t log t = 0 where
+    t = 0), or with log_target exp(t)(t − input) (torch.nn.functional.kl_div). reduction
+    'batchmean' divides the sum by the batch size (the KL definition); 'mean' by every element
+    (torch's default, which warns about it). Shapes broadcast.
+    Raises: ValueError for an unknown reduction."""
+    import warnings
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, "mean")
+    elif reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      stacklevel=2)
+    if reduction not in ("none", "mean", "sum", "batchmean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target, input.dtype))
+    if log_target:
+        loss = t.exp() * (t - input)
+    else:
+        safe = _where(Tensor(t._data > 0), t, Tensor(np.ones_like(t._data)))   # log sees 1 where t = 0
+        loss = t * safe.log() - t * input
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _weighted(loss, None, reduction)
+
+
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:

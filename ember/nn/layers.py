@@ -317,6 +317,52 @@ class Mish(Module):
         return "inplace=True" if self.inplace else ""
 
 
+class PReLU(Module):
+    """x where x > 0, else a·x with a learned slope a, one or one per channel (torch.nn.PReLU;
+    He et al. 2015). Args: num_parameters=1 (or C), init=0.25. Shape: any; with C slopes,
+    (N, C, *). Parameter: weight (num_parameters,)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = Parameter(np.full(num_parameters, init, np.float32))
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class ZeroPad2d(Module):
+    """Zero padding of the last two dims (torch.nn.ZeroPad2d): padding an int (all four sides)
+    or (left, right, top, bottom). Shape: (*, H, W) -> (*, H + top + bottom, W + left + right)."""
+
+    def __init__(self, padding):
+        super().__init__()
+        self.padding = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+
+    def forward(self, x):
+        return F.pad(x, self.padding)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+class GLU(Module):
+    """Gated linear unit along ``dim`` (torch.nn.GLU): see F.glu. Shape: (*, 2M, *) -> (*, M, *)."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.glu(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
 class Unflatten(Module):
     """Split dim ``dim`` into ``unflattened_size`` (torch.nn.Unflatten): (N, C·H·W) -> (N, C, H, W)."""
 

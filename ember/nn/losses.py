@@ -155,3 +155,19 @@ class BCEWithLogitsLoss(_Loss):
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
+
+
+class KLDivLoss(_Loss):
+    """Kullback–Leibler divergence of log-probabilities ``input`` from ``target``
+    (torch.nn.KLDivLoss): reduction 'mean' (torch's default, every element), 'batchmean' (the
+    KL definition), 'sum' or 'none'; ``log_target`` when the target is log-probabilities too.
+    See F.kl_div."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
+        super().__init__()
+        self.reduction = reduction if size_average is None and reduce is None else \
+            _legacy_reduction(size_average, reduce, "mean")
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
