@@ -111,9 +111,9 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
-class Dropout1d(Module):
-    """Channel dropout for (N, C, L) or (C, L) inputs (torch.nn.Dropout1d): see F.dropout1d.
-    Args: p=0.5, inplace=False. Raises: ValueError for p outside [0, 1]."""
+class _DropoutNd(Module):
+    """What the dropout modules share (torch's _DropoutNd): p and inplace, checked, and the repr.
+    Dropout1d/Dropout2d are not Dropouts (``isinstance`` as in torch)."""
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
@@ -121,23 +121,11 @@ class Dropout1d(Module):
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p, self.inplace = p, inplace
 
-    def forward(self, x):
-        return F.dropout1d(x, self.p, self.training, self.inplace)
-
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
 
 
-class Dropout2d(Dropout1d):
-    """Channel dropout for (N, C, H, W) inputs (torch.nn.Dropout2d; Tompson et al. 2015): each
-    feature map zeroed with probability p in training, the others scaled by 1/(1 − p); see
-    F.dropout2d. Args: p=0.5, inplace=False. Raises: ValueError for p outside [0, 1]."""
-
-    def forward(self, x):
-        return F.dropout2d(x, self.p, self.training, self.inplace)
-
-
-class Dropout(Module):
+class Dropout(_DropoutNd):
     """Inverted dropout: in training, zero each element with probability p and scale the others
     by 1/(1 − p); in evaluation, the identity. Masks come from ember's generator.
 
@@ -146,14 +134,23 @@ class Dropout(Module):
     Raises: ValueError for p outside [0, 1].
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False):
-        super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p, self.inplace = p, inplace
-
     def forward(self, x):
         return F.dropout(x, self.p, self.training, self.inplace)
 
-    def extra_repr(self):
-        return f"p={self.p}, inplace={self.inplace}"
+
+class Dropout1d(_DropoutNd):
+    """Channel dropout for (N, C, L) or (C, L) inputs (torch.nn.Dropout1d): see F.dropout1d.
+    Args: p=0.5, inplace=False. Raises: ValueError for p outside [0, 1]."""
+
+    def forward(self, x):
+        return F.dropout1d(x, self.p, self.training, self.inplace)
+
+
+class Dropout2d(_DropoutNd):
+    """Channel dropout for (N, C, H, W) inputs (torch.nn.Dropout2d; Tompson et al. 2015): each
+    feature map zeroed with probability p in training, the others scaled by 1/(1 − p); see
+    F.dropout2d. Args: p=0.5, inplace=False. Raises: ValueError for p outside [0, 1]."""
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training, self.inplace)
+
