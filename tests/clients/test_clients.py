@@ -35,6 +35,7 @@ PROGRAMS = {
     "cnn_classifier_tutorial.py": None,
     "resnet_block_schedule.py": None,
     "finetune_checkpoint.py": None,
+    "mnist_example_idioms.py": None,
 }
 
 
