@@ -36,6 +36,7 @@ PROGRAMS = {
     "resnet_block_schedule.py": None,
     "finetune_checkpoint.py": None,
     "mnist_example_idioms.py": None,
+    "regression_adamw_warmup.py": None,
 }
 
 
