@@ -1,6 +1,10 @@
 """PyTorch idioms found missing or different by the client programs (tests/clients): activations'
 ``inplace=True``, Module attribute assignment (a plain attribute replaced by a module, a buffer
-updated by assignment, ``del``), and ``flip(dims=...)``. Each checked against torch itself."""
+updated by assignment, ``del``), ``flip(dims=...)``, BCE's weight/pos_weight, forward hooks,
+channel dropout, PReLU/GLU/ZeroPad2d/KLDivLoss, F.pad's modes and Conv2d's padding_mode. Each
+checked against torch itself."""
+import io
+
 import numpy as np
 import pytest
 
@@ -320,3 +324,50 @@ def test_channel_dropout_zeroes_whole_channels():
     with pytest.warns(UserWarning, match="Received a 3D input to dropout2d"):
         F.dropout2d(ember.ones(2, 3, 4), 0.5)
     assert repr(nn.Dropout2d(0.2)) == repr(torch.nn.Dropout2d(0.2))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("shape, pads", [((2, 3, 5), (2, 1)), ((2, 2, 4, 5), (1, 2, 3, 0)), ((1, 2, 3, 4, 4), (1, 1, 2, 0, 1, 1))])
+def test_pad_modes_match_torch(mode, shape, pads):
+    """F.pad's reflect, replicate and circular modes: values and gradients (summed over every
+    copy of a value) as torch's, on 1-, 2- and 3-D paddings."""
+    if mode == "reflect" and len(shape) == 5:
+        pytest.skip("torch reflects at most the last 3 dims of a 5-D input; covered by the others")
+    x = np.random.default_rng(7).standard_normal(shape)
+    _grads_match(lambda a: F.pad(a, pads, mode=mode), lambda a: torch.nn.functional.pad(a, pads, mode=mode), [x])
+
+
+def test_pad_mode_errors():
+    with pytest.raises(RuntimeError, match="Padding size should be less than the corresponding input dimension"):
+        F.pad(ember.randn(1, 2, 3), (3, 0), mode="reflect")
+    with pytest.raises(RuntimeError, match="wrapping around more than once"):
+        F.pad(ember.randn(1, 2, 3), (4, 0), mode="circular")
+    with pytest.raises(ValueError, match="Unrecognised padding mode"):
+        F.pad(ember.randn(1, 2, 3), (1, 0), mode="mirror")
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        nn.Conv2d(1, 1, 3, padding_mode="mirror")
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv_padding_mode_matches_torch_fused_or_not(mode):
+    """Conv2d(padding_mode=...) alone and in a Sequential Conv2d → ReLU → MaxPool2d (which ember
+    fuses only for zero padding): the output and the weight gradient of torch; its repr; ONNX
+    export refuses it with a clear message."""
+    from ember.onnx import OnnxExportError, export
+    rng = np.random.default_rng(8)
+    w, b = rng.standard_normal((3, 2, 3, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    x = rng.standard_normal((2, 2, 6, 6)).astype(np.float32)
+    outs = []
+    for lib in (ember, torch):
+        conv = lib.nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode=mode)
+        conv.load_state_dict({"weight": lib.tensor(w), "bias": lib.tensor(b)})
+        net = lib.nn.Sequential(conv, lib.nn.ReLU(), lib.nn.MaxPool2d(2))
+        y = net(lib.tensor(x))
+        y.sum().backward()
+        outs.append((y.detach().numpy(), conv.weight.grad.numpy(), repr(conv)))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-4)
+    assert outs[0][2] == outs[1][2]
+    with pytest.raises(OnnxExportError, match=f"padding_mode='{mode}' is not exported"):
+        export(ember.nn.Sequential(ember.nn.Conv2d(2, 3, 3, padding=1, padding_mode=mode)), ember.randn(1, 2, 6, 6),
+               io.BytesIO())

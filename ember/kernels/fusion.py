@@ -48,6 +48,8 @@ def _fusable(conv, relu, pool, x):
     if type(conv).__call__.__qualname__ != "Module.__call__" or any("forward" in m.__dict__ or m._has_hooks()
                                                                      for m in (conv, relu, pool)):
         return False
+    if getattr(conv, "padding_mode", "zeros") != "zeros":   # the fused kernel pads with zeros only
+        return False
     w, b = conv.weight, conv.bias
     if not (isinstance(x, Tensor) and x.ndim == 4 and x.shape[1] == conv.in_channels and x.size
             and numba_conv.covers(x._data, w._data, None if b is None else b._data)):

@@ -27,8 +27,12 @@ class _ConvNd(Module):
     _ndim = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, dtype=None):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None):
         super().__init__()
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"padding_mode must be one of ['zeros', 'reflect', 'replicate', 'circular'], "
+                             f"but got padding_mode='{padding_mode}'")
+        self.padding_mode = padding_mode
         tup = _pair if self._ndim == 2 else (lambda v, name: (_single(v, name),))
         ks, st, pd, dl = (tup(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"),
                                                  (padding, "padding"), (dilation, "dilation")))
@@ -49,6 +53,9 @@ class _ConvNd(Module):
 
     def forward(self, x):
         conv = F.conv2d if self._ndim == 2 else F.conv1d
+        if self.padding_mode != "zeros":   # torch's: pad with the mode first, then convolve unpadded
+            x = F.pad(x, [p for p in reversed(self.padding) for _ in (0, 1)], mode=self.padding_mode)
+            return conv(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
@@ -58,7 +65,8 @@ class _ConvNd(Module):
                 s += f", {name}={getattr(self, name)}"
         if self.groups != 1:
             s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
+        s += "" if self.bias is not None else ", bias=False"
+        return s + ("" if self.padding_mode == "zeros" else f", padding_mode={self.padding_mode}")
 
 
 class Conv1d(_ConvNd):

@@ -782,18 +782,36 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, bias: 
 
 
 def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
-    """Constant padding; ``pad`` = (left, right, top, bottom, ...) from the last dim, as torch.
-
-    Raises: NotImplementedError for another mode; ValueError for an odd or too long ``pad`` or
-        a negative width.
+    """Pad the last len(pad)/2 dims; ``pad`` = (left, right, top, bottom, ...) from the last dim,
+    as torch.nn.functional.pad. Modes: 'constant' (``value``), 'reflect' (mirror without the
+    edge: [2 1 | 0 1 2 3 | 2 1]), 'replicate' (the edge repeated), 'circular' (wrapped around).
+    The non-constant modes gather x by index, so the gradient sums over every copy of a value.
+    Raises: ValueError for an odd or too long ``pad``, a negative width, or an unknown mode;
+        RuntimeError for a reflect pad not smaller than the dim, or a circular one larger
+        (torch's rules).
     """
-    if mode != "constant":
-        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: padding length must be even and at most 2*{x.ndim}, got {len(pad)}")
     if any(p < 0 for p in pad):
         raise ValueError(f"pad: negative padding is not supported, got {tuple(pad)}")
-    return _mv.Pad.apply(x, pad=tuple(pad), value=value)
+    if mode == "constant":
+        return _mv.Pad.apply(x, pad=tuple(pad), value=value)
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"Unrecognised padding mode {mode}")
+    for i in range(len(pad) // 2):
+        dim, (left, right), n = x.ndim - 1 - i, pad[2 * i:2 * i + 2], x.shape[x.ndim - 1 - i]
+        if mode == "reflect" and max(left, right) >= n:
+            raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding input dimension, "
+                               f"but got: padding ({left}, {right}) at dimension {dim} of input {list(x.shape)}")
+        if mode == "circular" and max(left, right) > n:
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        idx = np.arange(-left, n + right)
+        if mode == "reflect":
+            idx = np.abs(idx)
+            idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)
+        idx = np.clip(idx, 0, n - 1) if mode == "replicate" else idx % n
+        x = x[(slice(None),) * dim + (idx,)]
+    return x
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:

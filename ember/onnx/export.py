@@ -312,6 +312,9 @@ def _flatten(tr, m, x, xt, out):
 
 
 def _conv_layer(tr, m, x, xt, out):
+    if getattr(m, "padding_mode", "zeros") != "zeros":
+        raise OnnxExportError(f"{type(m).__name__} in {tr.where or 'the model'}: padding_mode="
+                              f"'{m.padding_mode}' is not exported (only 'zeros', ONNX Conv's pads)")
     tr.conv(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, out)
 
 
