@@ -371,3 +371,41 @@ def test_conv_padding_mode_matches_torch_fused_or_not(mode):
     with pytest.raises(OnnxExportError, match=f"padding_mode='{mode}' is not exported"):
         export(ember.nn.Sequential(ember.nn.Conv2d(2, 3, 3, padding=1, padding_mode=mode)), ember.randn(1, 2, 6, 6),
                io.BytesIO())
+
+
+@pytest.mark.parametrize("kernel, dilation", [(3, 1), (4, 1), ((2, 5), (1, 2)), (1, 1)])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_conv_string_padding_matches_torch(kernel, dilation, padding):
+    """padding='same' (the odd extra zero after, for even kernels) and 'valid', in F.conv2d,
+    nn.Conv2d (also in a Sequential ember would fuse), F.conv1d and nn.Conv1d: values and
+    gradients as torch's, the repr keeps the string."""
+    rng = np.random.default_rng(11)
+    k2 = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    w = rng.standard_normal((3, 2) + k2)
+    x = rng.standard_normal((2, 2, 9, 10))
+    kw = dict(padding=padding, dilation=dilation)
+    _grads_match(lambda a, b: F.conv2d(a, b, **kw), lambda a, b: torch.nn.functional.conv2d(a, b, **kw), [x, w])
+    w1 = rng.standard_normal((3, 2, k2[1]))
+    kw1 = dict(padding=padding, dilation=dilation[1] if isinstance(dilation, tuple) else dilation)
+    _grads_match(lambda a, b: F.conv1d(a, b, **kw1), lambda a, b: torch.nn.functional.conv1d(a, b, **kw1),
+                 [x[:, :, 0], w1])
+    xs = x.astype(np.float32)
+    outs = []
+    for lib in (ember, torch):
+        conv = lib.nn.Conv2d(2, 3, kernel, padding=padding, dilation=dilation)
+        conv.load_state_dict({"weight": lib.tensor(w.astype(np.float32)), "bias": lib.zeros(3)})
+        y = lib.nn.Sequential(conv, lib.nn.ReLU(), lib.nn.MaxPool2d(2))(lib.tensor(xs))
+        outs.append((y.detach().numpy(), repr(conv)))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
+    assert outs[0][1] == outs[1][1]
+
+
+def test_conv_string_padding_errors_match_torch():
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided convolutions"):
+        nn.Conv2d(1, 1, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="Invalid padding string 'full', should be one of"):
+        nn.Conv2d(1, 1, 3, padding="full")
+    with pytest.raises(RuntimeError, match="padding='same' is not supported for strided convolutions"):
+        F.conv2d(ember.randn(1, 1, 5, 5), ember.randn(1, 1, 3, 3), stride=2, padding="same")
+    with pytest.raises(RuntimeError, match="Invalid padding string: 'full'"):
+        F.conv2d(ember.randn(1, 1, 5, 5), ember.randn(1, 1, 3, 3), padding="full")

@@ -50,6 +50,10 @@ def _fusable(conv, relu, pool, x):
         return False
     if getattr(conv, "padding_mode", "zeros") != "zeros":   # the fused kernel pads with zeros only
         return False
+    pairs = conv.padding_pairs()
+    if any(before != after for before, after in pairs):    # padding='same' of an even kernel: one more after
+        return False
+    padding = tuple(before for before, _ in pairs)
     w, b = conv.weight, conv.bias
     if not (isinstance(x, Tensor) and x.ndim == 4 and x.shape[1] == conv.in_channels and x.size
             and numba_conv.covers(x._data, w._data, None if b is None else b._data)):
@@ -61,7 +65,7 @@ def _fusable(conv, relu, pool, x):
     # (a ceil_mode that adds a partial window, a dilated window, the indices output)
     if _pair(pool.dilation) != (1, 1) or pool.return_indices or pool.ceil_mode:
         return False
-    size = [numba_conv.out_size(x.shape[2 + i], conv.kernel_size[i], conv.stride[i], conv.padding[i],
+    size = [numba_conv.out_size(x.shape[2 + i], conv.kernel_size[i], conv.stride[i], padding[i],
                                 conv.dilation[i]) // k[i] for i in (0, 1)]
     return min(size) >= 1
 
@@ -80,7 +84,8 @@ def sequential_forward(layers, x):
         if i + 2 < len(layers) and _fusable(layers[i], layers[i + 1], layers[i + 2], x):
             conv, k = layers[i], _pair(layers[i + 2].kernel_size)
             x = numba_conv.Conv2dReLUMaxPool2d.apply(x, conv.weight, conv.bias, stride=conv.stride,
-                                                      padding=conv.padding, dilation=conv.dilation,
+                                                      padding=tuple(p for p, _ in conv.padding_pairs()),
+                                                      dilation=conv.dilation,
                                                       groups=conv.groups, pool=k)
             i += 3
         else:

@@ -34,12 +34,19 @@ class _ConvNd(Module):
                              f"but got padding_mode='{padding_mode}'")
         self.padding_mode = padding_mode
         tup = _pair if self._ndim == 2 else (lambda v, name: (_single(v, name),))
-        ks, st, pd, dl = (tup(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"),
-                                                 (padding, "padding"), (dilation, "dilation")))
+        ks, st, dl = (tup(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("kernel_size", ks),
                         ("stride", st), ("dilation", dl), ("groups", groups)):
             _check_range(v, name, 1)
-        _check_range(pd, "padding", 0)
+        if isinstance(padding, str):                          # torch keeps 'same'/'valid' as given
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'same', 'valid'}}")
+            if padding == "same" and any(s != 1 for s in st):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            pd = padding
+        else:
+            pd = tup(padding, "padding")
+            _check_range(pd, "padding", 0)
         if in_channels % groups:
             raise ValueError("in_channels must be divisible by groups")
         if out_channels % groups:
@@ -54,9 +61,18 @@ class _ConvNd(Module):
     def forward(self, x):
         conv = F.conv2d if self._ndim == 2 else F.conv1d
         if self.padding_mode != "zeros":   # torch's: pad with the mode first, then convolve unpadded
-            x = F.pad(x, [p for p in reversed(self.padding) for _ in (0, 1)], mode=self.padding_mode)
+            x = F.pad(x, [v for before_after in reversed(self.padding_pairs()) for v in before_after], mode=self.padding_mode)
             return conv(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def padding_pairs(self):
+        """Per spatial dim, the (before, after) padding this layer applies: ``padding`` twice, or
+        for 'valid' zeros, for 'same' F.same_padding's (the odd one after)."""
+        if self.padding == "valid":
+            return [(0, 0)] * self._ndim
+        if self.padding == "same":
+            return F.same_padding(self.kernel_size, self.dilation)
+        return [(p, p) for p in self.padding]
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -184,6 +184,29 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return dispatch(_mm.Linear).apply(x, weight, bias)
 
 
+def same_padding(kernel, dilation):
+    """Per dim, the (before, after) zeros of padding='same': total D(K − 1), before = ⌊total/2⌋,
+    the odd one after (torch's rule for even kernels)."""
+    return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation)]
+
+
+def _string_padding(x: Tensor, padding: str, kernel, stride, dilation):
+    """(x, symmetric padding) for padding='valid' or 'same' (torch.nn.functional.conv2d's strings):
+    'same' keeps the size at stride 1; an odd total pads x's right/bottom by one more first.
+    Raises: RuntimeError for another string or 'same' with a stride (torch's messages)."""
+    if padding == "valid":
+        return x, (0,) * len(kernel)
+    if padding != "same":
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
+    if any(s != 1 for s in stride):
+        raise RuntimeError("padding='same' is not supported for strided convolutions")
+    pads = same_padding(kernel, dilation)
+    extra = [after - before for before, after in reversed(pads)]      # 0 or 1 per dim, from the last
+    if any(extra):
+        x = pad(x, [v for e in extra for v in (0, e)])
+    return x, tuple(before for before, _ in pads)
+
+
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """2-D cross-correlation of a batch of images with C_out filters (deck 001/002).
@@ -197,6 +220,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     """
     _check_4d(x, "conv2d")
     _check_params(x, weight, bias, 4, "conv2d")
+    if isinstance(padding, str):
+        x, padding = _string_padding(x, padding, weight.shape[2:], _pair(stride, "stride"), _pair(dilation, "dilation"))
     (SH, SW), (PH, PW), (DH, DW) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     _check_range((SH, SW), "stride", 1, "conv2d")
     _check_range((PH, PW), "padding", 0, "conv2d")
@@ -439,11 +464,12 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     if not isinstance(x, Tensor) or x.ndim != 3:
         raise ShapeError(f"conv1d: expected a 3-D input (N, C, L), got shape {tuple(getattr(x, 'shape', ()))}")
     one = lambda v, name: int(v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else _pair(v, name)[0])  # noqa: E731
-    s, p, d = one(stride, "stride"), one(padding, "padding"), one(dilation, "dilation")
+    s, d = one(stride, "stride"), one(dilation, "dilation")
+    p = padding if isinstance(padding, str) else one(padding, "padding")   # 'same'/'valid': conv2d's
     if weight.ndim != 3:
         raise ShapeError(f"conv1d: expected a 3-D weight (C_out, C_in/groups, K), got {tuple(weight.shape)}")
     try:
-        y = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, s), (0, p), (1, d), groups)
+        y = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, s), p if isinstance(p, str) else (0, p), (1, d), groups)
     except ShapeError as e:
         raise ShapeError(str(e).replace("conv2d", "conv1d").replace("input of size 1x", "input of length ")) from None
     return y.squeeze(2)

@@ -315,7 +315,11 @@ def _conv_layer(tr, m, x, xt, out):
     if getattr(m, "padding_mode", "zeros") != "zeros":
         raise OnnxExportError(f"{type(m).__name__} in {tr.where or 'the model'}: padding_mode="
                               f"'{m.padding_mode}' is not exported (only 'zeros', ONNX Conv's pads)")
-    tr.conv(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, out)
+    pairs = m.padding_pairs()
+    if any(before != after for before, after in pairs):
+        raise OnnxExportError(f"{type(m).__name__} in {tr.where or 'the model'}: padding='same' with an even "
+                              f"kernel pads one side more ({pairs}), which is not exported")
+    tr.conv(x, m.weight, m.bias, m.stride, tuple(p for p, _ in pairs), m.dilation, m.groups, out)
 
 
 _LAYERS = {
