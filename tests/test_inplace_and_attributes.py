@@ -409,3 +409,43 @@ def test_conv_string_padding_errors_match_torch():
         F.conv2d(ember.randn(1, 1, 5, 5), ember.randn(1, 1, 3, 3), stride=2, padding="same")
     with pytest.raises(RuntimeError, match="Invalid padding string: 'full'"):
         F.conv2d(ember.randn(1, 1, 5, 5), ember.randn(1, 1, 3, 3), padding="full")
+
+
+@pytest.mark.parametrize("shape, groups", [((2, 6, 4, 5), 3), ((3, 4, 7), 2), ((2, 8, 2, 3, 2), 8), ((2, 4, 3, 3), 1)])
+def test_group_norm_matches_torch(shape, groups):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape) * 3 + 1
+    C = shape[1]
+    _grads_match(lambda a, w, b: F.group_norm(a, groups, w, b, 1e-5),
+                 lambda a, w, b: torch.nn.functional.group_norm(a, groups, w, b, 1e-5),
+                 [x, rng.standard_normal(C), rng.standard_normal(C)], rtol=1e-9)
+    for kw in ({}, {"affine": False}, {"bias": False}):
+        assert repr(nn.GroupNorm(groups, C, **kw)) == repr(torch.nn.GroupNorm(groups, C, **kw))
+    with pytest.raises(ValueError, match="num_channels must be divisible by num_groups"):
+        nn.GroupNorm(5, C)
+
+
+@pytest.mark.parametrize("mode, align", [("nearest", None), ("nearest-exact", None), ("bilinear", False),
+                                         ("bilinear", True)])
+@pytest.mark.parametrize("how", [{"scale_factor": 2}, {"scale_factor": 1.7}, {"size": (5, 9)}, {"size": (2, 3)},
+                                 {"scale_factor": (0.5, 3)}])
+def test_interpolate_matches_torch(mode, align, how):
+    """F.interpolate / nn.Upsample, up and down, by size and by scale factor: values and
+    gradients as torch's (nearest, nearest-exact, bilinear with and without align_corners)."""
+    x = np.random.default_rng(13).standard_normal((2, 3, 4, 6))
+    kw = dict(how, mode=mode, align_corners=align)
+    _grads_match(lambda a: F.interpolate(a, **kw), lambda a: torch.nn.functional.interpolate(a, **kw), [x])
+    _grads_match(lambda a: nn.Upsample(**kw)(a), lambda a: torch.nn.Upsample(**kw)(a), [x])
+
+
+def test_interpolate_1d_and_errors():
+    x = np.random.default_rng(14).standard_normal((2, 3, 7))
+    for kw in ({"scale_factor": 2, "mode": "linear", "align_corners": False}, {"size": 4, "mode": "nearest"},
+               {"size": 10, "mode": "linear", "align_corners": True}):
+        _grads_match(lambda a: F.interpolate(a, **kw), lambda a: torch.nn.functional.interpolate(a, **kw), [x])
+    with pytest.raises(ValueError, match="only one of size or scale_factor should be defined"):
+        F.interpolate(ember.randn(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="bilinear mode needs 4D input"):
+        F.interpolate(ember.randn(1, 1, 4), scale_factor=2, mode="bilinear")
+    with pytest.raises(NotImplementedError, match="bicubic"):
+        F.interpolate(ember.randn(1, 1, 4, 4), scale_factor=2, mode="bicubic")

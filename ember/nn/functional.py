@@ -807,6 +807,87 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, bias: 
     return _norm.LayerNorm.apply(x, weight, bias, ndim=len(ns), eps=eps)
 
 
+def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Group normalisation (Wu & He 2018; torch.nn.functional.group_norm): the C channels of each
+    sample split into ``num_groups`` groups, each normalised by its own mean and biased variance
+    (layer_norm over the group), then weight·x̂ + bias per channel.
+    Shape: x (N, C, *); weight, bias (C,) -> like x.
+    Raises: RuntimeError when C is not divisible by num_groups (torch's message)."""
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
+                           f"shape {list(x.shape)} and num_groups={num_groups}")
+    N, C = x.shape[:2]
+    group = int(np.prod(x.shape[1:])) // num_groups
+    y = layer_norm(x.reshape(N, num_groups, group), (group,), eps=eps).reshape(*x.shape)
+    channel = (1, C) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        y = y * weight.reshape(channel)
+    if bias is not None:
+        y = y + bias.reshape(channel)
+    return y
+
+
+def _source_index(n_in: int, n_out: int, scale, mode: str, align_corners: bool):
+    """torch's source coordinates of the n_out output positions along one dim of F.interpolate:
+    (index, None) for the nearest modes, (i0, i1, λ) for linear (value = (1 − λ) x[i0] + λ x[i1])."""
+    dst = np.arange(n_out, dtype=np.float64)
+    if mode in ("nearest", "nearest-exact"):
+        s = 1.0 / scale if scale else n_in / n_out
+        src = np.floor((dst + 0.5) * s if mode == "nearest-exact" else dst * s)
+        return np.minimum(src.astype(np.int64), n_in - 1), None
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    else:
+        s = 1.0 / scale if scale else n_in / n_out
+        src = np.maximum((dst + 0.5) * s - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    return i0, (np.minimum(i0 + 1, n_in - 1), src - i0)
+
+
+def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                recompute_scale_factor=None, antialias: bool = False) -> Tensor:
+    """Resize the spatial dims (torch.nn.functional.interpolate): modes 'nearest' and
+    'nearest-exact' (any of (N, C, L), (N, C, H, W), (N, C, D, H, W)), 'linear' (3-D) and
+    'bilinear' (4-D) with torch's source coordinates (``align_corners``). ``size`` or
+    ``scale_factor`` (output = ⌊in·scale⌋). Gathers and weighted sums of ember's ops, so the
+    gradient sums over every output a value reached.
+    Raises: ValueError for neither or both of size/scale_factor, a mode that does not fit the
+    dims, align_corners with a nearest mode; NotImplementedError for other modes or antialias."""
+    spatial = x.ndim - 2
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined")
+    linear = {"linear": 1, "bilinear": 2}
+    if mode not in ("nearest", "nearest-exact", *linear) or antialias:
+        raise NotImplementedError(f"interpolate: mode {mode!r}{' with antialias' if antialias else ''} is not "
+                                  f"supported (nearest, nearest-exact, linear, bilinear)")
+    if mode in linear and linear[mode] != spatial:
+        raise ValueError(f"Got {x.ndim}D input, but {mode} mode needs {linear[mode] + 2}D input")
+    if mode not in linear and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                         "bicubic | trilinear")
+    scales = [None] * spatial
+    if size is None:
+        scales = list(scale_factor) if isinstance(scale_factor, (tuple, list)) else [scale_factor] * spatial
+        size = [int(np.floor(n * s)) for n, s in zip(x.shape[2:], scales)]
+        if recompute_scale_factor:
+            scales = [None] * spatial
+    size = list(size) if isinstance(size, (tuple, list)) else [size] * spatial
+    for i in range(spatial):
+        dim = 2 + i
+        index, lerp = _source_index(x.shape[dim], size[i], scales[i], mode, bool(align_corners))
+        take = lambda idx: x[(slice(None),) * dim + (idx,)]  # noqa: E731
+        if lerp is None:
+            x = take(index)
+        else:
+            i1, lam = lerp
+            shape = [1] * x.ndim
+            shape[dim] = size[i]
+            lam = Tensor(lam.astype(x.dtype).reshape(shape))
+            x = take(index) * (1 - lam) + take(i1) * lam
+    return x
+
+
 def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
     """Pad the last len(pad)/2 dims; ``pad`` = (left, right, top, bottom, ...) from the last dim,
     as torch.nn.functional.pad. Modes: 'constant' (``value``), 'reflect' (mirror without the

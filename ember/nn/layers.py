@@ -363,6 +363,27 @@ class GLU(Module):
         return f"dim={self.dim}"
 
 
+class Upsample(Module):
+    """Resize the spatial dims (torch.nn.Upsample): see F.interpolate. Args: size or
+    scale_factor, mode='nearest', align_corners=None. Shape: (N, C, *spatial) -> (N, C, *size)."""
+
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        self.name = type(self).__name__
+        self.size, self.mode, self.align_corners = size, mode, align_corners
+        self.scale_factor = float(scale_factor) if isinstance(scale_factor, (int, float)) else scale_factor
+        self.recompute_scale_factor = recompute_scale_factor
+
+    def forward(self, x):
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                             recompute_scale_factor=self.recompute_scale_factor)
+
+    def extra_repr(self):
+        info = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
+        return info + f", mode={self.mode!r}"
+
+
 class Unflatten(Module):
     """Split dim ``dim`` into ``unflattened_size`` (torch.nn.Unflatten): (N, C·H·W) -> (N, C, H, W)."""
 

@@ -85,6 +85,31 @@ class BatchNorm2d(_BatchNorm):
     _dims = (4,)
 
 
+class GroupNorm(Module):
+    """Group normalisation (Wu & He 2018; torch.nn.GroupNorm): see F.group_norm. Same in train and
+    eval mode (no running statistics).
+    Args: num_groups, num_channels, eps=1e-5, affine=True, dtype, bias=True (keyword). Shape:
+    (N, C, *) -> same. Parameters: weight = 1, bias = 0, (C,). Raises: ValueError when
+    num_channels is not divisible by num_groups (torch's message)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, dtype=None, *,
+                 bias: bool = True):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError("num_channels must be divisible by num_groups")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        dt = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.ones(num_channels, dt)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dt)) if affine and bias else None
+
+    def forward(self, x):
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+
 class LayerNorm(Module):
     """Layer normalisation over the trailing ``normalized_shape`` dims of each sample (same in
     train and eval mode).
