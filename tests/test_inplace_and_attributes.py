@@ -113,6 +113,11 @@ def test_module_setattr_errors_and_del_match_torch():
         m = lib.nn.Linear(2, 3)
         with pytest.raises(TypeError, match="cannot assign '.*' as parameter 'weight'"):
             m.weight = lib.zeros(3, 2)
+        with pytest.raises(TypeError, match="cannot assign 'int' as child module '0'"):
+            setattr(lib.nn.Sequential(lib.nn.ReLU()), "0", 3)
+        bn = lib.nn.BatchNorm1d(2)
+        with pytest.raises(TypeError, match="cannot assign 'float' as buffer 'running_mean'"):
+            bn.running_mean = 0.5
         seq = lib.nn.Sequential(lib.nn.Linear(2, 2))
         seq.register_buffer("b", lib.zeros(1))
         del seq.b

@@ -79,7 +79,8 @@ class Module:
         attribute of that name dropped, so ``self.down = None`` then ``self.down = Sequential(...)``
         gives the Sequential); a Tensor given to a registered buffer's name updates the buffer;
         anything else (None included) becomes a plain attribute.
-        Raises: TypeError for a non-Parameter given to a registered parameter's name (None aside)."""
+        Raises: TypeError for a value of the wrong kind given to a registered parameter's, child
+            module's or buffer's name (None aside), as torch."""
         d = self.__dict__
         if "_parameters" not in d:
             raise AttributeError("cannot assign attributes before Module.__init__() call")
@@ -89,6 +90,12 @@ class Module:
         if value is not None and not isinstance(value, Parameter) and name in self._parameters:
             raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                             "(ember.nn.Parameter or None expected)")
+        if value is not None and not isinstance(value, (Module, Parameter)) and name in self._modules:
+            raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                            "(ember.nn.Module or None expected)")
+        if value is not None and not isinstance(value, Tensor) and name in self._buffers:
+            raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
+                            "(ember.Tensor or None expected)")
         for store in (self._parameters, self._modules, self._buffers):
             store.pop(name, None)
         if isinstance(value, Parameter):
