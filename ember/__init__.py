@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad
-from .random import manual_seed
+from .random import Generator, manual_seed
 from .tensor import (Tensor, arange, bool_, float32, float64, from_numpy, int64, ones, rand, randn,
                      tensor, zeros)
 from . import kernels
@@ -24,5 +24,7 @@ from ._api.functions import (abs, add, all, allclose, any, argmax, argmin, argso
                              softmax, sort, split, sqrt, square, squeeze, std, sub, sum, t, tanh, topk, transpose,
                              unsqueeze, var, where, trace, diag, tril, triu, flip, tan, floor, ceil, sign, round,
                              lerp, roll, repeat_interleave, nonzero, unique, as_tensor, broadcast_tensors, meshgrid,
-                             hstack, vstack, bincount)
+                             hstack, vstack, bincount, remainder, fmod, floor_divide, logical_and, logical_or,
+                             logical_xor, logical_not, amax, amin)
 from .serialization import load, save  # noqa: E402
+from . import utils  # noqa: E402  (torch.utils.data.DataLoader works after "import torch" alone, as in torch)

@@ -41,3 +41,39 @@ def get_rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     """Restore a state returned by ``get_rng_state``."""
     _generator.bit_generator.state = state
+
+
+class Generator(np.random.Generator):
+    """torch.Generator: a random stream of its own for ``generator=`` arguments (DataLoader
+    shuffling, ``random_split``, ``randperm``, the samplers). It *is* a NumPy ``Generator``
+    (PCG64), so ember's functions take it as they take any NumPy generator; the numbers differ
+    from PyTorch's for the same seed (docs/pytorch-compat.md, "Random streams").
+    Args: device="cpu" (accepted, as torch's). Methods: manual_seed(seed) -> self, seed(),
+    initial_seed(), get_state()/set_state(state) (a dict)."""
+
+    def __init__(self, device="cpu"):
+        super().__init__(np.random.PCG64(0))
+        self._initial_seed = 0
+
+    def manual_seed(self, seed: int) -> "Generator":
+        """Reseed (as torch.Generator.manual_seed) and return self.
+        Raises: ValueError for a negative or non-int seed."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"manual_seed expects a non-negative int, got {seed!r}")
+        self.bit_generator.state = np.random.PCG64(int(seed)).state
+        self._initial_seed = int(seed)
+        return self
+
+    def seed(self) -> int:
+        """Reseed from the operating system's entropy; returns the new seed."""
+        return self.manual_seed(int(np.random.SeedSequence().entropy % (1 << 63)))._initial_seed
+
+    def initial_seed(self) -> int:
+        return self._initial_seed
+
+    def get_state(self) -> dict:
+        return self.bit_generator.state
+
+    def set_state(self, state: dict) -> "Generator":
+        self.bit_generator.state = state
+        return self

@@ -237,8 +237,8 @@ class Tensor:
     def sigmoid(self): return _act.Sigmoid.apply(self)
     def tanh(self): return _act.Tanh.apply(self)
     def clamp(self, min=None, max=None): return _ew.Clamp.apply(self, lo=min, hi=max)
-    def sum(self, dim=None, keepdim=False): return _red.Sum.apply(self, dim=_dims(dim), keepdim=keepdim)
-    def mean(self, dim=None, keepdim=False): return _red.Mean.apply(self, dim=_dims(dim), keepdim=keepdim)
+    def sum(self, dim=None, keepdim=False, dtype=None): return _red.Sum.apply(self if dtype is None else self.to(dtype), dim=_dims(dim), keepdim=keepdim)
+    def mean(self, dim=None, keepdim=False, dtype=None): return _red.Mean.apply(self if dtype is None else self.to(dtype), dim=_dims(dim), keepdim=keepdim)
 
     def max(self, dim=None, keepdim=False):
         """Full max (a scalar; ties share the gradient evenly, as torch.max()), or with ``dim``
@@ -255,8 +255,8 @@ class Tensor:
 
     view = reshape
 
-    def permute(self, *dims):
-        return self._view(_mv.Permute.apply(self, dims=_sizes(dims)), lambda a, d=_sizes(dims): a.transpose(d))
+    def permute(self, *args, dims=None):   # permute(0, 2, 1), permute((0, 2, 1)) or permute(dims=...), as torch
+        return self._view(_mv.Permute.apply(self, dims=_sizes(dims or args)), lambda a, d=_sizes(dims or args): a.transpose(d))
 
 class MaxResult(tuple):
     """``(values, indices)`` returned by ``Tensor.max(dim)``, as torch.return_types.max."""

@@ -454,3 +454,118 @@ def test_interpolate_1d_and_errors():
         F.interpolate(ember.randn(1, 1, 4), scale_factor=2, mode="bilinear")
     with pytest.raises(NotImplementedError, match="bicubic"):
         F.interpolate(ember.randn(1, 1, 4, 4), scale_factor=2, mode="bicubic")
+
+
+def test_set_grad_enabled_as_a_call_as_torch():
+    """torch.set_grad_enabled(False) as a plain call switches graph recording off at once (the
+    top of an inference script); as a context manager the mode from before the call comes back;
+    as a decorator the call itself changes nothing; inference_mode(False) records."""
+    seen = {}
+    for lib in (ember, torch):
+        trace = []
+        lib.set_grad_enabled(False)
+        trace.append(lib.is_grad_enabled())
+        lib.set_grad_enabled(True)
+        trace.append(lib.is_grad_enabled())
+        with lib.set_grad_enabled(False):
+            trace.append(lib.is_grad_enabled())
+        trace.append(lib.is_grad_enabled())
+        lib.set_grad_enabled(False)
+        with lib.set_grad_enabled(True):
+            trace.append(lib.is_grad_enabled())
+        trace.append(lib.is_grad_enabled())
+        lib.set_grad_enabled(True)
+        deco = lib.set_grad_enabled(False)(lambda: lib.is_grad_enabled())
+        trace += [lib.is_grad_enabled(), deco(), lib.is_grad_enabled()]
+        trace += [lib.inference_mode(False)(lambda: lib.is_grad_enabled())(), lib.inference_mode()(lambda: lib.is_grad_enabled())()]
+        seen[lib.__name__] = trace
+    assert seen["ember"] == seen["torch"] == [False, True, False, True, True, False, True, False, True, True, False]
+
+
+def test_torch_utils_data_after_import_torch_alone():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import ember; print(ember.utils.data.DataLoader.__name__)"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "DataLoader", out.stderr
+
+
+def test_arithmetic_and_reduction_idioms_match_torch():
+    """//, %, remainder, fmod (values and gradients), type_as, logical_*, amax/amin (ties share
+    the gradient), sum/mean(dtype=), squeeze of a tuple of dims, permute(dims=), pow(2, t)."""
+    rng = np.random.default_rng(15)
+    a, b = rng.standard_normal((3, 4)) * 5, rng.uniform(0.5, 2, (3, 4)) * np.sign(rng.standard_normal((3, 4)))
+    _grads_match(lambda x, y: x % y, lambda x, y: x % y, [a, b])
+    _grads_match(lambda x, y: ember.remainder(x, y), lambda x, y: torch.remainder(x, y), [a, b])
+    _grads_match(lambda x, y: ember.fmod(x, y), lambda x, y: torch.fmod(x, y), [a, b])
+    np.testing.assert_array_equal((ember.tensor(a) // 2).numpy(), (torch.tensor(a) // 2).numpy())
+    np.testing.assert_array_equal((7 // ember.tensor(b)).numpy(), (7 // torch.tensor(b)).numpy())
+    np.testing.assert_array_equal(ember.floor_divide(ember.tensor(a), ember.tensor(b)).numpy(),
+                                  torch.floor_divide(torch.tensor(a), torch.tensor(b)).numpy())
+    assert ember.tensor([1, 2]).type_as(ember.tensor(a)).dtype == np.float64
+    for name in ("logical_and", "logical_or", "logical_xor"):
+        e = getattr(ember, name)(ember.tensor(a) > 0, ember.tensor(b) > 0).numpy()
+        assert e.dtype == bool and np.array_equal(e, getattr(torch, name)(torch.tensor(a) > 0, torch.tensor(b) > 0).numpy())
+    assert np.array_equal(ember.logical_not(ember.tensor(a) > 0).numpy(), torch.logical_not(torch.tensor(a) > 0).numpy())
+    ties = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    for fn in ("amax", "amin"):
+        for kw in ({}, {"dim": 1}, {"dim": (0, 1), "keepdim": True}, {"dim": 0, "keepdim": True}):
+            _grads_match(lambda x: getattr(ember, fn)(x, **kw), lambda x: getattr(torch, fn)(x, **kw), [ties])
+    x = np.arange(6, dtype=np.int64).reshape(2, 3)
+    assert ember.tensor(x).sum(dim=1, dtype=ember.float64).dtype == np.float64
+    np.testing.assert_array_equal(ember.tensor(x.astype(np.float32)).mean(dtype=ember.float64).numpy(),
+                                  torch.tensor(x.astype(np.float32)).mean(dtype=torch.float64).numpy())
+    assert ember.zeros(1, 3, 1, 2).squeeze((0, 2)).shape == tuple(torch.zeros(1, 3, 1, 2).squeeze((0, 2)).shape)
+    assert ember.zeros(1, 3, 1).squeeze((1,)).shape == (1, 3, 1)
+    assert ember.zeros(2, 3, 4).permute(dims=(2, 0, 1)).shape == (4, 2, 3)
+    np.testing.assert_allclose(ember.pow(2, ember.tensor(a)).numpy(), torch.pow(2, torch.tensor(a)).numpy())
+
+
+def test_generator_samplers_and_concat_dataset():
+    """torch.Generator().manual_seed(s) gives a reproducible stream for DataLoader, random_split
+    and randperm (ember's numbers, not torch's); the samplers keep torch's structure;
+    ConcatDataset and BatchSampler give torch's exact results."""
+    from ember.utils.data import (BatchSampler, ConcatDataset, DataLoader, SequentialSampler, SubsetRandomSampler,
+                                  TensorDataset, WeightedRandomSampler, random_split)
+    runs = [[b[0].numpy().tolist() for b in DataLoader(TensorDataset(ember.arange(10)), batch_size=4, shuffle=True,
+                                                       generator=ember.Generator().manual_seed(3))] for _ in range(2)]
+    assert runs[0] == runs[1] and sorted(sum(runs[0], [])) == list(range(10))
+    g = ember.Generator()
+    assert g.manual_seed(5) is g and g.initial_seed() == 5
+    assert [list(s.indices) for s in random_split(range(10), [0.7, 0.3], generator=ember.Generator().manual_seed(1))] == \
+        [list(s.indices) for s in random_split(range(10), [7, 3], generator=ember.Generator().manual_seed(1))]
+    assert np.array_equal(ember.randperm(6, generator=ember.Generator().manual_seed(2)).numpy(),
+                          ember.randperm(6, generator=ember.Generator().manual_seed(2)).numpy())
+    idx = list(SubsetRandomSampler([3, 5, 7, 9], generator=ember.Generator().manual_seed(0)))
+    assert sorted(idx) == [3, 5, 7, 9]
+    drawn = list(WeightedRandomSampler([0.0, 1.0, 3.0], 400, generator=ember.Generator().manual_seed(0)))
+    assert 0 not in drawn and 2.2 < drawn.count(2) / drawn.count(1) < 4.2
+    with pytest.raises(ValueError, match="num_samples should be a positive integer value"):
+        WeightedRandomSampler([1.0], 0)
+    for drop in (False, True):
+        assert list(BatchSampler(SequentialSampler(range(10)), 4, drop)) == \
+            list(torch.utils.data.BatchSampler(torch.utils.data.SequentialSampler(range(10)), 4, drop))
+    e, t = ConcatDataset([range(3), range(10, 14)]), torch.utils.data.ConcatDataset([range(3), range(10, 14)])
+    assert len(e) == len(t) and [e[i] for i in range(-7, 7)] == [t[i] for i in range(-7, 7)]
+    assert e.cumulative_sizes == t.cumulative_sizes
+
+
+@pytest.mark.parametrize("T_mult", [1, 2])
+def test_cosine_annealing_warm_restarts_matches_torch(T_mult):
+    """Per-epoch steps and fractional steps (step(epoch + i / iters)) give torch's lrs."""
+    lrs = {}
+    for lib in (ember, torch):
+        p = lib.zeros(1, requires_grad=True)
+        opt = lib.optim.SGD([p], lr=0.1)
+        sched = lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=T_mult, eta_min=0.001)
+        out = []
+        for _ in range(12):
+            opt.step()
+            sched.step()
+            out.append(opt.param_groups[0]["lr"])
+        for e in range(3):
+            for i in range(4):
+                sched.step(e + i / 4)
+                out.append(opt.param_groups[0]["lr"])
+        lrs[lib.__name__] = out
+    np.testing.assert_allclose(lrs["ember"], lrs["torch"], rtol=1e-12)

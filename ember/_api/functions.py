@@ -20,6 +20,8 @@ from ._common import as_tensor_arg
 
 def _method(name, doc):
     def fn(input, *args, **kwargs):
+        if name == "pow" and not isinstance(input, Tensor) and args and isinstance(args[0], Tensor):
+            return args[0].__rpow__(input)                      # pow(2, t): a scalar base, as torch
         return getattr(as_tensor_arg(input, name), name)(*args, **kwargs)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc
@@ -83,8 +85,19 @@ _UNARY = {
     "repeat_interleave": "repeat_interleave(input, repeats, dim=None); differentiable.",
     "nonzero": "nonzero(input, *, as_tuple=False) -> int64 indices of the non-zero entries.",
     "unique": "unique(input, sorted=True, return_inverse=False, return_counts=False) -> distinct values.",
+    "remainder": "remainder(input, other): input − other·⌊input/other⌋ (Python's %); differentiable.",
+    "fmod": "fmod(input, other): input − other·trunc(input/other); differentiable.",
+    "logical_and": "logical_and(input, other) -> bool tensor.", "logical_or": "logical_or(input, other) -> bool tensor.",
+    "logical_xor": "logical_xor(input, other) -> bool tensor.", "logical_not": "logical_not(input) -> bool tensor.",
+    "amax": "amax(input, dim=(), keepdim=False): the maximum over dim (all by default); ties share the gradient.",
+    "amin": "amin(input, dim=(), keepdim=False): the minimum over dim; ties share the gradient.",
 }
 globals().update({name: _method(name, doc) for name, doc in _UNARY.items()})
+
+
+def floor_divide(input, other):
+    """⌊input/other⌋ elementwise (torch.floor_divide, Python's //), outside the graph as torch's."""
+    return as_tensor_arg(input, "floor_divide").div(other, rounding_mode="floor")
 
 
 def _pair_op(name, doc, pick_first):

@@ -317,6 +317,10 @@ def squeeze(self, dim=None):
     SqueezeBackward0, SqueezeBackward1 with ``dim``, as torch)."""
     if dim is None:
         return nodes.named(self.reshape(*[n for n in self.shape if n != 1]), "SqueezeBackward0")
+    if isinstance(dim, (tuple, list)):                         # torch ≥ 2.0: several dims at once
+        drop = {d % self.ndim for d in dim if self.shape[d % self.ndim] == 1}
+        out = self.reshape(*[n for i, n in enumerate(self.shape) if i not in drop]) if drop else self
+        return nodes.named(out, "SqueezeBackward2") if out is not self else self
     dim = dim % self.ndim
     out = self.reshape(*self.shape[:dim], *self.shape[dim + 1:]) if self.shape[dim] == 1 else self
     return nodes.named(out, "SqueezeBackward1") if out is not self else self

@@ -604,12 +604,86 @@ def __abs__(self):
     return self.abs()
 
 
+def type_as(self, other):
+    """self cast to other's dtype (torch.Tensor.type_as); differentiable for float dtypes."""
+    return self.to(other.dtype)
+
+
+def remainder(self, other):
+    """self − other·⌊self/other⌋, the sign of the divisor's (torch.remainder, Python's %): the
+    quotient is a constant of the graph, so grad_self = 1, grad_other = −⌊self/other⌋, as torch."""
+    return self - other * _tm_const(self.div(other, rounding_mode="floor"))
+
+
+def fmod(self, other):
+    """self − other·trunc(self/other), the sign of the dividend's (torch.fmod, C's fmod)."""
+    return self - other * _tm_const(self.div(other, rounding_mode="trunc"))
+
+
+def _tm_const(t):
+    return t if isinstance(t, Tensor) else Tensor(np.asarray(t))
+
+
+def __floordiv__(self, other):
+    """self // other: torch.floor_divide (⌊self/other⌋, outside the graph as torch's)."""
+    return self.div(other, rounding_mode="floor")
+
+
+def __rfloordiv__(self, other):
+    return Tensor(np.asarray(other, self.dtype)).div(self, rounding_mode="floor")
+
+
+def __mod__(self, other):
+    """self % other: torch.remainder."""
+    return remainder(self, other)
+
+
+def __rmod__(self, other):
+    return remainder(Tensor(np.asarray(other, self.dtype)), self)
+
+
+def _logical(fn):
+    def op(self, other=None):
+        a = self._data.astype(bool)
+        return Tensor(fn(a) if other is None else fn(a, np.asarray(getattr(other, "_data", other)).astype(bool)))
+    return op
+
+
+logical_and, logical_or, logical_xor = _logical(np.logical_and), _logical(np.logical_or), _logical(np.logical_xor)
+logical_not = _logical(np.logical_not)
+for _f, _n in ((logical_and, "logical_and"), (logical_or, "logical_or"), (logical_xor, "logical_xor"),
+               (logical_not, "logical_not")):
+    _f.__name__ = _f.__qualname__ = _n
+    _f.__doc__ = f"torch.{_n}: elementwise on the truth of the values (nonzero = True); a bool tensor, outside the graph."
+
+
+def _extreme(fn):
+    def op(self, dim=None, keepdim=False):
+        axes = tuple(range(self.ndim)) if dim is None or dim == () else (dim if isinstance(dim, (tuple, list)) else (dim,))
+        axes = tuple(d % self.ndim for d in axes) if self.ndim else ()
+        m = fn(self._data, axis=axes, keepdims=True) if self.ndim else self._data
+        mask = Tensor((self._data == m).astype(self.dtype))
+        count = mask.sum(dim=axes, keepdim=True)
+        out = Tensor(m) + ((self - Tensor(m)) * mask).sum(dim=axes, keepdim=True) / count   # value m; grad mask/count
+        return out if keepdim or not self.ndim else out.squeeze(axes)
+    return op
+
+
+amax, amin = _extreme(np.max), _extreme(np.min)
+amax.__name__, amin.__name__ = "amax", "amin"
+amax.__doc__ = ("torch.amax(dim=None, keepdim=False): the maximum over ``dim`` (an int or a tuple; all dims by "
+                "default); ties share the gradient evenly, as torch's amax.")
+amin.__doc__ = "torch.amin: as amax, the minimum."
+
+
 METHODS = ["pow", "add", "sub", "mul", "div", "neg", "square", "sin", "cos", "rsqrt", "mm", "bmm", "eq", "ne",
            "gt", "lt", "ge", "le", "any", "all", "view_as", "reshape_as", "contiguous", "expand", "expand_as",
            "repeat", "chunk", "split", "var", "std", "norm", "prod", "cumsum", "argmin", "sort",
            "argsort", "topk", "gather", "index_select", "masked_fill", "clip", "new_zeros", "new_ones", "new_full",
            "new_tensor", "__abs__", "trace", "diag", "tril", "triu", "flip",
-           "tan", "floor", "ceil", "sign", "round", "lerp", "roll", "repeat_interleave", "nonzero", "unique"]
+           "tan", "floor", "ceil", "sign", "round", "lerp", "roll", "repeat_interleave", "nonzero", "unique",
+           "type_as", "remainder", "fmod", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "logical_and",
+           "logical_or", "logical_xor", "logical_not", "amax", "amin"]
 
 
 def install() -> None:

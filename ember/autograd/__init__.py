@@ -67,22 +67,29 @@ class no_grad(_GradMode):
 
 
 class enable_grad(_GradMode):
-    """Context manager (or decorator) that re-enables graph recording inside ``no_grad``."""
-    enabled = True
+    """Context manager (or decorator) that re-enables graph recording inside ``no_grad``
+    (``enabled`` is _GradMode's True)."""
 
 
 class set_grad_enabled(_GradMode):
-    """``set_grad_enabled(mode)``: records a graph inside iff ``mode`` (torch.set_grad_enabled);
-    a context manager or decorator."""
-    def __init__(self, mode: bool): self.enabled = bool(mode)
+    """``set_grad_enabled(mode)``: records a graph iff ``mode`` from the call on, as
+    torch.set_grad_enabled: a plain call (``torch.set_grad_enabled(False)`` at the top of a
+    script) sets the mode at once; as a context manager the mode from before the call comes
+    back at the exit; as a decorator the function runs with the mode (and the call itself
+    leaves the mode as it was)."""
+    def __init__(self, mode: bool): self.prev, self.enabled = is_grad_enabled(), bool(mode); _state.grad_enabled = self.enabled
 
-    def __call__(self, fn): return _decorate(lambda: set_grad_enabled(self.enabled), fn)
+    def __enter__(self): pass   # the mode is already set, and self.prev is what __exit__ restores
+
+    def __call__(self, fn): _state.grad_enabled = self.prev; return _decorate(lambda: set_grad_enabled(self.enabled), fn)
 
 
-class inference_mode(set_grad_enabled):
+class inference_mode(_GradMode):
     """``inference_mode(mode=True)``: ``no_grad`` (torch.inference_mode; ember has no separate
-    inference tensors)."""
+    inference tensors); ``mode=False`` changes nothing. A context manager or decorator."""
     def __init__(self, mode: bool = True): self.enabled = not mode
+
+    def __call__(self, fn): return _decorate(lambda: inference_mode(not self.enabled), fn)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:

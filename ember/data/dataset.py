@@ -1,6 +1,8 @@
 """Map-style datasets: the ``Dataset`` protocol, ``TensorDataset``, ``Subset``, ``random_split``."""
 from __future__ import annotations
 
+import bisect
+
 import math
 from typing import Sequence
 
@@ -118,6 +120,30 @@ class Subset(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """Several map-style datasets one after the other (torch.utils.data.ConcatDataset): index i
+    falls in the first dataset whose cumulative length exceeds it; negative indices count from
+    the end. Attributes: ``datasets``, ``cumulative_sizes``.
+    Raises: ValueError for no datasets; IndexError (from the part) out of range."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("datasets should not be an empty iterable")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index):
+        if index < 0:
+            if -index > len(self):
+                raise ValueError("absolute value of index should not exceed dataset length")
+            index += len(self)
+        part = bisect.bisect_right(self.cumulative_sizes, index)
+        return self.datasets[part][index - (self.cumulative_sizes[part - 1] if part else 0)]
 
 
 def random_split(dataset, lengths: Sequence[float], generator: np.random.Generator | None = None):
