@@ -101,7 +101,8 @@ DIFFERENCES = [
     "`ember.manual_seed`; PyTorch uses its own Mersenne-Twister/Philox streams. The same seed gives "
     "different numbers (same distributions): initial weights, `randn`, dropout masks, shuffling and "
     "`nn.init` fills differ. Programs that must match PyTorch make their data with NumPy's seeded "
-    "RNG and `torch.tensor(...)` (see `tests/clients/`). `generator=` arguments take a "
+    "RNG and `torch.tensor(...)` (see `tests/clients/`). `generator=` arguments take "
+    "`ember.Generator()` (torch.Generator's methods; it is a PCG64 `numpy.random.Generator`) or any "
     "`numpy.random.Generator`.",
     "**Devices.** ember runs on the CPU only; `pin_memory` is accepted and does nothing.",
     "**DataLoader batch dtypes.** The default collate turns NumPy bool/integer fields into int64 "
