@@ -569,3 +569,62 @@ def test_cosine_annealing_warm_restarts_matches_torch(T_mult):
                 out.append(opt.param_groups[0]["lr"])
         lrs[lib.__name__] = out
     np.testing.assert_allclose(lrs["ember"], lrs["torch"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_grad_scaler_trains_as_torchs(enabled):
+    """A mixed-precision training loop's scaler (scale, backward, unscale_ + clip, step, update),
+    with an inf injected into one step's gradient: the same parameters, scales and skipped step
+    as torch.amp.GradScaler on the CPU; disabled, every method passes through."""
+    rng = np.random.default_rng(16)
+    w0, xs = rng.standard_normal((3, 2)).astype(np.float32), rng.standard_normal((6, 4, 3)).astype(np.float32)
+    out = {}
+    for lib in (ember, torch):
+        w = lib.tensor(w0.copy(), requires_grad=True)
+        opt = lib.optim.SGD([w], lr=0.1, momentum=0.9)
+        scaler = lib.amp.GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=2, enabled=enabled)
+        trace = []
+        for k, x in enumerate(xs):
+            opt.zero_grad()
+            loss = (lib.tensor(x) @ w).pow(2).mean()
+            scaler.scale(loss).backward()
+            if k == 2 and enabled:
+                w.grad[0, 0] = float("inf")                       # an overflow: the step is skipped
+            scaler.unscale_(opt)
+            lib.nn.utils.clip_grad_norm_([w], 10.0)
+            scaler.step(opt)
+            scaler.update()
+            trace.append(scaler.get_scale())
+        out[lib.__name__] = (w.detach().numpy().copy(), trace, scaler.state_dict())
+    np.testing.assert_allclose(out["ember"][0], out["torch"][0], rtol=1e-5, atol=1e-6)
+    assert out["ember"][1] == out["torch"][1]
+    assert out["ember"][2] == out["torch"][2]
+    s = ember.amp.GradScaler(enabled=True)
+    opt = ember.optim.SGD([ember.zeros(1, requires_grad=True)], lr=0.1)
+    s.unscale_(opt)
+    with pytest.raises(RuntimeError, match="unscale_\\(\\) has already been called on this optimizer"):
+        s.unscale_(opt)
+
+
+def test_runtime_names_scripts_use():
+    """torch.backends.cudnn flags, torch.compile, torch.autocast (warns when enabled: ember has no
+    mixed precision), torch.Size, and their imports through the torch shim."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    ember.backends.cudnn.benchmark = True
+    assert ember.backends.cudnn.is_available() is False and ember.backends.mps.is_available() is False
+    ember.backends.cudnn.benchmark = False
+    m = nn.Linear(2, 2)
+    assert ember.compile(m) is m and ember.compile(mode="max-autotune")(m) is m
+    with ember.autocast("cpu", enabled=False):
+        pass
+    assert ember.Size([2, 3]) == (2, 3) and ember.zeros(2, 3).shape == ember.Size([2, 3]) and ember.Size([2, 3]).numel() == 6
+    shim = Path(__file__).parent / "clients" / "shim"
+    code = ("import torch.backends.cudnn as cudnn; cudnn.benchmark = True\n"
+            "from torch.cuda.amp import GradScaler, autocast\nimport torch\n"
+            "print(torch.backends.cudnn.benchmark, GradScaler is torch.amp.GradScaler, torch.cuda.is_available())")
+    root = Path(__file__).parent.parent
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": f"{shim}:{root}"})
+    assert res.stdout.split() == ["True", "True", "False"], res.stderr

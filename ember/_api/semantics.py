@@ -143,6 +143,15 @@ cuda.is_initialized = lambda: False
 cuda.manual_seed = cuda.manual_seed_all = cuda.synchronize = cuda.empty_cache = lambda *a, **k: None
 cuda.current_device = cuda.get_device_name = _no_accelerator
 
+def importable(module, name: str) -> None:
+    """Make ``module`` importable as ``name`` (``import ember.cuda``, ``from ember.cuda.amp import
+    GradScaler``): an entry in sys.modules with a spec of that name."""
+    import importlib.machinery
+    if getattr(module, "__spec__", None) is None:
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    sys.modules[name] = module
+
+
 accelerator = types.ModuleType("ember.accelerator", "torch.accelerator: ember has none.")
 accelerator.is_available = lambda: False
 accelerator.device_count = lambda: 0
