@@ -126,6 +126,10 @@ DIFFERENCES = [
     "functionals) writes the result into the input and returns it, with PyTorch's in-place rules (version counter, "
     "views, a leaf that requires grad refused). It saves no memory: under autograd ember computes on a copy of the old "
     "values (`Tensor._inplace`), and a conv → ReLU → max-pool of an `nn.Sequential` runs fused whatever `inplace` says.",
+    "**`compile`, `autocast`, `backends`.** `ember.compile(model)` returns the model as it is (no compiler); "
+    "`autocast` runs every op in its tensors' own dtype (no mixed precision; it warns once when enabled), "
+    "while `amp.GradScaler` is torch's loss scaling exactly; `backends.cudnn`'s flags are accepted and change "
+    "nothing. Shapes are plain tuples (equal to `ember.Size`, but `isinstance(x.shape, ember.Size)` is False).",
     "**`empty`, `empty_like`.** Filled with zeros (PyTorch leaves the memory uninitialised).",
     "**`div(..., rounding_mode=)`.** The rounded quotient is outside the graph (PyTorch's gradient "
     "there is zero everywhere).",
