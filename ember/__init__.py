@@ -36,3 +36,6 @@ _api.semantics.importable(amp, "ember.cuda.amp")
 
 
 from ._api.runtime import Size, compile  # noqa: E402,A001  (torch.Size, torch.compile)
+from ._api import linalg  # noqa: E402  (torch.linalg's norms)
+from ._api.linalg import cdist  # noqa: E402
+_api.semantics.importable(linalg, "ember.linalg")

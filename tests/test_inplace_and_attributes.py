@@ -628,3 +628,36 @@ def test_runtime_names_scripts_use():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**__import__("os").environ, "PYTHONPATH": f"{shim}:{root}"})
     assert res.stdout.split() == ["True", "True", "False"], res.stderr
+
+
+def test_linalg_norms_cdist_pairwise_distance_match_torch():
+    """torch.linalg.vector_norm/matrix_norm/norm, torch.cdist (a zero distance among them: its
+    gradient is 0, as torch's) and F.pairwise_distance: values and gradients."""
+    rng = np.random.default_rng(17)
+    a, b = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 5, 3))
+    b[0, 1] = a[0, 2]                                          # one zero distance
+    for kw in ({}, {"ord": 1, "dim": 1}, {"ord": float("inf"), "dim": -1, "keepdim": True}, {"ord": 3, "dim": (1, 2)}):
+        _grads_match(lambda x: ember.linalg.vector_norm(x, **kw), lambda x: torch.linalg.vector_norm(x, **kw), [a])
+    _grads_match(lambda x: ember.linalg.matrix_norm(x), lambda x: torch.linalg.matrix_norm(x), [a])
+    _grads_match(lambda x: ember.linalg.norm(x), lambda x: torch.linalg.norm(x), [a])
+    _grads_match(lambda x: ember.linalg.norm(x, 1, dim=2), lambda x: torch.linalg.norm(x, 1, dim=2), [a])
+    for p in (2.0, 1.0):
+        _grads_match(lambda x, y: ember.cdist(x, y, p=p), lambda x, y: torch.cdist(x, y, p=p), [a, b], rtol=1e-9)
+    _grads_match(lambda x, y: F.pairwise_distance(x, y), lambda x, y: torch.nn.functional.pairwise_distance(x, y),
+                 [a[0], b[0, :4]])
+
+
+def test_parameter_list_and_dict_register_as_torchs():
+    names = {}
+    for lib in (ember, torch):
+        class M(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ws = lib.nn.ParameterList([lib.nn.Parameter(lib.ones(2)), lib.nn.Parameter(lib.zeros(3))])
+                self.d = lib.nn.ParameterDict({"a": lib.nn.Parameter(lib.ones(1))})
+        m = M()
+        m.ws.append(lib.nn.Parameter(lib.ones(4)))
+        m.d["b"] = lib.nn.Parameter(lib.ones(2))
+        names[lib.__name__] = (sorted(m.state_dict()), [n for n, _ in m.named_parameters()], len(m.ws),
+                               list(m.d.keys()), "a" in m.d, [tuple(p.shape) for p in m.ws])
+    assert names["ember"] == names["torch"]

@@ -888,6 +888,12 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest", 
     return x
 
 
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """‖x1 − x2 + eps‖_p along the last dim (torch.nn.functional.pairwise_distance); shapes
+    broadcast: (N, D), (N, D) -> (N,). Differentiable (the 2-norm's gradient at 0 is 0)."""
+    return (x1 - x2 + eps).norm(p, dim=-1, keepdim=keepdim)
+
+
 def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
     """Pad the last len(pad)/2 dims; ``pad`` = (left, right, top, bottom, ...) from the last dim,
     as torch.nn.functional.pad. Modes: 'constant' (``value``), 'reflect' (mirror without the
