@@ -324,6 +324,12 @@ def test_channel_dropout_zeroes_whole_channels():
     assert nn.Dropout1d(0.5, inplace=True)(z) is z and set(np.unique(z.numpy()).tolist()) == {0.0, 2.0}
     u = F.dropout1d(ember.ones(6, 5), 0.5).numpy()
     assert np.all(u.min(-1) == u.max(-1))
+    w = ember.ones(6, 5, requires_grad=True)
+    v = w * 2                                                 # unbatched, in place, then backward
+    assert F.dropout1d(v, 0.5, inplace=True) is v
+    v.sum().backward()
+    kept = v.detach().numpy()[:, 0] != 0
+    assert np.array_equal(w.grad.numpy()[:, 0], np.where(kept, 4.0, 0.0))
     with pytest.raises(RuntimeError, match="dropout1d: Expected 2D or 3D input, but received a 4D input"):
         F.dropout1d(ember.ones(1, 2, 3, 4), 0.5)
     with pytest.warns(UserWarning, match="Received a 3D input to dropout2d"):

@@ -25,16 +25,12 @@ def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) ->
     Frobenius); a vector ord with an int dim or a 1-D input; 'fro' for matrices.
     Raises: NotImplementedError for the matrix ords that need an SVD."""
     if ord is None:
-        return x_norm(A, dim, keepdim, dtype)
+        return A.norm("fro", dim=dim, keepdim=keepdim, dtype=dtype)
     if ord == "fro" or (dim is not None and not isinstance(dim, int) and len(dim) == 2):
         return matrix_norm(A, ord, (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
     if isinstance(dim, int) or A.ndim == 1:
         return vector_norm(A, ord, dim, keepdim, dtype=dtype)
     raise NotImplementedError(f"linalg.norm: ord={ord!r} of a matrix is not supported here (use 'fro')")
-
-
-def x_norm(A, dim, keepdim, dtype):
-    return A.norm("fro", dim=dim, keepdim=keepdim, dtype=dtype)
 
 
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode=None) -> Tensor:

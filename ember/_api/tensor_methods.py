@@ -612,16 +612,12 @@ def type_as(self, other):
 def remainder(self, other):
     """self − other·⌊self/other⌋, the sign of the divisor's (torch.remainder, Python's %): the
     quotient is a constant of the graph, so grad_self = 1, grad_other = −⌊self/other⌋, as torch."""
-    return self - other * _tm_const(self.div(other, rounding_mode="floor"))
+    return self - other * self.div(other, rounding_mode="floor")
 
 
 def fmod(self, other):
     """self − other·trunc(self/other), the sign of the dividend's (torch.fmod, C's fmod)."""
-    return self - other * _tm_const(self.div(other, rounding_mode="trunc"))
-
-
-def _tm_const(t):
-    return t if isinstance(t, Tensor) else Tensor(np.asarray(t))
+    return self - other * self.div(other, rounding_mode="trunc")
 
 
 def __floordiv__(self, other):

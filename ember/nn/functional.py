@@ -681,8 +681,12 @@ def dropout1d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = 
                            "exists to provide channel-wise dropout on inputs with 1 spatial dimension, a channel "
                            "dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
     if x.ndim == 2:                                           # unbatched (C, L): one mask entry per channel
-        out = _feature_dropout(x.unsqueeze(0), p, training, False).squeeze(0)
-        return _in_place(x, lambda t: out) if inplace and out is not x else out
+        if not 0 <= p <= 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        if not training or p == 0:
+            return x
+        unbatched = lambda t: _feature_dropout(t.unsqueeze(0), p, training, False).squeeze(0)  # noqa: E731
+        return _in_place(x, unbatched) if inplace else unbatched(x)
     return _feature_dropout(x, p, training, inplace)
 
 

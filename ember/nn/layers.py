@@ -370,7 +370,6 @@ class Upsample(Module):
     def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                  recompute_scale_factor=None):
         super().__init__()
-        self.name = type(self).__name__
         self.size, self.mode, self.align_corners = size, mode, align_corners
         self.scale_factor = float(scale_factor) if isinstance(scale_factor, (int, float)) else scale_factor
         self.recompute_scale_factor = recompute_scale_factor
