@@ -22,7 +22,11 @@ Method:
   ``time.monotonic() time.process_time()`` when batch 1 ends (nothing is written without it).
   The launcher reads ``time.monotonic()`` just before ``subprocess.Popen`` (CLOCK_MONOTONIC is
   system-wide, so the two clocks agree); seconds = marker − launch. CPU = the child's process
-  time at the marker (all its threads, from exec). The child is killed once the marker is there
+  time at the marker (all its threads, from exec); "helper" = the CPU of the child processes it
+  had reaped by then (the prewarm helper that compiles the backward kernels on a cold cache; a
+  third marker field, 0 for an ember without it).
+- Run it from outside the checkout you measure when you pass PYTHONPATH: ``python -m`` puts the
+  working folder first on ``sys.path``. The child is killed once the marker is there
   (``--full`` lets the epoch finish).
 - Rounds alternate: in each round every mode, and within it every launcher, runs once. Every run is
   listed with the 1-minute load average read just before it; medians and ranges per mode and
@@ -123,13 +127,16 @@ def launch(launcher, mode, cache, work, full=False, extra=()):
     if line is None:
         with open(os.path.join(run_dir, "log"), errors="replace") as f:
             raise RuntimeError(f"{' '.join(argv)} ended (exit {rc}) before its first batch:\n{f.read()[-2000:]}")
-    mono, cpu = line
+    mono, cpu, child = line
     return {"launcher": launcher, "mode": mode, "seconds": round(mono - t0, 3), "cpu": round(cpu, 3),
+            "helper_cpu": round(child, 3),
             "load": load, "rc": rc}
 
 
 def _read_marker(path):
-    """(monotonic, process_time) from the marker file once a whole line is there, else None."""
+    """(monotonic, process_time, reaped children's CPU or 0) from the marker file once a whole line
+    is there, else None. The third field (ember after issue 13's prewarm helper) is the CPU time of
+    the helper process that compiled backward kernels meanwhile; older ember writes two fields."""
     try:
         with open(path) as f:
             text = f.read()
@@ -137,8 +144,8 @@ def _read_marker(path):
         return None
     if not text.endswith("\n"):
         return None
-    mono, cpu = text.split()[:2]
-    return float(mono), float(cpu)
+    fields = text.split()
+    return float(fields[0]), float(fields[1]), float(fields[2]) if len(fields) > 2 else 0.0
 
 
 # ------------------------------------------------------------------------------ the breakdown child
@@ -306,12 +313,14 @@ def _summary(runs, statistics):
             if not rs:
                 continue
             s, c = [r["seconds"] for r in rs], [r["cpu"] for r in rs]
+            h = [r.get("helper_cpu", 0.0) for r in rs]
             met = ""
             if mode in goal:
                 n = sum(x <= goal[mode] for x in s)
                 met = f"  goal ≤ {goal[mode]:g} s: {n}/{len(s)} runs within"
             lines.append(f"  {mode:9s} {launcher:6s} {statistics.median(s):6.2f} [{min(s):.2f} – {max(s):.2f}]"
-                         f"  CPU {statistics.median(c):5.2f} [{min(c):.2f} – {max(c):.2f}]  n={len(s)}{met}")
+                         f"  CPU {statistics.median(c):5.2f} [{min(c):.2f} – {max(c):.2f}]"
+                         f" + helper {statistics.median(h):4.2f}  n={len(s)}{met}")
     return lines
 
 
@@ -352,10 +361,12 @@ def main(argv=None):
                            env=_env("reference", os.path.join(work, "unused")), check=True)
         warm = os.path.join(work, "warm-cache")
         os.makedirs(warm)
-        print(f"{'#':>3} {'round':>5} {'mode':9s} {'launcher':8s} {'seconds':>8} {'CPU s':>7}  load (1, 5, 15 min)")
+        print(f"{'#':>3} {'round':>5} {'mode':9s} {'launcher':8s} {'seconds':>8} {'CPU s':>7} {'helper':>6}"
+              f"  load (1, 5, 15 min)")
 
         def show(i, rnd, r):
-            print(f"{i:3d} {rnd:>5} {r['mode']:9s} {r['launcher']:8s} {r['seconds']:8.2f} {r['cpu']:7.2f}  {r['load']}",
+            print(f"{i:3d} {rnd:>5} {r['mode']:9s} {r['launcher']:8s} {r['seconds']:8.2f} {r['cpu']:7.2f}"
+                  f" {r.get('helper_cpu', 0.0):6.2f}  {r['load']}",
                   flush=True)
         if "warm" in modes:   # the warm cache is filled by a cold run (listed, not summarised)
             r = launch(launchers[0], "cold", warm, work, args.full, extra)

@@ -66,8 +66,9 @@ def _train(tmp_path, env_extra, *flags):
 
 
 def test_first_batch_marker_is_written_once_with_a_system_wide_clock(tmp_path):
-    """EMBER_FIRST_BATCH_FILE gets one line "<monotonic> <process_time>" (the end of batch 1 of
-    the first epoch only), between the launch and the end of the run on the parent's clock."""
+    """EMBER_FIRST_BATCH_FILE gets one line "<monotonic> <process_time> <children's CPU>" (the end
+    of batch 1 of the first epoch only), between the launch and the end of the run on the parent's
+    clock; the third field is the CPU of reaped child processes (the prewarm helper), ≥ 0."""
     import time
     marker = tmp_path / "first"
     t0 = time.monotonic()
@@ -76,9 +77,9 @@ def test_first_batch_marker_is_written_once_with_a_system_wide_clock(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = marker.read_text().splitlines()
     assert len(lines) == 1                                      # 2 epochs x 4 batches: one line
-    mono, cpu = map(float, lines[0].split())
+    mono, cpu, children = map(float, lines[0].split())
     assert t0 < mono < t1
-    assert 0 < cpu < 600
+    assert 0 < cpu < 600 and 0 <= children < 600
     assert str(marker) not in out.stdout + out.stderr           # nothing about it in the output
 
 

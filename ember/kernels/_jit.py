@@ -9,6 +9,9 @@ writable (numba's default, ``__pycache__``), else in ``$XDG_CACHE_HOME/ember/num
 ``~/.cache/ember/numba``). When neither is writable the kernels are compiled in memory, quietly
 (numba would refuse ``cache=True`` at import: "no locator available"), so they still work; each
 process then pays the compile on its first call of each kernel.
+
+On a cold cache ``ember train`` has the backward kernels compiled by a helper process meanwhile
+(``ember.kernels.prewarm``; ``run`` calls its ``BEFORE_FIRST_CALL`` hook, which waits for them).
 """
 import os
 import threading
@@ -167,11 +170,20 @@ def num_threads():
 MIN_PARALLEL_WORK = 1 << 18
 
 
+# id(kernel pair) -> a function called (once) before that pair's next run: ember.kernels.prewarm
+# waits there for a helper process compiling the kernel into the disk cache. Empty: one check.
+BEFORE_FIRST_CALL = {}
+
+
 def run(pair, total, *args, work=None):
     """Run a kernel pair's body over items [0, total) with ``THREADING`` and ``num_threads()``.
 
     ``work`` (the call's multiply-adds or elements) below ``MIN_PARALLEL_WORK`` runs serially.
     """
+    if BEFORE_FIRST_CALL:
+        hook = BEFORE_FIRST_CALL.pop(id(pair), None)
+        if hook is not None:
+            hook()
     nt = num_threads()
     small = work is not None and work < MIN_PARALLEL_WORK
     mode = THREADING if nt > 1 and total > 1 and not small else "serial"

@@ -36,13 +36,15 @@ from .schedules import Schedule, build_optimizer, rehearse
 
 
 def _first_batch_done(path: str) -> None:
-    """Append "<time.monotonic()> <time.process_time()>" to ``path``: the end of the run's first batch.
+    """Append "<time.monotonic()> <time.process_time()> <children's CPU s>" to ``path``: the end of
+    the run's first batch (the third: CPU of reaped child processes, the prewarm helper's).
 
     Only when ``$EMBER_FIRST_BATCH_FILE`` names a file (benchmarks/startup.py times the start-up
     with it: the clock is system-wide, so the launcher compares it with its launch time).
     """
     with open(path, "a") as f:
-        f.write(f"{time.monotonic():.6f} {time.process_time():.6f}\n")
+        c = os.times()   # + the CPU of reaped child processes (the prewarm helper)
+        f.write(f"{time.monotonic():.6f} {time.process_time():.6f} {c.children_user + c.children_system:.3f}\n")
 
 
 class TrainingError(RuntimeError):
@@ -123,7 +125,22 @@ def _frozen_gc():
 
 
 def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
-    """The body of ``train`` on one rank of ``ranks`` (a validated config)."""
+    """The body of ``train`` on one rank of ``ranks`` (a validated config).
+
+    A cold kernel cache: ``ember.kernels.prewarm`` compiles the backward kernels in a helper
+    process while this one compiles the forward; it is ended after the first step, or here on
+    any exit (error, Ctrl-C, SIGTERM), so none is left behind.
+    """
+    helpers = []
+    try:
+        return _train_loop(cfg, log, ranks, helpers)
+    finally:
+        for h in helpers:
+            h.close()
+
+
+def _train_loop(cfg: TrainConfig, log, ranks: Ranks, helpers: list) -> dict:
+    """``_run``'s work; a prewarm helper it starts goes into ``helpers`` (closed by ``_run``)."""
     from tqdm import tqdm
     cfg = dataclasses.replace(cfg, out=choose_folder(cfg))  # a new folder per run unless --out/--resume
     if ranks.main:
@@ -137,6 +154,9 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
         from ..kernels.threads import set_num_threads
         set_num_threads(cfg.threads)
     model = build_model(cfg)   # imagefolder: the data's channels and classes
+    if ranks.world == 1:   # cold cache: backward kernels compiled meanwhile in a helper (issue 13)
+        from ..kernels import prewarm
+        helpers += [h for h in [prewarm.start(model)] if h is not None]
     net = ranks.wrap(model)   # DistributedDataParallel on several ranks: forward through it
     x_val = y_val = None
     if cfg.val_split > 0:  # a seeded hold-out carved from the training set (after the init draws)
@@ -186,6 +206,9 @@ def _run(cfg: TrainConfig, log, ranks: Ranks) -> dict:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            for h in helpers:   # every kernel of a step has run: a helper still busy is not needed
+                h.close()
+            helpers.clear()
             schedule.after_step()
             step += 1
             n = len(yb)
