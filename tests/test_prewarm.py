@@ -102,21 +102,43 @@ def test_no_helper_in_reference_mode_or_without_an_on_disk_cache(tmp_path):
 
 
 def test_no_helper_without_a_free_core(monkeypatch):
-    """Auto (EMBER_PREWARM unset): a helper only with 2+ usable cores and a load average below
-    their number minus one; EMBER_PREWARM=1 skips the check (start() would then launch: not
-    called here)."""
+    """Auto (EMBER_PREWARM unset): a helper only with 2+ usable cores and at most (cores - 2)
+    other tasks runnable now; without /proc, a load average below (cores - 1). EMBER_PREWARM=1
+    skips the check (start() would then launch: not called here)."""
     from ember.kernels import prewarm
     from ember.models.lenet import lenet5
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.6, 3.0, 3.0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 3.0, 3.0))   # a job that just ended
+    monkeypatch.setattr(prewarm, "runnable_others", lambda: 0)
     assert prewarm.free_core()
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 0.0, 0.0))   # the other core busy
+    monkeypatch.setattr(prewarm, "runnable_others", lambda: 1)       # the other core busy
     assert not prewarm.free_core()
     monkeypatch.delenv("EMBER_PREWARM", raising=False)
     assert prewarm.start(lenet5()) is None                          # busy: nothing launched
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(prewarm, "runnable_others", lambda: None)    # no /proc: the load average
+    assert not prewarm.free_core()
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.6, 3.0, 3.0))
+    assert prewarm.free_core()
+    monkeypatch.setattr(prewarm, "runnable_others", lambda: 0)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert not prewarm.free_core()                                  # one core: never
+
+
+def test_runnable_others_counts_a_busy_process():
+    """runnable_others sees a process that keeps a core busy (and never counts itself)."""
+    import subprocess
+    import sys
+    import time
+    from ember.kernels import prewarm
+    if not os.path.exists("/proc/loadavg"):
+        pytest.skip("no /proc/loadavg")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert prewarm.runnable_others(reads=5) >= 1
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def test_needed_kernels_follow_the_model():

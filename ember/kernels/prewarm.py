@@ -16,8 +16,8 @@ code is the same either way (same source, options and CPU): results are bit-iden
 
 Only when it can help, otherwise nothing is launched and everything is as before:
 - kernels on (not ``EMBER_KERNELS=reference``), numba importable, ``EMBER_PREWARM`` not "0";
-- a core likely free for it (``free_core``: 2 or more cores, load average below their number
-  minus one; ``EMBER_PREWARM=1`` skips this check);
+- a core likely free for it (``free_core``: 2 or more cores, and at most their number minus two
+  other tasks runnable now; ``EMBER_PREWARM=1`` skips this check);
 - the kernels cached on disk (not the in-memory fallback of ``_jit.njit`` when no cache folder
   is writable: the helper's work could not reach this process);
 - ``_jit.THREADING`` not "parallel" (the helper compiles the nogil variants that "pool" and
@@ -198,20 +198,38 @@ def _pair(name):
     return getattr(numba_conv, KERNELS[name])
 
 
+def runnable_others(reads: int = 3, pause: float = 0.002):
+    """Runnable tasks on the machine besides this process, now: the fewest of ``reads`` reads of
+    /proc/loadavg's fourth field ("running/total", running counting this process), ``pause`` s
+    apart (a task that runs for a moment is missed by one read; a busy one shows in every read).
+    None where there is no /proc/loadavg."""
+    counts = []
+    for i in range(reads):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < reads:
+            time.sleep(pause)
+    return max(0, min(counts))
+
+
 def free_core():
-    """Whether a core is likely free for the helper: at least 2 cores usable by this process and
-    a 1-minute load average below their number minus one (the training process takes one core;
-    os.getloadavg; unknown: assume so).
+    """Whether a core is likely free for the helper: at least 2 cores usable by this process and,
+    besides this process, at most (cores - 2) tasks runnable now (``runnable_others``); without
+    /proc, a 1-minute load average below (cores - 1) (``os.getloadavg``; unknown: assume so).
 
     With every core busy a helper gets no core of its own: Linux shares the CPU between sessions
     (autogroups, on by default), and the helper is in ``ember train``'s session, so it only adds
     its own start-up and numba set-up (~2 s of CPU at load 6–8) to the run's share. Measured on the
     shared 2-core machine at load 5.7–8.5 (benchmarks/RESULTS.md, two batches of alternating runs):
     cold start with the helper 33.9 and 35.0 s median (9 and 6 runs), without it 29.7 and 27.8 s
-    (main) and 28.9 s (EMBER_PREWARM=0); CPU 6.4 + 7.0–7.3 s (helper) against 11.3–12.6 s.
-    At load 3–5 (12:15–12:24 UTC) it did not help either (forced on: 17.0 s median against 12.9 s
-    for main, 8 runs each): with another session busy on one core, the run's session gets about one core, and
-    two processes in it split that core. EMBER_PREWARM=1 launches it whatever the load.
+    (main) and 28.9 s (EMBER_PREWARM=0); at load 3–5 forced on took 17.0 s median against 12.9 s.
+    With both cores free (eighth session) it took 8.3-8.6 s against 10.0-14.4 s without it. The
+    count of tasks runnable now, not the 1-minute load average (which still shows a job for a
+    minute after it ended, and a paused or finished one keeps the helper off needlessly).
+    EMBER_PREWARM=1 launches it whatever the load.
     """
     try:
         n = len(os.sched_getaffinity(0))
@@ -219,6 +237,9 @@ def free_core():
         n = os.cpu_count() or 1
     if n < 2:
         return False
+    others = runnable_others()
+    if others is not None:
+        return others <= n - 2
     try:
         return os.getloadavg()[0] < n - 1
     except (AttributeError, OSError):
