@@ -25,7 +25,7 @@ from ._api.functions import (abs, add, all, allclose, any, argmax, argmin, argso
                              unsqueeze, var, where, trace, diag, tril, triu, flip, tan, floor, ceil, sign, round,
                              lerp, roll, repeat_interleave, nonzero, unique, as_tensor, broadcast_tensors, meshgrid,
                              hstack, vstack, bincount, remainder, fmod, floor_divide, logical_and, logical_or,
-                             logical_xor, logical_not, amax, amin)
+                             logical_xor, logical_not, amax, amin, unbind)
 from .serialization import load, save  # noqa: E402
 from . import utils  # noqa: E402  (torch.utils.data.DataLoader works after "import torch" alone, as in torch)
 from . import amp, backends  # noqa: E402  (torch.amp, torch.backends.cudnn.benchmark = True, ...)

@@ -130,6 +130,10 @@ DIFFERENCES = [
     "`autocast` runs every op in its tensors' own dtype (no mixed precision; it warns once when enabled), "
     "while `amp.GradScaler` is torch's loss scaling exactly; `backends.cudnn`'s flags are accepted and change "
     "nothing. Shapes are plain tuples (equal to `ember.Size`, but `isinstance(x.shape, ember.Size)` is False).",
+    "**`RNN`, `LSTM`, `GRU` and their cells.** PyTorch's parameters, names, gate order, shapes, errors and "
+    "results (float64 to 1e-10 in `tests/test_rnn.py`), unrolled over the time steps with ember's ops, so "
+    "backpropagation through time is the engine's walk (slower than cuDNN's fused kernels on long sequences). "
+    "`PackedSequence` inputs are refused with a clear error; `flatten_parameters()` is a no-op.",
     "**`empty`, `empty_like`.** Filled with zeros (PyTorch leaves the memory uninitialised).",
     "**`div(..., rounding_mode=)`.** The rounded quotient is outside the graph (PyTorch's gradient "
     "there is zero everywhere).",

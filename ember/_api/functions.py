@@ -68,6 +68,7 @@ _UNARY = {
     "all": "all(input, dim=None, keepdim=False) -> bool tensor.",
     "split": "split(tensor, split_size_or_sections, dim=0) -> tuple of tensors; differentiable.",
     "chunk": "chunk(input, chunks, dim=0) -> tuple of tensors; differentiable.",
+    "unbind": "unbind(input, dim=0) -> tuple of the slices along dim (that dim removed); differentiable.",
     "gather": "gather(input, dim, index): values at index along dim; differentiable in input.",
     "index_select": "index_select(input, dim, index): entries at the 1-D index along dim; differentiable.",
     "softmax": "softmax(input, dim): exp(x) / Σ_dim exp(x); differentiable.",

@@ -258,6 +258,13 @@ def split(self, split_size_or_sections, dim=0):
     return tuple(self[(slice(None),) * d + (slice(int(a), int(a) + s),)] for a, s in zip(starts, sizes))
 
 
+def unbind(self, dim=0):
+    """The slices along ``dim``, that dim removed: a tuple of size(dim) tensors (torch.Tensor.unbind);
+    views through GetItem, so differentiable."""
+    d = _dim(self, dim)
+    return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
+
+
 # ---- reductions ----------------------------------------------------------------------------------
 def _float_only(self, name):
     if self.dtype.kind != "f":
@@ -674,7 +681,7 @@ amin.__doc__ = "torch.amin: as amax, the minimum."
 
 METHODS = ["pow", "add", "sub", "mul", "div", "neg", "square", "sin", "cos", "rsqrt", "mm", "bmm", "eq", "ne",
            "gt", "lt", "ge", "le", "any", "all", "view_as", "reshape_as", "contiguous", "expand", "expand_as",
-           "repeat", "chunk", "split", "var", "std", "norm", "prod", "cumsum", "argmin", "sort",
+           "repeat", "chunk", "split", "unbind", "var", "std", "norm", "prod", "cumsum", "argmin", "sort",
            "argsort", "topk", "gather", "index_select", "masked_fill", "clip", "new_zeros", "new_ones", "new_full",
            "new_tensor", "__abs__", "trace", "diag", "tril", "triu", "flip",
            "tan", "floor", "ceil", "sign", "round", "lerp", "roll", "repeat_interleave", "nonzero", "unique",

@@ -37,6 +37,7 @@ PROGRAMS = {
     "finetune_checkpoint.py": None,
     "mnist_example_idioms.py": None,
     "regression_adamw_warmup.py": None,
+    "sequence_models.py": None,
 }
 
 
