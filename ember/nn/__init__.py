@@ -9,7 +9,8 @@ from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, Hu
 from . import utils
 from .module import Module, ModuleError, Parameter, Sequential
 from .container import Identity, ModuleDict, ModuleList, ParameterDict, ParameterList
-from .conv import AdaptiveAvgPool2d, AdaptiveMaxPool2d, Conv1d, Conv2d, LocallyConnected2d
+from .conv import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d,
+                   LocallyConnected2d)
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .norm import BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d, GroupNorm, LayerNorm
 from . import parallel  # noqa: E402  (DistributedDataParallel; imports the layers above)

@@ -54,9 +54,13 @@ class _ConvNd(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride, self.padding, self.dilation = ks, st, pd, dl
         dt = np.dtype(dtype or np.float32)
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *ks), dt))
+        self.weight = Parameter(np.empty(self._weight_shape(in_channels, out_channels, groups, ks), dt))
         self.bias = Parameter(np.empty(out_channels, dt)) if bias else None
         init.default_layer_init_(self.weight, self.bias)
+
+    @staticmethod
+    def _weight_shape(in_channels, out_channels, groups, kernel_size):
+        return (out_channels, in_channels // groups, *kernel_size)
 
     def forward(self, x):
         conv = F.conv2d if self._ndim == 2 else F.conv1d
@@ -112,6 +116,85 @@ class Conv2d(_ConvNd):
     Example: Conv2d(1, 6, 5, padding=2)(x) with x (8, 1, 28, 28) -> (8, 6, 28, 28).
     """
     _ndim = 2
+
+
+class _ConvTransposeNd(_ConvNd):
+    """Shared constructor of ``ConvTranspose1d``/``ConvTranspose2d`` (torch's ``_ConvTransposeNd``):
+    ``_ConvNd``'s checks, weight (C_in, C_out/groups, *K) (PyTorch's layout for the transposed
+    conv), bias (C_out,), both ~ U(−1/sqrt(k), 1/sqrt(k)) with k = C_out/groups·ΠK (PyTorch's
+    fan-in of that weight), and ``output_padding``.
+
+    forward(input, output_size=None): ``output_size`` (the spatial size, optionally with N and C
+    in front) picks the output_padding that gives it, as PyTorch's.
+    Raises: ValueError for a padding_mode other than 'zeros' or a string padding (PyTorch's
+        transposed convs pad with zeros only), for an output_size outside the sizes the stride
+        allows (PyTorch's message), and as ``_ConvNd``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", dtype=None):
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
+        if isinstance(padding, str):
+            raise ValueError(f"{type(self).__name__}: padding={padding!r} is not supported (give the padding "
+                             f"as an int or a tuple)")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, dtype)
+        tup = _pair if self._ndim == 2 else (lambda v, name: (_single(v, name),))
+        self.output_padding = tup(output_padding, "output_padding")
+
+    @staticmethod
+    def _weight_shape(in_channels, out_channels, groups, kernel_size):
+        return (in_channels, out_channels // groups, *kernel_size)   # PyTorch's layout when transposed
+
+    def _output_padding(self, x, output_size):
+        if output_size is None:
+            return self.output_padding
+        size = list(output_size)[-self._ndim:]
+        spatial = x.shape[-self._ndim:]
+        lo = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in
+              zip(spatial, self.stride, self.padding, self.dilation, self.kernel_size)]
+        hi = [m + s - 1 for m, s in zip(lo, self.stride)]
+        if any(not a <= v <= b for v, a, b in zip(size, lo, hi)):
+            raise ValueError(f"requested an output size of {tuple(size)}, but valid sizes range from {lo} to {hi} "
+                             f"(for an input of {tuple(spatial)})")
+        return tuple(v - a for v, a in zip(size, lo))
+
+    def forward(self, x, output_size=None):
+        conv = F.conv_transpose2d if self._ndim == 2 else F.conv_transpose1d
+        return conv(x, self.weight, self.bias, self.stride, self.padding, self._output_padding(x, output_size),
+                    self.groups, self.dilation)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        for name, default in (("padding", (0,) * self._ndim), ("dilation", (1,) * self._ndim),
+                              ("output_padding", (0,) * self._ndim)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """2-D transposed convolution ("deconvolution", the upsampling layer of DCGAN's generator and of
+    decoders; torch.nn.ConvTranspose2d): the adjoint of Conv2d with the same arguments.
+
+    Args: in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+        bias=True, dilation=1 (PyTorch's order).
+    Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out),
+        H_out = (H − 1)·SH − 2·PH + DH·(KH − 1) + output_padding + 1.
+    Parameters: weight (C_in, C_out/groups, KH, KW), bias (C_out,).
+    Example: ConvTranspose2d(16, 8, 4, stride=2, padding=1) doubles the size: (N, 16, 7, 7) -> (N, 8, 14, 14).
+    """
+    _ndim = 2
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """1-D transposed convolution (torch.nn.ConvTranspose1d): (N, C_in, L) -> (N, C_out, L_out),
+    L_out = (L − 1)·S − 2P + D·(K − 1) + output_padding + 1; weight (C_in, C_out/groups, K).
+    See ``ConvTranspose2d``."""
+    _ndim = 1
 
 
 class LocallyConnected2d(Module):

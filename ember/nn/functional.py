@@ -475,6 +475,57 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     return y.squeeze(2)
 
 
+def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 2-D convolution, the adjoint of conv2d (torch.nn.functional.conv_transpose2d;
+    the math in ``ember/_api/conv_transpose.py``). Note PyTorch's argument order: groups before
+    dilation.
+
+    Shape: x (N, C_in, H, W) or unbatched (C_in, H, W), weight (C_in, C_out/groups, KH, KW),
+        bias (C_out,) -> (N, C_out, H_out, W_out), H_out = (H − 1)·SH − 2·PH + DH·(KH − 1) + OPH + 1.
+    Raises: RuntimeError with PyTorch's messages for an input whose channels are not weight's
+        first dim, or an output_padding not smaller than the stride or the dilation; ValueError
+        for a stride/dilation/groups < 1 or a negative padding; TypeError for a dtype mismatch.
+    """
+    from .._api.conv_transpose import ConvTranspose2d
+    unbatched = isinstance(x, Tensor) and x.ndim == 3
+    if unbatched:
+        x = x.unsqueeze(0)
+    _check_params(x, weight, None, 4, "conv_transpose2d")
+    if bias is not None and tuple(bias.shape) != (weight.shape[1] * groups,):
+        raise ShapeError(f"conv_transpose2d: expected a bias of shape ({weight.shape[1] * groups},), got "
+                         f"{tuple(bias.shape)}")
+    st, pd, op, dl = (_pair(v, n) for v, n in ((stride, "stride"), (padding, "padding"),
+                                                (output_padding, "output_padding"), (dilation, "dilation")))
+    _check_range(st, "stride", 1, "conv_transpose2d")
+    _check_range(pd + op, "padding", 0, "conv_transpose2d")
+    _check_range(dl, "dilation", 1, "conv_transpose2d")
+    _check_range((groups,), "groups", 1, "conv_transpose2d")
+    if x.ndim != 4 or x.shape[1] != weight.shape[0]:
+        shown = list(x.shape[1:]) if unbatched else list(x.shape)
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected input"
+                           f"{[1] + shown if unbatched else shown} to have {weight.shape[0]} channels, but got "
+                           f"{x.shape[1] if x.ndim > 1 else 0} channels instead")
+    if any(o >= max(s, d) for o, s, d in zip(op, st, dl)):
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got "
+                           f"output_padding_height: {op[0]} output_padding_width: {op[1]} stride_height: {st[0]} "
+                           f"stride_width: {st[1]} dilation_height: {dl[0]} dilation_width: {dl[1]}")
+    y = ConvTranspose2d.apply(x, weight, bias, stride=st, padding=pd, output_padding=op, groups=groups, dilation=dl)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 1-D convolution (torch.nn.functional.conv_transpose1d), as conv_transpose2d with
+    H = 1: x (N, C_in, L) or (C_in, L), weight (C_in, C_out/groups, K) -> (N, C_out, L_out),
+    L_out = (L − 1)·S − 2P + D·(K − 1) + output_padding + 1. Raises as conv_transpose2d."""
+    one = lambda v, name: int(v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else _pair(v, name)[0])  # noqa: E731
+    s, p, o, d = (one(v, n) for v, n in ((stride, "stride"), (padding, "padding"),
+                                          (output_padding, "output_padding"), (dilation, "dilation")))
+    y = conv_transpose2d(x.unsqueeze(-2), weight.unsqueeze(2), bias, (1, s), (0, p), (0, o), groups, (1, d))
+    return y.squeeze(-2)
+
+
 def locally_connected2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
     """Locally connected layer: a convolution whose filters differ at every output position.
 

@@ -38,6 +38,7 @@ PROGRAMS = {
     "mnist_example_idioms.py": None,
     "regression_adamw_warmup.py": None,
     "sequence_models.py": None,
+    "dcgan_tutorial.py": None,
 }
 
 
