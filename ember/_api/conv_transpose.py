@@ -49,16 +49,16 @@ class ConvTranspose2d(Function):
         if b is not None:
             z = z + b[:, None, None]
         ctx.save_for_backward(u, w)
-        ctx.args, ctx.has_bias = (stride, padding, dilation, groups), b is not None
+        ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
+        ctx.has_bias = b is not None
         return np.ascontiguousarray(z)
 
     @staticmethod
     def backward(ctx, grad_z):
         u, w = ctx.saved_tensors
-        stride, padding, dilation, groups = ctx.args
         need = ctx.needs_input_grad
         conv = Context(_conv.Conv2d, None, (need[0], need[1], False))
-        gu = _conv.Conv2d.forward(conv, grad_z, w, None, stride, padding, dilation, groups)   # (N, C_in, ≥H, ≥W)
+        gu = _conv.Conv2d.forward(conv, grad_z, w, None, ctx.stride, ctx.padding, ctx.dilation, ctx.groups)   # (N, C_in, ≥H, ≥W)
         H, W = u.shape[2:]
         grad_w = None
         if need[1]:   # the conv's weight gradient, u as its output gradient (zero where gu is larger)
