@@ -134,6 +134,10 @@ DIFFERENCES = [
     "results (float64 to 1e-10 in `tests/test_rnn.py`), unrolled over the time steps with ember's ops, so "
     "backpropagation through time is the engine's walk (slower than cuDNN's fused kernels on long sequences). "
     "`PackedSequence` inputs are refused with a clear error; `flatten_parameters()` is a no-op.",
+    "**`MultiheadAttention`, `Transformer*`.** PyTorch's parameters, masks (a bool mask of the module is True "
+    "where attention is not allowed; of `scaled_dot_product_attention`, where it is), results and repr (float64 "
+    "to 1e-10 in `tests/test_transformer.py`), composed of ember's ops. No fused fast path and no nested tensors: "
+    "`enable_nested_tensor` is accepted and changes nothing, and no warning about it is printed.",
     "**`empty`, `empty_like`.** Filled with zeros (PyTorch leaves the memory uninitialised).",
     "**`div(..., rounding_mode=)`.** The rounded quotient is outside the graph (PyTorch's gradient "
     "there is zero everywhere).",

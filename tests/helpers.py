@@ -242,3 +242,14 @@ def write_zip(path: Path, files: dict, prefix: str = "") -> Path:
         for rel, data in files.items():
             z.writestr(prefix + rel, data)
     return path
+
+
+def assert_same_error(call, theirs, ours):
+    """``call(*theirs)`` (PyTorch's modules) must raise; ``call(*ours)`` (ember's) must raise the
+    same exception type with the same message."""
+    import pytest
+    with pytest.raises(Exception) as expected:
+        call(*theirs)
+    with pytest.raises(type(expected.value)) as got:
+        call(*ours)
+    assert str(got.value) == str(expected.value)

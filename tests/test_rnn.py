@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import ember
+from helpers import assert_same_error
 
 torch = pytest.importorskip("torch")
 
@@ -147,11 +148,7 @@ def test_repr_defaults_and_script_api_are_torch_s():
     lambda nn, T: nn.LSTM(3, 5, dropout=1.5),
 ])
 def test_errors_are_torch_s(call):
-    with pytest.raises(Exception) as theirs:
-        call(torch.nn, torch)
-    with pytest.raises(type(theirs.value)) as ours:
-        call(ember.nn, ember)
-    assert str(ours.value) == str(theirs.value)
+    assert_same_error(call, (torch.nn, torch), (ember.nn, ember))
 
 
 def test_packed_sequence_is_refused_clearly():

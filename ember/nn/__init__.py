@@ -12,6 +12,8 @@ from .container import Identity, ModuleDict, ModuleList, ParameterDict, Paramete
 from .conv import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d,
                    LocallyConnected2d)
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .transformer import (MultiheadAttention, Transformer, TransformerDecoder, TransformerDecoderLayer,
+                          TransformerEncoder, TransformerEncoderLayer)
 from .norm import BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d, GroupNorm, LayerNorm
 from . import parallel  # noqa: E402  (DistributedDataParallel; imports the layers above)
 from ..kernels import fusion as _fusion  # noqa: E402

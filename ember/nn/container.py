@@ -57,6 +57,21 @@ class ModuleList(Module):
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward(); iterate over it in your own forward()")
 
+    def __repr__(self):
+        """As PyTorch's: a run of neighbours with the same repr is one entry, "(0-5): 6 x Layer(...)"."""
+        runs = []                                              # [first index, last index, repr]
+        for i, m in enumerate(self):
+            r = repr(m)
+            if runs and runs[-1][2] == r:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, r])
+        if not runs:
+            return f"{type(self).__name__}()"
+        lines = [(f"({a}): " if a == b else f"({a}-{b}): {b - a + 1} x ") + r.replace("\n", "\n  ")
+                 for a, b, r in runs]
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
 
 class _DictOf(Module):
     """The dict protocol of ModuleDict and ParameterDict over one of Module's stores (``_store``):

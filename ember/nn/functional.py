@@ -849,6 +849,40 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     return out
 
 
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """softmax(Q Kᵀ · scale + bias) V (Vaswani et al. 2017, eq. 1; torch.nn.functional.scaled_dot_product_attention).
+
+    Shapes: query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); the leading
+    dims broadcast. scale defaults to 1/√E. bias: 0, plus −inf above the diagonal if is_causal
+    (query i sees keys 0..i), plus attn_mask: a bool mask keeps the pairs that are True (the
+    others get −inf; note nn.MultiheadAttention's bool masks mean the opposite), a float mask is
+    added. Dropout with probability dropout_p on the attention weights (always when dropout_p >
+    0, as PyTorch's function: pass 0.0 in evaluation). A row whose keys are all masked gives NaN,
+    as PyTorch's reference. Differentiable in query, key, value and a float mask.
+    Raises: RuntimeError for is_causal together with attn_mask; NotImplementedError for enable_gqa.
+    """
+    if enable_gqa:
+        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported by ember")
+    L, S = query.shape[-2], key.shape[-2]
+    scale = 1 / np.sqrt(query.shape[-1]) if scale is None else scale
+    scores = query.matmul(key.transpose(-2, -1)) * scale
+    if is_causal:
+        if attn_mask is not None:
+            raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
+        attn_mask = Tensor(np.tril(np.ones((L, S), bool)))
+    if attn_mask is not None:
+        if attn_mask._data.dtype == np.bool_:
+            scores = scores + Tensor(np.where(attn_mask._data, 0.0, -np.inf).astype(scores._data.dtype))
+        else:
+            scores = scores + attn_mask
+    weights = softmax(scores, -1)
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p, True)
+    return weights.matmul(value)
+
+
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Layer normalisation (Ba et al. 2016) over the trailing ``normalized_shape`` dims of each sample.

@@ -25,6 +25,13 @@ class Parameter(Tensor):
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
 
+    def __deepcopy__(self, memo):
+        """A Parameter with a copy of the values and the same requires_grad, and no .grad: as
+        PyTorch's (copy.deepcopy(model) gives layers without the original's gradients)."""
+        if id(self) not in memo:
+            memo[id(self)] = type(self)(self._data.copy(), self.requires_grad)
+        return memo[id(self)]
+
 
 class ModuleError(ShapeError):
     """A bad input caught inside a module; the message is prefixed with the module's path,

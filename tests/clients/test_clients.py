@@ -39,6 +39,7 @@ PROGRAMS = {
     "regression_adamw_warmup.py": None,
     "sequence_models.py": None,
     "dcgan_tutorial.py": None,
+    "transformer_tutorial.py": None,
 }
 
 
