@@ -23,18 +23,20 @@ class Adadelta(Optimizer):
     Args:
         params: iterable of Parameters or of param-group dicts.
         lr: ≥ 0, default 1.0.  rho: ρ in [0, 1], default 0.9.  eps: ≥ 0, default 1e-6.
-        weight_decay: λ ≥ 0, default 0.  maximize: ascend instead of descend (keyword only).
+        weight_decay: λ ≥ 0, default 0.  maximize: ascend instead of descend (keyword only); foreach, capturable, differentiable:
+        PyTorch's implementation switches (``Optimizer._switches``).
     State per parameter: ``step`` (int), ``square_avg``, ``acc_delta`` (parameter's shape and dtype).
     Raises: ValueError naming the invalid argument (torch's messages).
     """
 
     def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, foreach=None, *, capturable: bool = False, maximize: bool = False,
+                 differentiable: bool = False):
         self._check_args(lr=lr, eps=eps, weight_decay=weight_decay)
         if not 0.0 <= rho <= 1.0:
             raise ValueError(f"Invalid rho value: {rho}")
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                      **self._switches(differentiable, foreach=foreach, capturable=capturable)))
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""

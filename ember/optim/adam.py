@@ -32,12 +32,15 @@ class Adam(Optimizer):
         weight_decay: λ (≥ 0), default 0 (L2 penalty added to the gradient).
         amsgrad: use the running maximum of v (default False).
         decoupled_weight_decay: AdamW's decay θ ← θ(1 − lr·λ) instead of the L2 gradient term.
+        maximize: g ← −g first (ascent); foreach, capturable, differentiable, fused: PyTorch's
+        implementation switches (``Optimizer._switches``); all keyword only.
     State per parameter: ``step`` (int), ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
     Raises: ValueError naming the invalid argument (torch's messages).
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 weight_decay: float = 0.0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False, fused=None,
                  decoupled_weight_decay: bool = False):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
@@ -50,7 +53,9 @@ class Adam(Optimizer):
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, decoupled_weight_decay=decoupled_weight_decay))
+                                      amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay,
+                                      **self._switches(differentiable, foreach=foreach, capturable=capturable,
+                                                       fused=fused)))
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""
@@ -95,6 +100,8 @@ class AdamW(Adam):
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, decoupled_weight_decay=True)
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False, foreach=None,
+                 capturable: bool = False, differentiable: bool = False, fused=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable,
+                         fused=fused, decoupled_weight_decay=True)

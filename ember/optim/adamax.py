@@ -23,16 +23,19 @@ class Adamax(Optimizer):
         params: iterable of Parameters or of param-group dicts.
         lr: ≥ 0, default 2e-3.  betas: (β1, β2) each in [0, 1), default (0.9, 0.999).
         eps: ≥ 0, default 1e-8.  weight_decay: λ ≥ 0, default 0.
-        maximize: ascend instead of descend (keyword only).
+        maximize: ascend instead of descend (keyword only); foreach, capturable, differentiable:
+        PyTorch's implementation switches (``Optimizer._switches``).
     State per parameter: ``step`` (int), ``exp_avg``, ``exp_inf``.
     Raises: ValueError naming the invalid argument (torch's messages).
     """
 
     def __init__(self, params, lr: float = 2e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, foreach=None, *, maximize: bool = False, differentiable: bool = False,
+                 capturable: bool = False):
         self._check_args(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize,
+                                      **self._switches(differentiable, foreach=foreach, capturable=capturable)))
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""

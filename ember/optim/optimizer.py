@@ -62,14 +62,28 @@ class Optimizer:
         raise NotImplementedError
 
     def _params_with_grad(self):
-        """Yield (group, parameter, gradient ndarray, state dict) for each parameter with a grad;
+        """Yield (group, parameter, gradient ndarray, state dict) for each parameter with a grad (the
+        gradient negated, a new array, when ``group["maximize"]``: ascent, as PyTorch's maximize);
         once the caller has updated it, bump the parameter's version (PyTorch's in-place rule: a
         pending graph that saved the old weights refuses to backward through them)."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    yield group, p, p.grad._data, self.state.setdefault(p, {})
+                    g = p.grad._data
+                    yield group, p, (-g if group.get("maximize") else g), self.state.setdefault(p, {})
                     p._vc[0] += 1
+
+    @staticmethod
+    def _switches(differentiable=False, **switches) -> dict:
+        """PyTorch's implementation switches (foreach, fused, capturable, differentiable), kept in
+        the param groups under its names so that scripts passing them run and state_dicts carry
+        them. foreach/fused/capturable choose how PyTorch runs the same rule (per tensor, batched,
+        CUDA graphs): ember has one implementation, so they change nothing.
+        Raises: NotImplementedError for differentiable=True (autograd through the step itself)."""
+        if differentiable:
+            raise NotImplementedError("differentiable=True (autograd through the optimizer step) is not supported "
+                                      "by ember")
+        return dict(switches, differentiable=False)
 
     @staticmethod
     def _check_args(lr=0.0, eps=0.0, betas=(0.0, 0.0), weight_decay=0.0, **others) -> None:
@@ -109,12 +123,10 @@ class Optimizer:
 
     @staticmethod
     def _decayed_grad(group: dict, p, g: np.ndarray) -> np.ndarray:
-        """The gradient a step uses, as torch's single-tensor optimizers prepare it: negated if
-        ``group["maximize"]``; then, if weight_decay λ ≠ 0, either θ ← θ(1 − lr·λ) in place
+        """The gradient a step uses, as torch's single-tensor optimizers prepare it (already negated
+        by ``_params_with_grad`` if ``group["maximize"]``): if weight_decay λ ≠ 0, either θ ← θ(1 − lr·λ) in place
         (``group.get("decoupled_weight_decay")``, AdamW's rule) or g ← g + λθ (L2). Never
         writes into ``g`` (it is the parameter's .grad)."""
-        if group.get("maximize"):
-            g = -g
         wd = group["weight_decay"]
         if wd != 0:
             if group.get("decoupled_weight_decay"):

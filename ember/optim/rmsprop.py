@@ -26,12 +26,15 @@ class RMSprop(Optimizer):
         lr: learning rate (≥ 0), default 1e-2.  alpha: smoothing constant (≥ 0), default 0.99.
         eps: ≥ 0, default 1e-8.  weight_decay: ≥ 0, default 0.  momentum: ≥ 0, default 0.
         centered: normalise by the estimated variance instead of the raw second moment.
+        maximize: g ← −g first (ascent); capturable, foreach, differentiable: PyTorch's
+        implementation switches (``Optimizer._switches``).
     State per parameter: ``step``, ``square_avg``, ``momentum_buffer`` (μ > 0), ``grad_avg`` (centered).
     Raises: ValueError naming the invalid argument (torch's messages).
     """
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, capturable: bool = False,
+                 foreach=None, maximize: bool = False, differentiable: bool = False):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -42,8 +45,9 @@ class RMSprop(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if not 0.0 <= alpha:
             raise ValueError(f"Invalid alpha value: {alpha}")
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered))
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=maximize,
+                                      **self._switches(differentiable, capturable=capturable, foreach=foreach)))
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""

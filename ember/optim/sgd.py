@@ -8,20 +8,24 @@ class SGD(Optimizer):
     """SGD, exactly as ``torch.optim.SGD``.
 
     Algorithm (per parameter θ with gradient g, at step t):
+        g ← −g if maximize
         g ← g + λθ                              (weight_decay λ: the L2 term of deck 000's D)
         if μ ≠ 0:  b ← g at t = 1, else b ← μb + (1 − τ)g      (momentum μ, dampening τ)
                    g ← g + μb if nesterov else b
         θ ← θ − lr·g
 
     Paper: Sutskever et al. 2013, "On the importance of initialization and momentum".
-    Args: params, lr (required, ≥ 0), momentum=0, dampening=0, weight_decay=0, nesterov=False.
+    Args: params, lr (required, ≥ 0), momentum=0, dampening=0, weight_decay=0, nesterov=False;
+        keyword only: maximize=False (g ← −g first: ascent), foreach, fused, differentiable
+        (PyTorch's implementation switches: ``Optimizer._switches``).
     Note: as torch (and unlike Sutskever), lr multiplies the whole buffer at each step, and the
         buffer starts as g itself (not (1 − τ)g). Deck 002 covers momentum and Nesterov.
     Raises: ValueError for a negative lr/momentum/weight_decay or nesterov without momentum.
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False, foreach=None,
+                 differentiable: bool = False, fused=None):
         if lr < 0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0:
@@ -30,8 +34,9 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize,
+                                      **self._switches(differentiable, foreach=foreach, fused=fused)))
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given."""
@@ -42,7 +47,7 @@ class SGD(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad._data
+                g = -p.grad._data if group.get("maximize") else p.grad._data
                 if wd != 0:
                     g = g + wd * p._data
                 if mu != 0:
