@@ -51,6 +51,15 @@ CASES = [
      [(2, 2, 11)], {"Conv", "Reshape"}),
     ("conv2d_functional", lambda: Fn(lambda m, x: F.conv2d(x, m.c.weight, None, 2, (0, 1), 1, 1),
                                      c=nn.Conv2d(3, 2, 3)), [(1, 3, 8, 7)], {"Conv"}),
+    ("convtranspose2d_s21_p10_op10_d12", lambda: nn.ConvTranspose2d(3, 5, (3, 2), stride=(2, 1), padding=(1, 0),
+                                                                    output_padding=(1, 0), dilation=(1, 2)),
+     [(2, 3, 5, 4)], {"ConvTranspose"}),
+    ("convtranspose2d_groups2_nobias_output_size", lambda: Fn(lambda m, x: m.c(x, output_size=(12, 10)),
+                                                              c=nn.ConvTranspose2d(4, 6, 3, 2, 1, groups=2, bias=False)),
+     [(1, 4, 6, 5)], {"ConvTranspose"}),
+    ("convtranspose1d_s2", lambda: nn.ConvTranspose1d(3, 2, 4, stride=2, padding=1), [(2, 3, 7)], {"ConvTranspose"}),
+    ("conv_transpose2d_functional", lambda: Fn(lambda m, x: F.conv_transpose2d(x, m.c.weight, m.c.bias, 2, 1, 1),
+                                               c=nn.ConvTranspose2d(3, 2, 3)), [(1, 3, 4, 5)], {"ConvTranspose"}),
     ("maxpool_k3_s2_p1", lambda: nn.MaxPool2d(3, stride=2, padding=1), [(2, 3, 9, 10)], {"MaxPool"}),
     ("maxpool_k23_s12", lambda: Fn(lambda m, x: F.max_pool2d(x, (2, 3), (1, 2))), [(1, 2, 5, 8)], {"MaxPool"}),
     ("avgpool_k3_s2_p1", lambda: nn.AvgPool2d(3, stride=2, padding=1), [(2, 3, 9, 10)], {"AveragePool"}),
@@ -122,6 +131,11 @@ def assert_close(got, want, what, rtol=1e-5, atol=1e-6):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=what)
 
 
+# cases onnx.reference cannot run (its bug, not the graph's: ONNX Runtime runs them)
+# onnx 1.x's op_conv_transpose.py raises "cannot reshape array" on ConvTranspose with group > 1
+REFERENCE_CANNOT = {"convtranspose2d_groups2_nobias_output_size"}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_op_agrees_with_reference_runtime_and_reload(case):
     name, build, shapes, ops = case
@@ -136,7 +150,8 @@ def test_op_agrees_with_reference_runtime_and_reload(case):
     model.eval()
     want = model(*xs).numpy()
     feeds = {f"x{i}": x.numpy() for i, x in enumerate(xs)}
-    assert_close(ReferenceEvaluator(proto).run(None, feeds)[0], want, f"{name}: ReferenceEvaluator")
+    if name not in REFERENCE_CANNOT:
+        assert_close(ReferenceEvaluator(proto).run(None, feeds)[0], want, f"{name}: ReferenceEvaluator")
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     assert_close(sess.run(None, feeds)[0], want, f"{name}: onnxruntime")
     loaded = load_model(data).eval()

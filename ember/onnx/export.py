@@ -31,6 +31,8 @@ MIN_OPSET = 17
 # against this dict by tests/test_onnx_docs.py.
 EXPORTED_OPS = {
     "Conv": "nn.Conv1d, nn.Conv2d, F.conv1d, F.conv2d (stride, padding, dilation, groups)",
+    "ConvTranspose": "nn.ConvTranspose1d, nn.ConvTranspose2d, F.conv_transpose2d (stride, padding, output_padding, "
+                     "dilation, groups; output_size=)",
     "MaxPool": "nn.MaxPool2d, F.max_pool2d (dilation; ceil_mode where it adds no window; not return_indices)",
     "AveragePool": "nn.AvgPool2d, F.avg_pool2d (count_include_pad; ceil_mode where it adds no window; not "
                    "divisor_override); nn.AdaptiveAvgPool2d when the sizes divide",
@@ -142,6 +144,13 @@ class _Tracer:
         ins = [x, self.value(w)] + ([self.value(b)] if b is not None else [])
         return self.node("Conv", ins, out, kernel_shape=list(w.shape[2:]), strides=_pairs(stride, k),
                          pads=_pairs(padding, k) * 2, dilations=_pairs(dilation, k), group=int(groups))
+
+    def conv_transpose(self, x, w, b, stride, padding, output_padding, dilation, groups, out):
+        k = w.ndim - 2
+        ins = [x, self.value(w)] + ([self.value(b)] if b is not None else [])
+        return self.node("ConvTranspose", ins, out, kernel_shape=list(w.shape[2:]), strides=_pairs(stride, k),
+                         pads=_pairs(padding, k) * 2, output_padding=_pairs(output_padding, k),
+                         dilations=_pairs(dilation, k), group=int(groups))
 
     def pool(self, op, x, kernel_size, stride, padding, out, xt=None, dilation=1, ceil_mode=False,
              count_include_pad=True, divisor_override=None, return_indices=False):
@@ -322,8 +331,19 @@ def _conv_layer(tr, m, x, xt, out):
     tr.conv(x, m.weight, m.bias, m.stride, tuple(p for p, _ in pairs), m.dilation, m.groups, out)
 
 
+def _conv_transpose_layer(tr, m, x, xt, out):
+    """The layer's output_padding, or the one its forward's output_size chose, read off the output."""
+    k = len(m.kernel_size)
+    smallest = [(n - 1) * s - 2 * p + d * (kk - 1) + 1 for n, s, p, d, kk in
+                zip(xt.shape[-k:], m.stride, m.padding, m.dilation, m.kernel_size)]
+    output_padding = [o - n for o, n in zip(out.shape[-k:], smallest)]
+    tr.conv_transpose(x, m.weight, m.bias, m.stride, m.padding, output_padding, m.dilation, m.groups, out)
+
+
 _LAYERS = {
     "Conv2d": _conv_layer,
+    "ConvTranspose2d": _conv_transpose_layer,
+    "ConvTranspose1d": _conv_transpose_layer,
     "Conv1d": _conv_layer,
     "Linear": lambda tr, m, x, xt, out: tr.linear(x, xt, m.weight, m.bias, out),
     "MaxPool2d": lambda tr, m, x, xt, out: tr.pool("MaxPool", x, m.kernel_size, m.stride, m.padding, out, xt,
@@ -367,6 +387,9 @@ _OPS = {
     "Linear": lambda tr, n, a, kw, out: tr.linear(n[0], a[0], a[1], a[2] if len(a) > 2 else kw.get("bias"), out),
     "Conv2d": lambda tr, n, a, kw, out: tr.conv(n[0], a[1], a[2] if len(a) > 2 else kw.get("b"), kw.get("stride", 1),
                                                 kw.get("padding", 0), kw.get("dilation", 1), kw.get("groups", 1), out),
+    "ConvTranspose2d": lambda tr, n, a, kw, out: tr.conv_transpose(
+        n[0], a[1], a[2] if len(a) > 2 else kw.get("b"), kw["stride"], kw["padding"], kw["output_padding"],
+        kw["dilation"], kw["groups"], out),
     "MaxPool2d": lambda tr, n, a, kw, out: tr.pool("MaxPool", n[0], kw["kernel_size"], kw["stride"],
                                                    kw.get("padding", 0), out, a[0], kw.get("dilation", 1),
                                                    kw.get("ceil_mode", False),

@@ -24,6 +24,8 @@ from .errors import OnnxImportError
 # ONNX op -> the ember module it becomes; docs/onnx.md's table is checked against it.
 IMPORTED_OPS = {
     "Conv": "nn.Conv1d / nn.Conv2d (symmetric pads, any stride, dilation, group)",
+    "ConvTranspose": "nn.ConvTranspose1d / nn.ConvTranspose2d (symmetric pads, output_padding, any stride, "
+                     "dilation, group; not output_shape)",
     "MaxPool": "nn.MaxPool2d (symmetric pads, ceil_mode=0, dilations)",
     "AveragePool": "nn.AvgPool2d (symmetric pads, ceil_mode=0, no dilation, count_include_pad)",
     "GlobalAveragePool": "nn.AdaptiveAvgPool2d(1)",
@@ -305,17 +307,24 @@ def _sym_pads(node, a, k):
 
 
 def _conv(node, a, ins, c, rank):
+    """Conv -> nn.Conv1d/2d; ConvTranspose -> nn.ConvTranspose1d/2d (its weight is (C_in, C_out/group, ...))."""
     w = c[ins[1]]
     b = c.get(ins[2]) if len(ins) > 2 and ins[2] else None
-    k = w.ndim - 2
+    k, op = w.ndim - 2, node.op_type
     if k not in (1, 2):
-        raise OnnxImportError(f"node {node.name}: {k}-D Conv is not supported (1-D and 2-D are)")
+        raise OnnxImportError(f"node {node.name}: {k}-D {op} is not supported (1-D and 2-D are)")
+    if "output_shape" in a:
+        raise OnnxImportError(f"node {node.name}: ConvTranspose with output_shape is not supported (re-export with "
+                              "pads and output_padding)")
     g = int(a.get("group", 1))
-    cls = nn.Conv1d if k == 1 else nn.Conv2d
     one = (lambda v: v[0]) if k == 1 else tuple
-    m = cls(w.shape[1] * g, w.shape[0], one(w.shape[2:]), stride=one(a.get("strides", [1] * k)),
-            padding=one(_sym_pads(node, a, k)), dilation=one(a.get("dilations", [1] * k)), groups=g,
-            bias=b is not None, dtype=w.dtype)
+    kw = dict(stride=one(a.get("strides", [1] * k)), padding=one(_sym_pads(node, a, k)), groups=g,
+              bias=b is not None, dilation=one(a.get("dilations", [1] * k)), dtype=w.dtype)
+    if op == "Conv":
+        m = (nn.Conv1d if k == 1 else nn.Conv2d)(w.shape[1] * g, w.shape[0], one(w.shape[2:]), **kw)
+    else:
+        m = (nn.ConvTranspose1d if k == 1 else nn.ConvTranspose2d)(
+            w.shape[0], w.shape[1] * g, one(w.shape[2:]), output_padding=one(a.get("output_padding", [0] * k)), **kw)
     return _with(m, weight=w, bias=b), ins[:1]
 
 
@@ -433,7 +442,7 @@ def _dropout(node, a, ins, c, rank):
 
 
 _BUILDERS = {
-    "Conv": _conv, "MaxPool": _pool, "AveragePool": _pool, "Gemm": _gemm, "MatMul": _matmul,
+    "Conv": _conv, "ConvTranspose": _conv, "MaxPool": _pool, "AveragePool": _pool, "Gemm": _gemm, "MatMul": _matmul,
     "GlobalAveragePool": lambda n, a, ins, c, r: (nn.AdaptiveAvgPool2d(1), ins[:1]),
     "BatchNormalization": _batch_norm, "Softmax": _softmax, "LogSoftmax": _softmax,
     "Relu": lambda n, a, ins, c, r: (nn.ReLU(), ins[:1]),
