@@ -38,4 +38,8 @@ _api.semantics.importable(amp, "ember.cuda.amp")
 from ._api.runtime import Size, compile  # noqa: E402,A001  (torch.Size, torch.compile)
 from ._api import linalg  # noqa: E402  (torch.linalg's norms)
 from ._api.linalg import cdist  # noqa: E402
+from ._api import math_ops as _math_ops  # noqa: E402
+_math_ops.install(__import__("sys").modules[__name__])   # log1p, erf, atan2, scatter, index_add, ...
+from ._api import shape_ops as _shape_ops  # noqa: E402
+_shape_ops.install(__import__("sys").modules[__name__])  # movedim, narrow, select, diff, isin, ...
 _api.semantics.importable(linalg, "ember.linalg")
