@@ -260,6 +260,36 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
+class AdaptiveAvgPool1d(Module):
+    """Average pooling of (N, C, L) or (C, L) to ``output_size`` bins (torch.nn.AdaptiveAvgPool1d;
+    PyTorch's bins): AdaptiveAvgPool2d over a height of 1."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x.unsqueeze(-2), (1, self.output_size)).squeeze(-2)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(AdaptiveAvgPool1d):
+    """Max pooling of (N, C, L) or (C, L) to ``output_size`` bins (torch.nn.AdaptiveMaxPool1d);
+    return_indices=False (forward returns (output, indices along L))."""
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__(output_size)
+        self.return_indices = return_indices
+
+    def forward(self, x):
+        out = F.adaptive_max_pool2d(x.unsqueeze(-2), (1, self.output_size), self.return_indices)
+        if self.return_indices:
+            return out[0].squeeze(-2), out[1].squeeze(-2)
+        return out.squeeze(-2)
+
+
 class AdaptiveMaxPool2d(Module):
     """Max pooling to a fixed output size over PyTorch's adaptive bins, torch.nn.AdaptiveMaxPool2d.
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import functional as F
+from . import more_losses as _more
 from ._validation import _legacy_reduction
 from .module import Module
 
@@ -171,3 +172,74 @@ class KLDivLoss(_Loss):
 
     def forward(self, input, target):
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class MarginRankingLoss(_Loss):
+    """max(0, −y·(x1 − x2) + margin) (torch.nn.MarginRankingLoss); forward(input1, input2, target)."""
+
+    def __init__(self, margin: float = 0.0, size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def forward(self, input1, input2, target):
+        return _more.margin_ranking_loss(input1, input2, target, self.margin, reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(MarginRankingLoss):
+    """1 − cos(x1, x2) for y = 1, max(0, cos − margin) for y = −1 (torch.nn.CosineEmbeddingLoss)."""
+
+    def forward(self, input1, input2, target):
+        return _more.cosine_embedding_loss(input1, input2, target, self.margin, reduction=self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """max(0, margin + d(a, p) − d(a, n)) (torch.nn.TripletMarginLoss); args margin=1.0, p=2.0,
+    eps=1e-6, swap=False; forward(anchor, positive, negative)."""
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                 size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+
+    def forward(self, anchor, positive, negative):
+        return _more.triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps, self.swap,
+                                         reduction=self.reduction)
+
+
+class PoissonNLLLoss(_Loss):
+    """Poisson negative log-likelihood (torch.nn.PoissonNLLLoss); args log_input=True, full=False, eps=1e-8."""
+
+    def __init__(self, log_input: bool = True, full: bool = False, size_average=None, eps: float = 1e-8,
+                 reduce=None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.log_input, self.full, self.eps = log_input, full, eps
+
+    def forward(self, log_input, target):
+        return _more.poisson_nll_loss(log_input, target, self.log_input, self.full, eps=self.eps,
+                                      reduction=self.reduction)
+
+
+class GaussianNLLLoss(_Loss):
+    """Gaussian negative log-likelihood (torch.nn.GaussianNLLLoss); keyword args full=False, eps=1e-6;
+    forward(input, target, var)."""
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
+        super().__init__(reduction=reduction)
+        self.full, self.eps = full, eps
+
+    def forward(self, input, target, var):
+        return _more.gaussian_nll_loss(input, target, var, self.full, self.eps, self.reduction)
+
+
+class SoftMarginLoss(_Loss):
+    """log(1 + exp(−y·x)) (torch.nn.SoftMarginLoss)."""
+
+    def forward(self, input, target):
+        return _more.soft_margin_loss(input, target, reduction=self.reduction)
+
+
+class MultiLabelSoftMarginLoss(_WeightedLoss):
+    """Per-class logistic loss averaged over the classes (torch.nn.MultiLabelSoftMarginLoss); args weight=None."""
+
+    def forward(self, input, target):
+        return _more.multilabel_soft_margin_loss(input, target, self.weight, reduction=self.reduction)

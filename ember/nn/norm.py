@@ -13,8 +13,11 @@ from .module import Module, Parameter
 from ..tensor import Tensor
 
 
-class _BatchNorm(Module):
-    _dims: tuple = ()
+class _NormBase(Module):
+    """What batch and instance norm share (torch's _NormBase): num_features C, eps, momentum, the
+    affine weight = 1 and bias = 0 (C,), and, with track_running_stats, the buffers running_mean
+    = 0, running_var = 1 (C,) and num_batches_tracked () int64.
+    Raises: ValueError for a num_features that is not a positive int."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, dtype=None):
@@ -32,6 +35,10 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
+
+
+class _BatchNorm(_NormBase):
+    _dims: tuple = ()
 
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1, no batches tracked."""
@@ -180,3 +187,65 @@ class Dropout2d(_DropoutNd):
     def forward(self, x):
         return F.dropout2d(x, self.p, self.training, self.inplace)
 
+
+
+def instance_norm(x: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Instance normalisation (Ulyanov et al. 2016; torch.nn.functional.instance_norm): each
+    channel of each sample normalised by its own mean and biased variance (group_norm with one
+    group per channel), then weight·x̂ + bias per channel. With use_input_stats and running
+    buffers, those are updated in place with the batch's mean of the instance means and of the
+    unbiased instance variances (momentum); use_input_stats=False normalises by the buffers.
+    Shape: x (N, C, *) -> like x; running_mean/var, weight, bias (C,)."""
+    if not use_input_stats:
+        return F.batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps)
+    if running_mean is not None:
+        N, C = x.shape[:2]
+        flat = x._data.reshape(N, C, -1)
+        n = flat.shape[2]
+        mean, var = flat.mean(axis=2).mean(axis=0), (flat.var(axis=2) * n / max(n - 1, 1)).mean(axis=0)
+        running_mean._data *= 1 - momentum
+        running_mean._data += momentum * mean.astype(running_mean._data.dtype)
+        running_var._data *= 1 - momentum
+        running_var._data += momentum * var.astype(running_var._data.dtype)
+    return F.group_norm(x, x.shape[1], weight, bias, eps)
+
+
+class _InstanceNorm(_NormBase):
+    """InstanceNorm1d/2d (torch.nn.InstanceNormNd): args num_features C, eps=1e-5, momentum=0.1,
+    affine=False (weight = 1, bias = 0 parameters), track_running_stats=False (running_mean/var
+    buffers, used in evaluation). Shape: (N, C, *spatial) or unbatched (C, *spatial) -> the same.
+    Raises: ValueError for an input of the wrong rank (naming the expected dims)."""
+    _ndim = 2
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+
+    def forward(self, x):
+        if x.ndim not in (self._ndim + 1, self._ndim + 2):
+            raise ValueError(f"expected {self._ndim + 1}D or {self._ndim + 2}D input (got {x.ndim}D input)")
+        unbatched = x.ndim == self._ndim + 1
+        if unbatched:
+            x = x.unsqueeze(0)
+        stats = self.training or not self.track_running_stats   # num_batches_tracked stays 0, as PyTorch's
+        y = instance_norm(x, self.running_mean if self.track_running_stats else None,
+                          self.running_var if self.track_running_stats else None, self.weight, self.bias, stats,
+                          self.momentum, self.eps)
+        return y.squeeze(0) if unbatched else y
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or (C, L) inputs (torch.nn.InstanceNorm1d); see _InstanceNorm."""
+    _ndim = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or (C, H, W) inputs (torch.nn.InstanceNorm2d), the
+    normalisation of style-transfer networks; see _InstanceNorm."""
+    _ndim = 2
