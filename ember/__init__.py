@@ -28,7 +28,7 @@ from ._api.functions import (abs, add, all, allclose, any, argmax, argmin, argso
                              logical_xor, logical_not, amax, amin, unbind)
 from .serialization import load, save  # noqa: E402
 from . import utils  # noqa: E402  (torch.utils.data.DataLoader works after "import torch" alone, as in torch)
-from . import amp, backends  # noqa: E402  (torch.amp, torch.backends.cudnn.benchmark = True, ...)
+from . import amp, backends, distributions  # noqa: E402  (torch.amp, torch.backends.cudnn.benchmark = True, ...)
 from .amp import autocast  # noqa: E402
 cuda.amp = amp  # noqa: F821  (torch.cuda.amp.GradScaler / autocast, the older spelling; cuda is attached by _api)
 _api.semantics.importable(cuda, "ember.cuda")   # noqa: F821  ("from torch.cuda.amp import GradScaler" imports)

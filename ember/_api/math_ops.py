@@ -303,7 +303,14 @@ def _named(op, name):
 
 METHODS = {name: _unary_method(name) for name in UNARY}
 METHODS.update({name: _binary_method(name) for name in BINARY})
+def logsumexp(self, dim, keepdim=False):
+    """Tensor.logsumexp: log Σ exp over ``dim`` (ember.logsumexp)."""
+    from .functions import logsumexp as f
+    return f(self, dim, keepdim)
+
+
 METHODS.update(logit=logit, nan_to_num=nan_to_num, scatter=scatter, scatter_add=scatter_add, index_add=index_add)
+TENSOR_ONLY = dict(logsumexp=logsumexp)
 INPLACE = {
     "scatter_": lambda self, dim, index, src=None, value=None, *, reduce=None: self._inplace(
         lambda s: scatter(s, dim, index, src, value, reduce=reduce)),
@@ -316,7 +323,7 @@ INPLACE.update({f"{name}_": (lambda n: lambda self: self._inplace(lambda s: METH
 
 def install(ember) -> None:
     """Attach the methods to Tensor (keeping any Tensor defines itself) and the functions to ``ember``."""
-    for name, fn in {**METHODS, **INPLACE}.items():
+    for name, fn in {**METHODS, **INPLACE, **TENSOR_ONLY}.items():
         if name not in vars(Tensor):
             setattr(Tensor, name, fn)
     for name, fn in METHODS.items():

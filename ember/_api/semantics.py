@@ -13,6 +13,7 @@ the tests compare with torch itself.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import types
 
@@ -268,16 +269,94 @@ def __format__(self, spec):
     return object.__format__(self, spec)
 
 
+class _Formatter:
+    """How PyTorch prints the entries of one tensor (its print options: precision 4, line width
+    80): floats whose non-zero finite values are all integers print as "3." (int mode); values
+    spanning more than 1000× or beyond 1e8 (or, for non-integers, below 1e-4) in scientific
+    notation "1.2346e+05"; other floats with 4 decimals; every entry right-aligned to the widest."""
+
+    def __init__(self, values: np.ndarray):
+        self.kind, self.sci, self.int_mode = values.dtype.kind, False, True
+        if self.kind != "f":
+            self.width = max((len(self._plain(v)) for v in values.tolist()), default=1)
+            return
+        nz = values[np.isfinite(values) & (values != 0)].astype(np.float64)
+        self.width = 1
+        if nz.size == 0:
+            return
+        lo, hi = np.abs(nz).min(), np.abs(nz).max()
+        self.int_mode = bool(np.all(nz == np.ceil(nz)))
+        self.sci = hi / lo > 1000 or hi > 1e8 or (not self.int_mode and lo < 1e-4)
+        spec = ".4e" if self.sci else (".0f" if self.int_mode else ".4f")
+        self.width = max(len(format(v, spec)) for v in nz.tolist()) + (self.int_mode and not self.sci)
+
+    def _plain(self, v):
+        return str(bool(v)) if self.kind == "b" else str(v)
+
+    def __call__(self, v) -> str:
+        if self.kind != "f":
+            text = self._plain(v)
+        elif self.sci:
+            text = f"{v:.4e}"
+        elif self.int_mode:
+            text = f"{v:.0f}" + ("" if math.isinf(v) or math.isnan(v) else ".")
+        else:
+            text = f"{v:.4f}"
+        return text.rjust(self.width)
+
+
+_EDGE, _THRESHOLD, _LINEWIDTH = 3, 1000, 80
+
+
+def _summarized(a: np.ndarray) -> np.ndarray:
+    """The entries PyTorch shows of a tensor of more than 1000: the first and last 3 along each dim."""
+    if a.ndim == 0:
+        return a
+    if a.shape[0] > 2 * _EDGE:
+        a = np.concatenate([a[:_EDGE], a[-_EDGE:]])
+    return np.stack([_summarized(row) for row in a]) if a.ndim > 1 else a
+
+
+def _body(a: np.ndarray, fmt: _Formatter, indent: int, summarize: bool) -> str:
+    """PyTorch's nested-bracket layout: rows wrapped at 80 columns, "..." where summarised."""
+    if a.ndim == 0:
+        return fmt(a.item())
+    cut = summarize and a.shape[0] > 2 * _EDGE
+    items = list(range(_EDGE)) + [None] + list(range(a.shape[0] - _EDGE, a.shape[0])) if cut else range(a.shape[0])
+    if a.ndim == 1:
+        texts = [" ..." if i is None else fmt(a[i].item()) for i in items]
+        per_line = max(1, (_LINEWIDTH - indent) // (fmt.width + 2))
+        lines = [", ".join(texts[i:i + per_line]) for i in range(0, len(texts), per_line)]
+        return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
+    rows = ["..." if i is None else _body(a[i], fmt, indent + 1, summarize) for i in items]
+    return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(rows) + "]"
+
+
 def __repr__(self):
-    body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
-    extra = ""
-    if self.dtype != _t._DEFAULT_FLOAT and self.dtype.kind == "f":
-        extra += f", dtype=ember.{self.dtype}"
+    """As PyTorch prints a tensor (``tensor([0.3000, 1.0000])``, int mode ``tensor([1., 2.])``,
+    scientific notation, wrapping at 80 columns, more than 1000 entries summarised with "..."),
+    then ``dtype=ember.<dtype>`` for a dtype other than float32, int64 and bool, and the
+    ``grad_fn=<...>`` or ``requires_grad=True`` of PyTorch's repr."""
+    a, indent = self._data, len("tensor(")
+    summarize = a.size > _THRESHOLD
+    if a.size == 0:
+        body = "[]" + (f", size={tuple(a.shape)}" if a.shape != (0,) else "")
+    else:
+        body = _body(a, _Formatter((_summarized(a) if summarize else a).reshape(-1)), indent, summarize)
+    suffixes = []
+    if self.dtype not in (_t._DEFAULT_FLOAT, np.dtype(np.int64), np.dtype(bool)):
+        suffixes.append(f"dtype=ember.{self.dtype}")
     if self._ctx is not None:
-        extra += f", grad_fn=<{self.grad_fn.name()}>"
+        suffixes.append(f"grad_fn=<{self.grad_fn.name()}>")
     elif self.requires_grad:
-        extra += ", requires_grad=True"
-    return f"tensor({body}{extra})"
+        suffixes.append("requires_grad=True")
+    text, last = "tensor(" + body, len(body) - body.rfind("\n") + 1 if "\n" in body else indent + len(body)
+    for suffix in suffixes:                                    # a suffix that would pass column 80 wraps
+        if last + len(suffix) + 2 > _LINEWIDTH:
+            text, last = text + ",\n" + " " * indent + suffix, indent + len(suffix)
+        else:
+            text, last = text + ", " + suffix, last + len(suffix) + 2
+    return text + ")"
 
 
 def __getstate__(self):
