@@ -40,6 +40,7 @@ PROGRAMS = {
     "sequence_models.py": None,
     "dcgan_tutorial.py": None,
     "transformer_tutorial.py": None,
+    "vae_and_reinforce.py": None,
 }
 
 
