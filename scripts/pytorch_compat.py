@@ -133,7 +133,7 @@ DIFFERENCES = [
     "**`RNN`, `LSTM`, `GRU` and their cells.** PyTorch's parameters, names, gate order, shapes, errors and "
     "results (float64 to 1e-10 in `tests/test_rnn.py`), unrolled over the time steps with ember's ops, so "
     "backpropagation through time is the engine's walk (slower than cuDNN's fused kernels on long sequences). "
-    "`PackedSequence` inputs are refused with a clear error; `flatten_parameters()` is a no-op.",
+    "`PackedSequence` inputs (`nn.utils.rnn`) work as in PyTorch; `flatten_parameters()` is a no-op.",
     "**`MultiheadAttention`, `Transformer*`.** PyTorch's parameters, masks (a bool mask of the module is True "
     "where attention is not allowed; of `scaled_dot_product_attention`, where it is), results and repr (float64 "
     "to 1e-10 in `tests/test_transformer.py`), composed of ember's ops. No fused fast path and no nested tensors: "

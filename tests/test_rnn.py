@@ -151,7 +151,61 @@ def test_errors_are_torch_s(call):
     assert_same_error(call, (torch.nn, torch), (ember.nn, ember))
 
 
-def test_packed_sequence_is_refused_clearly():
-    PackedSequence = type("PackedSequence", (), {})
-    with pytest.raises(TypeError, match="PackedSequence inputs are not supported"):
-        ember.nn.LSTM(3, 4)(PackedSequence())
+PACKED = [("LSTM", {}, [5, 3, 2], True, False, False),
+          ("LSTM", {"bidirectional": True, "num_layers": 2}, [2, 5, 3, 5], False, True, True),
+          ("GRU", {"bidirectional": True}, [4, 1, 3], False, False, True),
+          ("RNN", {}, [3, 3, 1], True, True, False)]
+
+
+@pytest.mark.parametrize("kind,kwargs,lengths,enforce_sorted,batch_first,with_state", PACKED)
+def test_packed_sequences_match_torch(kind, kwargs, lengths, enforce_sorted, batch_first, with_state):
+    """pack_padded_sequence -> RNN -> pad_packed_sequence: packed data, padded output, lengths, the
+    final states (each sequence's own last step, in the caller's order) and all gradients."""
+    rng = np.random.default_rng(len(lengths))
+    tm, em = _pair(kind, (3, 4), kwargs)
+    tr, er = torch.nn.utils.rnn, ember.nn.utils.rnn
+    T, B = max(lengths), len(lengths)
+    tx, ex = _leaf(rng, (B, T, 3) if batch_first else (T, B, 3))
+    tp = tr.pack_padded_sequence(tx, torch.tensor(lengths), batch_first, enforce_sorted)
+    ep = er.pack_padded_sequence(ex, ember.tensor(lengths), batch_first, enforce_sorted)
+    np.testing.assert_array_equal(ep.data.detach().numpy(), tp.data.detach().numpy())
+    assert ep.batch_sizes.tolist() == tp.batch_sizes.tolist()
+    targs, eargs, leaves = [tp], [ep], [(tx, ex)]
+    if with_state:
+        D, L = 2 if kwargs.get("bidirectional") else 1, kwargs.get("num_layers", 1)
+        states = [_leaf(rng, (D * L, B, 4)) for _ in range(2 if kind == "LSTM" else 1)]
+        leaves += states
+        targs.append(tuple(s[0] for s in states) if kind == "LSTM" else states[0][0])
+        eargs.append(tuple(s[1] for s in states) if kind == "LSTM" else states[0][1])
+    (to, th), (eo, eh) = tm(*targs), em(*eargs)
+    assert isinstance(eo, er.PackedSequence)
+    (tpad, tlen), (epad, elen) = tr.pad_packed_sequence(to, batch_first), er.pad_packed_sequence(eo, batch_first)
+    assert elen.tolist() == tlen.tolist()
+    loss_t = loss_e = 0
+    for t, e in zip((tpad,) + tuple(_flat(th)), (epad,) + tuple(_flat(eh))):
+        np.testing.assert_allclose(e.detach().numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-10)
+        w = np.cos(np.arange(t.numel())).reshape(tuple(t.shape))
+        loss_t, loss_e = loss_t + (t * torch.tensor(w)).sum(), loss_e + (e * ember.tensor(w)).sum()
+    loss_t.backward()
+    loss_e.backward()
+    for t, e in leaves:
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-10)
+    for (n, p), (_, q) in zip(tm.named_parameters(), em.named_parameters()):
+        np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=n)
+
+
+def test_pad_and_pack_sequence_helpers_match_torch():
+    rng = np.random.default_rng(5)
+    seqs = [rng.standard_normal((n, 2)) for n in (3, 5, 1)]
+    tr, er = torch.nn.utils.rnn, ember.nn.utils.rnn
+    for kw in ({"batch_first": True, "padding_value": -1.0}, {"padding_side": "left"}):
+        np.testing.assert_array_equal(er.pad_sequence([ember.tensor(s) for s in seqs], **kw).numpy(),
+                                      tr.pad_sequence([torch.tensor(s) for s in seqs], **kw).numpy())
+    tp = tr.pack_sequence([torch.tensor(s) for s in seqs], enforce_sorted=False)
+    ep = er.pack_sequence([ember.tensor(s) for s in seqs], enforce_sorted=False)
+    np.testing.assert_array_equal(ep.data.numpy(), tp.data.numpy())
+    assert ep.sorted_indices.tolist() == tp.sorted_indices.tolist()
+    assert ep.unsorted_indices.tolist() == tp.unsorted_indices.tolist()
+    for ours, theirs in zip(er.unpack_sequence(ep), tr.unpack_sequence(tp)):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    assert_same_error(lambda r, T: r.pack_padded_sequence(T.zeros(3, 2, 1), T.tensor([1, 3])), (tr, torch), (er, ember))

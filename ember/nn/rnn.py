@@ -20,7 +20,9 @@ as PyTorch's, so state_dicts move between the two: weight_ih_l{k} (G·H, input),
 proj_size; G = 1 (RNN), 4 (LSTM, gates i f g o), 3 (GRU, gates r z n); the input of layer k > 0 is
 D·H_out (D = 2 if bidirectional). All start ~ U(−1/√H, 1/√H), PyTorch's default.
 
-Not supported (a clear error): PackedSequence inputs (``nn.utils.rnn.pack_padded_sequence``).
+PackedSequence inputs (``nn.utils.rnn.pack_padded_sequence``) run on the padded batch in sorted
+order, each sequence's rows only while it lasts: its state stops at its own last step (backward
+direction: starts there), and the output is a PackedSequence, as PyTorch's.
 """
 from __future__ import annotations
 
@@ -83,8 +85,9 @@ class RNNBase(Module):
     is applied to each layer's output except the last, in training mode, as PyTorch does.
     Raises: ValueError for bad sizes, dropout outside [0, 1], proj_size ≥ hidden_size or
     proj_size on a non-LSTM (RNN and GRU take the argument only to refuse it, as PyTorch's);
-    UserWarning for dropout with one layer (nothing to drop); RuntimeError naming the expected and given sizes for an input or
-    hidden state of the wrong shape; TypeError for a PackedSequence.
+    UserWarning for dropout with one layer (nothing to drop); RuntimeError naming the expected
+    and given sizes for an input or hidden state of the wrong shape. A PackedSequence input gives
+    a PackedSequence output and h_n in the caller's batch order (see the module docstring).
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
@@ -138,14 +141,19 @@ class RNNBase(Module):
         return get("weight_ih"), get("bias_ih"), get("weight_hh"), get("bias_hh"), get("weight_hr")
 
     def forward(self, input, hx=None):
-        if type(input).__name__ == "PackedSequence":
-            raise TypeError(f"{type(self).__name__}: PackedSequence inputs are not supported by ember; pass the "
-                            f"padded (L, N, H_in) tensor (and mask or index the outputs by length)")
-        lstm = self.mode == "LSTM"
-        if input.ndim not in (2, 3):
+        from .utils.rnn import PackedSequence, pad_packed_sequence
+        packed = input if isinstance(input, PackedSequence) else None
+        lstm, sizes = self.mode == "LSTM", None
+        if packed is not None:   # run on the padded batch in sorted order, row b only while it lasts
+            input, _ = pad_packed_sequence(PackedSequence(packed.data, packed.batch_sizes))
+            sizes = packed.batch_sizes._data
+            if hx is not None and packed.sorted_indices is not None:
+                order = packed.sorted_indices
+                hx = (hx[0].index_select(1, order), hx[1].index_select(1, order)) if lstm else hx.index_select(1, order)
+        elif input.ndim not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.ndim}D instead")
         batched = input.ndim == 3
-        x = input if not batched else (input.transpose(0, 1) if self.batch_first else input)
+        x = input if not batched or packed is not None else (input.transpose(0, 1) if self.batch_first else input)
         if not batched:
             x = x.unsqueeze(1)
         L, N, H_in = x.shape
@@ -174,8 +182,15 @@ class RNNBase(Module):
                 h, c = h0[layer * D + d], (c0[layer * D + d] if lstm else None)
                 steps = [None] * L
                 for t in (range(L - 1, -1, -1) if d else range(L)):
-                    h, c = _step(self.mode, xi[t], h, c, w_hh, b_hh, w_hr)
-                    steps[t] = h
+                    b = N if sizes is None else int(sizes[t])
+                    if b == N:
+                        h, c = _step(self.mode, xi[t], h, c, w_hh, b_hh, w_hr)
+                        steps[t] = h
+                        continue
+                    hb, cb = _step(self.mode, xi[t, :b], h[:b], c[:b] if lstm else None, w_hh, b_hh, w_hr)
+                    steps[t] = _cat([hb, h[b:] * 0], 0)        # rows past their end: zeros, no gradient
+                    h = _cat([hb, h[b:]], 0)                   # their state waits (backward: until it starts)
+                    c = _cat([cb, c[b:]], 0) if lstm else None
                 outs.append(_stack(steps))
                 h_n.append(h)
                 c_n.append(c)
@@ -184,6 +199,13 @@ class RNNBase(Module):
                 x = F.dropout(x, self.dropout, True)
         output, h_n = x, _stack(h_n)
         c_n = _stack(c_n) if lstm else None
+        if packed is not None:
+            output = PackedSequence(_cat([x[t, :int(b)] for t, b in enumerate(sizes)], 0), packed.batch_sizes,
+                                    packed.sorted_indices, packed.unsorted_indices)
+            if packed.unsorted_indices is not None:     # the states back in the caller's batch order
+                h_n = h_n.index_select(1, packed.unsorted_indices)
+                c_n = c_n.index_select(1, packed.unsorted_indices) if lstm else None
+            return output, ((h_n, c_n) if lstm else h_n)
         if not batched:
             output, h_n = output.squeeze(1), h_n.squeeze(1)
             c_n = c_n.squeeze(1) if lstm else None

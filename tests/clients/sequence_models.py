@@ -100,3 +100,16 @@ total.backward()
 print(f"cell total {total.item():.6f} seq grad sum {seq.grad.sum().item():.6f} |w_hh grad| "
       f"{cell.weight_hh.grad.abs().sum().item():.6f}")
 print(cell, nn.RNN(3, 4, num_layers=2), nn.GRU(2, 3, bias=False))
+
+# variable-length sequences: pad_sequence, pack_padded_sequence (unsorted), a bidirectional GRU, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence  # noqa: E402
+
+lengths = [4, 2, 5]
+batch = pad_sequence([torch.tensor(rng.standard_normal((n, 3)).astype(np.float32)) for n in lengths], batch_first=True)
+gru = nn.GRU(3, 4, batch_first=True, bidirectional=True)
+set_weights(gru)
+packed = pack_padded_sequence(batch, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+out, h_n = gru(packed)
+padded, out_lengths = pad_packed_sequence(out, batch_first=True)
+print("packed", tuple(packed.data.shape), packed.batch_sizes.tolist(), tuple(padded.shape), out_lengths.tolist(),
+      f"{padded.sum().item():.6f} h_n {[round(v, 5) for v in h_n.sum(dim=2).flatten().tolist()]}")

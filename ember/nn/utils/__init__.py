@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor
+from ...tensor import Tensor
 
 
 def _grads(parameters):
@@ -71,7 +71,7 @@ def parameters_to_vector(parameters) -> Tensor:
 
     Differentiable (a cat of reshapes), like torch's. Args: an iterable of Tensors.
     """
-    from .. import cat
+    from ... import cat
     return cat([p.reshape(-1) for p in parameters])
 
 
