@@ -22,6 +22,10 @@ from .activation import (CELU, RReLU, SELU, Hardshrink, Hardsigmoid, Hardswish, 
 from .shape import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, CosineSimilarity, PairwiseDistance,
                     PixelShuffle, PixelUnshuffle, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d, ReplicationPad2d,
                     ZeroPad1d)
+from . import activation as _activation, more_losses as _more_losses, norm as _norm, shape as _shape  # noqa: E402
+for _name, _fn in {**_activation.FUNCTIONS, **_more_losses.FUNCTIONS, "instance_norm": _norm.instance_norm,
+                   "pixel_shuffle": _shape.pixel_shuffle, "pixel_unshuffle": _shape.pixel_unshuffle}.items():
+    setattr(functional, _name, _fn)   # F.hardswish, F.triplet_margin_loss, ...: defined next to their modules
 from . import parallel  # noqa: E402  (DistributedDataParallel; imports the layers above)
 from ..kernels import fusion as _fusion  # noqa: E402
 _fusion.LAYERS = (Conv2d, ReLU, MaxPool2d)   # the layers Sequential may fuse (ember/kernels/fusion.py)

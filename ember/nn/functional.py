@@ -1191,12 +1191,3 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     loss = (1 - target) * input + ((pos_weight - 1) * target + 1) * softplus(-input)
     return _weighted(loss, weight, reduction)
 
-
-# PyTorch's functionals defined next to their modules (they import this module): activations,
-# pixel shuffle, instance norm, and more losses.
-from .activation import FUNCTIONS as _ACTIVATIONS  # noqa: E402
-from .more_losses import FUNCTIONS as _LOSSES  # noqa: E402
-from .norm import instance_norm  # noqa: E402,F401
-from .shape import pixel_shuffle, pixel_unshuffle  # noqa: E402,F401
-globals().update(_ACTIVATIONS)
-globals().update(_LOSSES)
