@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ember.data.dataset import fetch_batch
+from ember.data.dataset import IterableDataset, fetch_batch
 from ember.random import default_generator, manual_seed
 from ember.tensor import Tensor
 
@@ -345,6 +345,11 @@ class DataLoader:
             raise ValueError("prefetch_factor option should be non-negative")
         if persistent_workers and num_workers == 0:
             raise ValueError("persistent_workers option needs num_workers > 0")
+        if isinstance(dataset, IterableDataset):   # a stream: no indices to sample or shuffle (PyTorch's checks)
+            for name, value in (("shuffle", shuffle), ("sampler", sampler), ("batch_sampler", batch_sampler)):
+                if value not in (None, False):
+                    raise ValueError(f"DataLoader with IterableDataset: expected unspecified {name} option, but got "
+                                     f"{name}={value}")
         if sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if batch_sampler is not None:
@@ -379,6 +384,9 @@ class DataLoader:
         """Number of batches per epoch (samples, when ``batch_size=None``)."""
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
+        if isinstance(self.dataset, IterableDataset):
+            n = len(self.dataset)                                 # TypeError if the stream has no length
+            return n if self.batch_size is None else (n // self.batch_size if self.drop_last else -(-n // self.batch_size))
         n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         if self.batch_size is None:
             return n
@@ -411,10 +419,29 @@ class DataLoader:
 
     def __iter__(self):
         self._epoch += 1
+        if isinstance(self.dataset, IterableDataset):
+            return self._stream()
         batches = self._index_batches()
         if self.num_workers == 0:
             return (_fetch(self.dataset, idx, self.collate_fn, self._auto_collation) for idx in batches)
         return self._from_workers(batches)
+
+    def _stream(self):
+        """The batches of an IterableDataset: its samples in order, batch_size at a time, collated
+        (batch_size=None: each sample through default_convert). Raises NotImplementedError for
+        num_workers > 0 (workers here fetch by index)."""
+        if self.num_workers:
+            raise NotImplementedError("DataLoader: an IterableDataset with num_workers > 0 is not supported by ember "
+                                      "(its workers fetch samples by index); use num_workers=0")
+        it = iter(self.dataset)
+        if self.batch_size is None:
+            yield from ((self.collate_fn or default_convert)(x) for x in it)
+            return
+        collate = self.collate_fn or default_collate
+        while chunk := list(itertools.islice(it, self.batch_size)):
+            if len(chunk) < self.batch_size and self.drop_last:
+                return
+            yield collate(chunk)
 
     def _worker_seeds(self) -> list[int]:
         state = json.dumps(self._rng().bit_generator.state, sort_keys=True, default=str).encode()

@@ -1,4 +1,5 @@
-"""Map-style datasets: the ``Dataset`` protocol, ``TensorDataset``, ``Subset``, ``random_split``."""
+"""Datasets: the map-style ``Dataset`` protocol, ``TensorDataset``, ``Subset``, ``ConcatDataset``,
+``StackDataset``, ``random_split``, and the iterable-style ``IterableDataset`` and ``ChainDataset``."""
 from __future__ import annotations
 
 import bisect
@@ -144,6 +145,68 @@ class ConcatDataset(Dataset):
             index += len(self)
         part = bisect.bisect_right(self.cumulative_sizes, index)
         return self.datasets[part][index - (self.cumulative_sizes[part - 1] if part else 0)]
+
+
+class StackDataset(Dataset):
+    """Samples of several equally long datasets side by side (torch.utils.data.StackDataset):
+    ``StackDataset(a, b)[i] == (a[i], b[i])``, ``StackDataset(x=a, y=b)[i] == {"x": a[i], "y": b[i]}``.
+    Raises: ValueError for both positional and keyword datasets, none, or different lengths
+    (PyTorch's messages)."""
+
+    def __init__(self, *args, **kwargs):
+        if args and kwargs:
+            raise ValueError("Supported either ``tuple``- (via ``args``) or``dict``- (via ``kwargs``) like input/output, "
+                             "but both types are given.")
+        parts = list(args) or list(kwargs.values())
+        if not parts:
+            raise ValueError("At least one dataset should be passed")
+        self._length = len(parts[0])
+        if any(len(d) != self._length for d in parts):
+            raise ValueError("Size mismatch between datasets")
+        self.datasets = tuple(args) if args else dict(kwargs)
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __len__(self) -> int:
+        return self._length
+
+
+class IterableDataset(Dataset):
+    """Base class of iterable-style datasets (torch.utils.data.IterableDataset): subclasses define
+    ``__iter__`` yielding samples (a stream: files, generators); ``DataLoader`` batches them in
+    order (no sampler, no shuffle). ``a + b`` chains two of them (``ChainDataset``). With
+    ``num_workers`` > 0 each worker iterates its own copy, as PyTorch's: split the stream with
+    ``get_worker_info()`` or every sample comes once per worker."""
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __getitem__(self, index):
+        raise TypeError(f"{type(self).__name__} is an IterableDataset: iterate over it, it has no __getitem__")
+
+    def __add__(self, other):
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """Several iterable datasets one after the other (torch.utils.data.ChainDataset); its len is
+    the sum of theirs (TypeError if one has none).
+    Raises: AssertionError (PyTorch's) when a part is not an IterableDataset, on iteration."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+
+    def __iter__(self):
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            yield from d
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
 
 
 def random_split(dataset, lengths: Sequence[float], generator: np.random.Generator | None = None):
