@@ -11,8 +11,8 @@ made to ``group["lr"]`` between steps (by hand, or by another scheduler) persist
 ``step(epoch)`` (deprecated in torch) uses the closed form ``_get_closed_form_lr`` where one exists.
 LambdaLR and OneCycleLR are closed-form only: they always recompute from base/initial lrs.
 
-Classes: LambdaLR, StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR (warm-up),
-OneCycleLR, ReduceLROnPlateau (``step(metric)``), and the combinators SequentialLR (warm-up then
+Classes: LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR
+(warm-up), ConstantLR, PolynomialLR, CyclicLR, OneCycleLR, ReduceLROnPlateau (``step(metric)``), and the combinators SequentialLR (warm-up then
 another schedule) and ChainedScheduler. ``state_dict()`` is JSON-friendly (LambdaLR stores plain
 functions as None, as torch).
 """
@@ -347,6 +347,136 @@ class LinearLR(LRScheduler):
     def _get_closed_form_lr(self):
         s, e, n = self.start_factor, self.end_factor, self.total_iters
         return [b * (s + (e - s) * min(n, self.last_epoch) / n) for b in self.base_lrs]
+
+
+class MultiplicativeLR(LambdaLR):
+    """Multiply the lr by lr_lambda(epoch) every epoch after the first (chainable):
+    lr_t = lr_{t−1}·λ(t) for t > 0 (torch.optim.lr_scheduler.MultiplicativeLR).
+    Args: optimizer, lr_lambda (a function or one per param group), last_epoch=−1."""
+
+    def get_lr(self):
+        if self.last_epoch > 0:
+            return [lr * f(self.last_epoch) for f, lr in zip(self.lr_lambdas, self._group_lrs())]
+        return self._group_lrs()
+
+
+class ConstantLR(LRScheduler):
+    """lr = initial_lr·factor for the first total_iters epochs, then initial_lr (chainable:
+    multiplied by factor at epoch 0 and divided by it at epoch total_iters).
+    Args: optimizer, factor=1/3 (in [0, 1]), total_iters=5, last_epoch=−1.
+    Raises: ValueError for a factor outside [0, 1] (torch's message)."""
+
+    def __init__(self, optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1):
+        if factor > 1.0 or factor < 0:
+            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._group_lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._group_lrs()
+        return [lr * (1.0 / self.factor) for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [b * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor)) for b in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Polynomial decay to 0 over total_iters epochs (chainable):
+    lr_t = lr_{t−1}·((1 − t/T)/(1 − (t−1)/T))^power for 0 < t ≤ T, constant after
+    (closed form initial_lr·(1 − min(t, T)/T)^power).
+    Args: optimizer, total_iters=5, power=1.0, last_epoch=−1."""
+
+    def __init__(self, optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1):
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t, T = self.last_epoch, self.total_iters
+        if t == 0 or t > T:
+            return self._group_lrs()
+        factor = ((1.0 - t / T) / (1.0 - (t - 1) / T)) ** self.power
+        return [lr * factor for lr in self._group_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [b * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for b in self.base_lrs]
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates between base_lr and max_lr, stepped after every batch (closed form;
+    Smith 2017, "Cyclical Learning Rates for Training Neural Networks", torch's CyclicLR):
+
+        cycle = ⌊1 + t / (up + down)⌋,  x = 1 + t/(up + down) − cycle
+        s = x / r if x ≤ r else (x − 1)/(r − 1)        (r = up / (up + down))
+        lr = base_lr + (max_lr − base_lr)·s·scale(cycle or t),  momentum = max_m − (max_m − base_m)·s·scale
+
+    scale: 'triangular' 1, 'triangular2' 1/2^(cycle−1), 'exp_range' gamma^t, or scale_fn with
+    scale_mode 'cycle'/'iterations'. Momentum (or Adam's β1) cycles inversely when cycle_momentum.
+    Args (torch's): optimizer, base_lr, max_lr (floats or per-group lists), step_size_up=2000,
+        step_size_down=None (= up), mode='triangular', gamma=1.0, scale_fn=None, scale_mode='cycle',
+        cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=−1.
+    Raises: ValueError for an unknown mode without scale_fn, or cycle_momentum with an optimizer
+        without momentum/betas (torch's messages)."""
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up: int = 2000, step_size_down=None,
+                 mode: str = "triangular", gamma: float = 1.0, scale_fn=None, scale_mode: str = "cycle",
+                 cycle_momentum: bool = True, base_momentum=0.8, max_momentum=0.9, last_epoch: int = -1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        self.total_size, self.step_ratio = up + down, up / (up + down)
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError("mode is invalid and scale_fn is None")
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else ("iterations" if mode == "exp_range" else "cycle")
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for m, group in zip(self.max_momentums, optimizer.param_groups):
+                    OneCycleLR._set_momentum(self, group, m)
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def scale_fn(self, x):
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def get_lr(self):
+        t = self.last_epoch
+        cycle = math.floor(1 + t / self.total_size)
+        x = 1.0 + t / self.total_size - cycle
+        s = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else t)
+        lrs = [b + (m - b) * s * scale for b, m in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, b, m in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                OneCycleLR._set_momentum(self, group, m - (m - b) * s * scale)
+        return lrs
+
+    def state_dict(self):
+        sd = super().state_dict()
+        sd.pop("_scale_fn_custom", None)      # a function cannot be saved (as torch)
+        return sd
 
 
 class OneCycleLR(LRScheduler):
