@@ -675,3 +675,5 @@ def attach(ember) -> None:
     ember.set_grad_enabled, ember.inference_mode = autograd.set_grad_enabled, autograd.inference_mode
     autograd.Function.__init_subclass__ = classmethod(_init_subclass)
     autograd.FunctionCtx, autograd.grad = FunctionCtx, grad
+    from .gradcheck import GradcheckError, gradcheck
+    autograd.gradcheck, autograd.GradcheckError = gradcheck, GradcheckError

@@ -334,4 +334,4 @@ def _accumulate(leaf, g: np.ndarray) -> None:
 # at its bottom, ember.ops, whose ops subclass Function); Function.apply and backward need Tensor.
 from ..tensor import Tensor  # noqa: E402
 # Anomaly mode (ember/autograd/anomaly.py) installs ``_anomaly_hook``; torch.autograd's names.
-from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled  # noqa: E402
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: E402

@@ -125,3 +125,19 @@ class detect_anomaly:
 def is_anomaly_enabled() -> bool:
     """True inside ``detect_anomaly()``."""
     return autograd._anomaly_hook is not None
+
+
+class set_detect_anomaly:
+    """Turn anomaly mode on or off now (torch.autograd.set_detect_anomaly); as a context manager
+    the previous mode comes back on exit. Args: mode (bool), check_nan=True."""
+
+    def __init__(self, mode: bool, check_nan: bool = True):
+        self.prev = autograd._anomaly_hook
+        autograd._anomaly_hook = _Hook() if mode and check_nan else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        autograd._anomaly_hook = self.prev
+        return False
