@@ -526,6 +526,33 @@ def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     return y.squeeze(-2)
 
 
+def unfold(x: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """im2col (torch.nn.functional.unfold): (N, C, H, W) -> (N, C·KH·KW, L); see ember/_api/unfold.py."""
+    from .._api.unfold import unfold as _unfold
+    return _unfold(x, kernel_size, dilation, padding, stride)
+
+
+def fold(x: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """col2im (torch.nn.functional.fold): (N, C·KH·KW, L) -> (N, C, H, W); see ember/_api/unfold.py."""
+    from .._api.unfold import fold as _fold
+    return _fold(x, output_size, kernel_size, dilation, padding, stride)
+
+
+def bilinear(x1: Tensor, x2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y[..., o] = Σ_ij x1[..., i]·weight[o, i, j]·x2[..., j] + bias[o] (torch.nn.functional.bilinear):
+    x1 (*, in1), x2 (*, in2), weight (out, in1, in2) -> (*, out); one matmul of x1 with the
+    (in1, out·in2) weight, then a product with x2 summed over in2. Differentiable.
+    Raises: RuntimeError when a feature size is not the weight's (PyTorch's message)."""
+    out, in1, in2 = weight.shape
+    for k, (x, n) in enumerate(((x1, in1), (x2, in2)), 1):
+        if x.shape[-1] != n:
+            raise RuntimeError(f"bilinear(): input{k} size does not match weight size: got {x.shape[-1]} but expected {n}")
+    lead = tuple(x1.shape[:-1])
+    t = x1.reshape(-1, in1).matmul(weight.permute(1, 0, 2).reshape(in1, out * in2)).reshape(-1, out, in2)
+    y = (t * x2.reshape(-1, 1, in2)).sum(-1).reshape(*lead, out)
+    return y if bias is None else y + bias
+
+
 def locally_connected2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
     """Locally connected layer: a convolution whose filters differ at every output position.
 

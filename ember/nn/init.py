@@ -212,3 +212,44 @@ def orthogonal_(t, gain: float = 1, generator=None):
     if rows < cols:
         q = q.T
     return _write(t, (gain * q).reshape(t.shape), writes=2)   # torch: copy_, mul_
+
+
+def eye_(t):
+    """Fill the 2-D t in place with the identity matrix (ones on the diagonal; torch.nn.init.eye_),
+    which keeps a Linear layer's input as it is. Raises: ValueError for another rank (torch's text)."""
+    if len(t.shape) != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    return _write(t, np.eye(*t.shape))
+
+
+def dirac_(t, groups: int = 1):
+    """Fill the 3-, 4- or 5-D conv weight t in place with the Dirac delta (torch.nn.init.dirac_):
+    zeros but 1 at the kernel's centre for out channel g·(C_out/groups) + d and in channel d,
+    d < min(C_out/groups, C_in), so the convolution keeps as many input channels as it can.
+    Raises: ValueError for another rank or C_out not divisible by groups (torch's messages)."""
+    if len(t.shape) not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    if t.shape[0] % groups:
+        raise ValueError("dim 0 must be divisible by groups")
+    per_group = t.shape[0] // groups
+    values = np.zeros(t.shape)
+    centre = tuple(k // 2 for k in t.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, t.shape[1])):
+            values[(g * per_group + d, d) + centre] = 1
+    return _write(t, values)
+
+
+def sparse_(t, sparsity: float, std: float = 0.01, generator=None):
+    """Fill the 2-D t in place with N(0, std²) values, then zero ⌈sparsity·rows⌉ random entries in
+    each column (Martens 2010, "Deep learning via Hessian-free optimization"; torch.nn.init.sparse_).
+    Raises: ValueError for another rank (torch's text)."""
+    if len(t.shape) != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows, cols = t.shape
+    rng = _rng(generator)
+    values = rng.normal(0.0, std, (rows, cols))
+    zeros = int(math.ceil(sparsity * rows))
+    for col in range(cols):
+        values[rng.permutation(rows)[:zeros], col] = 0
+    return _write(t, values)

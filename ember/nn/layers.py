@@ -38,6 +38,30 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+class Bilinear(Module):
+    """y = x1ᵀ A x2 + b per output feature (torch.nn.Bilinear): args in1_features, in2_features,
+    out_features, bias=True; weight (out, in1, in2) and bias (out,) ~ U(−1/√in1, 1/√in1), PyTorch's
+    init. forward(input1 (*, in1), input2 (*, in2)) -> (*, out). Errors: F.bilinear's."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int, bias: bool = True, dtype=None):
+        super().__init__()
+        self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
+        dt = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dt))
+        self.bias = Parameter(np.empty(out_features, dt)) if bias else None
+        bound = 1 / np.sqrt(in1_features)
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        return F.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
 class _Pool2d(Module):
     """kernel_size, stride (None: kernel_size) and padding, kept as given (torch's attributes);
     checked here so that a bad layer fails when built (the call checks the rest, torch's way)."""
