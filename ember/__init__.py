@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad
-from .random import Generator, manual_seed
+from .random import Generator, initial_seed, manual_seed, seed, set_rng_state
 from .tensor import (Tensor, arange, bool_, float32, float64, from_numpy, int64, ones, rand, randn,
                      tensor, zeros)
 from . import kernels
@@ -15,7 +15,7 @@ from .nn.summary import summary  # noqa: E402
 from . import _api  # noqa: E402  (PyTorch's surface: devices, dtypes, in-place methods, protocols)
 _api.semantics.attach(__import__("sys").modules[__name__])
 from ._api.creation import (empty, empty_like, eye, full, full_like, linspace, logspace, ones_like,  # noqa: E402
-                            rand_like, randint, randn_like, randperm, zeros_like)
+                            rand_like, randint, randint_like, randn_like, randperm, zeros_like)
 from ._api.functions import (abs, add, all, allclose, any, argmax, argmin, argsort, bmm, chunk, clamp,  # noqa: E402
                              clip, concat, cos, cumsum, div, dot, einsum, eq, equal, exp, flatten, gather, ge,
                              gt, index_select, is_tensor, isclose, isfinite, isinf, isnan, le, log, log_softmax,
@@ -35,7 +35,7 @@ _api.semantics.importable(cuda, "ember.cuda")   # noqa: F821  ("from torch.cuda.
 _api.semantics.importable(amp, "ember.cuda.amp")
 
 
-from ._api.runtime import Size, compile  # noqa: E402,A001  (torch.Size, torch.compile)
+from ._api.runtime import Size, compile, get_rng_state  # noqa: E402,A001  (torch.Size, torch.compile)
 from ._api import linalg  # noqa: E402  (torch.linalg's norms)
 from ._api.linalg import cdist  # noqa: E402
 from ._api import math_ops as _math_ops  # noqa: E402

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 _generator = np.random.default_rng(0)
+_initial_seed = 0
 
 
 def manual_seed(seed: int) -> np.random.Generator:
@@ -21,11 +22,23 @@ def manual_seed(seed: int) -> np.random.Generator:
     Raises:
         ValueError: if ``seed`` is negative or not an int.
     """
-    global _generator
+    global _generator, _initial_seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"manual_seed expects a non-negative int, got {seed!r}")
-    _generator = np.random.default_rng(int(seed))
+    _generator, _initial_seed = np.random.default_rng(int(seed)), int(seed)
     return _generator
+
+
+def seed() -> int:
+    """Reseed ember's generator from the operating system's entropy and return the seed (torch.seed)."""
+    s = int(np.random.SeedSequence().entropy % (1 << 63))
+    manual_seed(s)
+    return s
+
+
+def initial_seed() -> int:
+    """The seed of the latest manual_seed/seed (0 at start; torch.initial_seed)."""
+    return _initial_seed
 
 
 def default_generator() -> np.random.Generator:
@@ -39,8 +52,12 @@ def get_rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore a state returned by ``get_rng_state``."""
+    """Restore a state returned by ``get_rng_state`` (or by ``ember.get_rng_state``: its uint8 tensor)."""
+    if not isinstance(state, dict):                 # torch's form: a uint8 tensor of the state
+        import json
+        state = json.loads(np.asarray(getattr(state, "_data", state), np.uint8).tobytes().decode())
     _generator.bit_generator.state = state
+
 
 
 class Generator(np.random.Generator):

@@ -155,5 +155,14 @@ def randn_like(input, *, dtype=None, device=None, requires_grad=False) -> Tensor
     return finish(_random_like(input, dtype, lambda g, s: g.standard_normal(s), "normal_kernel_cpu"), requires_grad)
 
 
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Integers uniform in [low, high) with input's shape and dtype (torch.randint_like:
+    ``randint_like(x, high)`` or ``randint_like(x, low, high)``). Raises RuntimeError when low >= high."""
+    if high is None:
+        low, high = 0, low
+    dt = np.dtype(dtype) if dtype is not None else np.asarray(getattr(input, "_data", input)).dtype
+    return randint(low, high, tuple(input.shape), dtype=dt, device=device, requires_grad=requires_grad)
+
+
 __all__ = ["empty", "full", "eye", "linspace", "logspace", "randint", "randperm", "zeros_like", "ones_like",
-           "full_like", "empty_like", "rand_like", "randn_like"]
+           "full_like", "empty_like", "rand_like", "randn_like", "randint_like"]

@@ -131,6 +131,37 @@ def _binary_method(name):
     return method
 
 
+class Cumprod(Function):
+    """y[..., i] = Π_{j≤i} x[..., j] along ``dim``; VJP, exact with zeros:
+    grad_x[k] = P[k]·R[k],  P[k] = Π_{j<k} x[j] (= y[k−1]),  R[k] = g[k] + x[k+1]·R[k+1] (R[n−1] = g[n−1]),
+    from ∂y[i]/∂x[k] = Π_{j≤i, j≠k} x[j] for i ≥ k (PyTorch's cumprod_backward gives the same)."""
+    _torch_name = "CumprodBackward0"
+
+    @staticmethod
+    def forward(ctx, x, dim=0):
+        y = np.cumprod(x, axis=dim)
+        ctx.save_for_backward(x, y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = (np.moveaxis(a, ctx.dim, -1) for a in ctx.saved_tensors)
+        g = np.moveaxis(grad, ctx.dim, -1)
+        prefix = np.concatenate([np.ones_like(y[..., :1]), y[..., :-1]], -1)
+        r = np.empty_like(g)
+        r[..., -1] = g[..., -1]
+        for k in range(g.shape[-1] - 2, -1, -1):
+            r[..., k] = g[..., k] + x[..., k + 1] * r[..., k + 1]
+        return np.moveaxis(prefix * r, -1, ctx.dim)
+
+
+def cumprod(self, dim, *, dtype=None):
+    """torch.cumprod: the running product along ``dim``; differentiable (also through zeros)."""
+    x = self if dtype is None else self.to(dtype)
+    return Cumprod.apply(x, dim=dim % max(x.ndim, 1))
+
+
 class LogitOp(Function):
     """y = log(z / (1 − z)) with z = clamp(x, eps, 1 − eps) when eps is given; VJP grad / (x(1 − x))
     inside [eps, 1 − eps] and 0 outside (PyTorch's logit_backward)."""
@@ -309,7 +340,15 @@ def logsumexp(self, dim, keepdim=False):
     return f(self, dim, keepdim)
 
 
-METHODS.update(logit=logit, nan_to_num=nan_to_num, scatter=scatter, scatter_add=scatter_add, index_add=index_add)
+def promote_types(type1, type2):
+    """torch.promote_types: the dtype PyTorch's promotion gives two tensors of these dtypes
+    (int64 with float32 is float32, not NumPy's float64)."""
+    from .semantics import result_type
+    return result_type(Tensor(np.zeros(1, type1)), Tensor(np.zeros(1, type2)))
+
+
+METHODS.update(logit=logit, nan_to_num=nan_to_num, scatter=scatter, scatter_add=scatter_add, index_add=index_add,
+               cumprod=cumprod)
 TENSOR_ONLY = dict(logsumexp=logsumexp)
 INPLACE = {
     "scatter_": lambda self, dim, index, src=None, value=None, *, reduce=None: self._inplace(
@@ -326,6 +365,7 @@ def install(ember) -> None:
     for name, fn in {**METHODS, **INPLACE, **TENSOR_ONLY}.items():
         if name not in vars(Tensor):
             setattr(Tensor, name, fn)
+    ember.promote_types, ember.dtype = promote_types, np.dtype   # isinstance(x.dtype, torch.dtype) holds
     for name, fn in METHODS.items():
         if not hasattr(ember, name):
             setattr(ember, name, (lambda f: lambda input, *a, **k: f(input, *a, **k))(fn))

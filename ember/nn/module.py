@@ -382,6 +382,17 @@ class Module:
     def half(self) -> "Module":
         return self.to(np.float16)
 
+    def type(self, dst_type) -> "Module":
+        """Cast every parameter and buffer to ``dst_type`` (a dtype or a type name such as
+        'torch.DoubleTensor'), as torch.nn.Module.type; returns self."""
+        if isinstance(dst_type, str):
+            dst_type = Tensor(np.zeros(1, np.float32)).type(dst_type).dtype
+        for t in [*self.parameters(), *self.buffers()]:
+            t._data = t._data.astype(dst_type)
+            if t.grad is not None:
+                t.grad = Tensor(t.grad._data.astype(dst_type))
+        return self
+
     def cpu(self) -> "Module":
         """Return self: ember's parameters always live on the CPU (torch.nn.Module.cpu)."""
         return self

@@ -1,0 +1,52 @@
+"""Smaller PyTorch names against torch: cumprod (values and gradients, also through zeros),
+promote_types, isinstance(x.dtype, torch.dtype), randint_like, seed / initial_seed /
+get_rng_state / set_rng_state (a draw repeats after restoring the state), Module.type."""
+import numpy as np
+import pytest
+
+import ember
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("x", [np.random.default_rng(0).standard_normal((3, 5)),
+                               np.array([[1.0, 0.0, 2.0, 3.0], [0.0, 0.0, 4.0, 5.0]]), np.array([2.0, 0.0, 3.0, 0.0, 1.5])])
+def test_cumprod_matches_torch_through_zeros(x):
+    for d in range(x.ndim):
+        t, e = torch.tensor(x, requires_grad=True), ember.tensor(x, requires_grad=True)
+        a, b = torch.cumprod(t, d), e.cumprod(d)
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-12)
+        g = np.random.default_rng(d).standard_normal(tuple(a.shape))
+        a.backward(torch.tensor(g))
+        b.backward(ember.tensor(g))
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12)
+        assert type(b.grad_fn).__name__ == "CumprodBackward0"
+
+
+def test_dtype_helpers_match_torch():
+    for a, b in [("int64", "float32"), ("uint8", "int8"), ("bool", "int32"), ("float32", "float64"),
+                 ("int32", "int64"), ("bool", "float16")]:
+        ours = ember.promote_types(getattr(ember, a), getattr(ember, b))
+        assert str(ours) == str(torch.promote_types(getattr(torch, a), getattr(torch, b))).replace("torch.", "")
+    assert isinstance(ember.float32, ember.dtype) and isinstance(ember.zeros(1).dtype, ember.dtype)
+    r = ember.randint_like(ember.zeros(2, 3), 3, 5)
+    assert r.shape == (2, 3) and r.dtype == ember.float32 and set(np.unique(r.numpy())) <= {3.0, 4.0}
+
+
+def test_rng_state_functions_roundtrip():
+    ember.manual_seed(5)
+    assert ember.initial_seed() == 5
+    state = ember.get_rng_state()
+    assert state.dtype == ember.uint8 and state.ndim == 1
+    a = ember.randn(3)
+    ember.set_rng_state(state)
+    np.testing.assert_array_equal(ember.randn(3).numpy(), a.numpy())
+    s = ember.seed()
+    assert s == ember.initial_seed() and s >= 0
+
+
+def test_module_type_casts_like_torch():
+    for lib in (torch, ember):
+        m = lib.nn.Linear(2, 2)
+        assert m.type(lib.float64) is m and m.weight.dtype == lib.float64
+        assert m.type("torch.FloatTensor").bias.dtype == lib.float32
