@@ -146,6 +146,9 @@ DIFFERENCES = [
     "**`ember.distributions`.** Normal, Categorical, Bernoulli, Uniform and `kl_divergence` for Normal and "
     "Categorical pairs; samples come from ember's generator (other numbers than PyTorch's for a seed); no "
     "constraints, transforms or `validate_args` checks.",
+    "**`LBFGS`.** PyTorch's algorithm without a line search (its default), step for step; "
+    "`line_search_fn='strong_wolfe'` raises NotImplementedError. `ASGD` keeps eta and mu in the default float "
+    "dtype as PyTorch does (so float64 runs agree to 1e-10).",
     "**`empty`, `empty_like`.** Filled with zeros (PyTorch leaves the memory uninitialised).",
     "**`div(..., rounding_mode=)`.** The rounded quotient is outside the graph (PyTorch's gradient "
     "there is zero everywhere).",

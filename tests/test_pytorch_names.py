@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOOR = 517  # names present today (the goal, 250, is passed)
+FLOOR = 520  # names present today (the goal, 250, is passed)
 
 
 def _compat():

@@ -8,4 +8,6 @@ from .adamax import Adamax
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import ASGD, Rprop
+from .lbfgs import LBFGS
 from . import lr_scheduler
