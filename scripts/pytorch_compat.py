@@ -141,6 +141,8 @@ DIFFERENCES = [
     "**`hardsigmoid`'s gradient.** PyTorch multiplies by 1/6 rounded to float32 even in float64 (a relative "
     "error of 3e-8); ember's is the exact 1/6. The other activations of `ember/nn/activation.py` agree to 1e-9; "
     "at a kink (x = ±3, ±λ, the threshold) each takes the one-sided value its formula gives.",
+    "**`tensor(data)` dtypes.** As PyTorch: Python floats give the default float, ints int64, NumPy "
+    "scalars in a list keep their dtype (`tensor([np.float64(0.5), 1.0])` is float64).",
     "**`print(tensor)`.** PyTorch's layout (4 decimals, int mode, scientific notation, 80 columns, "
     "summaries past 1000 entries), but the dtype suffix reads `dtype=ember.float64`.",
     "**`ember.distributions`.** Normal, Categorical, Bernoulli, Uniform and `kl_divergence` for Normal and "

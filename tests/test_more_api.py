@@ -50,3 +50,12 @@ def test_module_type_casts_like_torch():
         m = lib.nn.Linear(2, 2)
         assert m.type(lib.float64) is m and m.weight.dtype == lib.float64
         assert m.type("torch.FloatTensor").bias.dtype == lib.float32
+
+
+@pytest.mark.parametrize("data", [[np.float64(0.5), 1.0], [np.float32(0.5)], [1, np.int32(2)], [np.int32(2)],
+                                  [[np.float64(1)], [2.0]], [np.float16(1), 2.0], [np.uint8(1), np.int8(2)],
+                                  [np.int32(1), 2.0], [True, np.int16(3)], [np.bool_(True)], [1.0, 2.0], [1, 2],
+                                  list(np.linspace(0, 1, 5))])
+def test_tensor_infers_dtypes_from_numpy_scalars_as_torch(data):
+    """torch.tensor([np.mean(x), np.std(x)]) is float64 in PyTorch: NumPy scalars keep their dtype."""
+    assert str(ember.tensor(data).dtype) == str(torch.tensor(data).dtype).replace("torch.", "")

@@ -192,6 +192,42 @@ def _with_device(fn):
     return wrapper
 
 
+def _leaves(data):
+    for x in data:
+        if isinstance(x, (list, tuple)):
+            yield from _leaves(x)
+        else:
+            yield x
+
+
+def sequence_dtype(data):
+    """The dtype torch.tensor infers for a list or tuple holding NumPy scalars (None: ember's own
+    rule applies): each element's dtype (a Python int counts as int64, a float as the default
+    float, a bool as bool), then the widest float if any, else NumPy's promotion of the integers
+    (``[np.float64(0.5), 1.0]`` is float64, ``[np.int32(2)]`` int32, ``[np.int32(1), 2.0]`` float32)."""
+    if not isinstance(data, (list, tuple)) or not any(isinstance(x, np.generic) for x in _leaves(data)):
+        return None
+    kinds = [np.dtype(type(x)) if isinstance(x, np.generic) else
+             np.dtype(bool) if isinstance(x, bool) else np.dtype(np.int64) if isinstance(x, int) else
+             _t._DEFAULT_FLOAT if isinstance(x, float) else None for x in _leaves(data)]
+    if any(k is None for k in kinds):
+        return None
+    floats = [k for k in kinds if k.kind == "f"]
+    if floats:
+        return max(floats, key=lambda k: k.itemsize)
+    ints = [k for k in kinds if k.kind in "iu"]
+    return np.result_type(*ints) if ints else np.dtype(bool)
+
+
+def _tensor_factory(fn):
+    """ember.tensor with PyTorch's device= keyword and its dtype inference for NumPy scalars in lists."""
+    @functools.wraps(fn)
+    def wrapper(data, *args, device=None, dtype=None, **kwargs):
+        check_device(device)
+        return fn(data, *args, dtype=dtype if dtype is not None else sequence_dtype(data), **kwargs)
+    return wrapper
+
+
 # ---- in-place methods (Tensor._inplace: PyTorch's leaf rule and version counter) --------------
 def _scaled(other, alpha):
     return other if alpha == 1 else other * alpha
@@ -667,7 +703,8 @@ def attach(ember) -> None:
         setattr(Tensor, name, fn)
     for name, d in DTYPES.items():
         setattr(ember, name, d)
-    for fn in ("tensor", "zeros", "ones", "rand", "randn", "arange"):
+    ember.tensor = _tensor_factory(_t.tensor)
+    for fn in ("zeros", "ones", "rand", "randn", "arange"):
         setattr(ember, fn, _with_device(getattr(_t, fn)))
     for name in ("device", "cuda", "accelerator", "get_default_dtype", "set_default_dtype", "result_type",
                  "is_floating_point"):
