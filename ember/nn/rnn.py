@@ -188,7 +188,7 @@ class RNNBase(Module):
                         steps[t] = h
                         continue
                     hb, cb = _step(self.mode, xi[t, :b], h[:b], c[:b] if lstm else None, w_hh, b_hh, w_hr)
-                    steps[t] = _cat([hb, h[b:] * 0], 0)        # rows past their end: zeros, no gradient
+                    steps[t] = _cat([hb, Tensor(np.zeros((N - b,) + hb.shape[1:], dt))], 0)   # rows past their end
                     h = _cat([hb, h[b:]], 0)                   # their state waits (backward: until it starts)
                     c = _cat([cb, c[b:]], 0) if lstm else None
                 outs.append(_stack(steps))

@@ -37,9 +37,9 @@ def _float_mask(mask, dtype, what):
         return None
     if mask._data.dtype == np.bool_:
         return Tensor(np.where(mask._data, -np.inf, 0.0).astype(dtype))
-    if mask._data.dtype != dtype:
+    if mask._data.dtype.kind != "f":
         raise AssertionError(f"only bool and floating types of {what} are supported")
-    return mask
+    return mask if mask._data.dtype == dtype else mask.to(dtype)
 
 
 class NonDynamicallyQuantizableLinear(Linear):
