@@ -116,8 +116,7 @@ def _unary_method(name):
     def method(self):
         return op.apply(self)
     method.__name__ = method.__qualname__ = name
-    method.__doc__ = f"torch.{name}: {UNARY[name][0].__name__ if hasattr(UNARY[name][0], '__name__') else name} " \
-                     f"elementwise; differentiable (PyTorch's {UNARY[name][2]})."
+    method.__doc__ = f"torch.{name}(input) elementwise, any shape; differentiable (PyTorch's {UNARY[name][2]})."
     return method
 
 

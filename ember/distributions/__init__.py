@@ -67,6 +67,7 @@ class Distribution:
             return self.rsample(sample_shape).detach() if self.has_rsample else self._sample(_shape(sample_shape))
 
     def rsample(self, sample_shape=()):
+        """A sample differentiable in the parameters (the reparameterisation trick); families without one raise."""
         raise NotImplementedError(f"{type(self).__name__} has no rsample (no reparameterised sampling)")
 
     @property
@@ -123,13 +124,16 @@ class Normal(_Located):
         return self.loc + self.scale * Tensor(eps)
 
     def log_prob(self, value):
+        """log N(value; μ, σ²) = −(value − μ)²/(2σ²) − log σ − ½ log 2π, broadcast; differentiable."""
         value = _tensor(value, self.loc._data.dtype)
         return -((value - self.loc) ** 2) / (2 * self.variance) - self.scale.log() - math.log(math.sqrt(2 * math.pi))
 
     def entropy(self):
+        """½ + ½ log 2π + log σ per batch entry."""
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
 
     def cdf(self, value):
+        """P(X ≤ value) = ½ (1 + erf((value − μ)/(σ√2)))."""
         value = _tensor(value, self.loc._data.dtype)
         return 0.5 * (1 + ((value - self.loc) * (1 / math.sqrt(2)) / self.scale).erf())
 
@@ -191,6 +195,7 @@ class Categorical(Distribution):
         return lp.gather(-1, v[..., :1]).squeeze(-1)
 
     def entropy(self):
+        """−Σ p log p over the categories (log p clamped to the dtype's finite minimum, as PyTorch)."""
         lg = self.logits.clamp(min=float(np.finfo(self.logits._data.dtype).min))
         return -(lg * self.probs).sum(-1)
 
@@ -230,12 +235,14 @@ class Bernoulli(Distribution):
         return Tensor((_rng().random(sample_shape + p.shape) < p).astype(p.dtype))
 
     def log_prob(self, value):
+        """value·log p + (1 − value)·log(1 − p), computed from the logits; broadcast."""
         from .. import broadcast_tensors
         from ..nn import functional as F
         logits, v = broadcast_tensors(self.logits, _tensor(value, self.logits._data.dtype))
         return -F.binary_cross_entropy_with_logits(logits, v, reduction="none")
 
     def entropy(self):
+        """−p log p − (1 − p) log(1 − p), from the logits."""
         from ..nn import functional as F
         return F.binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
 
@@ -258,15 +265,18 @@ class Uniform(_Located):
         return (self.high - self.low) ** 2 / 12
 
     def rsample(self, sample_shape=()):
+        """low + (high − low)·u with u ~ U[0, 1): differentiable in low and high."""
         u = _rng().random(self._extended(sample_shape)).astype(self.low._data.dtype)
         return self.low + (self.high - self.low) * Tensor(u)
 
     def log_prob(self, value):
+        """−log(high − low) inside [low, high), −inf outside."""
         v = _tensor(value, self.low._data.dtype)
         inside = ((self.low._data <= v._data) & (v._data < self.high._data)).astype(v._data.dtype)
         return Tensor(np.log(inside)) - (self.high - self.low).log()
 
     def entropy(self):
+        """log(high − low)."""
         return (self.high - self.low).log()
 
     def __repr__(self):
