@@ -222,9 +222,9 @@ def sequence_dtype(data):
 def _tensor_factory(fn):
     """ember.tensor with PyTorch's device= keyword and its dtype inference for NumPy scalars in lists."""
     @functools.wraps(fn)
-    def wrapper(data, *args, device=None, dtype=None, **kwargs):
+    def wrapper(data, dtype=None, *args, device=None, **kwargs):
         check_device(device)
-        return fn(data, *args, dtype=dtype if dtype is not None else sequence_dtype(data), **kwargs)
+        return fn(data, dtype if dtype is not None else sequence_dtype(data), *args, **kwargs)
     return wrapper
 
 
