@@ -59,3 +59,33 @@ def test_module_type_casts_like_torch():
 def test_tensor_infers_dtypes_from_numpy_scalars_as_torch(data):
     """torch.tensor([np.mean(x), np.std(x)]) is float64 in PyTorch: NumPy scalars keep their dtype."""
     assert str(ember.tensor(data).dtype) == str(torch.tensor(data).dtype).replace("torch.", "")
+
+
+def test_mean_of_integers_raises_as_torch_and_cross_entropy_takes_positions():
+    for dt in ("int64", "int32", "uint8", "bool"):
+        with pytest.raises(RuntimeError) as theirs:
+            torch.zeros(2, dtype=getattr(torch, dt)).mean()
+        with pytest.raises(RuntimeError) as ours:
+            ember.zeros(2, dtype=getattr(ember, dt)).mean()
+        assert str(ours.value) == str(theirs.value)
+    assert float(ember.tensor([1, 2]).mean(dtype=ember.float32)) == 1.5
+    rng = np.random.default_rng(0)
+    x, t, w = rng.standard_normal((2, 3, 4, 5)), rng.integers(0, 3, (2, 4, 5)), rng.uniform(0.5, 2, 3)
+    t[0, 0, 0] = -100
+    for kw in ({}, {"reduction": "none"}, {"reduction": "sum", "weight": w}, {"label_smoothing": 0.1}):
+        tx, ex = torch.tensor(x, requires_grad=True), ember.tensor(x, requires_grad=True)
+        kt = {k: torch.tensor(v) if k == "weight" else v for k, v in kw.items()}
+        ke = {k: ember.tensor(v) if k == "weight" else v for k, v in kw.items()}
+        a = torch.nn.functional.cross_entropy(tx, torch.tensor(t), **kt)
+        b = ember.nn.functional.cross_entropy(ex, ember.tensor(t), **ke)
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-12)
+        a.sum().backward()
+        b.sum().backward()
+        np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-14)
+        kt.pop("label_smoothing", None)
+        ke.pop("label_smoothing", None)
+        np.testing.assert_allclose(
+            ember.nn.functional.nll_loss(ember.tensor(x).log_softmax(1), ember.tensor(t), **ke).numpy(),
+            torch.nn.functional.nll_loss(torch.tensor(x).log_softmax(1), torch.tensor(t), **kt).numpy(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        ember.nn.functional.cross_entropy(ember.randn(2, 3, 4, 5), ember.zeros(2, 4, 6, dtype=ember.int64))

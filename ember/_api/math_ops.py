@@ -359,8 +359,26 @@ INPLACE = {
 INPLACE.update({f"{name}_": (lambda n: lambda self: self._inplace(lambda s: METHODS[n](s)))(name) for name in UNARY})
 
 
+_INT_NAMES = {"i8": "Long", "i4": "Int", "i2": "Short", "i1": "Char", "u1": "Byte", "b1": "Bool"}
+
+
+def _float_mean(mean):
+    """Tensor.mean refusing integer and bool tensors without a dtype, as PyTorch's (the mean of
+    [1, 2] is not an integer; ember's NumPy mean would have returned the truncated int64)."""
+    def checked(self, dim=None, keepdim=False, dtype=None):
+        if dtype is None and self._data.dtype.kind not in "fc":
+            raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
+                               f"or complex dtype. Got: {_INT_NAMES.get(self._data.dtype.str[1:], self._data.dtype)}")
+        return mean(self, dim, keepdim, dtype)
+    checked.__name__, checked.__doc__ = "mean", mean.__doc__
+    return checked
+
+
 def install(ember) -> None:
     """Attach the methods to Tensor (keeping any Tensor defines itself) and the functions to ``ember``."""
+    if not getattr(Tensor.mean, "_checks_dtype", False):   # once, even if ember is imported again
+        Tensor.mean = _float_mean(Tensor.mean)
+        Tensor.mean._checks_dtype = True
     for name, fn in {**METHODS, **INPLACE, **TENSOR_ONLY}.items():
         if name not in vars(Tensor):
             setattr(Tensor, name, fn)

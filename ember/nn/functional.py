@@ -1059,6 +1059,23 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 
 # ---- losses -------------------------------------------------------------------------------
+def _positions(loss, input, target, reduction, **options):
+    """A classification loss over (N, C, d1, ...) logits and (N, d1, ...) targets (a segmentation
+    map): each of the N·d1·... positions is one sample of the (N·d, C) loss, so 'mean' averages over
+    all of them (weighted, ignoring ignore_index) as PyTorch's; 'none' gives (N, d1, ...).
+    Raises: RuntimeError for a target of another shape (PyTorch's message)."""
+    C, rest = input.shape[1], (input.shape[0],) + tuple(input.shape[2:])
+    tgt = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+    if tgt._data.dtype.kind == "f" and tuple(tgt.shape) == tuple(input.shape):     # soft labels per position
+        flat_target = tgt.movedim(1, -1).reshape(-1, C)
+    elif tuple(tgt.shape) == rest:
+        flat_target = tgt.reshape(-1)
+    else:
+        raise RuntimeError(f"size mismatch (got input: {list(input.shape)} , target: {list(tgt.shape)}")
+    out = loss(input.movedim(1, -1).reshape(-1, C), flat_target, reduction=reduction, **options)
+    return out.reshape(*rest) if reduction == "none" else out
+
+
 def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
                   reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy from logits, fused and max-subtracted (stable for any logits).
@@ -1067,7 +1084,8 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     0 for samples whose target equals ignore_index; 'mean' divides by Σ_i w[t_i] over the
     non-ignored samples (N when weight is None), exactly as torch.
     Shape: input (N, C) float logits, target (N,) integer classes in [0, C) (or ignore_index) as a
-        Tensor or ndarray, weight (C,) -> scalar (mean/sum) or (N,) (none). A float target of shape
+        Tensor or ndarray, weight (C,) -> scalar (mean/sum) or (N,) (none); or input (N, C, d1, ...)
+        and target (N, d1, ...), a class per position (segmentation; ``_positions``). A float target of shape
         (N, C) holds class probabilities (soft labels): L_i = −Σ_c w[c]·ỹ[i, c]·log p[i, c] with
         ỹ = (1 − ε)·y + ε/C, and 'mean' divides by N, as torch.
     Args: weight: per-class rescaling; ignore_index: target value to skip; label_smoothing ε in [0, 1];
@@ -1078,6 +1096,9 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if input.ndim > 2:   # (N, C, d1, ...) with targets (N, d1, ...): every position is a sample, as torch
+        return _positions(cross_entropy, input, target, reduction, weight=weight, ignore_index=ignore_index,
+                          label_smoothing=label_smoothing)
     if input.ndim != 2:
         raise ShapeError(f"cross_entropy: expected logits of shape (N, C), got {tuple(input.shape)}")
     w = _class_weight(weight, input, "cross_entropy")
@@ -1095,10 +1116,13 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
     """Negative log-likelihood of log-probabilities: L_i = −w[t_i]·input[i, t_i] (0 where
     t_i = ignore_index); 'mean' divides by Σ_i w[t_i] over non-ignored samples, as torch.
 
-    Shape: input (N, C), target (N,) integer classes, weight (C,) -> scalar, or (N,) for 'none'.
+    Shape: input (N, C), target (N,) integer classes, weight (C,) -> scalar, or (N,) for 'none';
+        or input (N, C, d1, ...) with target (N, d1, ...) (``_positions``).
     Raises: IndexError for a target outside [0, C); ShapeError; ValueError for an unknown reduction.
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
+    if input.ndim > 2:   # (N, C, d1, ...) with targets (N, d1, ...), as torch
+        return _positions(nll_loss, input, target, reduction, weight=weight, ignore_index=ignore_index)
     if input.ndim != 2:
         raise ShapeError(f"nll_loss: expected log-probabilities of shape (N, C), got {tuple(input.shape)}")
     t = _targets(target, input.shape[1], input.shape[0], "nll_loss", ignore_index)
