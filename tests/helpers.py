@@ -222,6 +222,51 @@ def run_with_grads(fn, arrays, kw, grad_out=None, seed=1):
     return y._data, [t.grad._data for t in ts], grad_out
 
 
+def assert_conv_equals_reference(op, x, w, b, kw, tol, name):
+    """Op ``op`` (a Conv2d kernel) against ember.ops.conv.Conv2d on the same inputs and upstream
+    gradient: forward and grad_x, grad_w, grad_b, each with the reference's shape and x's dtype,
+    within ``tol`` relative to the reference's largest magnitude."""
+    from ember.ops import conv as ref_conv
+    y_ref, g_ref, go = run_with_grads(ref_conv.Conv2d, [x, w, b], kw)
+    y, gs, _ = run_with_grads(op, [x, w, b], kw, grad_out=go)
+    assert y.dtype == x.dtype and y.shape == y_ref.shape
+    close_scaled(y, y_ref, tol, f"{name} forward")
+    for what, a, e in zip(("grad_x", "grad_w", "grad_b"), gs, g_ref):
+        assert a.shape == e.shape and a.dtype == x.dtype
+        close_scaled(a, e, tol, f"{name} {what}")
+
+
+def assert_conv_equals_torch(op, x, w, b, kw, name):
+    """Op ``op`` against torch.nn.functional.conv2d in float64 (forward and the three gradients
+    to 1e-10 relative to torch's largest magnitude)."""
+    import torch
+    y, gs, go = run_with_grads(op, [x, w, b], kw)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
+    ty.backward(torch.tensor(go))
+    close_scaled(y, ty.detach().numpy(), 1e-10, f"{name} forward vs torch")
+    for what, a, t in zip(("grad_x", "grad_w", "grad_b"), gs, (tx, tw, tb)):
+        close_scaled(a, t.grad.numpy(), 1e-10, f"{name} {what} vs torch")
+
+
+def assert_same_bits_across_thread_counts(op, arrays, kw, counts=(2, 3, 1, 2)):
+    """Op ``op``'s output and input gradients are the same bits with 1 thread and each of
+    ``counts`` (ember.threads), the upstream gradient fixed; the thread count is restored."""
+    from ember import threads
+    saved = threads.get_num_threads()
+    try:
+        threads.set_num_threads(1)
+        base_y, base_g, go = run_with_grads(op, arrays, kw)
+        for n in counts:
+            threads.set_num_threads(n)
+            y, gs, _ = run_with_grads(op, arrays, kw, grad_out=go)
+            assert np.array_equal(y, base_y), f"{n} threads: forward differs"
+            for a, e in zip(gs, base_g):
+                assert np.array_equal(a, e), f"{n} threads: a gradient differs"
+    finally:
+        threads.set_num_threads(saved)
+
+
 def close_scaled(actual, expected, tol, what):
     """assert_close with rtol = tol and atol = tol × the largest |expected| (kernel tests)."""
     scale = float(np.abs(expected).max()) if np.size(expected) else 1.0

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import close_scaled as _close, run_with_grads as _run
+from helpers import assert_conv_equals_reference, assert_same_bits_across_thread_counts, assert_conv_equals_torch, close_scaled as _close, run_with_grads as _run
 
 from ember import kernels, threads
 from ember.kernels import gemm_conv as gc
@@ -64,26 +64,14 @@ def _inputs(row, dtype, seed=0):
 @pytest.mark.parametrize("name", ROWS)
 def test_gemm_conv_equals_reference(name, dtype, forced):
     x, w, b, kw = _inputs(ROWS[name], dtype)
-    y_ref, g_ref, go = _run(ref_conv.Conv2d, [x, w, b], kw)
-    y, gs, _ = _run(gc.Conv2d, [x, w, b], kw, grad_out=go)
-    assert y.dtype == dtype and y.shape == y_ref.shape
-    _close(y, y_ref, TOL[dtype], f"{name} forward")
-    for what, a, e in zip(("grad_x", "grad_w", "grad_b"), gs, g_ref):
-        assert a.shape == e.shape and a.dtype == dtype
-        _close(a, e, TOL[dtype], f"{name} {what}")
+    assert_conv_equals_reference(gc.Conv2d, x, w, b, kw, TOL[dtype], name)
 
 
 @pytest.mark.parametrize("name", ROWS)
 def test_gemm_conv_equals_torch(name, forced):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x, w, b, kw = _inputs(ROWS[name], np.float64, seed=2)
-    y, gs, go = _run(gc.Conv2d, [x, w, b], kw)
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
-    ty.backward(torch.tensor(go))
-    _close(y, ty.detach().numpy(), 1e-10, f"{name} forward vs torch")
-    for what, a, t in zip(("grad_x", "grad_w", "grad_b"), gs, (tx, tw, tb)):
-        _close(a, t.grad.numpy(), 1e-10, f"{name} {what} vs torch")
+    assert_conv_equals_torch(gc.Conv2d, x, w, b, kw, name)
 
 
 def test_gemm_conv_no_bias_input_without_grad(forced):
@@ -112,18 +100,7 @@ def test_gemm_conv_bit_identical_across_reruns_and_thread_counts(name, forced, m
     """Chunks are fixed by the shapes, each float is summed by one GEMM or one col2im pass in a
     fixed order: the same bits for every rerun and thread count."""
     x, w, b, kw = _inputs(ROWS[name], np.float32)
-    saved = threads.get_num_threads()
-    try:
-        threads.set_num_threads(1)
-        base_y, base_g, go = _run(gc.Conv2d, [x, w, b], kw)
-        for n in (2, 3, 1, 2):
-            threads.set_num_threads(n)
-            y, gs, _ = _run(gc.Conv2d, [x, w, b], kw, grad_out=go)
-            assert np.array_equal(y, base_y)
-            for a, e in zip(gs, base_g):
-                assert np.array_equal(a, e)
-    finally:
-        threads.set_num_threads(saved)
+    assert_same_bits_across_thread_counts(gc.Conv2d, [x, w, b], kw)
 
 
 def test_choice_keeps_lenet_on_the_direct_kernel_and_takes_gemm_where_measured():
@@ -131,13 +108,16 @@ def test_choice_keeps_lenet_on_the_direct_kernel_and_takes_gemm_where_measured()
     for B in (1, 64, 256, 1000):                               # LeNet's convs stay on numba_conv
         assert gc.choose((B, 1, 28, 28), (6, 1, 5, 5), d, (2, 2), d, "forward") == "direct"
         assert gc.choose((B, 6, 14, 14), (16, 6, 5, 5), d, (0, 0), d, "grad_x") == "direct"
-    deck = [((8, 3, 256, 256), (16, 3, 7, 7), 1, "direct"), ((8, 16, 250, 250), (32, 16, 3, 3), 2, "gemm"),
+    deck = [((8, 3, 256, 256), (16, 3, 7, 7), 1, "direct"), ((8, 16, 250, 250), (32, 16, 3, 3), 2, "phase"),
             ((8, 32, 125, 125), (64, 32, 3, 3), 1, "direct"), ((8, 64, 125, 125), (64, 64, 1, 1), 1, "gemm")]
-    cifar = [((128, 16, 32, 32), (16, 16, 3, 3), 1, "direct"), ((128, 16, 32, 32), (32, 16, 3, 3), 2, "direct"),
-             ((128, 32, 16, 16), (64, 32, 3, 3), 2, "gemm"), ((128, 64, 8, 8), (64, 64, 3, 3), 1, "direct")]
+    cifar = [((128, 16, 32, 32), (16, 16, 3, 3), 1, "direct"), ((128, 16, 32, 32), (32, 16, 3, 3), 2, "phase"),
+             ((128, 32, 16, 16), (64, 32, 3, 3), 2, "phase"), ((128, 64, 8, 8), (64, 64, 3, 3), 1, "direct"),
+             ((128, 16, 32, 32), (32, 16, 1, 1), 2, "gemm")]        # ResNet's 1×1 stride-2 shortcut
     for xs, ws, s, path in deck + cifar:
         for which in ("forward", "grad_x", "grad_w"):
             assert gc.choose(xs, ws, (s, s), (1, 1), d, which) == path, (xs, ws, s, which)
+    for B, path in ((8, "gemm"), (128, "direct")):             # strided and dilated: the rule of before
+        assert gc.choose((B, 16, 32, 32), (32, 16, 3, 3), (2, 2), (2, 2), (2, 2), "forward") == path
 
 
 def test_registered_conv_is_the_shape_choice():
@@ -150,7 +130,7 @@ def test_registered_conv_is_the_shape_choice():
 
 @pytest.mark.parametrize("xs, ws, s, p", [((3, 16, 12, 12), (16, 16, 3, 3), 1, 1),      # direct
                                           ((2, 1, 12, 12), (6, 1, 5, 5), 1, 2),         # direct
-                                          ((3, 16, 11, 12), (32, 16, 3, 3), 2, 1),      # gemm (small N, s2)
+                                          ((3, 16, 11, 12), (32, 16, 3, 3), 2, 1),      # phase (s2)
                                           ((2, 8, 7, 9), (8, 8, 1, 1), 1, 0)])          # gemm (1×1)
 def test_registered_conv_equals_reference_either_path(xs, ws, s, p):
     rng = np.random.default_rng(5)
@@ -165,7 +145,7 @@ def test_registered_conv_equals_reference_either_path(xs, ws, s, p):
 
 def test_registered_conv_bit_identical_across_thread_counts_on_both_paths(monkeypatch):
     """A small network-like chain through the registered Conv2d (real choice: direct for the 3×3
-    stride-1 layer, GEMM for the strided and the 1×1 ones), with every call split over threads."""
+    stride-1 layer, phase for the strided one, GEMM for the 1×1), every call split over threads."""
     from ember.kernels import _jit
     monkeypatch.setattr(threads, "MIN_PART_FLOATS", 1)
     monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)
@@ -174,7 +154,7 @@ def test_registered_conv_bit_identical_across_thread_counts_on_both_paths(monkey
     ws = [rng.standard_normal(s).astype(np.float32) for s in ((16, 3, 3, 3), (32, 16, 3, 3), (32, 32, 1, 1))]
     strides, pads = (1, 2, 1), (1, 1, 0)
     assert [gc.choose((4, w.shape[1], 15, 15), w.shape, (s, s), (p, p), (1, 1), "forward")
-            for w, s, p in zip(ws, strides, pads)] == ["direct", "gemm", "gemm"]
+            for w, s, p in zip(ws, strides, pads)] == ["direct", "phase", "gemm"]
 
     def chain():
         h = Tensor(x, requires_grad=True)

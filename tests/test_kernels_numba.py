@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import close_scaled as _close, run_with_grads as _run
+from helpers import assert_conv_equals_torch, close_scaled as _close, run_with_grads as _run
 
 from ember.kernels import _jit
 from ember.kernels import numba_conv as nc
@@ -77,15 +77,9 @@ def test_conv2d_equals_reference(name, dtype):
 
 @pytest.mark.parametrize("name", CONV_ROWS)
 def test_conv2d_equals_torch(name):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x, w, b, kw = _conv_inputs(CONV_ROWS[name], np.float64, seed=2)
-    y, gs, go = _run(nc.Conv2d, [x, w, b], kw)
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
-    ty.backward(torch.tensor(go))
-    _close(y, ty.detach().numpy(), 1e-10, f"{name} forward vs torch")
-    for what, a, t in zip(("grad_x", "grad_w", "grad_b"), gs, (tx, tw, tb)):
-        _close(a, t.grad.numpy(), 1e-10, f"{name} {what} vs torch")
+    assert_conv_equals_torch(nc.Conv2d, x, w, b, kw, name)
 
 
 def test_conv2d_without_bias_and_partial_grads():

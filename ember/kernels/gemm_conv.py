@@ -39,6 +39,7 @@ import numpy as np
 
 from ..ops import conv as _ref
 from ..ops.conv import out_size
+from . import phase_conv
 from ._jit import AVAILABLE, njit
 from .threads import matmul, num_parts, parallel_for, split_range
 
@@ -234,7 +235,8 @@ def covers(x, w, b, stride, padding, dilation, groups):
 
 
 def choose(x_shape, w_shape, stride, padding, dilation, which):
-    """'gemm' (this module) or 'direct' (numba_conv's direct convolution) for pass ``which``
+    """'gemm' (this module), 'direct' (numba_conv's direct convolution) or 'phase'
+    (``phase_conv``, strided convolutions) for pass ``which``
     ('forward', 'grad_x' or 'grad_w') of a groups = 1 conv call on x (N, C, H, W), w (C_out, C, KH, KW).
 
     The direct kernel's innermost loop runs over one contiguous stretch of an output row: OW*N
@@ -294,11 +296,28 @@ def choose(x_shape, w_shape, stride, padding, dilation, which):
     runs of N floats) or the output has ≥ 64 channels (the GEMM is efficient there); 'direct'
     otherwise, which keeps LeNet's shapes (5×5, stride 1) on numba_conv as before. The same
     answer for all three passes (``which`` is there for a rule that differs per pass).
+
+    2026-12-01 (ninth session): strided convolutions without dilation take 'phase'
+    (``ember.kernels.phase_conv``: stride-1 sums over the input's SH·SW phases, so the inner loop
+    is a run of OW·N floats again). Per pass, wall ms, 1 thread, the other jobs stopped, medians
+    of 5 (phase includes building the phases; gemm / phase / PyTorch):
+
+        deck  8, 16→32, 3×3, s2, 250×250    fwd 68.7 / 35.9+7.2 / 19.0   grad_x 66.6 / 41.7 / 116.3
+                                            grad_w 84.6 / 28.0+7.2 / 24.8
+        cifar 128, 16→32, 3×3, s2, 32×32    fwd 11.5 / 6.0+0.9 / 4.3     grad_x 14.0 / 8.8 / 12.3
+                                            grad_w 14.5 / 6.8+0.9 / 6.0
+        cifar 128, 32→64, 3×3, s2, 16×16    fwd 7.4 / 5.2+0.5 / 3.8      grad_x 10.4 / 8.0 / 8.1
+                                            grad_w 9.1 / 6.7+0.5 / 5.0
+
+    (the direct kernel at the CIFAR 16→32 shape: 12.2 / 9.7 / 8.6). The rules above for strided
+    calls now apply only with dilation > 1.
     """
     N = x_shape[0]
     C_out, _, KH, KW = w_shape
     if KH * KW == 1:
         return "gemm"
+    if max(stride) > 1 and tuple(dilation) == (1, 1):
+        return "phase"
     if max(stride) > 1 and (N < 32 or C_out >= 64):
         return "gemm"
     return "direct"
@@ -327,11 +346,14 @@ class Conv2d(_ref.Conv2d):
             return nc.Conv2d.forward(ctx, x, w, b, stride, padding, dilation, groups)
         ctx.other = None
         from .conv import _to_chwn
-        xc = _to_chwn(x, *padding)                             # (C, Hp, Wp, N)
-        if choose(x.shape, w.shape, stride, padding, dilation, "forward") == "gemm":
-            y = forward(xc, w, b, stride, dilation)            # (C_out, OH, OW, N)
+        path = choose(x.shape, w.shape, stride, padding, dilation, "forward")
+        if path == "phase":
+            out_hw = [out_size(x.shape[2 + i], w.shape[2 + i], stride[i], padding[i]) for i in (0, 1)]
+            y = phase_conv.forward(phase_conv.phases(x, padding, stride), w, b, stride, out_hw)
+        elif path == "gemm":
+            y = forward(_to_chwn(x, *padding), w, b, stride, dilation)   # (C_out, OH, OW, N)
         else:
-            y = nc.conv2d_forward(xc, w, b, stride, dilation, 1)
+            y = nc.conv2d_forward(_to_chwn(x, *padding), w, b, stride, dilation, 1)
         ctx.save_for_backward(x, w)     # not xc: its padded copy is rebuilt in backward (memory)
         ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
         ctx.has_bias = b is not None
@@ -350,15 +372,24 @@ class Conv2d(_ref.Conv2d):
         grad_b = nc.conv2d_grad_b(g) if ctx.has_bias and need[2] else None
         grad_w_ = None
         if need[1]:
-            xc = _to_chwn(x, PH, PW)                           # (C, Hp, Wp, N): free if unpadded CHWN
-            if choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_w") == "gemm":
-                grad_w_ = grad_w(g, xc, w.shape, stride, dilation)
+            path = choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_w")
+            if path == "phase":
+                xs = phase_conv.phases(x, padding, stride)     # rebuilt, as xc below (memory)
+                grad_w_ = phase_conv.grad_w(g, xs, w.shape, stride)
+                del xs
             else:
-                grad_w_ = nc.conv2d_grad_w(g, xc, w.shape, stride, dilation, 1)
-            del xc                                             # before grad_x's buffer exists
+                xc = _to_chwn(x, PH, PW)                       # (C, Hp, Wp, N): free if unpadded CHWN
+                if path == "gemm":
+                    grad_w_ = grad_w(g, xc, w.shape, stride, dilation)
+                else:
+                    grad_w_ = nc.conv2d_grad_w(g, xc, w.shape, stride, dilation, 1)
+                del xc                                         # before grad_x's buffer exists
         grad_x_ = None
         if need[0]:
-            if choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_x") == "gemm":
+            path = choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_x")
+            if path == "phase":
+                gx = phase_conv.grad_x(g, w, (H, W), padding, stride)        # (C, H, W, N) view
+            elif path == "gemm":
                 gx = grad_x(g, w, H + 2 * PH, W + 2 * PW, stride, dilation)   # (C, Hp, Wp, N)
                 gx = gx[:, PH:PH + H, PW:PW + W]
             else:
