@@ -282,3 +282,74 @@ def test_without_numba_the_layers_run_one_by_one(tmp_path):
         "assert y.shape == (3, 2, 13, 13) and w.grad is not None\n"
         "print('ok')\n")
     assert run_python(code, tmp_path) == "ok"
+
+
+# ------------------------------------------------------------------- Conv2d → ReLU pairs
+
+def _vgg(dtype):
+    """A plain VGG-style net: every conv path (direct 3×3, phase stride 2, GEMM 1×1, groups > 1
+    on numba_conv) followed by a ReLU, and a conv with no ReLU after it."""
+    ember.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1),
+                          nn.ReLU(), nn.Conv2d(16, 16, 1), nn.ReLU(), nn.Conv2d(16, 8, 3, groups=2), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+    for p in model.parameters():
+        p._data = p._data.astype(dtype)
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_relu_pairs_fused_equal_the_layers_and_torch(dtype, monkeypatch, fast):
+    from ember.kernels import gemm_conv
+    model = _vgg(dtype)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 3, 11, 12)).astype(dtype)
+    y = rng.integers(0, 5, 6)
+    out, ops, grads = _step(model, x, y)
+    assert gemm_conv.Conv2dReLU in ops and nc.Conv2dReLU in ops          # groups = 2 on numba_conv
+    assert ref_act.ReLU not in ops and not any(issubclass(c, ref_act.ReLU) for c in ops)
+    monkeypatch.setattr(fusion, "pairs", False)
+    out_1, ops_1, grads_1 = _step(model, x, y)
+    assert gemm_conv.Conv2dReLU not in ops_1 and any(issubclass(c, ref_act.ReLU) for c in ops_1)
+    _close(out._data, out_1._data, TOL[dtype], "logits, pairs fused vs not")
+    for a, e in zip(grads, grads_1):
+        _close(a, e, TOL[dtype], "parameter gradient, pairs fused vs not")
+    if dtype == np.float64:
+        torch = pytest.importorskip("torch")
+        tm = torch.nn.Sequential(*[getattr(torch.nn, type(m).__name__)(*_args(m)) for m in model])
+        tm.load_state_dict({k: torch.tensor(np.array(v)) for k, v in model.state_dict().items()})
+        tm.double()
+        tout = tm(torch.tensor(x))
+        torch.nn.functional.cross_entropy(tout, torch.tensor(y)).backward()
+        _close(out._data, tout.detach().numpy(), 1e-10, "logits vs torch")
+        for a, t in zip(grads, tm.parameters()):
+            _close(a, t.grad.numpy(), 1e-10, "parameter gradient vs torch")
+
+
+def _args(m):
+    """The constructor arguments that rebuild layer m in torch.nn (for _vgg's layer kinds)."""
+    if isinstance(m, nn.Conv2d):
+        return (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups)
+    if isinstance(m, nn.Linear):
+        return (m.in_features, m.out_features)
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return (m.output_size,)
+    return ()
+
+
+def test_conv_relu_pair_not_fused_for_a_subclass_or_a_hook(fast):
+    from ember.kernels import gemm_conv
+    x = np.random.default_rng(0).standard_normal((2, 2, 9, 9)).astype(np.float32)
+
+    def pair_fused(model):
+        return gemm_conv.Conv2dReLU in _ops(model(Tensor(x)))
+
+    class MyReLU(nn.ReLU):
+        pass
+    assert pair_fused(nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU()))
+    assert not pair_fused(nn.Sequential(nn.Conv2d(2, 4, 3), MyReLU()))
+    hooked = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU())
+    seen = []
+    hooked[0].register_forward_hook(lambda mod, inp, out: seen.append(out.shape))
+    assert not pair_fused(hooked) and seen == [(2, 4, 7, 7)]
+    assert not pair_fused(nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"), nn.ReLU()))

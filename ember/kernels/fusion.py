@@ -1,4 +1,4 @@
-"""Layer fusion: an ``nn.Sequential``'s Conv2d → ReLU → MaxPool2d run as one fused kernel.
+"""Layer fusion: an ``nn.Sequential``'s Conv2d → ReLU (→ MaxPool2d) run as one fused kernel.
 
 ``nn.Sequential.forward`` calls ``sequential_forward(layers, x)`` when kernels are on. It calls
 the layers one by one, as the reference does, except that three consecutive layers
@@ -7,13 +7,17 @@ the layers one by one, as the reference does, except that three consecutive laye
                                                       no return_indices, ceil_mode off)
 
 run as ``numba_conv.Conv2dReLUMaxPool2d`` (one op, two compiled passes forward and backward
-fewer, the conv output never stored: see its docstring), which equals the three ops (tested
-against them and against PyTorch in tests/test_fusion.py). Anything else, or any doubt, takes
-the layers one by one, so errors are raised by the layers themselves, with their names:
+fewer, the conv output never stored: see its docstring), and a pair Conv2d → ReLU not followed
+by such a pool runs as ``gemm_conv.Conv2dReLU`` (the ReLU applied to each output row inside the
+conv kernel, its mask applied in the copy the conv's backward makes anyway: one pass over the
+activation forward and one backward fewer; ``numba_conv.Conv2dReLU`` for groups > 1). Each
+equals the separate ops (tested against them and against PyTorch in tests/test_fusion.py).
+Anything else, or any doubt, takes the layers one by one, so errors are raised by the layers
+themselves, with their names:
 
 - the exact classes (a subclass may override ``forward``), no ``forward`` replaced on an
   instance (``nn.summary`` and ``viz.feature_maps`` wrap layers that way to see their outputs),
-  no forward hook or pre-hook registered on any of the three (they must run)
+  no forward hook or pre-hook registered on any of the layers (they must run)
   and ``Module.__call__`` not replaced (``ember.onnx.export`` traces layer by layer);
 - a 4-D float32/float64 Tensor with the conv's channel count and dtype, big enough for the
   conv and the pool (the checks F.conv2d and F.max_pool2d would make, so they cannot fail);
@@ -27,9 +31,10 @@ unfused (-20% both times); wall time 3.9–14.5 vs 11.6–24.8 ms, noise-dominat
 """
 from __future__ import annotations
 
-from . import mode, numba_conv
+from . import gemm_conv, mode, numba_conv
 
 enabled = True   # False: never fuse (to measure the fusion against the layers one by one)
+pairs = True     # False: fuse only Conv2d → ReLU → MaxPool2d, not a Conv2d → ReLU pair (to measure it)
 
 def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -40,23 +45,36 @@ def _pair(v):
 LAYERS = None
 
 
-def _fusable(conv, relu, pool, x):
-    """Whether conv → relu → pool can run as Conv2dReLUMaxPool2d on input x (see module doc)."""
+def _conv_relu_fusable(conv, relu, x):
+    """Whether conv → relu can run as one fused op on input x: the exact layer classes, no
+    hooks or replaced forward, zero padding the same on both sides, and an input the compiled
+    kernels take whose conv output is not empty (see module doc). Returns the padding or None."""
     from ..tensor import Tensor
-    if LAYERS is None or (type(conv), type(relu), type(pool)) != LAYERS:
-        return False
+    if LAYERS is None or (type(conv), type(relu)) != LAYERS[:2]:
+        return None
     if type(conv).__call__.__qualname__ != "Module.__call__" or any("forward" in m.__dict__ or m._has_hooks()
-                                                                     for m in (conv, relu, pool)):
-        return False
-    if getattr(conv, "padding_mode", "zeros") != "zeros":   # the fused kernel pads with zeros only
-        return False
+                                                                     for m in (conv, relu)):
+        return None
+    if getattr(conv, "padding_mode", "zeros") != "zeros":   # the fused kernels pad with zeros only
+        return None
     pairs = conv.padding_pairs()
     if any(before != after for before, after in pairs):    # padding='same' of an even kernel: one more after
-        return False
+        return None
     padding = tuple(before for before, _ in pairs)
     w, b = conv.weight, conv.bias
     if not (isinstance(x, Tensor) and x.ndim == 4 and x.shape[1] == conv.in_channels and x.size
             and numba_conv.covers(x._data, w._data, None if b is None else b._data)):
+        return None
+    if min(numba_conv.out_size(x.shape[2 + i], conv.kernel_size[i], conv.stride[i], padding[i],
+                               conv.dilation[i]) for i in (0, 1)) < 1:
+        return None
+    return padding
+
+
+def _fusable(conv, relu, pool, x):
+    """Whether conv → relu → pool can run as Conv2dReLUMaxPool2d on input x (see module doc)."""
+    padding = _conv_relu_fusable(conv, relu, x)
+    if padding is None or type(pool) is not LAYERS[2] or "forward" in pool.__dict__ or pool._has_hooks():
         return False
     k, s, p = _pair(pool.kernel_size), _pair(pool.stride), _pair(pool.padding)
     if k != s or p != (0, 0) or min(k) < 1:
@@ -88,6 +106,13 @@ def sequential_forward(layers, x):
                                                       dilation=conv.dilation,
                                                       groups=conv.groups, pool=k)
             i += 3
+        elif i + 1 < len(layers) and pairs and _conv_relu_fusable(layers[i], layers[i + 1], x) is not None:
+            conv = layers[i]
+            op = gemm_conv.Conv2dReLU if conv.groups == 1 else numba_conv.Conv2dReLU
+            x = op.apply(x, conv.weight, conv.bias, stride=conv.stride,
+                         padding=tuple(p for p, _ in conv.padding_pairs()), dilation=conv.dilation,
+                         groups=conv.groups)
+            i += 2
         else:
             x = layers[i](x)
             i += 1

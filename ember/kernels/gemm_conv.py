@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import Function
 from ..ops import conv as _ref
 from ..ops.conv import out_size
 from . import phase_conv
@@ -345,18 +346,44 @@ class Conv2d(_ref.Conv2d):
             ctx.other = nc.Conv2d
             return nc.Conv2d.forward(ctx, x, w, b, stride, padding, dilation, groups)
         ctx.other = None
-        from .conv import _to_chwn
-        path = choose(x.shape, w.shape, stride, padding, dilation, "forward")
-        if path == "phase":
-            out_hw = [out_size(x.shape[2 + i], w.shape[2 + i], stride[i], padding[i]) for i in (0, 1)]
-            y = phase_conv.forward(phase_conv.phases(x, padding, stride), w, b, stride, out_hw)
-        elif path == "gemm":
-            y = forward(_to_chwn(x, *padding), w, b, stride, dilation)   # (C_out, OH, OW, N)
-        else:
-            y = nc.conv2d_forward(_to_chwn(x, *padding), w, b, stride, dilation, 1)
+        y = _forward_any(x, w, b, stride, padding, dilation, relu=False)
         ctx.save_for_backward(x, w)     # not xc: its padded copy is rebuilt in backward (memory)
-        ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
-        ctx.has_bias = b is not None
+        _keep(ctx, x, b, stride, padding, dilation)
+        return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        if ctx.other is not None:
+            return ctx.other.backward(ctx, grad_out)
+        x, w = ctx.saved_tensors
+        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=x.dtype)    # (C_out, OH, OW, N)
+        return _grads_any(ctx, g, x, w)
+
+
+class Conv2dReLU(Function):
+    """relu(conv2d(x, w, b)) in one op, on the path ``choose`` picks; equals ``ops.activation.ReLU``
+    of ``ops.conv.Conv2d`` (tested to 1e-10 in float64 and against torch).
+
+    Same signature, shapes and dtypes as ``Conv2d`` (x (N, C_in, H, W) -> (N, C_out, H_out,
+    W_out), a view of a (C_out, H_out, W_out, N) array). Forward: the direct and phase kernels
+    apply max(·, 0) to each output row while it is in cache (the GEMM path in one pass after
+    its GEMMs), so there is no separate ReLU pass and no second activation array. Backward:
+    grad_out · [y > 0] is written straight into the channel-major buffer the conv gradients read
+    (``numba_conv.relu_mask``: the copy Conv2d.backward makes anyway), then Conv2d's gradients.
+    Run by ``ember.kernels.fusion`` for an ``nn.Sequential``'s Conv2d → ReLU. Calls this path
+    does not cover (groups > 1, other dtypes, N = 0) run numba_conv.Conv2dReLU. Saves x, w and
+    the output y (which the next layer keeps anyway). Raises what the reference conv raises.
+    """
+    @staticmethod
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        from . import numba_conv as nc
+        if not covers(x, w, b, stride, padding, dilation, groups):
+            ctx.other = nc.Conv2dReLU
+            return nc.Conv2dReLU.forward(ctx, x, w, b, stride, padding, dilation, groups)
+        ctx.other = None
+        y = _forward_any(x, w, b, stride, padding, dilation, relu=True)
+        ctx.save_for_backward(x, w, y)
+        _keep(ctx, x, b, stride, padding, dilation)
         return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
 
     @staticmethod
@@ -364,35 +391,64 @@ class Conv2d(_ref.Conv2d):
         if ctx.other is not None:
             return ctx.other.backward(ctx, grad_out)
         from . import numba_conv as nc
-        from .conv import _to_chwn
-        x, w = ctx.saved_tensors
-        stride, padding, dilation, need = ctx.stride, ctx.padding, ctx.dilation, ctx.needs_input_grad
-        (PH, PW), (N, C, H, W) = padding, ctx.x_shape
-        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=x.dtype)    # (C_out, OH, OW, N)
-        grad_b = nc.conv2d_grad_b(g) if ctx.has_bias and need[2] else None
-        grad_w_ = None
-        if need[1]:
-            path = choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_w")
-            if path == "phase":
-                xs = phase_conv.phases(x, padding, stride)     # rebuilt, as xc below (memory)
-                grad_w_ = phase_conv.grad_w(g, xs, w.shape, stride)
-                del xs
+        x, w, y = ctx.saved_tensors
+        g = nc.relu_mask(grad_out.transpose(1, 2, 3, 0), y)    # (C_out, OH, OW, N)
+        return _grads_any(ctx, g, x, w)
+
+
+def _keep(ctx, x, b, stride, padding, dilation):
+    """Record on ctx what ``_grads_any`` needs besides the saved arrays."""
+    ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
+    ctx.has_bias = b is not None
+
+
+def _forward_any(x, w, b, stride, padding, dilation, relu):
+    """y (C_out, OH, OW, N) of a covered call on the path ``choose`` picks (ReLU'd if relu)."""
+    from . import numba_conv as nc
+    from .conv import _to_chwn
+    path = choose(x.shape, w.shape, stride, padding, dilation, "forward")
+    if path == "phase":
+        out_hw = [out_size(x.shape[2 + i], w.shape[2 + i], stride[i], padding[i]) for i in (0, 1)]
+        return phase_conv.forward(phase_conv.phases(x, padding, stride), w, b, stride, out_hw, relu=relu)
+    if path == "direct":
+        return nc.conv2d_forward(_to_chwn(x, *padding), w, b, stride, dilation, 1, relu=relu)
+    y = forward(_to_chwn(x, *padding), w, b, stride, dilation)
+    if relu:
+        np.maximum(y, 0, out=y)
+    return y
+
+
+def _grads_any(ctx, g, x, w):
+    """(grad_x (N, C, H, W) view, grad_w, grad_b), each only if needed, from g (C_out, OH, OW, N)
+    C-contiguous, on the paths ``choose`` picks per pass."""
+    from . import numba_conv as nc
+    from .conv import _to_chwn
+    stride, padding, dilation, need = ctx.stride, ctx.padding, ctx.dilation, ctx.needs_input_grad
+    (PH, PW), (H, W) = padding, ctx.x_shape[2:]
+    grad_b = nc.conv2d_grad_b(g) if ctx.has_bias and need[2] else None
+    grad_w_ = None
+    if need[1]:
+        path = choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_w")
+        if path == "phase":
+            xs = phase_conv.phases(x, padding, stride)         # rebuilt, as xc below (memory)
+            grad_w_ = phase_conv.grad_w(g, xs, w.shape, stride)
+            del xs
+        else:
+            xc = _to_chwn(x, PH, PW)                           # (C, Hp, Wp, N): free if unpadded CHWN
+            if path == "gemm":
+                grad_w_ = grad_w(g, xc, w.shape, stride, dilation)
             else:
-                xc = _to_chwn(x, PH, PW)                       # (C, Hp, Wp, N): free if unpadded CHWN
-                if path == "gemm":
-                    grad_w_ = grad_w(g, xc, w.shape, stride, dilation)
-                else:
-                    grad_w_ = nc.conv2d_grad_w(g, xc, w.shape, stride, dilation, 1)
-                del xc                                         # before grad_x's buffer exists
-        grad_x_ = None
-        if need[0]:
-            path = choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_x")
-            if path == "phase":
-                gx = phase_conv.grad_x(g, w, (H, W), padding, stride)        # (C, H, W, N) view
-            elif path == "gemm":
-                gx = grad_x(g, w, H + 2 * PH, W + 2 * PW, stride, dilation)   # (C, Hp, Wp, N)
-                gx = gx[:, PH:PH + H, PW:PW + W]
-            else:
-                gx = nc.conv2d_grad_x(g, w, H, W, padding, stride, dilation, 1)   # (C, H, W, N)
-            grad_x_ = gx.transpose(3, 0, 1, 2)                 # (N, C, H, W) view
-        return grad_x_, grad_w_, grad_b
+                grad_w_ = nc.conv2d_grad_w(g, xc, w.shape, stride, dilation, 1)
+            del xc                                             # before grad_x's buffer exists
+    grad_x_ = None
+    if need[0]:
+        path = choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_x")
+        if path == "phase":
+            gx = phase_conv.grad_x(g, w, (H, W), padding, stride)            # (C, H, W, N) view
+        elif path == "gemm":
+            gx = grad_x(g, w, H + 2 * PH, W + 2 * PW, stride, dilation)      # (C, Hp, Wp, N)
+            gx = gx[:, PH:PH + H, PW:PW + W]
+        else:
+            gx = nc.conv2d_grad_x(g, w, H, W, padding, stride, dilation, 1)  # (C, H, W, N)
+        grad_x_ = gx.transpose(3, 0, 1, 2)                     # (N, C, H, W) view
+    return grad_x_, grad_w_, grad_b

@@ -285,9 +285,9 @@ def _forward8_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
     OW = y.shape[2] // N
     Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
     nq = (Og + CB - 1) // CB
-    for item in prange(lo, hi):
-        oh = item % OH
-        grp, co0, nco = _channel_block(item // OH, nq, Og, CB)
+    for item in prange(lo, hi):                                # row-major: the blocks of a row run
+        oh = item // (G * nq)                                  # together and share its input rows in
+        grp, co0, nco = _channel_block(item % (G * nq), nq, Og, CB)   # cache; threads split the rows
         base = (grp * Cg * Hp + oh * SH) * WpN
         if nco == 8 and SW == 1:
             _conv_rows8(xf, wf, rel, b, y, oh, co0, base, OW * N, relu)
@@ -423,8 +423,8 @@ def _grad_x8_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, CB, lo, hi):
     H = gx.shape[1]
     Cg = w.shape[1]
     nq = (Cg + CB - 1) // CB
-    for item in prange(lo, hi):
-        q, ih = item // H, item % H
+    for item in prange(lo, hi):                                # row-major, as _forward8_body
+        q, ih = item % (G * nq), item // (G * nq)
         grp, ci0 = q // nq, (q % nq) * CB
         nci = min(CB, Cg - ci0)
         if nci == 8 and SH == 1 and SW == 1:

@@ -103,7 +103,8 @@ def _forward_body(xf, wf, rel, b, y, row_stride, relu, lo, hi):
     max(·, 0) on the row while in cache (NaN kept)."""
     C_out, OH, OWN = y.shape
     for item in prange(lo, hi):
-        oh, co0 = item % OH, (item // OH) * 8
+        nq = -(-C_out // 8)                                    # row-major: a row's blocks share its input
+        oh, co0 = item // nq, (item % nq) * 8
         nco = min(8, C_out - co0)
         if nco == 8:
             _conv_rows8(xf, wf, rel, b, y, oh, co0, oh * row_stride, OWN, relu)
