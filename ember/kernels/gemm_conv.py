@@ -341,15 +341,8 @@ class Conv2d(_ref.Conv2d):
     """
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-        from . import numba_conv as nc
-        if not covers(x, w, b, stride, padding, dilation, groups):
-            ctx.other = nc.Conv2d
-            return nc.Conv2d.forward(ctx, x, w, b, stride, padding, dilation, groups)
-        ctx.other = None
-        y = _forward_any(x, w, b, stride, padding, dilation, relu=False)
-        ctx.save_for_backward(x, w)     # not xc: its padded copy is rebuilt in backward (memory)
-        _keep(ctx, x, b, stride, padding, dilation)
-        return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
+        # saves x and w, not xc: its padded copy is rebuilt in backward (memory)
+        return _forward_op(ctx, x, w, b, stride, padding, dilation, groups, relu=False)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -376,15 +369,7 @@ class Conv2dReLU(Function):
     """
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-        from . import numba_conv as nc
-        if not covers(x, w, b, stride, padding, dilation, groups):
-            ctx.other = nc.Conv2dReLU
-            return nc.Conv2dReLU.forward(ctx, x, w, b, stride, padding, dilation, groups)
-        ctx.other = None
-        y = _forward_any(x, w, b, stride, padding, dilation, relu=True)
-        ctx.save_for_backward(x, w, y)
-        _keep(ctx, x, b, stride, padding, dilation)
-        return y.transpose(3, 0, 1, 2)                         # (N, C_out, OH, OW) view
+        return _forward_op(ctx, x, w, b, stride, padding, dilation, groups, relu=True)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -396,10 +381,20 @@ class Conv2dReLU(Function):
         return _grads_any(ctx, g, x, w)
 
 
-def _keep(ctx, x, b, stride, padding, dilation):
-    """Record on ctx what ``_grads_any`` needs besides the saved arrays."""
+def _forward_op(ctx, x, w, b, stride, padding, dilation, groups, relu):
+    """Conv2d's (relu False) or Conv2dReLU's forward: numba_conv's op of the same name for calls
+    this path does not cover (``ctx.other``, whose backward then runs), else the path ``choose``
+    picks; saves x, w (and the ReLU'd output y) and what ``_grads_any`` needs. (N, C_out, OH, OW) view."""
+    from . import numba_conv as nc
+    if not covers(x, w, b, stride, padding, dilation, groups):
+        ctx.other = nc.Conv2dReLU if relu else nc.Conv2d
+        return ctx.other.forward(ctx, x, w, b, stride, padding, dilation, groups)
+    ctx.other = None
+    y = _forward_any(x, w, b, stride, padding, dilation, relu=relu)
+    ctx.save_for_backward(*((x, w, y) if relu else (x, w)))
     ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
     ctx.has_bias = b is not None
+    return y.transpose(3, 0, 1, 2)                             # (N, C_out, OH, OW) view
 
 
 def _forward_any(x, w, b, stride, padding, dilation, relu):
