@@ -12,6 +12,7 @@ within each round (median of ``--repeats`` rounds; wall and CPU ms):
     numba   ember.kernels.numba_conv's direct convolution (the CHWN arrays it works on)
     numpy   ember.kernels.conv.Conv2d (CHWN im2col + GEMM + col2im, cache-sized blocks)
     gemm    ember.kernels.gemm_conv (when it exists: the path chosen by shape)
+    phase   ember.kernels.phase_conv (strided layers: stride-1 sums over the input's phases)
     torch   torch.nn.functional.conv2d, and aten.convolution_backward with one output mask
 Part 2 (unless ``--no-step``): one training step of each network with every ember Function's
 forward/backward wrapped in a wall-clock counter: ms per step per op, and the rest.
@@ -37,6 +38,10 @@ try:
     from ember.kernels import gemm_conv
 except ImportError:  # before the GEMM path exists
     gemm_conv = None
+try:
+    from ember.kernels import phase_conv
+except ImportError:  # before the phase path exists
+    phase_conv = None
 
 
 def shapes(only=None):
@@ -63,13 +68,14 @@ def timed(f):
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-COLUMNS = ("numba", "numpy", "gemm", "torch")   # part 1's columns, in this order (header and cells)
+COLUMNS = ("numba", "numpy", "gemm", "phase", "torch")   # part 1's columns, in this order (header and cells)
 
 
 def layer_table(repeats, only):
     rng = np.random.default_rng(0)
-    print("| layer | pass | " + " | ".join(n for n in COLUMNS if n != "gemm" or gemm_conv)
-          + " | (wall ms / CPU ms, median of rounds) |")
+    header = [n for n in COLUMNS if (n != "gemm" or gemm_conv) and (n != "phase" or phase_conv)]
+    print("| layer | pass | " + " | ".join(header) + " | (wall ms / CPU ms, median of rounds; phase: strided "
+          "layers, its time includes building the phases) |")
     for net, N, C, H, W, O, K, S, P, first in shapes(only):
         x = rng.standard_normal((N, C, H, W)).astype(np.float32)
         w = (rng.standard_normal((O, C, K, K)) / np.sqrt(C * K * K)).astype(np.float32)
@@ -109,6 +115,10 @@ def layer_table(repeats, only):
             paths["forward"]["gemm"] = lambda: gemm_conv.forward(xc, w, b, st)
             paths["grad_x"]["gemm"] = lambda: gemm_conv.grad_x(gc, w, H + 2 * P, W + 2 * P, st)
             paths["grad_w"]["gemm"] = lambda: gemm_conv.grad_w(gc, xc, w.shape, st)
+        if phase_conv is not None and S > 1:
+            paths["forward"]["phase"] = lambda: phase_conv.forward(phase_conv.phases(x, pd, st), w, b, st, (OH, OH))
+            paths["grad_x"]["phase"] = lambda: phase_conv.grad_x(gc, w, (H, W), pd, st)
+            paths["grad_w"]["phase"] = lambda: phase_conv.grad_w(gc, phase_conv.phases(x, pd, st), w.shape, st)
         for pas, fns in paths.items():
             if pas == "grad_x" and first:
                 continue                                       # the first layer needs no grad_x
@@ -120,7 +130,10 @@ def layer_table(repeats, only):
                 for n in names:
                     runs[n].append(timed(fns[n]))
             cells = []
-            for n in names:
+            for n in header:
+                if n not in runs:
+                    cells.append("–")
+                    continue
                 wall = statistics.median(r[0] for r in runs[n]) * 1e3
                 cpu = statistics.median(r[1] for r in runs[n]) * 1e3
                 cells.append(f"{wall:.1f} / {cpu:.1f}")

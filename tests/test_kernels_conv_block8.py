@@ -1,4 +1,4 @@
-"""numba_conv's 8-channel blocks (``_conv_rows8``, ``_grad_x_rows8``, ``_grad_w_rows8``) against
+"""numba_conv's 8-channel blocks (``_conv_rows8``, ``_grad_x_rows8``, ``_grad_w_taps8``) against
 the reference op (ember.ops.conv.Conv2d), against PyTorch, and against the 4-channel kernel.
 
 Forward, grad_x and grad_w run with block=8 (the new kernels) and block=4 (the kernels of before) on the
@@ -144,3 +144,4 @@ def test_block8_bit_identical_across_reruns_and_thread_counts(name, monkeypatch)
                 assert np.array_equal(a, e)
     finally:
         threads.set_num_threads(saved)
+

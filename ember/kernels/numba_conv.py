@@ -28,7 +28,7 @@ Output-stationary 8-channel blocks (2026-12-01, issue 13: ResNet-20's 3×3 strid
 16-64 channels at 32×32 to 8×8, N = 128): the forward (``_conv_rows8``) and grad_x
 (``_grad_x_rows8``) sum 8 output (input) channels × a strip of ``STRIP`` floats of one row in an
 L1 scratch block over every term and write it once, instead of reading and writing 4 whole rows
-(from L2) every 4 terms; grad_w (``_grad_w_rows8``, KW = 3) takes 8 output channels × the 3 kw
+(from L2) every 4 terms; grad_w (``_grad_w_taps8``, KW = 3) takes 8 output channels × the 3 kw
 offsets of one kh per pass. Blocks of 4 (the kernels above) remain for strides > 1, fewer than 8
 channels per group and the channel tail. Measured (benchmarks/conv_layers.py --ab-block, one
 thread, float32, load ~6 on the 2 shared cores, medians of 7 alternating rounds, wall ms old →
@@ -565,7 +565,7 @@ def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
     Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to CB output channels
     co and one input channel ci, taken as blocks of up to 4 (``_grad_w_block4``: 4 channels × 4
     kernel offsets per pass). ``_grad_w8_body`` is the same with a full block of 8 channels,
-    KW = 3 and stride 1 on ``_grad_w_rows8`` (8 channels × the 3 kw offsets of one kh per pass):
+    KW = 3 and stride 1 on ``_grad_w_taps8`` (8 channels × the 3 kw offsets of one kh per pass):
     a body of its own, so a network that never uses it (LeNet-5) never compiles it (issue 13).
     Each row's dots are added to float64 sums in the order of oh. The dots are SIMD reductions
     (fastmath reassoc: lanes summed in an order fixed at compile time, so still deterministic).
@@ -583,7 +583,8 @@ def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
 
 
 def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
-    """``_grad_w_body`` with ``_grad_w_rows8`` for full blocks of 8 channels (KW = 3, stride 1)."""
+    """``_grad_w_body`` with ``_grad_w_taps8`` for full blocks of 8 channels (KW = 3, stride 1:
+    each pass takes the 3 kw offsets of one kh)."""
     C_out, Cg, KH, KW = gw.shape
     Og, Hp, WpN = C_out // G, x.shape[1], x.shape[2]
     nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
@@ -593,7 +594,7 @@ def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
         grp, co0, nco = _channel_block(q, nq, Og, CB)
         c = grp * Cg + ci
         if nco == 8 and KW == 3 and SH == 1 and SW == 1:
-            _grad_w_rows8(g, x, gw, N, DH, DW, co0, c, ci)
+            _grad_w_taps8(g, xf, rel, gw, c * Hp * WpN, WpN, co0, ci)
             continue
         for c4 in range(co0, co0 + nco, 4):
             _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
@@ -676,25 +677,35 @@ def _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, co0, nco, c, c
         for t in range(T):
             gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
 
-@njit(cache=True, nogil=True, fastmath=_FM)
-def _grad_w_rows8(g, x, gw, N, DH, DW, co0, c, ci):
-    """gw[co0 + r, ci, kh, kw] = Σ_{oh,j} g[co0 + r, oh, j] x[c, oh + kh*DH, j + kw*DW*N] for r < 8,
-    KW = 3, stride 1 (``_grad_w_body``'s formula, j = ow*N + n over the row's OW*N floats).
 
-    Per output row and kh, 8 output-gradient rows × the 3 kw shifts of one input row in one pass:
-    24 dot products (24 FMAs per 11 loads; the 4 × 4 block took 8 loads per 16 and a ninth
-    offset alone, 4 per 5), each added to a float64 sum in the order of (oh, kh).
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _grad_w_taps8(g, xf, rel, gw, base0, row_stride, co0, ci):
+    """gw[co0 + r, ci, t // KW, t % KW] = Σ_{oh, j} g[co0 + r, oh, j] · xf[base0 + oh·row_stride + rel[t] + j]
+    for r < 8 and every tap t < KH·KW (rel: the taps' offsets in one input channel's rows).
+
+    Per output row, 8 output-gradient rows × 3 taps' input rows in one pass (24 dot products per
+    11 loads: 24 sums + 3 input rows + 1 gradient row fit the 32 vector registers; the 4 × 4
+    block took 8 loads per 16 and a ninth offset alone, 4 per 5), the last T mod 3 taps one at
+    a time; each dot is added to a float64 sum in the order of oh. Used for 3×3 kernels at
+    stride 1 (each pass: the 3 kw offsets of one kh) and by ``phase_conv`` (a strided conv's
+    taps, which lie in four phase arrays). At stride 1 with other widths it lost to ``_grad_w_block4`` on deck 001's 7×7 first layer (40.0 against
+    35.0 ms, 1 thread, same process; RESULTS.md ninth session), so it is not used there.
     """
-    KH = gw.shape[2]
+    T = rel.shape[0]
+    KW = gw.shape[3]
     OH, OWN = g.shape[1], g.shape[2]
-    zero = x.dtype.type(0)
-    acc = np.zeros((8, KH * 3), np.float64)
+    zero = xf.dtype.type(0)
+    acc = np.zeros((8, T), np.float64)
     for oh in range(OH):
         g0, g1, g2, g3 = g[co0, oh], g[co0 + 1, oh], g[co0 + 2, oh], g[co0 + 3, oh]
         g4, g5, g6, g7 = g[co0 + 4, oh], g[co0 + 5, oh], g[co0 + 6, oh], g[co0 + 7, oh]
-        for kh in range(KH):
-            xr = x[c, oh + kh * DH]
-            x0, x1, x2 = xr, xr[DW * N:], xr[2 * DW * N:]      # kw = 0, 1, 2 (slices: see madd8x4's caller)
+        base = base0 + oh * row_stride
+        t = 0
+        while t < T:
+            k = min(3, T - t)                                  # taps in this pass (the tail: 1-2)
+            x0 = xf[base + rel[t]:]                            # slices: see madd8x4's caller
+            x1 = xf[base + rel[t + min(1, k - 1)]:]            # k < 3: repeats tap t (its sums unused)
+            x2 = xf[base + rel[t + min(2, k - 1)]:]
             s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
             s40 = s41 = s42 = s50 = s51 = s52 = s60 = s61 = s62 = s70 = s71 = s72 = zero
             for j in range(OWN):
@@ -731,33 +742,36 @@ def _grad_w_rows8(g, x, gw, N, DH, DW, co0, c, ci):
                 s70 += v * u0
                 s71 += v * u1
                 s72 += v * u2
-            acc[0, kh * 3] += s00
-            acc[0, kh * 3 + 1] += s01
-            acc[0, kh * 3 + 2] += s02
-            acc[1, kh * 3] += s10
-            acc[1, kh * 3 + 1] += s11
-            acc[1, kh * 3 + 2] += s12
-            acc[2, kh * 3] += s20
-            acc[2, kh * 3 + 1] += s21
-            acc[2, kh * 3 + 2] += s22
-            acc[3, kh * 3] += s30
-            acc[3, kh * 3 + 1] += s31
-            acc[3, kh * 3 + 2] += s32
-            acc[4, kh * 3] += s40
-            acc[4, kh * 3 + 1] += s41
-            acc[4, kh * 3 + 2] += s42
-            acc[5, kh * 3] += s50
-            acc[5, kh * 3 + 1] += s51
-            acc[5, kh * 3 + 2] += s52
-            acc[6, kh * 3] += s60
-            acc[6, kh * 3 + 1] += s61
-            acc[6, kh * 3 + 2] += s62
-            acc[7, kh * 3] += s70
-            acc[7, kh * 3 + 1] += s71
-            acc[7, kh * 3 + 2] += s72
+            acc[0, t] += s00
+            acc[1, t] += s10
+            acc[2, t] += s20
+            acc[3, t] += s30
+            acc[4, t] += s40
+            acc[5, t] += s50
+            acc[6, t] += s60
+            acc[7, t] += s70
+            if k > 1:
+                acc[0, t + 1] += s01
+                acc[1, t + 1] += s11
+                acc[2, t + 1] += s21
+                acc[3, t + 1] += s31
+                acc[4, t + 1] += s41
+                acc[5, t + 1] += s51
+                acc[6, t + 1] += s61
+                acc[7, t + 1] += s71
+            if k > 2:
+                acc[0, t + 2] += s02
+                acc[1, t + 2] += s12
+                acc[2, t + 2] += s22
+                acc[3, t + 2] += s32
+                acc[4, t + 2] += s42
+                acc[5, t + 2] += s52
+                acc[6, t + 2] += s62
+                acc[7, t + 2] += s72
+            t += k
     for r in range(8):
-        for t in range(KH * 3):
-            gw[co0 + r, ci, t // 3, t % 3] = acc[r, t]
+        for t in range(T):
+            gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
 
 
 def _grad_b_body(g, gb, lo, hi):
@@ -838,7 +852,7 @@ def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups, block=None):
 def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups, block=None):
     """grad_w (C_out, C/G, KH, KW) from g (C_out, OH, OW, N) and padded xc (C, Hp, Wp, N).
 
-    block: output channels per work item, 8 (KW = 3, stride 1: ``_grad_w_rows8``) or 4
+    block: output channels per work item, 8 (KW = 3, stride 1: ``_grad_w_taps8``) or 4
     (``_grad_w_block4``, the kernel of before); default ``forward_block(C_out/G, stride)``."""
     (SH, SW), (DH, DW) = stride, dilation
     C_out, OH, OW, N = g.shape

@@ -19,7 +19,7 @@ ow + kw//SW]: for a fixed tap, consecutive output pixels read consecutive phase 
              C·KH·KW taps t, each a run of OW·N floats: numba_conv's output-stationary row kernel
              (``_conv_rows8``) with the taps' offsets into xs (``_rel``) instead of into xpad;
     grad_w   gw[co, c, kh, kw] = Σ_{oh} g[co, oh, ·] · xs_row(t, oh)[·]   the same offsets, the
-             dot products of numba_conv's ``_grad_w_block4``;
+             dot products of numba_conv's ``_grad_w_taps8`` (8 channels × 3 taps a pass);
     grad_x   per phase p = (a, b): gxs[p] = the stride-1 input gradient of the sub-kernel
              w[:, :, a::SH, b::SW] (numba_conv.conv2d_grad_x, no padding), then the phases are
              interleaved back: gxpad[c, i·SH + a, j·SW + b] = gxs[p, c, i, j], gx its interior.
@@ -37,7 +37,7 @@ import numpy as np
 
 from ..ops.conv import out_size
 from ._jit import kernel_pair, prange, run
-from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, conv2d_grad_x
+from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, _grad_w_taps8, conv2d_grad_x
 
 
 def _phases_body(xt, xs, PH, PW, SH, SW, lo, hi):
@@ -114,15 +114,20 @@ def _forward_body(xf, wf, rel, b, y, row_stride, relu, lo, hi):
 
 def _grad_w_body(g, xf, rel, gw, row_stride, lo, hi):
     """gw[co, c, kh, kw] = Σ_{oh, j} g[co, oh, j] · xf[oh·row_stride + rel[(c·KH + kh)·KW + kw] + j]
-    (the module's grad_w). One item = a block of up to 4 output channels and one input channel
-    c: 4 channels × 4 taps of dot products per pass (``_grad_w_block4``), float64 sums in oh order."""
+    (the module's grad_w). One item = a block of 8 output channels and one input channel c: 8
+    channels × 3 taps of dot products per pass (``_grad_w_taps8``); the last < 8 channels as
+    blocks of up to 4 × 4 taps (``_grad_w_block4``). float64 sums in the order of oh."""
     C_out, C, KH, KW = gw.shape
     T = KH * KW
     for item in prange(lo, hi):
         q, c = item // C, item % C
-        co0 = q * 4
-        _grad_w_block4(g, xf, rel[c * T:(c + 1) * T], gw, 0, 1, 0, 0, row_stride, 1, g.shape[2],
-                       co0, min(4, C_out - co0), 0, c)
+        co0 = q * 8
+        rc = rel[c * T:(c + 1) * T]
+        if co0 + 8 <= C_out:
+            _grad_w_taps8(g, xf, rc, gw, 0, row_stride, co0, c)
+        else:
+            for c4 in range(co0, C_out, 4):
+                _grad_w_block4(g, xf, rc, gw, 0, 1, 0, 0, row_stride, 1, g.shape[2], c4, min(4, C_out - c4), 0, c)
 
 
 _forward = kernel_pair(_forward_body, fastmath=_FM)
@@ -150,7 +155,7 @@ def grad_w(g, xs, w_shape, stride):
     C_out, OH, OW, _ = g.shape
     gw = np.empty(w_shape, g.dtype)
     rel = _rel(C, w_shape[2], w_shape[3], SH, SW, Hs, Ws, N)
-    run(_grad_w, -(-C_out // 4) * C, g.reshape(C_out, OH, OW * N), xs.reshape(-1), rel, gw, Ws * N,
+    run(_grad_w, -(-C_out // 8) * C, g.reshape(C_out, OH, OW * N), xs.reshape(-1), rel, gw, Ws * N,
         work=g.size * gw[0].size)
     return gw
 
