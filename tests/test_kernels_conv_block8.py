@@ -145,3 +145,20 @@ def test_block8_bit_identical_across_reruns_and_thread_counts(name, monkeypatch)
     finally:
         threads.set_num_threads(saved)
 
+
+
+@pytest.mark.parametrize("band_bytes", [1, 7000, 1 << 40])          # 1 row a band, 2, all rows
+def test_grad_w_bands_give_the_same_bits(band_bytes, monkeypatch):
+    """The 8-channel grad_w sums each tap over the output rows band by band; any band size gives
+    the bits of one band (the sums run over oh in order either way) and equals the reference."""
+    x, w, b, P, G = _inputs(ROWS["tail_channels"], np.float32)
+    go = np.random.default_rng(5).standard_normal((x.shape[0], w.shape[0], x.shape[2], x.shape[3])).astype(np.float32)
+    xc, g = _to_chwn(x, P, P), np.ascontiguousarray(go.transpose(1, 2, 3, 0))
+    monkeypatch.setattr(nc, "GRAD_W_BAND_BYTES", 1 << 40)
+    one = nc.conv2d_grad_w(g, xc, w.shape, (1, 1), (1, 1), G, block=8)
+    monkeypatch.setattr(nc, "GRAD_W_BAND_BYTES", band_bytes)
+    # a row: 13 channels' padded input rows (9 × 5 floats) and 8 gradient rows (7 × 5), float32
+    assert nc.grad_w_band(6, 13 * 9 * 5, 7 * 5, 4) == {1: 1, 7000: 2, 1 << 40: 6}[band_bytes]
+    banded = nc.conv2d_grad_w(g, xc, w.shape, (1, 1), (1, 1), G, block=8)
+    assert np.array_equal(banded, one)
+    _close(banded, _reference(x, w, b, P, G, go)[2], TOL[np.float32], "banded grad_w")

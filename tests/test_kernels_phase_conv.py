@@ -107,3 +107,18 @@ def test_chwn_input_view_takes_no_transpose_and_matches():
     view = chwn.transpose(3, 0, 1, 2)
     np.testing.assert_array_equal(pc.phases(view, (1, 1), (2, 2)),
                                   pc.phases(np.ascontiguousarray(view), (1, 1), (2, 2)))
+
+
+def test_phase_grad_w_bands_give_the_same_bits(monkeypatch):
+    """Bands of one output row, and one band of all rows: the same bits (sums over oh in order)."""
+    from ember.kernels import numba_conv as nc
+    x, w, b, kw = _inputs(ROWS["deck_s2_odd"], np.float32)
+    xs = pc.phases(x, kw["padding"], kw["stride"])
+    g = np.random.default_rng(6).standard_normal((32, 7, 6, 2)).astype(np.float32)
+    out = []
+    for band_bytes in (1, 1 << 40):
+        monkeypatch.setattr(nc, "GRAD_W_BAND_BYTES", band_bytes)
+        out.append(pc.grad_w(g, xs, w.shape, kw["stride"]))
+    assert np.array_equal(out[0], out[1])
+    with_grad = _run(ref_conv.Conv2d, [x, w, b], kw, grad_out=g.transpose(3, 0, 1, 2).copy())[1][1]
+    _close(out[0], with_grad, 1e-5, "banded phase grad_w")

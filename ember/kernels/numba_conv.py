@@ -582,22 +582,56 @@ def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
             _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
 
 
-def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
+def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
     """``_grad_w_body`` with ``_grad_w_taps8`` for full blocks of 8 channels (KW = 3, stride 1:
-    each pass takes the 3 kw offsets of one kh)."""
+    each pass takes the 3 kw offsets of one kh), in bands of ``band`` output rows: per
+    band every item of [lo, hi) adds its rows' dots, so a block's output-gradient rows are read
+    from memory once per band for all input channels, not once per input channel (the item
+    order ci-fastest kept them in cache only when a whole block fitted: 4 MB at deck 001's
+    32→64 layer). The sums still run over oh in order: the same bits as one pass per item."""
     C_out, Cg, KH, KW = gw.shape
     Og, Hp, WpN = C_out // G, x.shape[1], x.shape[2]
+    OH = g.shape[1]
     nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
     xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
+    fast = KW == 3 and SH == 1 and SW == 1
+    acc = np.zeros((max(0, hi - lo), 8, KH * KW), np.float64)
+    for oh0 in range(0, OH if fast else 0, band):
+        for item in prange(lo, hi):
+            q, ci = item // Cg, item % Cg
+            grp, co0, nco = _channel_block(q, nq, Og, CB)
+            if nco == 8:
+                _grad_w_taps8(g, xf, rel, acc[item - lo], (grp * Cg + ci) * Hp * WpN, WpN, co0, oh0,
+                              min(OH, oh0 + band))
     for item in prange(lo, hi):
         q, ci = item // Cg, item % Cg
         grp, co0, nco = _channel_block(q, nq, Og, CB)
         c = grp * Cg + ci
-        if nco == 8 and KW == 3 and SH == 1 and SW == 1:
-            _grad_w_taps8(g, xf, rel, gw, c * Hp * WpN, WpN, co0, ci)
+        if nco == 8 and fast:
+            _put_taps8(acc[item - lo], gw, co0, ci)
             continue
         for c4 in range(co0, co0 + nco, 4):
             _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
+
+
+GRAD_W_BAND_BYTES = 1 << 20     # a band's new input rows (all channels) + one block's gradient rows
+
+
+def grad_w_band(OH, x_row_floats, g_row_floats, itemsize):
+    """Output rows per band of the banded grad_w (``_grad_w8_body``, ``phase_conv``): about
+    ``GRAD_W_BAND_BYTES`` of new input rows (x_row_floats per output row, all input channels)
+    and 8 channels' gradient rows; at least 1, at most OH. Measured: RESULTS.md, ninth session."""
+    per_row = (x_row_floats + 8 * g_row_floats) * itemsize
+    return max(1, min(OH, GRAD_W_BAND_BYTES // max(1, per_row)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_taps8(acc, gw, co0, ci):
+    """gw[co0 + r, ci, t // KW, t % KW] = acc[r, t] for r < 8 (``_grad_w_taps8``'s sums)."""
+    KW = gw.shape[3]
+    for r in range(8):
+        for t in range(acc.shape[1]):
+            gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
@@ -679,9 +713,10 @@ def _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, co0, nco, c, c
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _grad_w_taps8(g, xf, rel, gw, base0, row_stride, co0, ci):
-    """gw[co0 + r, ci, t // KW, t % KW] = Σ_{oh, j} g[co0 + r, oh, j] · xf[base0 + oh·row_stride + rel[t] + j]
-    for r < 8 and every tap t < KH·KW (rel: the taps' offsets in one input channel's rows).
+def _grad_w_taps8(g, xf, rel, acc, base0, row_stride, co0, oh0, oh1):
+    """acc[r, t] += Σ_{oh0 ≤ oh < oh1, j} g[co0 + r, oh, j] · xf[base0 + oh·row_stride + rel[t] + j]
+    for r < 8 and every tap t (rel: the taps' offsets in one input channel's rows; acc (8, T)
+    float64, written out by ``_put_taps8``).
 
     Per output row, 8 output-gradient rows × 3 taps' input rows in one pass (24 dot products per
     11 loads: 24 sums + 3 input rows + 1 gradient row fit the 32 vector registers; the 4 × 4
@@ -692,11 +727,9 @@ def _grad_w_taps8(g, xf, rel, gw, base0, row_stride, co0, ci):
     35.0 ms, 1 thread, same process; RESULTS.md ninth session), so it is not used there.
     """
     T = rel.shape[0]
-    KW = gw.shape[3]
-    OH, OWN = g.shape[1], g.shape[2]
+    OWN = g.shape[2]
     zero = xf.dtype.type(0)
-    acc = np.zeros((8, T), np.float64)
-    for oh in range(OH):
+    for oh in range(oh0, oh1):
         g0, g1, g2, g3 = g[co0, oh], g[co0 + 1, oh], g[co0 + 2, oh], g[co0 + 3, oh]
         g4, g5, g6, g7 = g[co0 + 4, oh], g[co0 + 5, oh], g[co0 + 6, oh], g[co0 + 7, oh]
         base = base0 + oh * row_stride
@@ -769,9 +802,6 @@ def _grad_w_taps8(g, xf, rel, gw, base0, row_stride, co0, ci):
                 acc[6, t + 2] += s62
                 acc[7, t + 2] += s72
             t += k
-    for r in range(8):
-        for t in range(T):
-            gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
 
 
 def _grad_b_body(g, gb, lo, hi):
@@ -862,9 +892,12 @@ def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups, block=None):
     if CB not in (4, 8):
         raise ValueError(f"conv2d_grad_w: block must be 4 or 8, got {block!r}")
     blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
-    kernel = _grad_w8 if CB == 8 and w_shape[3] == 3 and SH == SW == 1 else _grad_w   # nor _grad_w8
-    run(kernel, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N), gw,
-        N, SH, SW, DH, DW, groups, CB, work=g.size * gw[0].size)
+    args = (g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N), gw, N, SH, SW, DH, DW, groups, CB)
+    if CB == 8 and w_shape[3] == 3 and SH == SW == 1:         # LeNet-5 never compiles _grad_w8
+        band = grad_w_band(OH, w_shape[1] * Wp * N, OW * N, g.itemsize)    # a new input row per channel
+        run(_grad_w8, blocks * w_shape[1], *args, band, work=g.size * gw[0].size)
+    else:
+        run(_grad_w, blocks * w_shape[1], *args, work=g.size * gw[0].size)
     return gw
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..ops.conv import out_size
 from ._jit import kernel_pair, prange, run
-from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, _grad_w_taps8, conv2d_grad_x
+from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, _grad_w_taps8, _put_taps8, conv2d_grad_x, grad_w_band
 
 
 def _phases_body(xt, xs, PH, PW, SH, SW, lo, hi):
@@ -112,22 +112,31 @@ def _forward_body(xf, wf, rel, b, y, row_stride, relu, lo, hi):
             _conv_rows4(xf, wf, rel, b, y, oh, co0, nco, oh * row_stride, 1, OWN, 0, relu)
 
 
-def _grad_w_body(g, xf, rel, gw, row_stride, lo, hi):
+def _grad_w_body(g, xf, rel, gw, row_stride, band, lo, hi):
     """gw[co, c, kh, kw] = Σ_{oh, j} g[co, oh, j] · xf[oh·row_stride + rel[(c·KH + kh)·KW + kw] + j]
-    (the module's grad_w). One item = a block of 8 output channels and one input channel c: 8
-    channels × 3 taps of dot products per pass (``_grad_w_taps8``); the last < 8 channels as
-    blocks of up to 4 × 4 taps (``_grad_w_block4``). float64 sums in the order of oh."""
+    (the module's grad_w; band: output rows per band). One item = a block of 8 output channels and
+    one input channel c: 8 channels × 3 taps of dot products per pass (``_grad_w_taps8``), in
+    bands of output rows as numba_conv's ``_grad_w8_body``; the last < 8 channels as blocks of up
+    to 4 × 4 taps (``_grad_w_block4``). float64 sums in the order of oh."""
     C_out, C, KH, KW = gw.shape
     T = KH * KW
+    OH = g.shape[1]
+    acc = np.zeros((max(0, hi - lo), 8, T), np.float64)
+    for oh0 in range(0, OH, band):
+        for item in prange(lo, hi):
+            q, c = item // C, item % C
+            if q * 8 + 8 <= C_out:
+                _grad_w_taps8(g, xf, rel[c * T:(c + 1) * T], acc[item - lo], 0, row_stride, q * 8, oh0,
+                              min(OH, oh0 + band))
     for item in prange(lo, hi):
         q, c = item // C, item % C
         co0 = q * 8
-        rc = rel[c * T:(c + 1) * T]
         if co0 + 8 <= C_out:
-            _grad_w_taps8(g, xf, rc, gw, 0, row_stride, co0, c)
+            _put_taps8(acc[item - lo], gw, co0, c)
         else:
             for c4 in range(co0, C_out, 4):
-                _grad_w_block4(g, xf, rc, gw, 0, 1, 0, 0, row_stride, 1, g.shape[2], c4, min(4, C_out - c4), 0, c)
+                _grad_w_block4(g, xf, rel[c * T:(c + 1) * T], gw, 0, 1, 0, 0, row_stride, 1, g.shape[2],
+                               c4, min(4, C_out - c4), 0, c)
 
 
 _forward = kernel_pair(_forward_body, fastmath=_FM)
@@ -155,7 +164,8 @@ def grad_w(g, xs, w_shape, stride):
     C_out, OH, OW, _ = g.shape
     gw = np.empty(w_shape, g.dtype)
     rel = _rel(C, w_shape[2], w_shape[3], SH, SW, Hs, Ws, N)
-    run(_grad_w, -(-C_out // 8) * C, g.reshape(C_out, OH, OW * N), xs.reshape(-1), rel, gw, Ws * N,
+    band = grad_w_band(OH, P * C * Ws * N, OW * N, g.itemsize)    # a new input row per phase and channel
+    run(_grad_w, -(-C_out // 8) * C, g.reshape(C_out, OH, OW * N), xs.reshape(-1), rel, gw, Ws * N, band,
         work=g.size * gw[0].size)
     return gw
 
