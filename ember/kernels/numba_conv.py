@@ -586,7 +586,7 @@ def _grad_w_setup(g, x, gw, N, SW, DH, DW):
     return x.reshape(-1), rel, nblk, blk
 
 
-def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
+def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
     """gw[co, ci, kh, kw] = Σ_{oh,ow,n} g[co, oh, ow, n] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
     Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to CB output channels
@@ -594,19 +594,27 @@ def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, lo, hi):
     kernel offsets per pass). ``_grad_w8_body`` is the same with a full block of 8 channels,
     KW = 3 and stride 1 on ``_grad_w_taps8`` (8 channels × the 3 kw offsets of one kh per pass):
     a body of its own, so a network that never uses it (LeNet-5) never compiles it (issue 13).
-    Each row's dots are added to float64 sums in the order of oh. The dots are SIMD reductions
-    (fastmath reassoc: lanes summed in an order fixed at compile time, so still deterministic).
+    Each row's dots are added to float64 sums in the order of oh, in bands of ``band`` output
+    rows (every item adds a band's rows before the next band: a block's gradient rows are read
+    from memory once per band for all input channels). The dots are SIMD reductions (fastmath
+    reassoc: lanes summed in an order fixed at compile time, so still deterministic).
     """
     C_out, Cg, KH, KW = gw.shape
-    Og, Hp, WpN = C_out // G, x.shape[1], x.shape[2]
+    Og, Hp, WpN, OH = C_out // G, x.shape[1], x.shape[2], g.shape[1]
     nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
     xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
+    acc = np.zeros((max(0, hi - lo), CB, KH * KW), np.float64)
+    for oh0 in range(0, OH, band):                             # bands of rows, as _grad_w8_body
+        for item in prange(lo, hi):
+            q, ci = item // Cg, item % Cg
+            grp, co0, nco = _channel_block(q, nq, Og, CB)
+            for c4 in range(co0, co0 + nco, 4):
+                _grad_w_block4(g, xf, rel, acc[item - lo, c4 - co0:], N, SH, SW, Hp, WpN, nblk, blk, c4,
+                               min(4, co0 + nco - c4), grp * Cg + ci, oh0, min(OH, oh0 + band))
     for item in prange(lo, hi):
         q, ci = item // Cg, item % Cg
         grp, co0, nco = _channel_block(q, nq, Og, CB)
-        c = grp * Cg + ci
-        for c4 in range(co0, co0 + nco, 4):
-            _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
+        _put_block(acc[item - lo], gw, co0, nco, ci)
 
 
 def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
@@ -617,28 +625,26 @@ def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
     order ci-fastest kept them in cache only when a whole block fitted: 4 MB at deck 001's
     32→64 layer). The sums still run over oh in order: the same bits as one pass per item."""
     C_out, Cg, KH, KW = gw.shape
-    Og, Hp, WpN = C_out // G, x.shape[1], x.shape[2]
-    OH = g.shape[1]
+    Og, Hp, WpN, OH = C_out // G, x.shape[1], x.shape[2], g.shape[1]
     nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
     xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
     fast = KW == 3 and SH == 1 and SW == 1
-    acc = np.zeros((max(0, hi - lo), 8, KH * KW), np.float64)
-    for oh0 in range(0, OH if fast else 0, band):
+    acc = np.zeros((max(0, hi - lo), CB, KH * KW), np.float64)
+    for oh0 in range(0, OH, band):
         for item in prange(lo, hi):
             q, ci = item // Cg, item % Cg
             grp, co0, nco = _channel_block(q, nq, Og, CB)
-            if nco == 8:
-                _grad_w_taps8(g, xf, rel, acc[item - lo], (grp * Cg + ci) * Hp * WpN, WpN, co0, oh0,
-                              min(OH, oh0 + band))
+            c = grp * Cg + ci
+            if nco == 8 and fast:
+                _grad_w_taps8(g, xf, rel, acc[item - lo], c * Hp * WpN, WpN, co0, oh0, min(OH, oh0 + band))
+                continue
+            for c4 in range(co0, co0 + nco, 4):
+                _grad_w_block4(g, xf, rel, acc[item - lo, c4 - co0:], N, SH, SW, Hp, WpN, nblk, blk, c4,
+                               min(4, co0 + nco - c4), c, oh0, min(OH, oh0 + band))
     for item in prange(lo, hi):
         q, ci = item // Cg, item % Cg
         grp, co0, nco = _channel_block(q, nq, Og, CB)
-        c = grp * Cg + ci
-        if nco == 8 and fast:
-            _put_taps8(acc[item - lo], gw, co0, ci)
-            continue
-        for c4 in range(co0, co0 + nco, 4):
-            _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, c4, min(4, co0 + nco - c4), c, ci)
+        _put_block(acc[item - lo], gw, co0, nco, ci)
 
 
 GRAD_W_BAND_BYTES = 1 << 20     # a band's new input rows (all channels) + one block's gradient rows
@@ -653,25 +659,24 @@ def grad_w_band(OH, x_row_floats, g_row_floats, itemsize):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _put_taps8(acc, gw, co0, ci):
-    """gw[co0 + r, ci, t // KW, t % KW] = acc[r, t] for r < 8 (``_grad_w_taps8``'s sums)."""
+def _put_block(acc, gw, co0, nco, ci):
+    """gw[co0 + r, ci, t // KW, t % KW] = acc[r, t] for r < nco (the banded grad_w's sums)."""
     KW = gw.shape[3]
-    for r in range(8):
+    for r in range(nco):
         for t in range(acc.shape[1]):
             gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, co0, nco, c, ci):
-    """gw[co0 + r, ci] for r < nco ≤ 4 (``_grad_w_body``'s formula): for each output row, 4 x 4
-    dot products of output-gradient rows (4 channels) with shifted input rows of channel c
-    (4 kernel offsets, rel) in one pass, 16 FMAs per 8 loads."""
+def _grad_w_block4(g, xf, rel, acc, N, SH, SW, Hp, WpN, nblk, blk, co0, nco, c, oh0, oh1):
+    """acc[r, t] += the output rows [oh0, oh1)'s part of gw[co0 + r, ci, t // KW, t % KW] for
+    r < nco ≤ 4 (``_grad_w_body``'s formula; acc (≥ 4, T) float64, written out by
+    ``_put_block``): for each output row, 4 x 4 dot products of output-gradient rows (4
+    channels) with shifted input rows of channel c (4 kernel offsets, rel) in one pass, 16 FMAs
+    per 8 loads."""
     T = rel.shape[0]
-    KW = gw.shape[3]
-    OH = g.shape[1]
     zero = xf.dtype.type(0)
-    acc = np.zeros((4, T), np.float64)
-    for oh in range(OH):
+    for oh in range(oh0, oh1):
         for ob in range(nblk):
             base = (c * Hp + oh * SH) * WpN + ob * SW * N
             g0 = g[co0, oh, ob * blk:]                      # rows past nco repeat co0 (unused)
@@ -734,16 +739,13 @@ def _grad_w_block4(g, xf, rel, gw, N, SH, SW, Hp, WpN, nblk, blk, co0, nco, c, c
                 acc[2, t] += s20
                 acc[3, t] += s30
                 t += 1
-    for r in range(nco):
-        for t in range(T):
-            gw[co0 + r, ci, t // KW, t % KW] = acc[r, t]
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
 def _grad_w_taps8(g, xf, rel, acc, base0, row_stride, co0, oh0, oh1):
     """acc[r, t] += Σ_{oh0 ≤ oh < oh1, j} g[co0 + r, oh, j] · xf[base0 + oh·row_stride + rel[t] + j]
     for r < 8 and every tap t (rel: the taps' offsets in one input channel's rows; acc (8, T)
-    float64, written out by ``_put_taps8``).
+    float64, written out by ``_put_block``).
 
     Per output row, 8 output-gradient rows × 3 taps' input rows in one pass (24 dot products per
     11 loads: 24 sums + 3 input rows + 1 gradient row fit the 32 vector registers; the 4 × 4
@@ -919,12 +921,10 @@ def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups, block=None):
     if CB not in (4, 8):
         raise ValueError(f"conv2d_grad_w: block must be 4 or 8, got {block!r}")
     blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
-    args = (g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N), gw, N, SH, SW, DH, DW, groups, CB)
-    if CB == 8 and w_shape[3] == 3 and SH == SW == 1:         # LeNet-5 never compiles _grad_w8
-        band = grad_w_band(OH, w_shape[1] * Wp * N, OW * N, g.itemsize)    # a new input row per channel
-        run(_grad_w8, blocks * w_shape[1], *args, band, work=g.size * gw[0].size)
-    else:
-        run(_grad_w, blocks * w_shape[1], *args, work=g.size * gw[0].size)
+    band = grad_w_band(OH, w_shape[1] * SH * Wp * N, OW * N, g.itemsize)   # SH new input rows per channel
+    kernel = _grad_w8 if CB == 8 and w_shape[3] == 3 and SH == SW == 1 else _grad_w   # LeNet-5: not _grad_w8
+    run(kernel, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N), gw,
+        N, SH, SW, DH, DW, groups, CB, band, work=g.size * gw[0].size)
     return gw
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..ops.conv import out_size
 from ._jit import kernel_pair, prange, run
-from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, _grad_w_taps8, _put_taps8, conv2d_grad_x, grad_w_band
+from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, _grad_w_taps8, _put_block, conv2d_grad_x, grad_w_band
 
 
 def _phases_body(xt, xs, PH, PW, SH, SW, lo, hi):
@@ -125,18 +125,16 @@ def _grad_w_body(g, xf, rel, gw, row_stride, band, lo, hi):
     for oh0 in range(0, OH, band):
         for item in prange(lo, hi):
             q, c = item // C, item % C
-            if q * 8 + 8 <= C_out:
-                _grad_w_taps8(g, xf, rel[c * T:(c + 1) * T], acc[item - lo], 0, row_stride, q * 8, oh0,
-                              min(OH, oh0 + band))
+            co0, rc, oh1 = q * 8, rel[c * T:(c + 1) * T], min(OH, oh0 + band)
+            if co0 + 8 <= C_out:
+                _grad_w_taps8(g, xf, rc, acc[item - lo], 0, row_stride, co0, oh0, oh1)
+            else:
+                for c4 in range(co0, C_out, 4):
+                    _grad_w_block4(g, xf, rc, acc[item - lo, c4 - co0:], 0, 1, 0, 0, row_stride, 1, g.shape[2],
+                                   c4, min(4, C_out - c4), 0, oh0, oh1)
     for item in prange(lo, hi):
         q, c = item // C, item % C
-        co0 = q * 8
-        if co0 + 8 <= C_out:
-            _put_taps8(acc[item - lo], gw, co0, c)
-        else:
-            for c4 in range(co0, C_out, 4):
-                _grad_w_block4(g, xf, rel[c * T:(c + 1) * T], gw, 0, 1, 0, 0, row_stride, 1, g.shape[2],
-                               c4, min(4, C_out - c4), 0, c)
+        _put_block(acc[item - lo], gw, q * 8, min(8, C_out - q * 8), c)
 
 
 _forward = kernel_pair(_forward_body, fastmath=_FM)
