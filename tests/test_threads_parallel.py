@@ -198,3 +198,21 @@ def test_threaded_relu_and_max_pool_match_torch_with_ties(two_threads, chwn):
     t_out.backward(torch.from_numpy(u))
     np.testing.assert_array_equal(e_out.numpy(), t_out.detach().numpy())
     np.testing.assert_array_equal(ex.grad.numpy(), tx.grad.numpy())
+
+
+def test_compiled_kernels_run_on_daemon_threads_only(two_threads, monkeypatch):
+    """A numba kernel split over two threads (``_jit.run``'s "pool" mode) uses ember's daemon
+    workers: no non-daemon thread is left that interpreter exit would wait for. (The kernels ran
+    on a ThreadPoolExecutor, whose workers are not daemons: a SIGTERM that landed while one was
+    being started left it unregistered for the executor's exit hook, and `ember train` hung at
+    exit after printing that it was terminated.)"""
+    from ember.kernels import _jit, numba_conv as nc
+    if not nc.AVAILABLE:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(_jit, "THREADING", "pool")
+    monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)
+    g = np.ones((8, 4, 4, 3), np.float32)
+    assert np.array_equal(nc.conv2d_grad_b(g), np.full(8, 48, np.float32))   # 8 items on 2 threads
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    assert not left, f"non-daemon threads left: {left}"
+    assert any(t.name.startswith("ember-worker") for t in threading.enumerate())
