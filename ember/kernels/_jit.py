@@ -14,8 +14,10 @@ On a cold cache ``ember train`` has the backward kernels compiled by a helper pr
 (``ember.kernels.prewarm``; ``run`` calls its ``BEFORE_FIRST_CALL`` hook, which waits for them).
 """
 import os
+import threading
 import types
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -106,7 +108,7 @@ def njit(*args, **kwargs):
 # channels). It is compiled twice: parallel=True, where numba splits the prange over its OpenMP
 # threads, and nogil=True, a plain loop over [lo, hi) that ``run`` can split over Python threads
 # (the GIL is released inside). ``THREADING`` (env EMBER_NUMBA_THREADING) picks how ``run``
-# threads: "pool" (nogil parts on ember.kernels.threads' pool of daemon threads, the default), "parallel" (numba's
+# threads: "pool" (nogil parts on a ThreadPoolExecutor, the default), "parallel" (numba's
 # OpenMP threads), "serial". Results do not depend on it: each item is computed whole, by one
 # thread, in a fixed order. Why "pool" (measured 2026-12-01 on the shared 2-core machine at load
 # ~2, benchmarks/kernels_numba.py, medians of 7 alternating runs): LeNet-5 step at batch 256
@@ -115,6 +117,35 @@ def njit(*args, **kwargs):
 # CPU before the first training step instead of 17.9 s (parallel=True compiles 2x slower); and
 # no second OpenMP runtime spins next to PyTorch's.
 THREADING = os.environ.get("EMBER_NUMBA_THREADING", "pool")
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool():  # a forked child (DataLoader workers) has none of the parent's threads
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _shutdown_pool():
+    """Wake the pool's idle workers so that they exit (interpreter exit joins them).
+
+    A ThreadPoolExecutor's exit hook wakes only the workers it registered; a SIGTERM or Ctrl-C
+    landing in ``submit`` between a worker's start and its registration left that worker
+    waiting for work forever, and exit waited for it: ``ember train`` hung after printing that
+    it was terminated. ``shutdown`` wakes every worker of the pool through its own queue."""
+    if _pool is not None:
+        _pool.shutdown(wait=False)
+
+
+# threading's exit hooks run before it joins the non-daemon threads (the executor's own hook is
+# registered the same way); a Python without the private hook keeps the old behaviour
+getattr(threading, "_register_atexit", lambda f: None)(_shutdown_pool)
+
 
 def kernel_pair(body, **options):
     """{"parallel": njit(parallel=True), "serial": njit(nogil=True)} of one kernel body.
@@ -180,9 +211,12 @@ def run(pair, total, *args, work=None):
     parts = min(nt, total) if mode == "pool" else 1
     if parts <= 1:
         return pair["serial"](*args, 0, total)
-    # ember.kernels.threads' pool: daemon threads, so a Ctrl-C or SIGTERM that lands while a worker
-    # is being started cannot leave the interpreter waiting for it at exit (a ThreadPoolExecutor
-    # worker started but not yet registered for its shutdown did: `ember train` hung after SIGTERM)
-    from .threads import parallel_for
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < parts - 1:
+            _pool = ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="ember-numba")
     cuts = [total * i // parts for i in range(parts + 1)]
-    parallel_for(lambda r: pair["serial"](*args, *r), [(cuts[i], cuts[i + 1]) for i in range(parts)])
+    futures = [_pool.submit(pair["serial"], *args, cuts[i], cuts[i + 1]) for i in range(1, parts)]
+    pair["serial"](*args, cuts[0], cuts[1])
+    for f in futures:
+        f.result()
