@@ -28,7 +28,10 @@ in chunk order. So results are bit-identical across reruns and thread counts (te
 Source: the im2col + GEMM formulation of deck 002 ("convolution via matrix multiply: im2col"),
 as Caffe runs it (Jia et al. 2014; Chellapilla et al. 2006); here the columns are built one
 chunk at a time instead of for the whole batch. The reference is ``ember.ops.conv.Conv2d``.
-Which path runs for which shape is ``choose`` (its docstring holds the measured table).
+Which path runs for which shape is ``choose`` (its docstring holds the measured table): this
+module's GEMM, numba_conv's direct convolution, or ``phase_conv`` (strided convolutions as
+stride-1 sums over the input's phases). ``Conv2d`` and ``Conv2dReLU`` (the pair
+``ember.kernels.fusion`` runs as one op) are the Functions that dispatch between them.
 
 Compiled lazily: numba compiles ``_im2col``/``_col2im`` (or loads them from its disk cache) on
 the first call of this path; LeNet's shapes never take it, so ``ember train`` never compiles it.
@@ -325,16 +328,17 @@ def choose(x_shape, w_shape, stride, padding, dilation, which):
 
 
 class Conv2d(_ref.Conv2d):
-    """Conv2d that picks, per call and per pass, im2col + GEMM (this module) or numba_conv's direct convolution.
+    """Conv2d that picks, per call and per pass, im2col + GEMM (this module), numba_conv's direct
+    convolution or phase_conv's strided one (``choose``).
 
     Equals ``ember.ops.conv.Conv2d`` (tested to 1e-10 in float64, 1e-5 in float32, and against
     torch): x (N, C_in, H, W), w (C_out, C_in/G, KH, KW), b (C_out,) or None -> y (N, C_out,
     H_out, W_out), H_out = ⌊(H + 2P − D(K − 1) − 1)/S⌋ + 1, returned as a view of a
-    (C_out, H_out, W_out, N) array. Both paths work on the same arrays (the padded input in
-    CHWN order, the output gradient as (C_out, H_out, W_out, N)), so the forward, grad_x and
-    grad_w of one call can each take the faster one (``choose``, from the shapes alone). Groups
-    other than 1, other dtypes, N = 0 and a missing numba go to numba_conv.Conv2d, which hands
-    them on to the NumPy path. Raises what the reference raises (shape mismatches).
+    (C_out, H_out, W_out, N) array. The paths work on the same arrays (the input in CHWN order,
+    padded or split into phases, the output gradient as (C_out, H_out, W_out, N)), so the
+    forward, grad_x and grad_w of one call can each take the faster one (``choose``, from the
+    shapes alone). Groups other than 1, other dtypes, N = 0 and a missing numba go to
+    numba_conv.Conv2d, which hands them on to the NumPy path. Raises what the reference raises (shape mismatches).
     Memory: it keeps the input as given (usually the previous ReLU's output, which autograd
     keeps anyway), not its padded CHWN copy, and rebuilds that copy in backward for grad_w:
     saving the copy made a CIFAR-style step's peak 2.08× PyTorch's (one 9.5 MB copy per layer).
