@@ -350,11 +350,7 @@ class Conv2d(_ref.Conv2d):
 
     @staticmethod
     def backward(ctx, grad_out):
-        if ctx.other is not None:
-            return ctx.other.backward(ctx, grad_out)
-        x, w = ctx.saved_tensors
-        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=x.dtype)    # (C_out, OH, OW, N)
-        return _grads_any(ctx, g, x, w)
+        return _backward_op(ctx, grad_out)
 
 
 class Conv2dReLU(Function):
@@ -377,12 +373,7 @@ class Conv2dReLU(Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        if ctx.other is not None:
-            return ctx.other.backward(ctx, grad_out)
-        from . import numba_conv as nc
-        x, w, y = ctx.saved_tensors
-        g = nc.relu_mask(grad_out.transpose(1, 2, 3, 0), y)    # (C_out, OH, OW, N)
-        return _grads_any(ctx, g, x, w)
+        return _backward_op(ctx, grad_out)
 
 
 def _forward_op(ctx, x, w, b, stride, padding, dilation, groups, relu):
@@ -399,6 +390,22 @@ def _forward_op(ctx, x, w, b, stride, padding, dilation, groups, relu):
     ctx.x_shape, ctx.stride, ctx.padding, ctx.dilation = x.shape, stride, padding, dilation
     ctx.has_bias = b is not None
     return y.transpose(3, 0, 1, 2)                             # (N, C_out, OH, OW) view
+
+
+def _backward_op(ctx, grad_out):
+    """Conv2d's or Conv2dReLU's backward (which: whether a ReLU'd output y was saved): the
+    covering op's backward for calls ``_forward_op`` handed on, else g (C_out, OH, OW, N) =
+    grad_out in channel-major order (times [y > 0] for the ReLU, ``numba_conv.relu_mask``) and
+    ``_grads_any``."""
+    if ctx.other is not None:
+        return ctx.other.backward(ctx, grad_out)
+    from . import numba_conv as nc
+    x, w, *y = ctx.saved_tensors
+    if y:
+        g = nc.relu_mask(grad_out.transpose(1, 2, 3, 0), y[0])
+    else:
+        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=x.dtype)
+    return _grads_any(ctx, g, x, w)
 
 
 def _forward_any(x, w, b, stride, padding, dilation, relu):

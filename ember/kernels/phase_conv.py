@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.conv import out_size
 from ._jit import kernel_pair, prange, run
 from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, _grad_w_taps8, _put_block, conv2d_grad_x, grad_w_band
 
@@ -184,11 +183,3 @@ def grad_x(g, w, x_hw, padding, stride):
             else:
                 gxp[:, :, a, :, b] = conv2d_grad_x(g, sub, Hs, Ws, (0, 0), (1, 1), (1, 1), 1)
     return gxp.reshape(C, Hs * SH, Ws * SW, N)[:, PH:PH + H, PW:PW + W]
-
-
-def covers(stride, dilation, w_shape):
-    """Whether this path computes the call: a stride > 1, no dilation (groups = 1 is the caller's)."""
-    return max(stride) > 1 and tuple(dilation) == (1, 1)
-
-
-__all__ = ["phases", "forward", "grad_w", "grad_x", "covers", "out_size"]
