@@ -119,17 +119,33 @@ def test_adaptive_avg_pool2d(size, out):
     assert nn.AdaptiveAvgPool2d(1)(ember.randn(2, 3, 5, 5)).shape == (2, 3, 1, 1)
 
 
+# memory order of the (N, C, H, W) input (outermost first), as a permutation of the stored array
+_LAYOUTS = {"NCHW": (0, 1, 2, 3), "CHWN (a conv output)": (1, 2, 3, 0), "NHWC": (0, 2, 3, 1), "HWNC": (2, 3, 0, 1)}
+
+
 @pytest.mark.parametrize("out", [(1, 1), (2, 3)])
-def test_adaptive_avg_pool2d_gradient_keeps_a_conv_outputs_memory_order(out):
-    """On an input stored (C, H, W, N), as ember's conv outputs are, the input gradient is stored
-    that way too (the conv's backward then reads it without a copy), with PyTorch's values."""
-    chwn = r(3, 5, 7, 4)
-    x = Tensor(chwn.transpose(3, 0, 1, 2), requires_grad=True)          # (N, C, H, W) view
+@pytest.mark.parametrize("layout", list(_LAYOUTS))
+@pytest.mark.parametrize("sliced", [False, True])
+def test_adaptive_avg_pool2d_in_any_memory_order_equals_torch_and_keeps_it(out, layout, sliced):
+    """Output and input gradient equal PyTorch's whatever the input's memory order (global
+    pooling sums in memory order, ``AdaptiveAvgPool2d``'s docstring), also on a sliced view; the
+    input gradient is stored in the input's order (a conv output's CHWN: its backward then reads
+    it without a copy)."""
+    order = _LAYOUTS[layout]
+    nchw = r(4, 3, 5, 7 + 2 * sliced)
+    stored = np.ascontiguousarray(nchw.transpose(order))
+    view = stored.transpose(np.argsort(order))                          # (N, C, H, W) view
+    if sliced:
+        view, nchw = view[..., 1:-1], nchw[..., 1:-1]
+    x = Tensor(view, requires_grad=True)
     g = r(4, 3, *out)
-    F.adaptive_avg_pool2d(x, out).backward(Tensor(g))
-    assert x.grad.numpy().transpose(1, 2, 3, 0).flags.c_contiguous
-    tx = torch.tensor(chwn.transpose(3, 0, 1, 2), requires_grad=True)
-    torch.nn.functional.adaptive_avg_pool2d(tx, out).backward(torch.tensor(g))
+    y = F.adaptive_avg_pool2d(x, out)
+    y.backward(Tensor(g))
+    assert x.grad.numpy().transpose(order).flags.c_contiguous
+    tx = torch.tensor(nchw, requires_grad=True)
+    ty = torch.nn.functional.adaptive_avg_pool2d(tx, out)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 

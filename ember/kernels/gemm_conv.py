@@ -450,7 +450,7 @@ def _grads_any(ctx, g, x, w):
     if need[0]:
         path = choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_x")
         if path == "phase":
-            gx = phase_conv.grad_x(g, w, (H, W), padding, stride)            # (C, H, W, N) view
+            gx = phase_conv.grad_x(g, w, (H, W), padding, stride)            # (C, H, W, N)
         elif path == "gemm":
             gx = grad_x(g, w, H + 2 * PH, W + 2 * PW, stride, dilation)      # (C, Hp, Wp, N)
             gx = gx[:, PH:PH + H, PW:PW + W]

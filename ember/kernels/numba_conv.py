@@ -889,15 +889,16 @@ def forward_block(Og, SW):
     return 8 if SW == 1 and Og >= 8 else 4
 
 
-def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups, block=None):
+def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups, block=None, out=None):
     """grad_x (C, H, W, N) from g (C_out, OH, OW, N) contiguous and w (C_out, C/G, KH, KW).
 
     block: input channels per work item, 8 (stride 1: output-stationary ``_grad_x_rows8``) or 4
-    (``_grad_x_rows4``, the kernel of before); default ``forward_block(C/G, stride)``."""
+    (``_grad_x_rows4``, the kernel of before); default ``forward_block(C/G, stride)``. out: a
+    C-contiguous (C, H, W, N) array of g's dtype to write grad_x into (returned), else a new one."""
     (PH, PW), (SH, SW), (DH, DW) = padding, stride, dilation
     C_out, OH, OW, N = g.shape
     C = w.shape[1] * groups
-    gx = np.empty((C, H, W, N), g.dtype)
+    gx = np.empty((C, H, W, N), g.dtype) if out is None else out
     CB = forward_block(C // groups, max(SH, SW)) if block is None else int(block)
     if CB not in (4, 8):
         raise ValueError(f"conv2d_grad_x: block must be 4 or 8, got {block!r}")

@@ -167,19 +167,40 @@ def grad_w(g, xs, w_shape, stride):
     return gw
 
 
+def _unphases_body(gxs, gx, PH, PW, SH, SW, lo, hi):
+    """gx[c, h, w, n] = gxs[p, c, (h + PH) // SH, (w + PW) // SW, n], p = ((h + PH) % SH)·SW +
+    (w + PW) % SW: the phases interleaved back, the padding left out (each pixel of the padded
+    input lies in exactly one phase). gx (C, H, W, N) C-contiguous. One item = row (c, h)."""
+    C, H, W, N = gx.shape
+    for item in prange(lo, hi):
+        c, h = item // H, item % H
+        a, i = (h + PH) % SH, (h + PH) // SH
+        out = gx[c, h]
+        for w in range(W):
+            src = gxs[a * SW + (w + PW) % SW, c, i, (w + PW) // SW]
+            for n in range(N):
+                out[w, n] = src[n]
+
+
+_unphases = kernel_pair(_unphases_body)
+
+
 def grad_x(g, w, x_hw, padding, stride):
-    """grad_x (C, H, W, N) (a view of a padded array) from g (C_out, OH, OW, N) C-contiguous: per
-    phase the stride-1 input gradient of its sub-kernel, interleaved back (module doc)."""
+    """grad_x (C, H, W, N) C-contiguous from g (C_out, OH, OW, N) C-contiguous: per phase the
+    stride-1 input gradient of its sub-kernel (into gxs (SH·SW, C, Hs, Ws, N)), interleaved back
+    without the padding in one compiled pass (``_unphases``; module doc)."""
     (H, W), (PH, PW), (SH, SW) = x_hw, padding, stride
     C_out, OH, OW, N = g.shape
     C = w.shape[1]
     Hs, Ws = -(-(H + 2 * PH) // SH), -(-(W + 2 * PW) // SW)
-    gxp = np.empty((C, Hs, SH, Ws, SW, N), g.dtype)
+    gxs = np.empty((SH * SW, C, Hs, Ws, N), g.dtype)
     for a in range(SH):
         for b in range(SW):
             sub = np.ascontiguousarray(w[:, :, a::SH, b::SW])
             if sub.size == 0:                                  # a kernel smaller than the stride
-                gxp[:, :, a, :, b] = 0
+                gxs[a * SW + b] = 0
             else:
-                gxp[:, :, a, :, b] = conv2d_grad_x(g, sub, Hs, Ws, (0, 0), (1, 1), (1, 1), 1)
-    return gxp.reshape(C, Hs * SH, Ws * SW, N)[:, PH:PH + H, PW:PW + W]
+                conv2d_grad_x(g, sub, Hs, Ws, (0, 0), (1, 1), (1, 1), 1, out=gxs[a * SW + b])
+    gx = np.empty((C, H, W, N), g.dtype)
+    run(_unphases, C * H, gxs, gx, PH, PW, SH, SW, work=gx.size)
+    return gx
