@@ -20,7 +20,8 @@ training loop; evaluation, start-up and saving are not in it) and the test accur
 run it prints and records the load average (1 min, from /proc/loadavg, before and after), the
 command's wall time and its CPU time (user + system of all its processes, from
 ``getrusage(RUSAGE_CHILDREN)``), then each parallel run's ratio to its round's 1-rank run and,
-per kind of run, the median of the ratios (the criterion: >= 1.5). ``--json FILE`` writes every
+per kind of run, the median of the ratios (the criterion: >= 1.5), and the share of CPU time the
+hypervisor gave to other guests during each run (steal, /proc/stat). ``--json FILE`` writes every
 figure. Nothing is dropped: every run is listed.
 """
 from __future__ import annotations
@@ -39,6 +40,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from ember.training.bench import cpu_ticks, steal_percent  # noqa: E402  (the checkout's ember)
 EPOCH = re.compile(r"^epoch \d+/\d+ .*test loss [\d.]+ acc ([\d.]+) .* ([\d,]+) img/s$")
 
 
@@ -55,9 +58,10 @@ def cpu_children() -> float:
 def one_run(cmd: list[str], env: dict, cwd=ROOT) -> dict:
     """Run ``cmd`` in ``cwd`` (``python -m ember`` imports the ember found there first); return its
     epoch-line figures, wall and CPU seconds and the load around it."""
-    before, cpu0, t0 = load(), cpu_children(), time.perf_counter()
+    before, cpu0, ticks0, t0 = load(), cpu_children(), cpu_ticks(), time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     wall, cpu, after = time.perf_counter() - t0, cpu_children() - cpu0, load()
+    steal = steal_percent(ticks0, cpu_ticks())
     if r.returncode != 0:
         sys.exit(f"mpi_throughput: {' '.join(cmd)} failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
     found = [m for m in map(EPOCH.match, r.stdout.splitlines()) if m]
@@ -65,7 +69,8 @@ def one_run(cmd: list[str], env: dict, cwd=ROOT) -> dict:
         sys.exit(f"mpi_throughput: no epoch line in the output of {' '.join(cmd)}:\n{r.stdout[-2000:]}")
     acc, rate = found[-1].groups()
     return {"img_per_s": int(rate.replace(",", "")), "test_accuracy": float(acc), "wall_s": round(wall, 2),
-            "cpu_s": round(cpu, 2), "load_before": before, "load_after": after}
+            "cpu_s": round(cpu, 2), "load_before": before, "load_after": after,
+            "steal_percent": None if steal is None else round(steal, 1)}
 
 
 def main(argv=None) -> int:
@@ -102,13 +107,14 @@ def main(argv=None) -> int:
     rows, ratios = [], {v: [] for v in variants}
     print(f"# {args.runs} rounds of: 1 rank × 1 thread, then {' then '.join(names.values())} (× 1 thread each); "
           f"global batch {args.batch_size}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
-    print("| round | run | img/s | test acc | wall s | CPU s | load (1 min) before–after "
+    print("| round | run | img/s | test acc | wall s | CPU s | load (1 min) before–after | CPU steal "
           "| ratio to the round's 1 rank |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
 
     def show(k, name, d, ratio):
         print(f"| {k} | {name} | {d['img_per_s']:,} | {d['test_accuracy']:.4f} | {d['wall_s']} | {d['cpu_s']} | "
-              f"{d['load_before']:.1f}–{d['load_after']:.1f} | {ratio} |", flush=True)
+              f"{d['load_before']:.1f}–{d['load_after']:.1f} | "
+              f"{'?' if d['steal_percent'] is None else str(d['steal_percent']) + '%'} | {ratio} |", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="mpi-throughput-") as tmp:
         for k in range(1, args.runs + 1):

@@ -24,6 +24,20 @@ def test_lenet_benchmark_tiny_reports_every_figure(tmp_path):
     assert res["inference"]["ratio"] > 0 and res["gemm_gflops"]["numpy"] > 0
     assert [o["op"].split()[0] for o in res["ops"]] == ["conv2d"] * 3 + ["max_pool2d"] * 2 + ["cross_entropy"]
     assert "ratio ember/PyTorch" in proc.stdout and "Per-op" in proc.stdout
+    steal = res["machine"]["steal_percent"]
+    assert (steal is None) == (not os.path.exists("/proc/stat"))
+    assert "CPU steal during the run " + ("unknown" if steal is None else f"{steal:.1f}%") in proc.stdout
+
+
+def test_steal_percent_is_the_stolen_share_of_the_cpu_time_between_readings(tmp_path, monkeypatch):
+    from ember.training import bench
+    assert bench.steal_percent((10, 1000), (40, 1200)) == 15.0
+    assert bench.steal_percent(None, (40, 1200)) is None and bench.steal_percent((10, 1000), (10, 1000)) is None
+    stat = tmp_path / "stat"      # /proc/stat: user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 5 20 800 10 0 5 60 0 0\ncpu0 50 2 10 400 5 0 2 30 0 0\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda f, *a, **k: real_open(stat if f == "/proc/stat" else f, *a, **k))
+    assert bench.cpu_ticks() == (60, 1000)
 
 
 def test_scaling_benchmark_tiny_runs():

@@ -428,6 +428,26 @@ def _time_n(f, n):
 
 # ---------------------------------------------------------------------------------------------- main
 
+def cpu_ticks():
+    """(steal, total) clock ticks of all CPUs since boot from /proc/stat's ``cpu`` line, or None.
+
+    Steal is the time the hypervisor ran other guests while this machine's virtual CPUs wanted
+    to run: on a shared virtual machine it slows any timing, ember's and PyTorch's alike."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_percent(start, end):
+    """Percent of the CPU time between two ``cpu_ticks()`` readings that was stolen (None if unknown)."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return 100.0 * (end[0] - start[0]) / (end[1] - start[1])
+
+
 def machine_info(torch):
     info = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -472,6 +492,7 @@ def run(args) -> dict:
         if torch is not None:
             torch.set_num_threads(T)
     rng = np.random.default_rng(0)
+    ticks0 = cpu_ticks()
     res = {"machine": machine_info(torch), "threads": T, "configs": [], "ops": [],
            "ember_threads": threads.get_num_threads(),
            "torch_threads": torch.get_num_threads() if torch is not None else None,
@@ -533,6 +554,7 @@ def run(args) -> dict:
                                                  for net in NETWORKS]
     if not args.no_ops:
         res["ops"] = per_op(torch, args.batch_sizes[0], args.repeats, rng)
+    res["machine"]["steal_percent"] = steal_percent(ticks0, cpu_ticks())
     report = markdown(res)
     print(report)
     if args.out:
@@ -542,6 +564,10 @@ def run(args) -> dict:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
     return res
+
+
+def _percent(v):
+    return "unknown" if v is None else f"{v:.1f}%"
 
 
 def markdown(res) -> str:
@@ -554,7 +580,8 @@ def markdown(res) -> str:
          f"threads: ember {res.get('ember_threads')}, PyTorch {res.get('torch_threads')} "
          f"({'--threads ' + str(res['threads']) if res['threads'] else 'defaults'}) · "
          f"kernels {res.get('kernels')} · "
-         f"load average at start {tuple(round(x, 1) for x in m.get('load_average_at_start', ()))}",
+         f"load average at start {tuple(round(x, 1) for x in m.get('load_average_at_start', ()))} · "
+         f"CPU steal during the run {_percent(m.get('steal_percent'))}",
          "",
          f"Large float32 GEMM limit (1024³, same threads): NumPy {lim['numpy']:.0f} GFLOP/s"
          + (f", PyTorch {lim['torch']:.0f} GFLOP/s" if "torch" in lim else "")
