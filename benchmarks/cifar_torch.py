@@ -9,8 +9,12 @@ The recipe (He et al. 2016, section 4.2, with a cosine schedule instead of the p
 - ResNet-20 with option-A shortcuts (``ResNet20`` below, the same network as
   ``ember.models.resnet20``: 269,722 parameters, Kaiming-normal fan_out convolutions).
 - SGD, momentum 0.9, Nesterov, peak lr 0.1 at batch 128, decayed to 0 by a per-step cosine
-  (as ``ember train``'s default schedule), weight decay 5e-4 on conv and linear weights (not on
-  BatchNorm parameters nor biases, as ``ember train`` does).
+  (as ``ember train``'s default schedule), weight decay 5e-4 on every parameter whose name does
+  not end in ``bias``: the conv and linear weights and BatchNorm's weights (gamma), not the
+  biases nor BatchNorm's biases (beta) — ``ember train``'s rule
+  (``ember.nn.utils.param_groups_no_bias_decay``). Until the tenth session this script left
+  BatchNorm's weights undecayed while claiming to do as ``ember train``; a checkpoint of that
+  recipe is refused (``RECIPE``).
 - Augmentation: 4-pixel zero padding + random 32x32 crop, left-right flip with p = 0.5, drawn per
   image; inputs normalised per channel by ``ember.data.CIFAR10_MEAN`` / ``CIFAR10_STD`` (the
   training set's, measured on the shared copy; copied below so this script runs without ember).
@@ -132,9 +136,16 @@ def evaluate(model, images, labels, batch: int = 1000) -> float:
     return correct / len(images)
 
 
+# what the flags do not say about the recipe, saved in every checkpoint and compared on resume
+RECIPE = {"weight_decay_on": "every parameter not named bias (ember.nn.utils.param_groups_no_bias_decay)"}
+
+
 def make_optimizer(model, lr, momentum=0.9, weight_decay=5e-4):
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
+    """SGD with Nesterov momentum; weight_decay on the parameters whose name does not end in
+    ``bias``, none on the others (ember train's two groups, in the same order)."""
+    named = list(model.named_parameters())
+    decay = [p for n, p in named if n.split(".")[-1] != "bias"]
+    rest = [p for n, p in named if n.split(".")[-1] == "bias"]
     return torch.optim.SGD([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
                            lr=lr, momentum=momentum, nesterov=True)
 
@@ -173,10 +184,12 @@ def main(argv=None):
           f"batch {args.batch_size}, {args.epochs} epochs, {args.threads} threads", flush=True)
     history, first = [], 1
     recipe = {k: str(v) for k, v in vars(args).items() if k not in ("json", "threads", "checkpoint", "stop_after")}
+    recipe.update(RECIPE)
     if args.checkpoint and args.checkpoint.exists():
         saved = torch.load(args.checkpoint, weights_only=False)
         if saved["recipe"] != recipe:
-            raise SystemExit(f"cifar_torch.py: {args.checkpoint} holds a run with other flags: {saved['recipe']}")
+            raise SystemExit(f"cifar_torch.py: {args.checkpoint} holds a run with other flags or another recipe "
+                             f"version: {saved['recipe']} (this script: {recipe})")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["schedule"])

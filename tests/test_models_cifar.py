@@ -122,6 +122,29 @@ def test_resnet20_size_shapes_and_registry():
     assert abs(w.std() - np.sqrt(2 / (32 * 9))) < 0.01                  # Kaiming normal, fan_out = 32*3*3
 
 
+def test_cifar_torch_decays_the_parameters_ember_train_decays():
+    """benchmarks/cifar_torch.py's recipe is ember train's: the same parameters (by state-dict name)
+    in the weight-decay group, BatchNorm's weights included, and the same lr, momentum, Nesterov."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import cifar_torch
+    finally:
+        sys.path.pop(0)
+    from ember.training.config import TrainConfig
+    from ember.training.schedules import build_optimizer
+    tmodel = cifar_torch.ResNet20()
+    topt = cifar_torch.make_optimizer(tmodel, 0.1, weight_decay=5e-4)
+    tnames = {id(p): n for n, p in tmodel.named_parameters()}
+    model = get_model("resnet20")
+    eopt = build_optimizer(model, TrainConfig(model="resnet20", dataset="cifar10", lr=0.1, weight_decay=5e-4))
+    enames = {id(p): n for n, p in model.named_parameters()}
+    groups = lambda opt, names: [(g["weight_decay"], sorted(names[id(p)] for p in g["params"])) for g in opt.param_groups]  # noqa: E731
+    assert groups(topt, tnames) == groups(eopt, enames)
+    assert "bn1.weight" in groups(topt, tnames)[0][1]                  # BatchNorm's gamma is decayed
+    for tg, eg in zip(topt.param_groups, eopt.param_groups):
+        assert (tg["lr"], tg["momentum"], tg["nesterov"]) == (eg["lr"], eg["momentum"], eg["nesterov"])
+
+
 def test_benchmark_scripts_run(tmp_path):
     """benchmarks/cifar_torch.py on a 40-picture zip built here, and resnet20_step.py at batch 4
     (seconds: so the scripts cannot rot; their timings are not tested)."""
