@@ -1,6 +1,7 @@
 """ember/kernels/numba_norm.py: the compiled training-mode BatchNorm equals the reference op
 (ember/ops/norm.py) and PyTorch (float64 to 1e-10, float32 to 1e-5), in NCHW and in the conv
-kernels' CHWN order, bit-identical across reruns and thread counts; other cases run the reference."""
+kernels' CHWN order, bit-identical across reruns and thread counts; evaluation mode (the running
+statistics) as the reference and PyTorch; training mode without γ/β runs the reference."""
 import numpy as np
 import pytest
 
@@ -82,13 +83,42 @@ def test_bit_identical_across_reruns_and_thread_counts():
             np.testing.assert_array_equal(a, e)
 
 
-def test_evaluation_mode_and_missing_affine_run_the_reference():
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("layout", ["nchw", "chwn"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_evaluation_mode_equals_the_reference_op_and_torch(dtype, tol, layout, affine):
+    """The running statistics given: the compiled one-pass kernel, its output in x's memory order,
+    and its gradients (x, γ, β) as the reference's and PyTorch's eval-mode batch_norm."""
+    x, w, b, g = case(dtype, layout)
+    r = np.random.default_rng(3)
+    mean, var = (r.standard_normal(5) * 2).astype(dtype), (r.random(5) * 3 + 0.5).astype(dtype)
+    got, want = [], []
+    for op, out in ((numba_norm.BatchNorm, got), (ref.BatchNorm, want)):
+        xt = Tensor(x, requires_grad=True)
+        params = [Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)] if affine else [None, None]
+        y = op.apply(xt, *params, mean=mean, var=var, eps=1e-5)
+        if op is numba_norm.BatchNorm and numba_norm.AVAILABLE:
+            assert y._ctx.compiled == "eval"                # the compiled pass ran, not the reference
+        (y * Tensor(g)).sum().backward()
+        out += [y._data, xt.grad._data] + ([p.grad._data for p in params] if affine else [])
+    tx = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    tp = [torch.tensor(a, requires_grad=True) for a in (w, b)] if affine else [None, None]
+    ty = torch.nn.functional.batch_norm(tx, torch.tensor(mean), torch.tensor(var), *tp, training=False, eps=1e-5)
+    ty.backward(torch.tensor(g))
+    expect = [ty.detach().numpy(), tx.grad.numpy()] + ([p.grad.numpy() for p in tp] if affine else [])
+    for a, e, t in zip(got, want, expect):
+        assert a.dtype == dtype and a.shape == e.shape
+        np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
+        np.testing.assert_allclose(a, t, rtol=tol, atol=tol)
+    if layout == "chwn" and numba_norm.AVAILABLE:      # the output keeps the batch innermost
+        assert got[0].transpose(1, 2, 3, 0).flags.c_contiguous
+
+
+def test_training_mode_without_affine_runs_the_reference():
     x, w, b, g = case(np.float64, "nchw")
-    mean, var = np.full(5, 0.5), np.full(5, 2.0)
-    for args, kwargs in (((w, b), {"mean": mean, "var": var}), ((None, None), {})):
-        got = numba_norm.BatchNorm.apply(Tensor(x), *[None if a is None else Tensor(a) for a in args], **kwargs)
-        want = ref.BatchNorm.apply(Tensor(x), *[None if a is None else Tensor(a) for a in args], **kwargs)
-        np.testing.assert_array_equal(got._data, want._data)
+    got = numba_norm.BatchNorm.apply(Tensor(x))
+    want = ref.BatchNorm.apply(Tensor(x))
+    np.testing.assert_array_equal(got._data, want._data)
 
 
 def test_dispatch_picks_it_and_a_resnet_block_trains_the_same_as_the_reference_path():
