@@ -125,9 +125,10 @@ class AdaptiveAvgPool2d(Function):
     Global pooling of an input whose H and W are adjacent in memory (NCHW, or a conv output's
     CHWN) runs in memory order as (P, H·W, Q) blocks (P, Q: the axes before and after H, W):
     when Q > 1 (H, W not innermost) the sums are one batched matrix-vector product with a
-    vector of ones, and the gradient is written as rows of W·Q floats. NumPy's ``mean(axis=(2, 3))`` and broadcast copy over a CHWN
-    view loop over N floats at a time: in the deck-001 network (64 × 125 × 125 × 8) 20-30 ms
-    against 1.7 ms forward and 7.5 against 1.6 ms backward (RESULTS.md, tenth session).
+    vector of ones, and the gradient is written as rows of W·Q floats. NumPy's
+    ``mean(axis=(2, 3))`` and broadcast copy over a CHWN view loop over N floats at a time: in the
+    deck-001 network (64 × 125 × 125 × 8) 20-30 ms against 1.7 ms forward and 7.5 against 1.6 ms
+    backward (RESULTS.md, tenth session).
     """
     @staticmethod
     def forward(ctx, x, output_size):
@@ -136,10 +137,11 @@ class AdaptiveAvgPool2d(Function):
         ctx.in_shape, ctx.rows, ctx.cols = x.shape, rows, cols
         ctx.order = sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]))   # axes, outermost first
         ctx.blocks = _hw_blocks(x.shape, ctx.order) if len(rows) == len(cols) == 1 and x.size else None
-        if ctx.blocks is not None and ctx.blocks[3] > 1 and x.transpose(ctx.order).flags.c_contiguous:
+        xt = x.transpose(ctx.order)                            # x in its memory order
+        if ctx.blocks is not None and ctx.blocks[3] > 1 and xt.flags.c_contiguous:
             pre, post, P, Q = ctx.blocks
             H, W = x.shape[2:]
-            xt = x.transpose(ctx.order).reshape(P, H * W, Q)
+            xt = xt.reshape(P, H * W, Q)
             sums = np.matmul(np.ones(H * W, x.dtype), xt)      # (P, Q): Σ over h, w
             sums = sums.reshape([x.shape[a] for a in pre + post]).transpose(np.argsort(pre + post))
             return (sums / x.dtype.type(H * W)).reshape(x.shape[:2] + (1, 1))
