@@ -74,7 +74,13 @@ def _conv_relu_fusable(conv, relu, x):
 def _fusable(conv, relu, pool, x):
     """Whether conv → relu → pool can run as Conv2dReLUMaxPool2d on input x (see module doc)."""
     padding = _conv_relu_fusable(conv, relu, x)
-    if padding is None or type(pool) is not LAYERS[2] or "forward" in pool.__dict__ or pool._has_hooks():
+    return padding is not None and _pool_fusable(conv, padding, pool, x)
+
+
+def _pool_fusable(conv, padding, pool, x):
+    """Whether ``pool`` after a fusable conv → relu (zero ``padding`` per side) can be fused in:
+    a plain MaxPool2d whose window equals its stride, unpadded, with at least one output."""
+    if type(pool) is not LAYERS[2] or "forward" in pool.__dict__ or pool._has_hooks():
         return False
     k, s, p = _pair(pool.kernel_size), _pair(pool.stride), _pair(pool.padding)
     if k != s or p != (0, 0) or min(k) < 1:
@@ -97,23 +103,24 @@ def sequential_forward(layers, x):
         for layer in layers:
             x = layer(x)
         return x
+    conv_type = LAYERS[0] if LAYERS is not None else None
     i = 0
     while i < len(layers):
-        if i + 2 < len(layers) and _fusable(layers[i], layers[i + 1], layers[i + 2], x):
-            conv, k = layers[i], _pair(layers[i + 2].kernel_size)
+        conv = layers[i]                                       # a Conv2d, or the layer to run alone
+        padding = None                                         # only a Conv2d starts a fused run
+        if type(conv) is conv_type and i + 1 < len(layers):
+            padding = _conv_relu_fusable(conv, layers[i + 1], x)
+        if padding is not None and i + 2 < len(layers) and _pool_fusable(conv, padding, layers[i + 2], x):
             x = numba_conv.Conv2dReLUMaxPool2d.apply(x, conv.weight, conv.bias, stride=conv.stride,
-                                                      padding=tuple(p for p, _ in conv.padding_pairs()),
-                                                      dilation=conv.dilation,
-                                                      groups=conv.groups, pool=k)
+                                                      padding=padding, dilation=conv.dilation,
+                                                      groups=conv.groups, pool=_pair(layers[i + 2].kernel_size))
             i += 3
-        elif i + 1 < len(layers) and pairs and _conv_relu_fusable(layers[i], layers[i + 1], x) is not None:
-            conv = layers[i]
+        elif padding is not None and pairs:
             op = gemm_conv.Conv2dReLU if conv.groups == 1 else numba_conv.Conv2dReLU
-            x = op.apply(x, conv.weight, conv.bias, stride=conv.stride,
-                         padding=tuple(p for p, _ in conv.padding_pairs()), dilation=conv.dilation,
-                         groups=conv.groups)
+            x = op.apply(x, conv.weight, conv.bias, stride=conv.stride, padding=padding,
+                         dilation=conv.dilation, groups=conv.groups)
             i += 2
         else:
-            x = layers[i](x)
+            x = conv(x)
             i += 1
     return x
