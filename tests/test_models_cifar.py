@@ -125,13 +125,9 @@ def test_resnet20_size_shapes_and_registry():
 def test_cifar_torch_decays_the_parameters_ember_train_decays():
     """benchmarks/cifar_torch.py's recipe is ember train's: the same parameters (by state-dict name)
     in the weight-decay group, BatchNorm's weights included, and the same lr, momentum, Nesterov."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        import cifar_torch
-    finally:
-        sys.path.pop(0)
     from ember.training.config import TrainConfig
     from ember.training.schedules import build_optimizer
+    cifar_torch = _cifar_torch()
     tmodel = cifar_torch.ResNet20()
     topt = cifar_torch.make_optimizer(tmodel, 0.1, weight_decay=5e-4)
     tnames = {id(p): n for n, p in tmodel.named_parameters()}
@@ -143,6 +139,46 @@ def test_cifar_torch_decays_the_parameters_ember_train_decays():
     assert "bn1.weight" in groups(topt, tnames)[0][1]                  # BatchNorm's gamma is decayed
     for tg, eg in zip(topt.param_groups, eopt.param_groups):
         assert (tg["lr"], tg["momentum"], tg["nesterov"]) == (eg["lr"], eg["momentum"], eg["nesterov"])
+
+
+def _cifar_torch():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import cifar_torch
+    finally:
+        sys.path.pop(0)
+    return cifar_torch
+
+
+def test_cifar_torch_trains_as_ember_train_does():
+    """Issue 16 compares ember's run with benchmarks/cifar_torch.py's: in float64, from the same
+    weights and on the same batches, four steps of ember train's optimizer and per-step cosine
+    (two epochs of two steps) and four of the script's (its SGD groups, CosineAnnealingLR) give
+    the same losses, learning rates, weights and BatchNorm statistics (1e-10). Fails on any
+    difference of weight decay, momentum, Nesterov, schedule or the model's training math.
+    (float32 would not do: one ReLU input within rounding of 0 flips in one library only.)"""
+    from ember.training.config import TrainConfig
+    from ember.training.schedules import Schedule, build_optimizer
+    cifar_torch = _cifar_torch()
+    ember.manual_seed(0)
+    model = get_model("resnet20").double()
+    tmodel = cifar_torch.ResNet20().double()
+    tmodel.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
+    cfg = TrainConfig(model="resnet20", dataset="cifar10", lr=0.1, weight_decay=5e-4, epochs=2)
+    opt, topt = build_optimizer(model, cfg), cifar_torch.make_optimizer(tmodel, 0.1, weight_decay=5e-4)
+    schedule, tsched = Schedule(opt, cfg, 2), torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=4)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x, y = rng.standard_normal((4, 3, 32, 32)), rng.integers(0, 10, 4)
+        loss = ember.nn.functional.cross_entropy(model(ember.tensor(x)), ember.tensor(y))
+        opt.zero_grad(), loss.backward(), opt.step(), schedule.after_step()
+        tloss = tF.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y))
+        topt.zero_grad(), tloss.backward(), topt.step(), tsched.step()
+        assert loss.item() == pytest.approx(tloss.item(), rel=1e-10)
+        assert opt.param_groups[0]["lr"] == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15)
+    tsd = tmodel.state_dict()
+    for k, v in model.state_dict().items():
+        np.testing.assert_allclose(np.array(v), tsd[k].numpy(), rtol=1e-10, atol=1e-12, err_msg=k)
 
 
 def test_benchmark_scripts_run(tmp_path):
