@@ -189,7 +189,7 @@ def _train_loop(cfg: TrainConfig, log, ranks: Ranks, helpers: list) -> dict:
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
                    disable=not (cfg.progress and ranks.main), dynamic_ncols=True)
         for i, (xb, yb) in enumerate(bar, 1):
-            check_terminated()   # a SIGTERM whose exception was swallowed stops here
+            check_terminated()   # a SIGTERM or Ctrl-C whose exception was swallowed stops here
             t_step, lr = time.perf_counter(), opt.param_groups[0]["lr"]
             if augment is not None:
                 xb = augment(xb)
@@ -225,6 +225,7 @@ def _train_loop(cfg: TrainConfig, log, ranks: Ranks, helpers: list) -> dict:
             if i % 25 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
         bar.close()
+        check_terminated()   # ... or during the epoch's last step: the epoch is not evaluated or saved
         loss_sum, correct, seen = ranks.sum(loss_sum, correct, seen)
         correct, seen = int(correct), int(seen)
         train_seconds = time.perf_counter() - t0
@@ -250,6 +251,7 @@ def _train_loop(cfg: TrainConfig, log, ranks: Ranks, helpers: list) -> dict:
         stop = bool(cfg.patience) and best["bad"] >= cfg.patience
         if stop:
             metrics["stopped_early"] = epoch
+        check_terminated()   # ... or during the evaluation: the epoch is not saved
         if ranks.main:
             _save_or_stop(cfg, epoch, model, opt, schedule, metrics,
                           {"epoch": epoch, "step": step, "metrics": metrics, "early_stopping": best,
@@ -263,6 +265,7 @@ def _train_loop(cfg: TrainConfig, log, ranks: Ranks, helpers: list) -> dict:
             log(f"early stopping: validation loss has not improved for {cfg.patience} epochs; "
                 f"model.safetensors holds epoch {best['epoch']} (the best, val loss {best['loss']:.4f})")
             break
+    check_terminated()   # ... or during the last save, which is complete: still reported as an interrupt
     kept = (f"epoch {metrics['best_epoch']}'s weights, the best validation loss" if "best_epoch" in metrics
             else "the last weights")
     log(f"final test accuracy {metrics['test_accuracy']:.4f} ({kept}); checkpoint in {cfg.out}")

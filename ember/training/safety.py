@@ -6,7 +6,9 @@
     check_split_sizes    no empty training, validation or test split (no ZeroDivisionError
                          after a whole epoch)
     sigterm_as_interrupt SIGTERM ends training as Ctrl-C does: the save in progress is
-                         abandoned cleanly (atomic writes), the last checkpoint stays, exit 143
+                         abandoned cleanly (atomic writes), the last checkpoint stays, exit 143;
+                         a SIGTERM or Ctrl-C that lands in numba's compiler, or whose exception
+                         was swallowed, stops the next step
     check_out_file       an output picture path that is not a folder and not under a file
     os_error_message     an OSError as one line naming the path
 """
@@ -96,33 +98,64 @@ def check_split_sizes(n_train: int, n_test: int, n_val: int | None, val_split: f
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """Within the block, SIGTERM raises ``Terminated`` (a KeyboardInterrupt) in the main thread,
-    so that ``kill`` stops training as Ctrl-C does. Elsewhere than the main thread: does nothing."""
+    so that ``kill`` stops training as Ctrl-C does; SIGINT (Ctrl-C) still raises KeyboardInterrupt.
+
+    Both handlers record the signal, and raise only where that is safe: a signal that lands
+    while the main thread runs numba's or llvmlite's Python code (compiling or loading a kernel,
+    or an llvmlite object's ``__del__``) is not raised there, and neither is one whose exception
+    Python swallows (in a ``__del__`` or weakref callback); the training loop raises it at its
+    next step or before it saves (``check_terminated``). Raised inside llvmlite's lock
+    ``__enter__``, the exception left that lock held: a kernel thread then waited for it forever,
+    and so did interpreter exit (``ember train`` hung after printing "terminated by SIGTERM";
+    seen in CI and reproduced here, 1 run in 7). A SIGINT that was ignored (SIG_IGN: a job
+    started without job control) stays ignored. Elsewhere than the main thread: does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        global _sigterm_pending
-        _sigterm_pending = True
-        raise Terminated("terminated by SIGTERM")
-    global _sigterm_pending
-    _sigterm_pending = False
-    previous = signal.signal(signal.SIGTERM, handler)
+        global _pending
+        make = (lambda: Terminated("terminated by SIGTERM")) if signum == signal.SIGTERM else KeyboardInterrupt
+        _pending = make()
+        if not _in_compiler(frame):
+            raise make()
+    global _pending
+    _pending = None
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        _pending = None
 
 
-# Set by the SIGTERM handler. Its exception can be swallowed when the signal lands where Python
-# ignores exceptions (a weakref callback or __del__, e.g. inside an import: seen in CI), so the
-# training loop also checks this once per step (``check_terminated``) and stops there.
-_sigterm_pending = False
+def _in_compiler(frame) -> bool:
+    """Whether ``frame`` or a frame that called it runs numba's or llvmlite's Python code."""
+    import sys
+    roots = tuple(os.path.dirname(m.__file__) + os.sep for m in map(sys.modules.get, ("numba", "llvmlite"))
+                  if m is not None and getattr(m, "__file__", None))
+    while roots and frame is not None:
+        if frame.f_code.co_filename.startswith(roots):
+            return True
+        frame = frame.f_back
+    return False
+
+
+# Set by the handlers above: the exception of a signal that was not raised, or whose exception
+# may have been swallowed (a weakref callback or __del__, e.g. inside an import or numba's
+# compile: seen in CI for SIGTERM and for Ctrl-C). The training loop checks it once per step,
+# after an epoch's last step and before it saves (``check_terminated``), and stops there.
+_pending: KeyboardInterrupt | None = None
 
 
 def check_terminated() -> None:
-    """Raise ``Terminated`` if SIGTERM arrived and its exception was swallowed (see above)."""
-    global _sigterm_pending
-    if _sigterm_pending:
-        _sigterm_pending = False
-        raise Terminated("terminated by SIGTERM")
+    """Raise the ``Terminated`` or ``KeyboardInterrupt`` of a SIGTERM or SIGINT that arrived inside
+    ``sigterm_as_interrupt`` and was not raised, or whose exception was swallowed (see above);
+    otherwise nothing."""
+    global _pending
+    if _pending is not None:
+        e, _pending = _pending, None
+        raise e
