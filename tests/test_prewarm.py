@@ -57,15 +57,17 @@ def _step(cache, **extra):
 
 @needs_numba
 def test_cold_cache_backward_kernels_come_from_the_helper_bit_identical(tmp_path):
-    """Cold: the helper compiles unpool_relu, grad_w, grad_x and the step loads each from the
-    cache (1 hit, 0 misses: the helper compiled exactly the signatures training calls). Warm:
+    """Cold: the helper compiles unpool_relu and grad_x and the step loads each from the cache
+    (1 hit, 0 misses: the helper compiled exactly the signatures training calls); grad_w is
+    compiled in the training process (``kept_here``: LeNet-5's convolutions all run fused). Warm:
     no helper. Gradients equal bit for bit to a step that compiled everything itself, and to one
     on a cache whose helper was killed half-way."""
     cold = _step(tmp_path / "a")
-    assert cold["helper"] == "unpool_relu,grad_w,grad_x"
-    assert cold["reported"] == "unpool_relu,grad_w,grad_x"
-    for k in ("_unpool_relu", "_grad_w", "_grad_x"):
+    assert cold["helper"] == "unpool_relu,grad_x"
+    assert cold["reported"] == "unpool_relu,grad_x"
+    for k in ("_unpool_relu", "_grad_x"):
         assert cold[k] == "1 0", (k, cold[k])
+    assert cold["_grad_w"] == "0 1"                                     # compiled here
     warm = _step(tmp_path / "a")
     assert warm["helper"] == "none" and warm["_grad_x"] == "1 0"
     alone = _step(tmp_path / "b", EMBER_PREWARM="0")
@@ -151,6 +153,13 @@ def test_needed_kernels_follow_the_model():
     assert prewarm.needed(nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.ReLU(), nn.MaxPool2d(3, stride=1))) \
         == (["grad_w", "grad_x"], "float32")
     assert prewarm.needed(nn.Sequential(nn.Linear(3, 2))) == ([], None)
+    # what the training process compiles itself: grad_w when every convolution runs fused
+    assert prewarm.kept_here(lenet5()) == {"grad_w"}
+    assert prewarm.kept_here(plain) == set()
+    mixed = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, bias=False), nn.ReLU())
+    assert prewarm.needed(mixed) == (["unpool_relu", "grad_w", "grad_x"], "float32")
+    assert prewarm.kept_here(mixed) == set()
+    assert prewarm.kept_here(nn.Sequential(nn.Linear(3, 2))) == set()
 
 
 @needs_numba

@@ -8,7 +8,8 @@ forward 3.6 s, then its backward: unpool 0.7 s, grad_w 1.4 s, grad_x 1.8 s.
 
 ``start(model)`` launches ``python -c _BOOT ...`` running ``main`` here (the "helper"): it compiles the
 backward kernels that the model's first step will call, for the model's dtype, into the same
-on-disk numba cache, while the training process compiles the forward on the other core. Before
+on-disk numba cache, while the training process compiles the forward on the other core (and,
+for LeNet-5's all-fused convolutions, grad_w after it: ``kept_here`` shares the work evenly). Before
 its first call of each of these kernels the training process waits for the helper to report it
 (``_jit.run`` calls the hook; at most ``WAIT_S`` seconds after the launch), and numba's
 dispatcher then loads it from the cache (milliseconds) instead of compiling it. The machine
@@ -76,18 +77,7 @@ def needed(model):
     """
     from .. import nn
     names, dtype = [], None
-    seqs = [m for m in model.modules() if isinstance(m, nn.Sequential)]
-    fused = set()
-    for s in seqs:
-        layers = list(s.children())
-        for i in range(len(layers) - 2):
-            conv, relu, pool = layers[i:i + 3]
-            if (type(conv), type(relu), type(pool)) == (nn.Conv2d, nn.ReLU, nn.MaxPool2d):
-                k = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * 2
-                st = pool.stride if isinstance(pool.stride, tuple) else (pool.stride,) * 2
-                pd = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,) * 2
-                if k == st and pd == (0, 0):
-                    fused.add(id(conv))
+    fused = _fused_convs(model)
     for m in model.modules():
         if not isinstance(m, nn.Conv2d):
             continue
@@ -100,6 +90,42 @@ def needed(model):
     if dtype not in ("float32", "float64"):
         return [], None
     return names, dtype
+
+
+def _fused_convs(model):
+    """ids of the Conv2d layers that run fused with the ReLU and MaxPool2d after them (kernel =
+    stride, no padding) in a Sequential (``ember.kernels.fusion``)."""
+    from .. import nn
+    fused = set()
+    for s in (m for m in model.modules() if isinstance(m, nn.Sequential)):
+        layers = list(s.children())
+        for i in range(len(layers) - 2):
+            conv, relu, pool = layers[i:i + 3]
+            if (type(conv), type(relu), type(pool)) == (nn.Conv2d, nn.ReLU, nn.MaxPool2d):
+                k = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * 2
+                st = pool.stride if isinstance(pool.stride, tuple) else (pool.stride,) * 2
+                pd = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,) * 2
+                if k == st and pd == (0, 0):
+                    fused.add(id(conv))
+    return fused
+
+
+def kept_here(model):
+    """The backward kernels the training process compiles itself, to share the compiling evenly.
+
+    When every Conv2d of ``model`` runs fused with its ReLU and max-pool (LeNet-5), the training
+    process compiles only the fused forward before its first backward (3.3 s of CPU here), while
+    a helper alone would compile unpool_relu, grad_w and grad_x after its own start-up (1.0 +
+    2.4–2.8 + 2.9–3.1 s, + ~1.3 s): the first step waited for it. The backward calls unpool_relu,
+    grad_w, grad_x in that order, so the training process compiles grad_w itself when its
+    forward is done, by which time the helper has cached unpool_relu, and the helper's grad_x is
+    ready when grad_w is (measured in benchmarks/RESULTS.md, twelfth session). Otherwise (other
+    models compile more in the training process: plain convolutions, batch norm) nothing.
+    """
+    from .. import nn
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    fused = _fused_convs(model)
+    return {"grad_w"} if convs and all(id(m) in fused for m in convs) else set()
 
 
 def _index(d):
@@ -256,7 +282,7 @@ def start(model):
                 or not sys.executable or (setting != "1" and not free_core())):
             return None
         names, dtype = needed(model)
-        names = cold(names)
+        names = [n for n in cold(names) if n not in kept_here(model)]
         if not names:
             return None
         return Helper(names, dtype, _index(_dispatcher(names[0]))._cache_path)
