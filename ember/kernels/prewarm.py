@@ -282,7 +282,8 @@ def start(model):
                 or not sys.executable or (setting != "1" and not free_core())):
             return None
         names, dtype = needed(model)
-        names = [n for n in cold(names) if n not in kept_here(model)]
+        here = kept_here(model)
+        names = [n for n in cold(names) if n not in here]
         if not names:
             return None
         return Helper(names, dtype, _index(_dispatcher(names[0]))._cache_path)

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import os
 import signal
+import sys
 import tempfile
 import threading
 
@@ -134,7 +135,6 @@ def sigterm_as_interrupt():
 
 def _in_compiler(frame) -> bool:
     """Whether ``frame`` or a frame that called it runs numba's or llvmlite's Python code."""
-    import sys
     roots = tuple(os.path.dirname(m.__file__) + os.sep for m in map(sys.modules.get, ("numba", "llvmlite"))
                   if m is not None and getattr(m, "__file__", None))
     while roots and frame is not None:
