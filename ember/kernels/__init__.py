@@ -16,6 +16,8 @@ figure. ``tests/test_ops.py`` runs the whole op table through both paths and com
     activation.ReLU      = ops.activation.ReLU      SIMD-friendly maximum, threads
     matmul.Linear        = ops.matmul.Linear        GEMMs under ember's BLAS thread rule
     numba_norm.BatchNorm = ops.norm.BatchNorm       training-mode forward/backward compiled by numba
+    numba_optim.sgd_update = optim.sgd.update       SGD's update of one parameter in one pass (not an op:
+                                                    SGD.step calls it itself, numba_optim.covers first)
 
 Choosing the path:
     dispatch(op)             the kernel registered for ``op`` when kernels are on, else ``op``

@@ -39,26 +39,50 @@ class SGD(Optimizer):
                                       **self._switches(differentiable, foreach=foreach, fused=fused)))
 
     def step(self, closure=None):
-        """Update every parameter that has a gradient, in place; returns closure's loss if given."""
+        """Update every parameter that has a gradient, in place; returns closure's loss if given.
+
+        Each parameter goes through ``update`` (the formula above), or its compiled twin
+        ``ember.kernels.numba_optim.sgd_update`` when kernels are on and it ``covers`` the
+        arrays: bit-identical results.
+        """
         loss = self._run_closure(closure)
+        compiled = mode() == "fast" and numba_optim.AVAILABLE
         for group in self.param_groups:
             lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
-            wd, nesterov = group["weight_decay"], group["nesterov"]
+            wd, nesterov, maximize = group["weight_decay"], group["nesterov"], bool(group.get("maximize"))
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = -p.grad._data if group.get("maximize") else p.grad._data
-                if wd != 0:
-                    g = g + wd * p._data
-                if mu != 0:
-                    state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = g.copy()
-                    else:
-                        buf *= mu
-                        buf += (1 - tau) * g if tau else g
-                    g = g + mu * buf if nesterov else buf
-                p._data -= lr * g
+                state = self.state.setdefault(p, {}) if mu != 0 else None
+                args = (p._data, p.grad._data, None if state is None else state.get("momentum_buffer"), lr, wd, mu,
+                        tau, nesterov, maximize)
+                buf = numba_optim.sgd_update(*args) if compiled and numba_optim.covers(*args) else update(*args)
+                if state is not None:
+                    state["momentum_buffer"] = buf
                 p._vc[0] += 1   # an in-place update: a graph that saved p refuses to use it
         return loss
+
+
+def update(p, g, buf, lr, wd, mu, tau, nesterov, maximize):
+    """One parameter's SGD update, in place: the reference (SGD's formula, one NumPy call a term).
+
+    Args: p (ndarray θ, updated in place), g (its gradient, same shape), buf (the momentum
+        buffer b, or None before the first step), lr, wd (λ), mu (μ), tau (τ), nesterov, maximize.
+    Returns: the momentum buffer (``g`` copied on the first step with momentum; None without
+        momentum). p ← p − lr·d, d as in ``SGD``'s docstring.
+    """
+    g = -g if maximize else g
+    if wd != 0:
+        g = g + wd * p
+    if mu != 0:
+        if buf is None:
+            buf = g.copy()
+        else:
+            buf *= mu
+            buf += (1 - tau) * g if tau else g
+        g = g + mu * buf if nesterov else buf
+    p -= lr * g
+    return buf
+
+
+from ..kernels import mode, numba_optim  # noqa: E402
