@@ -169,15 +169,17 @@ def _renamed(f, suffix):
     return g
 
 
+_threads = None   # ember.kernels.threads, imported at the first call (it imports this module's package)
+
+
 def num_threads():
-    """Threads the kernels use: ember's setting (ember.threads) when there is one, else the cores."""
+    """Threads the kernels use: ember's setting (ember.kernels.threads) when there is one, else the cores."""
+    global _threads
     try:
-        try:
-            from . import threads                              # ember.kernels.threads (new layout)
-        except ImportError:
-            from .. import threads                             # ember.threads (before it)
-        return max(1, threads.get_num_threads())
-    except Exception:  # neither importable: every core
+        if _threads is None:
+            from . import threads as _threads
+        return max(1, _threads.get_num_threads())
+    except Exception:  # not importable: every core
         return os.cpu_count() or 1
 
 

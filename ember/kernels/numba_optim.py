@@ -48,13 +48,26 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def covers(p, g, buf, lr, wd, mu, tau, nesterov=False, maximize=False):
     """Whether ``sgd_update`` takes these arguments (``ember.optim.sgd.update``'s): numba there,
-    p float32/float64, C-contiguous and writable, g and buf (if any) of its dtype, shape and
-    C-contiguous, every scalar a Python float or int (a NumPy float64 scalar promotes a float32
-    array in NumPy, which the cast here would not reproduce). Otherwise SGD runs the reference."""
-    return (AVAILABLE and p.dtype in _FLOATS and g.dtype == p.dtype and g.shape == p.shape
-            and p.flags.c_contiguous and p.flags.writeable and g.flags.c_contiguous
-            and (buf is None or (buf.dtype == p.dtype and buf.shape == p.shape and buf.flags.c_contiguous))
-            and all(type(s) in (float, int) for s in (lr, wd, mu, tau)))
+    every scalar a Python float or int (``plain_scalars``) and the arrays as ``covers_arrays``
+    says. Otherwise SGD runs the reference."""
+    return AVAILABLE and plain_scalars(lr, wd, mu, tau) and covers_arrays(p, g, buf)
+
+
+def plain_scalars(*scalars):
+    """Whether every scalar is a Python float or int: a NumPy float64 scalar promotes a float32
+    array in NumPy, which the cast to the array's dtype here would not reproduce."""
+    for s in scalars:
+        if type(s) is not float and type(s) is not int:
+            return False
+    return True
+
+
+def covers_arrays(p, g, buf):
+    """Whether p is float32/float64, C-contiguous and writable, and g and buf (if not None) are
+    C-contiguous arrays of its dtype and shape."""
+    return (p.dtype in _FLOATS and g.dtype == p.dtype and g.shape == p.shape and p.flags.c_contiguous
+            and p.flags.writeable and g.flags.c_contiguous
+            and (buf is None or (buf.dtype == p.dtype and buf.shape == p.shape and buf.flags.c_contiguous)))
 
 
 def sgd_update(p, g, buf, lr, wd, mu, tau, nesterov, maximize):

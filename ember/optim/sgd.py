@@ -42,21 +42,21 @@ class SGD(Optimizer):
         """Update every parameter that has a gradient, in place; returns closure's loss if given.
 
         Each parameter goes through ``update`` (the formula above), or its compiled twin
-        ``ember.kernels.numba_optim.sgd_update`` when kernels are on and it ``covers`` the
-        arrays: bit-identical results.
+        ``ember.kernels.numba_optim.sgd_update`` when kernels are on and it covers the
+        arguments (``numba_optim.covers``): bit-identical results.
         """
         loss = self._run_closure(closure)
-        compiled = mode() == "fast" and numba_optim.AVAILABLE
         for group in self.param_groups:
             lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
             wd, nesterov, maximize = group["weight_decay"], group["nesterov"], bool(group.get("maximize"))
+            compiled = mode() == "fast" and numba_optim.AVAILABLE and numba_optim.plain_scalars(lr, wd, mu, tau)
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 state = self.state.setdefault(p, {}) if mu != 0 else None
                 args = (p._data, p.grad._data, None if state is None else state.get("momentum_buffer"), lr, wd, mu,
                         tau, nesterov, maximize)
-                buf = numba_optim.sgd_update(*args) if compiled and numba_optim.covers(*args) else update(*args)
+                buf = numba_optim.sgd_update(*args) if compiled and numba_optim.covers_arrays(*args[:3]) else update(*args)
                 if state is not None:
                     state["momentum_buffer"] = buf
                 p._vc[0] += 1   # an in-place update: a graph that saved p refuses to use it
