@@ -16,6 +16,7 @@ figure. ``tests/test_ops.py`` runs the whole op table through both paths and com
     activation.ReLU      = ops.activation.ReLU      SIMD-friendly maximum, threads
     matmul.Linear        = ops.matmul.Linear        GEMMs under ember's BLAS thread rule
     numba_norm.BatchNorm = ops.norm.BatchNorm       training-mode forward/backward compiled by numba
+    numba_loss.CrossEntropy = ops.loss.CrossEntropy softmax cross-entropy, one compiled pass each way
     numba_optim.sgd_update = optim.sgd.update       SGD's update of one parameter in one pass (not an op:
                                                     SGD.step calls it itself, numba_optim.covers first)
 
@@ -86,6 +87,8 @@ from . import activation, conv, gemm_conv, matmul, numba_conv, numba_pool, pool 
 from ..ops import activation as _act, conv as _conv, matmul as _mm, pool as _pool  # noqa: E402
 from . import numba_norm  # noqa: E402
 from ..ops import norm as _norm  # noqa: E402
+from . import numba_loss  # noqa: E402
+from ..ops import loss as _loss  # noqa: E402
 
 # The table dispatch reads: reference op -> its kernel (a subclass with the same signature).
 # Conv2d and MaxPool2d: the numba kernels when numba imports (``_jit.AVAILABLE``), else the NumPy
@@ -95,6 +98,8 @@ _KERNELS = {_conv.Conv2d: gemm_conv.Conv2d if gemm_conv.AVAILABLE else conv.Conv
             _pool.MaxPool2d: numba_pool.MaxPool2d if numba_pool.AVAILABLE else pool.MaxPool2d,
             _pool.AvgPool2d: pool.AvgPool2d, _act.ReLU: activation.ReLU, _mm.Linear: matmul.Linear}
 _KERNELS[_norm.BatchNorm] = numba_norm.BatchNorm   # training-mode kernels (the reference code otherwise)
+if numba_loss.AVAILABLE:   # softmax cross-entropy in one compiled pass each way (class weights, smoothing: reference)
+    _KERNELS[_loss.CrossEntropy] = numba_loss.CrossEntropy
 
 # Tensor.relu() & co. take the fast path too, without tensor.py importing the kernels (the module
 # from sys.modules: the attribute ember.tensor is the tensor() function)

@@ -1107,8 +1107,8 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
         y = _same_shape(input, target, "cross_entropy")
         return _loss.CrossEntropySoft.apply(input, y, weight=w, label_smoothing=label_smoothing, reduction=reduction)
     t = _targets(target, input.shape[1], input.shape[0], "cross_entropy", ignore_index)
-    return _loss.CrossEntropy.apply(input, t, weight=w, ignore_index=ignore_index,
-                                    label_smoothing=label_smoothing, reduction=reduction)
+    return dispatch(_loss.CrossEntropy).apply(input, t, weight=w, ignore_index=ignore_index,
+                                              label_smoothing=label_smoothing, reduction=reduction)
 
 
 def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
