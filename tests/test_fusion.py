@@ -353,3 +353,79 @@ def test_conv_relu_pair_not_fused_for_a_subclass_or_a_hook(fast):
     hooked[0].register_forward_hook(lambda mod, inp, out: seen.append(out.shape))
     assert not pair_fused(hooked) and seen == [(2, 4, 7, 7)]
     assert not pair_fused(nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"), nn.ReLU()))
+
+
+def _mlp(dtype=np.float32, relu=nn.ReLU):
+    ember.manual_seed(3)
+    model = nn.Sequential(nn.Linear(7, 6), relu(), nn.Linear(6, 5), relu(), nn.Linear(5, 4))
+    for p in model.parameters():
+        p._data = p._data.astype(dtype)
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(9, 7), (3, 4, 7)], ids=["2d", "3d"])
+def test_linear_relu_pairs_fused_equal_the_layers_bit_for_bit_and_torch(dtype, shape, monkeypatch, fast):
+    """Linear → ReLU as matmul.LinearReLU: the same logits and parameter gradients as the two
+    kernels one after the other (bit for bit), as the reference ops (1e-10 / 1e-5) and, in
+    float64, as PyTorch (1e-10)."""
+    from ember.kernels import matmul
+    model = _mlp(dtype)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(dtype)
+    u = rng.standard_normal(shape[:-1] + (4,)).astype(dtype)
+
+    def step():
+        for p in model.parameters():
+            p.grad = None
+        xt = Tensor(x, requires_grad=True)
+        out = model(xt)
+        ops = _ops(out)
+        out.backward(Tensor(u))
+        return out._data.copy(), ops, [p.grad._data.copy() for p in model.parameters()] + [xt.grad._data.copy()]
+    out, ops, grads = step()
+    assert matmul.LinearReLU in ops and not any(issubclass(c, ref_act.ReLU) for c in ops)
+    monkeypatch.setattr(fusion, "pairs", False)
+    out_1, ops_1, grads_1 = step()
+    assert matmul.LinearReLU not in ops_1 and any(issubclass(c, ref_act.ReLU) for c in ops_1)
+    assert np.array_equal(out, out_1) and all(np.array_equal(a, b) for a, b in zip(grads, grads_1))
+    with kernels.use("reference"):
+        out_r, _, grads_r = step()
+    _close(out, out_r, TOL[dtype], "logits vs reference")
+    for a, e in zip(grads, grads_r):
+        _close(a, e, TOL[dtype], "gradient vs reference")
+    if dtype == np.float64:
+        torch = pytest.importorskip("torch")
+        tm = torch.nn.Sequential(*[getattr(torch.nn, type(m).__name__)(*_args(m)) for m in model]).double()
+        tm.load_state_dict({k: torch.tensor(np.array(v)) for k, v in model.state_dict().items()})
+        xt = torch.tensor(x, requires_grad=True)
+        tm(xt).backward(torch.tensor(u))
+        _close(out, tm(torch.tensor(x)).detach().numpy(), 1e-10, "logits vs torch")
+        for a, t in zip(grads, [*tm.parameters(), xt]):
+            _close(a, t.grad.numpy(), 1e-10, "gradient vs torch")
+
+
+def test_linear_relu_fused_only_for_plain_layers_and_errors_come_from_the_layer(fast):
+    from ember.kernels import matmul
+    x = np.random.default_rng(5).standard_normal((3, 7)).astype(np.float32)
+
+    def fused(model, inp=x):
+        return matmul.LinearReLU in _ops(model(Tensor(inp)))
+
+    class MyReLU(nn.ReLU):
+        pass
+    assert fused(_mlp()) and fused(_mlp(relu=lambda: nn.ReLU(inplace=True)))
+    assert not fused(_mlp(relu=MyReLU))
+    hooked, seen = _mlp(), []
+    hooked[0].register_forward_hook(lambda mod, inp, out: seen.append(out.shape))
+    out = hooked(Tensor(x))
+    assert seen == [(3, 6)] and matmul.LinearReLU in _ops(out)        # only the hooked pair runs unfused
+    wrapped = nn.Sequential(nn.Linear(7, 6), nn.ReLU())
+    object.__setattr__(wrapped[1], "forward", wrapped[1].forward)    # as summary/feature_maps do
+    assert not fused(wrapped)
+    with pytest.raises(nn.ModuleError, match=r"^0 \(Linear\): expected input with 7 features \(last dimension\), got 8"):
+        _mlp()(Tensor(np.zeros((3, 8), np.float32)))
+    with pytest.raises(TypeError, match="^linear: input dtype float64 and weight dtype float32 differ"):
+        _mlp()(Tensor(x.astype(np.float64)))                          # not fused: the layer refuses it
+    with kernels.use("reference"):
+        assert not fused(_mlp())

@@ -1,4 +1,4 @@
-"""Layer fusion: an ``nn.Sequential``'s Conv2d → ReLU (→ MaxPool2d) run as one fused kernel.
+"""Layer fusion: an ``nn.Sequential``'s Conv2d → ReLU (→ MaxPool2d) and Linear → ReLU run as one op.
 
 ``nn.Sequential.forward`` calls ``sequential_forward(layers, x)`` when kernels are on. It calls
 the layers one by one, as the reference does, except that three consecutive layers
@@ -10,8 +10,10 @@ run as ``numba_conv.Conv2dReLUMaxPool2d`` (one op, two compiled passes forward a
 fewer, the conv output never stored: see its docstring), and a pair Conv2d → ReLU not followed
 by such a pool runs as ``gemm_conv.Conv2dReLU`` (the ReLU applied to each output row inside the
 conv kernel, its mask applied in the copy the conv's backward makes anyway: one pass over the
-activation forward and one backward fewer; ``numba_conv.Conv2dReLU`` for groups > 1). Each
-equals the separate ops (tested against them and against PyTorch in tests/test_fusion.py).
+activation forward and one backward fewer; ``numba_conv.Conv2dReLU`` for groups > 1). A pair
+Linear → ReLU runs as ``matmul.LinearReLU`` (max(·, 0) in place on the GEMM's output; one graph
+node instead of two). Each equals the separate ops (tested against them and against PyTorch in
+tests/test_fusion.py).
 Anything else, or any doubt, takes the layers one by one, so errors are raised by the layers
 themselves, with their names:
 
@@ -21,6 +23,7 @@ themselves, with their names:
   and ``Module.__call__`` not replaced (``ember.onnx.export`` traces layer by layer);
 - a 4-D float32/float64 Tensor with the conv's channel count and dtype, big enough for the
   conv and the pool (the checks F.conv2d and F.max_pool2d would make, so they cannot fail);
+  for Linear, a float32/float64 Tensor of the weight's dtype with in_features last (F.linear's);
 - numba installed and kernels on (``EMBER_KERNELS=reference`` never fuses), and anomaly mode
   off (``detect_anomaly`` names the layer whose op produced a NaN, so it runs them one by one).
 
@@ -31,7 +34,7 @@ unfused (-20% both times); wall time 3.9–14.5 vs 11.6–24.8 ms, noise-dominat
 """
 from __future__ import annotations
 
-from . import gemm_conv, mode, numba_conv
+from . import gemm_conv, matmul, mode, numba_conv
 
 enabled = True   # False: never fuse (to measure the fusion against the layers one by one)
 pairs = True     # False: fuse only Conv2d → ReLU → MaxPool2d, not a Conv2d → ReLU pair (to measure it)
@@ -40,9 +43,33 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-# (nn.Conv2d, nn.ReLU, nn.MaxPool2d): set by ember.nn when it defines them (ember.kernels does not
-# import ember.nn: the layers sit above the kernels); None until then, and nothing is fused.
+# (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Linear): set by ember.nn when it defines them (ember.kernels
+# does not import ember.nn: the layers sit above the kernels); None until then, and nothing is fused.
 LAYERS = None
+
+
+def _plain(*modules):
+    """Whether the modules run as their classes define them: no ``forward`` replaced on an
+    instance, no hook, and ``Module.__call__`` itself (``ember.onnx.export`` replaces it)."""
+    return all(type(m).__call__.__qualname__ == "Module.__call__" and "forward" not in m.__dict__
+               and not m._has_hooks() for m in modules)
+
+
+def _linear_relu_fusable(linear, relu, x):
+    """Whether linear → relu can run as ``matmul.LinearReLU`` on x: the exact classes, plain
+    modules, and the input F.linear would accept (a float Tensor of the weight's dtype whose last
+    dimension is in_features; a bias of the weight's dtype and length), so the op cannot fail
+    where the layers would have raised."""
+    from ..tensor import Tensor
+    if type(relu) is not LAYERS[1] or not _plain(linear, relu):
+        return False
+    w, b = linear.weight, linear.bias
+    return (isinstance(x, Tensor) and isinstance(w, Tensor) and x.ndim >= 1 and w.ndim == 2
+            and x.dtype == w.dtype and x.dtype in _FLOATS and x.shape[-1] == w.shape[1]
+            and (b is None or (isinstance(b, Tensor) and b.dtype == w.dtype and tuple(b.shape) == (w.shape[0],))))
+
+
+_FLOATS = ("float32", "float64")
 
 
 def _conv_relu_fusable(conv, relu, x):
@@ -52,8 +79,7 @@ def _conv_relu_fusable(conv, relu, x):
     from ..tensor import Tensor
     if LAYERS is None or (type(conv), type(relu)) != LAYERS[:2]:
         return None
-    if type(conv).__call__.__qualname__ != "Module.__call__" or any("forward" in m.__dict__ or m._has_hooks()
-                                                                     for m in (conv, relu)):
+    if not _plain(conv, relu):
         return None
     if getattr(conv, "padding_mode", "zeros") != "zeros":   # the fused kernels pad with zeros only
         return None
@@ -103,11 +129,15 @@ def sequential_forward(layers, x):
         for layer in layers:
             x = layer(x)
         return x
-    conv_type = LAYERS[0] if LAYERS is not None else None
+    conv_type, linear_type = (LAYERS[0], LAYERS[3]) if LAYERS is not None else (None, None)
     i = 0
     while i < len(layers):
         conv = layers[i]                                       # a Conv2d, or the layer to run alone
         padding = None                                         # only a Conv2d starts a fused run
+        if type(conv) is linear_type and pairs and i + 1 < len(layers) and _linear_relu_fusable(conv, layers[i + 1], x):
+            x = matmul.LinearReLU.apply(x, conv.weight, conv.bias)
+            i += 2
+            continue
         if type(conv) is conv_type and i + 1 < len(layers):
             padding = _conv_relu_fusable(conv, layers[i + 1], x)
         if padding is not None and i + 2 < len(layers) and _pool_fusable(conv, padding, layers[i + 2], x):
