@@ -85,6 +85,51 @@ def test_cold_cache_backward_kernels_come_from_the_helper_bit_identical(tmp_path
     assert after["_unpool_relu"] == "1 0" and after["grads"] == alone["grads"]
 
 
+# ember train's first step with its loss and optimizer: the helper also compiles what the step
+# calls directly (the cross-entropy's two passes, SGD's update), first.
+_DIRECT = """
+import numpy as np, ember, ember.nn.functional as F
+from ember.models.lenet import lenet5
+from ember.kernels import prewarm, numba_loss, numba_optim
+ember.manual_seed(0)
+m = lenet5()
+opt = ember.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+h = prewarm.start(m, ["cross_entropy", "cross_entropy_backward", "sgd", "not_a_kernel"])
+print("helper", "none" if h is None else ",".join(h.names))
+if h is not None:   # as if the forward took long enough: the direct kernels are compiled first
+    for n in ("cross_entropy", "cross_entropy_backward", "sgd"):
+        assert h.wait_for(n), n
+x = ember.tensor(np.random.RandomState(0).randn(16, 1, 28, 28).astype(np.float32))
+F.cross_entropy(m(x), ember.tensor(np.arange(16) % 10)).backward()
+opt.step()
+if h is not None:
+    h.close()
+for name, d in (("ce", numba_loss._forward), ("ce_b", numba_loss._backward), ("sgd", numba_optim._sgd_body)):
+    print(name, sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))
+print("weights", b"".join(p._data.tobytes() for p in m.parameters()).hex())
+"""
+
+
+@needs_numba
+def test_the_helper_compiles_the_loss_and_the_optimizer_first(tmp_path):
+    """Cold: the helper's list starts with the directly called kernels (an unknown name is
+    dropped), and the training process loads each of them from the cache (1 hit, 0 misses): the
+    helper compiled exactly the signatures training calls. The weights after the step are bit
+    for bit those of a run that compiled everything itself."""
+    def run(cache, **extra):
+        p = subprocess.run([sys.executable, "-c", _DIRECT], capture_output=True, text=True,
+                           env=_env(cache, **extra), timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        return dict(line.split(" ", 1) for line in p.stdout.splitlines())
+    cold = run(tmp_path / "a")
+    assert cold["helper"] == "cross_entropy,cross_entropy_backward,sgd,unpool_relu,grad_x"
+    for k in ("ce", "ce_b", "sgd"):
+        assert cold[k] == "1 0", (k, cold[k])
+    alone = run(tmp_path / "b", EMBER_PREWARM="0")
+    assert alone["helper"] == "none" and alone["ce"] == "0 1" and alone["sgd"] == "0 1"
+    assert cold["weights"] == alone["weights"]
+
+
 def test_no_helper_in_reference_mode_or_without_an_on_disk_cache(tmp_path):
     """EMBER_KERNELS=reference, EMBER_PREWARM=0, and kernels compiled in memory (no writable
     cache folder: ``_jit.njit``'s fallback, cache=False) launch nothing."""
@@ -292,7 +337,7 @@ from ember.training.config import TrainConfig
 from ember.training.loop import train
 made = []
 _start = prewarm.start
-prewarm.start = lambda m: made.append(_start(m)) or made[-1]
+prewarm.start = lambda *a: made.append(_start(*a)) or made[-1]
 def boom(self, x):
     raise RuntimeError("boom")
 nn.Sequential.forward = boom

@@ -14,6 +14,12 @@ its first call of each of these kernels the training process waits for the helpe
 (``_jit.run`` calls the hook; at most ``WAIT_S`` seconds after the launch), and numba's
 dispatcher then loads it from the cache (milliseconds) instead of compiling it. The machine
 code is the same either way (same source, options and CPU): results are bit-identical.
+``start(model, direct)`` also has the helper compile, first, the kernels ``ember train``'s step
+calls directly rather than through ``_jit.run`` (``DIRECT``: the cross-entropy's two passes and
+SGD's update, 0.3 + 0.14 s). The training process does not wait for those: by their first call,
+after its forward, the helper has usually cached them, else it compiles them itself. Cold start
+on the thirteenth session's Intel machine: 3.68–3.94 s without this, 3.38–3.54 s with it
+(benchmarks/RESULTS.md).
 
 Only when it can help, otherwise nothing is launched and everything is as before:
 - kernels on (not ``EMBER_KERNELS=reference``), numba importable, ``EMBER_PREWARM`` not "0";
@@ -58,10 +64,19 @@ WAIT_S = 60.0   # the longest the training process waits for the helper (from it
 
 # kernel name -> attribute of ember.kernels.numba_conv holding its kernel pair
 KERNELS = {"unpool_relu": "_unpool_relu", "grad_b": "_grad_b", "grad_w": "_grad_w", "grad_x": "_grad_x"}
+# kernels the training step calls directly, not through ``_jit.run``: name -> (module, dispatcher).
+# The helper compiles them first (the step needs them after its forward); the training process
+# does not wait for them: it loads what the helper has cached by its first call, else compiles.
+DIRECT = {"cross_entropy": ("numba_loss", "_forward"), "cross_entropy_backward": ("numba_loss", "_backward"),
+          "sgd": ("numba_optim", "_sgd_body")}
 
 
 def _dispatcher(name):
-    """The numba dispatcher of kernel ``name`` that ``_jit.run`` calls (the nogil variant)."""
+    """The numba dispatcher of kernel ``name`` (for a ``_jit.run`` kernel, its nogil variant)."""
+    import importlib
+    if name in DIRECT:
+        module, attr = DIRECT[name]
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
     from . import numba_conv
     return getattr(numba_conv, KERNELS[name])["serial"]
 
@@ -171,7 +186,8 @@ class Helper:
         try:
             threading.Thread(target=self._read, name="ember-prewarm", daemon=True).start()
             for n in self.names:
-                self._hooks[id(_pair(n))] = lambda n=n: self.wait_for(n)
+                if n in KERNELS:   # the DIRECT ones are not called through _jit.run: no hook
+                    self._hooks[id(_pair(n))] = lambda n=n: self.wait_for(n)
             _jit.BEFORE_FIRST_CALL.update(self._hooks)
         except BaseException:   # no helper left behind by a half-made Helper
             self.close()
@@ -272,9 +288,11 @@ def free_core():
         return True
 
 
-def start(model):
-    """Launch a helper for ``model``'s cold backward kernels; the Helper, or None when not useful
-    (see the module doc). Never raises: any failure to launch returns None (compiling here)."""
+def start(model, direct=()):
+    """Launch a helper for ``model``'s cold backward kernels, and the ``direct`` ones (``DIRECT``
+    names: what ``ember train``'s loss and optimizer call) compiled first; the Helper, or None
+    when not useful (see the module doc). Never raises: any failure to launch returns None
+    (compiling here)."""
     try:
         from . import _jit, mode
         setting = os.environ.get("EMBER_PREWARM", "auto")
@@ -284,8 +302,9 @@ def start(model):
         names, dtype = needed(model)
         here = kept_here(model)
         names = [n for n in cold(names) if n not in here]
-        if not names:
+        if not names:   # nothing of the convolutions to compile: not worth a helper for the rest
             return None
+        names = [n for n in cold([d for d in direct if d in DIRECT])] + names
         return Helper(names, dtype, _index(_dispatcher(names[0]))._cache_path)
     except Exception:
         return None
@@ -351,6 +370,17 @@ def _compile(name, dtype):
         nc.conv2d_grad_x(one, one, 1, 1, (0, 0), (1, 1), (1, 1), 1)
     elif name == "grad_b":
         nc.conv2d_grad_b(one)
+    elif name in ("cross_entropy", "cross_entropy_backward"):
+        from . import numba_loss
+        z, target = np.ones((1, 2), t), np.zeros(1, np.intp)       # as numba_loss.CrossEntropy calls them
+        if name == "cross_entropy":
+            numba_loss._forward(z, target, -100, np.empty_like(z), np.empty(1, t))
+        else:
+            numba_loss._backward(z, target, -100, np.ones(1, t), np.empty_like(z))
+    elif name == "sgd":
+        from . import numba_optim
+        p = np.ones(2, t)
+        numba_optim.sgd_update(p, np.ones(2, t), None, 0.1, 0.0, 0.9, 0.0, True, False)
 
 
 def main(argv=None):
@@ -365,7 +395,7 @@ def main(argv=None):
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--cache", required=True)
     p.add_argument("dtype", choices=("float32", "float64"))
-    p.add_argument("names", nargs="+", choices=sorted(KERNELS))
+    p.add_argument("names", nargs="+", choices=sorted(KERNELS) + sorted(DIRECT))
     a = p.parse_args(argv)
     _die_with_parent(a.parent)
     if _index(_dispatcher(a.names[0])) is None or _index(_dispatcher(a.names[0]))._cache_path != a.cache:

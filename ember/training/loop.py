@@ -156,7 +156,8 @@ def _train_loop(cfg: TrainConfig, log, ranks: Ranks, helpers: list) -> dict:
     model = build_model(cfg)   # imagefolder: the data's channels and classes
     if ranks.world == 1:   # cold cache: backward kernels compiled meanwhile in a helper (issue 13)
         from ..kernels import prewarm
-        helpers += [h for h in [prewarm.start(model)] if h is not None]
+        direct = ["cross_entropy", "cross_entropy_backward"] + (["sgd"] if cfg.optimizer == "sgd" else [])
+        helpers += [h for h in [prewarm.start(model, direct)] if h is not None]
     net = ranks.wrap(model)   # DistributedDataParallel on several ranks: forward through it
     x_val = y_val = None
     if cfg.val_split > 0:  # a seeded hold-out carved from the training set (after the init draws)
