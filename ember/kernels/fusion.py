@@ -34,6 +34,8 @@ unfused (-20% both times); wall time 3.9–14.5 vs 11.6–24.8 ms, noise-dominat
 """
 from __future__ import annotations
 
+from ..autograd import is_anomaly_enabled
+from ..tensor import Tensor
 from . import gemm_conv, matmul, mode, numba_conv
 
 enabled = True   # False: never fuse (to measure the fusion against the layers one by one)
@@ -60,7 +62,6 @@ def _linear_relu_fusable(linear, relu, x):
     modules, and the input F.linear would accept (a float Tensor of the weight's dtype whose last
     dimension is in_features; a bias of the weight's dtype and length), so the op cannot fail
     where the layers would have raised."""
-    from ..tensor import Tensor
     if type(relu) is not LAYERS[1] or not _plain(linear, relu):
         return False
     w, b = linear.weight, linear.bias
@@ -76,7 +77,6 @@ def _conv_relu_fusable(conv, relu, x):
     """Whether conv → relu can run as one fused op on input x: the exact layer classes, no
     hooks or replaced forward, zero padding the same on both sides, and an input the compiled
     kernels take whose conv output is not empty (see module doc). Returns the padding or None."""
-    from ..tensor import Tensor
     if LAYERS is None or (type(conv), type(relu)) != LAYERS[:2]:
         return None
     if not _plain(conv, relu):
@@ -124,7 +124,6 @@ def sequential_forward(layers, x):
     """``for layer in layers: x = layer(x)``, with each fusable Conv2d → ReLU → MaxPool2d run
     as one op. layers: the Sequential's modules in order; x: its input. Returns the output."""
     layers = list(layers)
-    from ..autograd import is_anomaly_enabled
     if mode() != "fast" or not numba_conv.AVAILABLE or not enabled or is_anomaly_enabled():
         for layer in layers:
             x = layer(x)
