@@ -1,6 +1,7 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
 from __future__ import annotations
 
+from ..kernels import mode, numba_optim
 from .optimizer import Optimizer
 
 
@@ -84,5 +85,3 @@ def update(p, g, buf, lr, wd, mu, tau, nesterov, maximize):
     p -= lr * g
     return buf
 
-
-from ..kernels import mode, numba_optim  # noqa: E402
