@@ -39,7 +39,7 @@ from ..tensor import Tensor
 from . import gemm_conv, matmul, mode, numba_conv
 
 enabled = True   # False: never fuse (to measure the fusion against the layers one by one)
-pairs = True     # False: fuse only Conv2d → ReLU → MaxPool2d, not a Conv2d → ReLU pair (to measure it)
+pairs = True     # False: fuse only Conv2d → ReLU → MaxPool2d, no Conv2d → ReLU or Linear → ReLU pair (to measure)
 
 def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -121,8 +121,9 @@ def _pool_fusable(conv, padding, pool, x):
 
 
 def sequential_forward(layers, x):
-    """``for layer in layers: x = layer(x)``, with each fusable Conv2d → ReLU → MaxPool2d run
-    as one op. layers: the Sequential's modules in order; x: its input. Returns the output."""
+    """``for layer in layers: x = layer(x)``, with each fusable Conv2d → ReLU → MaxPool2d,
+    Conv2d → ReLU and Linear → ReLU run as one op. layers: the Sequential's modules in order; x:
+    its input. Returns the output."""
     layers = list(layers)
     if mode() != "fast" or not numba_conv.AVAILABLE or not enabled or is_anomaly_enabled():
         for layer in layers:
@@ -134,7 +135,7 @@ def sequential_forward(layers, x):
         conv = layers[i]                                       # a Conv2d, or the layer to run alone
         padding = None                                         # only a Conv2d starts a fused run
         if type(conv) is linear_type and pairs and i + 1 < len(layers) and _linear_relu_fusable(conv, layers[i + 1], x):
-            x = matmul.LinearReLU.apply(x, conv.weight, conv.bias)
+            x = matmul.LinearReLU.apply(x, conv.weight, conv.bias)   # a Linear → ReLU pair
             i += 2
             continue
         if type(conv) is conv_type and i + 1 < len(layers):
