@@ -48,10 +48,17 @@ class ReLU(activation.ReLU):
     @staticmethod
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
-        g = np.empty_like(y, dtype=np.result_type(grad_out, y))
+        return relu_grad(y, grad_out)
 
-        def mask_times_grad(p):    # [y > 0] written as 0/1 floats, then * grad_out: no bool array
-            np.greater(y[p], 0, out=g[p], casting="unsafe")
-            g[p] *= grad_out[p]
-        parallel_for(mask_times_grad, outer_slices(g, num_parts(2 * y.size)))
-        return g
+
+def relu_grad(y, grad_out):
+    """grad_out · [y > 0] (ReLU's VJP from its output y; any shape, grad_out y's shape): the 0/1
+    mask written straight into the result, then multiplied in place (no bool temporary), one
+    contiguous piece per thread for large arrays. Also ``matmul.LinearReLU``'s backward."""
+    g = np.empty_like(y, dtype=np.result_type(grad_out, y))
+
+    def mask_times_grad(p):    # [y > 0] written as 0/1 floats, then * grad_out: no bool array
+        np.greater(y[p], 0, out=g[p], casting="unsafe")
+        g[p] *= grad_out[p]
+    parallel_for(mask_times_grad, outer_slices(g, num_parts(2 * y.size)))
+    return g

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..ops import matmul as _reference
+from .activation import relu_grad
 from .threads import matmul
 
 
@@ -53,8 +54,8 @@ class LinearReLU(Function):
 
     Shapes as Linear: x (*, in_features), weight (out_features, in_features), bias
     (out_features,) or None -> (*, out_features). Forward: max(·, 0) in place on the GEMM's
-    output, so no second activation array; backward: grad_out · [y > 0] (written as the ReLU
-    kernel writes it), then Linear's gradients. One graph node instead of two: the module call,
+    output, so no second activation array; backward: grad_out · [y > 0] (``activation.relu_grad``,
+    the ReLU kernel's own VJP), then Linear's gradients. One graph node instead of two: the module call,
     ``Function.apply`` and the engine's step of the ReLU are saved (~10 µs a pair, a small
     batch's fixed cost: issue 17). Run by ``ember.kernels.fusion`` for an ``nn.Sequential``'s
     Linear → ReLU when the checks F.linear makes hold (so it raises nothing of its own).
@@ -69,7 +70,4 @@ class LinearReLU(Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, weight, y = ctx.saved_tensors
-        g = np.empty_like(y, dtype=np.result_type(grad_out, y))
-        np.greater(y, 0, out=g, casting="unsafe")          # [y > 0] as 0/1, as activation.ReLU
-        g *= grad_out
-        return _grads(ctx, x, weight, g)
+        return _grads(ctx, x, weight, relu_grad(y, grad_out))   # activation.ReLU's own VJP
