@@ -304,7 +304,7 @@ def start(model, direct=()):
         names = [n for n in cold(names) if n not in here]
         if not names:   # nothing of the convolutions to compile: not worth a helper for the rest
             return None
-        names = [n for n in cold([d for d in direct if d in DIRECT])] + names
+        names = cold([d for d in direct if d in DIRECT]) + names
         return Helper(names, dtype, _index(_dispatcher(names[0]))._cache_path)
     except Exception:
         return None
