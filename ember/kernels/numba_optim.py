@@ -7,8 +7,8 @@ Equals ``ember.optim.sgd.update`` (the reference: torch.optim.SGD's formula as N
 
 The reference makes a temporary per line and runs one NumPy call per operation (about 1.5 µs
 each, whatever the size): LeNet-5's ten parameters (61,706 numbers) took 74–83 µs a step alone
-(0.14 ms in the training loop's profile), the largest share of a training step's batch-independent cost (issue 17: 2 ranks × batch 32 against
-1 × 64). Here every element goes through the formula once, in the same order of operations and
+(0.14 ms in the training loop's profile), the largest share of a training step's
+batch-independent cost (issue 17: 2 ranks × batch 32 against 1 × 64). Here every element goes through the formula once, in the same order of operations and
 in the parameter's dtype (the scalars are cast to it first, as NumPy 2 casts a Python float
 against a float32 array), without fast-math: results are bit-identical to the reference.
 Measured: 41 µs a step for the same update (RESULTS.md, thirteenth session).
