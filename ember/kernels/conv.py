@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..ops import conv
 from ..ops.conv import out_size
+from . import buffers
 from .threads import matmul, num_parts, parallel_for, split_range
 
 
@@ -37,7 +38,7 @@ def _to_chwn(x, PH, PW):
     xc = x.transpose(1, 2, 3, 0)                               # (C, H, W, N) view
     if PH or PW:
         C, H, W, N = xc.shape
-        out = np.empty((C, H + 2 * PH, W + 2 * PW, N), dtype=x.dtype)
+        out = buffers.empty((C, H + 2 * PH, W + 2 * PW, N), x.dtype)
         out[:, :PH] = 0
         out[:, PH + H:] = 0
         out[:, PH:PH + H, :PW] = 0

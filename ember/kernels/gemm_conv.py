@@ -43,7 +43,7 @@ import numpy as np
 from ..autograd import Function
 from ..ops import conv as _ref
 from ..ops.conv import out_size
-from . import phase_conv
+from . import buffers, phase_conv
 from ._jit import AVAILABLE, njit
 from .threads import matmul, num_parts, parallel_for, split_range
 
@@ -142,7 +142,7 @@ def forward(xc, w, b, stride=(1, 1), dilation=(1, 1)):
     C_out, _, KH, KW = w.shape
     OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
     K, P = C * KH * KW, OH * OW
-    y = np.empty((C_out, OH, OW, N), xc.dtype)
+    y = buffers.empty((C_out, OH, OW, N), xc.dtype)
     y2, wm = y.reshape(C_out, P * N), np.ascontiguousarray(w).reshape(C_out, K)
     x3 = xc.reshape(C, Hp, Wp * N)
     direct = _direct(KH, KW, stride, (Hp - OH, Wp - OW), dilation)
@@ -205,7 +205,7 @@ def grad_x(g, w, Hp, Wp, stride=(1, 1), dilation=(1, 1)):
     K, P = C * KH * KW, OH * OW
     g2, wt = g.reshape(C_out, P * N), np.ascontiguousarray(np.ascontiguousarray(w).reshape(C_out, K).T)
     if _direct(KH, KW, stride, (Hp - OH, Wp - OW), dilation):
-        gx = np.empty((C, Hp, Wp, N), g.dtype)
+        gx = buffers.empty((C, Hp, Wp, N), g.dtype)
         gx2 = gx.reshape(C, P * N)
 
         def run_direct(chunks):
@@ -213,7 +213,7 @@ def grad_x(g, w, Hp, Wp, stride=(1, 1), dilation=(1, 1)):
                 matmul(wt, g2[:, q0 * N:q1 * N], out=gx2[:, q0 * N:q1 * N])
         _run(run_direct, _chunks(P, C_out, N, g.itemsize), K * P * N)
         return gx
-    gx = np.zeros((C, Hp, Wp, N), g.dtype)
+    gx = buffers.zeros((C, Hp, Wp, N), g.dtype)
     gx3 = gx.reshape(C, Hp, Wp * N)
     chunks = _chunks(P, K, N, g.itemsize)
     parts = num_parts(K * P * N)

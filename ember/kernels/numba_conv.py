@@ -48,6 +48,7 @@ import numpy as np
 from ..autograd import Function
 from ..ops.conv import Conv2d as _RefConv2d   # the reference op (its name, whatever is patched later)
 from ._jit import AVAILABLE, kernel_pair, njit, prange, run
+from . import buffers
 from .numba_pool import max_into
 from .conv import _to_chwn as to_chwn   # the NumPy kernel's layout change, shared
 
@@ -872,7 +873,7 @@ def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False, block=None):
     C, Hp, Wp, N = xc.shape
     C_out, _, KH, KW = w.shape
     OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
-    y = np.empty((C_out, OH, OW, N), xc.dtype)
+    y = buffers.empty((C_out, OH, OW, N), xc.dtype)
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
     CB = forward_block(C_out // groups, SW) if block is None else int(block)
     if CB not in (4, 8):
@@ -898,7 +899,7 @@ def conv2d_grad_x(g, w, H, W, padding, stride, dilation, groups, block=None, out
     (PH, PW), (SH, SW), (DH, DW) = padding, stride, dilation
     C_out, OH, OW, N = g.shape
     C = w.shape[1] * groups
-    gx = np.empty((C, H, W, N), g.dtype) if out is None else out
+    gx = buffers.empty((C, H, W, N), g.dtype) if out is None else out
     CB = forward_block(C // groups, max(SH, SW)) if block is None else int(block)
     if CB not in (4, 8):
         raise ValueError(f"conv2d_grad_x: block must be 4 or 8, got {block!r}")
@@ -932,7 +933,7 @@ def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups, block=None):
 def relu_mask(grad_out_t, y):
     """grad_out_t * [y > 0] as a new contiguous array; both (C, ...) shaped alike, y contiguous."""
     C = y.shape[0]
-    g = np.empty(y.shape, y.dtype)
+    g = buffers.empty(y.shape, y.dtype)
     go = np.ascontiguousarray(grad_out_t, dtype=y.dtype)
     run(_relu_mask, C, go.reshape(C, -1), y.reshape(C, -1), g.reshape(C, -1), work=y.size)
     return g
@@ -954,7 +955,7 @@ def conv2d_relu_pool_forward(xc, w, b, stride, dilation, groups, pool):
     C_out, _, KH, KW = w.shape
     OH, OW = out_size(Hp, KH, SH, 0, DH), out_size(Wp, KW, SW, 0, DW)
     PH, PW = OH // PKH, OW // PKW
-    yp = np.empty((C_out, PH, PW, N), xc.dtype)
+    yp = buffers.empty((C_out, PH, PW, N), xc.dtype)
     arg = np.empty((C_out, PH, PW, N), np.uint8)
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
     blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
@@ -969,7 +970,7 @@ def unpool_relu(grad_out_t, yp, arg, OH, OW, pool):
     max-pool, from grad_out_t (C_out, PH, PW, N) (any strides) and the forward's yp and arg."""
     C_out, PH, PW, N = yp.shape
     gp = np.ascontiguousarray(grad_out_t, dtype=yp.dtype)
-    g = np.empty((C_out, OH, OW, N), yp.dtype)
+    g = buffers.empty((C_out, OH, OW, N), yp.dtype)
     gb = np.empty(C_out, yp.dtype)
     run(_unpool_relu, C_out, gp.reshape(C_out, PH, PW * N), yp.reshape(C_out, PH, PW * N),
         arg.reshape(C_out, PH, PW * N), g.reshape(C_out, OH, OW * N), gb, N, pool[0], pool[1], work=g.size)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..ops.conv import out_size
+from . import buffers
 from ._jit import AVAILABLE, kernel_pair, njit, prange, run
 
 try:  # the reference op: ops/pool.py after the layout change, ops/conv.py before it
@@ -207,8 +208,8 @@ class MaxPool2d(_RefMaxPool2d):
         OH, OW = out_size(H, KH, SH, PH), out_size(W, KW, SW, PW)
         xp, layout = _planes(x)
         P, _, _, I = xp.shape
-        y = np.empty((P, OH, OW, I), x.dtype)
-        arg = np.empty((P, OH, OW, I), np.uint8)
+        y = buffers.empty((P, OH, OW, I), x.dtype)
+        arg = buffers.empty((P, OH, OW, I), np.uint8)
         if I == 1:                                             # NCHW: rows, the ow loop innermost
             run(_forward_rows, P, xp[..., 0], y[..., 0], arg[..., 0], KH, KW, SH, SW, PH, PW,
                 work=y.size * KH * KW)
@@ -228,7 +229,7 @@ class MaxPool2d(_RefMaxPool2d):
         (KH, KW), (SH, SW), (PH, PW) = ctx.kernel_size, ctx.stride, ctx.padding
         g = _as_layout(grad_out, layout)
         P, _, _, I = g.shape
-        gx = np.empty((P, H, W, I), g.dtype)
+        gx = buffers.empty((P, H, W, I), g.dtype)
         if I == 1:
             run(_backward_rows, P, g[..., 0], arg[..., 0], gx[..., 0], KH, KW, SH, SW, PH, PW,
                 work=g.size * KH * KW)

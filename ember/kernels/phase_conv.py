@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import buffers
 from ._jit import kernel_pair, prange, run
 from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, _grad_w_taps8, _put_block, conv2d_grad_x, grad_w_band
 
@@ -81,7 +82,7 @@ def phases(x, padding, stride):
     (PH, PW), (SH, SW) = padding, stride
     N, C, H, W = x.shape
     Hs, Ws = -(-(H + 2 * PH) // SH), -(-(W + 2 * PW) // SW)
-    xs = np.empty((SH * SW, C, Hs, Ws, N), x.dtype)
+    xs = buffers.empty((SH * SW, C, Hs, Ws, N), x.dtype)
     xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0))         # (C, H, W, N)
     run(_phases, C * SH * Hs, xt, xs, PH, PW, SH, SW, work=xs.size)
     return xs
@@ -146,7 +147,7 @@ def forward(xs, w, b, stride, out_hw, relu=False):
     (SH, SW), (OH, OW) = stride, out_hw
     P, C, Hs, Ws, N = xs.shape
     C_out, _, KH, KW = w.shape
-    y = np.empty((C_out, OH, OW, N), xs.dtype)
+    y = buffers.empty((C_out, OH, OW, N), xs.dtype)
     bias = np.zeros(C_out, xs.dtype) if b is None else np.ascontiguousarray(b, xs.dtype)
     rel = _rel(C, KH, KW, SH, SW, Hs, Ws, N)
     run(_forward, -(-C_out // 8) * OH, xs.reshape(-1), np.ascontiguousarray(w).reshape(C_out, -1), rel, bias,
@@ -193,7 +194,7 @@ def grad_x(g, w, x_hw, padding, stride):
     C_out, OH, OW, N = g.shape
     C = w.shape[1]
     Hs, Ws = -(-(H + 2 * PH) // SH), -(-(W + 2 * PW) // SW)
-    gxs = np.empty((SH * SW, C, Hs, Ws, N), g.dtype)
+    gxs = buffers.empty((SH * SW, C, Hs, Ws, N), g.dtype)
     for a in range(SH):
         for b in range(SW):
             sub = np.ascontiguousarray(w[:, :, a::SH, b::SW])
@@ -201,6 +202,6 @@ def grad_x(g, w, x_hw, padding, stride):
                 gxs[a * SW + b] = 0
             else:
                 conv2d_grad_x(g, sub, Hs, Ws, (0, 0), (1, 1), (1, 1), 1, out=gxs[a * SW + b])
-    gx = np.empty((C, H, W, N), g.dtype)
+    gx = buffers.empty((C, H, W, N), g.dtype)
     run(_unphases, C * H, gxs, gx, PH, PW, SH, SW, work=gx.size)
     return gx

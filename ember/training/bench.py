@@ -48,6 +48,7 @@ import time
 import numpy as np
 
 from .. import __version__, threads
+from ..kernels import buffers
 from ..autograd import no_grad
 from ..models import lenet5
 from ..nn import functional as F
@@ -297,9 +298,12 @@ def _memory_child(lib, B, threads_n):
 def peak_step_growth(step) -> int:
     """Peak resident-set growth, in bytes, of one call of ``step()`` after two warm-up calls: VmHWM
     (reset through /proc/self/clear_refs first) minus VmRSS before. Linux only; run it in a fresh
-    process started by ``fresh_process_int`` (benchmarks/conv_layers.py --memory uses it too)."""
+    process started by ``fresh_process_int`` (benchmarks/conv_layers.py --memory uses it too).
+    ember's kernel buffer pool (``ember.kernels.buffers``) is emptied first: the step's own
+    buffers count, not ones the warm-up steps left mapped."""
     step()
     step()
+    buffers.empty_cache()
     base = _rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")                                           # reset the peak-RSS mark (VmHWM)
