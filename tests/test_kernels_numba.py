@@ -344,3 +344,22 @@ def test_conv_relu_equals_torch():
     _close(y, ty.detach().numpy(), 1e-10, "conv+relu forward vs torch")
     for what, a, t in zip(("grad_x", "grad_w", "grad_b"), gs, (tx, tw, tb)):
         _close(a, t.grad.numpy(), 1e-10, f"conv+relu {what} vs torch")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_mask_sums_grad_b_on_the_way(dtype, monkeypatch):
+    """The ReLU mask's pass sums the bias gradient on the way (as ``conv2d_grad_b`` would over
+    its output: a sum per row in g's dtype, the rows added in float64), deterministically
+    whatever the threads; g is exactly the mask."""
+    rng = np.random.default_rng(3)
+    y = np.maximum(rng.standard_normal((5, 6, 7, 9)), 0).astype(dtype)    # (C, OH, OW, N)
+    go = rng.standard_normal((9, 5, 6, 7)).astype(dtype).transpose(1, 2, 3, 0)
+    g, gb = nc.relu_mask(go, y)
+    assert np.array_equal(g, go * (y > 0)) and gb.dtype == dtype
+    exact = (go * (y > 0)).astype(np.float64).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(gb, exact, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    np.testing.assert_allclose(gb, nc.conv2d_grad_b(g), rtol=1e-12 if dtype == np.float64 else 1e-5)
+    monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)
+    for threading in ("serial", "pool"):
+        monkeypatch.setattr(_jit, "THREADING", threading)
+        assert np.array_equal(nc.relu_mask(go, y)[1], gb)

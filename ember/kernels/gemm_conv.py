@@ -401,10 +401,10 @@ def _backward_op(ctx, grad_out):
         return ctx.other.backward(ctx, grad_out)
     from . import numba_conv as nc
     x, w, *y = ctx.saved_tensors
-    if y:
-        g = nc.relu_mask(grad_out.transpose(1, 2, 3, 0), y[0])
-    else:
-        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=x.dtype)
+    if y:                                                      # the mask pass sums grad_b too
+        g, gb = nc.relu_mask(grad_out.transpose(1, 2, 3, 0), y[0])
+        return _grads_any(ctx, g, x, w, grad_b=gb)
+    g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=x.dtype)
     return _grads_any(ctx, g, x, w)
 
 
@@ -424,14 +424,18 @@ def _forward_any(x, w, b, stride, padding, dilation, relu):
     return y
 
 
-def _grads_any(ctx, g, x, w):
+def _grads_any(ctx, g, x, w, grad_b=None):
     """(grad_x (N, C, H, W) view, grad_w, grad_b), each only if needed, from g (C_out, OH, OW, N)
-    C-contiguous, on the paths ``choose`` picks per pass."""
+    C-contiguous, on the paths ``choose`` picks per pass; grad_b: already summed (by the ReLU
+    mask's pass), else summed here."""
     from . import numba_conv as nc
     from .conv import _to_chwn
     stride, padding, dilation, need = ctx.stride, ctx.padding, ctx.dilation, ctx.needs_input_grad
     (PH, PW), (H, W) = padding, ctx.x_shape[2:]
-    grad_b = nc.conv2d_grad_b(g) if ctx.has_bias and need[2] else None
+    if not (ctx.has_bias and need[2]):
+        grad_b = None
+    elif grad_b is None:
+        grad_b = nc.conv2d_grad_b(g)
     grad_w_ = None
     if need[1]:
         path = choose(ctx.x_shape, w.shape, stride, padding, dilation, "grad_w")
