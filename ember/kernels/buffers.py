@@ -21,6 +21,7 @@ mapped), and the pool holds at most ``LIMIT_BYTES`` (env ``EMBER_BUFFER_POOL_MB`
 ``0`` turns the pool off): past it, free buffers are dropped (oldest first) and, if that is not
 enough, the request gets a plain ``np.empty``. ``empty_cache()`` drops every free buffer.
 """
+import math
 import os
 import sys
 import threading
@@ -112,9 +113,8 @@ def empty(shape, dtype):
     writing it does not fault), else new memory the pool keeps. Raises what ``np.empty`` raises
     for a bad shape or dtype.
     """
-    dtype = np.dtype(dtype)
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize      # math.prod: 0.2 µs, np.prod 5 µs
     if nbytes < MIN_BYTES or LIMIT_BYTES <= 0:
         return np.empty(shape, dtype)
     owner = _take(nbytes)
