@@ -363,3 +363,25 @@ def test_relu_mask_sums_grad_b_on_the_way(dtype, monkeypatch):
     for threading in ("serial", "pool"):
         monkeypatch.setattr(_jit, "THREADING", threading)
         assert np.array_equal(nc.relu_mask(go, y)[1], gb)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool_2x2_path_nan_inf_and_ties_bit_for_bit(dtype):
+    """The 2×2 stride-2 windows' register path (``_max2x2``): NaN at every window offset (the
+    first NaN wins and takes the gradient), two NaNs in one window, ±inf, and ties (the earlier
+    offset keeps the max): the reference op's output and gradient exactly, CHWN layout."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2, 3, size=(9, 3, 6, 7)).astype(dtype)  # small integers: many ties
+    for n, k in enumerate(range(4)):                           # a NaN at offset k of a window
+        x[n, 0, 2 + k // 2, 2 + k % 2] = np.nan
+    x[4, 1, 0, 1] = x[4, 1, 1, 0] = np.nan                     # two NaNs, offsets 1 and 2
+    x[5, 2, 2:4, 4:6] = -np.inf                                # a window of -inf only
+    x[6, 2, 3, 1] = np.inf
+    x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)   # CHWN in memory
+    kw = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+    go = np.random.default_rng(2).standard_normal((9, 3, 3, 3)).astype(dtype)
+    y_ref, (g_ref,), _ = _run(ref_pool.MaxPool2d, [x], kw, grad_out=go)
+    y, (g,), _ = _run(npool.MaxPool2d, [x], kw, grad_out=go)
+    assert np.isnan(y).sum() == 5 and np.isneginf(y).sum() == 1 and np.isposinf(y).sum() == 1
+    assert np.array_equal(y, y_ref, equal_nan=True)
+    assert np.array_equal(g, g_ref, equal_nan=True)

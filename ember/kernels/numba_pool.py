@@ -47,6 +47,30 @@ def max_into(y, arg, x, k):
         arg[i] = kk if take else arg[i]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _max2x2(x, y, arg, p, OH, OW, I):
+    """y[p, oh, ow, i], arg[p, oh, ow, i] = the max of x[p, 2oh + r, 2ow + s, i] (r, s < 2) and its
+    first offset 2r + s: ``max_into`` over the 4 offsets in order from -inf (ties keep the
+    earlier offset, the first NaN wins and stays), the running max in registers. One array
+    loaded and two stored: LLVM vectorises the loop over i (4 max_into passes ran it scalar;
+    the same change made LeNet's fused conv1 + ReLU + pool forward 2.7× faster)."""
+    k1, k2, k3 = arg.dtype.type(1), arg.dtype.type(2), arg.dtype.type(3)
+    for oh in range(OH):
+        for ow in range(OW):
+            for i in range(I):
+                best, a = x[p, 2 * oh, 2 * ow, i], arg.dtype.type(0)
+                v = x[p, 2 * oh, 2 * ow + 1, i]
+                take = (v > best) | ((v != v) & (best == best))
+                best, a = (v, k1) if take else (best, a)
+                v = x[p, 2 * oh + 1, 2 * ow, i]
+                take = (v > best) | ((v != v) & (best == best))
+                best, a = (v, k2) if take else (best, a)
+                v = x[p, 2 * oh + 1, 2 * ow + 1, i]
+                take = (v > best) | ((v != v) & (best == best))
+                best, a = (v, k3) if take else (best, a)
+                y[p, oh, ow, i], arg[p, oh, ow, i] = best, a
+
+
 def _forward_body(x, y, arg, KH, KW, SH, SW, PH, PW, lo, hi):
     """y[p, oh, ow, i] = max_{kh,kw} x[p, oh*SH+kh-PH, ow*SW+kw-PW, i] (outside x: -inf).
 
@@ -55,6 +79,10 @@ def _forward_body(x, y, arg, KH, KW, SH, SW, PH, PW, lo, hi):
     """
     H, W, I = x.shape[1], x.shape[2], x.shape[3]
     OH, OW = y.shape[1], y.shape[2]
+    if KH == KW == SH == SW == 2 and PH == PW == 0 and 2 * OH <= H and 2 * OW <= W:
+        for p in prange(lo, hi):                               # 2×2 windows, all inside x
+            _max2x2(x, y, arg, p, OH, OW, I)
+        return
     for p in prange(lo, hi):
         for oh in range(OH):
             for ow in range(OW):
