@@ -92,6 +92,10 @@ if not off:   # a rank that never arrives: the others time out, naming it as ali
         print("shared sum ok", flush=True)
     import ember.distributed.group as g
     g._group.tell_sentinel("bye")
+    # MPI_Finalize is collective: no rank ends before every rank is here. A rank that ended
+    # without it made MPICH's launcher SIGKILL the ranks still running (seen in CI: rank 0, slow
+    # on a loaded machine, killed after printing, so mpiexec exited 9).
+    MPI.Finalize()
     os._exit(0)
 dist.destroy_process_group()
 if r == 0:
