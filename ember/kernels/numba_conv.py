@@ -364,6 +364,34 @@ def _pool2x2_relu(rows, c, out, ar, PW, N):
             ar[o0 + i] = a
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pooled_row_convs(x, xf, wf, rel, b, item, PH, PKH, nq, Og, Cg, Hp, WpN, OW, N, SH, SW, nblk, blk):
+    """(ph, co0, nco, rows) of work item ``item`` of the fused forwards: pooled row ph of the block
+    of nco (≤ 4) output channels from co0, and its PKH conv rows (bias included, before the
+    ReLU) computed into rows (4, PKH, OW*N) by ``_conv_rows``."""
+    ph = item % PH
+    grp, co0, nco = _channel_block(item // PH, nq, Og)
+    rows = np.empty((4, PKH, OW * N), x.dtype)
+    for r in range(PKH):
+        oh = ph * PKH + r
+        _conv_rows(xf, wf, rel, b, rows, 0, r, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
+    return ph, co0, nco, rows
+
+
+def _forward_pool2_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, lo, hi):
+    """``_forward_pool_body`` for 2×2 windows (LeNet's), a body of its own: each window's max,
+    first offset and ReLU in registers (``_pool2x2_relu``, vectorised over the batch). The
+    general body's max_into passes ran scalar there (60% of LeNet's conv1 fused forward), and a
+    body with both paths took 0.6 s longer to compile on a cold cache."""
+    PH = yp.shape[1]
+    PW = yp.shape[2] // N
+    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    for item in prange(lo, hi):
+        ph, co0, nco, rows = _pooled_row_convs(x, xf, wf, rel, b, item, PH, 2, nq, Og, Cg, Hp, WpN, OW, N, SH, SW, nblk, blk)
+        for c in range(nco):
+            _pool2x2_relu(rows, c, yp[co0 + c, ph], arg[co0 + c, ph], PW, N)
+
+
 def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW, lo, hi):
     """yp[co, ph, pw, n] = max_{r<PKH, s<PKW} relu(conv(x)[co, ph*PKH + r, pw*PKW + s, n]).
 
@@ -380,17 +408,9 @@ def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW,
     PW = yp.shape[2] // N
     Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
     for item in prange(lo, hi):
-        ph = item % PH
-        grp, co0, nco = _channel_block(item // PH, nq, Og)
-        rows = np.empty((4, PKH, OW * N), x.dtype)             # the conv rows of this pooled row
-        for r in range(PKH):
-            oh = ph * PKH + r
-            _conv_rows(xf, wf, rel, b, rows, 0, r, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N)
+        ph, co0, nco, rows = _pooled_row_convs(x, xf, wf, rel, b, item, PH, PKH, nq, Og, Cg, Hp, WpN, OW, N, SH, SW, nblk, blk)
         for c in range(nco):
             out, ar = yp[co0 + c, ph], arg[co0 + c, ph]
-            if PKH == 2 and PKW == 2:                          # LeNet's pool: one vectorised pass
-                _pool2x2_relu(rows, c, out, ar, PW, N)
-                continue
             for pw in range(PW):
                 o, a = out[pw * N:(pw + 1) * N], ar[pw * N:(pw + 1) * N]
                 for i in range(N):
@@ -897,6 +917,7 @@ _grad_w8 = kernel_pair(_grad_w8_body, fastmath=_FM)
 _grad_b = kernel_pair(_grad_b_body, fastmath=_FM)
 _relu_mask = kernel_pair(_relu_mask_body, fastmath=_FM)
 _forward_pool = kernel_pair(_forward_pool_body, fastmath=_FM)
+_forward_pool2 = kernel_pair(_forward_pool2_body, fastmath=_FM)
 _unpool_relu = kernel_pair(_unpool_relu_body)
 
 
@@ -1003,9 +1024,13 @@ def conv2d_relu_pool_forward(xc, w, b, stride, dilation, groups, pool):
     arg = np.empty((C_out, PH, PW, N), np.uint8)
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
     blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
-    run(_forward_pool, blocks * PH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
-        yp.reshape(C_out, PH, PW * N), arg.reshape(C_out, PH, PW * N), N, SH, SW, DH, DW, groups,
-        OH, OW, PKH, PKW, work=C_out * PH * PKH * OW * N * w[0].size)
+    args = (xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias, yp.reshape(C_out, PH, PW * N),
+            arg.reshape(C_out, PH, PW * N), N, SH, SW, DH, DW, groups, OH, OW)
+    work = C_out * PH * PKH * OW * N * w[0].size
+    if (PKH, PKW) == (2, 2):                                   # its own body: see _forward_pool2_body
+        run(_forward_pool2, blocks * PH, *args, work=work)
+    else:
+        run(_forward_pool, blocks * PH, *args, PKH, PKW, work=work)
     return yp, arg, (OH, OW)
 
 
