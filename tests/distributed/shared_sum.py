@@ -77,7 +77,7 @@ for p, g in zip(net.parameters(), local):
         np.testing.assert_allclose(p.grad.numpy(), want, rtol=1e-6)
 
 # A rank that never arrives: the others time out, naming it as alive. Checked on 2 ranks only:
-# on 3 ranks over 2 cores the job was SIGKILLed after rank 0's "ok" in 2 of 5 CI runs (14th
+# on 3 ranks over 2 cores the job was SIGKILLed after rank 0's "ok" in 2 of 4 CI runs (14th
 # session, AMD machine; cause not found), while the sum itself passed every time.
 if not off and W == 2:
     s = shm.SharedSum(10, np.float32)
