@@ -283,10 +283,12 @@ def ab_passes(repeats, only):
 def ab_steps(repeats, only, policies):
     """Training steps of each network with gemm_conv.choose replaced by each policy ('direct',
     'gemm' or 'choose', the shipped rule; 'block4': the shipped rule with numba_conv's 4-channel
-    blocks, its kernels before the 8-channel ones), and PyTorch's step, alternating; per-round ratios."""
+    blocks, its kernels before the 8-channel ones; 'nowino': the shipped rule with the direct
+    kernel where it picks Winograd, the rule before it), and PyTorch's step, alternating; per-round ratios."""
     from ember.training.bench import ember_train, torch_train
     shipped, shipped_block = gemm_conv.choose, numba_conv.forward_block
-    rules = {"direct": lambda *a: "direct", "gemm": lambda *a: "gemm", "choose": shipped, "block4": shipped}
+    rules = {"direct": lambda *a: "direct", "gemm": lambda *a: "gemm", "choose": shipped, "block4": shipped,
+             "nowino": lambda *a: "direct" if shipped(*a) == "winograd" else shipped(*a)}
     try:
         for name, B, layers, em, eo, x, y in ember_networks(only):
             tm = build_net(torch.nn, layers)

@@ -103,15 +103,16 @@ def test_gemm_conv_bit_identical_across_reruns_and_thread_counts(name, forced, m
     assert_same_bits_across_thread_counts(gc.Conv2d, [x, w, b], kw)
 
 
-def test_choice_keeps_lenet_on_the_direct_kernel_and_takes_gemm_where_measured():
+def test_choice_keeps_lenet_on_the_direct_kernel_and_takes_gemm_and_winograd_where_measured():
     d = (1, 1)
     for B in (1, 64, 256, 1000):                               # LeNet's convs stay on numba_conv
         assert gc.choose((B, 1, 28, 28), (6, 1, 5, 5), d, (2, 2), d, "forward") == "direct"
         assert gc.choose((B, 6, 14, 14), (16, 6, 5, 5), d, (0, 0), d, "grad_x") == "direct"
     deck = [((8, 3, 256, 256), (16, 3, 7, 7), 1, "direct"), ((8, 16, 250, 250), (32, 16, 3, 3), 2, "phase"),
-            ((8, 32, 125, 125), (64, 32, 3, 3), 1, "direct"), ((8, 64, 125, 125), (64, 64, 1, 1), 1, "gemm")]
-    cifar = [((128, 16, 32, 32), (16, 16, 3, 3), 1, "direct"), ((128, 16, 32, 32), (32, 16, 3, 3), 2, "phase"),
-             ((128, 32, 16, 16), (64, 32, 3, 3), 2, "phase"), ((128, 64, 8, 8), (64, 64, 3, 3), 1, "direct"),
+            ((8, 32, 125, 125), (64, 32, 3, 3), 1, "winograd"), ((8, 64, 125, 125), (64, 64, 1, 1), 1, "gemm")]
+    cifar = [((128, 16, 32, 32), (16, 16, 3, 3), 1, "winograd"), ((128, 16, 32, 32), (32, 16, 3, 3), 2, "phase"),
+             ((128, 32, 16, 16), (64, 32, 3, 3), 2, "phase"), ((128, 64, 8, 8), (64, 64, 3, 3), 1, "winograd"),
+             ((128, 3, 32, 32), (16, 3, 3, 3), 1, "direct"),             # 3 input channels: the direct kernel
              ((128, 16, 32, 32), (32, 16, 1, 1), 2, "gemm")]        # ResNet's 1×1 stride-2 shortcut
     for xs, ws, s, path in deck + cifar:
         for which in ("forward", "grad_x", "grad_w"):

@@ -275,6 +275,9 @@ row("conv2d_transposed_input", *conv(1, 1), lambda r: r.standard_normal((5, 6, 2
     N(3, 2, 3, 3), N(3))
 row("conv2d_stride_gt_kernel", *conv(3, 0), N(1, 1, 8, 8), N(2, 1, 2, 2), N(2))
 row("conv2d_lenet_c1", *conv(1, 2), N(2, 1, 28, 28), N(6, 1, 5, 5), N(6), full=False)
+# 3×3, stride 1, ≥ 8 channels each way: the Winograd path (kernels.winograd); odd 7×5 output (a
+# half tile), 10 output channels (not a multiple of 8), 9 input channels (not of 4), 3 images
+row("conv2d_winograd_3x3_p1_odd", *conv(1, 1), N(3, 9, 7, 5), N(10, 9, 3, 3), N(10), full=False)
 
 
 def pool(fe, ft, k, s=None, p=0):
