@@ -198,6 +198,9 @@ def test_needed_kernels_follow_the_model():
     assert prewarm.needed(nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.ReLU(), nn.MaxPool2d(3, stride=1))) \
         == (["grad_w", "grad_x"], "float32")
     assert prewarm.needed(nn.Sequential(nn.Linear(3, 2))) == ([], None)
+    # 3×3 stride-1 layers of ≥ 8 channels run kernels.winograd: its grad_w kernel (grad_x is its forward's)
+    resnet_like = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, bias=False))
+    assert prewarm.needed(resnet_like) == (["grad_b", "grad_w", "grad_x", "winograd_grad_w"], "float32")
     # what the training process compiles itself: grad_w when every convolution runs fused
     assert prewarm.kept_here(lenet5()) == {"grad_w"}
     assert prewarm.kept_here(plain) == set()

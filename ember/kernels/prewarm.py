@@ -62,8 +62,10 @@ import time
 
 WAIT_S = 60.0   # the longest the training process waits for the helper (from its launch)
 
-# kernel name -> attribute of ember.kernels.numba_conv holding its kernel pair
-KERNELS = {"unpool_relu": "_unpool_relu", "grad_b": "_grad_b", "grad_w": "_grad_w", "grad_x": "_grad_x"}
+# kernel name -> attribute of ember.kernels.numba_conv holding its kernel pair ("module.attribute"
+# for another module of ember.kernels)
+KERNELS = {"unpool_relu": "_unpool_relu", "grad_b": "_grad_b", "grad_w": "_grad_w", "grad_x": "_grad_x",
+           "winograd_grad_w": "winograd._grad_w"}
 # kernels the training step calls directly, not through ``_jit.run``: name -> (module, dispatcher).
 # The helper compiles them first (the step needs them after its forward); the training process
 # does not wait for them: it loads what the helper has cached by its first call, else compiles.
@@ -77,20 +79,21 @@ def _dispatcher(name):
     if name in DIRECT:
         module, attr = DIRECT[name]
         return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
-    from . import numba_conv
-    return getattr(numba_conv, KERNELS[name])["serial"]
+    return _pair(name)["serial"]
 
 
 def needed(model):
     """(names, dtype) of the backward kernels ``model``'s first training step calls; ([], None) if none.
 
     A Conv2d followed by ReLU and MaxPool2d (kernel = stride, no padding) in a Sequential runs
-    fused (``ember.kernels.fusion``): unpool_relu, grad_w, grad_x; any other Conv2d: grad_b (with
+    fused (``ember.kernels.fusion``): unpool_relu, grad_w, grad_x; a 3×3 stride-1 Conv2d that
+    ``winograd.covers``: grad_b (with a bias), winograd_grad_w; any other Conv2d: grad_b (with
     a bias), grad_w, grad_x. dtype: the first conv weight's ("float32"/"float64"; another dtype
     runs the NumPy path: nothing). Other kernels (pooling, batch norm) compile in the training
     process as before.
     """
     from .. import nn
+    from . import winograd
     names, dtype = [], None
     fused = _fused_convs(model)
     for m in model.modules():
@@ -99,6 +102,9 @@ def needed(model):
         dtype = dtype or str(m.weight._data.dtype)
         if id(m) in fused:
             want = ["unpool_relu", "grad_w", "grad_x"]
+        elif m.groups == 1 and winograd.covers(m.weight.shape, m.stride, m.padding, m.dilation):
+            # grad_x runs winograd's forward kernel, which the forward compiles first
+            want = (["grad_b"] if m.bias is not None else []) + ["winograd_grad_w"]
         else:
             want = (["grad_b"] if m.bias is not None else []) + ["grad_w", "grad_x"]
         names += [n for n in want if n not in names]
@@ -236,8 +242,10 @@ class Helper:
 
 
 def _pair(name):
-    from . import numba_conv
-    return getattr(numba_conv, KERNELS[name])
+    """The kernel pair (``_jit.kernel_pair``) of ``KERNELS`` entry ``name``."""
+    import importlib
+    module, _, attr = KERNELS[name].rpartition(".")
+    return getattr(importlib.import_module(f"{__package__}.{module or 'numba_conv'}"), attr)
 
 
 def runnable_others(reads: int = 3, pause: float = 0.002):
@@ -370,6 +378,9 @@ def _compile(name, dtype):
         nc.conv2d_grad_x(one, one, 1, 1, (0, 0), (1, 1), (1, 1), 1)
     elif name == "grad_b":
         nc.conv2d_grad_b(one)
+    elif name == "winograd_grad_w":
+        from . import winograd
+        winograd.grad_w(np.ones((1, 2, 2, 1), t), np.ones((1, 1, 2, 2), t), (1, 1))
     elif name in ("cross_entropy", "cross_entropy_backward"):
         from . import numba_loss
         z, target = np.ones((1, 2), t), np.zeros(1, np.intp)       # as numba_loss.CrossEntropy calls them
