@@ -13,6 +13,8 @@ within each round (median of ``--repeats`` rounds; wall and CPU ms):
     numpy   ember.kernels.conv.Conv2d (CHWN im2col + GEMM + col2im, cache-sized blocks)
     gemm    ember.kernels.gemm_conv (when it exists: the path chosen by shape)
     phase   ember.kernels.phase_conv (strided layers: stride-1 sums over the input's phases)
+    wino    ember.kernels.winograd (3×3 stride-1 layers of ≥ 8 channels; F(2×2, 3×3)), from the
+            unpadded CHWN input the layer before hands on (numba's column: the padded copy, made once)
     torch   torch.nn.functional.conv2d, and aten.convolution_backward with one output mask
 Part 2 (unless ``--no-step``): one training step of each network with every ember Function's
 forward/backward wrapped in a wall-clock counter: ms per step per op, and the rest.
@@ -42,6 +44,10 @@ try:
     from ember.kernels import phase_conv
 except ImportError:  # before the phase path exists
     phase_conv = None
+try:
+    from ember.kernels import winograd
+except ImportError:  # before the Winograd path exists
+    winograd = None
 
 
 def shapes(only=None):
@@ -68,12 +74,13 @@ def timed(f):
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-COLUMNS = ("numba", "numpy", "gemm", "phase", "torch")   # part 1's columns, in this order (header and cells)
+COLUMNS = ("numba", "numpy", "gemm", "phase", "wino", "torch")   # part 1's columns, in this order (header and cells)
 
 
 def layer_table(repeats, only):
     rng = np.random.default_rng(0)
-    header = [n for n in COLUMNS if (n != "gemm" or gemm_conv) and (n != "phase" or phase_conv)]
+    header = [n for n in COLUMNS if (n != "gemm" or gemm_conv) and (n != "phase" or phase_conv)
+              and (n != "wino" or winograd)]
     print("| layer | pass | " + " | ".join(header) + " | (wall ms / CPU ms, median of rounds; phase: strided "
           "layers, its time includes building the phases) |")
     for net, N, C, H, W, O, K, S, P, first in shapes(only):
@@ -119,6 +126,11 @@ def layer_table(repeats, only):
             paths["forward"]["phase"] = lambda: phase_conv.forward(phase_conv.phases(x, pd, st), w, b, st, (OH, OH))
             paths["grad_x"]["phase"] = lambda: phase_conv.grad_x(gc, w, (H, W), pd, st)
             paths["grad_w"]["phase"] = lambda: phase_conv.grad_w(gc, phase_conv.phases(x, pd, st), w.shape, st)
+        if winograd is not None and winograd.covers(w.shape, st, pd, dl):
+            xv = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)   # as a layer gets it
+            paths["forward"]["wino"] = lambda: winograd.forward(xv, w, b, pd)   # reads it unpadded
+            paths["grad_x"]["wino"] = lambda: winograd.grad_x(gc, w, pd)
+            paths["grad_w"]["wino"] = lambda: winograd.grad_w(gc, xv, pd)
         for pas, fns in paths.items():
             if pas == "grad_x" and first:
                 continue                                       # the first layer needs no grad_x
