@@ -222,32 +222,3 @@ def test_an_unregistered_kernel_worker_does_not_hang_exit(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**__import__("os").environ, "EMBER_NUMBA_THREADING": "pool"})
     assert p.returncode == 0 and p.stdout.strip() == "exiting", p.stderr[-2000:]
-
-
-def test_linear_forward_row_blocks_equal_one_gemm_and_rerun_bit_identical(monkeypatch):
-    """kernels.matmul.forward_matmul: a big forward GEMM cut into one row block of the batch per
-    thread (LeNet-5's Linear(400, 120) at inference batch 1000); the blocks are really used,
-    the result equals one GEMM (float64 to 1e-12; float32 may differ in the last bit), and
-    reruns give the same bits."""
-    from ember.kernels import matmul as km
-    calls = []
-    real = km.parallel_for
-    monkeypatch.setattr(km, "parallel_for", lambda fn, parts: calls.append(len(parts)) or real(fn, parts))
-    monkeypatch.setattr(km, "ROW_SPLIT_MIN_FLOPS", 1)
-    rng = np.random.default_rng(4)
-    saved = threads.get_num_threads()
-    try:
-        threads.set_num_threads(2)
-        for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-6)):
-            x = rng.standard_normal((400, 37)).astype(dtype).T          # a transposed view, as Flatten gives
-            wt = rng.standard_normal((20, 400)).astype(dtype).T
-            y = km.forward_matmul(x, wt)
-            assert calls[-1] == 2 and y.dtype == dtype and y.shape == (37, 20)
-            np.testing.assert_allclose(y, x @ wt, rtol=tol, atol=tol * np.abs(x @ wt).max())
-            assert np.array_equal(km.forward_matmul(x, wt), y)
-        threads.set_num_threads(1)
-        n = len(calls)
-        km.forward_matmul(x, wt)
-        assert len(calls) == n                                      # one thread: one GEMM
-    finally:
-        threads.set_num_threads(saved)

@@ -7,29 +7,7 @@ import numpy as np
 from ..autograd import Function
 from ..ops import matmul as _reference
 from .activation import relu_grad
-from .threads import get_num_threads, matmul, parallel_for, split_range
-
-# A forward GEMM of at least this many flops (2·N·in·out) is cut into row blocks of the batch, one
-# per thread, each a one-thread BLAS call on ember's worker pool: LeNet-5's Linear(400, 120) at
-# inference batch 1000 is 96 MFLOP, ~3 ms on one core, below threads.PARALLEL_MIN_FLOPS (500 MFLOP,
-# where OpenBLAS's own sleeping threads pay off). The blocks are fixed by the shapes and the
-# thread count, so reruns are bit-identical; another thread count may round the last bit
-# differently (OpenBLAS blocks a shorter M otherwise). Backward GEMMs are not split (their sum
-# runs over the batch). Measured: benchmarks/RESULTS.md, fifteenth session.
-ROW_SPLIT_MIN_FLOPS = 50_000_000
-
-
-def forward_matmul(x, wt):
-    """x (..., in) @ wt (in, out): row blocks over the threads for a big 2-D GEMM, else ``matmul``."""
-    nt = get_num_threads()
-    if nt < 2 or x.ndim != 2 or 2 * x.size * wt.shape[1] < ROW_SPLIT_MIN_FLOPS:
-        return matmul(x, wt)
-    y = np.empty((x.shape[0], wt.shape[1]), np.result_type(x, wt))
-
-    def rows(r):
-        np.dot(x[r[0]:r[1]], wt, out=y[r[0]:r[1]])
-    parallel_for(rows, split_range(x.shape[0], nt))
-    return y
+from .threads import matmul
 
 
 class Linear(_reference.Linear):
@@ -38,8 +16,7 @@ class Linear(_reference.Linear):
     Why it is faster than the reference: every GEMM goes through ``threads.matmul``, which runs
     GEMMs below 500 MFLOP on one BLAS thread (LeNet's Linear(400, 120) backward at batch 64 took
     4–6 ms with two sleeping OpenBLAS threads to wake, ~70 µs on one core), and grad_b is a GEMV
-    with a ones vector instead of ``.sum(0)`` (a reduction over the slow axis). A forward GEMM
-    of ≥ ``ROW_SPLIT_MIN_FLOPS`` runs as one row block of the batch per thread (``forward_matmul``).
+    with a ones vector instead of ``.sum(0)`` (a reduction over the slow axis).
 
     grad_x = grad_out W,  grad_W = grad_outᵀ x (summed over the batch),  grad_b = Σ_batch grad_out.
     """
@@ -47,7 +24,7 @@ class Linear(_reference.Linear):
     def forward(ctx, x, weight, bias=None):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        y = forward_matmul(x, weight.T)                    # (..., out)
+        y = matmul(x, weight.T)                            # (..., out)
         if bias is not None:
             y += bias
         return y
