@@ -29,8 +29,8 @@ Source: the im2col + GEMM formulation of deck 002 ("convolution via matrix multi
 as Caffe runs it (Jia et al. 2014; Chellapilla et al. 2006); here the columns are built one
 chunk at a time instead of for the whole batch. The reference is ``ember.ops.conv.Conv2d``.
 Which path runs for which shape is ``choose`` (its docstring holds the measured table): this
-module's GEMM, numba_conv's direct convolution, or ``phase_conv`` (strided convolutions as
-stride-1 sums over the input's phases). ``Conv2d`` and ``Conv2dReLU`` (the pair
+module's GEMM, numba_conv's direct convolution, ``phase_conv`` (strided convolutions as
+stride-1 sums over the input's phases) or ``winograd`` (3×3 stride-1 layers, F(2×2, 3×3)). ``Conv2d`` and ``Conv2dReLU`` (the pair
 ``ember.kernels.fusion`` runs as one op) are the Functions that dispatch between them.
 
 Compiled lazily: numba compiles ``_im2col``/``_col2im`` (or loads them from its disk cache) on
@@ -239,8 +239,8 @@ def covers(x, w, b, stride, padding, dilation, groups):
 
 
 def choose(x_shape, w_shape, stride, padding, dilation, which):
-    """'gemm' (this module), 'direct' (numba_conv's direct convolution) or 'phase'
-    (``phase_conv``, strided convolutions) for pass ``which``
+    """'gemm' (this module), 'direct' (numba_conv's direct convolution), 'phase'
+    (``phase_conv``, strided convolutions) or 'winograd' (``winograd``, 3×3 stride 1) for pass ``which``
     ('forward', 'grad_x' or 'grad_w') of a groups = 1 conv call on x (N, C, H, W), w (C_out, C, KH, KW).
 
     The direct kernel's innermost loop runs over one contiguous stretch of an output row: OW*N
@@ -341,7 +341,7 @@ def choose(x_shape, w_shape, stride, padding, dilation, which):
 
 class Conv2d(_ref.Conv2d):
     """Conv2d that picks, per call and per pass, im2col + GEMM (this module), numba_conv's direct
-    convolution or phase_conv's strided one (``choose``).
+    convolution, phase_conv's strided one or winograd's F(2×2, 3×3) (``choose``).
 
     Equals ``ember.ops.conv.Conv2d`` (tested to 1e-10 in float64, 1e-5 in float32, and against
     torch): x (N, C_in, H, W), w (C_out, C_in/G, KH, KW), b (C_out,) or None -> y (N, C_out,
