@@ -37,8 +37,11 @@ Per item the tiles are taken ``TB`` at a time with ``NB`` images (J = TB·NB ≈
 columns), so that V[p], M[p] (a few tens of KiB) stay in L1/L2 while their GEMM runs.
 
 Numerics: the same sums in another order, through transforms with factors ±1, ±1/2. Measured
-against the direct convolution: max |Δ| / max |y| ≈ 1e-6 in float32 for 16–64 channels (the op
-table's 1e-5 holds), ~1e-16 in float64 (tests/test_kernels_winograd.py).
+against the reference op and PyTorch: max |Δ| / max |y| ≈ 2e-7 to 1.3e-6 in float32 (the op
+table's 1e-5 holds), ~1e-15 in float64 (tests/test_kernels_winograd.py). A NaN in the input
+reaches exactly the outputs whose 3×3 window holds it (Bᵀ's and Aᵀ's zeros keep a patch's first
+and last rows and columns out of the tile outputs they do not touch); an inf may give NaN where
+the reference gives ±inf (inf − inf in a transform).
 Which layers take it: ``gemm_conv.choose`` (3×3, stride 1, no dilation, ≥ ``MIN_CHANNELS`` channels).
 """
 from __future__ import annotations
