@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import assert_same_bits_across_thread_counts, close_scaled as _close
 from ember import Tensor
-from ember.kernels import _jit, gemm_conv as gc, threads, winograd as wg
+from ember.kernels import _jit, gemm_conv as gc, winograd as wg
 from ember.ops import conv as ref_conv
 
 pytestmark = pytest.mark.skipif(not _jit.AVAILABLE, reason="numba not installed")
@@ -24,10 +25,6 @@ SHAPES = [  # (N, C, C_out, H, W, padding)
     (1, 8, 3, 3, 3, (1, 1)),        # 3 output channels: grad_x's output has 8 (C_out of its filters = 3)
     (300, 8, 8, 4, 4, (1, 1)),      # N > J_TARGET: images in two passes
 ]
-
-
-def _close(a, e, rtol, what):
-    np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * np.abs(e).max(), err_msg=what)
 
 
 def _torch_conv(x, w, b, padding, gy, relu=False):
@@ -101,23 +98,14 @@ def test_nan_in_the_input_gives_nan_exactly_where_the_reference_does():
 
 
 def test_bit_identical_across_reruns_and_thread_counts(monkeypatch):
+    """Through the registered Conv2dReLU (forward, grad_x, grad_w on this path), every call split
+    over threads: the same bits with 1, 2, 3 threads."""
     monkeypatch.setattr(_jit, "MIN_PARALLEL_WORK", 0)
     rng = np.random.default_rng(2)
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((6, 16, 11, 10), (16, 16, 3, 3), (16,)))
-    g = rng.standard_normal((16, 11, 10, 6)).astype(np.float32)
-
-    def passes():
-        return [wg.forward(x, w, b, (1, 1), relu=True).copy(), wg.grad_x(g, w, (1, 1)).copy(), wg.grad_w(g, x, (1, 1))]
-    saved = threads.get_num_threads()
-    try:
-        threads.set_num_threads(1)
-        base = passes()
-        for n in (2, 1, 2):
-            threads.set_num_threads(n)
-            for a, e in zip(passes(), base):
-                assert np.array_equal(a, e)
-    finally:
-        threads.set_num_threads(saved)
+    kw = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1))
+    assert gc.choose(x.shape, w.shape, (1, 1), (1, 1), (1, 1), "grad_w") == "winograd"
+    assert_same_bits_across_thread_counts(gc.Conv2dReLU, [x, w, b], kw)
 
 
 def test_covers_only_3x3_stride_1_undilated_with_enough_channels():
