@@ -201,6 +201,8 @@ def test_needed_kernels_follow_the_model():
     # 3×3 stride-1 layers of ≥ 8 channels run kernels.winograd: its grad_w kernel (grad_x is its forward's)
     resnet_like = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, bias=False))
     assert prewarm.needed(resnet_like) == (["grad_b", "grad_w", "grad_x", "winograd_grad_w"], "float32")
+    same = nn.Sequential(nn.Conv2d(8, 8, 3, padding="same", bias=False), nn.Conv2d(8, 8, 3, padding="valid", bias=False))
+    assert prewarm.needed(same) == (["winograd_grad_w"], "float32")       # string paddings read as pairs
     # what the training process compiles itself: grad_w when every convolution runs fused
     assert prewarm.kept_here(lenet5()) == {"grad_w"}
     assert prewarm.kept_here(plain) == set()

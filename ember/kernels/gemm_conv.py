@@ -327,7 +327,7 @@ def choose(x_shape, w_shape, stride, padding, dilation, which):
         cifar  3→16 32×32   fwd 1.10   grad_x 2.03   grad_w 0.79   (so: ≥ 8 channels)
     """
     N = x_shape[0]
-    C_out, C, KH, KW = w_shape
+    C_out, _, KH, KW = w_shape
     if KH * KW == 1:
         return "gemm"
     if winograd.covers(w_shape, stride, padding, dilation):

@@ -102,7 +102,8 @@ def needed(model):
         dtype = dtype or str(m.weight._data.dtype)
         if id(m) in fused:
             want = ["unpool_relu", "grad_w", "grad_x"]
-        elif m.groups == 1 and winograd.covers(m.weight.shape, m.stride, m.padding, m.dilation):
+        elif m.groups == 1 and winograd.covers(m.weight.shape, m.stride, [max(q) for q in m.padding_pairs()],
+                                               m.dilation):                 # padding may be 'same'/'valid'
             # grad_x runs winograd's forward kernel, which the forward compiles first
             want = (["grad_b"] if m.bias is not None else []) + ["winograd_grad_w"]
         else:
