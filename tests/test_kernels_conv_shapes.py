@@ -204,18 +204,67 @@ def test_without_numba_dispatch_takes_the_numpy_path(tmp_path):
     assert out.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("shape, pad", [((3, 2, 5, 7), (1, 2)), ((2, 3, 4, 4), (0, 3)), ((2, 3, 4, 4), (2, 0)),
-                                        ((1, 1, 1, 1), (3, 3)), ((4, 16, 8, 8), (1, 1))])
-def test_to_chwn_zeroes_every_border_cell_of_uninitialised_memory(monkeypatch, shape, pad):
-    """The padded CHWN copy the conv kernels read equals np.pad's, even when the fresh buffer
-    it fills holds garbage (here NaN): its border is zeroed explicitly, not by np.zeros."""
-    import types
-    from ember.kernels import conv as conv_mod
-    poisoned = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
-    poisoned.empty = lambda shape, dtype=float: np.full(shape, np.nan, dtype)
-    monkeypatch.setattr(conv_mod, "np", poisoned)
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+@pytest.mark.parametrize("shape, pad, dtype", [((3, 2, 5, 7), (1, 2), np.float32), ((2, 3, 4, 4), (0, 3), np.float32),
+                                               ((2, 3, 4, 4), (2, 0), np.float32), ((1, 1, 1, 1), (3, 3), np.float32),
+                                               ((4, 16, 8, 8), (1, 1), np.float32),
+                                               ((13, 3, 32, 32), (1, 1), np.float32),    # 12 KiB images, 13 > CHUNK
+                                               ((9, 4, 24, 24), (2, 1), np.float64),     # 18 KiB images
+                                               ((17, 1, 28, 28), (2, 2), np.float32)])   # LeNet's 3 KiB: one copy
+def test_to_chwn_zeroes_every_border_cell_of_uninitialised_memory(monkeypatch, shape, pad, dtype):
+    """The padded CHWN copy the conv kernels read equals np.pad's, even when the buffer it
+    fills holds garbage (here NaN, from a poisoned ``buffers.empty``): its border is zeroed
+    explicitly, and its interior copied whole or in slices of CHUNK images (far images)."""
+    from ember.kernels import buffers, conv as conv_mod
+    monkeypatch.setattr(buffers, "empty", lambda shape, dtype: np.full(shape, np.nan, dtype))
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     (ph, pw) = pad
     got = conv_mod._to_chwn(x, ph, pw)
-    assert got.flags.c_contiguous
+    assert got.flags.c_contiguous and got.dtype == dtype
     np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))).transpose(1, 2, 3, 0))
+
+
+def test_chwn_copies_in_slices_only_far_images_and_equals_ascontiguousarray(monkeypatch):
+    """``conv.chwn`` is np.ascontiguousarray of a (C, H, W, N)-ordered view: the view itself when
+    it already is one (a kernel's output), the same values for an NCHW array whose images are
+    far apart (copied CHUNK images at a time: counted here), near (one copy), reversed (negative
+    batch stride), shorter than CHUNK, and cast to another dtype."""
+    from ember.kernels import conv as conv_mod
+    rng = np.random.default_rng(3)
+    calls = []
+    real = conv_mod.copy_chwn
+
+    def counting(t, out):
+        n = t.shape[-1]
+        calls.append(0 if abs(t.strides[-1]) < conv_mod.FAR_BYTES or n <= conv_mod.CHUNK else -(-n // conv_mod.CHUNK))
+        return real(t, out)
+    monkeypatch.setattr(conv_mod, "copy_chwn", counting)
+    far = rng.standard_normal((21, 4, 32, 32)).astype(np.float32)                 # 16 KiB per image
+    cases = [(far, None, 3), (far[::-1], None, 3), (far[:5], None, 0), (far, np.float64, 3),
+             (rng.standard_normal((21, 1, 28, 28)).astype(np.float32), None, 0)]  # 3 KiB: near
+    for x, dtype, slices in cases:
+        calls.clear()
+        t = x.transpose(1, 2, 3, 0)
+        got = conv_mod.chwn(t, dtype)
+        want = np.ascontiguousarray(t, dtype)
+        assert got.flags.c_contiguous and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        assert calls == [slices]
+    handed_on = np.ascontiguousarray(far.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)   # a kernel's output
+    calls.clear()
+    t = handed_on.transpose(1, 2, 3, 0)
+    assert conv_mod.chwn(t) is t and calls == []                                   # no copy at all
+
+
+@pytest.mark.parametrize("xs, ws, s, p", [((11, 3, 32, 32), (16, 3, 3, 3), 1, 1),     # direct (first layer)
+                                          ((10, 16, 20, 20), (16, 16, 3, 3), 1, 1),   # winograd
+                                          ((9, 16, 21, 20), (32, 16, 3, 3), 2, 1)])   # phase (s2)
+def test_registered_conv_on_far_apart_nchw_images_equals_torch(xs, ws, s, p):
+    """A C-contiguous (N, C, H, W) input and upstream gradient whose images lie ≥ FAR_BYTES
+    apart (a batch as loaded, a tensor after .contiguous()) take the sliced layout copies on
+    every path: forward and the three gradients equal PyTorch's (float64, 1e-10)."""
+    from ember.kernels import conv as conv_mod
+    rng = np.random.default_rng(11)
+    x, w, b = (rng.standard_normal(a) for a in (xs, ws, ws[:1]))
+    assert x[0].nbytes >= conv_mod.FAR_BYTES and xs[0] > conv_mod.CHUNK
+    assert_conv_equals_torch(gc.Conv2d, x, w, b, dict(stride=(s, s), padding=(p, p), dilation=(1, 1)),
+                             f"far images {xs}")

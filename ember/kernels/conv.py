@@ -28,12 +28,48 @@ _BLOCK_BYTES = 1 << 20
 _ROW_SPLIT = 4
 
 
+# An (N, C, H, W) array that is C-contiguous (a batch as loaded, or a tensor made contiguous by
+# .contiguous() or .clone()) has its images C·H·W values apart. NumPy copies it into the CHWN
+# layout with the batch as the innermost loop, one value per image, so when the images are more
+# than a few KiB apart every read lands on another page: (128, 16, 32, 32) float32 took 66 ms
+# (~120 MB/s), the CIFAR-style input (128, 3, 32, 32) 3.0 ms. Copied in slices of CHUNK images
+# the same copies took 7.2 and 0.56 ms; LeNet's 3 KiB images are copied fastest whole (1000
+# images: 1.32 ms whole, 2.4 ms in slices of 8), hence FAR_BYTES. Measured on the fifteenth
+# session's machine (AMD EPYC Zen 1; benchmarks/RESULTS.md, sixteenth session).
+FAR_BYTES = 8192
+CHUNK = 8
+
+
+def copy_chwn(t, out):
+    """``out[...] = t`` for a (C, H, W, N)-ordered view t (any strides) and an array ``out`` of
+    its shape; returns out. Copied in slices of ``CHUNK`` batch entries when t's consecutive
+    batch entries lie ``FAR_BYTES`` or more apart (an NCHW array), else in one NumPy copy. The
+    values are NumPy's assignment's either way (cast to out's dtype as it casts)."""
+    N = t.shape[-1]
+    if abs(t.strides[-1]) < FAR_BYTES or N <= CHUNK:
+        out[...] = t
+        return out
+    for n0 in range(0, N, CHUNK):
+        out[..., n0:n0 + CHUNK] = t[..., n0:n0 + CHUNK]
+    return out
+
+
+def chwn(t, dtype=None):
+    """``np.ascontiguousarray(t, dtype)`` for a (C, H, W, N)-ordered view t, e.g.
+    ``x.transpose(1, 2, 3, 0)`` of an (N, C, H, W) array: t itself when it is C-contiguous of
+    that dtype (a kernel's CHWN output seen as NCHW), else a copy by ``copy_chwn``."""
+    dtype = t.dtype if dtype is None else np.dtype(dtype)
+    if t.flags.c_contiguous and t.dtype == dtype:
+        return t
+    return copy_chwn(t, buffers.empty(t.shape, dtype))
+
+
 def _to_chwn(x, PH, PW):
     """(N, C, H, W) -> zero-padded (C, H+2PH, W+2PW, N), C-contiguous (free if it already is).
 
-    The border is zeroed and the interior copied, each once: ``np.zeros`` of the whole array
-    came from calloc, whose fresh pages the copy then faulted in (CIFAR-style 16×34×34×128
-    float32: 1.16 ms against 0.83 ms, 2026-12-01, RESULTS.md seventh session).
+    The border is zeroed and the interior copied (``copy_chwn``), each once: ``np.zeros`` of
+    the whole array came from calloc, whose fresh pages the copy then faulted in (CIFAR-style
+    16×34×34×128 float32: 1.16 ms against 0.83 ms, 2026-12-01, RESULTS.md seventh session).
     """
     xc = x.transpose(1, 2, 3, 0)                               # (C, H, W, N) view
     if PH or PW:
@@ -43,9 +79,9 @@ def _to_chwn(x, PH, PW):
         out[:, PH + H:] = 0
         out[:, PH:PH + H, :PW] = 0
         out[:, PH:PH + H, PW + W:] = 0
-        out[:, PH:PH + H, PW:PW + W] = xc
+        copy_chwn(xc, out[:, PH:PH + H, PW:PW + W])
         return out
-    return np.ascontiguousarray(xc)
+    return chwn(xc)
 
 
 def _blocks(OH, OW, bytes_per_pixel, parts=1):

@@ -45,6 +45,7 @@ from ..ops import conv as _ref
 from ..ops.conv import out_size
 from . import buffers, phase_conv, winograd
 from ._jit import AVAILABLE, njit
+from .conv import chwn
 from .threads import matmul, num_parts, parallel_for, split_range
 
 CHUNK_BYTES = 1 << 19       # columns of one chunk (float32: 128k floats); 1 and 2 MiB measured no faster
@@ -416,7 +417,7 @@ def _backward_op(ctx, grad_out):
     if y:                                                      # the mask pass sums grad_b too
         g, gb = nc.relu_mask(grad_out.transpose(1, 2, 3, 0), y[0])
         return _grads_any(ctx, g, x, w, grad_b=gb)
-    g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=x.dtype)
+    g = chwn(grad_out.transpose(1, 2, 3, 0), x.dtype)
     return _grads_any(ctx, g, x, w)
 
 

@@ -50,7 +50,7 @@ from ..ops.conv import Conv2d as _RefConv2d   # the reference op (its name, what
 from ._jit import AVAILABLE, kernel_pair, njit, prange, run
 from . import buffers
 from .numba_pool import max_into
-from .conv import _to_chwn as to_chwn   # the NumPy kernel's layout change, shared
+from .conv import _to_chwn as to_chwn, chwn   # the NumPy kernel's layout changes, shared
 
 try:  # after the layout change the NumPy fast path is ember.kernels.conv: the better fallback
     from .conv import Conv2d as _FallbackConv2d
@@ -999,7 +999,7 @@ def relu_mask(grad_out_t, y):
     C, OH = y.shape[:2]
     g = buffers.empty(y.shape, y.dtype)
     gb = np.empty(C, y.dtype)
-    go = np.ascontiguousarray(grad_out_t, dtype=y.dtype)
+    go = chwn(grad_out_t, y.dtype)
     run(_relu_mask, C, go.reshape(C, OH, -1), y.reshape(C, OH, -1), g.reshape(C, OH, -1), gb, work=y.size)
     return g, gb
 
@@ -1038,7 +1038,7 @@ def unpool_relu(grad_out_t, yp, arg, OH, OW, pool):
     """(g (C_out, OH, OW, N), grad_b (C_out,)): the conv output's gradient under a fused ReLU and
     max-pool, from grad_out_t (C_out, PH, PW, N) (any strides) and the forward's yp and arg."""
     C_out, PH, PW, N = yp.shape
-    gp = np.ascontiguousarray(grad_out_t, dtype=yp.dtype)
+    gp = chwn(grad_out_t, yp.dtype)
     g = buffers.empty((C_out, OH, OW, N), yp.dtype)
     gb = np.empty(C_out, yp.dtype)
     run(_unpool_relu, C_out, gp.reshape(C_out, PH, PW * N), yp.reshape(C_out, PH, PW * N),
@@ -1105,7 +1105,7 @@ class Conv2d(_RefConv2d):
         if ctx.fallback is not None:
             return ctx.fallback.backward(ctx, grad_out)
         xc, w = ctx.saved_tensors
-        g = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0), dtype=xc.dtype)   # (C_out, OH, OW, N)
+        g = chwn(grad_out.transpose(1, 2, 3, 0), xc.dtype)    # (C_out, OH, OW, N)
         return _conv_grads(ctx, g, xc, w)
 
 

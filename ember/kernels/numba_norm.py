@@ -22,6 +22,7 @@ import numpy as np
 
 from ..ops.norm import BatchNorm as _RefBatchNorm
 from ._jit import AVAILABLE, kernel_pair, prange, run
+from .conv import chwn
 
 
 def _forward_body(x, w, b, eps, y, mean, variance, rstd, lo, hi):
@@ -189,5 +190,5 @@ def _like(g, acb_shape):
     """grad_out (N, C, H, W) copied into the (A, C, B) order of x's view (A = 1: CHWN, else NCHW)."""
     if acb_shape[0] == 1 and g.ndim == 4:
         N, C, H, W = g.shape
-        return np.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(1, C, H * W * N)
+        return chwn(g.transpose(1, 2, 3, 0)).reshape(1, C, H * W * N)
     return np.ascontiguousarray(g).reshape(acb_shape)

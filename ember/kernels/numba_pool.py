@@ -22,6 +22,7 @@ import numpy as np
 from ..autograd import Function
 from ..ops.conv import out_size
 from . import buffers
+from .conv import chwn
 from ._jit import AVAILABLE, kernel_pair, njit, prange, run
 
 try:  # the reference op: ops/pool.py after the layout change, ops/conv.py before it
@@ -197,7 +198,7 @@ def _planes(x):
     else NCHW planes (N*C, H, W, 1)."""
     N, C, H, W = x.shape
     if x.transpose(1, 2, 3, 0).flags.c_contiguous or N >= CHWN_MIN_BATCH:
-        return np.ascontiguousarray(x.transpose(1, 2, 3, 0)), "chwn"
+        return chwn(x.transpose(1, 2, 3, 0)), "chwn"
     return np.ascontiguousarray(x).reshape(N * C, H, W, 1), "nchw"
 
 
@@ -211,7 +212,7 @@ def _unplanes(a, layout, N, C):
 def _as_layout(g, layout):
     """grad_out (N, C, OH, OW) as a contiguous (P, OH, OW, I) array."""
     if layout == "chwn":
-        return np.ascontiguousarray(g.transpose(1, 2, 3, 0))
+        return chwn(g.transpose(1, 2, 3, 0))
     N, C, OH, OW = g.shape
     return np.ascontiguousarray(g).reshape(N * C, OH, OW, 1)
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import buffers
+from .conv import chwn
 from ._jit import kernel_pair, prange, run
 from .numba_conv import _FM, _conv_rows4, _conv_rows8, _grad_w_block4, _grad_w_taps8, _put_block, conv2d_grad_x, grad_w_band
 
@@ -83,7 +84,7 @@ def phases(x, padding, stride):
     N, C, H, W = x.shape
     Hs, Ws = -(-(H + 2 * PH) // SH), -(-(W + 2 * PW) // SW)
     xs = buffers.empty((SH * SW, C, Hs, Ws, N), x.dtype)
-    xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0))         # (C, H, W, N)
+    xt = chwn(x.transpose(1, 2, 3, 0))                         # (C, H, W, N)
     run(_phases, C * SH * Hs, xt, xs, PH, PW, SH, SW, work=xs.size)
     return xs
 

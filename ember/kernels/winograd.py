@@ -49,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import buffers
+from .conv import chwn
 from ._jit import kernel_pair, njit, run
 from .numba_conv import madd8x4
 
@@ -265,7 +266,7 @@ def _blocking(N):
 
 def _chwn(x):
     """(N, C, H, W) -> C-contiguous (C, H, W, N) (free when x is a view of such an array)."""
-    return np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+    return chwn(x.transpose(1, 2, 3, 0))
 
 
 def conv_forward(xc, U, b, padding, relu=False):
