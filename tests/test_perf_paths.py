@@ -113,3 +113,31 @@ def test_threads_matmul_same_result_single_or_multi_threaded():
 def test_set_num_threads_rejects_zero():
     with pytest.raises(ValueError, match="expected a thread count >= 1, got 0"):
         threads.set_num_threads(0)
+
+
+def test_relu_backward_of_a_mean_head_copies_the_broadcast_gradient_into_the_activations_order(monkeypatch):
+    """F.relu(conv(x)).mean((2, 3)): the mean's backward hands ReLU a broadcast (N, C) gradient
+    while the conv output is CHWN in memory; relu_grad copies it into that order first (one
+    ``conv.chwn`` call, spied here) and the gradients equal PyTorch's (float64). Below
+    BROADCAST_COPY_MIN values, or with a gradient that is not a broadcast, nothing is copied."""
+    from ember.kernels import activation
+    calls = []
+    real = activation.chwn
+    monkeypatch.setattr(activation, "chwn", lambda t, dtype=None: calls.append(t.shape) or real(t, dtype))
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((16, 3, 18, 18)), rng.standard_normal((16, 3, 3, 3)), rng.standard_normal(16)
+    assert 16 * 16 * 18 * 18 >= activation.BROADCAST_COPY_MIN
+    ex, ew, eb = (Tensor(a.copy(), requires_grad=True) for a in (x, w, b))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    e_out = F.relu(F.conv2d(ex, ew, eb, padding=1)).mean((2, 3))
+    t_out = TF.relu(TF.conv2d(tx, tw, tb, padding=1)).mean((2, 3))
+    _check(e_out, t_out, [ex, ew, eb], [tx, tw, tb], rng)
+    assert calls == [(16, 18, 18, 16)]                       # (C, H, W, N): once, for the ReLU
+    calls.clear()
+    y = np.maximum(rng.standard_normal((16, 8, 8, 4)), 0).transpose(3, 0, 1, 2)     # 4,096 values
+    g = np.broadcast_to(rng.standard_normal((4, 16, 1, 1)), y.shape)
+    np.testing.assert_array_equal(activation.relu_grad(y, g), g * (y > 0))
+    big = np.maximum(rng.standard_normal((16, 32, 32, 16)), 0).transpose(3, 0, 1, 2)
+    full = rng.standard_normal(big.shape)                                             # NCHW, no broadcast
+    np.testing.assert_array_equal(activation.relu_grad(big, full), full * (big > 0))
+    assert calls == []

@@ -5,6 +5,7 @@ It must equal ``ember.ops.activation.ReLU``; ``tests/test_ops.py`` compares them
 import numpy as np
 
 from ..ops import activation
+from .conv import chwn
 from .threads import num_parts, outer_slices, parallel_for
 
 
@@ -51,10 +52,25 @@ class ReLU(activation.ReLU):
         return relu_grad(y, grad_out)
 
 
+# A broadcast gradient (a mean over H and W: (N, C) values seen as (N, C, H, W) with zero
+# strides, N-major) against a conv kernel's CHWN-ordered activation made NumPy's loop over the
+# two run ~3× slower than over one memory order: the gradient is copied into the activation's
+# order first when the array has at least BROADCAST_COPY_MIN values. Measured (float32, one
+# thread): (128, 32, 32, 32) 24.6 -> 7.8 ms, (64, 16, 16, 16) 1.30 -> 0.45 ms, (16, 16, 16, 16)
+# 0.20 -> 0.19 ms; an NCHW-contiguous gradient was slower copied ((64, 16, 16, 16): 0.74 ->
+# 1.31 ms) and is left as it is (benchmarks/RESULTS.md, sixteenth session).
+BROADCAST_COPY_MIN = 1 << 16
+
+
 def relu_grad(y, grad_out):
     """grad_out · [y > 0] (ReLU's VJP from its output y; any shape, grad_out y's shape): the 0/1
     mask written straight into the result, then multiplied in place (no bool temporary), one
-    contiguous piece per thread for large arrays. Also ``matmul.LinearReLU``'s backward."""
+    contiguous piece per thread for large arrays. Also ``matmul.LinearReLU``'s backward.
+    A broadcast grad_out against a CHWN-ordered 4-D y is first copied into y's memory order
+    (``BROADCAST_COPY_MIN``); the values are the same products either way."""
+    if (y.ndim == 4 and y.size >= BROADCAST_COPY_MIN and grad_out.shape == y.shape and 0 in grad_out.strides
+            and y.transpose(1, 2, 3, 0).flags.c_contiguous):
+        grad_out = chwn(grad_out.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
     g = np.empty_like(y, dtype=np.result_type(grad_out, y))
 
     def mask_times_grad(p):    # [y > 0] written as 0/1 floats, then * grad_out: no bool array
