@@ -4,6 +4,8 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi_throughput.py --runs 5 \
         --spin-ms 2,0 --baseline /path/to/main        # A/B: polling, and the code before this change
     python benchmarks/mpi_throughput.py --runs 1 --subset 2048      # a smoke run (seconds)
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi_throughput.py --runs 5 --peer torch
+                                                  # and PyTorch's DDP on the same job, every round
 
 Runs the real command line, alternating, ``--runs`` rounds of (1 rank first in every round):
 
@@ -106,6 +108,10 @@ def main(argv=None) -> int:
                         "rank waiting in a collective busy-polls before it sleeps; default: ember's 2 ms, one run)")
     p.add_argument("--baseline", default=None, metavar="DIR",
                    help="also run both commands with another ember checkout (in DIR, PYTHONPATH=DIR), every round")
+    p.add_argument("--peer", choices=("torch",), default=None,
+                   help="also run PyTorch's DistributedDataParallel (gloo) on the same job, 1 process then "
+                        "--ranks processes, every round (benchmarks/torch_ddp_worker.py): its ratio is the "
+                        "peer's on this machine")
     p.add_argument("--json", default=None, metavar="FILE", help="write every run's figures here")
     args = p.parse_args(argv)
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -124,6 +130,12 @@ def main(argv=None) -> int:
         names["baseline"] = f"{args.ranks} ranks, {args.baseline}"
         base = Path(args.baseline).resolve()
         base_env = dict(env, PYTHONPATH=str(base))
+    if args.peer:   # PyTorch DDP on gloo, same job and flags: its own 1-process run is its ratio's base
+        variants.append("peer")
+        names["peer"] = f"PyTorch DDP (gloo), {args.ranks} processes"
+        worker = [sys.executable, str(ROOT / "benchmarks" / "torch_ddp_worker.py"), "--batch-size", str(args.batch_size)]
+        worker += ["--subset", str(args.subset)] if args.subset else []
+        worker += ["--data-dir", args.data_dir] if args.data_dir else []
     rows, ratios, steady = [], {v: [] for v in variants}, {v: [] for v in variants}
     from ember.training.data import load_data
     seen = len(load_data("fashion-mnist", args.data_dir, train=True, subset=args.subset)[1])
@@ -138,7 +150,8 @@ def main(argv=None) -> int:
         print(f"| {k} | {name} | {d['img_per_s']:,} | {d['test_accuracy']:.4f} | {d['wall_s']} | {d['cpu_s']} | "
               f"{d['load_before']:.1f}–{d['load_after']:.1f} | "
               f"{'?' if d['steal_percent'] is None else str(d['steal_percent']) + '%'} | {ratio} | "
-              f"{d['first_step_s']:.3f} | {d['img_per_s_after_first']:,} | {ratio_after} |", flush=True)
+              f"{d.get('first_step_s', float('nan')):.3f} | {d.get('img_per_s_after_first', 0):,} | {ratio_after} |",
+              flush=True)
 
     with tempfile.TemporaryDirectory(prefix="mpi-throughput-") as tmp:
         for k in range(1, args.runs + 1):
@@ -149,7 +162,18 @@ def main(argv=None) -> int:
                 base_one = one_run(ember + flags + ["--out", f"{tmp}/one"], base_env, base, **per_run)
                 rows.append({"round": k, "run": f"1 rank, {args.baseline}", **base_one})
                 show(k, f"1 rank, {args.baseline}", base_one, "")
+            if args.peer:
+                peer_one = one_run(worker, env)
+                rows.append({"round": k, "run": "PyTorch, 1 process", **peer_one})
+                show(k, "PyTorch, 1 process", peer_one, "")
             for v in variants:
+                if v == "peer":
+                    par = one_run(worker + ["--world", str(args.ranks)], env)
+                    ratio = round(par["img_per_s"] / peer_one["img_per_s"], 3)
+                    ratios[v].append(ratio)
+                    rows.append({"round": k, "run": names[v], **par, "ratio": ratio})
+                    show(k, names[v], par, f"{ratio:.2f}")
+                    continue
                 e = (env if v is None else base_env if v == "baseline" else dict(env, EMBER_DIST_SPIN_MS=f"{v:g}"))
                 par = one_run([mpiexec, "-n", str(args.ranks)] + ember + flags + ["--out", f"{tmp}/par"], e,
                               base if v == "baseline" else ROOT, **per_run)
@@ -164,13 +188,15 @@ def main(argv=None) -> int:
         median = statistics.median(ratios[v])
         print(f"{names[v]}: median ratio {median:.2f} over {len(ratios[v])} rounds (every ratio: "
               f"{', '.join(f'{x:.2f}' for x in ratios[v])}); criterion >= 1.5: {'met' if median >= 1.5 else 'not met'}")
+        if v == "peer":   # no steps.csv: the worker prints only its epoch line
+            continue
         print(f"{names[v]}, after step 1 (the epoch without its first step, which loads the compiled kernels): "
               f"median ratio {statistics.median(steady[v]):.2f} (every ratio: {', '.join(f'{x:.2f}' for x in steady[v])})")
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "median_ratio": {names[v]: statistics.median(ratios[v])
                                                                              for v in variants},
                                                "median_ratio_after_first": {names[v]: statistics.median(steady[v])
-                                                                            for v in variants},
+                                                                            for v in variants if steady[v]},
                                                "ranks": args.ranks, "batch_size": args.batch_size,
                                                "subset": args.subset}, indent=1))
     return 0
