@@ -255,6 +255,34 @@ def test_chwn_copies_in_slices_only_far_images_and_equals_ascontiguousarray(monk
     assert conv_mod.chwn(t) is t and calls == []                                   # no copy at all
 
 
+@pytest.mark.parametrize("shape, pad", [((400, 1, 29, 28), 2),     # LeNet-like: near images, odd H
+                                        ((40, 8, 33, 32), 1),      # 32 KiB per image: far, sliced
+                                        ((400, 1, 29, 28), 0)])    # no padding: chwn
+def test_large_layout_copies_split_by_rows_between_threads(monkeypatch, shape, pad):
+    """A layout copy of >= PARALLEL_COPY_MIN values is split by rows (axis 1) between the threads,
+    one contiguous run each: the padded copy equals np.pad's and the plain one
+    np.ascontiguousarray's, on 2 threads and on 1 (where nothing is split)."""
+    from ember.kernels import conv as conv_mod
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    assert x.size >= conv_mod.PARALLEL_COPY_MIN
+    want = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))).transpose(1, 2, 3, 0))
+    runs = []
+    real = conv_mod.parallel_for
+    monkeypatch.setattr(conv_mod, "parallel_for", lambda fn, parts: (runs.append(list(parts)), real(fn, parts))[1])
+    saved = threads.get_num_threads()
+    try:
+        for n in (2, 1):
+            threads.set_num_threads(n)
+            runs.clear()
+            got = conv_mod._to_chwn(x, pad, pad) if pad else conv_mod.chwn(x.transpose(1, 2, 3, 0))
+            assert got.flags.c_contiguous
+            np.testing.assert_array_equal(got, want)
+            assert runs == ([[(0, shape[2] // 2), (shape[2] // 2, shape[2])]] if n == 2 else [])
+    finally:
+        threads.set_num_threads(saved)
+
+
 @pytest.mark.parametrize("xs, ws, s, p", [((11, 3, 32, 32), (16, 3, 3, 3), 1, 1),     # direct (first layer)
                                           ((10, 16, 20, 20), (16, 16, 3, 3), 1, 1),   # winograd
                                           ((9, 16, 21, 20), (32, 16, 3, 3), 2, 1)])   # phase (s2)

@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..ops import conv
 from ..ops.conv import out_size
 from . import buffers
-from .threads import matmul, num_parts, parallel_for, split_range
+from .threads import get_num_threads, matmul, num_parts, parallel_for, split_range
 
 
 # Convolution runs in a "CHWN" layout: channels first, the batch innermost (as cuda-convnet did).
@@ -38,13 +38,29 @@ _ROW_SPLIT = 4
 # session's machine (AMD EPYC Zen 1; benchmarks/RESULTS.md, sixteenth session).
 FAR_BYTES = 8192
 CHUNK = 8
+# From this many values on, the copy is split by rows (axis 1) between the threads (NumPy's copy
+# releases the GIL): LeNet's input at batch 1000 0.84 -> 0.50 ms, the CIFAR-style input (128, 3,
+# 32, 32) 0.56 -> 0.39 ms; at (256, 1, 28, 28) (200,704 values) two threads gained nothing
+# (RESULTS.md, seventeenth session).
+PARALLEL_COPY_MIN = 1 << 18
 
 
 def copy_chwn(t, out):
     """``out[...] = t`` for a (C, H, W, N)-ordered view t (any strides) and an array ``out`` of
     its shape; returns out. Copied in slices of ``CHUNK`` batch entries when t's consecutive
-    batch entries lie ``FAR_BYTES`` or more apart (an NCHW array), else in one NumPy copy. The
-    values are NumPy's assignment's either way (cast to out's dtype as it casts)."""
+    batch entries lie ``FAR_BYTES`` or more apart (an NCHW array), else in one NumPy copy; a
+    4-D copy of ``PARALLEL_COPY_MIN`` values or more is first split by rows between the threads
+    (``ember.kernels.threads``). The values are NumPy's assignment's either way (cast to out's
+    dtype as it casts)."""
+    parts = min(get_num_threads(), t.shape[1]) if t.ndim == 4 and t.size >= PARALLEL_COPY_MIN else 1
+    if parts > 1:
+        parallel_for(lambda r: _copy_rows(t[:, r[0]:r[1]], out[:, r[0]:r[1]]), list(split_range(t.shape[1], parts)))
+        return out
+    return _copy_rows(t, out)
+
+
+def _copy_rows(t, out):
+    """``copy_chwn`` on one thread."""
     N = t.shape[-1]
     if abs(t.strides[-1]) < FAR_BYTES or N <= CHUNK:
         out[...] = t

@@ -368,9 +368,13 @@ def _pool2x2_relu(rows, c, out, ar, PW, N):
 def _pooled_row_convs(x, xf, wf, rel, b, item, PH, PKH, nq, Og, Cg, Hp, WpN, OW, N, SH, SW, nblk, blk):
     """(ph, co0, nco, rows) of work item ``item`` of the fused forwards: pooled row ph of the block
     of nco (≤ 4) output channels from co0, and its PKH conv rows (bias included, before the
-    ReLU) computed into rows (4, PKH, OW*N) by ``_conv_rows``."""
-    ph = item % PH
-    grp, co0, nco = _channel_block(item // PH, nq, Og)
+    ReLU) computed into rows (4, PKH, OW*N) by ``_conv_rows``. Items are row-major (the blocks
+    of one pooled row in turn): the threads' halves then hold the same mix of full and short
+    blocks (LeNet's 6 channels: a block of 4 and one of 2, which took 6.7 and 4.1 ms at batch
+    1000; block-major halves gave one thread each) and a row's blocks share its input rows."""
+    blocks = wf.shape[0] // Og * nq                            # per pooled row, all groups
+    ph = item // blocks
+    grp, co0, nco = _channel_block(item % blocks, nq, Og)
     rows = np.empty((4, PKH, OW * N), x.dtype)
     for r in range(PKH):
         oh = ph * PKH + r
@@ -498,8 +502,8 @@ def _grad_x_body(g, w, gx, N, PH, PW, SH, SW, DH, DW, G, CB, lo, hi):
     H = gx.shape[1]
     Cg = w.shape[1]
     nq = (Cg + CB - 1) // CB                                   # blocks of CB input channels per group
-    for item in prange(lo, hi):
-        q, ih = item // H, item % H
+    for item in prange(lo, hi):                                # row-major, as _pooled_row_convs
+        q, ih = item % (G * nq), item // (G * nq)
         grp, ci0 = q // nq, (q % nq) * CB
         end = ci0 + min(CB, Cg - ci0)
         for c4 in range(ci0, end, 4):
