@@ -141,3 +141,34 @@ def test_relu_backward_of_a_mean_head_copies_the_broadcast_gradient_into_the_act
     full = rng.standard_normal(big.shape)                                             # NCHW, no broadcast
     np.testing.assert_array_equal(activation.relu_grad(big, full), full * (big > 0))
     assert calls == []
+
+
+@pytest.mark.parametrize("shape", [(40, 24, 12, 11), (3, 5, 4, 2)])   # tiled (>= 2^16 values) and plain
+def test_contiguous_of_a_chwn_conv_output_is_a_row_major_copy_and_clone_keeps_the_order(shape):
+    """A compiled conv's (N, C, H, W) output lives in CHWN memory order. ``.contiguous()`` copies
+    it into row-major order (in tiles of Contiguous.TILE rows of its (C·H·W, N) transpose when
+    large), ``.clone()`` keeps its memory order as torch's clone keeps a permuted tensor's
+    strides (preserve_format); values, gradients and grad_fn names equal torch's (float64)."""
+    import torch
+    from ember._api.tensor_methods import Contiguous
+    N, C, H, W = shape
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((C, H, W, N))
+    assert (a.size >= 1 << 16 and C * H * W > Contiguous.TILE) == (N == 40)   # several tiles, or none
+    gc, gk = rng.standard_normal(shape), rng.standard_normal(shape)
+    res = {}
+    for lib in (torch, ember):
+        x = lib.tensor(a, requires_grad=True)
+        v = x.permute(3, 0, 1, 2)                              # (N, C, H, W), CHWN in memory
+        c, k = v.contiguous(), v.clone()
+        ((c * lib.tensor(gc)).sum() + (k * lib.tensor(gk)).sum()).backward()
+        res[lib.__name__] = (c.detach().numpy().copy(), k.detach().numpy().copy(), c.is_contiguous(),
+                             k.is_contiguous(), type(c.grad_fn).__name__, type(k.grad_fn).__name__,
+                             x.grad.numpy().copy())
+    t, e = res["torch"], res["ember"]
+    np.testing.assert_array_equal(e[0], t[0])
+    np.testing.assert_array_equal(e[1], t[1])
+    assert e[2:6] == t[2:6] == (True, False, "CloneBackward0", "CloneBackward0")
+    np.testing.assert_allclose(e[6], t[6], rtol=1e-12)
+    x = ember.tensor(a).permute(3, 0, 1, 2)
+    assert x.contiguous()._data.flags.c_contiguous and x.clone()._data.strides == x._data.strides

@@ -37,6 +37,7 @@ NAMES = {
     "Neg": "NegBackward0", "Exp": "ExpBackward0", "Log": "LogBackward0", "Sin": "SinBackward0",
     "Cos": "CosBackward0", "Abs": "AbsBackward0", "PowScalar": "PowBackward0", "Pow": "PowBackward1",
     "Clamp": "ClampBackward1", "Where": "WhereBackward0", "Cast": "ToCopyBackward0", "Clone": "CloneBackward0",
+    "Contiguous": "CloneBackward0",
     "ReLU": "ReluBackward0", "Conv2dReLU": "ReluBackward0", "LeakyReLU": "LeakyReluBackward0",
     "Sigmoid": "SigmoidBackward0", "Tanh": "TanhBackward0", "GELU": "GeluBackward0", "SiLU": "SiluBackward0",
     "Softplus": "SoftplusBackward0", "Softmax": "SoftmaxBackward0", "LogSoftmax": "LogSoftmaxBackward0",

@@ -165,10 +165,39 @@ def view_as(self, other):
 reshape_as = view_as
 
 
+class Contiguous(Function):
+    """y = x copied into row-major (C) order, the same values;  grad_x = grad_out.
+
+    An (N, C, H, W) array stored in CHWN order (a compiled conv's output seen as NCHW) is the
+    transpose of a C-contiguous (C·H·W, N) matrix: it is copied as one, ``TILE`` rows at a time,
+    so that each tile's reads and writes stay in cache. NumPy's one-pass copy wrote one value per
+    image per step: (128, 32, 32, 32) float32 took 22.7 ms against 5.2 ms in tiles, (128, 64, 8,
+    8) 0.85 against 0.48 ms (RESULTS.md, seventeenth session). Other arrays: NumPy's copy.
+    """
+    TILE = 256
+
+    @staticmethod
+    def forward(ctx, x):
+        out = np.empty(x.shape, x.dtype)
+        if x.ndim != 4 or x.size < 1 << 16 or not x.transpose(1, 2, 3, 0).flags.c_contiguous:
+            out[...] = x
+            return out
+        src, dst = x.transpose(1, 2, 3, 0).reshape(-1, x.shape[0]), out.reshape(x.shape[0], -1)
+        for p0 in range(0, src.shape[0], Contiguous.TILE):
+            dst[:, p0:p0 + Contiguous.TILE] = src[p0:p0 + Contiguous.TILE].T
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return grad_out
+
+
 def contiguous(self, memory_format=None):
     """self if its storage is in row-major order, else a copy that is (torch.Tensor.contiguous: so
-    an in-place write to the result never reaches a tensor that ``self`` is a view of)."""
-    return self if self._data.flags.c_contiguous else self.clone()
+    an in-place write to the result never reaches a tensor that ``self`` is a view of; the copy
+    is made by ``Contiguous``, differentiable). ``clone()`` keeps the memory order instead, as
+    torch's does (preserve_format)."""
+    return self if self._data.flags.c_contiguous else Contiguous.apply(self)
 
 
 class Expand(Function):

@@ -37,10 +37,10 @@ class Permute(Function):
 
 
 class Clone(Function):
-    """y = copy of x;  grad_x = grad_out."""
+    """y = copy of x in x's memory order (torch's preserve_format);  grad_x = grad_out."""
     @staticmethod
     def forward(ctx, x):
-        return x.copy()
+        return x.copy(order="K")
 
     @staticmethod
     def backward(ctx, grad_out):
