@@ -429,3 +429,28 @@ def test_linear_relu_fused_only_for_plain_layers_and_errors_come_from_the_layer(
         _mlp()(Tensor(x.astype(np.float64)))                          # not fused: the layer refuses it
     with kernels.use("reference"):
         assert not fused(_mlp())
+
+
+@pytest.mark.parametrize("name", ["lenet_c1", "lenet_c3", "rect_pool_s2"])
+def test_fused_forward_without_backward_skips_the_offsets_and_gives_the_same_output(name, monkeypatch):
+    """Under no_grad (and when no input requires a gradient) the fused op asks for no argmax
+    offsets: the 2×2 kernel leaves them unwritten (arg None), other windows still make them;
+    the output is bit for bit the one computed with the offsets, which backward still gets."""
+    from ember import no_grad
+    x, w, b, kw, pool = _inputs(ROWS[name], np.float32, seed=4)
+    asked = []
+    real = nc.conv2d_relu_pool_forward
+
+    def spy(*a):
+        out = real(*a)
+        asked.append((a[-1], out[1] is None))
+        return out
+    monkeypatch.setattr(nc, "conv2d_relu_pool_forward", spy)
+    y, gs, _ = _run(nc.Conv2dReLUMaxPool2d, [x, w, b], kw, pool)   # with backward
+    with no_grad():
+        y_ng = nc.Conv2dReLUMaxPool2d.apply(Tensor(x, requires_grad=True), Tensor(w, requires_grad=True),
+                                            Tensor(b, requires_grad=True), **kw, pool=pool)
+    y_off = nc.Conv2dReLUMaxPool2d.apply(Tensor(x), Tensor(w), Tensor(b), **kw, pool=pool)   # nothing requires grad
+    assert np.array_equal(y_ng._data, y) and np.array_equal(y_off._data, y)
+    two = tuple(pool) == (2, 2)
+    assert asked == [(True, False), (False, two), (False, two)]
