@@ -183,6 +183,14 @@ DIFFERENCES = [
     "may be modified in place with grad mode on (PyTorch raises); the node of a view whose base was "
     "modified through another view is taken anew when the view is next used in an op (as PyTorch), "
     "not when its `grad_fn` is read.",
+    "**Memory order of conv outputs.** A convolution run by ember's kernels returns an (N, C, H, W) "
+    "view of an array stored batch-innermost, (C, H, W, N) in memory (the layout the next conv, "
+    "ReLU and pooling read for free), so `is_contiguous()` is False for it, as for a channels_last "
+    "tensor in PyTorch (PyTorch's default conv output is contiguous). `view`/`reshape`/`flatten` "
+    "work on it all the same (`x.view(N, -1)` is even a view: C, H, W stay together); "
+    "`contiguous()` copies it into row-major order (in tiles: ~5 ms for 16 MB); `clone()` keeps its "
+    "order, as PyTorch's `clone` (preserve_format) keeps a tensor's strides. `stride()` does not "
+    "exist in ember.",
     "**`nn.init.trunc_normal_` / `orthogonal_`.** Same algorithms and distributions as PyTorch, "
     "drawn from ember's stream; `trunc_normal_` raises ValueError for `std <= 0` or `a > b`.",
     "**Pooling.** `max_pool1d/2d`, `avg_pool1d/2d`, `max_unpool2d`, `adaptive_max/avg_pool2d` and "
