@@ -189,8 +189,8 @@ DIFFERENCES = [
     "tensor in PyTorch (PyTorch's default conv output is contiguous). `view`/`reshape`/`flatten` "
     "work on it all the same (`x.view(N, -1)` is even a view: C, H, W stay together); "
     "`contiguous()` copies it into row-major order (in tiles: ~5 ms for 16 MB); `clone()` keeps its "
-    "order, as PyTorch's `clone` (preserve_format) keeps a tensor's strides. `stride()` does not "
-    "exist in ember.",
+    "order, as PyTorch's `clone` (preserve_format) keeps a tensor's strides. `stride()` tells the "
+    "order: (1, H·W·N, W·N, N) there, PyTorch's steps for every other tensor.",
     "**`nn.init.trunc_normal_` / `orthogonal_`.** Same algorithms and distributions as PyTorch, "
     "drawn from ember's stream; `trunc_normal_` raises ValueError for `std <= 0` or `a > b`.",
     "**Pooling.** `max_pool1d/2d`, `avg_pool1d/2d`, `max_unpool2d`, `adaptive_max/avg_pool2d` and "

@@ -172,3 +172,23 @@ def test_contiguous_of_a_chwn_conv_output_is_a_row_major_copy_and_clone_keeps_th
     np.testing.assert_allclose(e[6], t[6], rtol=1e-12)
     x = ember.tensor(a).permute(3, 0, 1, 2)
     assert x.contiguous()._data.flags.c_contiguous and x.clone()._data.strides == x._data.strides
+
+
+def test_stride_equals_torchs_and_names_a_conv_outputs_batch_innermost_order():
+    """Tensor.stride(): element steps as torch gives them for contiguous, transposed, permuted,
+    stepped, indexed, 0-d and expanded tensors, one dim (negative too), and torch's IndexError
+    messages; a compiled conv's output has the CHWN steps its docstring names."""
+    import torch
+    rows = {}
+    for lib in (torch, ember):
+        a = lib.tensor(np.arange(24.0).reshape(2, 3, 4))
+        got = [c.stride() for c in (a, a.transpose(0, 2), a.permute(2, 0, 1), a[:, ::2], a[0], lib.tensor(3.0),
+                                   a.unsqueeze(0).expand(5, 2, 3, 4))] + [a.stride(-1), a.stride(1)]
+        for t, d in ((a, 3), (a, -4), (lib.tensor(3.0), 0)):
+            with pytest.raises(IndexError) as e:
+                t.stride(d)
+            got.append(str(e.value))
+        rows[lib.__name__] = got
+    assert rows["ember"] == rows["torch"]
+    y = ember.nn.Conv2d(3, 8, 3)(ember.randn(4, 3, 10, 10))
+    assert y.stride() == (1, 8 * 8 * 4, 8 * 4, 4) and not y.is_contiguous() and y.contiguous().stride() == (512, 64, 8, 1)

@@ -460,6 +460,22 @@ def view(self, *shape):
     return out
 
 
+def stride(self, dim=None):
+    """The step in elements between neighbours along each dim (torch.Tensor.stride): a tuple, or
+    one int for ``dim`` (negative counts from the end). A compiled conv's output, stored
+    batch-innermost, has (1, H·W·N, W·N, N) where PyTorch's has (C·H·W, H·W, W, 1).
+    Raises IndexError for a dim out of range, as PyTorch."""
+    steps = tuple(s // self._data.itemsize for s in self._data.strides)
+    if dim is None:
+        return steps
+    if self.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    if not -self.ndim <= dim < self.ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-self.ndim}, {self.ndim - 1}], "
+                         f"but got {dim})")
+    return steps[dim]
+
+
 def _min(self, dim=None, keepdim=False):
     r = (-self).max(dim, keepdim)
     return -r if dim is None else MaxResult(-r.values, r.indices)
@@ -681,7 +697,7 @@ _TENSOR_METHODS = dict(
     unsqueeze=unsqueeze, squeeze=squeeze, softmax=softmax, log_softmax=log_softmax,
     matmul=lambda self, other: self @ other, __abs__=lambda self: self.abs(),
     register_hook=nodes.register_hook, retain_grad=nodes.retain_grad, _is_view=lambda self: self._viewed is not None,
-    is_contiguous=lambda self, memory_format=None: self._data.flags.c_contiguous,
+    is_contiguous=lambda self, memory_format=None: self._data.flags.c_contiguous, stride=stride,
 )
 for _name in ("abs", "sqrt", "exp", "log", "relu", "sigmoid", "tanh"):
     _TENSOR_METHODS[_name + "_"] = (lambda n: lambda self: self._inplace(lambda s: getattr(s, n)()))(_name)
