@@ -222,3 +222,49 @@ def test_an_unregistered_kernel_worker_does_not_hang_exit(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**__import__("os").environ, "EMBER_NUMBA_THREADING": "pool"})
     assert p.returncode == 0 and p.stdout.strip() == "exiting", p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_linear_rows_split_between_threads_equal_one_gemm_and_pytorch(monkeypatch, dtype, tol):
+    """A big enough Linear runs its forward and grad_x as row blocks on the threads
+    (``threads.matmul_rows``): every block is there (a dropped one leaves np.empty's garbage), the
+    rows are cut as split_range says, and the values are PyTorch's; a product under
+    2·ROW_PART_MIN_FLOPS, or one thread, stays one GEMM."""
+    torch = pytest.importorskip("torch")
+    from ember.kernels import matmul as fast_matmul
+    saved = threads.get_num_threads()
+    blocks = []
+    real = threads.parallel_for
+
+    def spy(fn, parts):
+        blocks.append(list(parts))
+        return real(fn, parts)
+    monkeypatch.setattr(threads, "parallel_for", spy)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 301)).astype(dtype).T          # (301, 400), a transposed view as after a conv
+    w, b = rng.standard_normal((120, 400)).astype(dtype), rng.standard_normal(120).astype(dtype)
+    g = rng.standard_normal((301, 120)).astype(dtype)
+    try:
+        threads.set_num_threads(2)
+        monkeypatch.setattr(threads, "ROW_PART_MIN_FLOPS", 2 * 301 * 400 * 120 // 2)   # exactly 2 blocks
+        xt, wt, bt = (Tensor(a.copy(), requires_grad=True) for a in (x, w, b))
+        y = fast_matmul.Linear.apply(xt, wt, bt)
+        y.backward(Tensor(g))
+        assert blocks == [[(0, 150), (150, 301)], [(0, 150), (150, 301)]]   # forward, then grad_x
+        tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        ty = torch.nn.functional.linear(tx, tw, tb)
+        ty.backward(torch.tensor(g))
+        for mine, ref in ((y, ty), (xt.grad, tx.grad), (wt.grad, tw.grad)):   # 1e-5 of the largest in float32
+            ref = ref.detach().numpy()
+            np.testing.assert_allclose(mine.numpy(), ref, rtol=tol, atol=tol * np.abs(ref).max())
+        blocks.clear()
+        monkeypatch.setattr(threads, "ROW_PART_MIN_FLOPS", 2 * 301 * 400 * 120 // 2 + 1)   # one block's worth
+        np.testing.assert_allclose(fast_matmul.Linear.apply(Tensor(x), Tensor(w), Tensor(b)).numpy(), y.numpy(),
+                                   rtol=tol, atol=tol * np.abs(y.numpy()).max())
+        assert blocks == []
+        threads.set_num_threads(1)
+        monkeypatch.setattr(threads, "ROW_PART_MIN_FLOPS", 1)
+        fast_matmul.Linear.apply(Tensor(x), Tensor(w), Tensor(b))
+        assert blocks == []
+    finally:
+        threads.set_num_threads(saved)
