@@ -7,7 +7,7 @@ import numpy as np
 from ..autograd import Function
 from ..ops import matmul as _reference
 from .activation import relu_grad
-from .threads import matmul, matmul_rows
+from .threads import matmul
 
 
 class Linear(_reference.Linear):
@@ -15,10 +15,8 @@ class Linear(_reference.Linear):
 
     Why it is faster than the reference: every GEMM goes through ``threads.matmul``, which runs
     GEMMs below 500 MFLOP on one BLAS thread (LeNet's Linear(400, 120) backward at batch 64 took
-    4–6 ms with two sleeping OpenBLAS threads to wake, ~70 µs on one core), a 2-D forward and
-    grad_x of 16 MFLOP or more as row blocks on ember's threads (``threads.matmul_rows``: the
-    same Linear at batch 1000, 2.7 → 1.4 ms on 2), and grad_b is a GEMV with a ones vector
-    instead of ``.sum(0)`` (a reduction over the slow axis).
+    4–6 ms with two sleeping OpenBLAS threads to wake, ~70 µs on one core), and grad_b is a GEMV
+    with a ones vector instead of ``.sum(0)`` (a reduction over the slow axis).
 
     grad_x = grad_out W,  grad_W = grad_outᵀ x (summed over the batch),  grad_b = Σ_batch grad_out.
     """
@@ -26,7 +24,7 @@ class Linear(_reference.Linear):
     def forward(ctx, x, weight, bias=None):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        y = matmul_rows(x, weight.T) if x.ndim == 2 else matmul(x, weight.T)   # (..., out)
+        y = matmul(x, weight.T)                            # (..., out)
         if bias is not None:
             y += bias
         return y
@@ -42,7 +40,7 @@ def _grads(ctx, x, weight, grad_out):
     need = ctx.needs_input_grad
     g2 = grad_out.reshape(-1, grad_out.shape[-1])      # (N, out)
     x2 = x.reshape(-1, x.shape[-1])                    # (N, in)
-    grad_x = None if not need[0] else matmul_rows(grad_out, weight) if grad_out.ndim == 2 else matmul(grad_out, weight)
+    grad_x = matmul(grad_out, weight) if need[0] else None   # (..., in)
     grad_w = matmul(g2.T, x2) if need[1] else None           # (out, in)
     # Σ over the batch as a product with a ones vector: a GEMV, much faster than .sum(0)
     grad_b = matmul(np.ones((1, g2.shape[0]), g2.dtype), g2)[0] if ctx.has_bias and need[2] else None

@@ -15,7 +15,6 @@ and ``ember.threads`` are the same objects):
     get_num_threads()      the current setting
     blas_threads(n)        context manager: BLAS limited to n threads inside the block
     matmul(a, b, out=None) np.matmul with the thread rule above
-    matmul_rows(a, b)      a 2-D product whose rows are cut into blocks run on the threads
     parallel_for(fn, parts) fn(part) for each part, on up to get_num_threads() threads
     num_parts(work)        how many parts a piece of work is worth (1 below 2·MIN_PART_FLOATS)
     split_range, outer_slices  cut a range / an array's outermost memory axis into parts
@@ -252,39 +251,6 @@ def split_range(n: int, parts: int) -> list:
     """[0, n) cut into ``parts`` near-equal contiguous ranges (a, b), none empty."""
     parts = max(1, min(parts, n))
     return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
-
-
-# The least work (2·M·K·N flops) worth a row block of its own in ``matmul_rows``: ~0.2 ms of one
-# core, several times the 20–60 µs of waking a worker. LeNet-5's Linear(400, 120) at batch 1000
-# (96 MFLOP) took 2.7 ms on one BLAS thread, 1.4 ms as two row blocks (RESULTS.md, eighteenth
-# session); at batch 64 (6 MFLOP) it stays whole.
-ROW_PART_MIN_FLOPS = 8_000_000
-
-
-def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for 2-D a (M, K) and b (K, N) -> (M, N), its rows cut into blocks run at once.
-
-    Below ``PARALLEL_MIN_FLOPS`` ``matmul`` gives a GEMM one BLAS thread (OpenBLAS's own
-    workers are slow to wake and spin against ember's: see the module doc). A GEMM of at least
-    2·``ROW_PART_MIN_FLOPS`` is cut instead into ``split_range(M, parts)`` row blocks, each a GEMM
-    on one BLAS thread in ``parallel_for`` (np.dot releases the GIL): row i of the product is
-    row i of a times b, so the blocks share nothing but the read-only operands. Each element is
-    a dot product over K, but OpenBLAS picks its kernel by the block's shape, so the last bits
-    can differ from the unsplit product: results depend on the thread count (fixed by the
-    shapes and ``get_num_threads()``, never by timing), as the split reductions' do.
-    """
-    M = a.shape[0]
-    flops = 2 * M * a.shape[1] * b.shape[1]
-    parts = min(get_num_threads(), M, flops // ROW_PART_MIN_FLOPS)
-    if (parts < 2 or flops >= PARALLEL_MIN_FLOPS or a.dtype != b.dtype or a.dtype.kind != "f"
-            or getattr(_local, "busy", False) or not _numpy_blas()):
-        return matmul(a, b)
-    out = np.empty((M, b.shape[1]), np.result_type(a, b))
-
-    def block(rows):
-        np.dot(a[rows[0]:rows[1]], b, out=out[rows[0]:rows[1]])
-    parallel_for(block, split_range(M, parts))
-    return out
 
 
 def outer_slices(a: np.ndarray, parts: int, axes=None) -> list:
