@@ -192,3 +192,32 @@ def test_stride_equals_torchs_and_names_a_conv_outputs_batch_innermost_order():
     assert rows["ember"] == rows["torch"]
     y = ember.nn.Conv2d(3, 8, 3)(ember.randn(4, 3, 10, 10))
     assert y.stride() == (1, 8 * 8 * 4, 8 * 4, 4) and not y.is_contiguous() and y.contiguous().stride() == (512, 64, 8, 1)
+
+
+def test_openblas_woken_once_per_process_before_the_first_gemm_with_the_same_results():
+    """``threads._numpy_blas()`` runs ``_wake_openblas`` (one small sgemm) once, at its first call,
+    when NumPy's BLAS is OpenBLAS (its slow state: RESULTS.md, eighteenth session), never again,
+    and a product after it equals the same product computed before it, bit for bit."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np\n"
+        "from ember.kernels import threads as t\n"
+        "a = np.random.default_rng(0).standard_normal((64, 400)).astype(np.float32)\n"
+        "w = np.random.default_rng(1).standard_normal((120, 400)).astype(np.float32)\n"
+        "from threadpoolctl import threadpool_limits\n"
+        "with threadpool_limits(1, user_api='blas'):\n"
+        "    before = np.dot(a, w.T)   # one BLAS thread, as ember runs a product this small\n"
+        "calls = []\n"
+        "real = t._wake_openblas\n"
+        "t._wake_openblas = lambda: (calls.append(1), real())\n"
+        "t._numpy_blas(); t._numpy_blas(); after = t.matmul(a, w.T); t.set_num_threads(1)\n"
+        "print(len(calls), 'openblas' in [c.internal_api for c in t._libs], np.array_equal(before, after))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    calls, openblas, same = out.stdout.split()
+    assert calls == ("1" if openblas == "True" else "0")
+    assert same == "True"

@@ -76,7 +76,30 @@ def _numpy_blas():
         _current = _libs[0].num_threads if _libs else None
         if _num_threads is None:
             _num_threads = _current or 1
+        if any(c.internal_api == "openblas" for c in _libs):
+            _wake_openblas()
     return _libs
+
+
+# One float32 product of these shapes, run once (values do not matter: zeros).
+WAKE_SHAPES = ((16, 300), (300, 16))
+
+
+def _wake_openblas() -> None:
+    """Run one small sgemm of ``WAKE_SHAPES`` (~10 µs), once per process, before ember's own.
+
+    Measured (benchmarks/blas_state.py; RESULTS.md, eighteenth session): with OpenBLAS 0.3.31
+    (NumPy 2.4's wheel, "Haswell" kernels, on a Zen 1 EPYC), a fresh process ran LeNet-5's
+    Linear(400, 120) product (64, 400) @ (400, 120) at 0.40 ms a call, and 0.19 ms once any
+    product of some other shapes (this one, or any 2-thread GEMM) had run, for the rest of the
+    process; the results are bit for bit the same either way, and float64 showed no such
+    state. A training step's backward ran such a product anyway (so ``ember train`` and
+    ``ember bench`` were never in the slow state after step 1), but a process that only runs
+    inference never did: LeNet-5 at batch 1000, 2 threads, took 23.9-24.0 ms per 1000 images,
+    and 20.6-20.8 ms after this call. Why OpenBLAS behaves so is not known (not the values, page
+    faults, huge pages nor a spinning thread: RESULTS.md); elsewhere this costs one tiny GEMM.
+    """
+    np.dot(np.zeros(WAKE_SHAPES[0], np.float32), np.zeros(WAKE_SHAPES[1], np.float32))
 
 
 def _set_blas(n: int) -> None:
