@@ -10,10 +10,12 @@ GEMM) the same product took ~0.19 ms, for the rest of the process. At batch 1000
 A second GEMM run at the same time, from another thread (ember's row blocks on its worker
 thread), was slow again until a GEMM of the "switching" kind had also run concurrently: which
 suggests per-buffer state inside OpenBLAS (each concurrent call takes its own work buffer). The
-cause is not known; ember's training step runs such shapes anyway, so its GEMMs are in the
-fast state by the time it is timed (the probe below, run inside ``ember bench`` just before
-its inference runs, gave 0.19 ms). This script prints each case in a fresh process, every run.
-Not a test; figures go in benchmarks/RESULTS.md.
+cause is not known (not the values: a product of zeros switches it too; results are bit for
+bit the same in both states). A training step's first backward runs such a product anyway;
+since the eighteenth session ``ember.kernels.threads._wake_openblas`` runs one at ember's first
+GEMM, so a process that only runs inference is fast too. This script uses NumPy alone (no
+ember), each case in a fresh process, every run printed. Not a test; figures go in
+benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
