@@ -268,10 +268,12 @@ def _channel_block(q, nq, Og, CB=4):
 
 @njit(cache=True, nogil=True, inline="always")
 def _forward_setup(x, w, N, OW, SW, DH, DW, G):
-    """What both forward kernels derive from x (C, Hp, Wp*N) and w (C_out, Cg, KH, KW):
+    """What the forward kernels derive from x (C, Hp, Wp*N) and w (C_out, Cg, KH, KW):
     Cg, Hp, Wp*N, Og, nq (blocks of 4 output channels per group), the row blocks (nblk, blk)
-    (one of OW*N floats when SW == 1, else OW of N), x and w flattened to xf and wf (C_out, T),
-    and rel[t]: the offset in x of term t = (ci*KH + kh)*KW + kw, (ci*Hp + kh*DH)*WpN + kw*DW*N.
+    (one of OW*N floats when SW == 1, else OW of N) and rel[t]: the offset in x of term
+    t = (ci*KH + kh)*KW + kw, (ci*Hp + kh*DH)*WpN + kw*DW*N. x and w flattened (xf, and wf
+    (C_out, T)) come from the caller as views (``_flat``): a reshape compiled here added 0.3 s
+    to a cold start's first forward.
     """
     Hp, WpN = x.shape[1], x.shape[2]
     C_out, Cg, KH, KW = w.shape
@@ -282,13 +284,14 @@ def _forward_setup(x, w, N, OW, SW, DH, DW, G):
             for kw in range(KW):
                 rel[(ci * KH + kh) * KW + kw] = (ci * Hp + kh * DH) * WpN + kw * DW * N
     nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
-    return Cg, Hp, WpN, Og, (Og + 3) // 4, nblk, blk, x.reshape(-1), w.reshape(C_out, Cg * KH * KW), rel
+    return Cg, Hp, WpN, Og, (Og + 3) // 4, nblk, blk, rel
 
 
-def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
+def _forward_body(x, xf, w, wf, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
     """y[co, oh, ow, n] = b[co] + Σ_{ci,kh,kw} w[co, ci, kh, kw] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
-    Equals ops.conv.Conv2d.forward (on the padded input). One item = the row oh of a block of
+    Equals ops.conv.Conv2d.forward (on the padded input). x (C, Hp, Wp*N) and w also come flat,
+    as xf and wf (C_out, C/G*KH*KW) (``_flat``). One item = the row oh of a block of
     up to CB output channels of one group, taken as blocks of up to 4 channels whose rows are
     streamed by ``_conv_rows`` (any stride; ``_conv_rows4``). relu = 1: y = max(y, 0) on the rows
     while they are still in cache (ops.elementwise.ReLU fused in; a NaN stays NaN, as np.maximum).
@@ -298,7 +301,7 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
     """
     OH = y.shape[1]
     OW = y.shape[2] // N
-    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    Cg, Hp, WpN, Og, nq, nblk, blk, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
     nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
     for item in prange(lo, hi):
         oh = item % OH
@@ -306,12 +309,12 @@ def _forward_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
         _conv_rows4(xf, wf, rel, b, y, oh, co0, nco, (grp * Cg * Hp + oh * SH) * WpN, nblk, blk, SW * N, relu)
 
 
-def _forward8_body(x, w, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
+def _forward8_body(x, xf, w, wf, b, y, N, SH, SW, DH, DW, G, relu, CB, lo, hi):
     """``_forward_body`` with CB = 8 and stride 1: a full block of 8 output channels is summed
     output-stationary (``_conv_rows8``), a shorter one as up to two blocks of 4."""
     OH = y.shape[1]
     OW = y.shape[2] // N
-    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    Cg, Hp, WpN, Og, nq, nblk, blk, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
     nq = (Og + CB - 1) // CB
     for item in prange(lo, hi):                                # row-major: the blocks of a row run
         oh = item // (G * nq)                                  # together and share its input rows in
@@ -384,7 +387,7 @@ def _pooled_row_convs(x, xf, wf, rel, b, item, PH, PKH, nq, Og, Cg, Hp, WpN, OW,
     return ph, co0, nco, rows
 
 
-def _forward_pool2_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, lo, hi):
+def _forward_pool2_body(x, xf, w, wf, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, lo, hi):
     """``_forward_pool_body`` for 2×2 windows (LeNet's), a body of its own: each window's max,
     first offset and ReLU in registers (``_pool2x2_relu``, vectorised over the batch; arg rows
     of width 0 when no backward needs the offsets: they are not written). The
@@ -392,14 +395,14 @@ def _forward_pool2_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, lo, hi):
     body with both paths took 0.6 s longer to compile on a cold cache."""
     PH = yp.shape[1]
     PW = yp.shape[2] // N
-    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    Cg, Hp, WpN, Og, nq, nblk, blk, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
     for item in prange(lo, hi):
         ph, co0, nco, rows = _pooled_row_convs(x, xf, wf, rel, b, item, PH, 2, nq, Og, Cg, Hp, WpN, OW, N, SH, SW, nblk, blk)
         for c in range(nco):
             _pool2x2_relu(rows, c, yp[co0 + c, ph], arg[co0 + c, ph], PW, N)
 
 
-def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW, lo, hi):
+def _forward_pool_body(x, xf, w, wf, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW, lo, hi):
     """yp[co, ph, pw, n] = max_{r<PKH, s<PKW} relu(conv(x)[co, ph*PKH + r, pw*PKW + s, n]).
 
     Equals ops.pool.MaxPool2d(kernel = stride = (PKH, PKW)) of ops.activation.ReLU of
@@ -413,7 +416,7 @@ def _forward_pool_body(x, w, b, yp, arg, N, SH, SW, DH, DW, G, OH, OW, PKH, PKW,
     """
     PH = yp.shape[1]
     PW = yp.shape[2] // N
-    Cg, Hp, WpN, Og, nq, nblk, blk, xf, wf, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
+    Cg, Hp, WpN, Og, nq, nblk, blk, rel = _forward_setup(x, w, N, OW, SW, DH, DW, G)
     for item in prange(lo, hi):
         ph, co0, nco, rows = _pooled_row_convs(x, xf, wf, rel, b, item, PH, PKH, nq, Og, Cg, Hp, WpN, OW, N, SH, SW, nblk, blk)
         for c in range(nco):
@@ -643,8 +646,9 @@ def _grad_x_rows8(g, w, gx, N, PH, PW, DH, DW, grp, ci0, ih):
 
 @njit(cache=True, nogil=True, inline="always")
 def _grad_w_setup(g, x, gw, N, SW, DH, DW):
-    """(x flat, rel, nblk, blk) for ``_grad_w_block4``: rel[kh*KW + kw] = the offset of term
-    (kh, kw) in a row of x; an output row is nblk contiguous blocks of blk floats."""
+    """(rel, nblk, blk) for ``_grad_w_block4``: rel[kh*KW + kw] = the offset of term (kh, kw) in
+    a row of x; an output row is nblk contiguous blocks of blk floats. (x flat, xf, comes from
+    the caller: a reshape compiled here cost 0.2 s of a cold start, as ``_forward_setup``'s.)"""
     KH, KW = gw.shape[2], gw.shape[3]
     WpN, OW = x.shape[2], g.shape[2] // N
     rel = np.empty(KH * KW, np.int64)
@@ -652,13 +656,14 @@ def _grad_w_setup(g, x, gw, N, SW, DH, DW):
         for kw in range(KW):
             rel[kh * KW + kw] = kh * DH * WpN + kw * DW * N
     nblk, blk = (1, OW * N) if SW == 1 else (OW, N)
-    return x.reshape(-1), rel, nblk, blk
+    return rel, nblk, blk
 
 
-def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
+def _grad_w_body(g, x, xf, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
     """gw[co, ci, kh, kw] = Σ_{oh,ow,n} g[co, oh, ow, n] x[g*Cg+ci, oh*SH+kh*DH, ow*SW+kw*DW, n].
 
-    Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). One item = a block of up to CB output channels
+    Equals ops.conv.Conv2d's grad_w (Σ g colsᵀ). x (C, Hp, Wp*N) is also passed flat, as xf
+    (``conv2d_grad_w`` makes the view). One item = a block of up to CB output channels
     co and one input channel ci, taken as blocks of up to 4 (``_grad_w_block4``: 4 channels × 4
     kernel offsets per pass). ``_grad_w8_body`` is the same with a full block of 8 channels,
     KW = 3 and stride 1 on ``_grad_w_taps8`` (8 channels × the 3 kw offsets of one kh per pass):
@@ -671,7 +676,7 @@ def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
     C_out, Cg, KH, KW = gw.shape
     Og, Hp, WpN, OH = C_out // G, x.shape[1], x.shape[2], g.shape[1]
     nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
-    xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
+    rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
     acc = np.zeros((max(0, hi - lo), CB, KH * KW), np.float64)
     for oh0 in range(0, OH, band):                             # bands of rows, as _grad_w8_body
         for item in prange(lo, hi):
@@ -686,7 +691,7 @@ def _grad_w_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
         _put_block(acc[item - lo], gw, co0, nco, ci)
 
 
-def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
+def _grad_w8_body(g, x, xf, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
     """``_grad_w_body`` with ``_grad_w_taps8`` for full blocks of 8 channels (KW = 3, stride 1:
     each pass takes the 3 kw offsets of one kh), in bands of ``band`` output rows: per
     band every item of [lo, hi) adds its rows' dots, so a block's output-gradient rows are read
@@ -696,7 +701,7 @@ def _grad_w8_body(g, x, gw, N, SH, SW, DH, DW, G, CB, band, lo, hi):
     C_out, Cg, KH, KW = gw.shape
     Og, Hp, WpN, OH = C_out // G, x.shape[1], x.shape[2], g.shape[1]
     nq = (Og + CB - 1) // CB                                   # blocks of CB channels per group
-    xf, rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
+    rel, nblk, blk = _grad_w_setup(g, x, gw, N, SW, DH, DW)
     fast = KW == 3 and SH == 1 and SW == 1
     acc = np.zeros((max(0, hi - lo), CB, KH * KW), np.float64)
     for oh0 in range(0, OH, band):
@@ -948,9 +953,18 @@ def conv2d_forward(xc, w, b, stride, dilation, groups, relu=False, block=None):
     if CB not in (4, 8):
         raise ValueError(f"conv2d_forward: block must be 4 or 8, got {block!r}")
     blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
-    run(_forward8 if CB == 8 and SW == 1 else _forward, blocks * OH, xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias,
+    run(_forward8 if CB == 8 and SW == 1 else _forward, blocks * OH, *_flat(xc, w), bias,
         y.reshape(C_out, OH, OW * N), N, SH, SW, DH, DW, groups, int(relu), CB, work=y.size * w[0].size)
     return y
+
+
+def _flat(xc, w):
+    """(x, xf, w, wf): padded xc (C, Hp, Wp, N) as x (C, Hp, Wp*N) and flat, xf (C*Hp*Wp*N,);
+    the weights (C_out, C/G, KH, KW) C-contiguous and as wf (C_out, C/G*KH*KW): the arrays the
+    forward bodies index, the flat ones views made here (see ``_forward_setup``)."""
+    C, Hp, Wp, N = xc.shape
+    x, w = xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w)
+    return x, x.reshape(-1), w, w.reshape(w.shape[0], -1)
 
 
 def forward_block(Og, SW):
@@ -994,7 +1008,8 @@ def conv2d_grad_w(g, xc, w_shape, stride, dilation, groups, block=None):
     blocks = groups * ((C_out // groups + CB - 1) // CB)      # of up to CB output channels
     band = grad_w_band(OH, w_shape[1] * SH * Wp * N, OW * N, g.itemsize)   # SH new input rows per channel
     kernel = _grad_w8 if CB == 8 and w_shape[3] == 3 and SH == SW == 1 else _grad_w   # LeNet-5: not _grad_w8
-    run(kernel, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), xc.reshape(C, Hp, Wp * N), gw,
+    x = xc.reshape(C, Hp, Wp * N)
+    run(kernel, blocks * w_shape[1], g.reshape(C_out, OH, OW * N), x, x.reshape(-1), gw,
         N, SH, SW, DH, DW, groups, CB, band, work=g.size * gw[0].size)
     return gw
 
@@ -1034,7 +1049,7 @@ def conv2d_relu_pool_forward(xc, w, b, stride, dilation, groups, pool, offsets=T
     arg = np.empty((C_out, PH, 0 if skip else PW, N), np.uint8)
     bias = np.zeros(C_out, xc.dtype) if b is None else np.ascontiguousarray(b, xc.dtype)
     blocks = groups * ((C_out // groups + 3) // 4)             # of up to 4 output channels
-    args = (xc.reshape(C, Hp, Wp * N), np.ascontiguousarray(w), bias, yp.reshape(C_out, PH, PW * N),
+    args = (*_flat(xc, w), bias, yp.reshape(C_out, PH, PW * N),
             arg.reshape(C_out, PH, arg.shape[2] * N), N, SH, SW, DH, DW, groups, OH, OW)
     work = C_out * PH * PKH * OW * N * w[0].size
     if (PKH, PKW) == (2, 2):                                   # its own body: see _forward_pool2_body
