@@ -223,6 +223,13 @@ def test_import_compiles_nothing(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
+def _env_importing(folder):
+    """This environment, numba's cache in its default place, with ``folder`` and ember importable."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["PYTHONPATH"] = f"{folder}{os.pathsep}{ROOT}"
+    return env
+
+
 @needs_numba
 def test_parallel_and_nogil_variants_do_not_share_a_cache_entry(tmp_path):
     """``_jit.kernel_pair``: the parallel=True and the nogil variant of one body are compiled and
@@ -241,8 +248,7 @@ def test_parallel_and_nogil_variants_do_not_share_a_cache_entry(tmp_path):
             "    d(a, 0, 8)\n"
             "    print(kind, sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))\n"
             "print(a.tolist() == [2.0] * 8)\n")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+    env = _env_importing(tmp_path)
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.split("\n")[:3] == ["serial 0 1", "parallel 0 1", "True"]   # each compiled
@@ -250,6 +256,70 @@ def test_parallel_and_nogil_variants_do_not_share_a_cache_entry(tmp_path):
     assert second.stdout.split("\n")[:3] == ["serial 1 0", "parallel 1 0", "True"], second.stderr
     names = sorted(p.name.split("-")[0] for p in (tmp_path / "__pycache__").glob("*.nbi"))
     assert names == ["pairmod.body_nogil", "pairmod.body_parallel"]
+
+
+# A kernel pair and a plain kernel that allocate (numba's runtime, NRT) and call exp; run the
+# three, then a function numba compiles (not cached); print each kernel's cache hits and the
+# count of numba target-context refreshes before and after that compile.
+_LOADS = ("import numpy as np\n"
+          "from numba.core import base\n"
+          "refreshes = []\n"
+          "orig = base.BaseContext.refresh\n"
+          "base.BaseContext.refresh = lambda self: refreshes.append(1) or orig(self)\n"
+          "{prelude}"
+          "import loadmod, numba\n"
+          "a = np.arange(6.0)\n"
+          "out = [loadmod.pair[k](a.copy(), 0, 6).tolist() for k in ('serial', 'parallel')]\n"
+          "out.append(loadmod.soft(a).tolist())\n"
+          "print(out == [np.exp(a).tolist()] * 3)\n"
+          "print([sum(d.stats.cache_hits.values()) for d in (loadmod.pair['serial'], loadmod.pair['parallel'], loadmod.soft)])\n"
+          "print(len(refreshes))\n"
+          "print(numba.njit(lambda x: np.sum(np.exp(x)))(a) == np.sum(np.exp(a)), len(refreshes) > 0)\n")
+
+
+@needs_numba
+def test_cached_kernels_load_without_numbas_context_refresh(tmp_path):
+    """``_jit._load_without_refresh``: ember's kernels found in the disk cache are loaded without
+    numba's target-context refresh (0.2-0.3 s of imports and registries on a process's first load,
+    needed only to compile); they give the same results, allocation and parallel variants
+    included, and a later compile in the same process still refreshes and works. When the short
+    path fails, numba's own load (with its refresh) is used."""
+    (tmp_path / "loadmod.py").write_text(
+        "import numpy as np\n"
+        "from ember.kernels._jit import kernel_pair, njit, prange\n"
+        "def body(a, lo, hi):\n"
+        "    t = np.empty(hi - lo)\n"
+        "    for i in prange(lo, hi):\n"
+        "        t[i - lo] = np.exp(a[i])\n"
+        "    a[lo:hi] = t\n"
+        "    return a\n"
+        "pair = kernel_pair(body)\n"
+        "@njit(cache=True)\n"
+        "def soft(a):\n"
+        "    return np.exp(a)\n")
+    env = _env_importing(tmp_path)
+
+    def run(prelude=""):
+        out = subprocess.run([sys.executable, "-c", _LOADS.format(prelude=prelude)], capture_output=True,
+                             text=True, env=env, cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split("\n")[:4]
+
+    first = run()                                   # compiles all three: numba refreshes
+    assert first[:2] == ["True", "[0, 0, 0]"] and int(first[2]) > 0
+    second = run()                                  # loads all three: no refresh until the compile
+    assert second == ["True", "[1, 1, 1]", "0", "True True"]
+    # the short path failing once (its first _load_overload raises): numba's own load, refreshing
+    failing = ("from numba.core import caching\n"
+               "_load, failed = caching.Cache._load_overload, []\n"
+               "def _once(self, *a):\n"
+               "    if not failed:\n"
+               "        failed.append(1)\n"
+               "        raise RuntimeError('short path broken')\n"
+               "    return _load(self, *a)\n"
+               "caching.Cache._load_overload = _once\n")
+    third = run(failing)
+    assert third[:2] == ["True", "[1, 1, 1]"] and int(third[2]) > 0
 
 
 # ------------------------------------------------------------------- decoded Fashion-MNIST cache
