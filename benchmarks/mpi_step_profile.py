@@ -12,7 +12,7 @@ the loop's step body with a ``time.perf_counter()`` between phases:
     forward    net(x), cross_entropy, loss.item()
     zero_grad  opt.zero_grad()
     backward   loss.backward() without DDP's reduction (the engine's walk)
-    pack       copying (and dividing) the gradients into DDP's bucket
+    pack       copying (and dividing) the gradients into DDP's bucket (on one host: this rank's shared slot)
     allreduce  the bucket's sum over the ranks (DDP's shared-memory sum, or all_reduce with
                EMBER_DIST_SHM=0 / before it existed): mostly waiting for the other rank
     unpack     copying the averages back into the .grad arrays
@@ -82,11 +82,11 @@ def main(argv=None) -> int:
                 params = ddp._params
                 grads = [None if q.grad is None else _array(q.grad) for q in params]
                 for b, shared_sum in zip(ddp._grad_buckets, getattr(ddp, "_sums", [None] * 99)):
-                    t0 = clock()
-                    b.pack(grads, ddp.world_size)
+                    t0 = clock()   # as DDP._reduce_gradients: packed straight into the shared slot
+                    b.pack(grads, ddp.world_size, out=None if shared_sum is None else shared_sum.next_slot())
                     t1, arrive = clock(), time.perf_counter()
                     if shared_sum is not None:
-                        shared_sum(b.flat)
+                        shared_sum.sum_into(b.flat)
                     else:
                         dist.all_reduce(b.flat, dist.ReduceOp.SUM)
                     t2, done = clock(), time.perf_counter()

@@ -123,6 +123,31 @@ def test_ddp_refuses_to_continue_when_the_engine_skipped_the_reduction(one_rank_
         engine_hook.discard_callbacks()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bucket_pack_is_each_gradient_divided_by_the_world_size(dtype):
+    """DDP's bucket: the arrays end to end, each value divided by the divisor exactly as
+    ``np.divide`` does array by array (PyTorch's order), also where a power of two multiplies
+    by its inverse instead: subnormals, the largest finite values, infinities, NaN, -0; a
+    missing gradient packs as zeros; ``out`` receives it instead of the bucket's own buffer."""
+    from ember.nn.parallel.distributed import _make_buckets
+    info = np.finfo(dtype)
+    edge = np.array([info.smallest_subnormal, 3 * info.smallest_subnormal, -info.smallest_subnormal,
+                     info.tiny, info.max, -info.max, np.inf, -np.inf, np.nan, -0.0, 1 / 3], dtype)
+    rng = np.random.default_rng(0)
+    arrays = [np.concatenate([edge, rng.standard_normal(14).astype(dtype)]).reshape(5, 5),
+              rng.standard_normal((3, 4, 2)).astype(dtype).transpose(2, 0, 1),   # not C-contiguous
+              (rng.standard_normal(7) * 1e-300).astype(dtype)]
+    [bucket] = _make_buckets(arrays, float("inf"))
+    for divisor in (1, 2, 3, 4, 6, 8, 1024):
+        bucket.pack(arrays, divisor)
+        want = np.concatenate([np.divide(a.reshape(-1), divisor) for a in arrays])
+        assert np.array_equal(bucket.flat.view(f"u{np.dtype(dtype).itemsize}"),
+                              want.view(f"u{np.dtype(dtype).itemsize}")), divisor
+    out = np.full(bucket.flat.size, 7, dtype)
+    bucket.pack([arrays[0], None, arrays[2]], None, out=out)
+    assert np.array_equal(out, np.concatenate([arrays[0].reshape(-1), np.zeros(24, dtype), arrays[2]]), equal_nan=True)
+
+
 def test_process_group_errors():
     with pytest.raises(ValueError, match="get_rank: Default process group has not been initialized"):
         dist.get_rank()

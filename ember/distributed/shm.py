@@ -90,20 +90,33 @@ class SharedSum:
         self.win.Sync()
         _g._wait(g, g.comm.Ibarrier(), "all_reduce")   # every rank's counter is 0 before any call
 
-    def __call__(self, x: np.ndarray) -> None:
+    def _check(self, x: np.ndarray) -> None:
         if x.dtype != self.dtype or x.size != self.size or not x.flags.c_contiguous:
             raise ValueError(f"SharedSum: expected a C-contiguous array of {self.size} {self.dtype} values, "
                              f"got {x.size} {x.dtype} values{'' if x.flags.c_contiguous else ' (not contiguous)'}")
+
+    def next_slot(self) -> np.ndarray:
+        """This rank's slot that the next call sums (1-D, ``size`` values): write into it, then
+        call ``sum_into``. DDP packs its gradients straight into it, saving ``__call__``'s copy."""
+        return self.slots[self.group.rank][(self.calls + 1) % 2]
+
+    def __call__(self, x: np.ndarray) -> None:
+        self._check(x)
+        self.next_slot()[...] = x.reshape(-1)
+        self.sum_into(x)
+
+    def sum_into(self, x: np.ndarray) -> None:
+        """x <- the sum over the ranks of what each wrote into its ``next_slot()`` (rank order)."""
+        self._check(x)
         g = self.group
         self.calls += 1
         k, p = self.calls, self.calls % 2
-        flat = x.reshape(-1)
-        self.slots[g.rank][p][...] = flat
         self.win.Sync()                        # the slot is written before the counter says so
         self.counters[g.rank][0] = k
         _g._wait(g, _Arrived(self.counters, k), "all_reduce")
         self.win.Sync()                        # and read after the other counters were seen
         slots = [s[p] for s in self.slots]
+        flat = x.reshape(-1)
         np.add(slots[0], slots[1], out=flat)
         for s in slots[2:]:
             flat += s

@@ -42,18 +42,24 @@ class _Bucket:
         self.flat = np.empty(int(self.offsets[-1]), dtype)
         self._views = None
 
-    def pack(self, arrays, divisor=None):
-        """Copy the arrays into the flat buffer (None: zeros), divided by ``divisor`` if given
-        (PyTorch's DDP divides by the world size before its SUM allreduce, in the same pass)."""
-        flat = self.flat
-        for i, off, n in zip(self.index, self.offsets, self.sizes):
-            a = arrays[i]
-            if a is None:
-                flat[off:off + n] = 0
-            elif divisor is None:
-                flat[off:off + n] = a.reshape(-1)
-            else:
-                np.divide(a.reshape(-1), divisor, out=flat[off:off + n])
+    def pack(self, arrays, divisor=None, out=None):
+        """Copy the arrays end to end into ``out`` (default: the flat buffer; None: zeros), then
+        divide it by ``divisor`` if given (PyTorch's DDP divides each gradient by the world size
+        before its SUM allreduce). One ``np.concatenate`` when every array is there: a NumPy call
+        per array cost ~5 µs here (LeNet-5's ten: 60-70 µs a step against ~25). A power-of-two
+        divisor is a multiplication by its inverse: the same numbers bit for bit (both are the
+        exact quotient, rounded once), and no slower division."""
+        out = self.flat if out is None else out
+        parts = [arrays[i] for i in self.index]
+        if all(a is not None for a in parts):
+            np.concatenate([a.reshape(-1) for a in parts], out=out)
+        else:
+            for a, off, n in zip(parts, self.offsets, self.sizes):
+                out[off:off + n] = 0 if a is None else a.reshape(-1)
+        if divisor is not None and divisor & (divisor - 1) == 0:
+            np.multiply(out, 1.0 / divisor, out=out)
+        elif divisor is not None:
+            np.divide(out, divisor, out=out)
 
     def views(self):
         """(index, view of the flat buffer shaped like the array) for each array in the bucket
@@ -208,10 +214,11 @@ class DistributedDataParallel(Module):
             self._grad_buckets = self._buckets_for_params()
         grads = [None if p.grad is None else _array(p.grad) for p in params]
         for b, shared_sum in zip(self._grad_buckets, self._sums):
-            b.pack(grads, self.world_size)
-            if shared_sum is not None:
-                shared_sum(b.flat)
+            if shared_sum is not None:   # packed straight into this rank's shared slot
+                b.pack(grads, self.world_size, out=shared_sum.next_slot())
+                shared_sum.sum_into(b.flat)
             else:
+                b.pack(grads, self.world_size)
                 dist.all_reduce(b.flat, dist.ReduceOp.SUM)
             for i, v in b.views():
                 if grads[i] is None:
