@@ -113,8 +113,8 @@ def _load_without_refresh(dispatcher):
     numba's runtime (NRT: the allocator the kernels call), which is initialised here instead.
     A compile still refreshes (numba's compiler does it itself), so a kernel that is not cached
     is compiled as before. Measured (LeNet-5, warm cache, one thread, nineteenth session):
-    the first forward 0.35–0.38 → 0.13 s, and the set-up before it (whose weight init calls a
-    kernel) 0.89 → 0.51 s. Any failure of the short path falls back to numba's own load, and a
+    the first forward 0.35–0.38 → 0.13 s; ``ember train``'s warm start to the end of batch 1
+    1.12–1.21 → 0.99–1.01 s (benchmarks/RESULTS.md). Any failure of the short path falls back to numba's own load, and a
     numba without the internals named here keeps its own load; only ember's dispatchers are
     changed (a user's own numba functions load as numba does it).
     """
