@@ -135,6 +135,28 @@ def test_class_label_out_of_range_names_the_label_and_the_class_count(labels, ba
         nn.CrossEntropyLoss()(logits, np.array([1, 10, 2]))
 
 
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint16", ">i4", "<i8", ">u2"])
+def test_targets_of_every_integer_dtype_and_byte_order_are_checked(dtype):
+    """The in-range check looks at the targets as unsigned (a negative one is then past C) when
+    the dtype is native; every integer dtype and byte order must still name the bad target, let
+    ignore_index through, and give the loss of the same targets as int64."""
+    logits = Tensor(np.linspace(-2, 2, 30).reshape(3, 10))
+    good = np.array([0, 9, 4]).astype(dtype)
+    ref = F.cross_entropy(logits, np.array([0, 9, 4])).item()
+    assert F.cross_entropy(logits, good).item() == ref
+    bad = 10 if np.dtype(dtype).kind == "u" else -3
+    with pytest.raises(IndexError, match=rf"cross_entropy: target {bad} is out of bounds for 10 classes"):
+        F.cross_entropy(logits, np.array([0, bad, 4]).astype(dtype))
+    if np.dtype(dtype).kind == "i":   # a target equal to ignore_index is skipped, not an error
+        skip = np.array([0, -1, 4]).astype(dtype)
+        assert F.cross_entropy(logits, skip, ignore_index=-1).item() == F.cross_entropy(logits[[0, 2]], np.array([0, 4])).item()
+    dt = np.dtype(dtype)
+    if not dt.isnative:   # a target whose bytes, read in the machine's order, are a valid class
+        swapped = 10 << (8 * (dt.itemsize - 1))
+        with pytest.raises(IndexError, match=rf"cross_entropy: target {swapped} is out of bounds for 16 classes"):
+            F.cross_entropy(Tensor(np.zeros((1, 16))), np.array([swapped], dt))
+
+
 def test_errors_inside_a_model_name_the_layer_path():
     model = ember.models.lenet5()
     with pytest.raises(nn.ModuleError, match=r"^0 \(Conv2d\): expected input with 1 channels, got 3 channels"):

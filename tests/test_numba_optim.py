@@ -14,7 +14,8 @@ OPTIONS = [dict(mu=0.0, tau=0.0, wd=0.0, nesterov=False, maximize=False),
            dict(mu=0.9, tau=0.0, wd=5e-4, nesterov=True, maximize=False),
            dict(mu=0.8, tau=0.3, wd=0.05, nesterov=False, maximize=False),
            dict(mu=0.7, tau=0.0, wd=0.01, nesterov=True, maximize=True),
-           dict(mu=0.0, tau=0.0, wd=0.1, nesterov=False, maximize=True)]
+           dict(mu=0.0, tau=0.0, wd=0.1, nesterov=False, maximize=True),
+           dict(mu=1, tau=0, wd=0, nesterov=False, maximize=False)]   # Python ints, as SGD(momentum=1) passes them
 
 
 def steps(update, dtype, o, shape=(7, 5, 3), n=4, seed=0):

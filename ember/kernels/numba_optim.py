@@ -25,8 +25,12 @@ def _sgd_body(p, g, buf, lr, wd, mu, tau1, dampen, nesterov, maximize, first):
     """p[i] ← p[i] − lr·d[i] for the SGD direction d of the module docstring, in place, i < p.size.
 
     p, g, buf: 1-D arrays of one dtype (buf unused when mu == 0); lr, wd, mu, tau1 = 1 − τ:
-    scalars of that dtype; dampen: τ ≠ 0; first: buf holds nothing yet (it is set to g).
+    Python floats, each cast to that dtype first (as NumPy 2 casts a Python float against a
+    float32 array: the same rounding as ``np.float32(lr)``, without a NumPy scalar made per call);
+    dampen: τ ≠ 0; first: buf holds nothing yet (it is set to g).
     """
+    t = p.dtype.type
+    lr, wd, mu, tau1 = t(lr), t(wd), t(mu), t(tau1)
     for i in range(p.shape[0]):
         gi = -g[i] if maximize else g[i]
         if wd != 0:
@@ -81,7 +85,10 @@ def sgd_update(p, g, buf, lr, wd, mu, tau, nesterov, maximize):
     first = mu != 0 and buf is None
     if first:
         buf = np.empty_like(p)
-    t = p.dtype.type
-    _sgd_body(p.reshape(-1), g.reshape(-1), (buf if buf is not None else p).reshape(-1), t(lr), t(wd), t(mu),
-              t(1 - tau), tau != 0, bool(nesterov), bool(maximize), first)
+    b = p if buf is None else buf
+    # 1-D views (a 1-D array as it is: each reshape costs ~0.5 µs, and SGD.step calls this per
+    # parameter); the scalars as Python floats, cast in the kernel (exact for ints below 2**53)
+    _sgd_body(p if p.ndim == 1 else p.reshape(-1), g if g.ndim == 1 else g.reshape(-1),
+              b if b.ndim == 1 else b.reshape(-1), float(lr), float(wd), float(mu), float(1 - tau),
+              tau != 0, bool(nesterov), bool(maximize), first)
     return buf

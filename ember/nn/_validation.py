@@ -82,13 +82,18 @@ def _targets(target, n_classes, n, what, ignore_index=None):
         raise TypeError(f"{what}: class targets must be integers, got dtype {t.dtype}")
     if t.shape != (n,):
         raise ShapeError(f"{what}: expected targets of shape ({n},), got {t.shape}")
-    out = (t < 0) | (t >= n_classes)
-    if ignore_index is not None:
-        out &= t != ignore_index  # targets equal to ignore_index are skipped, not errors
-    if t.size and out.any():
-        bad = t[out][0]
-        raise IndexError(f"{what}: target {bad} is out of bounds for {n_classes} classes (valid: 0..{n_classes - 1})")
+    # one comparison when every target is a class: seen as unsigned, a negative one is past C
+    if t.size and not (t.dtype.isnative and (t.view(_UNSIGNED[t.itemsize]) < n_classes).all()):
+        out = (t < 0) | (t >= n_classes)
+        if ignore_index is not None:
+            out &= t != ignore_index  # targets equal to ignore_index are skipped, not errors
+        if out.any():
+            bad = t[out][0]
+            raise IndexError(f"{what}: target {bad} is out of bounds for {n_classes} classes (valid: 0..{n_classes - 1})")
     return t.astype(np.intp, copy=False)
+
+
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def _check_reduction(reduction):
