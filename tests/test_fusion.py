@@ -160,13 +160,15 @@ def fast():
 
 
 def _ops(out):
-    """The op classes in the graph that produced ``out``."""
+    """The op classes in the graph that produced ``out`` (a ``SequentialChain`` node's are the ops
+    of its stages)."""
     seen, stack = set(), [out]
     while stack:
         t = stack.pop()
         if t is None or getattr(t, "_ctx", None) is None:
             continue
         seen.add(t._ctx.fn)
+        seen.update(op for op, *_ in t._ctx.__dict__.get("stages", ()) if op is not None)
         stack.extend(t._ctx.parents)
     return seen
 
@@ -182,17 +184,21 @@ def _step(model, x, y):
     return out, ops, [p.grad._data.copy() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lenet_fused_equals_layers_one_by_one_and_reference(dtype, monkeypatch, fast):
+def _lenet_batch(dtype, n, seed):
+    """LeNet-5 (seed 0) in ``dtype`` and a batch of n random images and labels."""
     from ember.models import lenet5
     ember.manual_seed(0)
     model = lenet5()
     if dtype == np.float64:
         for p in model.parameters():
             p._data = p._data.astype(np.float64)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((9, 1, 28, 28)).astype(dtype)
-    y = rng.integers(0, 10, 9)
+    rng = np.random.default_rng(seed)
+    return model, rng.standard_normal((n, 1, 28, 28)).astype(dtype), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lenet_fused_equals_layers_one_by_one_and_reference(dtype, monkeypatch, fast):
+    model, x, y = _lenet_batch(dtype, 9, seed=0)
     out, ops, grads = _step(model, x, y)
     assert nc.Conv2dReLUMaxPool2d in ops                       # both conv → ReLU → pool stages fused
     assert not any(issubclass(c, (ref_conv.Conv2d, ref_pool.MaxPool2d)) for c in ops)
@@ -207,6 +213,94 @@ def test_lenet_fused_equals_layers_one_by_one_and_reference(dtype, monkeypatch, 
         _close(out._data, o._data, TOL[dtype], "logits")
         for a, e in zip(grads, other):
             _close(a, e, TOL[dtype], "parameter gradient")
+
+
+def _chain_run(model, x, y, chain, monkeypatch, x_grad=True):
+    """(logits, its node's op, every parameter's gradient, x's gradient) after forward +
+    cross-entropy + backward, with fusion.chain set to ``chain``."""
+    monkeypatch.setattr(fusion, "chain", chain)
+    for p in model.parameters():
+        p.grad = None
+    xt = Tensor(x, requires_grad=x_grad)
+    out = model(xt)
+    op = out._ctx.fn
+    ember.nn.functional.cross_entropy(out, y).backward()
+    return (out._data.copy(), op, [None if p.grad is None else p.grad._data.copy() for p in model.parameters()],
+            None if xt.grad is None else xt.grad._data.copy())
+
+
+def _same(a, b):
+    return (a is None and b is None) or (a is not None and b is not None and a.dtype == b.dtype and np.array_equal(a, b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sequential_chain_is_one_node_with_the_groups_numbers_bit_for_bit(dtype, monkeypatch, fast):
+    """LeNet-5 runs as ONE graph node (fusion.SequentialChain) named as PyTorch's output node,
+    and its logits and every gradient (parameters and input) are those of the fused groups run
+    one node each, bit for bit; with the first conv frozen, its gradients stay None."""
+    model, x, y = _lenet_batch(dtype, 7, seed=3)
+    for freeze in (False, True):
+        for p in model[0].parameters():
+            p.requires_grad = not freeze
+        chained = _chain_run(model, x, y, True, monkeypatch, x_grad=not freeze)
+        groups = _chain_run(model, x, y, False, monkeypatch, x_grad=not freeze)
+        assert chained[1] is fusion.SequentialChain and groups[1] is ember.kernels.matmul.Linear
+        assert _same(chained[0], groups[0]) and _same(chained[3], groups[3])
+        assert all(_same(a, b) for a, b in zip(chained[2], groups[2]))
+        assert (chained[2][0] is None) == freeze and (chained[3] is None) == freeze
+    monkeypatch.setattr(fusion, "chain", True)
+    assert model(Tensor(x)).grad_fn.name() == "AddmmBackward0"     # PyTorch's node for LeNet-5's output
+
+
+def test_sequential_chain_under_no_grad_retained_and_after_an_in_place_write(monkeypatch, fast):
+    from ember.models import lenet5
+    ember.manual_seed(2)
+    model = lenet5()
+    x = Tensor(np.random.default_rng(2).standard_normal((3, 1, 28, 28)).astype(np.float32))
+    with ember.no_grad():
+        out = model(x)
+    assert not out.requires_grad and out._ctx is None
+    monkeypatch.setattr(fusion, "chain", False)
+    with ember.no_grad():
+        assert np.array_equal(out._data, model(x)._data)
+    monkeypatch.setattr(fusion, "chain", True)
+    loss = model(x).sum()                                          # retain_graph: twice the gradient
+    loss.backward(retain_graph=True)
+    once = [p.grad._data.copy() for p in model.parameters()]
+    loss.backward()
+    assert all(np.array_equal(p.grad._data, 2 * g) for p, g in zip(model.parameters(), once))
+    out = model(x)
+    with ember.no_grad():
+        model[3].weight.add_(1.0)                                  # a weight a stage saved, written in place
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_sequential_chain_falls_back_where_a_layer_has_no_stage(monkeypatch, fast):
+    """A MaxPool2d the conv cannot fuse (ceil_mode) has no stage: the groups run one by one (the
+    same numbers), and that Sequential is not tried again on an input of that shape and dtype."""
+    from ember.kernels import gemm_conv
+    ember.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(),
+                          nn.Linear(64, 3))
+    x = np.random.default_rng(4).standard_normal((2, 2, 9, 9)).astype(np.float32)
+    tries = []
+    forward = fusion.SequentialChain.forward
+    monkeypatch.setattr(fusion.SequentialChain, "forward",
+                        staticmethod(lambda *a, **k: tries.append(1) or forward(*a, **k)))
+    out = model(Tensor(x))
+    assert out._ctx.fn is not fusion.SequentialChain and gemm_conv.Conv2dReLU in _ops(out)
+    model(Tensor(x))
+    assert len(tries) == 1 and ((2, 2, 9, 9), np.dtype(np.float32)) in fusion._UNCHAINED[model[0]]
+    model(Tensor(x[:1]))                                           # another shape: tried again
+    assert len(tries) == 2
+    from ember.models import lenet5
+    lenet = lenet5()                                               # a failure under a hook is not kept
+    handle = lenet[0].register_forward_hook(lambda *a: None)
+    lenet(Tensor(np.zeros((1, 1, 28, 28), np.float32)))
+    handle.remove()
+    assert lenet[0] not in fusion._UNCHAINED
+    assert lenet(Tensor(np.zeros((1, 1, 28, 28), np.float32)))._ctx.fn is fusion.SequentialChain
 
 
 def _net(*layers):

@@ -55,7 +55,20 @@ NAMES = {
     "SmoothL1Loss": "SmoothL1LossBackward0", "HuberLoss": "HuberLossBackward0",
     "BCELoss": "BinaryCrossEntropyBackward0", "BCEWithLogitsLoss": "BinaryCrossEntropyWithLogitsBackward0",
     "MultiMarginLoss": "MultiMarginLossBackward0", "Expand": "ExpandBackward0",
+    "SequentialChain": lambda ctx: _chain_name(ctx),
 }
+
+
+def _chain_name(ctx):
+    """A ``SequentialChain`` node (an nn.Sequential run as one node, ember/kernels/fusion.py) is
+    named after its last op, as PyTorch's node for the Sequential's output is (LeNet-5:
+    AddmmBackward0)."""
+    stages = [st for st in ctx.__dict__.get("stages", ()) if st[0] is not None and st[1] is not None]
+    if not stages:
+        return "SequentialChainBackward0"
+    op, sctx = stages[-1][:2]
+    name = getattr(op, "_torch_name", None) or NAMES.get(op.__name__, f"{op.__name__}Backward0")
+    return name if isinstance(name, str) else name(sctx)
 
 
 def _index_node(index) -> str:

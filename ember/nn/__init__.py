@@ -28,4 +28,4 @@ for _name, _fn in {**_activation.FUNCTIONS, **_more_losses.FUNCTIONS, "instance_
     setattr(functional, _name, _fn)   # F.hardswish, F.triplet_margin_loss, ...: defined next to their modules
 from . import parallel  # noqa: E402  (DistributedDataParallel; imports the layers above)
 from ..kernels import fusion as _fusion  # noqa: E402
-_fusion.LAYERS = (Conv2d, ReLU, MaxPool2d, Linear)   # the layers Sequential may fuse (ember/kernels/fusion.py)
+_fusion.LAYERS = (Conv2d, ReLU, MaxPool2d, Linear, Flatten)   # the layers Sequential may fuse or chain (kernels/fusion.py)
