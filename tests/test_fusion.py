@@ -274,6 +274,14 @@ def test_sequential_chain_under_no_grad_retained_and_after_an_in_place_write(mon
         model[3].weight.add_(1.0)                                  # a weight a stage saved, written in place
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 2))
+    xin = ember.randn(3, 3, 4, requires_grad=True)                # the first Linear saves a view of it
+    out = mlp(xin)
+    assert out._ctx.fn is fusion.SequentialChain
+    with ember.no_grad():
+        xin.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
 
 
 def test_sequential_chain_falls_back_where_a_layer_has_no_stage(monkeypatch, fast):

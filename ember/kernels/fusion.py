@@ -48,6 +48,8 @@ from __future__ import annotations
 import math
 import weakref
 
+import numpy as np
+
 from ..autograd import Context, Function, is_anomaly_enabled, is_grad_enabled
 from ..tensor import Tensor
 from . import gemm_conv, matmul, mode, numba_conv
@@ -250,8 +252,15 @@ class SequentialChain(Function):
             stages.append((op, sctx, k, n) if record else (op, None, k, n))
             upstream, k, i = upstream or needs[k] or needs[k + 1], k + 2, i + n
         ctx.stages = stages
-        inputs = {id(a) for op, sctx, _, _ in stages if op is not None and sctx is not None for a in sctx.saved_tensors}
-        ctx.save_for_backward(*(a for a in (x, *params) if a is not None and id(a) in inputs))   # versions checked
+        saved = [a for op, sctx, _, _ in stages if op is not None and sctx is not None for a in sctx.saved_tensors]
+        ids = {id(a) for a in saved}
+        # the inputs a stage saved, or saved a view of (x flattened first): the engine checks their
+        # versions, so an in-place write to one between forward and backward raises, as it did
+        # for the groups (a Flatten's output shares its input's version counter)
+        keep = [a for a in params if a is not None and id(a) in ids]
+        if id(x) in ids or any(np.may_share_memory(a, x) for a in saved):
+            keep.insert(0, x)
+        ctx.save_for_backward(*keep)
         return h
 
     @staticmethod
