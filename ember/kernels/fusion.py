@@ -48,8 +48,6 @@ from __future__ import annotations
 import math
 import weakref
 
-import numpy as np
-
 from ..autograd import Context, Function, is_anomaly_enabled, is_grad_enabled
 from ..tensor import Tensor
 from . import gemm_conv, matmul, mode, numba_conv
@@ -258,7 +256,8 @@ class SequentialChain(Function):
         # versions, so an in-place write to one between forward and backward raises, as it did
         # for the groups (a Flatten's output shares its input's version counter)
         keep = [a for a in params if a is not None and id(a) in ids]
-        if id(x) in ids or any(np.may_share_memory(a, x) for a in saved):
+        owner = x if x.base is None else x.base        # (NumPy points a view's base at the memory's owner)
+        if id(x) in ids or any(getattr(a, "base", None) is owner for a in saved):
             keep.insert(0, x)
         ctx.save_for_backward(*keep)
         return h
