@@ -215,8 +215,8 @@ class SequentialChain(Function):
     every weight and bias (None where not needed or absent). The same ops in the same order as
     the groups one by one, so the same numbers bit for bit (tests/test_fusion.py); what is saved
     is the per-op Python around them: ``Function.apply``, a Tensor per activation and the
-    engine's visit of every node (LeNet-5: 5 nodes instead of 1, ~0.4-0.5 ms of a 5 ms training
-    step at batch 32: benchmarks/RESULTS.md, twenty-first session).
+    engine's visit of every node (LeNet-5: 1 node instead of 5, 0.15-0.35 ms of a ~5 ms training
+    step at batch 32, one thread: benchmarks/RESULTS.md, twenty-first session).
 
     Forward (x, *params, layers): x (N, ...) the Sequential's input; params the layers' weights
     and biases in order (a None for a missing bias); layers the modules. The node is named after
@@ -236,7 +236,7 @@ class SequentialChain(Function):
                         and m.start_dim % h.ndim <= m.end_dim % h.ndim):
                     raise _Unchainable
                 start, end = m.start_dim % h.ndim, m.end_dim % h.ndim
-                stages.append((None, h.shape, None, None))
+                stages.append((None, h.shape, None))             # (no op: the shape to go back to)
                 h, i = h.reshape(*h.shape[:start], math.prod(h.shape[start:end + 1]), *h.shape[end + 1:]), i + 1
                 continue
             op, owner, kw, n = _group(layers, i, Tensor(h))
@@ -247,17 +247,17 @@ class SequentialChain(Function):
             w, b = params[k - 1], params[k]
             sctx = Context(op, None, (upstream, needs[k], needs[k + 1]))
             h = op.forward(sctx, h, w, b, **kw)
-            stages.append((op, sctx, k, n) if record else (op, None, k, n))
+            stages.append((op, sctx if record else None, k))
             upstream, k, i = upstream or needs[k] or needs[k + 1], k + 2, i + n
         ctx.stages = stages
-        saved = [a for op, sctx, _, _ in stages if op is not None and sctx is not None for a in sctx.saved_tensors]
+        saved = [a for op, sctx, _ in stages if op is not None and sctx is not None for a in sctx.saved_tensors]
         ids = {id(a) for a in saved}
         # the inputs a stage saved, or saved a view of (x flattened first): the engine checks their
         # versions, so an in-place write to one between forward and backward raises, as it did
         # for the groups (a Flatten's output shares its input's version counter)
         keep = [a for a in params if a is not None and id(a) in ids]
-        owner = x if x.base is None else x.base        # (NumPy points a view's base at the memory's owner)
-        if id(x) in ids or any(getattr(a, "base", None) is owner for a in saved):
+        base = x if x.base is None else x.base         # (NumPy points a view's base at the memory's owner)
+        if id(x) in ids or any(getattr(a, "base", None) is base for a in saved):
             keep.insert(0, x)
         ctx.save_for_backward(*keep)
         return h
@@ -266,7 +266,7 @@ class SequentialChain(Function):
     def backward(ctx, grad_out):
         grads = [None] * (1 + 2 * sum(1 for op, *_ in ctx.stages if op is not None))
         g = grad_out
-        for op, sctx, k, _ in reversed(ctx.stages):
+        for op, sctx, k in reversed(ctx.stages):
             if g is None:                                      # nothing before this stage needs a gradient
                 break
             if op is None:                                     # Flatten: back to the input's shape
