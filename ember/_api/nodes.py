@@ -66,9 +66,14 @@ def _chain_name(ctx):
     stages = [st for st in ctx.__dict__.get("stages", ()) if st[0] is not None and st[1] is not None]
     if not stages:
         return "SequentialChainBackward0"
-    op, sctx = stages[-1][:2]
+    return _node_name(*stages[-1][:2])
+
+
+def _node_name(op, ctx) -> str:
+    """PyTorch's name for the node of op class ``op`` with Context ``ctx`` (``renamed``'s, else
+    ``NAMES``, else "<Op>Backward0")."""
     name = getattr(op, "_torch_name", None) or NAMES.get(op.__name__, f"{op.__name__}Backward0")
-    return name if isinstance(name, str) else name(sctx)
+    return name if isinstance(name, str) else name(ctx)
 
 
 def _index_node(index) -> str:
@@ -168,8 +173,7 @@ def node_of(ctx) -> Node:
     ref = ctx.__dict__.get("node")
     node = ref() if ref is not None else None
     if node is None:
-        name = getattr(ctx.fn, "_torch_name", None) or NAMES.get(ctx.fn.__name__, f"{ctx.fn.__name__}Backward0")
-        node = _node_class(name if isinstance(name, str) else name(ctx))(ctx)
+        node = _node_class(_node_name(ctx.fn, ctx))(ctx)
         ctx.__dict__["node"] = weakref.ref(node)
     return node
 
