@@ -342,6 +342,54 @@ def test_model_mismatch_between_ranks_is_caught_at_start(tmp_path):
             "model\n") in r.stderr
 
 
+class _Writes:
+    """A stderr that records each ``write`` call (one system call each under PYTHONUNBUFFERED)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def write(self, text):
+        self.calls.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def test_an_uncaught_error_is_written_in_one_piece_so_ranks_cannot_interleave_mid_line(monkeypatch):
+    """Every rank raises the same MismatchError at once. Python's own excepthook writes the last
+    line in pieces (module, name, ": ", message), which under PYTHONUNBUFFERED are separate
+    writes to the launcher's pipe: in one CI run the two ranks' pieces interleaved and
+    test_model_mismatch_between_ranks_is_caught_at_start found no whole message line. The hook
+    ember installs writes the whole traceback in one call; ``say`` writes a longer text line by
+    line, and a line with its newline."""
+    def raised():
+        try:
+            raise dist.MismatchError("ember.distributed: the model differs between ranks: rank 1 has x", [])
+        except dist.MismatchError as e:
+            return e
+    error = raised()
+    python_own = _Writes()
+    monkeypatch.setattr(sys, "stderr", python_own)
+    sys.__excepthook__(type(error), error, error.__traceback__)
+    assert len(python_own.calls) > 1   # what the pieces were
+    ours = _Writes()
+    monkeypatch.setattr(sys, "stderr", ours)
+    dist.group.report_uncaught(type(error), error, error.__traceback__, sys.__excepthook__)
+    assert ours.calls == ["".join(python_own.calls)], ours.calls
+    assert ours.calls[0].endswith("\nember.distributed.group.MismatchError: ember.distributed: the model differs "
+                                  "between ranks: rank 1 has x\n")
+    hook = _Writes()
+    dist.group.report_uncaught(type(error), error, error.__traceback__, lambda *a: hook.write("a user's hook"))
+    assert hook.calls == ["a user's hook"] and ours.calls[1:] == []   # the user's hook, as it is
+    out = _Writes()
+    dist.group.say("ember train: error: x", out)
+    assert out.calls == ["ember train: error: x\n"]
+    long = "\n".join(f"line {i} " + "y" * 100 for i in range(60))   # > 4 KiB: whole lines, one by one
+    dist.group.say(long, out)
+    assert out.calls[1:] == [line + "\n" for line in long.split("\n")]
+
+
 def test_differences_name_what_differs():
     """What check_same's error lists: every differing key of a dict, the first differing entry of a list."""
     diff = dist.group._differences

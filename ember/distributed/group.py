@@ -37,6 +37,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 
@@ -115,6 +116,23 @@ class _Group:
 
 
 _group: _Group | None = None
+
+
+def say(text: str, out=None) -> None:
+    """Write ``text`` and a newline to ``out`` (default stderr) in one ``write``, then flush.
+
+    The ranks share the launcher's stderr. Under ``PYTHONUNBUFFERED`` (write-through: each
+    ``write`` is its own system call) ``print`` writes the newline apart from the text, and the
+    default excepthook writes an exception's last line in pieces (module, name, ": ", message), so
+    two ranks failing at once interleaved mid-line: in one CI run neither rank's message line
+    came out whole. A pipe takes one write of at most ``PIPE_BUF`` (4 KiB) bytes whole, so a text
+    that long goes in one write; a longer one goes line by line, each line whole.
+    """
+    out = sys.stderr if out is None else out
+    text = text if text.endswith("\n") else text + "\n"
+    for piece in ([text] if len(text.encode(errors="replace")) <= 4096 else text.splitlines(keepends=True)):
+        out.write(piece)
+    out.flush()
 
 
 def abort_job(comm, code: int = 1, patience: float = 2.0) -> None:
@@ -261,14 +279,23 @@ def get_backend() -> str:
 
 # ---- faults ---------------------------------------------------------------------------------
 
+def report_uncaught(kind, value, tb, previous=None) -> None:
+    """Print an uncaught exception as Python does, but in one ``say`` (whole lines, see there)
+    when ``previous`` is Python's own excepthook; a hook the user installed is called as it is."""
+    if previous is None or previous is sys.__excepthook__:
+        say("".join(traceback.format_exception(kind, value, tb)))
+    else:
+        previous(kind, value, tb)
+        sys.stderr.flush()
+
+
 def _install_fault_handlers(group: _Group) -> None:
     """Abort the job on an uncaught exception; never call MPI_Finalize after a fault (it would
     wait for the dead rank): exit with status 1 instead."""
     previous = sys.excepthook
 
     def abort_on_exception(kind, value, tb):
-        previous(kind, value, tb)
-        sys.stderr.flush()
+        report_uncaught(kind, value, tb, previous)
         if _group is group and group.comm is not None:
             group.abort(1)
 

@@ -105,7 +105,9 @@ def main(config: dict) -> int:
                 lost.append(rank)
         if lost:
             reported = True
-            print(_message(sorted(lost), pids, host, len(pids) < world, note), file=sys.stderr, flush=True)
+            # one write, so the line stays whole beside the ranks' own (see group.say)
+            sys.stderr.write(_message(sorted(lost), pids, host, len(pids) < world, note) + "\n")
+            sys.stderr.flush()
     return 0
 
 

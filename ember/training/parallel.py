@@ -19,7 +19,6 @@ single-process run is exactly what it was before.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 import traceback
 
@@ -54,8 +53,7 @@ class Ranks:
                 dist.init_process_group("mpi", timeout=cfg.timeout)
             except dist.DistBackendError as e:   # a rank that never joined: stop the whole job now
                 from mpi4py import MPI
-                print(f"ember train: error on rank {MPI.COMM_WORLD.Get_rank()} of {_launched_ranks()}: {e}",
-                      file=sys.stderr, flush=True)
+                _group.say(f"ember train: error on rank {MPI.COMM_WORLD.Get_rank()} of {_launched_ranks()}: {e}")
                 _group.abort_job(MPI.COMM_WORLD, 1)
             self.started = True
         on = dist.is_initialized()
@@ -113,7 +111,7 @@ class Ranks:
         if isinstance(error, dist.MismatchError):
             if not self.main:
                 time.sleep(10)
-            print(f"ember train: error: {error}", file=sys.stderr, flush=True)
+            _group.say(f"ember train: error: {error}")
         else:
             report_error(error, self.rank, self.world)
         _group._group.abort(1)
@@ -190,12 +188,11 @@ def report_error(error: BaseException, rank: int, world: int, out=None) -> None:
     line "ember train: error on rank R of W: ..." for an error a user can act on (ember's own
     errors, ValueError, OSError), as ``ember train`` prints it in one process; for anything else
     (a bug) the traceback first, as one process would show it, and the exception's type when it has
-    no message (a bare StopIteration would otherwise leave the line empty)."""
-    out = sys.stderr if out is None else out
-    if not (isinstance(error, (ValueError, OSError)) or type(error).__module__.split(".")[0] == "ember"):
-        traceback.print_exception(type(error), error, error.__traceback__, file=out)
-    text = str(error) or type(error).__name__
-    print(f"ember train: error on rank {rank} of {world}: {text}", file=out, flush=True)
+    no message (a bare StopIteration would otherwise leave the line empty). All of it in one
+    ``say``, so two ranks failing at once do not interleave mid-line."""
+    ours = isinstance(error, (ValueError, OSError)) or type(error).__module__.split(".")[0] == "ember"
+    trace = "" if ours else "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    _group.say(f"{trace}ember train: error on rank {rank} of {world}: {str(error) or type(error).__name__}", out)
 
 
 class _RankShard:
