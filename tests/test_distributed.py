@@ -4,6 +4,7 @@ Multi-rank tests start ``mpiexec -n 2`` subprocesses over loopback running the s
 tests/distributed/; they skip (with the reason) when mpi4py or mpiexec is missing. The
 one-process tests (fallback group, sampler rules against PyTorch, launch helpers) always run.
 """
+import json
 import os
 import re
 import shutil
@@ -453,6 +454,51 @@ def test_sentinel_messages():
         "was killed or crashed and mpiexec stopped the others (its BAD TERMINATION line names the PID that failed "
         "first)")
     assert "was lost (the first on b to end so):" in _message([1], pids, "b", True, "")
+
+
+_FAKE_RANK = """
+import socket, sys
+link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+for line in sys.stdin:   # "link": connect as a rank does; "close": the link closes as a dying rank's files do
+    if line == "link\\n":
+        link.connect("\\0" + sys.argv[1] + "-link")
+        link.sendall(sys.argv[2].encode())
+    else:
+        link.close()
+    print("done", flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract Unix sockets, pidfds: Linux")
+def test_sentinel_names_the_rank_whose_files_closed_first_even_if_it_ends_last(tmp_path):
+    """On a loaded machine the rank killed first may finish dying (its pidfd fires) after the rank
+    the launcher killed next: CI's sentinel then named the survivor, "rank 0 was lost". Rank 1's
+    link to the sentinel closes first here while its process lives on, then rank 0 is killed: the
+    sentinel names rank 1 (watching pidfds alone it named rank 0)."""
+    address = f"ember-test-sentinel-{os.getpid()}-{tmp_path.name}"
+    fake = [subprocess.Popen([sys.executable, "-c", _FAKE_RANK, address, str(r)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True) for r in (0, 1)]
+    config = {"host": "vm", "ranks": [[r, p.pid] for r, p in enumerate(fake)], "world": 2, "address": address}
+    sentinel = subprocess.Popen([sys.executable, "-I", "-S", str(ROOT / "ember" / "distributed" / "sentinel.py"),
+                                 json.dumps(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert sentinel.stdout.readline() == "ready\n"
+        for p, say in ((fake[0], "link"), (fake[1], "link"), (fake[1], "close")):
+            p.stdin.write(say + "\n")
+            p.stdin.flush()
+            assert p.stdout.readline() == "done\n"
+        time.sleep(0.5)
+        fake[0].kill()
+        fake[0].wait()
+        time.sleep(0.5)
+        fake[1].kill()
+        fake[1].wait()
+        _, err = sentinel.communicate(timeout=30)
+    finally:
+        for p in [*fake, sentinel]:
+            p.kill()
+    assert err == (f"ember: rank 1 (PID {fake[1].pid} on vm) was lost: it ended without finishing or reporting an "
+                   f"error (killed, or crashed); the other ranks are stopped\n")
 
 
 @needs_mpi

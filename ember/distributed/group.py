@@ -96,6 +96,7 @@ class _Group:
         self.peer_failed = False      # set by SIGUSR1: mpiexec -disable-auto-cleanup reports a failed rank
         self.sentinel = None          # (socket, address) of this host's sentinel process, see sentinel.py
         self.sentinel_process = None  # the Popen, on the rank that started it
+        self.sentinel_link = None     # a stream socket to the sentinel, open while this rank lives
 
     def tell_sentinel(self, kind: str, text: str | None = None) -> None:
         """Send the host's sentinel ``bye R`` (ending on purpose), ``abort R`` (about to call
@@ -243,6 +244,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         _install_fault_handlers(group)
         _start_sentinel(group)
         _wait(group, comm.Ibarrier(), "init_process_group")   # every host's sentinel is listening
+        _link_sentinel(group)
     _group = group
 
 
@@ -251,6 +253,9 @@ def destroy_process_group() -> None:
     global _group
     g, _group = _require("destroy_process_group"), None
     g.tell_sentinel("bye")
+    if g.sentinel_link is not None:   # (after the bye: the sentinel reads every message first)
+        g.sentinel_link.close()
+        g.sentinel_link = None
     if g.comm is not None and not g.broken:
         g.comm.Free()
 
@@ -341,6 +346,37 @@ def _start_sentinel(group: _Group) -> None:
         group.sentinel = (socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), address)
     except OSError:
         group.sentinel = None
+
+
+def _link_sentinel(group: _Group) -> None:
+    """Connect this rank to its host's sentinel and say which rank it is. The sentinel sees the link
+    close when this process's files are released, which orders the deaths of two ranks (see
+    ``sentinel._links``). A forked child (a DataLoader worker) closes its copy at once, so the
+    link closes when this rank's files are. Best effort, as the sentinel itself."""
+    if group.sentinel is None:
+        return
+    try:
+        link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        link.settimeout(2.0)
+        link.connect(group.sentinel[1] + "-link")
+        link.sendall(str(group.rank).encode())
+        group.sentinel_link = link
+    except OSError:
+        pass
+
+
+def _close_link_in_child() -> None:
+    g = _group
+    if g is not None and g.sentinel_link is not None:
+        try:
+            g.sentinel_link.close()
+        except OSError:
+            pass
+        g.sentinel_link = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_link_in_child)
 
 
 def _peer_state(host: str, pid: int) -> str:

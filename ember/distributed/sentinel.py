@@ -8,11 +8,13 @@ them SIGUSR1 instead, which ``group.py`` turns into a ``DistBackendError``.)
 
 So the lowest rank on each host starts this small process (standard library only; run by its
 path, without importing ember) in a session of its own, which the launcher's clean-up does not
-touch. It holds a pidfd of every rank on the host and a datagram socket on which ranks say
-``bye R`` before they end on purpose (the end of the run, ``destroy_process_group``, exit) and
-``abort R`` before ``MPI_Abort`` (an error they report themselves), and rank 0 says ``note TEXT``
-(what ``ember train`` has saved). The first rank that ends without having said either is the
-lost one; the sentinel prints, on the stderr it shares with the job (so ``mpiexec`` shows it):
+touch. It holds a pidfd of every rank on the host, a stream connection from each (its "link":
+a rank ends, for the sentinel, when its link closes or its pidfd fires, whichever comes first;
+see ``_links`` for why the link orders two deaths rightly) and a datagram socket on which ranks
+say ``bye R`` before they end on purpose (the end of the run, ``destroy_process_group``, exit)
+and ``abort R`` before ``MPI_Abort`` (an error they report themselves), and rank 0 says ``note
+TEXT`` (what ``ember train`` has saved). The first rank that ends without having said either is
+the lost one; the sentinel prints, on the stderr it shares with the job (so ``mpiexec`` shows it):
 
     ember: rank 1 (PID 1234 on vm) was lost: it ended without finishing or reporting an error
     (killed, or crashed); the other ranks are stopped (last checkpoint: epoch 3 in runs/x)
@@ -30,7 +32,8 @@ and points to mpiexec's PID. Needs Linux >= 5.3 (``os.pidfd_open``); elsewhere, 
 ``/proc`` every 20 ms.
 
 Protocol: ``python sentinel.py JSON`` with JSON = {"host": str, "ranks": [[rank, pid], ...],
-"world": int, "address": str (abstract socket name, without the leading NUL)}.
+"world": int, "address": str (abstract socket name, without the leading NUL; the links connect to
+``address + "-link"`` and send their rank)}.
 """
 from __future__ import annotations
 
@@ -62,6 +65,10 @@ def main(config: dict) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind("\0" + config["address"])
     sock.setblocking(False)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind("\0" + config["address"] + "-link")
+    listener.listen(256)
+    listener.setblocking(False)
     print("ready", flush=True)   # to the rank that started it: messages now arrive
     sys.stdout.close()
     try:   # wake before the launcher's clean-up when both wait for the CPU (best effort; needs root)
@@ -71,10 +78,12 @@ def main(config: dict) -> int:
     fds, ended = _watchers(config["ranks"])
     poll = select.poll()
     poll.register(sock.fileno(), select.POLLIN)
+    poll.register(listener.fileno(), select.POLLIN)
     for fd in fds:
         if fd >= 0:
             poll.register(fd, select.POLLIN)
     said: dict = {}          # rank -> "bye" | "abort"
+    links: dict = {}         # a rank's link (socket) -> its rank, None until the rank has said which
     note, reported, aborted = "", False, False
     while len(ended) < len(pids):
         proc_polled = [fd for fd in fds if fd < 0]
@@ -82,6 +91,7 @@ def main(config: dict) -> int:
         for fd in proc_polled:
             if not os.path.exists(f"/proc/{pids[fds[fd]]}"):
                 events.append((fd, select.POLLIN))
+        gone = _links(events, listener, links, poll)   # ranks whose files closed: they end first
         while True:   # every message first: a rank's "bye" is queued before its pidfd fires
             try:
                 kind, _, text = sock.recv(65536).decode(errors="replace").partition(" ")
@@ -94,12 +104,14 @@ def main(config: dict) -> int:
                 aborted |= kind == "abort"
         lost = []
         for fd, _ in events:
-            if fd == sock.fileno() or fd not in fds:
+            if fd in fds:
+                gone.append(fds.pop(fd))
+                if fd >= 0:
+                    poll.unregister(fd)
+                    os.close(fd)
+        for rank in gone:
+            if rank in ended:   # its link closed first, then its pidfd fired
                 continue
-            rank = fds.pop(fd)
-            if fd >= 0:
-                poll.unregister(fd)
-                os.close(fd)
             ended.append(rank)
             if rank not in said and not reported and not aborted:
                 lost.append(rank)
@@ -109,6 +121,43 @@ def main(config: dict) -> int:
             sys.stderr.write(_message(sorted(lost), pids, host, len(pids) < world, note) + "\n")
             sys.stderr.flush()
     return 0
+
+
+def _links(events, listener, links: dict, poll) -> list:
+    """Accept the ranks' links and read them (each sends its rank once); return the ranks whose link
+    has closed. A link closes when its rank's open files are released, which the kernel does
+    before the rank's pidfd fires and before the launcher, seeing the same close on the rank's
+    stdio pipes, kills the other ranks: so the rank killed first closes first. (The pidfds alone
+    could fire the other way round on a loaded machine: the second rank to die may finish dying
+    first; CI then named the survivor rank 0 as lost.)"""
+    gone = []
+    for fd, _ in events:
+        if fd == listener.fileno():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except (BlockingIOError, OSError):
+                    break
+                conn.setblocking(False)
+                links[conn.fileno()] = [conn, None]
+                poll.register(conn.fileno(), select.POLLIN)
+        elif fd in links:
+            conn, rank = links[fd]
+            try:
+                data = conn.recv(64)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data and rank is None and data.strip().isdigit():
+                links[fd][1] = int(data)
+            elif not data:
+                poll.unregister(fd)
+                del links[fd]
+                conn.close()
+                if rank is not None:
+                    gone.append(rank)
+    return gone
 
 
 def _message(lost: list, pids: dict, host: str, several_hosts: bool, note: str) -> str:
