@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
                 rng.integers(0, 10, args.batch_size)) for _ in range(args.steps)]
     em = resnet20()
     tm = ResNet20()
-    tm.load_state_dict({k: torch.from_numpy(v) for k, v in em.state_dict().items()})
+    tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in em.state_dict().items()})
     sgd = dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     eopt, topt = ember.optim.SGD(em.parameters(), **sgd), torch.optim.SGD(tm.parameters(), **sgd)
     ebatches = [(x, ember.tensor(y)) for x, y in batches]

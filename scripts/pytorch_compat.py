@@ -156,8 +156,10 @@ DIFFERENCES = [
     "there is zero everywhere).",
     "**`norm(p=inf, dim=...)`.** With `dim`, ties send the gradient to the first maximum (PyTorch "
     "shares it); without `dim` it is shared, as PyTorch.",
-    "**`state_dict()` values.** NumPy arrays (copies), under PyTorch's keys in PyTorch's order; "
-    "`load_state_dict` takes arrays or tensors.",
+    "**An optimizer's `state_dict()`.** Its per-parameter state (`momentum_buffer`, `exp_avg`, ...) "
+    "holds NumPy arrays (copies) and its `step` counts are ints, where PyTorch's holds tensors. A "
+    "module's `state_dict()` is PyTorch's: detached Tensors sharing memory with the parameters and "
+    "buffers, and `load_state_dict` copies in place (it takes Tensors, torch tensors or arrays).",
     "**`grad_fn`.** A node with PyTorch's name (`MulBackward0`, `AddmmBackward0`, ...), "
     "`next_functions`, `metadata`, `register_hook`/`register_prehook`, one object per node. Where "
     "ember computes an operation as one op that PyTorch composes of several (or the reverse), the "

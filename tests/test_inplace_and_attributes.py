@@ -184,7 +184,7 @@ def test_parameters_to_vector_and_back_match_torch():
     gives each parameter its slice, as torch; a non-tensor vec is refused."""
     from ember.nn.utils import parameters_to_vector, vector_to_parameters
     em, tm = nn.Linear(3, 2), torch.nn.Linear(3, 2)
-    tm.load_state_dict({k: torch.tensor(v) for k, v in em.state_dict().items()})
+    tm.load_state_dict({k: torch.tensor(v.numpy()) for k, v in em.state_dict().items()})
     ev, tv = parameters_to_vector(em.parameters()), torch.nn.utils.parameters_to_vector(tm.parameters())
     np.testing.assert_array_equal(ev.detach().numpy(), tv.detach().numpy())
     (ev * ev).sum().backward()

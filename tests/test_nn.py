@@ -65,6 +65,62 @@ def test_state_dict_accepts_tensors_and_round_trips():
     np.testing.assert_array_equal(em2.state_dict()["0.weight"], tm.state_dict()["0.weight"].numpy())
 
 
+def _state_dict_semantics(lib):
+    """What a PyTorch program sees of state_dict/load_state_dict, run under ``lib`` (torch or ember)."""
+    seen = {}
+    m = lib.nn.Sequential(lib.nn.Linear(3, 2), lib.nn.ReLU(), lib.nn.Linear(2, 1)).double()
+    with lib.no_grad():
+        for i, p in enumerate(m.parameters()):
+            p.copy_(lib.tensor(np.linspace(-1, 1, p.numel()).reshape(tuple(p.shape)) + i))
+    sd = m.state_dict()
+    seen["types"] = {k: (type(v).__name__, v.requires_grad) for k, v in sd.items()}
+    before = sd["0.weight"].clone()
+    opt = lib.optim.SGD(m.parameters(), lr=0.5)
+    m(lib.ones(4, 3, dtype=lib.float64)).sum().backward()
+    opt.step()                                                    # sd taken before: shows the step
+    seen["stepped"] = (sd["0.weight"] - before).numpy().round(12).tolist()
+    sd["2.bias"].zero_()                                          # writes the model
+    sd["0.bias"][0] = 7.0
+    seen["written"] = (m[2].bias.detach().numpy().tolist(), m[0].bias.detach().numpy().tolist())
+    seen["keep_vars"] = [(k, type(v).__name__, v.requires_grad, v is p)
+                         for (k, v), p in zip(m.state_dict(keep_vars=True).items(), m.parameters())]
+    seen["prefix"] = list(m.state_dict(prefix="net.").keys())
+    dest = {"other": 1}
+    seen["destination"] = (m.state_dict(destination=dest) is dest, sorted(dest))
+    new = {k: v * 0 + 3 for k, v in m.state_dict().items()}
+    held = m.state_dict()["2.weight"]
+    r = m.load_state_dict(new)                                    # in place: held and the optimizer see it
+    seen["all"] = (repr(r), str(r), r.missing_keys, r.unexpected_keys, tuple(r))
+    seen["held"] = held.numpy().tolist()
+    opt.zero_grad()
+    m(lib.ones(1, 3, dtype=lib.float64)).sum().backward()
+    opt.step()
+    seen["after_load_step"] = m[2].weight.detach().numpy().round(12).tolist()
+    r = m.load_state_dict({"0.weight": new["0.weight"], "x": new["0.bias"]}, strict=False)
+    seen["partial"] = (repr(r), r.missing_keys, r.unexpected_keys)
+    y = m(lib.ones(1, 3, dtype=lib.float64, requires_grad=True)).sum()
+    m.load_state_dict(new)                                        # an in-place write to saved weights
+    try:
+        y.backward()
+        seen["backward_after_load"] = "ran"
+    except RuntimeError as e:
+        seen["backward_after_load"] = "modified by an inplace operation" in str(e)
+    return seen
+
+
+def test_state_dict_values_share_the_parameters_and_load_copies_in_place_as_torch():
+    """state_dict() gives detached Tensors sharing the parameters' memory (a write to one writes the
+    model; one taken before a step shows the step), keep_vars/prefix/destination as torch;
+    load_state_dict copies in place (a Tensor held before sees the values, the optimizer keeps
+    training the same parameters, a graph that saved a weight refuses to backward) and returns
+    _IncompatibleKeys with torch's repr. Before: NumPy copies, so ``sd[k][0] = 7`` changed nothing."""
+    got, want = _state_dict_semantics(ember), _state_dict_semantics(torch)
+    assert got["types"] == {k: ("Tensor", False) for k in want["types"]} and want["types"] == got["types"]
+    for key in want:
+        if key != "types":
+            assert got[key] == want[key], key
+
+
 @pytest.mark.parametrize("opts", [
     dict(lr=0.1),
     dict(lr=0.05, momentum=0.9),

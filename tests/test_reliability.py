@@ -448,7 +448,7 @@ def test_same_seed_gives_bit_identical_weights():
     h2, s2 = _train_steps(3)
     assert h1 == h2
     for k in s1:
-        assert s1[k].tobytes() == s2[k].tobytes()
+        assert s1[k].numpy().tobytes() == s2[k].numpy().tobytes()
     assert _train_steps(4)[0] != h1
     np.testing.assert_array_equal(np.random.get_state()[1], state0)   # global np.random untouched
 

@@ -83,7 +83,7 @@ def test_early_stopping_on_validation_loss(small_data, tmp_path, monkeypatch):  
     weights = []                                                # the model's weights at each evaluation
 
     def fake_evaluate(model, x, y):
-        weights.append({k: v.copy() for k, v in model.state_dict().items()})
+        weights.append({k: v.numpy().copy() for k, v in model.state_dict().items()})
         return next(script)
     monkeypatch.setattr(train_mod, "evaluate", fake_evaluate)
     lines = []

@@ -7,6 +7,7 @@ the same keys PyTorch uses.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,6 +66,19 @@ class RemovableHandle:
 
     def __exit__(self, *exc):
         self.remove()
+
+
+class _IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns (PyTorch's ``_IncompatibleKeys``): the model's keys the
+    state lacked and the state's keys the model lacks."""
+    missing_keys: list
+    unexpected_keys: list
+
+    def __repr__(self):
+        return "<All keys matched successfully>" if not (self.missing_keys or self.unexpected_keys) else (
+            f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})")
+
+    __str__ = __repr__
 
 
 class Module:
@@ -410,19 +424,38 @@ class Module:
             yield from ((prefix + n, b) for n, b in m._buffers.items() if b is not None and n not in skip)
             stack.extend((f"{prefix}{n}.", c) for n, c in reversed(m._modules.items()) if c is not None)
 
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Return an ordered dict name -> ndarray (a copy) of every parameter and persistent
-        buffer, with PyTorch's keys (``0.weight``, ``features.3.bias``, ``bn.running_mean``) in
-        PyTorch's order (each module's parameters, then its buffers, then its children)."""
-        return OrderedDict((n, t._data.copy()) for n, t in self._state_items())
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
+        """Every parameter and persistent buffer by name, as torch.nn.Module.state_dict: PyTorch's
+        keys (``0.weight``, ``features.3.bias``, ``bn.running_mean``) in PyTorch's order (each
+        module's parameters, then its buffers, then its children).
+
+        The values are ``detach()``-ed Tensors sharing memory and the version counter with the
+        parameters and buffers, as PyTorch's: an in-place write to one (``sd["0.bias"].zero_()``)
+        writes the model, and a value taken before training shows the trained weights; copy them
+        (``copy.deepcopy(sd)``, ``{k: v.clone() ...}``) for a snapshot. Before the twenty-second
+        session they were NumPy copies, so ``sd[k][:] = 0`` changed nothing, silently.
+
+        Args: destination (a dict to fill and return; default a new OrderedDict), prefix (put
+            before every key), keep_vars (True: the Parameters and buffers themselves, not
+            detached).
+        """
+        out = OrderedDict() if destination is None else destination
+        for n, t in self._state_items():
+            out[prefix + n] = t if keep_vars else t.detach()
+        return out
 
     def load_state_dict(self, state, strict: bool = True):
-        """Copy arrays (NumPy arrays, Tensors, or anything with ``.numpy()``) into the parameters.
+        """Copy arrays (Tensors, NumPy arrays, or anything with ``.numpy()``) into the parameters
+        and buffers, in place and cast to their dtypes, as torch.nn.Module.load_state_dict: a
+        Tensor taken from ``state_dict()`` before, or an optimizer holding the parameters, sees
+        the loaded values (each write counts as an in-place write, so a graph that saved the old
+        values refuses to backward through them).
 
         Raises:
             KeyError: with ``strict``, listing missing and unexpected keys.
             ValueError: naming each key whose shape differs, with both shapes.
-        Returns: (missing_keys, unexpected_keys).
+        Returns: ``_IncompatibleKeys(missing_keys, unexpected_keys)``, a named tuple of lists,
+            printed ``<All keys matched successfully>`` when both are empty (PyTorch's).
         """
         own = OrderedDict(self._state_items())
         missing = [k for k in own if k not in state]
@@ -448,8 +481,13 @@ class Module:
             raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: size mismatch for "
                              + "; ".join(bad))
         for k, v in arrays.items():
-            own[k]._data = np.array(v, dtype=own[k].dtype, copy=True)
-        return missing, unexpected
+            t = own[k]
+            if t._data.flags.writeable:
+                np.copyto(t._data, v, casting="unsafe")
+            else:   # a read-only array (e.g. one a file was loaded into): a copy of the values instead
+                t._data = np.array(v, dtype=t.dtype, copy=True)
+            t._vc[0] += 1
+        return _IncompatibleKeys(missing, unexpected)
 
     # ---- printing -----------------------------------------------------------------------
     def extra_repr(self) -> str:
