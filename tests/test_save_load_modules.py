@@ -293,3 +293,42 @@ def test_register_parameter_and_get_submodule_as_torch():
             m.register_parameter("w", lib.ones(2))
         with pytest.raises(KeyError):
             m.register_parameter("a.b", None)
+
+
+def _member_walks(lib):
+    """named_modules/named_parameters/named_buffers/get_parameter/get_buffer of a model holding one
+    Linear and one BatchNorm1d under two names each, under ``lib``."""
+    m = lib.nn.Sequential(lib.nn.Linear(1, 1), lib.nn.BatchNorm1d(1))
+    m.add_module("s", m[0])
+    m.add_module("b", m[1])
+    memo = {m[1]}
+    seen = {
+        "modules": [n for n, _ in m.named_modules()],
+        "modules_all": [n for n, _ in m.named_modules(remove_duplicate=False)],
+        "modules_memo": [n for n, _ in m.named_modules(memo, "net")],
+        "params": [n for n, _ in m.named_parameters()],
+        "params_all": [n for n, _ in m.named_parameters(remove_duplicate=False)],
+        "params_own": [n for n, _ in m.named_parameters(recurse=False)],
+        "linear_own": [n for n, _ in m[0].named_parameters(prefix="fc", recurse=False)],
+        "count_own": len(list(m[0].parameters(recurse=False))),
+        "buffers": [n for n, _ in m.named_buffers()],
+        "buffers_all": [n for n, _ in m.named_buffers(remove_duplicate=False)],
+        "state_dict": list(m.state_dict()),
+        "get": [m.get_parameter("0.weight") is m[0].weight, m.get_buffer("b.running_mean") is m[1].running_mean],
+    }
+    for get, target in ((m.get_parameter, "0.nope"), (m.get_parameter, "x.weight"), (m.get_buffer, "1.weight"),
+                        (m.get_parameter, "1.running_var")):
+        with pytest.raises(AttributeError) as e:
+            get(target)
+        seen[target] = str(e.value)
+    return seen
+
+
+def test_named_members_recurse_remove_duplicate_and_get_parameter_as_torch():
+    """PyTorch's signatures and walks: named_modules(memo, prefix, remove_duplicate),
+    named_parameters/named_buffers(prefix, recurse, remove_duplicate), parameters(recurse),
+    get_parameter/get_buffer with torch's messages (before: no recurse, no remove_duplicate, no
+    get_parameter or get_buffer, and a shared buffer listed twice)."""
+    got, want = _member_walks(ember), _member_walks(torch)
+    assert got == want
+    assert want["buffers"] == ["1.running_mean", "1.running_var", "1.num_batches_tracked"]

@@ -293,15 +293,19 @@ class Module:
             raise err from None
 
     # ---- traversal --------------------------------------------------------------------
-    def named_modules(self, prefix: str = ""):
-        """Yield (dotted name, module) for this module and all descendants, depth first."""
+    def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True):
+        """Yield (dotted name, module) for this module and every descendant, depth first (each
+        module, then its children in order), as torch.nn.Module.named_modules: a module reachable
+        under two names is yielded once (``remove_duplicate=False``: under each); ``memo``, a set of
+        modules to skip, is filled with those yielded."""
+        memo = set() if memo is None else memo
         stack = [(prefix, self)]
-        seen = set()
         while stack:
             name, m = stack.pop()
-            if id(m) in seen:
+            if m in memo:
                 continue
-            seen.add(id(m))
+            if remove_duplicate:
+                memo.add(m)
             yield name, m
             for child_name, child in reversed(m._modules.items()):
                 if child is not None:
@@ -317,31 +321,57 @@ class Module:
     def named_children(self):
         return ((n, m) for n, m in self._modules.items() if m is not None)
 
-    def named_parameters(self, prefix: str = ""):
-        """Yield (dotted name, Parameter), e.g. ('0.weight', ...), each parameter once."""
+    def _named_members(self, store: str, prefix: str, recurse: bool, remove_duplicate: bool):
+        """(dotted name, Tensor) of ``store`` ("_parameters" or "_buffers") of self and, with
+        ``recurse``, every descendant; each Tensor once unless ``remove_duplicate`` is False."""
         seen = set()
-        for mname, m in self.named_modules(prefix):
-            for pname, p in m._parameters.items():
-                if p is not None and id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{mname}.{pname}" if mname else pname), p
-
-    def parameters(self):
-        """Yield every Parameter (for the optimizer)."""
-        return (p for _, p in self.named_parameters())
-
-    def named_buffers(self, prefix: str = "", recurse: bool = True):
-        """Yield (dotted name, buffer Tensor) of this module and (with ``recurse``) every descendant,
-        e.g. ('1.running_mean', ...), as torch.nn.Module.named_buffers."""
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for mname, m in modules:
-            for bname, b in m._buffers.items():
-                if b is not None:
-                    yield (f"{mname}.{bname}" if mname else bname), b
+            for name, t in m.__dict__[store].items():
+                if t is None or id(t) in seen:
+                    continue
+                if remove_duplicate:
+                    seen.add(id(t))
+                yield (f"{mname}.{name}" if mname else name), t
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Yield (dotted name, Parameter), e.g. ('0.weight', ...), of this module and (with
+        ``recurse``) every descendant, each parameter once (``remove_duplicate=False``: under
+        every name it has), as torch.nn.Module.named_parameters."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse: bool = True):
+        """Yield every Parameter (for the optimizer); ``recurse=False``: this module's own only."""
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Yield (dotted name, buffer Tensor) of this module and (with ``recurse``) every descendant,
+        e.g. ('1.running_mean', ...), each buffer once, as torch.nn.Module.named_buffers."""
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True):
         """Yield every buffer Tensor (torch.nn.Module.buffers)."""
         return (b for _, b in self.named_buffers(recurse=recurse))
+
+    def get_parameter(self, target: str) -> "Parameter":
+        """The parameter at the dotted path ``target`` (``"features.0.weight"``), as
+        torch.nn.Module.get_parameter. Raises AttributeError naming the missing module or
+        attribute, or saying that it is not a parameter."""
+        return self._get_member(target, "_parameters", "an nn.Parameter")
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at the dotted path ``target`` (``"bn.running_mean"``), as
+        torch.nn.Module.get_buffer; raises AttributeError as ``get_parameter``."""
+        return self._get_member(target, "_buffers", "a buffer")
+
+    def _get_member(self, target: str, store: str, kind: str):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        if name not in module.__dict__[store]:
+            raise AttributeError(f"`{name}` is not {kind}")
+        return module.__dict__[store][name]
 
     # ---- modes and dtype --------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
