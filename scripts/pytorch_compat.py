@@ -62,7 +62,8 @@ SECTIONS = [
         forward parameters named_parameters children named_children modules named_modules train
         eval zero_grad state_dict load_state_dict to cpu apply add_module register_buffer
         register_parameter buffers named_buffers requires_grad_ extra_repr register_forward_hook
-        register_forward_pre_hook half double float type get_submodule"""),
+        register_forward_pre_hook half double float type get_submodule
+        get_parameter get_buffer register_full_backward_hook register_full_backward_pre_hook"""),
     ("torch.nn.functional", "torch.nn.functional", "ember.nn.functional", """
         relu leaky_relu gelu silu elu softplus sigmoid tanh softmax log_softmax linear conv1d conv2d
         conv_transpose2d max_pool1d max_pool1d_with_indices max_pool2d max_pool2d_with_indices

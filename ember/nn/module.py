@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..autograd import is_grad_enabled
 from ..kernels import fusion as _fusion
 from ..tensor import Tensor
 from ._validation import ShapeError
@@ -239,6 +240,22 @@ class Module:
         Source: torch.nn.Module.register_forward_hook."""
         return self._add_hook("_forward_hooks", hook, prepend, with_kwargs, always_call)
 
+    def register_full_backward_hook(self, hook, prepend: bool = False):
+        """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to this
+        module's inputs have been computed; a tuple returned replaces grad_input. grad_input: one
+        entry per positional argument (None for a non-Tensor or one needing no gradient);
+        grad_output: one per output. When no input needs a gradient it runs with grad_output, every
+        grad_input None, after PyTorch's UserWarning. Returns a handle whose ``remove()``
+        unregisters it. Source: torch.nn.Module.register_full_backward_hook (mechanics:
+        ``ember/nn/_backward_hooks.py``)."""
+        return self._add_hook("_backward_hooks", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False):
+        """Call ``hook(module, grad_output)`` when the gradients with respect to this module's
+        outputs have been computed, before they flow into the module; a tuple returned replaces
+        grad_output. Source: torch.nn.Module.register_full_backward_pre_hook."""
+        return self._add_hook("_backward_pre_hooks", hook, prepend)
+
     def _add_hook(self, store, hook, prepend, *flags):
         hooks = self.__dict__.get(store)
         if hooks is None:
@@ -251,7 +268,9 @@ class Module:
         return handle
 
     def _has_hooks(self) -> bool:
-        return bool(self.__dict__.get("_forward_pre_hooks") or self.__dict__.get("_forward_hooks"))
+        d = self.__dict__
+        return bool(d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks")
+                    or d.get("_backward_pre_hooks"))
 
     def _call_with_hooks(self, args, kwargs):
         for hook, with_kwargs in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
@@ -261,6 +280,13 @@ class Module:
                     args, kwargs = result
                 else:
                     args = result if isinstance(result, tuple) else (result,)
+        full = [h for h, *_ in self.__dict__.get("_backward_hooks", {}).values()]
+        pre = [h for h, *_ in self.__dict__.get("_backward_pre_hooks", {}).values()]
+        backward = None
+        if (full or pre) and is_grad_enabled():
+            from ._backward_hooks import BackwardHook
+            backward = BackwardHook(self, full, pre)
+            args = backward.wrap_inputs(args)
         try:
             output = self.forward(*args, **kwargs)
         except BaseException:
@@ -272,7 +298,7 @@ class Module:
             result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
             if result is not None:
                 output = result
-        return output
+        return output if backward is None else backward.wrap_outputs(output)
 
     def __call__(self, *args, **kwargs):
         try:
