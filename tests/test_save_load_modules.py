@@ -332,3 +332,28 @@ def test_named_members_recurse_remove_duplicate_and_get_parameter_as_torch():
     got, want = _member_walks(ember), _member_walks(torch)
     assert got == want
     assert want["buffers"] == ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+
+
+def _pretrained(lib):
+    """nn.Embedding.from_pretrained as a PyTorch program uses it (GloVe-style vectors), under ``lib``."""
+    vectors = lib.tensor(np.arange(12.0).reshape(4, 3))
+    frozen = lib.nn.Embedding.from_pretrained(vectors)
+    tuned = lib.nn.Embedding.from_pretrained(vectors, freeze=False, padding_idx=1)
+    out = tuned(lib.tensor([[1, 2], [0, 1]]))
+    (out * lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64)).sum().backward()
+    seen = (repr(frozen), repr(tuned), frozen.weight.requires_grad, tuned.weight.requires_grad,
+            str(tuned.weight.dtype).replace("torch.", ""), tuned.weight.grad.tolist(), tuned.weight[1].tolist(),
+            frozen(lib.tensor([3])).tolist(), [n for n, _ in frozen.named_parameters()])
+    vectors[0, 0] = 99.0                          # the weight is the given tensor's memory, as torch's
+    with pytest.raises(AssertionError) as e:
+        lib.nn.Embedding.from_pretrained(lib.ones(3))
+    return seen + (frozen.weight[0, 0].item(), str(e.value))
+
+
+def test_embedding_from_pretrained_as_torch():
+    """from_pretrained: frozen by default, the padding row kept (not zeroed) and without gradient, the
+    dtype kept, memory shared with the given tensor, torch's AssertionError for a 1-D tensor (before:
+    no from_pretrained, and Embedding took none of torch's other arguments)."""
+    assert _pretrained(ember) == _pretrained(torch)
+    with pytest.raises(NotImplementedError, match="max_norm=1.0 is not supported"):
+        nn.Embedding(3, 2, max_norm=1.0)

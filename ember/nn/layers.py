@@ -427,16 +427,42 @@ class Embedding(Module):
     (torch.nn.Embedding). Parameters: weight (num_embeddings, embedding_dim) ~ N(0, 1), the
     ``padding_idx`` row zero and without gradient."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, dtype=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                 sparse: bool = False, _weight=None, _freeze: bool = False, device=None, dtype=None):
         super().__init__()
+        for name, value, default in (("max_norm", max_norm, None), ("scale_grad_by_freq", scale_grad_by_freq, False),
+                                     ("sparse", sparse, False)):
+            if value != default:
+                raise NotImplementedError(f"Embedding: {name}={value!r} is not supported by ember (only {name}={default})")
         if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
             raise AssertionError("Padding_idx must be within num_embeddings")
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        from ..random import default_generator
-        w = default_generator().standard_normal((num_embeddings, embedding_dim)).astype(dtype or np.float32)
-        if padding_idx is not None:
-            w[padding_idx] = 0
-        self.weight = Parameter(w)
+        self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse = max_norm, norm_type, scale_grad_by_freq, sparse
+        if _weight is None:
+            from ..random import default_generator
+            w = default_generator().standard_normal((num_embeddings, embedding_dim)).astype(dtype or np.float32)
+            if padding_idx is not None:
+                w[padding_idx] = 0
+        else:   # from_pretrained: the given rows themselves (memory shared, as torch; a padding row is not zeroed)
+            w = np.asarray(_weight.detach().numpy() if hasattr(_weight, "detach") else _weight)
+            if w.shape != (num_embeddings, embedding_dim):
+                raise AssertionError("Shape of weight does not match num_embeddings and embedding_dim")
+        self.weight = Parameter(w, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        sparse: bool = False) -> "Embedding":
+        """An Embedding whose weight is ``embeddings`` (num_embeddings, embedding_dim) itself (the
+        memory shared, as torch's), in its dtype, frozen (no gradient) unless ``freeze=False``; the
+        ``padding_idx`` row keeps its values and gets no gradient. Raises AssertionError for embeddings that are not 2-D.
+        Source: torch.nn.Embedding.from_pretrained."""
+        if len(embeddings.shape) != 2:
+            raise AssertionError("Embeddings parameter is expected to be 2-dimensional")
+        rows, cols = embeddings.shape
+        return cls(rows, cols, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, _weight=embeddings,
+                   _freeze=freeze)
 
     def forward(self, input):
         return F.embedding(input, self.weight, self.padding_idx)
