@@ -5,7 +5,10 @@ import collections
 import inspect
 import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,3 +223,43 @@ def test_tensor_dataset_items_are_tensors_like_torch():
     x, y = np.arange(6, dtype=np.float32).reshape(3, 2), np.array([4, 5, 6])
     ours, theirs = TensorDataset(x, y)[1], torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y))[1]
     assert _np(list(ours)) == _np(list(theirs))
+
+
+_ORPHAN_PARENT = """
+import os, sys
+import numpy as np
+from ember.utils.data import DataLoader, TensorDataset
+ds = TensorDataset(np.arange(64, dtype=np.float32).reshape(64, 1), np.arange(64))
+loader = DataLoader(ds, batch_size=4, num_workers=2, persistent_workers=True)
+it = iter(loader)
+next(it)
+print(" ".join(str(p.pid) for p in loader._pool.workers), flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="workers start with fork here")
+def test_workers_of_a_killed_process_exit_and_release_its_pipes():
+    """A process SIGKILLed while its DataLoader's persistent workers wait for work: the workers exit
+    within seconds (they check their parent while idle, as PyTorch's), so whoever reads the
+    process's pipes (a terminal, mpiexec, this test's communicate) sees them close. Before, the
+    workers waited forever and ``mpiexec`` never returned."""
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN_PARENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=60)   # returns once every holder of the pipes has exited
+    assert proc.returncode == -9, err
+    pids = [int(p) for p in out.split()]
+    assert len(pids) == 2 and time.monotonic() - t0 < 30
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if os.path.exists(f"/proc/{p}") and "Z" not in _state(p)]
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"

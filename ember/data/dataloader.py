@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import os
 import pickle
 import queue
 import random
@@ -185,10 +186,18 @@ class _WorkerError:
         raise err
 
 
+_PARENT_CHECK_S = 1.0   # how often an idle worker checks that the process that started it is alive
+
+
 def _worker_loop(dataset, collate_fn, auto_batch, index_queue, result_queue, worker_id, num_workers,
                  seed, worker_init_fn):
-    """A worker process: seed, run ``worker_init_fn``, then fetch batches until told to stop (None)."""
+    """A worker process: seed, run ``worker_init_fn``, then fetch batches until told to stop (None),
+    or until the process that started it has gone (killed: nobody will say stop). It checks every
+    ``_PARENT_CHECK_S`` seconds while idle, as PyTorch's workers do (its ``ManagerWatchdog``);
+    without the check a worker of a SIGKILLed process waited forever, holding the terminal's or the
+    launcher's pipes open (``mpiexec`` then never returned)."""
     global _worker_info
+    parent = os.getppid()
     _worker_info = WorkerInfo(worker_id, num_workers, seed, dataset)
     manual_seed(seed)
     random.seed(seed)
@@ -199,7 +208,12 @@ def _worker_loop(dataset, collate_fn, auto_batch, index_queue, result_queue, wor
         except Exception as e:
             init_error = _WorkerError(e, worker_id)
     while True:
-        job = index_queue.get()
+        try:
+            job = index_queue.get(timeout=_PARENT_CHECK_S)
+        except queue.Empty:
+            if os.getppid() != parent:   # orphaned: exit at once (no queue flushing for a reader that is gone)
+                os._exit(0)
+            continue
         if job is None:
             break
         key, indices = job
