@@ -42,7 +42,8 @@ class BackwardHook:
 
     def __init__(self, module, full: list, pre: list):
         self.module, self.full, self.pre = module, full, pre
-        self.n_inputs, self.input_index, self.grad_output = 0, [], None
+        self.n_inputs, self.input_index, self.n_outputs, self.output_index = 0, [], 0, []
+        self.grad_output = None
 
     def wrap_inputs(self, args: tuple) -> tuple:
         """``args`` with each Tensor that needs a gradient passed through one ``_HookInputs`` node."""
@@ -50,11 +51,7 @@ class BackwardHook:
         self.input_index = [i for i, a in enumerate(args) if _differentiable(a)]
         if not self.input_index or not self.full:
             return args
-        new = _as_tuple(_HookInputs.apply(self, *(args[i] for i in self.input_index)))
-        args = list(args)
-        for i, t in zip(self.input_index, new):
-            args[i] = t
-        return tuple(args)
+        return tuple(_through(_HookInputs, self, args, self.input_index))
 
     def wrap_outputs(self, output):
         """``output`` (a Tensor or a tuple) with its Tensors that need a gradient passed through one
@@ -67,11 +64,8 @@ class BackwardHook:
         self.output_index = [i for i, o in enumerate(items) if _differentiable(o)]
         if not self.output_index:
             return output
-        new = _as_tuple(_HookOutputs.apply(self, *(items[i] for i in self.output_index)))
-        items = list(items)
-        for i, t in zip(self.output_index, new):
-            items[i] = t
-        return items[0] if single else type(output)(items)
+        items = _through(_HookOutputs, self, items, self.output_index)
+        return items[0] if single else output._make(items) if hasattr(output, "_make") else tuple(items)
 
     def outputs_reached(self, grads: tuple) -> tuple:
         """At ``_HookOutputs``: run the pre-hooks on grad_output (each may replace it), keep it for
@@ -114,6 +108,14 @@ def _outside_ember() -> int:
 
 def _as_tuple(x) -> tuple:
     return x if isinstance(x, tuple) else (x,)
+
+
+def _through(fn, state, items, index: list) -> list:
+    """``items`` with the entries at ``index`` replaced by their pass through one ``fn`` node."""
+    items = list(items)
+    for i, t in zip(index, _as_tuple(fn.apply(state, *(items[i] for i in index)))):
+        items[i] = t
+    return items
 
 
 def _pack(grads, index: list, n: int) -> tuple:
